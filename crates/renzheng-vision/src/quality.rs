@@ -1,0 +1,306 @@
+//! Photo-quality gate: is this face good enough to compare at all?
+//!
+//! Measures are taken where they mean the same thing for every photo: size in original
+//! pixels (from the landmarks), sharpness and exposure on the aligned 150×150 chip (so a
+//! large photo is not "sharper" just for being large), pose from the landmark geometry.
+//! Thresholds are configuration; the defaults were calibrated on `shared/faces` (see
+//! `docs/calibration.md`).
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::{Point, Rect};
+
+/// A reason the photo is not good enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityIssue {
+    /// The eyes are too close together in pixels: too little detail to compare.
+    FaceTooSmall,
+    /// The aligned face lacks fine detail (out of focus, motion, heavy compression).
+    Blurry,
+    /// The face is underexposed.
+    TooDark,
+    /// The face is overexposed or washed out.
+    TooBright,
+    /// The head is turned too far from frontal.
+    ExtremePose,
+    /// A large part of the face lies outside the photo.
+    FaceCutOff,
+    /// The detector itself is unsure this is a face (occlusion, odd crops).
+    LowConfidence,
+}
+
+impl QualityIssue {
+    /// Stable snake_case name, as used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QualityIssue::FaceTooSmall => "face_too_small",
+            QualityIssue::Blurry => "blurry",
+            QualityIssue::TooDark => "too_dark",
+            QualityIssue::TooBright => "too_bright",
+            QualityIssue::ExtremePose => "extreme_pose",
+            QualityIssue::FaceCutOff => "face_cut_off",
+            QualityIssue::LowConfidence => "low_confidence",
+        }
+    }
+}
+
+/// Limits of the quality gate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityThresholds {
+    /// Minimum distance between the eye centres, original pixels.
+    pub min_inter_eye_px: f64,
+    /// Minimum sharpness (mean absolute Laplacian of the chip's inner face).
+    pub min_sharpness: f64,
+    /// Minimum mean grey level of the inner face (0–255).
+    pub min_brightness: f64,
+    /// Maximum mean grey level of the inner face (0–255).
+    pub max_brightness: f64,
+    /// Maximum fraction of inner-face pixels at ≥ 250 (blown highlights).
+    pub max_clipped_bright: f64,
+    /// Maximum fraction of inner-face pixels at ≤ 5 (crushed shadows).
+    pub max_clipped_dark: f64,
+    /// Maximum yaw asymmetry in [0, 1): 0 is frontal, 1 is profile.
+    pub max_yaw: f64,
+    /// Maximum roll of the eye line, degrees.
+    pub max_roll_deg: f64,
+    /// Maximum fraction of the face box outside the photo.
+    pub max_outside_fraction: f64,
+    /// Minimum detector score.
+    pub min_detector_score: f32,
+}
+
+impl Default for QualityThresholds {
+    fn default() -> Self {
+        Self {
+            min_inter_eye_px: 24.0,
+            min_sharpness: 2.2,
+            min_brightness: 45.0,
+            max_brightness: 225.0,
+            max_clipped_bright: 0.35,
+            max_clipped_dark: 0.35,
+            max_yaw: 0.75,
+            max_roll_deg: 45.0,
+            max_outside_fraction: 0.25,
+            min_detector_score: 0.0,
+        }
+    }
+}
+
+/// Measurements of one face and the verdict of the gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityReport {
+    /// Distance between eye centres, original pixels.
+    pub inter_eye_px: f64,
+    /// Mean absolute Laplacian of the inner face on the aligned chip.
+    pub sharpness: f64,
+    /// Mean grey level of the inner face (0–255).
+    pub brightness: f64,
+    /// Fraction of inner-face pixels at ≥ 250.
+    pub clipped_bright: f64,
+    /// Fraction of inner-face pixels at ≤ 5.
+    pub clipped_dark: f64,
+    /// Yaw asymmetry in [0, 1].
+    pub yaw: f64,
+    /// Roll of the eye line, degrees.
+    pub roll_deg: f64,
+    /// Fraction of the face box outside the photo.
+    pub outside_fraction: f64,
+    /// MMOD detector score.
+    pub detector_score: f32,
+    /// Every failed check; empty when the face passes.
+    pub issues: Vec<QualityIssue>,
+}
+
+impl QualityReport {
+    /// True when no check failed.
+    pub fn passed(&self) -> bool {
+        self.issues.is_empty()
+    }
+}
+
+/// Measures a face and applies `t`.
+///
+/// `landmarks` are dlib's five points (two corners of each eye, then the nose), `chip` the
+/// aligned 150×150 face, `rect` the detection box and `image_size` the photo's size.
+pub fn assess(
+    landmarks: &[Point],
+    chip: &RgbImage,
+    rect: Rect,
+    image_size: (u32, u32),
+    detector_score: f32,
+    t: &QualityThresholds,
+) -> QualityReport {
+    let eye_a = landmarks[0].midpoint(landmarks[1]);
+    let eye_b = landmarks[2].midpoint(landmarks[3]);
+    let nose = landmarks[4];
+    let inter_eye_px = eye_a.distance(eye_b);
+
+    // Roll: angle of the eye line (which eye is first doesn't matter).
+    let (left_eye, right_eye) = if eye_a.x <= eye_b.x {
+        (eye_a, eye_b)
+    } else {
+        (eye_b, eye_a)
+    };
+    let roll_deg = (right_eye.y - left_eye.y)
+        .atan2(right_eye.x - left_eye.x)
+        .to_degrees();
+
+    // Yaw: where the nose falls between the eyes, measured along the eye line. Frontal
+    // faces put it near the middle; a turned head pushes it towards one eye or beyond.
+    let ex = right_eye.x - left_eye.x;
+    let ey = right_eye.y - left_eye.y;
+    let len2 = (ex * ex + ey * ey).max(1e-9);
+    let along = ((nose.x - left_eye.x) * ex + (nose.y - left_eye.y) * ey) / len2;
+    let yaw = ((along - 0.5).abs() * 2.0).min(1.0);
+
+    let (w, h) = (i64::from(image_size.0), i64::from(image_size.1));
+    let inside = rect.intersect(&Rect::from_size(w, h)).area() as f64;
+    let outside_fraction = if rect.area() > 0 {
+        1.0 - inside / rect.area() as f64
+    } else {
+        1.0
+    };
+
+    let stats = chip_stats(chip);
+    let mut issues = Vec::new();
+    if inter_eye_px < t.min_inter_eye_px {
+        issues.push(QualityIssue::FaceTooSmall);
+    }
+    if outside_fraction > t.max_outside_fraction {
+        issues.push(QualityIssue::FaceCutOff);
+    }
+    if stats.brightness < t.min_brightness || stats.clipped_dark > t.max_clipped_dark {
+        issues.push(QualityIssue::TooDark);
+    }
+    if stats.brightness > t.max_brightness || stats.clipped_bright > t.max_clipped_bright {
+        issues.push(QualityIssue::TooBright);
+    }
+    // Blur is judged only on a face that is otherwise well exposed: a dark face is also
+    // flat, and one reason is enough.
+    if issues.is_empty() && stats.sharpness < t.min_sharpness {
+        issues.push(QualityIssue::Blurry);
+    }
+    if yaw > t.max_yaw || roll_deg.abs() > t.max_roll_deg {
+        issues.push(QualityIssue::ExtremePose);
+    }
+    if detector_score < t.min_detector_score {
+        issues.push(QualityIssue::LowConfidence);
+    }
+    QualityReport {
+        inter_eye_px,
+        sharpness: stats.sharpness,
+        brightness: stats.brightness,
+        clipped_bright: stats.clipped_bright,
+        clipped_dark: stats.clipped_dark,
+        yaw,
+        roll_deg,
+        outside_fraction,
+        detector_score,
+        issues,
+    }
+}
+
+struct ChipStats {
+    sharpness: f64,
+    brightness: f64,
+    clipped_bright: f64,
+    clipped_dark: f64,
+}
+
+/// Statistics of the inner face: the chip's central region (eyes to mouth), away from
+/// hair and background that vary from photo to photo.
+fn chip_stats(chip: &RgbImage) -> ChipStats {
+    let (w, h) = (chip.width() as usize, chip.height() as usize);
+    let grey: Vec<f64> = chip
+        .pixels()
+        .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+        .collect();
+    let (x0, x1) = (w * 3 / 10, w * 7 / 10);
+    let (y0, y1) = (h * 3 / 10, h * 8 / 10);
+    let (mut sum, mut n, mut bright, mut dark, mut lap) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let v = grey[y * w + x];
+            sum += v;
+            n += 1.0;
+            if v >= 250.0 {
+                bright += 1.0;
+            }
+            if v <= 5.0 {
+                dark += 1.0;
+            }
+            let l = 4.0 * v - grey[(y - 1) * w + x] - grey[(y + 1) * w + x] - grey[y * w + x - 1] - grey[y * w + x + 1];
+            lap += l.abs();
+        }
+    }
+    let n = n.max(1.0);
+    let brightness = sum / n;
+    // Normalise by contrast so that a dim but sharp face is not called blurry.
+    let contrast = (brightness.max(20.0)) / 128.0;
+    ChipStats {
+        sharpness: lap / n / contrast,
+        brightness,
+        clipped_bright: bright / n,
+        clipped_dark: dark / n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    fn frontal(scale: f64) -> Vec<Point> {
+        vec![
+            Point::new(70.0 * scale, 40.0 * scale),
+            Point::new(60.0 * scale, 40.0 * scale),
+            Point::new(30.0 * scale, 40.0 * scale),
+            Point::new(40.0 * scale, 40.0 * scale),
+            Point::new(50.0 * scale, 60.0 * scale),
+        ]
+    }
+
+    fn textured_chip(level: u8, amp: i16) -> RgbImage {
+        RgbImage::from_fn(150, 150, |x, y| {
+            let v = i16::from(level) + if (x + y) % 2 == 0 { amp } else { -amp };
+            let v = v.clamp(0, 255) as u8;
+            Rgb([v, v, v])
+        })
+    }
+
+    #[test]
+    fn a_good_face_passes() {
+        let r = assess(
+            &frontal(1.0),
+            &textured_chip(128, 20),
+            Rect::new(10, 10, 100, 100),
+            (200, 200),
+            1.0,
+            &QualityThresholds::default(),
+        );
+        assert!(r.passed(), "{r:?}");
+        assert!((r.inter_eye_px - 30.0).abs() < 1e-9);
+        assert!(r.yaw < 0.01 && r.roll_deg.abs() < 1e-9);
+    }
+
+    #[test]
+    fn each_check_can_fail() {
+        let t = QualityThresholds::default();
+        let check = |lm: &[Point], chip: &RgbImage, rect: Rect| {
+            assess(lm, chip, rect, (200, 200), 1.0, &t).issues
+        };
+        let good_chip = textured_chip(128, 20);
+        let rect = Rect::new(10, 10, 100, 100);
+        assert!(check(&frontal(0.5), &good_chip, rect).contains(&QualityIssue::FaceTooSmall));
+        assert!(check(&frontal(1.0), &textured_chip(128, 0), rect).contains(&QualityIssue::Blurry));
+        assert!(check(&frontal(1.0), &textured_chip(15, 5), rect).contains(&QualityIssue::TooDark));
+        assert!(check(&frontal(1.0), &textured_chip(245, 5), rect).contains(&QualityIssue::TooBright));
+        let mut turned = frontal(1.0);
+        turned[4] = Point::new(72.0, 60.0);
+        assert!(check(&turned, &good_chip, rect).contains(&QualityIssue::ExtremePose));
+        assert!(check(&frontal(1.0), &good_chip, Rect::new(150, 10, 300, 100)).contains(&QualityIssue::FaceCutOff));
+    }
+}

@@ -1,0 +1,46 @@
+//! Helpers shared by the engine's integration tests: where the shared photos and the model
+//! pack are, and one engine per test binary.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use renzheng_vision::{DetectionMode, Engine, EngineConfig};
+
+/// `shared/faces`: `$RENZHENG_SHARED_DIR/faces`, else `../shared/faces` beside the checkout.
+pub fn faces_dir() -> PathBuf {
+    let shared = std::env::var_os("RENZHENG_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let dir = shared.join("faces");
+    assert!(
+        dir.is_dir(),
+        "test photos not found at {} (set RENZHENG_SHARED_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+fn open(mode: DetectionMode) -> Engine {
+    let mut cfg = EngineConfig::default();
+    cfg.detection.mode = mode;
+    Engine::open(&cfg).unwrap_or_else(|e| {
+        panic!("cannot open the model pack ({e}); run `renzheng models install` first")
+    })
+}
+
+/// The engine in dlib-exact detection mode (no scaling), loaded once per test binary.
+///
+/// ONNX Runtime allows one environment per process, and loading costs seconds, so every
+/// test in a binary shares it.
+pub fn exact_engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    ENGINE.get_or_init(|| Arc::new(open(DetectionMode::Exact))).clone()
+}
+
+/// The engine in production (auto-scaling) mode.
+pub fn auto_engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    ENGINE.get_or_init(|| Arc::new(open(DetectionMode::Auto))).clone()
+}
