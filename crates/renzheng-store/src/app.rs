@@ -1,0 +1,167 @@
+//! API clients ("apps") and their credentials.
+
+use std::fmt;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// An app's identifier, `app_` followed by 16 hex digits.
+///
+/// The id, not the AppCode, is what other records refer to, so that a code
+/// can be rotated (and quotas or signing keys attached later) without
+/// rewriting history.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppId(String);
+
+impl AppId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 8];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        AppId(format!("app_{}", hex::encode(bytes)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for AppId {
+    /// Wraps an id read from configuration or the database, unchecked: an
+    /// id that names no app simply matches nothing.
+    fn from(id: String) -> Self {
+        AppId(id)
+    }
+}
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An AppCode: the secret a client sends as `Authorization: APPCODE <code>`.
+///
+/// Generated codes are 32 lowercase hex digits (128 random bits). `Debug`
+/// and `Display` hide it; [`expose`](Self::expose) it only to hand it to the
+/// app's owner once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppCode(String);
+
+impl AppCode {
+    /// A fresh random code. Store only its [`hash`](Self::hash).
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        AppCode(hex::encode(bytes))
+    }
+
+    /// A fresh random code together with its hash, the pair needed to
+    /// register an app and tell its owner the code.
+    pub fn generate_with_hash() -> (Self, AppCodeHash) {
+        let code = Self::generate();
+        let hash = code.hash();
+        (code, hash)
+    }
+
+    /// The code in clear.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The hash under which the app is stored.
+    pub fn hash(&self) -> AppCodeHash {
+        AppCodeHash::of(&self.0)
+    }
+}
+
+impl fmt::Debug for AppCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AppCode(****)")
+    }
+}
+
+impl fmt::Display for AppCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// SHA-256 (lowercase hex) of an AppCode.
+///
+/// A plain hash suffices, unlike for ID numbers: generated codes carry 128
+/// random bits, so they cannot be recovered by enumeration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AppCodeHash(String);
+
+impl AppCodeHash {
+    /// Hashes a code exactly as presented by a client (no trimming or case
+    /// folding: a code that differs in any byte is a different code).
+    pub fn of(code: &str) -> Self {
+        AppCodeHash(hex::encode(Sha256::digest(code.as_bytes())))
+    }
+
+    /// The hash as hex text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn from_stored(hex: String) -> Self {
+        AppCodeHash(hex)
+    }
+}
+
+/// A registered app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// Its identifier.
+    pub id: AppId,
+    /// Human-readable name, for operators.
+    pub name: String,
+    /// Hash of its AppCode.
+    pub code_hash: AppCodeHash,
+    /// Disabled apps are refused without deleting their history.
+    pub enabled: bool,
+    /// Creation time, unix milliseconds.
+    pub created_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_codes_are_32_hex_digits_and_distinct() {
+        let a = AppCode::generate();
+        let b = AppCode::generate();
+        assert_eq!(a.expose().len(), 32);
+        assert!(a.expose().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn hash_is_sha256_hex() {
+        assert_eq!(
+            AppCodeHash::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let (code, hash) = AppCode::generate_with_hash();
+        assert_eq!(code.hash(), hash);
+        assert_eq!(AppCodeHash::of(code.expose()), hash);
+    }
+
+    #[test]
+    fn code_is_hidden_when_printed() {
+        let code = AppCode::generate();
+        let printed = format!("{code} {code:?}");
+        assert!(!printed.contains(code.expose()));
+    }
+
+    #[test]
+    fn app_ids_have_the_prefix() {
+        let id = AppId::generate();
+        assert!(id.as_str().starts_with("app_"));
+        assert_eq!(id.as_str().len(), 20);
+    }
+}

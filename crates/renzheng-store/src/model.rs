@@ -1,0 +1,190 @@
+//! Records passed to and returned by a [`Store`](crate::Store).
+
+use renzheng_domain::{IdNumber, PersonName};
+
+use crate::AppId;
+
+/// A registered person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    /// Their ID number (the registry key).
+    pub id_number: IdNumber,
+    /// Their name as registered.
+    pub name: PersonName,
+    /// First registration, unix milliseconds.
+    pub created_at: i64,
+    /// Last change of the name, unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// A person and their portraits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonRecord {
+    /// The person.
+    pub person: Person,
+    /// Their portraits, oldest first.
+    pub portraits: Vec<Portrait>,
+}
+
+/// A portrait to add to a person.
+#[derive(Clone, PartialEq)]
+pub struct NewPortrait {
+    /// Which embedding model produced `embedding`; embeddings of different
+    /// models are not comparable.
+    pub model_id: String,
+    /// The face embedding; must not be empty.
+    pub embedding: Vec<f32>,
+    /// Quality measurements of the source photo, free-form.
+    pub quality: Option<serde_json::Value>,
+    /// The source photo, already encrypted by the caller; `None` unless the
+    /// deployment opts in to keeping photos.
+    pub photo: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for NewPortrait {
+    // Leaves out the embedding and photo bytes, which are biometric data
+    // and would drown the log line anyway.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPortrait")
+            .field("model_id", &self.model_id)
+            .field("dims", &self.embedding.len())
+            .field("quality", &self.quality)
+            .field("has_photo", &self.photo.is_some())
+            .finish()
+    }
+}
+
+/// A stored portrait, without its photo (see
+/// [`Store::portrait_photo`](crate::Store::portrait_photo)).
+#[derive(Clone, PartialEq)]
+pub struct Portrait {
+    /// Its id.
+    pub id: i64,
+    /// The model that produced the embedding.
+    pub model_id: String,
+    /// The face embedding, bit-exact as added.
+    pub embedding: Vec<f32>,
+    /// Quality measurements, as added.
+    pub quality: Option<serde_json::Value>,
+    /// Whether a photo is stored with it.
+    pub has_photo: bool,
+    /// When it was added, unix milliseconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for Portrait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portrait")
+            .field("id", &self.id)
+            .field("model_id", &self.model_id)
+            .field("dims", &self.embedding.len())
+            .field("quality", &self.quality)
+            .field("has_photo", &self.has_photo)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// One request's entry for the audit log.
+///
+/// The personal fields can only be filled from the domain types, through
+/// [`with_name`](Self::with_name) and [`with_id_number`](Self::with_id_number),
+/// so a clear name or ID number cannot end up in the log by mistake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// When the request arrived, unix milliseconds.
+    pub at: i64,
+    /// The request's correlation id.
+    pub request_id: String,
+    /// The calling app, if it authenticated.
+    pub app_id: Option<AppId>,
+    pub(crate) name_masked: Option<String>,
+    pub(crate) id_masked: Option<String>,
+    pub(crate) id_hash: Option<String>,
+    /// The verification result code, if one was reached.
+    pub result: Option<i64>,
+    /// The similarity score, if faces were compared.
+    pub score: Option<f64>,
+    /// The HTTP status answered.
+    pub http_status: u16,
+    /// Time spent serving the request.
+    pub latency_ms: u64,
+    /// Machine-readable error code, for failed requests.
+    pub error_code: Option<String>,
+}
+
+impl AuditEntry {
+    /// An entry timestamped now, with every optional field empty.
+    pub fn new(request_id: impl Into<String>, http_status: u16, latency_ms: u64) -> Self {
+        AuditEntry {
+            at: crate::now_ms(),
+            request_id: request_id.into(),
+            app_id: None,
+            name_masked: None,
+            id_masked: None,
+            id_hash: None,
+            result: None,
+            score: None,
+            http_status,
+            latency_ms,
+            error_code: None,
+        }
+    }
+
+    /// Records the name, masked.
+    pub fn with_name(mut self, name: &PersonName) -> Self {
+        self.name_masked = Some(name.masked());
+        self
+    }
+
+    /// Records the ID number, masked and as a keyed hash under `key`.
+    pub fn with_id_number(mut self, id: &IdNumber, key: &[u8]) -> Self {
+        self.id_masked = Some(id.masked());
+        self.id_hash = Some(id.keyed_hash(key));
+        self
+    }
+
+    /// The masked name, if recorded.
+    pub fn name_masked(&self) -> Option<&str> {
+        self.name_masked.as_deref()
+    }
+
+    /// The masked ID number, if recorded.
+    pub fn id_masked(&self) -> Option<&str> {
+        self.id_masked.as_deref()
+    }
+
+    /// The keyed hash of the ID number, if recorded.
+    pub fn id_hash(&self) -> Option<&str> {
+        self.id_hash.as_deref()
+    }
+}
+
+/// An audit entry as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Its sequence number; later entries have larger ids.
+    pub id: i64,
+    /// When the request arrived, unix milliseconds.
+    pub at: i64,
+    /// The request's correlation id.
+    pub request_id: String,
+    /// The calling app, if it authenticated.
+    pub app_id: Option<AppId>,
+    /// Masked name.
+    pub name_masked: Option<String>,
+    /// Masked ID number.
+    pub id_masked: Option<String>,
+    /// Keyed hash of the ID number.
+    pub id_hash: Option<String>,
+    /// Verification result code.
+    pub result: Option<i64>,
+    /// Similarity score.
+    pub score: Option<f64>,
+    /// HTTP status answered.
+    pub http_status: u16,
+    /// Time spent serving the request.
+    pub latency_ms: u64,
+    /// Machine-readable error code.
+    pub error_code: Option<String>,
+}

@@ -1,0 +1,441 @@
+//! The SQLite backend.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use renzheng_domain::{IdNumber, PersonName};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::Row;
+
+use crate::{
+    decode_embedding, encode_embedding, now_ms, App, AppCodeHash, AppId, AuditEntry, AuditRecord,
+    NewPortrait, Person, PersonRecord, Portrait, Store, StoreError,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// How long a connection waits for another writer before failing with
+/// "database is locked". SQLite has one writer at a time; requests are short,
+/// so waiting is better than failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pool size for file databases: WAL lets readers run beside the one writer.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// A [`Store`] in one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, creating its
+    /// parent directories, and applies pending migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable in WAL mode except for the last transactions
+            // before a power cut, and avoids an fsync per commit.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    /// A private in-memory database, for tests.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // Every connection to ":memory:" is a separate, empty database, and
+        // it vanishes when its connection closes. So: exactly one
+        // connection, never retired.
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    /// Waits for in-flight queries and closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at";
+
+fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
+    Ok(App {
+        id: AppId::from(row.try_get::<String, _>("id")?),
+        name: row.try_get("name")?,
+        code_hash: AppCodeHash::from_stored(row.try_get("code_hash")?),
+        enabled: row.try_get("enabled")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn portrait_from_row(row: &SqliteRow) -> Result<Portrait, StoreError> {
+    let quality = row
+        .try_get::<Option<String>, _>("quality")?
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("portrait quality is not JSON: {e}")))
+        })
+        .transpose()?;
+    Ok(Portrait {
+        id: row.try_get("id")?,
+        model_id: row.try_get("model_id")?,
+        embedding: decode_embedding(row.try_get::<&[u8], _>("embedding")?)?,
+        quality,
+        has_photo: row.try_get("has_photo")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+    let http_status: i64 = row.try_get("http_status")?;
+    let latency_ms: i64 = row.try_get("latency_ms")?;
+    Ok(AuditRecord {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        request_id: row.try_get("request_id")?,
+        app_id: row.try_get::<Option<String>, _>("app_id")?.map(AppId::from),
+        name_masked: row.try_get("name_masked")?,
+        id_masked: row.try_get("id_masked")?,
+        id_hash: row.try_get("id_hash")?,
+        result: row.try_get("result")?,
+        score: row.try_get("score")?,
+        http_status: u16::try_from(http_status)
+            .map_err(|_| StoreError::Corrupt(format!("http status {http_status}")))?,
+        latency_ms: u64::try_from(latency_ms)
+            .map_err(|_| StoreError::Corrupt(format!("latency {latency_ms}")))?,
+        error_code: row.try_get("error_code")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_app(&self, name: &str, code_hash: &AppCodeHash) -> Result<App, StoreError> {
+        let app = App {
+            id: AppId::generate(),
+            name: name.to_owned(),
+            code_hash: code_hash.clone(),
+            enabled: true,
+            created_at: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO apps (id, name, code_hash, enabled, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(app.id.as_str())
+        .bind(&app.name)
+        .bind(app.code_hash.as_str())
+        .bind(app.enabled)
+        .bind(app.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_write(e, "app", "app"))?;
+        Ok(app)
+    }
+
+    async fn find_app_by_code_hash(
+        &self,
+        code_hash: &AppCodeHash,
+    ) -> Result<Option<App>, StoreError> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE code_hash = ?");
+        sqlx::query(&sql)
+            .bind(code_hash.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(app_from_row)
+            .transpose()
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, id");
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(app_from_row)
+            .collect()
+    }
+
+    async fn set_app_enabled(&self, id: &AppId, enabled: bool) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE apps SET enabled = ? WHERE id = ?")
+            .bind(enabled)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("app"));
+        }
+        Ok(())
+    }
+
+    async fn upsert_person(&self, id: &IdNumber, name: &PersonName) -> Result<Person, StoreError> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO persons (id_number, name, created_at, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (id_number) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
+             RETURNING created_at, updated_at",
+        )
+        .bind(id.as_str())
+        .bind(name.as_str())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Person {
+            id_number: id.clone(),
+            name: name.clone(),
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    async fn add_portrait(&self, id: &IdNumber, portrait: NewPortrait) -> Result<i64, StoreError> {
+        if portrait.embedding.is_empty() {
+            return Err(StoreError::Invalid("embedding is empty".to_owned()));
+        }
+        let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
+        let row = sqlx::query(
+            "INSERT INTO portraits (id_number, model_id, embedding, quality, photo, created_at)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(id.as_str())
+        .bind(&portrait.model_id)
+        .bind(encode_embedding(&portrait.embedding))
+        .bind(quality)
+        .bind(portrait.photo)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_write(e, "portrait", "person"))?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn get_person(&self, id: &IdNumber) -> Result<Option<PersonRecord>, StoreError> {
+        // One transaction, so a concurrent removal cannot leave us with a
+        // person and someone else's half-deleted portrait list.
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            sqlx::query("SELECT name, created_at, updated_at FROM persons WHERE id_number = ?")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let stored_name: String = row.try_get("name")?;
+        let name = PersonName::parse(&stored_name)
+            .map_err(|e| StoreError::Corrupt(format!("stored name does not parse: {e}")))?;
+        let person = Person {
+            id_number: id.clone(),
+            name,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        };
+        let portraits = sqlx::query(
+            "SELECT id, model_id, embedding, quality, photo IS NOT NULL AS has_photo, created_at
+             FROM portraits WHERE id_number = ? ORDER BY id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(portrait_from_row)
+        .collect::<Result<_, _>>()?;
+        tx.commit().await?;
+        Ok(Some(PersonRecord { person, portraits }))
+    }
+
+    async fn portrait_photo(&self, portrait_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT photo FROM portraits WHERE id = ?")
+            .bind(portrait_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("portrait"))?;
+        Ok(row.try_get("photo")?)
+    }
+
+    async fn remove_person(&self, id: &IdNumber) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Portraits explicitly rather than by cascade alone: the cascade
+        // silently does nothing on a connection with foreign keys off, and
+        // biometric data must not outlive its person.
+        sqlx::query("DELETE FROM portraits WHERE id_number = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM persons WHERE id_number = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn count_persons(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM persons")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).expect("COUNT(*) is never negative"))
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let latency_ms = i64::try_from(entry.latency_ms).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO audit (at, request_id, app_id, name_masked, id_masked, id_hash,
+                                result, score, http_status, latency_ms, error_code)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.at)
+        .bind(&entry.request_id)
+        .bind(entry.app_id.as_ref().map(AppId::as_str))
+        .bind(entry.name_masked.as_deref())
+        .bind(entry.id_masked.as_deref())
+        .bind(entry.id_hash.as_deref())
+        .bind(entry.result)
+        .bind(entry.score)
+        .bind(i64::from(entry.http_status))
+        .bind(latency_ms)
+        .bind(entry.error_code.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, at, request_id, app_id, name_masked, id_masked, id_hash, result, score,
+                    http_status, latency_ms, error_code
+             FROM audit ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(audit_from_row)
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_memory_state_survives_across_calls() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let hash = AppCodeHash::of("code");
+        store.create_app("a", &hash).await.unwrap();
+        // A second pool connection would see an empty database.
+        for _ in 0..3 {
+            assert!(store.find_app_by_code_hash(&hash).await.unwrap().is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn open_uses_wal_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("nested/dir/db.sqlite"))
+            .await
+            .unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        store.close().await;
+        // Reopening applies no migration twice.
+        SqliteStore::open(dir.path().join("nested/dir/db.sqlite"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn deleting_a_person_row_cascades_to_portraits() {
+        // remove_person deletes portraits explicitly; this checks the schema's
+        // own guarantee for anything that deletes persons by other means.
+        let store = SqliteStore::in_memory().await.unwrap();
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        store
+            .upsert_person(&id, &PersonName::parse("张三").unwrap())
+            .await
+            .unwrap();
+        let portrait = NewPortrait {
+            model_id: "m".to_owned(),
+            embedding: vec![1.0; 128],
+            quality: None,
+            photo: None,
+        };
+        store.add_portrait(&id, portrait).await.unwrap();
+        sqlx::query("DELETE FROM persons WHERE id_number = ?")
+            .bind(id.as_str())
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portraits")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[tokio::test]
+    async fn bad_embedding_blob_reads_as_corrupt() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        let name = PersonName::parse("张三").unwrap();
+        store.upsert_person(&id, &name).await.unwrap();
+        sqlx::query(
+            "INSERT INTO portraits (id_number, model_id, embedding, created_at)
+             VALUES (?, 'm', x'010203', 0)",
+        )
+        .bind(id.as_str())
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        assert!(matches!(
+            store.get_person(&id).await,
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}

@@ -1,0 +1,334 @@
+//! Backend-independent tests of the `Store` contract.
+//!
+//! Each check takes a fresh, empty store as `&dyn Store` (which also proves
+//! the trait stays object-safe). A backend's test file runs them all with
+//! `store_suite!(make())`, where `make()` is an async expression returning
+//! `(store, guard)`; the guard keeps whatever backs the store (a temporary
+//! directory, a scratch database) alive for the test.
+
+use renzheng_domain::{IdNumber, PersonName};
+use renzheng_store::{AppCode, AppCodeHash, AppId, AuditEntry, NewPortrait, Store, StoreError};
+
+macro_rules! store_suite {
+    ($make:expr) => {
+        $crate::suite::store_suite!(@each $make;
+            ping_succeeds,
+            app_round_trip,
+            duplicate_app_code_conflicts,
+            unknown_app_code_finds_nothing,
+            apps_are_listed_oldest_first,
+            app_can_be_disabled_and_enabled,
+            enabling_unknown_app_is_not_found,
+            upsert_creates_then_renames,
+            portraits_round_trip_bit_exact,
+            portrait_for_unknown_person_is_not_found,
+            empty_embedding_is_rejected,
+            photo_is_stored_but_not_loaded_with_the_person,
+            unknown_person_is_none,
+            remove_deletes_person_and_portraits,
+            remove_unknown_person_is_false,
+            count_persons_counts,
+            audit_round_trip_newest_first,
+            audit_never_holds_clear_identity,
+        );
+    };
+    (@each $make:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let (store, _guard) = $make.await;
+                $crate::suite::$check(&store).await;
+            }
+        )*
+    };
+}
+pub(crate) use store_suite;
+
+const DIMS: usize = 128;
+
+fn id(s: &str) -> IdNumber {
+    IdNumber::parse(s).unwrap()
+}
+
+fn name(s: &str) -> PersonName {
+    PersonName::parse(s).unwrap()
+}
+
+fn alice() -> IdNumber {
+    id("11010519491231002X")
+}
+
+fn bob() -> IdNumber {
+    id("110105491231003")
+}
+
+/// A deterministic embedding whose values exercise awkward bit patterns.
+fn embedding(seed: u32) -> Vec<f32> {
+    (0..DIMS as u32)
+        .map(|i| match i % 7 {
+            0 => -0.0,
+            1 => f32::MIN_POSITIVE / 2.0, // subnormal
+            2 => f32::EPSILON,
+            _ => f32::from_bits(seed.wrapping_mul(2_654_435_761).wrapping_add(i) & 0x3fff_ffff),
+        })
+        .collect()
+}
+
+fn portrait(seed: u32) -> NewPortrait {
+    NewPortrait {
+        model_id: "sface-2021dec".to_owned(),
+        embedding: embedding(seed),
+        quality: Some(serde_json::json!({ "blur": 0.12, "yaw": -3.5 })),
+        photo: None,
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+pub async fn ping_succeeds(store: &dyn Store) {
+    store.ping().await.unwrap();
+}
+
+pub async fn app_round_trip(store: &dyn Store) {
+    let (code, hash) = AppCode::generate_with_hash();
+    let app = store.create_app("shop", &hash).await.unwrap();
+    assert!(app.id.as_str().starts_with("app_"));
+    assert!(app.enabled);
+    let found = store
+        .find_app_by_code_hash(&AppCodeHash::of(code.expose()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, app);
+}
+
+pub async fn duplicate_app_code_conflicts(store: &dyn Store) {
+    let hash = AppCode::generate().hash();
+    store.create_app("first", &hash).await.unwrap();
+    let err = store.create_app("second", &hash).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict("app")), "{err:?}");
+    assert_eq!(store.list_apps().await.unwrap().len(), 1);
+}
+
+pub async fn unknown_app_code_finds_nothing(store: &dyn Store) {
+    store
+        .create_app("shop", &AppCode::generate().hash())
+        .await
+        .unwrap();
+    let other = AppCode::generate().hash();
+    assert_eq!(store.find_app_by_code_hash(&other).await.unwrap(), None);
+}
+
+pub async fn apps_are_listed_oldest_first(store: &dyn Store) {
+    assert!(store.list_apps().await.unwrap().is_empty());
+    let mut created = Vec::new();
+    for n in 0..3 {
+        let app = store
+            .create_app(&format!("app {n}"), &AppCode::generate().hash())
+            .await
+            .unwrap();
+        created.push(app);
+        // Distinct creation times, so the expected order is unambiguous.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(store.list_apps().await.unwrap(), created);
+}
+
+pub async fn app_can_be_disabled_and_enabled(store: &dyn Store) {
+    let hash = AppCode::generate().hash();
+    let app = store.create_app("shop", &hash).await.unwrap();
+    store.set_app_enabled(&app.id, false).await.unwrap();
+    let found = store.find_app_by_code_hash(&hash).await.unwrap().unwrap();
+    assert!(!found.enabled);
+    store.set_app_enabled(&app.id, true).await.unwrap();
+    let found = store.find_app_by_code_hash(&hash).await.unwrap().unwrap();
+    assert!(found.enabled);
+}
+
+pub async fn enabling_unknown_app_is_not_found(store: &dyn Store) {
+    let err = store
+        .set_app_enabled(&AppId::from("app_missing".to_owned()), true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("app")), "{err:?}");
+}
+
+pub async fn upsert_creates_then_renames(store: &dyn Store) {
+    let created = store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    assert_eq!(created.created_at, created.updated_at);
+    store.add_portrait(&alice(), portrait(1)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+
+    let renamed = store
+        .upsert_person(&alice(), &name("买买提・艾力"))
+        .await
+        .unwrap();
+    assert_eq!(renamed.created_at, created.created_at);
+    assert!(renamed.updated_at > created.updated_at);
+
+    let record = store.get_person(&alice()).await.unwrap().unwrap();
+    assert_eq!(record.person.name.as_str(), "买买提·艾力");
+    assert_eq!(record.person.id_number, alice());
+    assert_eq!(record.portraits.len(), 1, "renaming keeps portraits");
+    assert_eq!(store.count_persons().await.unwrap(), 1);
+}
+
+pub async fn portraits_round_trip_bit_exact(store: &dyn Store) {
+    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    let first = store.add_portrait(&alice(), portrait(1)).await.unwrap();
+    let mut second_portrait = portrait(2);
+    second_portrait.quality = None;
+    second_portrait.model_id = "other-model".to_owned();
+    let second = store.add_portrait(&alice(), second_portrait).await.unwrap();
+    assert!(second > first);
+
+    let record = store.get_person(&alice()).await.unwrap().unwrap();
+    let ids: Vec<i64> = record.portraits.iter().map(|p| p.id).collect();
+    assert_eq!(ids, [first, second]);
+    let p = &record.portraits[0];
+    assert_eq!(p.model_id, "sface-2021dec");
+    assert_eq!(p.embedding.len(), DIMS);
+    assert_eq!(bits(&p.embedding), bits(&embedding(1)));
+    assert_eq!(p.quality, portrait(1).quality);
+    assert!(!p.has_photo);
+    let p = &record.portraits[1];
+    assert_eq!(p.model_id, "other-model");
+    assert_eq!(bits(&p.embedding), bits(&embedding(2)));
+    assert_eq!(p.quality, None);
+}
+
+pub async fn portrait_for_unknown_person_is_not_found(store: &dyn Store) {
+    let err = store.add_portrait(&alice(), portrait(1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("person")), "{err:?}");
+}
+
+pub async fn empty_embedding_is_rejected(store: &dyn Store) {
+    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    let mut empty = portrait(1);
+    empty.embedding.clear();
+    let err = store.add_portrait(&alice(), empty).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
+
+pub async fn photo_is_stored_but_not_loaded_with_the_person(store: &dyn Store) {
+    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    let sealed = vec![0u8, 1, 2, 255, 0, 7];
+    let mut with_photo = portrait(1);
+    with_photo.photo = Some(sealed.clone());
+    let with = store.add_portrait(&alice(), with_photo).await.unwrap();
+    let without = store.add_portrait(&alice(), portrait(2)).await.unwrap();
+
+    let record = store.get_person(&alice()).await.unwrap().unwrap();
+    assert!(record.portraits[0].has_photo);
+    assert!(!record.portraits[1].has_photo);
+    assert_eq!(store.portrait_photo(with).await.unwrap(), Some(sealed));
+    assert_eq!(store.portrait_photo(without).await.unwrap(), None);
+    let err = store.portrait_photo(without + 1000).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("portrait")), "{err:?}");
+}
+
+pub async fn unknown_person_is_none(store: &dyn Store) {
+    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    assert_eq!(store.get_person(&bob()).await.unwrap(), None);
+}
+
+pub async fn remove_deletes_person_and_portraits(store: &dyn Store) {
+    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    store.upsert_person(&bob(), &name("李四")).await.unwrap();
+    let mut with_photo = portrait(1);
+    with_photo.photo = Some(vec![9; 32]);
+    let alice_portrait = store.add_portrait(&alice(), with_photo).await.unwrap();
+    store.add_portrait(&alice(), portrait(2)).await.unwrap();
+    let bob_portrait = store.add_portrait(&bob(), portrait(3)).await.unwrap();
+
+    assert!(store.remove_person(&alice()).await.unwrap());
+
+    assert_eq!(store.get_person(&alice()).await.unwrap(), None);
+    // The portrait rows themselves are gone, not just unreachable.
+    let err = store.portrait_photo(alice_portrait).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("portrait")), "{err:?}");
+    // Others are untouched.
+    let bob_record = store.get_person(&bob()).await.unwrap().unwrap();
+    assert_eq!(bob_record.portraits.len(), 1);
+    assert_eq!(bob_record.portraits[0].id, bob_portrait);
+    assert_eq!(store.count_persons().await.unwrap(), 1);
+
+    // Re-registering starts from nothing.
+    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    let record = store.get_person(&alice()).await.unwrap().unwrap();
+    assert!(record.portraits.is_empty());
+}
+
+pub async fn remove_unknown_person_is_false(store: &dyn Store) {
+    assert!(!store.remove_person(&alice()).await.unwrap());
+}
+
+pub async fn count_persons_counts(store: &dyn Store) {
+    assert_eq!(store.count_persons().await.unwrap(), 0);
+    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    store.upsert_person(&bob(), &name("李四")).await.unwrap();
+    store.upsert_person(&bob(), &name("李四")).await.unwrap();
+    assert_eq!(store.count_persons().await.unwrap(), 2);
+}
+
+pub async fn audit_round_trip_newest_first(store: &dyn Store) {
+    assert!(store.recent_audit(10).await.unwrap().is_empty());
+    let key = b"audit key";
+
+    let mut ok = AuditEntry::new("req-1", 200, 42)
+        .with_name(&name("张三"))
+        .with_id_number(&alice(), key);
+    ok.app_id = Some(AppId::from("app_0123456789abcdef".to_owned()));
+    ok.result = Some(1);
+    ok.score = Some(0.8125);
+    store.record_audit(&ok).await.unwrap();
+
+    let mut failed = AuditEntry::new("req-2", 400, 3);
+    failed.error_code = Some("InvalidIdNumber".to_owned());
+    store.record_audit(&failed).await.unwrap();
+
+    let records = store.recent_audit(10).await.unwrap();
+    assert_eq!(records.len(), 2);
+    let (newest, oldest) = (&records[0], &records[1]);
+    assert!(newest.id > oldest.id);
+
+    assert_eq!(newest.request_id, "req-2");
+    assert_eq!(newest.http_status, 400);
+    assert_eq!(newest.latency_ms, 3);
+    assert_eq!(newest.error_code.as_deref(), Some("InvalidIdNumber"));
+    assert_eq!(newest.app_id, None);
+    assert_eq!(newest.name_masked, None);
+    assert_eq!(newest.result, None);
+    assert_eq!(newest.score, None);
+
+    assert_eq!(oldest.at, ok.at);
+    assert_eq!(oldest.request_id, "req-1");
+    assert_eq!(oldest.app_id, ok.app_id);
+    assert_eq!(oldest.name_masked.as_deref(), Some("张*"));
+    assert_eq!(oldest.id_masked.as_deref(), Some("110105********002X"));
+    assert_eq!(
+        oldest.id_hash.as_deref(),
+        Some(alice().keyed_hash(key).as_str())
+    );
+    assert_eq!(oldest.result, Some(1));
+    assert_eq!(oldest.score, Some(0.8125));
+    assert_eq!(oldest.http_status, 200);
+    assert_eq!(oldest.latency_ms, 42);
+
+    assert_eq!(store.recent_audit(1).await.unwrap()[0].request_id, "req-2");
+}
+
+pub async fn audit_never_holds_clear_identity(store: &dyn Store) {
+    let entry = AuditEntry::new("req", 200, 1)
+        .with_name(&name("欧阳娜娜"))
+        .with_id_number(&alice(), b"k");
+    store.record_audit(&entry).await.unwrap();
+    let record = &store.recent_audit(1).await.unwrap()[0];
+    let everything = format!("{record:?}");
+    assert!(!everything.contains("欧阳娜娜"));
+    assert!(!everything.contains("阳娜"));
+    assert!(!everything.contains(alice().as_str()));
+    assert!(!everything.contains("19491231"));
+}
