@@ -68,6 +68,15 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NotFound`] if the person does not exist.
     async fn add_portrait(&self, id: &IdNumber, portrait: NewPortrait) -> Result<i64, StoreError>;
 
+    /// Creates or renames the person and adds `portraits`, all in one transaction:
+    /// either everything is stored or nothing is.
+    async fn enrol(
+        &self,
+        id: &IdNumber,
+        name: &PersonName,
+        portraits: Vec<NewPortrait>,
+    ) -> Result<Person, StoreError>;
+
     /// The person and their portraits (oldest first; photos not loaded).
     async fn get_person(&self, id: &IdNumber) -> Result<Option<PersonRecord>, StoreError>;
 

@@ -224,6 +224,53 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn enrol(
+        &self,
+        id: &IdNumber,
+        name: &PersonName,
+        portraits: Vec<NewPortrait>,
+    ) -> Result<Person, StoreError> {
+        if portraits.iter().any(|p| p.embedding.is_empty()) {
+            return Err(StoreError::Invalid("embedding is empty".to_owned()));
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO persons (id_number, name, created_at, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (id_number) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
+             RETURNING created_at, updated_at",
+        )
+        .bind(id.as_str())
+        .bind(name.as_str())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for portrait in portraits {
+            let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
+            sqlx::query(
+                "INSERT INTO portraits (id_number, model_id, embedding, quality, photo, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id.as_str())
+            .bind(&portrait.model_id)
+            .bind(encode_embedding(&portrait.embedding))
+            .bind(quality)
+            .bind(portrait.photo)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::from_write(e, "portrait", "person"))?;
+        }
+        tx.commit().await?;
+        Ok(Person {
+            id_number: id.clone(),
+            name: name.clone(),
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
     async fn add_portrait(&self, id: &IdNumber, portrait: NewPortrait) -> Result<i64, StoreError> {
         if portrait.embedding.is_empty() {
             return Err(StoreError::Invalid("embedding is empty".to_owned()));

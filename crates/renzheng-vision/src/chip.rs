@@ -81,13 +81,16 @@ pub fn extract_chip(img: &RgbImage, d: &ChipDetails) -> RgbImage {
 
     // Crop to the rotated footprint (plus a margin for the filters) before any work.
     let centre = d.rect.center();
-    let rot = d
-        .rect
-        .corners()
-        .iter()
-        .fold(DRect::empty(), |acc, &c| acc.including(rotate_point(centre, c, d.angle)));
+    let rot = d.rect.corners().iter().fold(DRect::empty(), |acc, &c| {
+        acc.including(rotate_point(centre, c, d.angle))
+    });
     let (w, h) = (i64::from(img.width()), i64::from(img.height()));
-    let grown = DRect::new(rot.left - grow, rot.top - grow, rot.right + grow, rot.bottom + grow);
+    let grown = DRect::new(
+        rot.left - grow,
+        rot.top - grow,
+        rot.right + grow,
+        rot.bottom + grow,
+    );
     let clipped = DRect::new(
         grown.left.max(0.0),
         grown.top.max(0.0),
@@ -211,7 +214,11 @@ pub fn pyramid_down2(img: &RgbImage) -> RgbImage {
             out.put_pixel(
                 c as u32,
                 dr as u32,
-                Rgb([(acc[0] / 256) as u8, (acc[1] / 256) as u8, (acc[2] / 256) as u8]),
+                Rgb([
+                    (acc[0] / 256) as u8,
+                    (acc[1] / 256) as u8,
+                    (acc[2] / 256) as u8,
+                ]),
             );
         }
         dr += 1;
@@ -227,7 +234,12 @@ mod tests {
     fn template_landmarks(scale: f64, dx: f64, dy: f64) -> Vec<Point> {
         TEMPLATE
             .iter()
-            .map(|&(x, y)| Point::new((0.25 + x) / 1.5 * 150.0 * scale + dx, (0.25 + y) / 1.5 * 150.0 * scale + dy))
+            .map(|&(x, y)| {
+                Point::new(
+                    (0.25 + x) / 1.5 * 150.0 * scale + dx,
+                    (0.25 + y) / 1.5 * 150.0 * scale + dy,
+                )
+            })
             .collect()
     }
 

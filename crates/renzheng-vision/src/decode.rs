@@ -48,7 +48,10 @@ pub struct DecodedInfo {
 }
 
 /// Decodes `bytes` into an upright 8-bit RGB image.
-pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<(RgbImage, DecodedInfo), ImageError> {
+pub fn decode_rgb(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<(RgbImage, DecodedInfo), ImageError> {
     decode(bytes, limits, true)
 }
 
@@ -58,7 +61,11 @@ pub fn decode_rgb_as_stored(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbIm
     decode(bytes, limits, false).map(|(img, _)| img)
 }
 
-fn decode(bytes: &[u8], limits: &DecodeLimits, orient: bool) -> Result<(RgbImage, DecodedInfo), ImageError> {
+fn decode(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    orient: bool,
+) -> Result<(RgbImage, DecodedInfo), ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -76,7 +83,12 @@ fn decode(bytes: &[u8], limits: &DecodeLimits, orient: bool) -> Result<(RgbImage
         ImageFormat::Bmp => "bmp",
         other => {
             return Err(ImageError::UnsupportedFormat(
-                other.extensions_str().first().copied().unwrap_or("unknown").to_string(),
+                other
+                    .extensions_str()
+                    .first()
+                    .copied()
+                    .unwrap_or("unknown")
+                    .to_string(),
             ))
         }
     };
@@ -90,7 +102,9 @@ fn decode(bytes: &[u8], limits: &DecodeLimits, orient: bool) -> Result<(RgbImage
     decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8) + (64 << 20));
     reader.limits(decoder_limits);
 
-    let mut decoder = reader.into_decoder().map_err(|e| map_image_error(e, limits))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| map_image_error(e, limits))?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(ImageError::ZeroSize { width, height });
@@ -140,7 +154,9 @@ fn decode_jpeg_turbo(bytes: &[u8]) -> Result<Option<RgbImage>, ImageError> {
     // libjpeg fills a cut-off scan with grey and only warns; a photo missing its end is
     // refused instead. FF D9 cannot occur inside entropy-coded data (FF is stuffed).
     if !bytes.windows(2).any(|w| w == [0xFF, 0xD9]) {
-        return Err(ImageError::Corrupt("truncated JPEG (no end-of-image marker)".into()));
+        return Err(ImageError::Corrupt(
+            "truncated JPEG (no end-of-image marker)".into(),
+        ));
     }
     // libjpeg reports fatal errors by unwinding (without the panic hook); contain them here.
     let result = std::panic::catch_unwind(|| -> std::io::Result<Option<RgbImage>> {
@@ -153,7 +169,7 @@ fn decode_jpeg_turbo(bytes: &[u8]) -> Result<Option<RgbImage>, ImageError> {
         }
         let mut started = d.rgb()?;
         let (w, h) = (started.width() as u32, started.height() as u32);
-        let pixels: Vec<u8> = started.read_scanlines_flat()?;
+        let pixels: Vec<u8> = started.read_scanlines::<u8>()?;
         started.finish()?;
         Ok(RgbImage::from_raw(w, h, pixels))
     });
@@ -266,7 +282,10 @@ mod tests {
         };
         assert!(matches!(
             decode_rgb(&[0u8; 11], &limits).unwrap_err(),
-            ImageError::TooManyBytes { size: 11, limit: 10 }
+            ImageError::TooManyBytes {
+                size: 11,
+                limit: 10
+            }
         ));
     }
 
@@ -290,13 +309,25 @@ mod tests {
     #[test]
     fn grey_sixteen_bit_and_rgba_become_rgb() {
         let l = DecodeLimits::default();
-        let grey16 = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(4, 3, image::Luma([65535u16])));
+        let grey16 = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(
+            4,
+            3,
+            image::Luma([65535u16]),
+        ));
         let (rgb, info) = decode_rgb(&png_bytes(&grey16), &l).unwrap();
         assert_eq!((rgb.width(), rgb.height(), info.format), (4, 3, "png"));
         assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
 
-        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(2, 2, image::Rgba([0, 0, 0, 0])));
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            2,
+            2,
+            image::Rgba([0, 0, 0, 0]),
+        ));
         let (rgb, _) = decode_rgb(&png_bytes(&rgba), &l).unwrap();
-        assert_eq!(rgb.get_pixel(1, 1).0, [255, 255, 255], "transparent → white");
+        assert_eq!(
+            rgb.get_pixel(1, 1).0,
+            [255, 255, 255],
+            "transparent → white"
+        );
     }
 }

@@ -173,7 +173,8 @@ pub fn build_pyramid(img: &RgbImage, params: &DetectorParams) -> TiledPyramid {
     for (x, y, px) in img.enumerate_pixels() {
         let idx = (r0.top as usize + y as usize) * width + r0.left as usize + x as usize;
         for c in 0..3 {
-            data[c * plane + idx] = (f32::from(px[c]) - params.input_avg_rgb[c]) / params.input_scale;
+            data[c * plane + idx] =
+                (f32::from(px[c]) - params.input_avg_rgb[c]) / params.input_scale;
         }
     }
     for lvl in 1..rects.len() {

@@ -127,7 +127,12 @@ impl Rect {
 
     /// The rectangle moved by `(dx, dy)`.
     pub fn translate(&self, dx: i64, dy: i64) -> Rect {
-        Rect::new(self.left + dx, self.top + dy, self.right + dx, self.bottom + dy)
+        Rect::new(
+            self.left + dx,
+            self.top + dy,
+            self.right + dx,
+            self.bottom + dy,
+        )
     }
 
     /// Real-valued centre, `((l + r) / 2, (t + b) / 2)`.
@@ -442,6 +447,9 @@ mod tests {
     #[test]
     fn dlib_rounding() {
         assert_eq!(Point::new(2.5, -0.5).round(), (3, 0));
-        assert_eq!(DRect::new(0.5, 1.49, 2.5, 3.5).round(), Rect::new(1, 1, 3, 4));
+        assert_eq!(
+            DRect::new(0.5, 1.49, 2.5, 3.5).round(),
+            Rect::new(1, 1, 3, 4)
+        );
     }
 }

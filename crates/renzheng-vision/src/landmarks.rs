@@ -68,10 +68,14 @@ impl Reader<'_> {
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn f32(&mut self) -> Result<f32, String> {
-        Ok(f32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(f32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn f32s(&mut self, n: usize) -> Result<Vec<f32>, String> {
         (0..n).map(|_| self.f32()).collect()
@@ -95,7 +99,9 @@ impl ShapePredictor {
         if version != 1 {
             return Err(format!("unsupported landmark model version {version}"));
         }
-        let header: Vec<usize> = (0..6).map(|_| r.u32().map(|v| v as usize)).collect::<Result<_, _>>()?;
+        let header: Vec<usize> = (0..6)
+            .map(|_| r.u32().map(|v| v as usize))
+            .collect::<Result<_, _>>()?;
         let [landmarks, cascades, trees, splits, leaves, pixels] = header[..] else {
             unreachable!("six header fields were read")
         };
@@ -115,7 +121,10 @@ impl ShapePredictor {
         );
         let needed = c * (p * 12 + t * (s * 12 + l * n * 8));
         if needed > bytes.len() as u128 {
-            return Err(format!("header promises {needed} bytes of trees; file has {}", bytes.len()));
+            return Err(format!(
+                "header promises {needed} bytes of trees; file has {}",
+                bytes.len()
+            ));
         }
         let initial_shape = r.f32s(2 * landmarks)?;
         let mut out = Vec::with_capacity(cascades);
@@ -138,7 +147,9 @@ impl ShapePredictor {
                         })
                     })
                     .collect::<Result<Vec<_>, String>>()?;
-                if s.iter().any(|s| s.idx1 as usize >= pixels || s.idx2 as usize >= pixels) {
+                if s.iter()
+                    .any(|s| s.idx1 as usize >= pixels || s.idx2 as usize >= pixels)
+                {
                     return Err("split refers to a feature pixel out of range".into());
                 }
                 tree_list.push(Tree {
@@ -179,7 +190,10 @@ impl ShapePredictor {
         };
         // Box-normalised coordinates → pixels: (0,0) ↦ top-left, (1,1) ↦ bottom-right.
         let (l, t) = (rect.left as f64, rect.top as f64);
-        let (sx, sy) = ((rect.right - rect.left) as f64, (rect.bottom - rect.top) as f64);
+        let (sx, sy) = (
+            (rect.right - rect.left) as f64,
+            (rect.bottom - rect.top) as f64,
+        );
         let to_img = |x: f64, y: f64| Point::new(l + sx * x, t + sy * y);
 
         let initial: Vec<Point> = self.points(&self.initial_shape);
@@ -289,7 +303,9 @@ mod tests {
         assert!(ShapePredictor::parse(&good[..good.len() - 1]).is_err());
         let mut trailing = good.clone();
         trailing.push(0);
-        assert!(ShapePredictor::parse(&trailing).unwrap_err().contains("trailing"));
+        assert!(ShapePredictor::parse(&trailing)
+            .unwrap_err()
+            .contains("trailing"));
         let mut bad_magic = good.clone();
         bad_magic[0] = b'X';
         assert!(ShapePredictor::parse(&bad_magic).is_err());

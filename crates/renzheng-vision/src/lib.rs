@@ -251,7 +251,12 @@ impl Engine {
             .validate()
             .map_err(|e| EngineError::pack(&config.pack_dir, e))?;
         let env = runtime::environment(&pack.path(&m.runtime.file))?;
-        let detector = SessionPool::new(&env, &pack.path(&m.detector.file), config.sessions, config.intra_threads)?;
+        let detector = SessionPool::new(
+            &env,
+            &pack.path(&m.detector.file),
+            config.sessions,
+            config.intra_threads,
+        )?;
         let recognizer = SessionPool::new(
             &env,
             &pack.path(&m.recognition.file),
@@ -262,7 +267,10 @@ impl Engine {
         if shape.num_landmarks() != 5 {
             return Err(EngineError::pack(
                 pack.path(&m.landmarks.file),
-                format!("expected a 5-point model, found {} points", shape.num_landmarks()),
+                format!(
+                    "expected a 5-point model, found {} points",
+                    shape.num_landmarks()
+                ),
             ));
         }
         Ok(Self {
@@ -317,7 +325,7 @@ impl Engine {
                 score: d.score,
             })
             .collect();
-        faces.sort_by_key(|f| std::cmp::Reverse(f.rect.area()));
+        order_faces(&mut faces, img.dimensions());
         timings.detect = t.elapsed();
 
         let face = match faces.first() {
@@ -368,6 +376,22 @@ impl Engine {
         Comparison::new(a, b, &self.thresholds)
     }
 
+    /// Verifies an analysed face against reference embeddings (e.g. the registry's
+    /// portraits): the nearest reference decides, and a face with a quality warning is
+    /// capped at "can't tell". `None` when there is no reference of the right dimension.
+    pub fn verify(&self, probe: &AnalyzedFace, references: &[Embedding]) -> Option<Comparison> {
+        let best = references
+            .iter()
+            .filter(|r| r.0.len() == probe.embedding.0.len())
+            .map(|r| self.compare(&probe.embedding, r))
+            .min_by(|a, b| a.distance.total_cmp(&b.distance))?;
+        Some(if probe.quality.warned() {
+            best.capped(&self.thresholds)
+        } else {
+            best
+        })
+    }
+
     /// Finds faces, in original coordinates, in the order the detector ranks them.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, EngineError> {
         let cfg = &self.config.detection;
@@ -403,23 +427,27 @@ impl Engine {
             return Ok(Vec::new());
         }
         let shape = [1usize, 3, pyramid.height, pyramid.width];
-        let dets = self.detector.with(|session| -> Result<Vec<Detection>, EngineError> {
-            let input = TensorRef::from_array_view((shape, pyramid.data.as_slice()))?;
-            let outputs = session.run(ort::inputs!["image" => input])?;
-            let (out_shape, scores) = outputs["scores"].try_extract_tensor::<f32>()?;
-            if out_shape.len() != 4 || out_shape[0] != 1 || out_shape[1] != 1 {
-                return Err(EngineError::BadOutput(format!("detector output shape {out_shape:?}")));
-            }
-            let (mh, mw) = (out_shape[2] as usize, out_shape[3] as usize);
-            Ok(detector::decode_detections(
-                scores,
-                mh,
-                mw,
-                &pyramid,
-                params,
-                self.config.detection.min_score,
-            ))
-        })?;
+        let dets = self
+            .detector
+            .with(|session| -> Result<Vec<Detection>, EngineError> {
+                let input = TensorRef::from_array_view((shape, pyramid.data.as_slice()))?;
+                let outputs = session.run(ort::inputs!["image" => input])?;
+                let (out_shape, scores) = outputs["scores"].try_extract_tensor::<f32>()?;
+                if out_shape.len() != 4 || out_shape[0] != 1 || out_shape[1] != 1 {
+                    return Err(EngineError::BadOutput(format!(
+                        "detector output shape {out_shape:?}"
+                    )));
+                }
+                let (mh, mw) = (out_shape[2] as usize, out_shape[3] as usize);
+                Ok(detector::decode_detections(
+                    scores,
+                    mh,
+                    mw,
+                    &pyramid,
+                    params,
+                    self.config.detection.min_score,
+                ))
+            })?;
         if scale == 1.0 {
             return Ok(dets);
         }
@@ -428,7 +456,12 @@ impl Engine {
         Ok(dets
             .into_iter()
             .map(|d| Detection {
-                rect: Rect::new(back(d.rect.left), back(d.rect.top), back(d.rect.right), back(d.rect.bottom)),
+                rect: Rect::new(
+                    back(d.rect.left),
+                    back(d.rect.top),
+                    back(d.rect.right),
+                    back(d.rect.bottom),
+                ),
                 score: d.score,
             })
             .collect())
@@ -466,7 +499,8 @@ impl Engine {
             let base = n * 3 * plane;
             for (i, p) in chip.pixels().enumerate() {
                 for c in 0..3 {
-                    data[base + c * plane + i] = (f32::from(p[c]) - r.input_avg_rgb[c]) / r.input_scale;
+                    data[base + c * plane + i] =
+                        (f32::from(p[c]) - r.input_avg_rgb[c]) / r.input_scale;
                 }
             }
         }
@@ -476,10 +510,18 @@ impl Engine {
             let input = TensorRef::from_array_view((shape, data.as_slice()))?;
             let outputs = session.run(ort::inputs!["chip" => input])?;
             let (out_shape, values) = outputs["embedding"].try_extract_tensor::<f32>()?;
-            if out_shape.len() != 2 || out_shape[0] as usize != chips.len() || out_shape[1] as usize != dim {
-                return Err(EngineError::BadOutput(format!("recognition output shape {out_shape:?}")));
+            if out_shape.len() != 2
+                || out_shape[0] as usize != chips.len()
+                || out_shape[1] as usize != dim
+            {
+                return Err(EngineError::BadOutput(format!(
+                    "recognition output shape {out_shape:?}"
+                )));
             }
-            Ok(values.chunks_exact(dim).map(|c| Embedding(c.to_vec())).collect())
+            Ok(values
+                .chunks_exact(dim)
+                .map(|c| Embedding(c.to_vec()))
+                .collect())
         })
     }
 
@@ -487,6 +529,30 @@ impl Engine {
     pub fn pack_dir(&self) -> &Path {
         self.pack.dir()
     }
+}
+
+/// Puts the face to verify first: the largest, and among faces of about the same size
+/// (within 10 % of the largest area) the one nearest the centre — the subject of a photo
+/// is framed, bystanders are not. The rest follow by decreasing size.
+fn order_faces(faces: &mut [FaceBox], (w, h): (u32, u32)) {
+    faces.sort_by_key(|f| std::cmp::Reverse(f.rect.area()));
+    let Some(largest) = faces.first().map(|f| f.rect.area() as f64) else {
+        return;
+    };
+    let centre = Point::new(f64::from(w) / 2.0, f64::from(h) / 2.0);
+    let best = faces
+        .iter()
+        .enumerate()
+        .take_while(|(_, f)| f.rect.area() as f64 >= 0.9 * largest)
+        .min_by(|(_, a), (_, b)| {
+            a.rect
+                .center()
+                .distance(centre)
+                .total_cmp(&b.rect.center().distance(centre))
+        })
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    faces[..=best].rotate_right(1);
 }
 
 /// Shrinks by an integer factor, averaging each k×k block (a cheap, alias-free reduction).
@@ -501,7 +567,10 @@ fn box_reduce(img: &RgbImage, k: u32) -> RgbImage {
         let mut acc = [0u32; 3];
         for dy in 0..k {
             for dx in 0..k {
-                let (sx, sy) = ((x * k + dx).min(img.width() - 1), (y * k + dy).min(img.height() - 1));
+                let (sx, sy) = (
+                    (x * k + dx).min(img.width() - 1),
+                    (y * k + dy).min(img.height() - 1),
+                );
                 let p = img.get_pixel(sx, sy);
                 for c in 0..3 {
                     acc[c] += u32::from(p[c]);
@@ -522,11 +591,30 @@ mod tests {
 
     #[test]
     fn box_reduce_averages_blocks() {
-        let img = RgbImage::from_fn(4, 2, |x, _| image::Rgb([if x < 2 { 0 } else { 200 }, 10, 255]));
+        let img = RgbImage::from_fn(4, 2, |x, _| {
+            image::Rgb([if x < 2 { 0 } else { 200 }, 10, 255])
+        });
         let r = box_reduce(&img, 2);
         assert_eq!(r.dimensions(), (2, 1));
         assert_eq!(r.get_pixel(0, 0).0, [0, 10, 255]);
         assert_eq!(r.get_pixel(1, 0).0, [200, 10, 255]);
+    }
+
+    #[test]
+    fn the_central_face_wins_among_equals() {
+        let face = |l: i64, t: i64, side: i64| FaceBox {
+            rect: Rect::new(l, t, l + side - 1, t + side - 1),
+            score: 1.0,
+        };
+        // Two equal faces: the one nearer the centre of a 250×250 photo goes first.
+        let mut faces = vec![face(164, 60, 80), face(92, 84, 80), face(0, 0, 40)];
+        order_faces(&mut faces, (250, 250));
+        assert_eq!(faces[0].rect.left, 92);
+        assert_eq!(faces.len(), 3);
+        // A clearly larger face wins even off-centre.
+        let mut faces = vec![face(100, 100, 60), face(0, 0, 100)];
+        order_faces(&mut faces, (250, 250));
+        assert_eq!(faces[0].rect.left, 0);
     }
 
     #[test]

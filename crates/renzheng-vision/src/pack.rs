@@ -147,7 +147,10 @@ impl ModelPack {
         }
         for (name, expected) in &manifest.files {
             if name.contains('/') || name.contains("..") {
-                return Err(EngineError::pack(&manifest_path, format!("bad file name {name:?}")));
+                return Err(EngineError::pack(
+                    &manifest_path,
+                    format!("bad file name {name:?}"),
+                ));
             }
             let path = dir.join(name);
             let actual = sha256_file(&path)
@@ -188,8 +191,10 @@ impl ModelPack {
     }
 }
 
-/// The id of the pack this build installs; its directory name under the cache.
-pub const PACK_ID: &str = "dlib-frm0.3.0-ort1.32.0-conv1";
+/// The id of the pack this build installs; its directory name under the cache. The
+/// verdict thresholds are calibrated for the pack's networks and shipped in its manifest,
+/// so a recalibration bumps the `cal` part and installs a fresh pack beside the old one.
+pub const PACK_ID: &str = "dlib-frm0.3.0-ort1.32.0-conv1-cal1";
 
 /// Where packs and downloads are cached: `$RENZHENG_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/renzheng`, else `~/.cache/renzheng`.
@@ -200,7 +205,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("renzheng");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("renzheng")
 }
 
@@ -271,7 +278,11 @@ mod tests {
             files.insert(name.to_string(), sha256_file(&dir.join(name)).unwrap());
         }
         let m = sample_manifest(files);
-        std::fs::write(dir.join(MANIFEST_FILE), serde_json::to_string_pretty(&m).unwrap()).unwrap();
+        std::fs::write(
+            dir.join(MANIFEST_FILE),
+            serde_json::to_string_pretty(&m).unwrap(),
+        )
+        .unwrap();
         m
     }
 
@@ -295,7 +306,10 @@ mod tests {
         write_pack(&d);
         std::fs::write(d.join("r.onnx"), b"something else").unwrap();
         let err = ModelPack::open(&d).unwrap_err().to_string();
-        assert!(err.contains("sha256 mismatch") && err.contains("r.onnx"), "{err}");
+        assert!(
+            err.contains("sha256 mismatch") && err.contains("r.onnx"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -103,10 +103,7 @@ impl SessionPool {
                 if let Some(s) = idle.pop() {
                     break s;
                 }
-                idle = self
-                    .returned
-                    .wait(idle)
-                    .unwrap_or_else(|p| p.into_inner());
+                idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
             }
         };
         // Put the session back even if `f` panics, so the pool never shrinks.
@@ -134,8 +131,13 @@ impl SessionPool {
     }
 }
 
-fn open_session(env: &Environment, model: &Path, intra_threads: usize) -> Result<Session, EngineError> {
-    let err = |e: ort::Error<ort::session::builder::SessionBuilder>| EngineError::Runtime(e.to_string());
+fn open_session(
+    env: &Environment,
+    model: &Path,
+    intra_threads: usize,
+) -> Result<Session, EngineError> {
+    let err =
+        |e: ort::Error<ort::session::builder::SessionBuilder>| EngineError::Runtime(e.to_string());
     let session = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(err)?

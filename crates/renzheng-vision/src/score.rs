@@ -38,7 +38,7 @@ impl Embedding {
     /// Inverse of [`Embedding::to_le_bytes`]; `None` when the length is not a multiple of 4
     /// or a value is not finite.
     pub fn from_le_bytes(bytes: &[u8]) -> Option<Embedding> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return None;
         }
         let v: Vec<f32> = bytes
@@ -91,8 +91,8 @@ impl Default for VerdictThresholds {
     /// Calibrated on East-Asian impostors first; see `docs/calibration.md`.
     fn default() -> Self {
         Self {
-            same_max_distance: 0.38,
-            different_min_distance: 0.55,
+            same_max_distance: 0.39,
+            different_min_distance: 0.70,
         }
     }
 }
@@ -156,6 +156,23 @@ impl Comparison {
     }
 }
 
+impl Comparison {
+    /// Caps a comparison whose photo carries a quality warning: it cannot be "same person"
+    /// (verdict at most "can't tell"), and its score stays just below the "same" threshold,
+    /// so that score and verdict never disagree.
+    pub fn capped(self, thresholds: &VerdictThresholds) -> Self {
+        if self.verdict != Verdict::Same {
+            return self;
+        }
+        let (same_score, _) = thresholds.as_scores();
+        Self {
+            verdict: Verdict::Uncertain,
+            score: self.score.min(same_score - 1e-3),
+            ..self
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +214,17 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn capping_only_touches_same() {
+        let t = VerdictThresholds::default();
+        let a = Embedding(vec![0.0]);
+        let same = Comparison::new(&a, &Embedding(vec![0.1]), &t).capped(&t);
+        assert_eq!(same.verdict, Verdict::Uncertain);
+        assert!(same.score < t.as_scores().0);
+        let diff = Comparison::new(&a, &Embedding(vec![0.9]), &t);
+        assert_eq!(diff.capped(&t), diff);
     }
 
     #[test]

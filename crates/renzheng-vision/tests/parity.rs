@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use image::RgbImage;
 use renzheng_vision::{Point, Rect};
 use serde::Deserialize;
@@ -24,7 +23,9 @@ struct GoldenFace {
 }
 
 fn load_golden(set: &str) -> Vec<GoldenImage> {
-    let path = common::faces_dir().join("golden").join(format!("{set}.jsonl"));
+    let path = common::faces_dir()
+        .join("golden")
+        .join(format!("{set}.jsonl"));
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .lines()
@@ -83,7 +84,13 @@ fn check_set(set: &str, step: usize) -> Stats {
                 .min_by_key(|d| corner_err(d.rect, grect))
                 .expect("a detection");
             let be = corner_err(d.rect, grect);
-            assert!(be <= 2, "{set}/{}: box {:?} vs dlib {:?}", g.file, d.rect, grect);
+            assert!(
+                be <= 2,
+                "{set}/{}: box {:?} vs dlib {:?}",
+                g.file,
+                d.rect,
+                grect
+            );
             st.box_err.push(be as f64);
 
             // Landmarks and the embedding from dlib's own box, so each stage is judged
@@ -94,14 +101,27 @@ fn check_set(set: &str, step: usize) -> Stats {
                 .zip(&gf.landmarks)
                 .map(|(p, q)| (p.x - q[0]).abs().max((p.y - q[1]).abs()))
                 .fold(0.0, f64::max);
-            assert!(lme <= 1.0, "{set}/{}: landmarks {lm:?} vs dlib {:?}", g.file, gf.landmarks);
+            assert!(
+                lme <= 1.0,
+                "{set}/{}: landmarks {lm:?} vs dlib {:?}",
+                g.file,
+                gf.landmarks
+            );
             st.lm_err.push(lme);
 
-            let golden_lm: Vec<Point> = gf.landmarks.iter().map(|p| Point::new(p[0], p[1])).collect();
+            let golden_lm: Vec<Point> = gf
+                .landmarks
+                .iter()
+                .map(|p| Point::new(p[0], p[1]))
+                .collect();
             let chip = engine.face_chip(&img, &golden_lm);
             let emb = engine.embed_chips(&[chip]).expect("embed").remove(0);
             let ee = emb.distance(&renzheng_vision::Embedding(gf.encoding.clone()));
-            assert!(ee <= 1e-3, "{set}/{}: embedding differs from dlib's by {ee}", g.file);
+            assert!(
+                ee <= 1e-3,
+                "{set}/{}: embedding differs from dlib's by {ee}",
+                g.file
+            );
             st.enc_err.push(ee);
             st.faces += 1;
         }
@@ -118,11 +138,16 @@ fn check_set(set: &str, step: usize) -> Stats {
 }
 
 fn corner_err(a: Rect, b: Rect) -> i64 {
-    [a.left - b.left, a.top - b.top, a.right - b.right, a.bottom - b.bottom]
-        .iter()
-        .map(|v| v.abs())
-        .max()
-        .unwrap()
+    [
+        a.left - b.left,
+        a.top - b.top,
+        a.right - b.right,
+        a.bottom - b.bottom,
+    ]
+    .iter()
+    .map(|v| v.abs())
+    .max()
+    .unwrap()
 }
 
 #[test]
@@ -149,4 +174,3 @@ fn parity_lfw_fold1() {
     let st = check_set("lfw_fold1", 40);
     assert!(st.faces >= 15);
 }
-

@@ -26,6 +26,8 @@ macro_rules! store_suite {
             photo_is_stored_but_not_loaded_with_the_person,
             unknown_person_is_none,
             remove_deletes_person_and_portraits,
+            enrol_stores_person_and_portraits_together,
+            failed_enrol_leaves_nothing,
             remove_unknown_person_is_false,
             count_persons_counts,
             audit_round_trip_newest_first,
@@ -331,4 +333,31 @@ pub async fn audit_never_holds_clear_identity(store: &dyn Store) {
     assert!(!everything.contains("阳娜"));
     assert!(!everything.contains(alice().as_str()));
     assert!(!everything.contains("19491231"));
+}
+
+pub async fn enrol_stores_person_and_portraits_together(store: &dyn Store) {
+    store
+        .enrol(&alice(), &name("张三"), vec![portrait(1), portrait(2)])
+        .await
+        .unwrap();
+    let rec = store.get_person(&alice()).await.unwrap().unwrap();
+    assert_eq!(rec.person.name.as_str(), "张三");
+    assert_eq!(rec.portraits.len(), 2);
+    // Enrolling again renames and adds.
+    store
+        .enrol(&alice(), &name("张四"), vec![portrait(3)])
+        .await
+        .unwrap();
+    let rec = store.get_person(&alice()).await.unwrap().unwrap();
+    assert_eq!((rec.person.name.as_str(), rec.portraits.len()), ("张四", 3));
+}
+
+pub async fn failed_enrol_leaves_nothing(store: &dyn Store) {
+    let mut bad = portrait(2);
+    bad.embedding.clear();
+    assert!(store
+        .enrol(&bob(), &name("李四"), vec![portrait(1), bad])
+        .await
+        .is_err());
+    assert!(store.get_person(&bob()).await.unwrap().is_none());
 }

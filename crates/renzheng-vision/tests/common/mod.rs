@@ -36,11 +36,15 @@ fn open(mode: DetectionMode) -> Engine {
 /// test in a binary shares it.
 pub fn exact_engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
-    ENGINE.get_or_init(|| Arc::new(open(DetectionMode::Exact))).clone()
+    ENGINE
+        .get_or_init(|| Arc::new(open(DetectionMode::Exact)))
+        .clone()
 }
 
 /// The engine in production (auto-scaling) mode.
 pub fn auto_engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
-    ENGINE.get_or_init(|| Arc::new(open(DetectionMode::Auto))).clone()
+    ENGINE
+        .get_or_init(|| Arc::new(open(DetectionMode::Auto)))
+        .clone()
 }

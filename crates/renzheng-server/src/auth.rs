@@ -1,0 +1,184 @@
+//! Caller authentication, as a trait so that quotas and AppKey signatures (the next
+//! gateway features) can wrap or replace the AppCode check without touching handlers.
+//!
+//! Handlers ask for an [`Authenticated`] extractor; it asks the application's
+//! [`Authenticator`]. Today that is [`AppCodeAuthenticator`]: `Authorization: APPCODE
+//! <code>`, looked up by hash; a missing, unknown or disabled code is `403 Unauthorized`,
+//! the same answer in every case so that probing learns nothing.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use renzheng_store::{AppCodeHash, AppId, Store, StoreError};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The app's id.
+    pub app_id: AppId,
+    /// The app's display name.
+    pub app_name: String,
+}
+
+/// Why a request is not authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No usable credentials.
+    #[error("no credentials")]
+    Missing,
+    /// Credentials that match no enabled app.
+    #[error("credentials rejected")]
+    Rejected,
+    /// The credential store failed.
+    #[error("credential store unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing | AuthError::Rejected => ApiError::Unauthorized,
+            AuthError::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Decides who a request comes from.
+#[async_trait]
+pub trait Authenticator: Send + Sync + std::fmt::Debug {
+    /// The caller, from the request's head.
+    async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError>;
+}
+
+/// `Authorization: APPCODE <code>` against the app store.
+#[derive(Clone)]
+pub struct AppCodeAuthenticator {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for AppCodeAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppCodeAuthenticator")
+    }
+}
+
+impl AppCodeAuthenticator {
+    /// Authenticates against `store`'s apps.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        AppCodeAuthenticator { store }
+    }
+}
+
+/// The code in an `APPCODE <code>` header value (scheme case-insensitive).
+pub fn parse_appcode(value: &str) -> Option<&str> {
+    let (scheme, code) = value.trim().split_once(char::is_whitespace)?;
+    let code = code.trim();
+    (scheme.eq_ignore_ascii_case("APPCODE") && !code.is_empty()).then_some(code)
+}
+
+#[async_trait]
+impl Authenticator for AppCodeAuthenticator {
+    async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError> {
+        let code = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_appcode)
+            .ok_or(AuthError::Missing)?;
+        let app = self
+            .store
+            .find_app_by_code_hash(&AppCodeHash::of(code))
+            .await?
+            .filter(|app| app.enabled)
+            .ok_or(AuthError::Rejected)?;
+        Ok(Caller {
+            app_id: app.id,
+            app_name: app.name,
+        })
+    }
+}
+
+/// Extractor: the authenticated caller, or a 403.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = state.authenticator.authenticate(parts).await?;
+        tracing::Span::current().record("app_id", caller.app_id.as_str());
+        Ok(Authenticated(caller))
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Extractor for the admin API: `Authorization: Bearer <admin token>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(expected) = state.settings.admin_token.as_ref() else {
+            return Err(ApiError::AdminDisabled);
+        };
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(char::is_whitespace)?;
+                scheme
+                    .eq_ignore_ascii_case("Bearer")
+                    .then_some(token.trim())
+            })
+            .ok_or(ApiError::AdminUnauthorized)?;
+        if constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::AdminUnauthorized)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appcode_header_parsing() {
+        assert_eq!(parse_appcode("APPCODE abc"), Some("abc"));
+        assert_eq!(parse_appcode("appcode   abc "), Some("abc"));
+        assert_eq!(parse_appcode("Bearer abc"), None);
+        assert_eq!(parse_appcode("APPCODE"), None);
+        assert_eq!(parse_appcode("APPCODE  "), None);
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,156 @@
+//! Keys kept in the data directory: the audit hashing key and the photo encryption key.
+//!
+//! Both are 32 random bytes, written once (hex, mode 0600) on first use and read back
+//! afterwards, so that audit hashes stay comparable across restarts and kept photos stay
+//! readable.
+
+use std::io::Write;
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::XChaCha20Poly1305;
+use rand::RngCore;
+
+/// File name of the generated audit key.
+pub const AUDIT_KEY_FILE: &str = "audit.key";
+/// File name of the generated photo key.
+pub const PHOTO_KEY_FILE: &str = "photo.key";
+
+/// Problems with a key file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Reading or writing failed.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The file does not hold 64 hex digits.
+    #[error("key file {0} is corrupt (expected 64 hex digits)")]
+    Corrupt(String),
+}
+
+/// Reads the 32-byte key at `path`, creating it when absent.
+pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = hex::decode(text.trim())
+                .map_err(|_| KeyError::Corrupt(path.display().to_string()))?;
+            if key.len() != 32 {
+                return Err(KeyError::Corrupt(path.display().to_string()));
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let mut key = vec![0u8; 32];
+            rand::thread_rng().fill_bytes(&mut key);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            match options.open(path) {
+                Ok(mut file) => {
+                    file.write_all(hex::encode(&key).as_bytes()).map_err(io)?;
+                    file.sync_all().map_err(io)?;
+                    Ok(key)
+                }
+                // Another process created it between our read and our write: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_key(path),
+                Err(e) => Err(io(e)),
+            }
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Encrypts kept photos (XChaCha20-Poly1305; nonce stored in front of the ciphertext).
+#[derive(Clone)]
+pub struct PhotoCipher {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for PhotoCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PhotoCipher(****)")
+    }
+}
+
+/// Decryption failed: wrong key or altered data.
+#[derive(Debug, thiserror::Error)]
+#[error("the photo cannot be decrypted (wrong key or altered data)")]
+pub struct DecryptError;
+
+impl PhotoCipher {
+    /// A cipher under a 32-byte key.
+    pub fn new(key: &[u8]) -> Self {
+        PhotoCipher {
+            cipher: XChaCha20Poly1305::new_from_slice(key).expect("photo keys are 32 bytes"),
+        }
+    }
+
+    /// nonce ‖ ciphertext.
+    pub fn encrypt(&self, photo: &[u8]) -> Vec<u8> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut out = nonce.to_vec();
+        out.extend(
+            self.cipher
+                .encrypt(&nonce, photo)
+                .expect("encryption of a slice cannot fail"),
+        );
+        out
+    }
+
+    /// Inverse of [`encrypt`](Self::encrypt).
+    pub fn decrypt(&self, sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        if sealed.len() < 24 {
+            return Err(DecryptError);
+        }
+        let (nonce, ciphertext) = sealed.split_at(24);
+        self.cipher
+            .decrypt(nonce.into(), ciphertext)
+            .map_err(|_| DecryptError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join(AUDIT_KEY_FILE);
+        let a = load_or_create_key(&path).unwrap();
+        let b = load_or_create_key(&path).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 32);
+        std::fs::write(&path, "nope").unwrap();
+        assert!(matches!(
+            load_or_create_key(&path),
+            Err(KeyError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn photos_round_trip_and_tampering_is_detected() {
+        let c = PhotoCipher::new(&[7u8; 32]);
+        let sealed = c.encrypt(b"photo");
+        assert_ne!(&sealed[24..], b"photo");
+        assert_eq!(c.decrypt(&sealed).unwrap(), b"photo");
+        let mut bad = sealed.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(c.decrypt(&bad).is_err());
+    }
+}

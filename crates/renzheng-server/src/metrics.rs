@@ -1,0 +1,155 @@
+//! Prometheus metrics, one registry per running application (so test apps in one process
+//! do not share counters).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use renzheng_vision::StageTimings;
+
+/// Labels of a served request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route template (`/faceidcard/check`) or `unmatched`.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Verification result code 1–8, or `none`.
+    pub result: String,
+}
+
+/// Labels of a route's latency.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route template.
+    pub route: String,
+}
+
+/// Labels of an engine stage.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// decode, detect, landmarks, align or embed.
+    pub stage: &'static str,
+}
+
+/// The application's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    stages: Family<StageLabels, Histogram>,
+    saturated: Counter,
+    in_flight: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("renzheng");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, status and result",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Request latency by route",
+            latency.clone(),
+        );
+        let stages = Family::<StageLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "engine_stage_duration_seconds",
+            "Face engine time per stage",
+            stages.clone(),
+        );
+        let saturated = Counter::default();
+        registry.register(
+            "engine_saturated",
+            "Requests refused because the engine and its queue were full",
+            saturated.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "Requests being served",
+            in_flight.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            stages,
+            saturated,
+            in_flight,
+        }
+    }
+
+    /// Counts a served request.
+    pub fn observe_request(&self, labels: RequestLabels, elapsed: Duration) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: labels.route.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Records one analysis' stage times.
+    pub fn observe_stages(&self, t: &StageTimings) {
+        for (stage, d) in [
+            ("decode", t.decode),
+            ("detect", t.detect),
+            ("landmarks", t.landmarks),
+            ("align", t.align),
+            ("embed", t.embed),
+        ] {
+            self.stages
+                .get_or_create(&StageLabels { stage })
+                .observe(d.as_secs_f64());
+        }
+    }
+
+    /// Counts a 503 for saturation.
+    pub fn saturated(&self) {
+        self.saturated.inc();
+    }
+
+    /// The in-flight gauge.
+    pub fn in_flight(&self) -> &Gauge {
+        &self.in_flight
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,392 @@
+//! Typed, layered configuration shared by every command (`serve`, `registry`, `apps`).
+//!
+//! Layers, later ones winning: built-in defaults → an optional TOML or JSON file
+//! (`--config FILE`) → `RENZHENG_*` environment variables. Nested keys use a double
+//! underscore in the environment: `RENZHENG_ENGINE__SESSIONS=4`,
+//! `RENZHENG_LIMITS__MAX_BODY_BYTES=4194304`, `RENZHENG_IMG_URL__ALLOW=[127.0.0.1/32]`.
+//! The result is validated once, at start-up, so a typo fails loudly instead of half-working.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Json, Serialized, Toml};
+use figment::Figment;
+use ipnet::IpNet;
+use renzheng_vision::EngineConfig;
+use serde::{Deserialize, Serialize};
+
+/// Name of the SQLite database file inside the data directory.
+pub const DATABASE_FILE: &str = "renzheng.db";
+
+/// Top-level keys that environment variables may set. Other `RENZHENG_*` variables
+/// (`RENZHENG_MODELS_DIR`, `RENZHENG_CACHE_DIR`, …) belong to other components and are
+/// ignored here rather than rejected as unknown keys.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "admin_token",
+    "audit_key",
+    "keep_photos",
+    "engine",
+    "limits",
+    "img_url",
+    "log",
+];
+
+/// A secret string (admin token, audit key) whose `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value in clear; only for comparing or deriving keys.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `host:port` to listen on (`RENZHENG_LISTEN`).
+    pub listen: String,
+    /// Directory of the SQLite database and generated keys (`RENZHENG_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Bearer token of the admin API; the admin API is disabled when unset
+    /// (`RENZHENG_ADMIN_TOKEN`).
+    pub admin_token: Option<Secret>,
+    /// Key of the audit log's keyed hashes; when unset, a random key is generated on first
+    /// start and kept in `<data_dir>/audit.key` (`RENZHENG_AUDIT_KEY`).
+    pub audit_key: Option<Secret>,
+    /// Keep enrolment photos (encrypted with `<data_dir>/photo.key`) next to their
+    /// embeddings. Off by default: the embedding is all a check needs.
+    pub keep_photos: bool,
+    /// The face engine.
+    pub engine: EngineConfig,
+    /// Request limits and backpressure.
+    pub limits: Limits,
+    /// The `imgUrl` fetcher.
+    pub img_url: ImgUrlSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("data"),
+            admin_token: None,
+            audit_key: None,
+            keep_photos: false,
+            engine: EngineConfig::default(),
+            limits: Limits::default(),
+            img_url: ImgUrlSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// Request limits and backpressure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body of `/faceidcard/check`, bytes (larger → 413). Must leave room
+    /// for a base64-encoded photo of `max_photo_bytes`.
+    pub max_body_bytes: usize,
+    /// Largest photo, decoded, bytes (the product's "不超过1mb"; larger → 400).
+    pub max_photo_bytes: usize,
+    /// Largest admin request body (enrolment with several photos), bytes.
+    pub max_admin_body_bytes: usize,
+    /// Engine jobs that may run at once.
+    pub max_engine_jobs: usize,
+    /// Requests that may wait for an engine slot; more are refused at once with 503.
+    pub max_queued_jobs: usize,
+    /// How long a request may wait for an engine slot before a 503, milliseconds.
+    pub queue_timeout_ms: u64,
+    /// Time limit of a whole request, milliseconds (over it → 504).
+    pub request_timeout_ms: u64,
+    /// `Retry-After` sent with a 503, seconds.
+    pub retry_after_secs: u64,
+    /// How long a shutdown waits for in-flight requests, milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_photo_bytes: 1024 * 1024,
+            max_admin_body_bytes: 32 * 1024 * 1024,
+            max_engine_jobs: 2,
+            max_queued_jobs: 32,
+            queue_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            retry_after_secs: 1,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+impl Limits {
+    /// [`queue_timeout_ms`](Self::queue_timeout_ms) as a duration.
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.queue_timeout_ms)
+    }
+
+    /// [`request_timeout_ms`](Self::request_timeout_ms) as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// The `imgUrl` fetcher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImgUrlSettings {
+    /// Whether `imgUrl` is accepted at all.
+    pub enabled: bool,
+    /// Total time for one fetch, redirects included, milliseconds.
+    pub timeout_ms: u64,
+    /// Time to establish one connection, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Redirects followed at most (each target re-checked).
+    pub max_redirects: usize,
+    /// Networks that may be fetched although they are not public (loopback, private…),
+    /// e.g. `["10.1.2.0/24", "127.0.0.1/32"]`. Empty by default: only public addresses.
+    pub allow: Vec<IpNet>,
+}
+
+impl Default for ImgUrlSettings {
+    fn default() -> Self {
+        ImgUrlSettings {
+            enabled: true,
+            timeout_ms: 10_000,
+            connect_timeout_ms: 3_000,
+            max_redirects: 3,
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Output format of `serve`.
+    pub format: LogFormat,
+    /// `tracing` filter directive (`RUST_LOG` wins when set).
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Json,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The `--config` file does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// The `--config` file has an extension other than `.toml` or `.json`.
+    #[error("configuration file {0} must end in .toml or .json")]
+    UnknownFormat(PathBuf),
+    /// A layer could not be parsed or has a wrong or unknown key.
+    #[error("configuration: {0}")]
+    Parse(String),
+    /// The values parse but make no sense.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads defaults → `file` → environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(SettingsError::MissingFile(path.to_owned()));
+            }
+            figment = match path.extension().and_then(|e| e.to_str()) {
+                Some("toml") => figment.merge(Toml::file_exact(path)),
+                Some("json") => figment.merge(Json::file_exact(path)),
+                _ => return Err(SettingsError::UnknownFormat(path.to_owned())),
+            };
+        }
+        let env = Env::prefixed("RENZHENG_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        });
+        let settings: Settings = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| SettingsError::Parse(one_line(&e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |m: String| Err(SettingsError::Invalid(m));
+        self.listen_addr()?;
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir must not be empty".into());
+        }
+        if let Some(token) = &self.admin_token {
+            if token.expose().trim().len() < 16 {
+                return invalid("admin_token must be at least 16 characters".into());
+            }
+        }
+        if let Some(key) = &self.audit_key {
+            if key.expose().len() < 16 {
+                return invalid("audit_key must be at least 16 characters".into());
+            }
+        }
+        let l = &self.limits;
+        if l.max_photo_bytes == 0 || l.max_engine_jobs == 0 || l.request_timeout_ms == 0 {
+            return invalid(
+                "limits.max_photo_bytes, limits.max_engine_jobs and limits.request_timeout_ms must be positive".into(),
+            );
+        }
+        // A photo of the maximum size must fit in the body once base64-encoded.
+        let needed = l.max_photo_bytes.div_ceil(3) * 4 + 4096;
+        if l.max_body_bytes < needed {
+            return invalid(format!(
+                "limits.max_body_bytes ({}) must be at least {needed} so that a base64 photo of limits.max_photo_bytes ({}) fits",
+                l.max_body_bytes, l.max_photo_bytes
+            ));
+        }
+        if l.max_admin_body_bytes < l.max_body_bytes {
+            return invalid(
+                "limits.max_admin_body_bytes must be at least limits.max_body_bytes".into(),
+            );
+        }
+        if self.engine.sessions == 0 {
+            return invalid("engine.sessions must be positive".into());
+        }
+        if let Some(v) = &self.engine.verdict {
+            v.validate()
+                .map_err(|e| SettingsError::Invalid(format!("engine.verdict: {e}")))?;
+        }
+        let u = &self.img_url;
+        if u.timeout_ms == 0 || u.connect_timeout_ms == 0 {
+            return invalid(
+                "img_url.timeout_ms and img_url.connect_timeout_ms must be positive".into(),
+            );
+        }
+        if u.max_redirects > 10 {
+            return invalid("img_url.max_redirects must be at most 10".into());
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter)
+            .map_err(|e| SettingsError::Invalid(format!("log.filter: {e}")))?;
+        Ok(())
+    }
+
+    /// The listen address, resolved.
+    pub fn listen_addr(&self) -> Result<SocketAddr, SettingsError> {
+        let bad =
+            || SettingsError::Invalid(format!("listen must be host:port, got {:?}", self.listen));
+        self.listen
+            .to_socket_addrs()
+            .map_err(|_| bad())?
+            .next()
+            .ok_or_else(bad)
+    }
+
+    /// Path of the SQLite database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+}
+
+/// Figment errors can span lines; the CLI promises one-line reasons.
+fn one_line(e: &figment::Error) -> String {
+    e.to_string().replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn body_limit_must_hold_a_full_photo() {
+        let mut s = Settings::default();
+        s.limits.max_body_bytes = s.limits.max_photo_bytes;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("max_body_bytes"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_hidden_in_debug() {
+        let s = Settings {
+            admin_token: Some(Secret::new("a-very-secret-admin-token")),
+            ..Settings::default()
+        };
+        assert!(!format!("{s:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn file_layer_parses_nested_sections_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("c.toml");
+        std::fs::write(
+            &good,
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_engine_jobs = 3\n[img_url]\nallow = [\"127.0.0.1/32\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&good)).unwrap();
+        assert_eq!(s.limits.max_engine_jobs, 3);
+        assert_eq!(s.img_url.allow.len(), 1);
+        let bad = dir.path().join("b.toml");
+        std::fs::write(&bad, "lisen = \"x\"\n").unwrap();
+        assert!(Settings::load(Some(&bad)).is_err());
+        assert!(Settings::load(Some(&dir.path().join("none.toml"))).is_err());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        // Only this test sets these variables; other tests tolerate them.
+        std::env::set_var("RENZHENG_LIMITS__RETRY_AFTER_SECS", "7");
+        std::env::set_var("RENZHENG_KEEP_PHOTOS", "true");
+        let s = Settings::load(None).unwrap();
+        std::env::remove_var("RENZHENG_LIMITS__RETRY_AFTER_SECS");
+        std::env::remove_var("RENZHENG_KEEP_PHOTOS");
+        assert_eq!(s.limits.retry_after_secs, 7);
+        assert!(s.keep_photos);
+    }
+}

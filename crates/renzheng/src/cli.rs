@@ -1,0 +1,116 @@
+//! The command-line surface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::vision_cli;
+
+/// Renzheng: self-hosted face ↔ ID-card verification (人脸身份证比对).
+#[derive(Debug, Parser)]
+#[command(name = "renzheng", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML or JSON); `RENZHENG_*` environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve,
+    /// Manage the identity registry (the 库).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Manage the apps that may call the API.
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Install or verify the model pack.
+    Models(vision_cli::models::Args),
+    /// Compare the faces in two photos.
+    Compare(vision_cli::compare::Args),
+    /// Evaluate the engine on labelled pairs.
+    Eval(vision_cli::eval::Args),
+    /// Benchmark the engine.
+    Bench(vision_cli::bench::Args),
+}
+
+/// `renzheng registry …`.
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Enrol (or rename) a person, with zero or more portrait photos.
+    Add {
+        /// The person's name as on the ID card.
+        #[arg(long)]
+        name: String,
+        /// The ID number (18 characters, or a legacy 15-digit number).
+        #[arg(long = "id-number")]
+        id_number: String,
+        /// A portrait photo; repeat for several. Without any, checks answer 5 (no portrait).
+        #[arg(long = "photo", value_name = "FILE")]
+        photos: Vec<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enrol everyone in a folder: photos named by ID number (`<id>.jpg`, `<id>_2.jpg`…)
+    /// plus a CSV of `id,name`.
+    Import {
+        /// The folder.
+        dir: PathBuf,
+        /// The CSV (default: the only `.csv` file in the folder).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a person and everything stored about them.
+    Remove {
+        /// The ID number.
+        id_number: String,
+    },
+    /// Show a person (masked).
+    Show {
+        /// The ID number.
+        id_number: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `renzheng apps …`.
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Create an app and print its AppCode (shown this once only).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Print `{"app_id": …, "app_code": …}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List apps.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an app (its calls get 403).
+    Disable {
+        /// The app id (`app_…`).
+        app_id: String,
+    },
+    /// Enable an app again.
+    Enable {
+        /// The app id (`app_…`).
+        app_id: String,
+    },
+}

@@ -1,0 +1,570 @@
+//! `renzheng eval --pairs FILE --root DIR`: accuracy of the engine on a pairs list.
+//!
+//! Every image is analysed once by the production pipeline. A pair whose photos both have
+//! a face is scored by distance; it then falls into result 1/2/3 at the configured
+//! thresholds, or 6 (no face in either photo) or 8 (a photo refused for quality) as the
+//! service would answer. Threshold-free figures (best accuracy, AUC, TAR at FAR) use every
+//! pair whose two photos have a face, quality aside, so they describe the embeddings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use renzheng_vision::{Analysis, Engine, EngineConfig, Outcome, Verdict, VerdictThresholds};
+use serde::Serialize;
+
+/// Arguments of `renzheng eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// CSV with columns `file_x,file_y,same` (paths relative to `--root`).
+    #[arg(long)]
+    pub pairs: PathBuf,
+    /// Folder the pair paths are relative to (default: the pairs file's folder).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Write one CSV row per pair: `file_x,file_y,same,distance,score,result`.
+    #[arg(long)]
+    pub per_pair: Option<PathBuf>,
+    /// Write one CSV row per image with its outcome and quality measurements (for
+    /// calibrating the quality gate).
+    #[arg(long)]
+    pub per_image: Option<PathBuf>,
+    /// Worker threads (each uses one inference session).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+/// One pair of the list.
+#[derive(Debug, Clone)]
+struct Pair {
+    x: String,
+    y: String,
+    same: bool,
+}
+
+/// What one image amounted to.
+#[derive(Debug, Clone)]
+struct ImageResult {
+    outcome: Outcome,
+    faces: usize,
+    embedding: Option<renzheng_vision::Embedding>,
+    quality: Option<renzheng_vision::QualityReport>,
+}
+
+/// The figures `eval` reports.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// Pairs in the list.
+    pub pairs: usize,
+    /// Distinct images.
+    pub images: usize,
+    /// Images where no face was found.
+    pub no_face: usize,
+    /// Images refused by the quality gate.
+    pub quality_refused: usize,
+    /// Images compared with a quality warning (never "same").
+    pub quality_warned: usize,
+    /// Pairs with a face in both photos (used for the threshold-free figures).
+    pub scored_pairs: usize,
+    /// Fraction of pairs answered correctly: genuine → 1, impostor → 3 or 2… see `accuracy_rule`.
+    pub accuracy: f64,
+    /// How `accuracy` is counted.
+    pub accuracy_rule: &'static str,
+    /// Accuracy of the best single distance threshold.
+    pub best_accuracy: f64,
+    /// That threshold.
+    pub best_threshold: f64,
+    /// ROC area under the curve (distance as the score).
+    pub auc: f64,
+    /// True-accept rate at a false-accept rate of 1e-2.
+    #[serde(rename = "tar_at_far_1e-2")]
+    pub tar_at_far_1e_2: f64,
+    /// True-accept rate at a false-accept rate of 1e-3.
+    #[serde(rename = "tar_at_far_1e-3")]
+    pub tar_at_far_1e_3: f64,
+    /// Impostor pairs answered 1 / impostor pairs answered 1, 2 or 3.
+    pub false_accept_rate: f64,
+    /// Genuine pairs answered 3 / genuine pairs answered 1, 2 or 3.
+    pub false_reject_rate: f64,
+    /// Genuine pairs answered 2 / genuine pairs answered 1, 2 or 3.
+    pub genuine_uncertain_rate: f64,
+    /// Impostor pairs answered 2 / impostor pairs answered 1, 2 or 3.
+    pub impostor_uncertain_rate: f64,
+    /// Pairs by result code.
+    pub results: BTreeMap<u8, usize>,
+    /// The thresholds used.
+    pub thresholds: VerdictThresholds,
+}
+
+/// Runs the command.
+pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
+    super::models::ensure_installed(engine_cfg)?;
+    let pairs = read_pairs(&args.pairs)?;
+    let root = args
+        .root
+        .clone()
+        .or_else(|| args.pairs.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let mut cfg = engine_cfg.clone();
+    cfg.sessions = args.threads.max(1);
+    let engine = Engine::open(&cfg)?;
+
+    let mut images: Vec<String> = pairs
+        .iter()
+        .flat_map(|p| [p.x.clone(), p.y.clone()])
+        .collect();
+    images.sort();
+    images.dedup();
+    let analysed = analyse_all(&engine, &root, &images, args.threads.max(1))?;
+
+    let mut per_pair = Vec::with_capacity(pairs.len());
+    for p in &pairs {
+        let (a, b) = (&analysed[&p.x], &analysed[&p.y]);
+        let distance = match (&a.embedding, &b.embedding) {
+            (Some(ea), Some(eb)) => Some(ea.distance(eb)),
+            _ => None,
+        };
+        let warned = a.quality.as_ref().is_some_and(|q| q.warned())
+            || b.quality.as_ref().is_some_and(|q| q.warned());
+        let result = result_code(a.outcome, b.outcome, distance, warned, engine.thresholds());
+        per_pair.push((p.clone(), distance, result));
+    }
+    let report = summarise(&analysed, &per_pair, *engine.thresholds());
+
+    if let Some(path) = &args.per_pair {
+        let mut w =
+            csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+        w.write_record(["file_x", "file_y", "same", "distance", "score", "result"])?;
+        for (p, d, r) in &per_pair {
+            w.write_record([
+                p.x.clone(),
+                p.y.clone(),
+                u8::from(p.same).to_string(),
+                d.map(|d| format!("{d:.6}")).unwrap_or_default(),
+                d.map(|d| format!("{:.6}", renzheng_vision::score::score_from_distance(d)))
+                    .unwrap_or_default(),
+                r.to_string(),
+            ])?;
+        }
+        w.flush()?;
+    }
+    if let Some(path) = &args.per_image {
+        write_per_image(path, &images, &analysed)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&args.pairs, &report);
+    }
+    Ok(())
+}
+
+fn write_per_image(
+    path: &Path,
+    images: &[String],
+    analysed: &HashMap<String, ImageResult>,
+) -> anyhow::Result<()> {
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record([
+        "file",
+        "outcome",
+        "faces",
+        "inter_eye_px",
+        "sharpness",
+        "brightness",
+        "clipped_bright",
+        "clipped_dark",
+        "yaw",
+        "roll_deg",
+        "outside_fraction",
+        "detector_score",
+        "issues",
+        "warnings",
+    ])?;
+    for name in images {
+        let r = &analysed[name];
+        let mut row = vec![
+            name.clone(),
+            format!("{:?}", r.outcome),
+            r.faces.to_string(),
+        ];
+        match &r.quality {
+            Some(q) => {
+                row.extend(
+                    [
+                        q.inter_eye_px,
+                        q.sharpness,
+                        q.brightness,
+                        q.clipped_bright,
+                        q.clipped_dark,
+                        q.yaw,
+                        q.roll_deg,
+                        q.outside_fraction,
+                        f64::from(q.detector_score),
+                    ]
+                    .iter()
+                    .map(|v| format!("{v:.4}")),
+                );
+                for list in [&q.issues, &q.warnings] {
+                    row.push(
+                        list.iter()
+                            .map(|i| i.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
+                }
+            }
+            None => row.extend(std::iter::repeat_n(String::new(), 11)),
+        }
+        w.write_record(&row)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn read_pairs(path: &Path) -> anyhow::Result<Vec<Pair>> {
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let headers = r.headers()?.clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .with_context(|| format!("{}: no column {name}", path.display()))
+    };
+    let (cx, cy, cs) = (col("file_x")?, col("file_y")?, col("same")?);
+    let mut pairs = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec?;
+        let same = match rec.get(cs).map(str::trim) {
+            Some("1") | Some("true") => true,
+            Some("0") | Some("false") => false,
+            other => bail!("{} row {}: same = {other:?}", path.display(), i + 2),
+        };
+        pairs.push(Pair {
+            x: rec.get(cx).unwrap_or_default().trim().to_string(),
+            y: rec.get(cy).unwrap_or_default().trim().to_string(),
+            same,
+        });
+    }
+    if pairs.is_empty() {
+        bail!("{}: no pairs", path.display());
+    }
+    Ok(pairs)
+}
+
+fn analyse_all(
+    engine: &Engine,
+    root: &Path,
+    images: &[String],
+    threads: usize,
+) -> anyhow::Result<HashMap<String, ImageResult>> {
+    let bar = ProgressBar::new(images.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images {elapsed_precise} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let out = Mutex::new(HashMap::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(name) = images.get(i) else { break };
+                let res = std::fs::read(root.join(name))
+                    .with_context(|| format!("reading {}", root.join(name).display()))
+                    .and_then(|bytes| Ok(engine.analyze(&bytes)?));
+                match res {
+                    Ok(a) => {
+                        out.lock()
+                            .expect("lock")
+                            .insert(name.clone(), image_result(&a));
+                    }
+                    Err(e) => {
+                        // An undecodable file counts as "no face", like the service's 400;
+                        // only I/O problems stop the evaluation.
+                        if e.downcast_ref::<renzheng_vision::EngineError>().is_some() {
+                            out.lock().expect("lock").insert(
+                                name.clone(),
+                                ImageResult {
+                                    outcome: Outcome::NoFace,
+                                    faces: 0,
+                                    embedding: None,
+                                    quality: None,
+                                },
+                            );
+                        } else {
+                            *failure.lock().expect("lock") = Some(e);
+                            break;
+                        }
+                    }
+                }
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = failure.into_inner().expect("lock") {
+        return Err(e);
+    }
+    Ok(out.into_inner().expect("lock"))
+}
+
+fn image_result(a: &Analysis) -> ImageResult {
+    ImageResult {
+        outcome: a.outcome(),
+        faces: a.faces.len(),
+        embedding: a.face.as_ref().map(|f| f.embedding.clone()),
+        quality: a.face.as_ref().map(|f| f.quality.clone()),
+    }
+}
+
+/// The service's result code for a pair; a photo with a quality warning caps "same" at
+/// "can't tell", as the service does.
+fn result_code(
+    a: Outcome,
+    b: Outcome,
+    distance: Option<f64>,
+    warned: bool,
+    t: &VerdictThresholds,
+) -> u8 {
+    if a == Outcome::NoFace || b == Outcome::NoFace {
+        return 6;
+    }
+    if a == Outcome::QualityRefused || b == Outcome::QualityRefused {
+        return 8;
+    }
+    match distance.map(|d| t.verdict(d)) {
+        Some(Verdict::Same) if warned => 2,
+        Some(Verdict::Same) => 1,
+        Some(Verdict::Uncertain) => 2,
+        Some(Verdict::Different) => 3,
+        None => 6,
+    }
+}
+
+fn summarise(
+    images: &HashMap<String, ImageResult>,
+    per_pair: &[(Pair, Option<f64>, u8)],
+    thresholds: VerdictThresholds,
+) -> Report {
+    let scored: Vec<(f64, bool)> = per_pair
+        .iter()
+        .filter_map(|(p, d, _)| d.map(|d| (d, p.same)))
+        .collect();
+    let mut results = BTreeMap::new();
+    for (_, _, r) in per_pair {
+        *results.entry(*r).or_insert(0) += 1;
+    }
+    // Band rates are over the pairs the service would compare (results 1, 2, 3).
+    let compared = |same: bool| {
+        per_pair
+            .iter()
+            .filter(|(p, _, r)| p.same == same && (1..=3).contains(r))
+            .count()
+            .max(1) as f64
+    };
+    let band = |same: bool, code: u8| {
+        per_pair
+            .iter()
+            .filter(|(p, _, r)| p.same == same && *r == code)
+            .count() as f64
+    };
+    let (genuine, impostor) = (compared(true), compared(false));
+    // A pair is answered correctly when a genuine pair gets 1 and an impostor gets 3;
+    // "can't tell", 6 and 8 count as not correct.
+    let correct = per_pair
+        .iter()
+        .filter(|(p, _, r)| (p.same && *r == 1) || (!p.same && *r == 3))
+        .count();
+    let (best_accuracy, best_threshold) = best_threshold(&scored);
+    Report {
+        pairs: per_pair.len(),
+        images: images.len(),
+        no_face: images
+            .values()
+            .filter(|i| i.outcome == Outcome::NoFace)
+            .count(),
+        quality_refused: images
+            .values()
+            .filter(|i| i.outcome == Outcome::QualityRefused)
+            .count(),
+        quality_warned: images
+            .values()
+            .filter(|i| {
+                i.outcome == Outcome::Usable && i.quality.as_ref().is_some_and(|q| q.warned())
+            })
+            .count(),
+        scored_pairs: scored.len(),
+        accuracy: correct as f64 / per_pair.len().max(1) as f64,
+        accuracy_rule: "genuine answered 1 or impostor answered 3, over all pairs",
+        best_accuracy,
+        best_threshold,
+        auc: auc(&scored),
+        tar_at_far_1e_2: tar_at_far(&scored, 1e-2),
+        tar_at_far_1e_3: tar_at_far(&scored, 1e-3),
+        false_accept_rate: band(false, 1) / impostor,
+        false_reject_rate: band(true, 3) / genuine,
+        genuine_uncertain_rate: band(true, 2) / genuine,
+        impostor_uncertain_rate: band(false, 2) / impostor,
+        results,
+        thresholds,
+    }
+}
+
+/// Best accuracy of a rule "same iff distance ≤ t" and its t (midpoint between neighbours).
+fn best_threshold(scored: &[(f64, bool)]) -> (f64, f64) {
+    if scored.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mut s = scored.to_vec();
+    s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let impostors = s.iter().filter(|x| !x.1).count();
+    // Threshold below everything: all rejected → correct = impostors.
+    let mut correct = impostors as i64;
+    let (mut best, mut best_t) = (correct, s[0].0 - 1e-6);
+    for i in 0..s.len() {
+        correct += if s[i].1 { 1 } else { -1 };
+        // Only cut between distinct distances.
+        if i + 1 < s.len() && s[i + 1].0 == s[i].0 {
+            continue;
+        }
+        if correct > best {
+            best = correct;
+            best_t = if i + 1 < s.len() {
+                (s[i].0 + s[i + 1].0) / 2.0
+            } else {
+                s[i].0
+            };
+        }
+    }
+    (best as f64 / s.len() as f64, best_t)
+}
+
+/// ROC AUC: the probability that a genuine pair is closer than an impostor (ties ½).
+fn auc(scored: &[(f64, bool)]) -> f64 {
+    let mut s = scored.to_vec();
+    s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (ng, ni) = (
+        s.iter().filter(|x| x.1).count() as f64,
+        s.iter().filter(|x| !x.1).count() as f64,
+    );
+    if ng == 0.0 || ni == 0.0 {
+        return 0.0;
+    }
+    // Rank-sum with average ranks for ties; a smaller distance is the "higher" score.
+    let mut rank_sum_impostor = 0.0;
+    let mut i = 0;
+    while i < s.len() {
+        let mut j = i;
+        while j + 1 < s.len() && s[j + 1].0 == s[i].0 {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum_impostor += s[i..=j].iter().filter(|x| !x.1).count() as f64 * avg_rank;
+        i = j + 1;
+    }
+    // Impostors should have the large ranks (large distances).
+    (rank_sum_impostor - ni * (ni + 1.0) / 2.0) / (ng * ni)
+}
+
+/// Fraction of genuine pairs accepted at the largest threshold that accepts at most
+/// `far` of the impostors.
+fn tar_at_far(scored: &[(f64, bool)], far: f64) -> f64 {
+    let mut imp: Vec<f64> = scored.iter().filter(|x| !x.1).map(|x| x.0).collect();
+    let gen: Vec<f64> = scored.iter().filter(|x| x.1).map(|x| x.0).collect();
+    if imp.is_empty() || gen.is_empty() {
+        return 0.0;
+    }
+    imp.sort_by(f64::total_cmp);
+    let allowed = (far * imp.len() as f64).floor() as usize;
+    // Accept d < imp[allowed]: exactly `allowed` impostors lie below it (ties excluded).
+    let t = imp.get(allowed).copied().unwrap_or(f64::INFINITY);
+    gen.iter().filter(|&&d| d < t).count() as f64 / gen.len() as f64
+}
+
+fn print_report(pairs: &Path, r: &Report) {
+    println!("{}", pairs.display());
+    println!(
+        "  pairs {}  images {}  no face {}  quality refused {}  warned {}  scored pairs {}",
+        r.pairs, r.images, r.no_face, r.quality_refused, r.quality_warned, r.scored_pairs
+    );
+    println!(
+        "  accuracy {:.4} ({})  best accuracy {:.4} at distance {:.3}  AUC {:.4}",
+        r.accuracy, r.accuracy_rule, r.best_accuracy, r.best_threshold, r.auc
+    );
+    println!(
+        "  TAR@FAR1e-2 {:.4}  TAR@FAR1e-3 {:.4}",
+        r.tar_at_far_1e_2, r.tar_at_far_1e_3
+    );
+    println!(
+        "  at same ≤ {:.3} / different ≥ {:.3}: FAR {:.4}  FRR {:.4}  genuine can't-tell {:.4}  impostor can't-tell {:.4}",
+        r.thresholds.same_max_distance,
+        r.thresholds.different_min_distance,
+        r.false_accept_rate,
+        r.false_reject_rate,
+        r.genuine_uncertain_rate,
+        r.impostor_uncertain_rate
+    );
+    let codes: Vec<String> = r.results.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    println!("  results {}", codes.join("  "));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfect_separation() {
+        let s = vec![(0.2, true), (0.3, true), (0.7, false), (0.8, false)];
+        assert_eq!(auc(&s), 1.0);
+        let (acc, t) = best_threshold(&s);
+        assert_eq!(acc, 1.0);
+        assert!((t - 0.5).abs() < 1e-12);
+        assert_eq!(tar_at_far(&s, 1e-2), 1.0);
+    }
+
+    #[test]
+    fn reversed_and_tied() {
+        let s = vec![(0.8, true), (0.2, false)];
+        assert_eq!(auc(&s), 0.0);
+        let tied = vec![(0.5, true), (0.5, false)];
+        assert_eq!(auc(&tied), 0.5);
+        // A tie with an impostor is not accepted at FAR 0.
+        assert_eq!(tar_at_far(&tied, 1e-3), 0.0);
+    }
+
+    #[test]
+    fn tar_at_far_allows_the_stated_fraction() {
+        // 100 impostors at 0.500, 0.505, …; genuine at 0.495 and 0.5025.
+        let mut s: Vec<(f64, bool)> = (0..100).map(|i| (0.5 + i as f64 / 200.0, false)).collect();
+        s.push((0.495, true));
+        s.push((0.5025, true));
+        assert_eq!(tar_at_far(&s, 0.0), 0.5);
+        assert_eq!(tar_at_far(&s, 1e-2), 1.0, "one impostor may be accepted");
+    }
+
+    #[test]
+    fn result_codes() {
+        let t = VerdictThresholds::default();
+        let code = |a, b, d, w| result_code(a, b, d, w, &t);
+        use Outcome::{NoFace, QualityRefused, Usable};
+        assert_eq!(code(NoFace, Usable, None, false), 6);
+        assert_eq!(code(QualityRefused, Usable, Some(0.1), false), 8);
+        assert_eq!(code(Usable, Usable, Some(0.1), false), 1);
+        assert_eq!(
+            code(Usable, Usable, Some(0.1), true),
+            2,
+            "a warning caps same"
+        );
+        assert_eq!(code(Usable, Usable, Some(0.5), false), 2);
+        assert_eq!(code(Usable, Usable, Some(0.9), false), 3);
+    }
+}

@@ -1,0 +1,216 @@
+//! The admin API: enrolment (JSON and multipart), show, remove, apps.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn admin_api_requires_the_token_and_is_off_without_one() {
+    let app = spawn_app().await;
+    let response = app
+        .request(Method::GET, "/admin/apps")
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (401, "AdminUnauthorized"));
+    let response = app
+        .request(Method::GET, "/admin/apps")
+        .bearer_auth("wrong-token-wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 401);
+
+    let off = spawn_app_with(|s| s.admin_token = None).await;
+    let response = off.admin(Method::GET, "/admin/apps").send().await.unwrap();
+    let (status, code, _) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (404, "AdminDisabled"));
+}
+
+#[tokio::test]
+async fn enrol_show_check_remove_over_http() {
+    let app = spawn_app().await;
+    let person = DOT_NAME;
+    // Enrol with a JSON body (one base64 photo, with a data URI prefix).
+    let response = app
+        .admin(Method::POST, "/admin/persons")
+        .json(&json!({
+            "name": person.name,
+            "idCard": person.id(),
+            "photos": [format!("data:image/jpeg;base64,{}", photo_b64(HU_SAME))]
+        }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 201, "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains(&person.id()) && !text.contains("艾力"),
+        "masked: {text}"
+    );
+    assert_eq!(body["data"]["portraits"].as_array().unwrap().len(), 1);
+
+    // Show is masked.
+    let response = app
+        .admin(Method::GET, &format!("/admin/persons/{}", person.id()))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["id_number"],
+        format!("{}********{}", &person.id()[..6], &person.id()[14..])
+    );
+
+    // The enrolled portrait verifies (a differently typed middle dot is the same name).
+    let typed = person.name.replace('·', "・");
+    let response = app
+        .check_json(&json!({"name": typed, "idCard": person.id(), "image": photo_b64("lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0004.jpg")}))
+        .await;
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["result"], 1, "{body}");
+
+    // Remove, then the ID is unknown.
+    let response = app
+        .admin(Method::DELETE, &format!("/admin/persons/{}", person.id()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_and_body(response).await.0, 200);
+    let response = app
+        .admin(Method::DELETE, &format!("/admin/persons/{}", person.id()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 404);
+    let data = app.check_result(person, HU_SAME).await;
+    assert_eq!(data["result"], 7);
+}
+
+#[tokio::test]
+async fn enrolment_refuses_unusable_portraits_with_the_reason() {
+    let app = spawn_app().await;
+    let person = DOT_NAME;
+    for (rel, reason) in [
+        (NO_FACE, "no face"),
+        (TOO_DARK, "too_dark"),
+        (TEXT_AS_JPG, "not an image"),
+    ] {
+        let form = reqwest::multipart::Form::new()
+            .text("name", person.name)
+            .text("idCard", person.id())
+            .part(
+                "photo",
+                reqwest::multipart::Part::bytes(photo(rel)).file_name("p.jpg"),
+            );
+        let response = app
+            .admin(Method::POST, "/admin/persons")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, code, msg) = error_of(response).await;
+        assert_eq!(status, 400, "{rel}: {msg}");
+        assert!(
+            code == "PortraitRefused" || code == "InvalidImage",
+            "{rel}: {code}"
+        );
+        assert!(msg.contains(reason), "{rel}: {msg}");
+    }
+    // Nothing was written.
+    let response = app
+        .admin(Method::GET, &format!("/admin/persons/{}", person.id()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 404);
+
+    // Multipart with a good photo works.
+    let form = reqwest::multipart::Form::new()
+        .text("name", person.name)
+        .text("idCard", person.id())
+        .part(
+            "photo",
+            reqwest::multipart::Part::bytes(photo(HU_SAME)).file_name("p.jpg"),
+        );
+    let response = app
+        .admin(Method::POST, "/admin/persons")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn apps_over_http() {
+    let app = spawn_app().await;
+    let response = app
+        .admin(Method::POST, "/admin/apps")
+        .json(&json!({"name": "partner"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 201);
+    let app_id = body["data"]["app_id"].as_str().unwrap().to_owned();
+    let code = body["data"]["app_code"].as_str().unwrap().to_owned();
+
+    let check = |code: String| {
+        app.request(Method::POST, "/faceidcard/check")
+            .header("Authorization", format!("APPCODE {code}"))
+            .json(
+                &json!({"name": UNKNOWN.name, "idCard": UNKNOWN.id(), "image": photo_b64(HU_SAME)}),
+            )
+            .send()
+    };
+    assert_eq!(
+        status_and_body(check(code.clone()).await.unwrap()).await.0,
+        200
+    );
+
+    let response = app.admin(Method::GET, "/admin/apps").send().await.unwrap();
+    let (_, body) = status_and_body(response).await;
+    assert!(body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["app_id"] == app_id.as_str()));
+    assert!(!body.to_string().contains(&code), "codes are never listed");
+
+    let response = app
+        .admin(Method::POST, &format!("/admin/apps/{app_id}/disable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_and_body(response).await.0, 200);
+    assert_eq!(error_of(check(code.clone()).await.unwrap()).await.0, 403);
+    let response = app
+        .admin(Method::POST, &format!("/admin/apps/{app_id}/enable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_and_body(response).await.0, 200);
+    assert_eq!(status_and_body(check(code).await.unwrap()).await.0, 200);
+    let response = app
+        .admin(Method::POST, "/admin/apps/app_nope/disable")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 404);
+
+    let response = app
+        .admin(Method::GET, "/admin/audit?limit=5")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 200);
+    assert!(!body["data"].as_array().unwrap().is_empty());
+}

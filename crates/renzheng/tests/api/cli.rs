@@ -1,0 +1,205 @@
+//! The command-line contract: `apps`, `registry`, exit codes and one-line errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn renzheng(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_renzheng"))
+        .args(args)
+        .env("RENZHENG_DATA_DIR", data_dir)
+        .env_remove("RENZHENG_LISTEN")
+        .output()
+        .expect("running renzheng")
+}
+
+fn ok_json(data_dir: &Path, args: &[&str]) -> Value {
+    let out = renzheng(data_dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{args:?}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn fails_with(data_dir: &Path, args: &[&str], needle: &str) {
+    let out = renzheng(data_dir, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one-line reason: {stderr}"
+    );
+    assert!(stderr.contains(needle), "{args:?}: {stderr}");
+}
+
+#[test]
+fn apps_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = ok_json(
+        dir.path(),
+        &["apps", "create", "--name", "partner", "--json"],
+    );
+    let app_id = created["app_id"].as_str().unwrap();
+    assert_eq!(created["app_code"].as_str().unwrap().len(), 32);
+    let listed = ok_json(dir.path(), &["apps", "list", "--json"]);
+    assert_eq!(listed[0]["app_id"], app_id);
+    assert!(!listed
+        .to_string()
+        .contains(created["app_code"].as_str().unwrap()));
+    assert!(renzheng(dir.path(), &["apps", "disable", app_id])
+        .status
+        .success());
+    assert_eq!(
+        ok_json(dir.path(), &["apps", "list", "--json"])[0]["enabled"],
+        false
+    );
+    assert!(renzheng(dir.path(), &["apps", "enable", app_id])
+        .status
+        .success());
+    fails_with(dir.path(), &["apps", "disable", "app_nope"], "no app");
+}
+
+#[test]
+fn registry_add_show_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo_path = faces_dir().join(HU.portrait.unwrap());
+    let id = HU.id();
+    let out = renzheng(
+        dir.path(),
+        &[
+            "registry",
+            "add",
+            "--name",
+            HU.name,
+            "--id-number",
+            &id,
+            "--photo",
+            photo_path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains(&id) && !stdout.contains(HU.name),
+        "masked: {stdout}"
+    );
+
+    let shown = ok_json(dir.path(), &["registry", "show", &id, "--json"]);
+    assert_eq!(shown["portraits"].as_array().unwrap().len(), 1);
+    assert!(!shown.to_string().contains(&id));
+
+    let no_face = faces_dir().join(NO_FACE);
+    fails_with(
+        dir.path(),
+        &[
+            "registry",
+            "add",
+            "--name",
+            HU.name,
+            "--id-number",
+            &id,
+            "--photo",
+            no_face.to_str().unwrap(),
+        ],
+        "no face",
+    );
+    fails_with(
+        dir.path(),
+        &["registry", "add", "--name", HU.name, "--id-number", "12345"],
+        "18 characters",
+    );
+
+    assert!(renzheng(dir.path(), &["registry", "remove", &id])
+        .status
+        .success());
+    fails_with(dir.path(), &["registry", "show", &id], "no person");
+    fails_with(dir.path(), &["registry", "remove", &id], "no person");
+}
+
+#[test]
+fn registry_import_reports_refusals() {
+    let data = tempfile::tempdir().unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let copy = |rel: &str, name: String| {
+        std::fs::copy(faces_dir().join(rel), folder.path().join(name)).unwrap()
+    };
+    copy(HU.portrait.unwrap(), format!("{}.jpg", HU.id()));
+    copy(HU_SAME, format!("{}_2.jpg", HU.id()));
+    copy(JIANG.portrait.unwrap(), format!("{}.jpg", JIANG.id()));
+    copy(NO_FACE, format!("{}.png", UNKNOWN.id())); // the only photo of UNKNOWN: refused
+    copy(HU_SAME, "not-an-id.jpg".into());
+    let csv = format!(
+        "id,name\n{},{}\n{},{}\n{},{}\n{},{}\n123,坏号码\n",
+        HU.id(),
+        HU.name,
+        JIANG.id(),
+        JIANG.name,
+        UNKNOWN.id(),
+        UNKNOWN.name,
+        NO_PHOTO.id(),
+        NO_PHOTO.name
+    );
+    std::fs::write(folder.path().join("people.csv"), csv).unwrap();
+
+    let summary = ok_json(
+        data.path(),
+        &[
+            "registry",
+            "import",
+            folder.path().to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(summary["persons"], 3, "{summary}");
+    assert_eq!(summary["portraits"], 3, "{summary}");
+    assert_eq!(summary["without_photo"], 1, "{summary}");
+    // not-an-id.jpg, the no-face photo, UNKNOWN not enrolled, CSV line with a bad number.
+    assert_eq!(summary["refused"].as_array().unwrap().len(), 4, "{summary}");
+    let text = summary.to_string();
+    for p in ALL_PEOPLE {
+        assert!(
+            !text.contains(&p.id()) && !text.contains(p.name),
+            "masked: {text}"
+        );
+    }
+    assert_eq!(
+        ok_json(data.path(), &["registry", "show", &HU.id(), "--json"])["portraits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn bad_configuration_fails_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_renzheng"))
+        .args(["apps", "list"])
+        .env("RENZHENG_DATA_DIR", dir.path())
+        .env("RENZHENG_LISTEN", "no-port-here")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("listen") && stderr.trim_end().lines().count() == 1,
+        "{stderr}"
+    );
+    fails_with(
+        dir.path(),
+        &["--config", "/nonexistent.toml", "apps", "list"],
+        "does not exist",
+    );
+}

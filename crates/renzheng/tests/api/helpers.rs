@@ -1,0 +1,376 @@
+//! Test harness: a real server (real SQLite in a temp dir, real engine, real photos) on a
+//! free port, plus helpers to call it.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::Engine as _;
+use renzheng_domain::{IdNumber, PersonName};
+use renzheng_server::registry;
+use renzheng_server::settings::{LogFormat, Secret};
+use renzheng_server::telemetry::{get_subscriber, init_subscriber};
+use renzheng_server::{AppState, Application, Settings};
+use renzheng_store::{AppCode, NewPortrait, Store};
+use renzheng_vision::{Engine, EngineConfig};
+use serde_json::Value;
+
+/// The admin token of every test app.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A registry person used by the tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Person {
+    /// Name in clear.
+    pub name: &'static str,
+    /// The first 17 characters of the ID number; the check character is computed.
+    pub id17: &'static str,
+    /// Portrait enrolled for them (relative to the faces folder), if any.
+    pub portrait: Option<&'static str>,
+}
+
+impl Person {
+    /// The full, valid 18-character ID number.
+    pub fn id(&self) -> String {
+        with_check_char(self.id17)
+    }
+}
+
+/// Enrolled with a Hu Jintao portrait.
+pub const HU: Person = Person {
+    name: "胡锦涛",
+    id17: "11010519421221001",
+    portrait: Some("lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0004.jpg"),
+};
+/// Enrolled with a Jiang Zemin portrait.
+pub const JIANG: Person = Person {
+    name: "江泽民",
+    id17: "31010419260817003",
+    portrait: Some("lfw_eastasian_dev/Jiang_Zemin/Jiang_Zemin_0001.jpg"),
+};
+/// Enrolled without a portrait.
+pub const NO_PHOTO: Person = Person {
+    name: "王小明",
+    id17: "33010619900307002",
+    portrait: None,
+};
+/// Never enrolled.
+pub const UNKNOWN: Person = Person {
+    name: "李四",
+    id17: "44030519850101005",
+    portrait: None,
+};
+/// A minority name with a middle dot, enrolled with a portrait (for the admin tests).
+pub const DOT_NAME: Person = Person {
+    name: "买买提·艾力",
+    id17: "65010219800101003",
+    portrait: None,
+};
+
+/// Everyone whose name or ID must never appear in clear in the logs.
+pub const ALL_PEOPLE: [Person; 5] = [HU, JIANG, NO_PHOTO, UNKNOWN, DOT_NAME];
+
+/// Same person as [`HU`]'s portrait (distance ≈ 0.14 under dlib).
+pub const HU_SAME: &str = "lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0008.jpg";
+/// Jiang Zemin, ≈ 0.45 from [`JIANG`]'s portrait (can't tell) and ≈ 0.75 from [`HU`]'s.
+pub const JIANG_OTHER: &str = "lfw_eastasian_dev/Jiang_Zemin/Jiang_Zemin_0003.jpg";
+/// No face at all.
+pub const NO_FACE: &str = "bad_inputs/no_face/skimage_horse.png";
+/// A face, too dark (verified: the engine's quality gate says `too_dark`).
+pub const TOO_DARK: &str = "bad_inputs/dark/Hu_Jintao_0001_x0.12_noise6.jpg";
+/// A JPEG cut short.
+pub const TRUNCATED: &str = "bad_inputs/corrupt/Zhu_Rongji_0003_truncated40pct.jpg";
+/// Text named .jpg.
+pub const TEXT_AS_JPG: &str = "bad_inputs/corrupt/text_named_jpg.jpg";
+
+/// ISO 7064 MOD 11-2 check character of a 17-digit prefix.
+pub fn with_check_char(id17: &str) -> String {
+    let sum: u32 = id17
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * ((1u32 << (17 - i)) % 11))
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{id17}{check}")
+}
+
+/// The shared faces folder: `$RENZHENG_SHARED_DIR/faces`, else `<workspace>/../shared/faces`.
+pub fn faces_dir() -> PathBuf {
+    let shared = std::env::var_os("RENZHENG_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let faces = shared.join("faces");
+    assert!(
+        faces.is_dir(),
+        "test photos not found at {}: set RENZHENG_SHARED_DIR to the shared folder",
+        faces.display()
+    );
+    faces
+}
+
+/// A test photo's bytes.
+pub fn photo(rel: &str) -> Vec<u8> {
+    let path = faces_dir().join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Base64 of a test photo.
+pub fn photo_b64(rel: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(photo(rel))
+}
+
+/// Everything logged by every app of this test binary (JSON lines).
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Writes log lines to [`LOGS`] (and to stdout with `TEST_LOG=1`).
+#[derive(Clone, Copy)]
+struct CaptureWriter;
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stdout().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The captured logs so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+fn init_logging() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        // Debug level for our crates so that the PII check sees everything we log.
+        let subscriber = get_subscriber(
+            "info,renzheng_server=debug,renzheng_store=debug",
+            LogFormat::Json,
+            || CaptureWriter,
+        );
+        init_subscriber(subscriber).expect("installing the test subscriber");
+    });
+}
+
+/// The engine, loaded once per test binary (one ONNX Runtime environment per process).
+pub fn engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let config = EngineConfig::default();
+            match Engine::open(&config) {
+                Ok(engine) => Arc::new(engine),
+                Err(e) => panic!(
+                    "the face engine cannot load its model pack from {}: {e}. Run `renzheng models install` (or set RENZHENG_MODELS_DIR to an installed pack).",
+                    config.pack_dir.display()
+                ),
+            }
+        })
+        .clone()
+}
+
+/// A portrait embedding per photo, computed once by the real engine.
+fn portrait_of(rel: &'static str) -> NewPortrait {
+    static CACHE: OnceLock<Mutex<HashMap<&'static str, NewPortrait>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(p) = cache.lock().unwrap().get(rel) {
+        return p.clone();
+    }
+    let portrait = registry::analyze_portrait(&engine(), &photo(rel), None)
+        .unwrap_or_else(|e| panic!("enrolling {rel}: {e}"));
+    cache.lock().unwrap().insert(rel, portrait.clone());
+    portrait
+}
+
+/// A running test application.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The AppCode of an enabled app.
+    pub app_code: String,
+    /// The store behind the server.
+    pub store: Arc<dyn Store>,
+    /// The server's state (gate, settings…).
+    pub state: AppState,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Starts an app with the test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts an app with the test settings adjusted by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logging();
+    let engine = engine();
+    let data_dir = tempfile::tempdir().expect("temporary data directory");
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: data_dir.path().join("data"),
+        admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        ..Settings::default()
+    };
+    settings.engine = engine.config().clone();
+    settings.img_url.allow = vec!["127.0.0.1/32".parse().unwrap()];
+    settings.img_url.timeout_ms = 1_500;
+    configure(&mut settings);
+
+    let app = Application::build_with_engine(settings, engine)
+        .await
+        .expect("building the application");
+    let address = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let store = state.store.clone();
+
+    let (code, hash) = AppCode::generate_with_hash();
+    store
+        .create_app("test app", &hash)
+        .await
+        .expect("creating the test app");
+    for person in [HU, JIANG, NO_PHOTO] {
+        let id = IdNumber::parse(&person.id()).expect("test ID numbers are valid");
+        let name = PersonName::parse(person.name).expect("test names are valid");
+        let portraits: Vec<NewPortrait> = person.portrait.into_iter().map(portrait_of).collect();
+        registry::enrol(&store, &id, &name, portraits)
+            .await
+            .expect("enrolling");
+    }
+
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        app_code: code.expose().to_owned(),
+        store,
+        state,
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    /// A request to `path` on this app.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+    }
+
+    /// POST /faceidcard/check with a JSON body and the app's AppCode.
+    pub async fn check_json(&self, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/faceidcard/check")
+            .header("Authorization", format!("APPCODE {}", self.app_code))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST /faceidcard/check with a form body and the app's AppCode.
+    pub async fn check_form(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        let body: String = url_encode(fields);
+        self.request(reqwest::Method::POST, "/faceidcard/check")
+            .header("Authorization", format!("APPCODE {}", self.app_code))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A check of `person` with the photo at `rel`, expecting a 200; returns `data`.
+    pub async fn check_result(&self, person: Person, rel: &str) -> Value {
+        let response = self
+            .check_json(&serde_json::json!({"name": person.name, "idCard": person.id(), "image": photo_b64(rel)}))
+            .await;
+        let (status, body) = status_and_body(response).await;
+        assert_eq!(status, 200, "{body}");
+        body["data"].clone()
+    }
+
+    /// An admin request with the bearer token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.request(method, path).bearer_auth(ADMIN_TOKEN)
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding.
+pub fn url_encode(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent(k), percent(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Status and JSON body; also checks the invariants of every response: the request id
+/// header equals `taskNo`, and errors carry the gateway headers and `success: false`.
+pub async fn status_and_body(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let request_id = headers
+        .get("x-ca-request-id")
+        .expect("X-Ca-Request-Id on every response")
+        .to_str()
+        .unwrap();
+    assert_eq!(
+        body["taskNo"], request_id,
+        "taskNo must equal X-Ca-Request-Id"
+    );
+    assert_eq!(body["code"], status);
+    if status == 200 || status == 201 {
+        assert_eq!(body["success"], true);
+        assert_eq!(body["msg"], "成功");
+    } else {
+        assert_eq!(body["success"], false, "{body}");
+        assert!(
+            headers.contains_key("x-ca-error-code"),
+            "X-Ca-Error-Code on errors"
+        );
+        assert!(
+            headers.contains_key("x-ca-error-message"),
+            "X-Ca-Error-Message on errors"
+        );
+    }
+    (status, body)
+}
+
+/// Status, JSON body and the `X-Ca-Error-Code` header.
+pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
+    let code = response
+        .headers()
+        .get("x-ca-error-code")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let (status, body) = status_and_body(response).await;
+    (
+        status,
+        code,
+        body["msg"].as_str().unwrap_or_default().to_owned(),
+    )
+}

@@ -1,0 +1,11 @@
+//! Black-box API suite: the real server (real SQLite, real models, real photos from
+//! `../shared/faces`) on a free port. One test binary, so the engine loads once.
+
+mod admin;
+mod cli;
+mod helpers;
+mod img_url;
+mod ops;
+mod pii;
+mod results;
+mod validation;

@@ -1,0 +1,132 @@
+//! Health, readiness, metrics, OpenAPI, fallbacks and backpressure.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    let r = app.request(Method::GET, "/healthz").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-ca-request-id"));
+    let r = app.request(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["model_id"], app.state.engine.model_id());
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_status_result_and_engine_stages() {
+    let app = spawn_app().await;
+    app.check_result(HU, HU_SAME).await;
+    let text = app
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("renzheng_http_requests_total")
+                && l.contains("route=\"/faceidcard/check\"")
+                && l.contains("status=\"200\"")
+                && l.contains("result=\"1\"")),
+        "{text}"
+    );
+    for stage in ["decode", "detect", "landmarks", "align", "embed"] {
+        assert!(
+            text.lines().any(
+                |l| l.starts_with("renzheng_engine_stage_duration_seconds_count")
+                    && l.contains(&format!("stage=\"{stage}\""))
+            ),
+            "{stage}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn openapi_describes_every_endpoint() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .request(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/faceidcard/check",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/admin/persons",
+        "/admin/persons/{id}",
+        "/admin/apps",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_the_envelope() {
+    let app = spawn_app().await;
+    let (status, code, _) = error_of(app.request(Method::GET, "/nope").send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (404, "NotFound"));
+    let (status, code, _) = error_of(
+        app.request(Method::GET, "/faceidcard/check")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (405, "MethodNotAllowed"));
+}
+
+#[tokio::test]
+async fn saturated_engine_answers_503_with_retry_after() {
+    // One engine slot, no queue: holding the slot makes the next check deterministic.
+    let app = spawn_app_with(|s| {
+        s.limits.max_engine_jobs = 1;
+        s.limits.max_queued_jobs = 0;
+        s.limits.retry_after_secs = 3;
+    })
+    .await;
+    let held = app.state.gate.acquire().await.unwrap();
+    let response = app
+        .check_json(&json!({"name": HU.name, "idCard": HU.id(), "image": photo_b64(HU_SAME)}))
+        .await;
+    assert_eq!(response.headers()["retry-after"], "3");
+    let (status, code, _) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (503, "ServiceBusy"));
+    // Checks that never reach the engine are unaffected.
+    assert_eq!(app.check_result(UNKNOWN, HU_SAME).await["result"], 7);
+    drop(held);
+    assert_eq!(app.check_result(HU, HU_SAME).await["result"], 1);
+}
+
+#[tokio::test]
+async fn queued_checks_wait_for_a_slot() {
+    let app = spawn_app_with(|s| {
+        s.limits.max_engine_jobs = 1;
+        s.limits.max_queued_jobs = 4;
+        s.limits.queue_timeout_ms = 10_000;
+    })
+    .await;
+    let held = app.state.gate.acquire().await.unwrap();
+    let body = json!({"name": HU.name, "idCard": HU.id(), "image": photo_b64(HU_SAME)});
+    let pending = app.check_json(&body);
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(held);
+    };
+    let (response, ()) = tokio::join!(pending, release);
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["result"], 1);
+}

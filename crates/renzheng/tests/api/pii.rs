@@ -1,0 +1,63 @@
+//! No log line may hold a test name or ID number in clear.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn logs_never_contain_names_or_id_numbers_in_clear() {
+    let app = spawn_app().await;
+    // A full run touching every path that logs: results, refusals, admin.
+    for (person, rel) in [
+        (HU, HU_SAME),
+        (JIANG, JIANG_OTHER),
+        (NO_PHOTO, HU_SAME),
+        (UNKNOWN, HU_SAME),
+        (HU, NO_FACE),
+        (HU, TOO_DARK),
+    ] {
+        app.check_result(person, rel).await;
+    }
+    let _ = app
+        .check_json(&json!({"name": JIANG.name, "idCard": HU.id(), "image": photo_b64(HU_SAME)}))
+        .await;
+    let _ = app
+        .check_json(&json!({"name": HU.name, "idCard": format!("{}0", &HU.id()[..17])}))
+        .await;
+    let _ = app
+        .check_json(&json!({"name": HU.name, "idCard": HU.id(), "image": photo_b64(TRUNCATED)}))
+        .await;
+    let _ = app
+        .admin(Method::POST, "/admin/persons")
+        .json(&json!({"name": DOT_NAME.name, "idCard": DOT_NAME.id(), "photos": [photo_b64(HU_SAME)]}))
+        .send()
+        .await
+        .unwrap();
+    let _ = app
+        .admin(Method::GET, &format!("/admin/persons/{}", DOT_NAME.id()))
+        .send()
+        .await
+        .unwrap();
+    let _ = app
+        .admin(Method::DELETE, &format!("/admin/persons/{}", DOT_NAME.id()))
+        .send()
+        .await
+        .unwrap();
+
+    let logs = captured_logs();
+    assert!(logs.contains("check completed"), "the logs were captured");
+    for person in ALL_PEOPLE {
+        let id = person.id();
+        assert!(!logs.contains(&id), "ID number in clear in the logs");
+        assert!(
+            !logs.contains(&id.to_lowercase()),
+            "ID number in clear in the logs"
+        );
+        assert!(
+            !logs.contains(&id[..17]),
+            "ID number prefix in clear in the logs"
+        );
+        assert!(!logs.contains(person.name), "name in clear in the logs");
+    }
+}
