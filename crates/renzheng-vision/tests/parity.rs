@@ -174,3 +174,66 @@ fn parity_lfw_fold1() {
     let st = check_set("lfw_fold1", 40);
     assert!(st.faces >= 15);
 }
+
+/// The production pipeline (photos scaled before detection) must give the CNN pipeline's
+/// answers on the face it verifies: the same face, and an embedding close to dlib's.
+fn check_auto(set: &str, step: usize) -> (usize, f64, f64) {
+    let engine = common::auto_engine();
+    let root = common::faces_dir().join(set);
+    let (mut n, mut worst, mut sum) = (0usize, 0.0f64, 0.0f64);
+    for g in load_golden(set).into_iter().step_by(step) {
+        if g.faces.is_empty() {
+            continue;
+        }
+        let img = load_unrotated(&root.join(&g.file));
+        let analysis = engine.analyze_image(&img).expect("analyze");
+        let face = analysis
+            .face
+            .unwrap_or_else(|| panic!("{set}/{}: no face in auto mode; dlib found one", g.file));
+        // The golden face nearest to the chosen one.
+        let gf = g
+            .faces
+            .iter()
+            .min_by_key(|gf| {
+                corner_err(
+                    face.rect,
+                    Rect::new(gf.bbox[0], gf.bbox[1], gf.bbox[2], gf.bbox[3]),
+                )
+            })
+            .expect("golden faces");
+        let d = face
+            .embedding
+            .distance(&renzheng_vision::Embedding(gf.encoding.clone()));
+        if std::env::var_os("PARITY_VERBOSE").is_some() {
+            eprintln!("{set}/{}: auto {:?} dlib {:?} d {d:.4}", g.file, face.rect, gf.bbox);
+        }
+        assert!(
+            d < 0.1,
+            "{set}/{}: auto-mode embedding {d:.4} from dlib's",
+            g.file
+        );
+        worst = worst.max(d);
+        sum += d;
+        n += 1;
+    }
+    eprintln!(
+        "auto vs dlib {set}: {n} faces, embedding L2 mean {:.4} max {worst:.4}",
+        sum / n.max(1) as f64
+    );
+    (n, worst, sum)
+}
+
+#[test]
+fn auto_mode_agrees_with_dlib_fr_examples() {
+    assert!(check_auto("fr_examples", 1).0 >= 10);
+}
+
+#[test]
+fn auto_mode_agrees_with_dlib_lfw_eastasian_dev() {
+    assert!(check_auto("lfw_eastasian_dev", 6).0 >= 25);
+}
+
+#[test]
+fn auto_mode_agrees_with_dlib_celeb5() {
+    assert!(check_auto("celeb5", 4).0 >= 15);
+}
