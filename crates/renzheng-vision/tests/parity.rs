@@ -205,7 +205,10 @@ fn check_auto(set: &str, step: usize) -> (usize, f64, f64) {
             .embedding
             .distance(&renzheng_vision::Embedding(gf.encoding.clone()));
         if std::env::var_os("PARITY_VERBOSE").is_some() {
-            eprintln!("{set}/{}: auto {:?} dlib {:?} d {d:.4}", g.file, face.rect, gf.bbox);
+            eprintln!(
+                "{set}/{}: auto {:?} dlib {:?} d {d:.4}",
+                g.file, face.rect, gf.bbox
+            );
         }
         assert!(
             d < 0.1,
