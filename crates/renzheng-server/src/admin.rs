@@ -197,7 +197,7 @@ pub async fn remove(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_path_id(&raw)?;
-    if !state.store.remove_person(&id).await? {
+    if !state.store.remove_person(&id, &state.audit_key).await? {
         return Err(ApiError::ResourceNotFound("person"));
     }
     tracing::info!(id_number = %id, "person removed");

@@ -84,9 +84,11 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NotFound`] if the portrait does not exist.
     async fn portrait_photo(&self, portrait_id: i64) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Deletes the person and everything stored about them, atomically.
-    /// Returns whether they existed.
-    async fn remove_person(&self, id: &IdNumber) -> Result<bool, StoreError>;
+    /// Deletes the person and everything stored about them, atomically: the person,
+    /// their portraits (embeddings and photos), and the link from past audit rows to them
+    /// (the masked name/ID and the keyed hash made with `audit_key` are cleared; the
+    /// anonymous statistics of the checks stay). Returns whether they existed.
+    async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError>;
 
     /// Number of registered persons.
     async fn count_persons(&self) -> Result<u64, StoreError>;

@@ -336,7 +336,7 @@ impl Store for SqliteStore {
         Ok(row.try_get("photo")?)
     }
 
-    async fn remove_person(&self, id: &IdNumber) -> Result<bool, StoreError> {
+    async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Portraits explicitly rather than by cascade alone: the cascade
         // silently does nothing on a connection with foreign keys off, and
@@ -350,6 +350,12 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        sqlx::query(
+            "UPDATE audit SET name_masked = NULL, id_masked = NULL, id_hash = NULL WHERE id_hash = ?",
+        )
+        .bind(id.keyed_hash(audit_key))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(deleted > 0)
     }

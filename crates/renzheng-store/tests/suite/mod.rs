@@ -26,6 +26,7 @@ macro_rules! store_suite {
             photo_is_stored_but_not_loaded_with_the_person,
             unknown_person_is_none,
             remove_deletes_person_and_portraits,
+            remove_unlinks_the_audit_trail,
             enrol_stores_person_and_portraits_together,
             failed_enrol_leaves_nothing,
             remove_unknown_person_is_false,
@@ -47,6 +48,7 @@ macro_rules! store_suite {
 pub(crate) use store_suite;
 
 const DIMS: usize = 128;
+const AUDIT_KEY: &[u8] = b"suite audit key, 32 bytes long..";
 
 fn id(s: &str) -> IdNumber {
     IdNumber::parse(s).unwrap()
@@ -245,7 +247,7 @@ pub async fn remove_deletes_person_and_portraits(store: &dyn Store) {
     store.add_portrait(&alice(), portrait(2)).await.unwrap();
     let bob_portrait = store.add_portrait(&bob(), portrait(3)).await.unwrap();
 
-    assert!(store.remove_person(&alice()).await.unwrap());
+    assert!(store.remove_person(&alice(), AUDIT_KEY).await.unwrap());
 
     assert_eq!(store.get_person(&alice()).await.unwrap(), None);
     // The portrait rows themselves are gone, not just unreachable.
@@ -264,7 +266,7 @@ pub async fn remove_deletes_person_and_portraits(store: &dyn Store) {
 }
 
 pub async fn remove_unknown_person_is_false(store: &dyn Store) {
-    assert!(!store.remove_person(&alice()).await.unwrap());
+    assert!(!store.remove_person(&alice(), AUDIT_KEY).await.unwrap());
 }
 
 pub async fn count_persons_counts(store: &dyn Store) {
@@ -360,4 +362,29 @@ pub async fn failed_enrol_leaves_nothing(store: &dyn Store) {
         .await
         .is_err());
     assert!(store.get_person(&bob()).await.unwrap().is_none());
+}
+
+pub async fn remove_unlinks_the_audit_trail(store: &dyn Store) {
+    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    let mine = AuditEntry::new("req-a", 200, 5)
+        .with_name(&name("张三"))
+        .with_id_number(&alice(), AUDIT_KEY);
+    let other = AuditEntry::new("req-b", 200, 5)
+        .with_name(&name("李四"))
+        .with_id_number(&bob(), AUDIT_KEY);
+    store.record_audit(&mine).await.unwrap();
+    store.record_audit(&other).await.unwrap();
+    assert!(store.remove_person(&alice(), AUDIT_KEY).await.unwrap());
+    let rows = store.recent_audit(10).await.unwrap();
+    let a = rows.iter().find(|r| r.request_id == "req-a").unwrap();
+    assert_eq!(
+        (&a.name_masked, &a.id_masked, &a.id_hash),
+        (&None, &None, &None)
+    );
+    assert_eq!(
+        a.http_status, 200,
+        "the anonymous record of the check stays"
+    );
+    let b = rows.iter().find(|r| r.request_id == "req-b").unwrap();
+    assert!(b.id_hash.is_some(), "other people's rows are untouched");
 }

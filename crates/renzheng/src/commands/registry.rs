@@ -34,9 +34,12 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
         RegistryCommand::Import { dir, csv, json } => import(settings, &dir, csv.as_deref(), json),
         RegistryCommand::Remove { id_number } => {
             let id = parse_id(&id_number)?;
+            // The same key the server hashes audit rows with, so they can be unlinked.
+            let audit_key =
+                renzheng_server::startup::audit_key(settings).context("loading the audit key")?;
             with_store(settings, |store| async move {
                 if store
-                    .remove_person(&id)
+                    .remove_person(&id, &audit_key)
                     .await
                     .context("removing the person")?
                 {
