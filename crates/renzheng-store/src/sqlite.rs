@@ -204,24 +204,7 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_person(&self, id: &IdNumber, name: &PersonName) -> Result<Person, StoreError> {
-        let now = now_ms();
-        let row = sqlx::query(
-            "INSERT INTO persons (id_number, name, created_at, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (id_number) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
-             RETURNING created_at, updated_at",
-        )
-        .bind(id.as_str())
-        .bind(name.as_str())
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Person {
-            id_number: id.clone(),
-            name: name.clone(),
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
+        upsert_person_with(&self.pool, id, name, now_ms()).await
     }
 
     async fn enrol(
@@ -235,17 +218,7 @@ impl Store for SqliteStore {
         }
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "INSERT INTO persons (id_number, name, created_at, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (id_number) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
-             RETURNING created_at, updated_at",
-        )
-        .bind(id.as_str())
-        .bind(name.as_str())
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let person = upsert_person_with(&mut *tx, id, name, now).await?;
         for portrait in portraits {
             let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
             sqlx::query(
@@ -263,12 +236,7 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError::from_write(e, "portrait", "person"))?;
         }
         tx.commit().await?;
-        Ok(Person {
-            id_number: id.clone(),
-            name: name.clone(),
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
+        Ok(person)
     }
 
     async fn add_portrait(&self, id: &IdNumber, portrait: NewPortrait) -> Result<i64, StoreError> {
@@ -403,6 +371,35 @@ impl Store for SqliteStore {
         .map(audit_from_row)
         .collect()
     }
+}
+
+/// Creates or renames a person on any connection (the pool, or a transaction).
+async fn upsert_person_with<'c, E>(
+    executor: E,
+    id: &IdNumber,
+    name: &PersonName,
+    now: i64,
+) -> Result<Person, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let row = sqlx::query(
+        "INSERT INTO persons (id_number, name, created_at, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id_number) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
+         RETURNING created_at, updated_at",
+    )
+    .bind(id.as_str())
+    .bind(name.as_str())
+    .bind(now)
+    .bind(now)
+    .fetch_one(executor)
+    .await?;
+    Ok(Person {
+        id_number: id.clone(),
+        name: name.clone(),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
 }
 
 #[cfg(test)]
