@@ -61,14 +61,28 @@ fn analyze(engine: &Engine, path: &Path) -> anyhow::Result<Analysis> {
         .with_context(|| format!("analysing {}", path.display()))
 }
 
+/// One image: every face's box and score; the face that is compared (always the first)
+/// also carries its landmarks and quality report.
 fn describe(path: &Path, a: &Analysis) -> serde_json::Value {
+    let faces: Vec<serde_json::Value> = a
+        .faces
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut v = json!({"box": f.rect, "score": f.score, "compared": i == 0});
+            if let (0, Some(chosen)) = (i, &a.face) {
+                v["landmarks"] = json!(chosen.landmarks);
+                v["quality"] = json!(chosen.quality);
+            }
+            v
+        })
+        .collect();
     json!({
         "file": path.display().to_string(),
         "width": a.width,
         "height": a.height,
         "outcome": outcome_name(a.outcome()),
-        "faces": a.faces,
-        "face": a.face,
+        "faces": faces,
     })
 }
 
