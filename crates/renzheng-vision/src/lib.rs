@@ -423,7 +423,10 @@ impl Engine {
     fn detect_at_scale(&self, img: &RgbImage, scale: f64) -> Result<Vec<Detection>, EngineError> {
         let params = &self.pack.manifest().detector.params;
         let pyramid = detector::build_pyramid(img, params);
-        if pyramid.rects.is_empty() {
+        // Three unpadded 5×5 stride-2 convolutions need at least 29 px on each side; a
+        // smaller tensor (a photo of a few pixels) cannot hold a face anyway.
+        const MIN_TENSOR_SIDE: usize = 29;
+        if pyramid.rects.is_empty() || pyramid.height.min(pyramid.width) < MIN_TENSOR_SIDE {
             return Ok(Vec::new());
         }
         let shape = [1usize, 3, pyramid.height, pyramid.width];
