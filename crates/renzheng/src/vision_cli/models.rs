@@ -109,10 +109,13 @@ pub fn run(args: &Args, engine: &EngineConfig) -> anyhow::Result<()> {
     }
 }
 
-/// Installs the pack if it is missing or invalid (used by `serve` and the README's run
-/// command). Returns the pack directory.
+/// Installs the pack if it is missing (used by `serve`, `compare`, `eval`, `bench`).
+/// A pack that exists but fails verification is never silently replaced: that is an
+/// error for the operator to look at (`renzheng models install --force` rebuilds it).
+/// Returns the pack directory.
 pub fn ensure_installed(engine: &EngineConfig) -> anyhow::Result<PathBuf> {
-    if ModelPack::open(&engine.pack_dir).is_ok() {
+    if engine.pack_dir.join(MANIFEST_FILE).exists() {
+        ModelPack::open(&engine.pack_dir)?;
         return Ok(engine.pack_dir.clone());
     }
     let python = std::env::var("RENZHENG_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -120,11 +123,12 @@ pub fn ensure_installed(engine: &EngineConfig) -> anyhow::Result<PathBuf> {
 }
 
 fn install(pack_dir: &Path, python: &str, force: bool) -> anyhow::Result<PathBuf> {
-    if !force {
-        if let Ok(pack) = ModelPack::open(pack_dir) {
-            eprintln!("model pack {} already installed", pack.manifest().pack_id);
-            return Ok(pack_dir.to_path_buf());
-        }
+    if !force && pack_dir.join(MANIFEST_FILE).exists() {
+        // Present: verify, and refuse (rather than overwrite) a pack that does not match
+        // its manifest.
+        let pack = ModelPack::open(pack_dir)?;
+        eprintln!("model pack {} already installed", pack.manifest().pack_id);
+        return Ok(pack_dir.to_path_buf());
     }
     let cache = pack::cache_dir();
     let downloads = cache.join("downloads");

@@ -203,3 +203,40 @@ fn bad_configuration_fails_with_one_line() {
         "does not exist",
     );
 }
+
+/// A pack whose files do not match their manifest stops `serve` (and is not silently
+/// replaced by `models install`), with a message that names the file and the fix.
+#[test]
+fn a_tampered_model_pack_is_refused() {
+    let pack = renzheng_vision::pack::default_pack_dir();
+    let tampered = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&pack).expect("the model pack is installed") {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tampered.path().join(entry.file_name())).unwrap();
+    }
+    let mut landmarks = std::fs::read(tampered.path().join("landmarks.rzsp")).unwrap();
+    landmarks[100] ^= 0xff;
+    std::fs::write(tampered.path().join("landmarks.rzsp"), landmarks).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    for args in [&["serve"][..], &["models", "install"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_renzheng"))
+            .args(args)
+            .env("RENZHENG_DATA_DIR", data.path())
+            .env("RENZHENG_MODELS_DIR", tampered.path())
+            .env("RENZHENG_LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{args:?} must refuse a tampered pack"
+        );
+        assert!(
+            stderr.contains("landmarks.rzsp")
+                && stderr.contains("sha256 mismatch")
+                && stderr.contains("--force"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
