@@ -175,6 +175,10 @@ impl Application {
         engine: Arc<Engine>,
     ) -> Result<Self, StartupError> {
         settings.validate()?;
+        // Decode the GB/T 2260 table now, so the first check does not pay for it.
+        tokio::task::spawn_blocking(renzheng_domain::preload_region_table)
+            .await
+            .expect("loading the region table does not panic");
         let store: Arc<dyn Store> = Arc::new(open_store(&settings).await?);
         let audit_key: Arc<[u8]> = audit_key(&settings)?.into();
         let photo_cipher = photo_cipher(&settings)?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use renzheng_vision::runtime::{self, SessionPool};
-use renzheng_vision::{Engine, EngineConfig, StageTimings};
+use renzheng_vision::{Engine, EngineConfig, EngineError, StageTimings};
 use serde::Serialize;
 
 /// Arguments of `renzheng bench`.
@@ -173,19 +173,31 @@ fn run_pass(
 ) -> anyhow::Result<(Vec<StageTimings>, usize)> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let out = std::sync::Mutex::new((Vec::with_capacity(photos.len()), 0usize));
+    let failure = std::sync::Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(bytes) = photos.get(i) else { break };
-                if let Ok(a) = engine.analyze(bytes) {
-                    let mut o = out.lock().expect("lock");
-                    o.0.push(a.timings);
-                    o.1 += usize::from(a.face.is_some());
+                match engine.analyze(bytes) {
+                    Ok(a) => {
+                        let mut o = out.lock().expect("lock");
+                        o.0.push(a.timings);
+                        o.1 += usize::from(a.face.is_some());
+                    }
+                    // Files that are not usable images are simply not timed.
+                    Err(EngineError::Image(_)) => {}
+                    Err(e) => {
+                        *failure.lock().expect("lock") = Some(e);
+                        break;
+                    }
                 }
             });
         }
     });
+    if let Some(e) = failure.into_inner().expect("lock") {
+        return Err(e.into());
+    }
     Ok(out.into_inner().expect("lock"))
 }
 

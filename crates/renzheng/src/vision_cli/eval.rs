@@ -289,8 +289,12 @@ fn analyse_all(
                     }
                     Err(e) => {
                         // An undecodable file counts as "no face", like the service's 400;
-                        // only I/O problems stop the evaluation.
-                        if e.downcast_ref::<renzheng_vision::EngineError>().is_some() {
+                        // I/O and engine failures stop the evaluation instead of being
+                        // counted as photos.
+                        if matches!(
+                            e.downcast_ref::<renzheng_vision::EngineError>(),
+                            Some(renzheng_vision::EngineError::Image(_))
+                        ) {
                             out.lock().expect("lock").insert(
                                 name.clone(),
                                 ImageResult {

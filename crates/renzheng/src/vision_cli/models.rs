@@ -110,12 +110,11 @@ pub fn run(args: &Args, engine: &EngineConfig) -> anyhow::Result<()> {
 }
 
 /// Installs the pack if it is missing (used by `serve`, `compare`, `eval`, `bench`).
-/// A pack that exists but fails verification is never silently replaced: that is an
-/// error for the operator to look at (`renzheng models install --force` rebuilds it).
-/// Returns the pack directory.
+/// A pack that is present is left alone: `Engine::open`, which the caller runs next,
+/// verifies every hash and refuses a damaged pack (it is never silently replaced;
+/// `renzheng models install --force` rebuilds it). Returns the pack directory.
 pub fn ensure_installed(engine: &EngineConfig) -> anyhow::Result<PathBuf> {
     if engine.pack_dir.join(MANIFEST_FILE).exists() {
-        ModelPack::open(&engine.pack_dir)?;
         return Ok(engine.pack_dir.clone());
     }
     let python = std::env::var("RENZHENG_PYTHON").unwrap_or_else(|_| "python3".into());
