@@ -28,12 +28,15 @@ pub mod chip;
 pub mod decode;
 pub mod detector;
 mod error;
+mod face_engine;
 pub mod geometry;
 pub mod landmarks;
 pub mod pack;
 pub mod quality;
 pub mod runtime;
 pub mod score;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::decode::DecodeLimits;
 pub use crate::error::{EngineError, ImageError};
+pub use crate::face_engine::FaceEngine;
 pub use crate::geometry::{Point, Rect};
 pub use crate::quality::{QualityIssue, QualityReport, QualityThresholds};
 pub use crate::score::{Comparison, Embedding, Verdict, VerdictThresholds};
@@ -376,22 +380,6 @@ impl Engine {
         Comparison::new(a, b, &self.thresholds)
     }
 
-    /// Verifies an analysed face against reference embeddings (e.g. the registry's
-    /// portraits): the nearest reference decides, and a face with a quality warning is
-    /// capped at "can't tell". `None` when there is no reference of the right dimension.
-    pub fn verify(&self, probe: &AnalyzedFace, references: &[Embedding]) -> Option<Comparison> {
-        let best = references
-            .iter()
-            .filter(|r| r.0.len() == probe.embedding.0.len())
-            .map(|r| self.compare(&probe.embedding, r))
-            .min_by(|a, b| a.distance.total_cmp(&b.distance))?;
-        Some(if probe.quality.warned() {
-            best.capped(&self.thresholds)
-        } else {
-            best
-        })
-    }
-
     /// Finds faces, in original coordinates, in the order the detector ranks them.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, EngineError> {
         let cfg = &self.config.detection;
@@ -531,6 +519,20 @@ impl Engine {
     /// The pack directory.
     pub fn pack_dir(&self) -> &Path {
         self.pack.dir()
+    }
+}
+
+impl FaceEngine for Engine {
+    fn model_id(&self) -> &str {
+        Engine::model_id(self)
+    }
+
+    fn thresholds(&self) -> &VerdictThresholds {
+        Engine::thresholds(self)
+    }
+
+    fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError> {
+        Engine::analyze(self, photo)
     }
 }
 

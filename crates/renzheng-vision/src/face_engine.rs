@@ -1,0 +1,28 @@
+//! The engine as the application sees it: a trait, so that the service holds
+//! `Arc<dyn FaceEngine>` and its tests can swap in [`testing::TestEngine`](crate::testing)
+//! (feature `testing`) where the face decision is not what is under test.
+
+use crate::score::{Comparison, Embedding, VerdictThresholds};
+use crate::{Analysis, EngineError};
+
+/// A face engine: photo bytes in, faces, quality and embeddings out.
+///
+/// Every method that takes a photo is blocking CPU work: call it off the async runtime.
+/// Implementations know images and tensors only, never names or ID numbers, and apply no
+/// product policy (what a quality warning means for a verdict is the caller's rule).
+pub trait FaceEngine: Send + Sync + std::fmt::Debug {
+    /// Identifies the embedding space: embeddings are only ever compared with embeddings
+    /// of the same id.
+    fn model_id(&self) -> &str;
+
+    /// The verdict bands in force.
+    fn thresholds(&self) -> &VerdictThresholds;
+
+    /// Decodes `photo` and analyses the face chosen in it.
+    fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError>;
+
+    /// Compares two embeddings of this engine under [`thresholds`](Self::thresholds).
+    fn compare(&self, a: &Embedding, b: &Embedding) -> Comparison {
+        Comparison::new(a, b, self.thresholds())
+    }
+}
