@@ -250,8 +250,18 @@ fn decide(
         (Outcome::Usable, Some(face)) => face,
     };
     // The nearest portrait decides; a photo with a quality warning is capped at 2.
-    let Some(best) = state.engine.verify(face, enrolled) else {
+    let Some(best) = enrolled
+        .iter()
+        .filter(|r| r.0.len() == face.embedding.0.len())
+        .map(|r| state.engine.compare(&face.embedding, r))
+        .min_by(|a, b| a.distance.total_cmp(&b.distance))
+    else {
         return CheckData::new(ResultCode::NoPortrait, id);
+    };
+    let best = if face.quality.warned() {
+        best.capped(state.engine.thresholds())
+    } else {
+        best
     };
     let code = match best.verdict {
         Verdict::Same => ResultCode::Same,
