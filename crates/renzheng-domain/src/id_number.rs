@@ -6,23 +6,12 @@ use std::str::FromStr;
 use time::{Date, Month, OffsetDateTime, UtcOffset};
 use unicode_normalization::UnicodeNormalization;
 
+use crate::checksum::check_char;
 use crate::region::Region;
 
 /// Birth dates before this are rejected: nobody born earlier is alive to be
 /// verified, so such a number is a typo or a forgery.
 const EARLIEST_BIRTH_YEAR: i32 = 1900;
-
-/// Weights of the ISO 7064 MOD 11-2 check: digit `i` (0-based, from the
-/// left) weighs `2^(17 - i) mod 11`.
-const WEIGHTS: [u32; 17] = {
-    let mut w = [0; 17];
-    let mut i = 0;
-    while i < 17 {
-        w[i] = (1u32 << (17 - i)) % 11;
-        i += 1;
-    }
-    w
-};
 
 /// Why a string is not a valid ID number.
 ///
@@ -276,20 +265,6 @@ pub fn today_in_china() -> Date {
     OffsetDateTime::now_utc().to_offset(china).date()
 }
 
-/// The ISO 7064 MOD 11-2 check character of the first 17 digits.
-pub(crate) fn check_char(first17: &[u8]) -> char {
-    let sum: u32 = first17
-        .iter()
-        .take(17)
-        .zip(WEIGHTS)
-        .map(|(digit, weight)| u32::from(digit - b'0') * weight)
-        .sum();
-    match (12 - sum % 11) % 11 {
-        10 => 'X',
-        value => char::from_digit(value, 10).expect("value is below 10"),
-    }
-}
-
 /// 1-based position of the first non-digit, if any.
 fn first_bad_char(bytes: &[u8]) -> Option<usize> {
     bytes
@@ -320,14 +295,6 @@ mod tests {
 
     fn parse(s: &str) -> Result<IdNumber, IdNumberError> {
         IdNumber::parse_on(s, TODAY)
-    }
-
-    #[test]
-    fn weights_match_the_standard_table() {
-        assert_eq!(
-            WEIGHTS,
-            [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-        );
     }
 
     #[test]

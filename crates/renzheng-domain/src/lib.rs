@@ -20,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+mod checksum;
 mod hash;
 mod id_number;
 mod person_name;

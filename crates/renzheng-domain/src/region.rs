@@ -183,7 +183,7 @@ fn probe_years(birth_year: u16) -> impl Iterator<Item = u16> {
 /// number never leaves this function.
 fn lookup(code: &str, year: u16) -> Option<china_citizen_id::Region> {
     let mut synthetic = format!("{code}{year:04}0101001");
-    synthetic.push(crate::id_number::check_char(synthetic.as_bytes()));
+    synthetic.push(crate::checksum::check_char(synthetic.as_bytes()));
     china_citizen_id::parse_v2(&synthetic)
         .ok()
         .map(|parsed| parsed.region().clone())
