@@ -13,7 +13,9 @@
 //! * the person registry — canonical ID number, normalised name, and face
 //!   embeddings (plus an optional photo the caller has already encrypted);
 //! * the audit log — masked name and ID, a keyed hash of the ID, and the
-//!   outcome; never a clear name, ID number or photo.
+//!   outcome; never a clear name, ID number or photo;
+//! * the operators' events — who changed the registry or the apps, and when, with
+//!   the same masking.
 
 #![deny(missing_docs)]
 
@@ -29,7 +31,10 @@ use renzheng_domain::{IdNumber, PersonName};
 pub use app::{App, AppCode, AppCodeHash, AppId};
 pub use embedding::{decode_embedding, encode_embedding};
 pub use error::StoreError;
-pub use model::{AuditEntry, AuditRecord, NewPortrait, Person, PersonRecord, Portrait};
+pub use model::{
+    AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, NewPortrait, Person, PersonRecord,
+    Portrait,
+};
 pub use sqlite::SqliteStore;
 
 /// Storage operations needed by the service.
@@ -40,6 +45,10 @@ pub use sqlite::SqliteStore;
 pub trait Store: Send + Sync {
     /// Checks that the database answers (for the readiness probe).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes the connections, waiting for in-flight statements (commands call it before
+    /// exiting, so that the database files are left checkpointed).
+    async fn close(&self);
 
     /// Registers a new, enabled app with a freshly generated id.
     ///
@@ -80,24 +89,24 @@ pub trait Store: Send + Sync {
     /// The person and their portraits (oldest first; photos not loaded).
     async fn get_person(&self, id: &IdNumber) -> Result<Option<PersonRecord>, StoreError>;
 
-    /// The stored (encrypted) photo of a portrait, `None` if it has none;
-    /// [`StoreError::NotFound`] if the portrait does not exist.
-    async fn portrait_photo(&self, portrait_id: i64) -> Result<Option<Vec<u8>>, StoreError>;
-
     /// Deletes the person and everything stored about them, atomically: the person,
     /// their portraits (embeddings and photos), and the link from past audit rows to them
-    /// (the masked name/ID and the keyed hash made with `audit_key` are cleared; the
-    /// anonymous statistics of the checks stay). Returns whether they existed.
+    /// and from past admin events (the masked name/ID and the keyed hash made with
+    /// `audit_key` are cleared; the anonymous statistics stay). Returns whether they
+    /// existed.
     async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError>;
-
-    /// Number of registered persons.
-    async fn count_persons(&self) -> Result<u64, StoreError>;
 
     /// Appends an audit entry.
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
     /// The `limit` most recent audit entries, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Appends an operator event (a mutation of the registry or of the apps).
+    async fn record_event(&self, event: &AdminEvent) -> Result<(), StoreError>;
+
+    /// The `limit` most recent operator events, newest first.
+    async fn recent_events(&self, limit: u32) -> Result<Vec<AdminEventRecord>, StoreError>;
 }
 
 /// Current time as unix milliseconds, the timestamp format of every table.

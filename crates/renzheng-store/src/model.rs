@@ -54,8 +54,7 @@ impl std::fmt::Debug for NewPortrait {
     }
 }
 
-/// A stored portrait, without its photo (see
-/// [`Store::portrait_photo`](crate::Store::portrait_photo)).
+/// A stored portrait, without its photo.
 #[derive(Clone, PartialEq)]
 pub struct Portrait {
     /// Its id.
@@ -187,4 +186,74 @@ pub struct AuditRecord {
     pub latency_ms: u64,
     /// Machine-readable error code.
     pub error_code: Option<String>,
+}
+
+/// An operator's mutation, for the events log.
+///
+/// The person fields can only be filled from an [`IdNumber`], masked and hashed, so a
+/// clear ID number cannot end up in the log by mistake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminEvent {
+    /// When it happened, unix milliseconds.
+    pub at: i64,
+    /// Who: `cli` or `admin-api`.
+    pub actor: String,
+    /// What: `person.enrolled`, `person.removed`, `app.created`, `app.disabled`…
+    pub action: String,
+    /// The app concerned (its id), if any.
+    pub app_id: Option<AppId>,
+    pub(crate) person_masked: Option<String>,
+    pub(crate) person_hash: Option<String>,
+    /// The request id, for events that came through the admin API.
+    pub request_id: Option<String>,
+    /// Free-form detail; never personal data.
+    pub detail: Option<String>,
+}
+
+impl AdminEvent {
+    /// An event timestamped `at`, about nobody in particular.
+    pub fn new(at: i64, actor: impl Into<String>, action: impl Into<String>) -> Self {
+        AdminEvent {
+            at,
+            actor: actor.into(),
+            action: action.into(),
+            app_id: None,
+            person_masked: None,
+            person_hash: None,
+            request_id: None,
+            detail: None,
+        }
+    }
+
+    /// Names the person concerned, masked and as a keyed hash under `key` (the audit
+    /// key, so that removing the person unlinks the event).
+    pub fn about_person(mut self, id: &IdNumber, key: &[u8]) -> Self {
+        self.person_masked = Some(id.masked());
+        self.person_hash = Some(id.keyed_hash(key));
+        self
+    }
+
+    /// The masked ID number of the person concerned, if any.
+    pub fn person_masked(&self) -> Option<&str> {
+        self.person_masked.as_deref()
+    }
+}
+
+/// An operator event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminEventRecord {
+    /// Its sequence number; later events have larger ids.
+    pub id: i64,
+    /// When it happened, unix milliseconds.
+    pub at: i64,
+    /// `cli` or `admin-api`.
+    pub actor: String,
+    /// What happened.
+    pub action: String,
+    /// The app or the masked ID number concerned.
+    pub target: Option<String>,
+    /// The request id, for admin-API events.
+    pub request_id: Option<String>,
+    /// Free-form detail.
+    pub detail: Option<String>,
 }

@@ -14,8 +14,8 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use crate::{
-    decode_embedding, encode_embedding, now_ms, App, AppCodeHash, AppId, AuditEntry, AuditRecord,
-    NewPortrait, Person, PersonRecord, Portrait, Store, StoreError,
+    decode_embedding, encode_embedding, now_ms, AdminEvent, AdminEventRecord, App, AppCodeHash,
+    AppId, AuditEntry, AuditRecord, NewPortrait, Person, PersonRecord, Portrait, Store, StoreError,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -143,6 +143,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 
     async fn create_app(&self, name: &str, code_hash: &AppCodeHash) -> Result<App, StoreError> {
@@ -295,15 +299,6 @@ impl Store for SqliteStore {
         Ok(Some(PersonRecord { person, portraits }))
     }
 
-    async fn portrait_photo(&self, portrait_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query("SELECT photo FROM portraits WHERE id = ?")
-            .bind(portrait_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("portrait"))?;
-        Ok(row.try_get("photo")?)
-    }
-
     async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Portraits explicitly rather than by cascade alone: the cascade
@@ -324,15 +319,14 @@ impl Store for SqliteStore {
         .bind(id.keyed_hash(audit_key))
         .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "UPDATE admin_events SET target = NULL, target_hash = NULL WHERE target_hash = ?",
+        )
+        .bind(id.keyed_hash(audit_key))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(deleted > 0)
-    }
-
-    async fn count_persons(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM persons")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(count).expect("COUNT(*) is never negative"))
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
@@ -369,6 +363,50 @@ impl Store for SqliteStore {
         .await?
         .iter()
         .map(audit_from_row)
+        .collect()
+    }
+
+    async fn record_event(&self, event: &AdminEvent) -> Result<(), StoreError> {
+        let target = event
+            .person_masked
+            .clone()
+            .or_else(|| event.app_id.as_ref().map(|a| a.as_str().to_owned()));
+        sqlx::query(
+            "INSERT INTO admin_events (at, actor, action, target, target_hash, request_id, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(event.at)
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(target)
+        .bind(event.person_hash.as_deref())
+        .bind(event.request_id.as_deref())
+        .bind(event.detail.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_events(&self, limit: u32) -> Result<Vec<AdminEventRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, at, actor, action, target, request_id, detail
+             FROM admin_events ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AdminEventRecord {
+                id: row.try_get("id")?,
+                at: row.try_get("at")?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                target: row.try_get("target")?,
+                request_id: row.try_get("request_id")?,
+                detail: row.try_get("detail")?,
+            })
+        })
         .collect()
     }
 }
@@ -487,5 +525,25 @@ mod tests {
             store.get_person(&id).await,
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn kept_photos_are_stored_byte_for_byte() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        let name = PersonName::parse("张三").unwrap();
+        let sealed = vec![0u8, 1, 2, 255, 0, 7];
+        let portrait = NewPortrait {
+            model_id: "m".into(),
+            embedding: vec![0.5; 4],
+            quality: None,
+            photo: Some(sealed.clone()),
+        };
+        store.enrol(&id, &name, vec![portrait]).await.unwrap();
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT photo FROM portraits")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, sealed);
     }
 }
