@@ -9,28 +9,49 @@
 //! | GET | `/admin/apps` | list apps |
 //! | POST | `/admin/apps/{id}/disable`, `/admin/apps/{id}/enable` | switch an app |
 //! | GET | `/admin/audit?limit=N` | the latest audit records (masked) |
+//! | GET | `/admin/events?limit=N` | the latest operator events (who changed what) |
+//!
+//! Handlers only translate: the body into the application's fields, its answer or
+//! [`AppError`](renzheng_app::AppError) into the envelope.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::Response;
-use renzheng_domain::{IdNumber, PersonName};
-use renzheng_store::{AppCode, AppId, StoreError};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use renzheng_app::check::decode_image_field;
+use renzheng_app::{Actor, AppName, EnrolFields, EnrolRequest};
+use renzheng_domain::IdNumber;
+use renzheng_store::AppId;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Admin;
-use crate::check::photo::decode_image_field;
-use crate::error::{success, ApiError};
-use crate::registry::{self, PersonView, PortraitError};
-use crate::startup::AppState;
-use crate::telemetry::spawn_blocking_with_tracing;
+use crate::error::{body_rejection, success, ApiError};
+use crate::request_id::RequestId;
+use crate::state::AppState;
 
-/// An enrolment request, as parsed from either encoding. No `Debug`: clear PII.
-struct Enrolment {
-    name: Option<String>,
-    id_card: Option<String>,
-    photos: Vec<Vec<u8>>,
+/// The admin routes, with their body limit.
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin/persons", post(enrol))
+        .route("/admin/persons/{id}", get(show).delete(remove))
+        .route("/admin/apps", post(create_app).get(list_apps))
+        .route("/admin/apps/{id}/disable", post(disable_app))
+        .route("/admin/apps/{id}/enable", post(enable_app))
+        .route("/admin/audit", get(audit))
+        .route("/admin/events", get(events))
+        .layer(DefaultBodyLimit::max(
+            state.app.settings().limits.max_admin_body_bytes,
+        ))
+}
+
+/// The admin API as the actor of a change, named by the request.
+fn actor(id: &RequestId) -> Actor {
+    Actor::AdminApi {
+        request_id: id.to_string(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -43,62 +64,50 @@ struct EnrolJson {
     photos: Vec<String>,
 }
 
-fn too_large(state: &AppState) -> ApiError {
-    ApiError::PayloadTooLarge {
-        limit: state.settings.limits.max_admin_body_bytes,
-    }
-}
-
-async fn read_enrolment(state: &AppState, request: Request) -> Result<Enrolment, ApiError> {
+async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolFields, ApiError> {
     let is_multipart = request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
-    let photo_limit = state.settings.limits.max_admin_body_bytes;
+    let limit = state.app.settings().limits.max_admin_body_bytes;
+    let multipart_error = |status: StatusCode| {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::MalformedBody("malformed multipart body".into())
+        }
+    };
     if is_multipart {
-        let mut multipart = Multipart::from_request(request, state)
+        let mut multipart = Multipart::from_request(request, &())
             .await
             .map_err(|e| ApiError::MalformedBody(e.body_text()))?;
-        let mut enrolment = Enrolment {
-            name: None,
-            id_card: None,
-            photos: Vec::new(),
-        };
-        while let Some(field) = multipart.next_field().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large(state)
-            } else {
-                ApiError::MalformedBody("malformed multipart body".into())
-            }
-        })? {
+        let mut fields = EnrolFields::default();
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| multipart_error(e.status()))?
+        {
             let key = field.name().unwrap_or_default().to_owned();
-            let bytes = field.bytes().await.map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large(state)
-                } else {
-                    ApiError::MalformedBody("malformed multipart body".into())
-                }
-            })?;
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| multipart_error(e.status()))?;
             let text = || {
                 String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::FieldType("name/idCard"))
             };
             match key.as_str() {
-                "name" => enrolment.name = Some(text()?),
-                "idCard" | "id_number" | "idNumber" => enrolment.id_card = Some(text()?),
-                "photo" | "photos" | "image" => enrolment.photos.push(bytes.to_vec()),
+                "name" => fields.name = Some(text()?),
+                "idCard" | "id_number" | "idNumber" => fields.id_card = Some(text()?),
+                "photo" | "photos" | "image" => fields.photos.push(bytes.to_vec()),
                 _ => {}
             }
         }
-        Ok(enrolment)
+        Ok(fields)
     } else {
-        let body = Bytes::from_request(request, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large(state)
-            } else {
-                ApiError::MalformedBody("the body could not be read".into())
-            }
-        })?;
+        let body = Bytes::from_request(request, &())
+            .await
+            .map_err(|r| body_rejection(r.status(), limit))?;
         let parsed: EnrolJson = serde_json::from_slice(&body).map_err(|e| {
             ApiError::MalformedBody(format!(
                 "expected {{\"name\", \"idCard\", \"photos\": [base64…]}} (line {}, column {})",
@@ -109,9 +118,9 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<Enrolment,
         let photos = parsed
             .photos
             .iter()
-            .map(|p| decode_image_field(p, photo_limit))
+            .map(|p| decode_image_field(p, limit))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Enrolment {
+        Ok(EnrolFields {
             name: parsed.name,
             id_card: parsed.id_card,
             photos,
@@ -124,49 +133,13 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<Enrolment,
 pub async fn enrol(
     _: Admin,
     State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let enrolment = read_enrolment(&state, request).await?;
-    let name = enrolment
-        .name
-        .filter(|n| !n.trim().is_empty())
-        .ok_or(ApiError::MissingField("name"))?;
-    let id = enrolment
-        .id_card
-        .filter(|n| !n.trim().is_empty())
-        .ok_or(ApiError::MissingField("idCard"))?;
-    let name = PersonName::parse(&name)?;
-    let id = IdNumber::parse(&id)?;
-
-    let mut portraits = Vec::with_capacity(enrolment.photos.len());
-    for (index, photo) in enrolment.photos.into_iter().enumerate() {
-        let permit = state.gate.acquire().await.map_err(|_| state.busy())?;
-        let engine = state.engine.clone();
-        let cipher = state.photo_cipher.clone();
-        let analysed = spawn_blocking_with_tracing(move || {
-            let _permit = permit;
-            registry::analyze_portrait(&engine, &photo, cipher.as_ref())
-        })
-        .await
-        .map_err(ApiError::internal)?;
-        match analysed {
-            Ok(portrait) => portraits.push(portrait),
-            Err(PortraitError::Refused(reason)) => {
-                return Err(ApiError::PortraitRefused(format!(
-                    "photo {}: {reason}",
-                    index + 1
-                )))
-            }
-            Err(PortraitError::Engine(e)) => return Err(ApiError::internal(e)),
-        }
-    }
-    let record = registry::enrol(&state.store, &id, &name, portraits).await?;
-    tracing::info!(id_number = %id, name = %name, portraits = record.portraits.len(), "person enrolled");
-    Ok(success(StatusCode::CREATED, PersonView::from(&record)))
-}
-
-fn parse_path_id(raw: &str) -> Result<IdNumber, ApiError> {
-    Ok(IdNumber::parse(raw)?)
+    let fields = read_enrolment(&state, request).await?;
+    let request = EnrolRequest::parse(fields)?;
+    let person = state.app.enrol(&actor(&id), request).await?;
+    Ok(success(StatusCode::CREATED, person))
 }
 
 /// `GET /admin/persons/{id}`: the person, masked.
@@ -175,13 +148,13 @@ pub async fn show(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_path_id(&raw)?;
-    let record = state
-        .store
-        .get_person(&id)
+    let id = IdNumber::parse(&raw)?;
+    let person = state
+        .app
+        .person(&id)
         .await?
         .ok_or(ApiError::ResourceNotFound("person"))?;
-    Ok(success(StatusCode::OK, PersonView::from(&record)))
+    Ok(success(StatusCode::OK, person))
 }
 
 /// Answer of removals and switches.
@@ -194,13 +167,11 @@ struct Done {
 pub async fn remove(
     _: Admin,
     State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_path_id(&raw)?;
-    if !state.store.remove_person(&id, &state.audit_key).await? {
-        return Err(ApiError::ResourceNotFound("person"));
-    }
-    tracing::info!(id_number = %id, "person removed");
+    let id = IdNumber::parse(&raw)?;
+    state.app.remove_person(&actor(&request_id), &id).await?;
     Ok(success(StatusCode::OK, Done { done: true }))
 }
 
@@ -211,105 +182,69 @@ pub struct NewApp {
     pub name: String,
 }
 
-/// Answer of `POST /admin/apps`; the only time the AppCode is shown.
-#[derive(Debug, Serialize)]
-pub struct CreatedApp {
-    /// The app's id.
-    pub app_id: String,
-    /// The AppCode, in clear, once.
-    pub app_code: String,
-    /// Display name.
-    pub name: String,
-}
-
-/// An app, for listing.
-#[derive(Debug, Serialize)]
-pub struct AppView {
-    /// The app's id.
-    pub app_id: String,
-    /// Display name.
-    pub name: String,
-    /// Whether it may call.
-    pub enabled: bool,
-    /// Creation time, unix milliseconds.
-    pub created_at: i64,
-}
-
 /// `POST /admin/apps`.
 pub async fn create_app(
     _: Admin,
     State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let NewApp { name } = serde_json::from_slice(&body)
         .map_err(|_| ApiError::MalformedBody("expected {\"name\": \"…\"}".into()))?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::BadRequest(
-            "name must be 1 to 100 characters".into(),
-        ));
-    }
-    let (code, hash) = AppCode::generate_with_hash();
-    let app = state.store.create_app(name, &hash).await?;
-    tracing::info!(app_id = %app.id, "app created");
-    Ok(success(
-        StatusCode::CREATED,
-        CreatedApp {
-            app_id: app.id.to_string(),
-            app_code: code.expose().to_owned(),
-            name: app.name,
-        },
-    ))
+    let name = AppName::parse(&name)?;
+    let created = state.app.create_app(&actor(&id), &name).await?;
+    Ok(success(StatusCode::CREATED, created))
 }
 
 /// `GET /admin/apps`.
 pub async fn list_apps(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
-    let apps: Vec<AppView> = state
-        .store
-        .list_apps()
-        .await?
-        .into_iter()
-        .map(|a| AppView {
-            app_id: a.id.to_string(),
-            name: a.name,
-            enabled: a.enabled,
-            created_at: a.created_at,
-        })
-        .collect();
-    Ok(success(StatusCode::OK, apps))
+    Ok(success(StatusCode::OK, state.app.list_apps().await?))
 }
 
-async fn switch_app(state: &AppState, id: String, enabled: bool) -> Result<Response, ApiError> {
-    match state.store.set_app_enabled(&AppId::from(id), enabled).await {
-        Ok(()) => Ok(success(StatusCode::OK, Done { done: true })),
-        Err(StoreError::NotFound(_)) => Err(ApiError::ResourceNotFound("app")),
-        Err(e) => Err(e.into()),
-    }
+async fn switch_app(
+    state: &AppState,
+    request_id: &RequestId,
+    id: String,
+    enabled: bool,
+) -> Result<Response, ApiError> {
+    state
+        .app
+        .set_app_enabled(&actor(request_id), &AppId::from(id), enabled)
+        .await?;
+    Ok(success(StatusCode::OK, Done { done: true }))
 }
 
 /// `POST /admin/apps/{id}/disable`.
 pub async fn disable_app(
     _: Admin,
     State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    switch_app(&state, id, false).await
+    switch_app(&state, &request_id, id, false).await
 }
 
 /// `POST /admin/apps/{id}/enable`.
 pub async fn enable_app(
     _: Admin,
     State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    switch_app(&state, id, true).await
+    switch_app(&state, &request_id, id, true).await
 }
 
-/// Query of `GET /admin/audit`.
+/// Query of `GET /admin/audit` and `GET /admin/events`.
 #[derive(Debug, Deserialize)]
-pub struct AuditQuery {
+pub struct LimitQuery {
     /// How many records, newest first (default 50, at most 1000).
     pub limit: Option<u32>,
+}
+
+impl LimitQuery {
+    fn limit(&self) -> u32 {
+        self.limit.unwrap_or(50).clamp(1, 1000)
+    }
 }
 
 /// An audit record as shown (already masked in storage).
@@ -345,12 +280,11 @@ pub struct AuditView {
 pub async fn audit(
     _: Admin,
     State(state): State<AppState>,
-    Query(q): Query<AuditQuery>,
+    Query(q): Query<LimitQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let rows: Vec<AuditView> = state
-        .store
-        .recent_audit(limit)
+        .app
+        .recent_audit(q.limit())
         .await?
         .into_iter()
         .map(|r| AuditView {
@@ -366,6 +300,49 @@ pub async fn audit(
             http_status: r.http_status,
             latency_ms: r.latency_ms,
             error_code: r.error_code,
+        })
+        .collect();
+    Ok(success(StatusCode::OK, rows))
+}
+
+/// An operator event as shown.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    /// Sequence number.
+    pub id: i64,
+    /// When, unix milliseconds.
+    pub at: i64,
+    /// `cli` or `admin-api`.
+    pub actor: String,
+    /// What happened (`person.enrolled`, `app.disabled`…).
+    pub action: String,
+    /// The app id or the masked ID number concerned.
+    pub target: Option<String>,
+    /// The admin request's id.
+    pub request_id: Option<String>,
+    /// Free-form detail.
+    pub detail: Option<String>,
+}
+
+/// `GET /admin/events`.
+pub async fn events(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Response, ApiError> {
+    let rows: Vec<EventView> = state
+        .app
+        .recent_events(q.limit())
+        .await?
+        .into_iter()
+        .map(|e| EventView {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            request_id: e.request_id,
+            detail: e.detail,
         })
         .collect();
     Ok(success(StatusCode::OK, rows))

@@ -1,30 +1,24 @@
 //! Caller authentication, as a trait so that quotas and AppKey signatures (the next
 //! gateway features) can wrap or replace the AppCode check without touching handlers.
 //!
-//! Handlers ask for an [`Authenticated`] extractor; it asks the application's
+//! Handlers ask for an [`Authenticated`] extractor; it asks the router's
 //! [`Authenticator`]. Today that is [`AppCodeAuthenticator`]: `Authorization: APPCODE
 //! <code>`, looked up by hash; a missing, unknown or disabled code is `403 Unauthorized`,
 //! the same answer in every case so that probing learns nothing.
+//!
+//! The extractors are generic over any state that yields their parts (`FromRef`), so this
+//! module does not depend on the router's state.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use renzheng_store::{AppCodeHash, AppId, Store, StoreError};
+use renzheng_app::settings::Secret;
+use renzheng_app::{App, AppError, Caller};
 
 use crate::error::ApiError;
-use crate::startup::AppState;
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// The app's id.
-    pub app_id: AppId,
-    /// The app's display name.
-    pub app_name: String,
-}
 
 /// Why a request is not authenticated.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +31,7 @@ pub enum AuthError {
     Rejected,
     /// The credential store failed.
     #[error("credential store unavailable")]
-    Store(#[from] StoreError),
+    Store(#[from] AppError),
 }
 
 impl From<AuthError> for ApiError {
@@ -56,10 +50,10 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
     async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError>;
 }
 
-/// `Authorization: APPCODE <code>` against the app store.
+/// `Authorization: APPCODE <code>` against the application's apps.
 #[derive(Clone)]
 pub struct AppCodeAuthenticator {
-    store: Arc<dyn Store>,
+    app: Arc<App>,
 }
 
 impl std::fmt::Debug for AppCodeAuthenticator {
@@ -69,9 +63,9 @@ impl std::fmt::Debug for AppCodeAuthenticator {
 }
 
 impl AppCodeAuthenticator {
-    /// Authenticates against `store`'s apps.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        AppCodeAuthenticator { store }
+    /// Authenticates against `app`'s apps.
+    pub fn new(app: Arc<App>) -> Self {
+        AppCodeAuthenticator { app }
     }
 }
 
@@ -91,16 +85,10 @@ impl Authenticator for AppCodeAuthenticator {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_appcode)
             .ok_or(AuthError::Missing)?;
-        let app = self
-            .store
-            .find_app_by_code_hash(&AppCodeHash::of(code))
+        self.app
+            .authenticate_app_code(code)
             .await?
-            .filter(|app| app.enabled)
-            .ok_or(AuthError::Rejected)?;
-        Ok(Caller {
-            app_id: app.id,
-            app_name: app.name,
-        })
+            .ok_or(AuthError::Rejected)
     }
 }
 
@@ -108,14 +96,16 @@ impl Authenticator for AppCodeAuthenticator {
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Caller);
 
-impl FromRequestParts<AppState> for Authenticated {
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    Arc<dyn Authenticator>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let caller = state.authenticator.authenticate(parts).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let authenticator = <Arc<dyn Authenticator>>::from_ref(state);
+        let caller = authenticator.authenticate(parts).await?;
         tracing::Span::current().record("app_id", caller.app_id.as_str());
         Ok(Authenticated(caller))
     }
@@ -129,18 +119,24 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The admin API's bearer token; `None` turns the admin API off.
+#[derive(Debug, Clone)]
+pub struct AdminToken(pub Option<Secret>);
+
 /// Extractor for the admin API: `Authorization: Bearer <admin token>`.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
-impl FromRequestParts<AppState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    AdminToken: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(expected) = state.settings.admin_token.as_ref() else {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let AdminToken(token) = AdminToken::from_ref(state);
+        let Some(expected) = token.as_ref() else {
             return Err(ApiError::AdminDisabled);
         };
         let presented = parts

@@ -10,12 +10,12 @@ use std::borrow::Cow;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use renzheng_app::check::PhotoError;
+use renzheng_app::fetch::FetchError;
+use renzheng_app::AppError;
 use renzheng_domain::{IdNumberError, PersonNameError};
-use renzheng_store::StoreError;
 use serde::Serialize;
 
-use crate::check::photo::PhotoError;
-use crate::fetch::FetchError;
 use crate::request_id::RequestId;
 
 /// `X-Ca-Request-Id`: the request's id, on every response.
@@ -155,7 +155,7 @@ impl ApiError {
             InvalidIdNumber(_) => (StatusCode::BAD_REQUEST, "InvalidIdCard"),
             InvalidImage(PhotoError::TooLarge { .. }) => (StatusCode::BAD_REQUEST, "ImageTooLarge"),
             InvalidImage(_) => (StatusCode::BAD_REQUEST, "InvalidImage"),
-            ImgUrl(e) => (StatusCode::BAD_REQUEST, e.code()),
+            ImgUrl(e) => (StatusCode::BAD_REQUEST, img_url_code(e)),
             MalformedBody(_) => (StatusCode::BAD_REQUEST, "MalformedBody"),
             PortraitRefused(_) => (StatusCode::BAD_REQUEST, "PortraitRefused"),
             PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
@@ -173,9 +173,52 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+/// The `X-Ca-Error-Code` of an imgUrl failure.
+fn img_url_code(e: &FetchError) -> &'static str {
+    match e {
+        FetchError::InvalidUrl(_) | FetchError::Disabled => "InvalidImgUrl",
+        FetchError::Refused { .. } => "ImgUrlRefused",
+        FetchError::Unreachable(_) | FetchError::Status(_) | FetchError::TooManyRedirects(_) => {
+            "ImgUrlUnreachable"
+        }
+        FetchError::Timeout(_) => "ImgUrlTimeout",
+        FetchError::Photo(PhotoError::TooLarge { .. }) => "ImageTooLarge",
+        FetchError::Photo(_) => "InvalidImage",
+    }
+}
+
+impl From<AppError> for ApiError {
+    /// Every use-case failure, mapped explicitly: what the caller got wrong is a 4xx with
+    /// its reason, the rest is ours.
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::MissingField(field) => ApiError::MissingField(field),
+            AppError::MissingPhoto => ApiError::MissingPhoto,
+            AppError::InvalidName(e) => ApiError::InvalidName(e),
+            AppError::InvalidIdNumber(e) => ApiError::InvalidIdNumber(e),
+            AppError::InvalidImage(e) => ApiError::InvalidImage(e),
+            AppError::ImgUrl(e) => ApiError::ImgUrl(e),
+            AppError::InvalidAppName(reason) => ApiError::BadRequest(reason),
+            AppError::PortraitRefused { index, reason } => {
+                ApiError::PortraitRefused(format!("photo {index}: {reason}"))
+            }
+            AppError::NotFound(what) => ApiError::ResourceNotFound(what),
+            AppError::Busy { retry_after_secs } => ApiError::Busy { retry_after_secs },
+            AppError::Import(reason) => ApiError::BadRequest(reason),
+            e @ (AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_)) => {
+                ApiError::internal(e)
+            }
+        }
+    }
+}
+
+/// The answer to a body that could not be read: 413 over `limit`, else 400. The one
+/// place this rule lives (check and admin bodies alike).
+pub fn body_rejection(status: StatusCode, limit: usize) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge { limit }
+    } else {
+        ApiError::MalformedBody("the body could not be read".into())
     }
 }
 

@@ -1,16 +1,15 @@
-//! Renzheng's HTTP service: the only crate that knows HTTP and JSON.
+//! Renzheng's HTTP service: the only crate that knows HTTP and JSON. It translates; the
+//! use cases live in `renzheng-app`.
 //!
 //! * [`check`] — `POST /faceidcard/check`, the Alibaba-compatible endpoint;
-//! * [`admin`] — the admin API (registry, apps, audit) behind a bearer token;
+//! * [`admin`] — the admin API (registry, apps, audit, events) behind a bearer token;
 //! * [`ops`] — `/healthz`, `/readyz`, `/metrics`, `/openapi.json`;
-//! * [`settings`] — the typed, layered configuration every command reads;
-//! * [`startup`] — state, router, middleware, graceful shutdown;
-//! * [`auth`], [`fetch`], [`gate`], [`keys`], [`metrics`], [`registry`], [`telemetry`] —
-//!   the pieces around them.
+//! * [`startup`] — the application, the router and its middleware, graceful shutdown;
+//! * [`auth`], [`error`], [`metrics`], [`request_id`], [`state`] — the pieces around them.
 //!
 //! ```text
 //! request ─▶ request_context (id, span, timeout, metrics) ─▶ route ─▶ handler
-//!            handler: Authenticated ─▶ body ─▶ validate ─▶ store ─▶ fetch ─▶ gate ─▶ engine
+//!            handler: Authenticated ─▶ body ─▶ App::parse_check ─▶ App::verify ─▶ envelope
 //! ```
 
 #![deny(missing_docs)]
@@ -19,17 +18,13 @@ pub mod admin;
 pub mod auth;
 pub mod check;
 pub mod error;
-pub mod fetch;
-pub mod gate;
-pub mod keys;
 pub mod metrics;
+mod middleware;
 pub mod ops;
-pub mod registry;
 pub mod request_id;
-pub mod settings;
 pub mod startup;
-pub mod telemetry;
+pub mod state;
 
 pub use error::ApiError;
-pub use settings::Settings;
-pub use startup::{AppState, Application, StartupError};
+pub use startup::{Application, StartupError};
+pub use state::AppState;

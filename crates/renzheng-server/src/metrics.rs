@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use renzheng_app::EngineObserver;
 use renzheng_vision::StageTimings;
 
 /// Labels of a served request.
@@ -151,5 +152,15 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+impl EngineObserver for Metrics {
+    fn analysed(&self, timings: &StageTimings) {
+        self.observe_stages(timings);
+    }
+
+    fn saturated(&self) {
+        Metrics::saturated(self);
     }
 }

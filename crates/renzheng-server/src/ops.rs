@@ -4,11 +4,21 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
+
+/// The operational routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+}
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -17,16 +27,18 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 /// `GET /readyz`: the engine is loaded and the database answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state
-        .store
-        .ping()
+    let app = &state.app;
+    app.ping()
         .await
         .map_err(|e| ApiError::NotReady(format!("database: {e}")))?;
+    let engine = app
+        .loaded_engine()
+        .ok_or_else(|| ApiError::NotReady("the face engine is not loaded".into()))?;
     Ok(Json(json!({
         "status": "ready",
-        "model_id": state.engine.model_id(),
-        "engine_jobs_running": state.gate.running(),
-        "engine_jobs_waiting": state.gate.waiting(),
+        "model_id": engine.model_id(),
+        "engine_jobs_running": app.gate().running(),
+        "engine_jobs_waiting": app.gate().waiting(),
     })))
 }
 
@@ -41,12 +53,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /openapi.json`.
-pub async fn openapi() -> Response {
-    (StatusCode::OK, Json(openapi_document())).into_response()
+pub async fn openapi(State(state): State<AppState>) -> Response {
+    let max_photo_bytes = state.app.settings().limits.max_photo_bytes;
+    (StatusCode::OK, Json(openapi_document(max_photo_bytes))).into_response()
 }
 
-/// The OpenAPI 3.0 description of every endpoint.
-pub fn openapi_document() -> serde_json::Value {
+/// The OpenAPI 3.0 description of every endpoint, with the photo limit in force.
+pub fn openapi_document(max_photo_bytes: usize) -> serde_json::Value {
+    let photo_limit = human_bytes(max_photo_bytes);
     let error = json!({"$ref": "#/components/responses/Error"});
     let admin_security = json!([{"adminToken": []}]);
     json!({
@@ -68,8 +82,8 @@ pub fn openapi_document() -> serde_json::Value {
                     "properties": {
                         "name": {"type": "string", "description": "姓名"},
                         "idCard": {"type": "string", "description": "身份证号 (18 characters, or a legacy 15-digit number)"},
-                        "image": {"type": "string", "description": "Photo as base64, optionally a data: URI; at most 1 MB decoded. Wins over imgUrl."},
-                        "imgUrl": {"type": "string", "description": "http(s) URL of the photo, at most 1 MB; non-public addresses are refused"}
+                        "image": {"type": "string", "description": format!("Photo as base64, optionally a data: URI; at most {photo_limit} decoded. Wins over imgUrl.")},
+                        "imgUrl": {"type": "string", "description": format!("http(s) URL of the photo, at most {photo_limit}; non-public addresses are refused")}
                     }
                 },
                 "CheckData": {
@@ -158,7 +172,36 @@ pub fn openapi_document() -> serde_json::Value {
                 "responses": {"200": {"description": "Enabled"}, "404": error}}},
             "/admin/audit": {"get": {"summary": "Latest audit records (masked)", "security": admin_security,
                 "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
-                "responses": {"200": {"description": "Records, newest first"}}}}
+                "responses": {"200": {"description": "Records, newest first"}}}},
+            "/admin/events": {"get": {"summary": "Latest operator events: every enrolment, removal and app change, by whom (cli or admin-api)", "security": admin_security,
+                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "Events, newest first"}}}}
         }
     })
+}
+
+/// `1048576` → `1 MB`; other sizes in KB or bytes, as the product's page writes them.
+fn human_bytes(bytes: usize) -> String {
+    const MB: usize = 1024 * 1024;
+    if bytes.is_multiple_of(MB) {
+        format!("{} MB", bytes / MB)
+    } else if bytes.is_multiple_of(1024) {
+        format!("{} KB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn photo_limit_follows_the_configuration() {
+        let doc = openapi_document(512 * 1024).to_string();
+        assert!(doc.contains("at most 512 KB decoded"), "{doc}");
+        assert!(!doc.contains("1 MB"));
+        assert_eq!(human_bytes(1024 * 1024), "1 MB");
+        assert_eq!(human_bytes(1000), "1000 bytes");
+    }
 }

@@ -1,54 +1,39 @@
-//! Building and running the application: state, router, middleware, graceful shutdown.
+//! Building and running the server: the application, the router with its middleware, the
+//! listener, graceful shutdown.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::HeaderValue;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::Router;
-use renzheng_store::{SqliteStore, Store, StoreError};
-use renzheng_vision::{Analysis, Engine, EngineError};
+use renzheng_app::settings::SettingsError;
+use renzheng_app::{App, AppError, EngineSource, OpenError, Settings};
+use renzheng_vision::FaceEngine;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tracing::Instrument;
 
-use crate::auth::{AppCodeAuthenticator, Authenticator};
-use crate::check::ResultLabel;
-use crate::error::{ApiError, X_CA_REQUEST_ID};
-use crate::fetch::Fetcher;
-use crate::gate::EngineGate;
-use crate::keys::{self, KeyError, PhotoCipher};
-use crate::metrics::{Metrics, RequestLabels};
-use crate::request_id::RequestId;
-use crate::settings::{Settings, SettingsError};
-use crate::telemetry::spawn_blocking_with_tracing;
+use crate::auth::{AdminToken, AppCodeAuthenticator};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::middleware::{record_route, request_context};
+use crate::state::AppState;
 use crate::{admin, check, ops};
 
-/// Why the application could not start.
+/// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// Bad configuration.
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    /// The database could not be opened or migrated.
-    #[error("database {path}: {source}")]
-    Store {
-        /// The database file.
-        path: String,
-        /// The failure.
-        source: StoreError,
-    },
-    /// The face engine could not be loaded.
-    #[error("face engine: {0}")]
-    Engine(#[from] EngineError),
-    /// A key file is unusable.
+    /// The application (database, keys, imgUrl client) could not be opened.
     #[error(transparent)]
-    Key(#[from] KeyError),
+    Open(#[from] OpenError),
+    /// The face engine could not be loaded.
+    #[error("{0}")]
+    Engine(AppError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -57,104 +42,9 @@ pub enum StartupError {
         /// The failure.
         source: std::io::Error,
     },
-    /// The HTTP client for imgUrl could not be built.
-    #[error("HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
-    /// A background task failed.
-    #[error("start-up task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
 }
 
-/// Everything handlers share. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// The configuration in force.
-    pub settings: Arc<Settings>,
-    /// Storage.
-    pub store: Arc<dyn Store>,
-    /// The face engine.
-    pub engine: Arc<Engine>,
-    /// Who is calling.
-    pub authenticator: Arc<dyn Authenticator>,
-    /// The imgUrl fetcher.
-    pub fetcher: Fetcher,
-    /// Engine admission control.
-    pub gate: Arc<EngineGate>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Key of the audit log's keyed hashes.
-    pub audit_key: Arc<[u8]>,
-    /// Encrypts kept enrolment photos (`keep_photos`).
-    pub photo_cipher: Option<PhotoCipher>,
-}
-
-impl AppState {
-    /// The 503 for a saturated engine (and its metric).
-    pub fn busy(&self) -> ApiError {
-        self.metrics.saturated();
-        ApiError::Busy {
-            retry_after_secs: self.settings.limits.retry_after_secs,
-        }
-    }
-
-    /// Runs the engine on `bytes` within the gate, off the async runtime.
-    pub async fn analyze(&self, bytes: Vec<u8>) -> Result<Analysis, ApiError> {
-        let permit = self.gate.acquire().await.map_err(|_| self.busy())?;
-        let engine = self.engine.clone();
-        let analysed = spawn_blocking_with_tracing(move || {
-            // Held by the blocking task: the slot is busy exactly as long as the CPU is.
-            let _permit = permit;
-            engine.analyze(&bytes)
-        })
-        .await
-        .map_err(ApiError::internal)?;
-        match analysed {
-            Ok(analysis) => {
-                self.metrics.observe_stages(&analysis.timings);
-                Ok(analysis)
-            }
-            Err(EngineError::Image(e)) => Err(ApiError::InvalidImage(e.into())),
-            Err(e) => Err(ApiError::internal(e)),
-        }
-    }
-}
-
-/// Opens the SQLite store of `settings`.
-pub async fn open_store(settings: &Settings) -> Result<SqliteStore, StartupError> {
-    let path = settings.database_path();
-    SqliteStore::open(&path)
-        .await
-        .map_err(|source| StartupError::Store {
-            path: path.display().to_string(),
-            source,
-        })
-}
-
-/// The audit hashing key: configured, or generated once in the data directory.
-pub fn audit_key(settings: &Settings) -> Result<Vec<u8>, KeyError> {
-    match &settings.audit_key {
-        Some(key) => Ok(key.expose().as_bytes().to_vec()),
-        None => keys::load_or_create_key(&settings.data_dir.join(keys::AUDIT_KEY_FILE)),
-    }
-}
-
-/// The photo cipher when `keep_photos` is on.
-pub fn photo_cipher(settings: &Settings) -> Result<Option<PhotoCipher>, KeyError> {
-    if !settings.keep_photos {
-        return Ok(None);
-    }
-    let key = keys::load_or_create_key(&settings.data_dir.join(keys::PHOTO_KEY_FILE))?;
-    Ok(Some(PhotoCipher::new(&key)))
-}
-
-/// Loads the engine off the async runtime.
-pub async fn load_engine(settings: &Settings) -> Result<Arc<Engine>, StartupError> {
-    let config = settings.engine.clone();
-    let engine = spawn_blocking_with_tracing(move || Engine::open(&config)).await??;
-    Ok(Arc::new(engine))
-}
-
-/// A bound, ready-to-run application.
+/// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -162,47 +52,46 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, loads the engine and binds the listener.
+    /// Opens the application, loads the engine from the configured pack and binds the
+    /// listener.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let engine = load_engine(&settings).await?;
-        Self::build_with_engine(settings, engine).await
+        let engine = EngineSource::Pack(settings.engine.clone());
+        Self::build_with(settings, engine).await
     }
 
     /// As [`build`](Self::build) with an engine already loaded (ONNX Runtime allows one
-    /// environment per process, so tests share one).
+    /// environment per process, so tests share one) or a test engine.
     pub async fn build_with_engine(
         settings: Settings,
-        engine: Arc<Engine>,
+        engine: Arc<dyn FaceEngine>,
     ) -> Result<Self, StartupError> {
+        Self::build_with(settings, EngineSource::Ready(engine)).await
+    }
+
+    async fn build_with(settings: Settings, engine: EngineSource) -> Result<Self, StartupError> {
         settings.validate()?;
         // Decode the GB/T 2260 table now, so the first check does not pay for it.
         tokio::task::spawn_blocking(renzheng_domain::preload_region_table)
             .await
             .expect("loading the region table does not panic");
-        let store: Arc<dyn Store> = Arc::new(open_store(&settings).await?);
-        let audit_key: Arc<[u8]> = audit_key(&settings)?.into();
-        let photo_cipher = photo_cipher(&settings)?;
-        let fetcher = Fetcher::new(&settings.img_url, settings.limits.max_photo_bytes)?;
-        let l = &settings.limits;
-        let gate = Arc::new(EngineGate::new(
-            l.max_engine_jobs,
-            l.max_queued_jobs,
-            l.queue_timeout(),
-        ));
         let addr = settings.listen_addr()?;
+        let admin_token = AdminToken(settings.admin_token.clone());
+        let metrics = Arc::new(Metrics::new());
+        let app = App::open(settings, engine)
+            .await?
+            .with_observer(metrics.clone());
+        // A server answers checks: it loads the engine before it listens, never on the
+        // first request.
+        app.engine().await.map_err(StartupError::Engine)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
+        let app = Arc::new(app);
         let state = AppState {
-            authenticator: Arc::new(AppCodeAuthenticator::new(store.clone())),
-            settings: Arc::new(settings),
-            store,
-            engine,
-            fetcher,
-            gate,
-            metrics: Arc::new(Metrics::new()),
-            audit_key,
-            photo_cipher,
+            authenticator: Arc::new(AppCodeAuthenticator::new(app.clone())),
+            admin_token,
+            app,
+            metrics,
         };
         let router = router(state.clone());
         Ok(Application {
@@ -219,7 +108,7 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// The shared state (tests use its store and gate).
+    /// The shared state (tests use its application).
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -235,8 +124,13 @@ impl Application {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let grace = Duration::from_millis(self.state.settings.limits.shutdown_grace_ms);
-        tracing::info!(addr = %self.local_addr(), model_id = self.state.engine.model_id(), "listening");
+        let app = &self.state.app;
+        let grace = Duration::from_millis(app.settings().limits.shutdown_grace_ms);
+        let model_id = app
+            .loaded_engine()
+            .map(|e| e.model_id().to_owned())
+            .unwrap_or_default();
+        tracing::info!(addr = %self.local_addr(), model_id, "listening");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -280,36 +174,12 @@ async fn shutdown_signal() {
     }
 }
 
-/// The route template of a matched request, for logs and metrics.
-#[derive(Debug, Clone)]
-struct RouteLabel(String);
-
-/// Builds the router over `state`.
+/// Builds the router over `state`: each HTTP module's routes, then the middleware.
 pub fn router(state: AppState) -> Router {
-    let limits = &state.settings.limits;
-    let check_routes = Router::new()
-        .route("/faceidcard/check", post(check::handler))
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
-    let admin_routes = Router::new()
-        .route("/admin/persons", post(admin::enrol))
-        .route(
-            "/admin/persons/{id}",
-            get(admin::show).delete(admin::remove),
-        )
-        .route("/admin/apps", post(admin::create_app).get(admin::list_apps))
-        .route("/admin/apps/{id}/disable", post(admin::disable_app))
-        .route("/admin/apps/{id}/enable", post(admin::enable_app))
-        .route("/admin/audit", get(admin::audit))
-        .layer(DefaultBodyLimit::max(limits.max_admin_body_bytes));
-    let ops_routes = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi));
     Router::new()
-        .merge(check_routes)
-        .merge(admin_routes)
-        .merge(ops_routes)
+        .merge(check::router(&state))
+        .merge(admin::router(&state))
+        .merge(ops::router())
         .route_layer(middleware::from_fn(record_route))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -322,92 +192,4 @@ pub fn router(state: AppState) -> Router {
             request_context,
         ))
         .with_state(state)
-}
-
-/// Records the matched route template on the span and the response. The raw path is
-/// never logged: admin paths carry ID numbers.
-async fn record_route(matched: MatchedPath, request: Request, next: Next) -> Response {
-    let route = matched.as_str().to_owned();
-    tracing::Span::current().record("route", route.as_str());
-    let mut response = next.run(request).await;
-    response.extensions_mut().insert(RouteLabel(route));
-    response
-}
-
-/// Decrements the in-flight gauge however the request ends.
-struct InFlight(Arc<Metrics>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight().dec();
-    }
-}
-
-/// Outermost middleware: request id (header, task-local, span), safety-net timeout,
-/// access log and metrics.
-async fn request_context(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let id = RequestId::generate();
-    request.extensions_mut().insert(id.clone());
-    let method = request.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %method,
-        route = tracing::field::Empty,
-        app_id = tracing::field::Empty,
-    );
-    let started = Instant::now();
-    state.metrics.in_flight().inc();
-    let _in_flight = InFlight(state.metrics.clone());
-    // Handlers enforce `request_timeout` themselves (so the check can still be audited);
-    // this outer limit only catches what escapes them.
-    let limit = state.settings.limits.request_timeout() + Duration::from_secs(5);
-    let mut response = id
-        .clone()
-        .scope(
-            async move {
-                match tokio::time::timeout(limit, next.run(request)).await {
-                    Ok(response) => response,
-                    Err(_) => ApiError::Timeout.into_response(),
-                }
-            }
-            .instrument(span.clone()),
-        )
-        .await;
-    let elapsed = started.elapsed();
-    let status = response.status();
-    let route = response
-        .extensions()
-        .get::<RouteLabel>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| "unmatched".into());
-    let result = response
-        .extensions()
-        .get::<ResultLabel>()
-        .map(|r| r.0.to_string())
-        .unwrap_or_else(|| "none".into());
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-            "request finished"
-        );
-    });
-    state.metrics.observe_request(
-        RequestLabels {
-            route,
-            method: method.to_string(),
-            status: status.as_u16(),
-            result,
-        },
-        elapsed,
-    );
-    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        response.headers_mut().insert(X_CA_REQUEST_ID, value);
-    }
-    response
 }

@@ -10,9 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use renzheng_server::settings::LogFormat;
-use renzheng_server::telemetry::{get_subscriber, init_subscriber};
-use renzheng_server::Settings;
+use renzheng_app::settings::LogFormat;
+use renzheng_app::telemetry::{get_subscriber, init_subscriber};
+use renzheng_app::Settings;
 
 use crate::cli::{Cli, Command};
 

@@ -1,81 +1,68 @@
 //! `renzheng apps create|list|disable|enable`.
 
-use anyhow::{bail, Context};
-use renzheng_server::startup::open_store;
-use renzheng_server::Settings;
-use renzheng_store::{AppCode, AppId, Store, StoreError};
+use renzheng_app::{Actor, App, AppError, AppName, Settings};
+use renzheng_store::AppId;
 
+use super::{explain, with_app};
 use crate::cli::AppsCommand;
 
 /// Runs an `apps` subcommand.
 pub fn run(cmd: AppsCommand, settings: &Settings) -> anyhow::Result<()> {
-    super::runtime()?.block_on(async {
-        let store = open_store(settings).await?;
-        let result = dispatch(cmd, &store).await;
-        store.close().await;
-        result
+    with_app(settings, |app| async move {
+        let result = dispatch(cmd, &app).await;
+        (app, result)
     })
 }
 
-async fn dispatch(cmd: AppsCommand, store: &dyn Store) -> anyhow::Result<()> {
+async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
     match cmd {
         AppsCommand::Create { name, json } => {
-            let name = name.trim();
-            if name.is_empty() {
-                bail!("the app name must not be empty");
-            }
-            let (code, hash) = AppCode::generate_with_hash();
-            let app = store
-                .create_app(name, &hash)
-                .await
-                .context("creating the app")?;
+            let name = AppName::parse(&name).map_err(explain)?;
+            let created = app.create_app(&Actor::Cli, &name).await.map_err(explain)?;
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"app_id": app.id.as_str(), "app_code": code.expose()})
+                    serde_json::json!({"app_id": created.app_id, "app_code": created.app_code})
                 );
             } else {
-                println!("app_id:   {}", app.id);
-                println!("app_code: {}", code.expose());
+                println!("app_id:   {}", created.app_id);
+                println!("app_code: {}", created.app_code);
                 println!("Keep the AppCode now: it is stored hashed and cannot be shown again.");
                 println!("Callers send it as: Authorization: APPCODE <app_code>");
             }
         }
         AppsCommand::List { json } => {
-            let apps = store.list_apps().await.context("listing apps")?;
+            let apps = app.list_apps().await.map_err(explain)?;
             if json {
-                let list: Vec<_> = apps
-                    .iter()
-                    .map(|a| {
-                        serde_json::json!({"app_id": a.id.as_str(), "name": a.name, "enabled": a.enabled, "created_at": a.created_at})
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(list));
+                println!(
+                    "{}",
+                    serde_json::to_string(&apps).expect("app views serialise")
+                );
             } else if apps.is_empty() {
                 println!("no apps (create one with `renzheng apps create --name NAME`)");
             } else {
                 for a in apps {
                     let state = if a.enabled { "enabled" } else { "disabled" };
-                    println!("{}  {:<8}  {}", a.id, state, a.name);
+                    println!("{}  {:<8}  {}", a.app_id, state, a.name);
                 }
             }
         }
-        AppsCommand::Disable { app_id } => switch(store, app_id, false).await?,
-        AppsCommand::Enable { app_id } => switch(store, app_id, true).await?,
+        AppsCommand::Disable { app_id } => switch(app, app_id, false).await?,
+        AppsCommand::Enable { app_id } => switch(app, app_id, true).await?,
     }
     Ok(())
 }
 
-async fn switch(store: &dyn Store, app_id: String, enabled: bool) -> anyhow::Result<()> {
-    match store
-        .set_app_enabled(&AppId::from(app_id.clone()), enabled)
+async fn switch(app: &App, app_id: String, enabled: bool) -> anyhow::Result<()> {
+    match app
+        .set_app_enabled(&Actor::Cli, &AppId::from(app_id.clone()), enabled)
         .await
     {
         Ok(()) => {
             println!("{app_id} {}", if enabled { "enabled" } else { "disabled" });
             Ok(())
         }
-        Err(StoreError::NotFound(_)) => bail!("no app with id {app_id}"),
-        Err(e) => Err(e).context("updating the app"),
+        Err(AppError::NotFound(_)) => anyhow::bail!("no app with id {app_id}"),
+        Err(e) => Err(explain(e)),
     }
 }

@@ -5,7 +5,7 @@ pub mod registry;
 pub mod serve;
 
 use anyhow::Context;
-use renzheng_server::Settings;
+use renzheng_app::{App, AppError, EngineSource, Settings};
 use renzheng_vision::EngineConfig;
 
 /// A tokio runtime for a command.
@@ -23,4 +23,35 @@ pub fn engine_config(settings: &Settings) -> anyhow::Result<EngineConfig> {
         pack_dir,
         ..settings.engine.clone()
     })
+}
+
+/// Opens the application for a command, runs `f`, closes the database. The engine is
+/// loaded only if `f` needs it (a command that touches no photo needs no model pack).
+pub fn with_app<F, Fut, T>(settings: &Settings, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(App) -> Fut,
+    Fut: std::future::Future<Output = (App, anyhow::Result<T>)>,
+{
+    runtime()?.block_on(async {
+        let engine = EngineSource::Pack(settings.engine.clone());
+        let app = App::open(settings.clone(), engine)
+            .await
+            .context("opening the registry")?;
+        let (app, result) = f(app).await;
+        app.close().await;
+        result
+    })
+}
+
+/// An application error as the command line says it: one line, the way an operator
+/// reads it.
+pub fn explain(e: AppError) -> anyhow::Error {
+    match e {
+        AppError::InvalidIdNumber(e) => anyhow::anyhow!("invalid ID number: {e}"),
+        AppError::InvalidName(e) => anyhow::anyhow!("invalid name: {e}"),
+        AppError::PortraitRefused { index, reason } => {
+            anyhow::anyhow!("photo {index} refused: {reason}")
+        }
+        other => anyhow::Error::new(other),
+    }
 }

@@ -1,9 +1,10 @@
 //! `renzheng serve`.
 
 use anyhow::Context;
-use renzheng_server::{Application, Settings};
+use renzheng_app::Settings;
+use renzheng_server::Application;
 
-/// Installs the models if needed, starts the service and serves until SIGTERM / Ctrl-C.
+/// Starts the service on the installed model pack and serves until SIGTERM / Ctrl-C.
 pub fn run(mut settings: Settings) -> anyhow::Result<()> {
     settings.engine = super::engine_config(&settings)?;
     super::runtime()?.block_on(async move {

@@ -7,7 +7,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn admin_api_requires_the_token_and_is_off_without_one() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     let response = app
         .request(Method::GET, "/admin/apps")
         .send()
@@ -23,7 +23,7 @@ async fn admin_api_requires_the_token_and_is_off_without_one() {
         .unwrap();
     assert_eq!(error_of(response).await.0, 401);
 
-    let off = spawn_app_with(|s| s.admin_token = None).await;
+    let off = spawn_test_app_with(|s| s.admin_token = None).await;
     let response = off.admin(Method::GET, "/admin/apps").send().await.unwrap();
     let (status, code, _) = error_of(response).await;
     assert_eq!((status, code.as_str()), (404, "AdminDisabled"));
@@ -150,7 +150,7 @@ async fn enrolment_refuses_unusable_portraits_with_the_reason() {
 
 #[tokio::test]
 async fn apps_over_http() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     let response = app
         .admin(Method::POST, "/admin/apps")
         .json(&json!({"name": "partner"}))
@@ -166,7 +166,7 @@ async fn apps_over_http() {
         app.request(Method::POST, "/faceidcard/check")
             .header("Authorization", format!("APPCODE {code}"))
             .json(
-                &json!({"name": UNKNOWN.name, "idCard": UNKNOWN.id(), "image": photo_b64(HU_SAME)}),
+                &json!({"name": UNKNOWN.name, "idCard": UNKNOWN.id(), "image": app.photo_b64(HU_SAME)}),
             )
             .send()
     };
@@ -213,4 +213,84 @@ async fn apps_over_http() {
     let (status, body) = status_and_body(response).await;
     assert_eq!(status, 200);
     assert!(!body["data"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn every_admin_mutation_leaves_an_event() {
+    let app = spawn_test_app().await;
+    let person = DOT_NAME;
+    let response = app
+        .admin(Method::POST, "/admin/persons")
+        .json(&json!({"name": person.name, "idCard": person.id(), "photos": [app.photo_b64(HU_SAME)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_and_body(response).await.0, 201);
+    let response = app
+        .admin(Method::POST, "/admin/apps")
+        .json(&json!({"name": "partner"}))
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = status_and_body(response).await;
+    let app_id = body["data"]["app_id"].as_str().unwrap().to_owned();
+    let response = app
+        .admin(Method::POST, &format!("/admin/apps/{app_id}/disable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_and_body(response).await.0, 200);
+
+    let events = |limit: u32| {
+        app.admin(Method::GET, &format!("/admin/events?limit={limit}"))
+            .send()
+    };
+    let (_, body) = status_and_body(events(10).await.unwrap()).await;
+    let enrolled = &body["data"][2];
+    assert_eq!(enrolled["action"], "person.enrolled");
+    assert_eq!(enrolled["target"], person_masked(person));
+
+    let response = app
+        .admin(Method::DELETE, &format!("/admin/persons/{}", person.id()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_and_body(response).await.0, 200);
+
+    let (status, body) = status_and_body(events(10).await.unwrap()).await;
+    assert_eq!(status, 200);
+    let rows = body["data"].as_array().unwrap();
+    let actions: Vec<&str> = rows.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "person.removed",
+            "app.disabled",
+            "app.created",
+            "person.enrolled"
+        ]
+    );
+    for e in rows {
+        assert_eq!(e["actor"], "admin-api");
+        assert!(
+            e["request_id"].as_str().is_some_and(|r| r.len() == 36),
+            "{e}"
+        );
+    }
+    assert_eq!(rows[1]["target"], app_id.as_str());
+    assert_eq!(rows[2]["target"], app_id.as_str());
+    // The removed person is unlinked from the trail, and was never in it in clear.
+    assert!(rows[3]["target"].is_null(), "{}", rows[3]);
+    assert!(rows[0]["target"].is_null(), "{}", rows[0]);
+    let text = body.to_string();
+    assert!(!text.contains(&person.id()) && !text.contains(person.name));
+    let (_, body) = status_and_body(events(1).await.unwrap()).await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+}
+
+/// The masked form of a test person's ID number, as the service prints it.
+fn person_masked(person: Person) -> String {
+    renzheng_domain::IdNumber::parse(&person.id())
+        .unwrap()
+        .masked()
 }

@@ -1,5 +1,16 @@
-//! Test harness: a real server (real SQLite in a temp dir, real engine, real photos) on a
-//! free port, plus helpers to call it.
+//! Test harness: a real server (real SQLite in a temp dir) on a free port, plus helpers to
+//! call it.
+//!
+//! Two engines:
+//! * [`spawn_app`] runs the real engine on the real photos of `../shared/faces` (needs the
+//!   model pack): for everything the engine decides;
+//! * [`spawn_test_app`] runs the deterministic colour engine of `renzheng_vision::testing`
+//!   on generated photos: for authentication, validation, admin and operations, which
+//!   need no model pack and no shared photos.
+//!
+//! Tests name photos by their shared path (`HU_SAME`…) and fetch them with
+//! [`TestApp::photo`]; on the colour engine each such name stands for a generated photo
+//! with the same role (the same person, another person, no face…).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -7,13 +18,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
+use renzheng_app::settings::{LogFormat, Secret};
+use renzheng_app::telemetry::{get_subscriber, init_subscriber};
+use renzheng_app::testing::{solid_png, TestEngine};
+use renzheng_app::Settings;
 use renzheng_domain::{IdNumber, PersonName};
-use renzheng_server::registry;
-use renzheng_server::settings::{LogFormat, Secret};
-use renzheng_server::telemetry::{get_subscriber, init_subscriber};
-use renzheng_server::{AppState, Application, Settings};
+use renzheng_server::{AppState, Application};
 use renzheng_store::{AppCode, NewPortrait, Store};
-use renzheng_vision::{Engine, EngineConfig};
+use renzheng_vision::{Engine, EngineConfig, FaceEngine};
 use serde_json::Value;
 
 /// The admin token of every test app.
@@ -161,7 +173,7 @@ fn init_logging() {
     });
 }
 
-/// The engine, loaded once per test binary (one ONNX Runtime environment per process).
+/// The real engine, loaded once per test binary (one ONNX Runtime environment per process).
 pub fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
     ENGINE
@@ -185,14 +197,64 @@ fn portrait_of(rel: &'static str) -> NewPortrait {
     if let Some(p) = cache.lock().unwrap().get(rel) {
         return p.clone();
     }
-    let portrait = registry::analyze_portrait(&engine(), &photo(rel), None)
+    let engine = engine();
+    let analysis = engine
+        .analyze(&photo(rel))
         .unwrap_or_else(|e| panic!("enrolling {rel}: {e}"));
+    let face = analysis
+        .face
+        .unwrap_or_else(|| panic!("enrolling {rel}: no face"));
+    let portrait = NewPortrait {
+        model_id: engine.model_id().to_owned(),
+        embedding: face.embedding.0,
+        quality: None,
+        photo: None,
+    };
     cache.lock().unwrap().insert(rel, portrait.clone());
     portrait
 }
 
+/// Colours of the colour engine's people (see `renzheng_vision::testing`).
+const HU_RGB: [u8; 3] = [200, 40, 40];
+const JIANG_RGB: [u8; 3] = [40, 60, 200];
+/// Distance ≈ 0.55 from JIANG_RGB: "can't tell", as the real JIANG_OTHER is.
+const JIANG_OTHER_RGB: [u8; 3] = [40, 200, 200];
+
+/// The generated photo that plays the role of the shared photo `rel` on the colour engine.
+pub fn colour_photo(rel: &str) -> Vec<u8> {
+    let hu = HU.portrait.unwrap();
+    let jiang = JIANG.portrait.unwrap();
+    match rel {
+        r if r == hu => solid_png(HU_RGB, 64),
+        // The same person in another photo: same colour, another size.
+        HU_SAME => solid_png(HU_RGB, 48),
+        r if r == jiang => solid_png(JIANG_RGB, 64),
+        JIANG_OTHER => solid_png(JIANG_OTHER_RGB, 64),
+        NO_FACE => solid_png([0, 0, 0], 64),
+        // The colour engine's quality refusal is over-exposure, not darkness.
+        TOO_DARK => solid_png([255, 255, 255], 64),
+        TRUNCATED => {
+            let png = solid_png(HU_RGB, 64);
+            png[..png.len() * 6 / 10].to_vec()
+        }
+        TEXT_AS_JPG => b"This is a text file that was named .jpg by mistake.\n".to_vec(),
+        other => panic!("no colour stand-in for {other}: use spawn_app() for it"),
+    }
+}
+
+/// Which engine a test application runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The real model pack, real photos.
+    Real,
+    /// The deterministic colour engine, generated photos.
+    Colour,
+}
+
 /// A running test application.
 pub struct TestApp {
+    /// Its engine.
+    pub engine: EngineKind,
     /// `http://127.0.0.1:PORT`.
     pub address: String,
     /// The AppCode of an enabled app.
@@ -206,15 +268,42 @@ pub struct TestApp {
     _data_dir: tempfile::TempDir,
 }
 
-/// Starts an app with the test settings.
+/// Starts an app on the real engine with the test settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts an app with the test settings adjusted by `configure`.
+/// Starts an app on the real engine with the test settings adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    init_logging();
     let engine = engine();
+    let config = engine.config().clone();
+    start(EngineKind::Real, engine, config, configure).await
+}
+
+/// Starts an app on the colour engine (no model pack, no shared photos).
+pub async fn spawn_test_app() -> TestApp {
+    spawn_test_app_with(|_| {}).await
+}
+
+/// Starts an app on the colour engine with the test settings adjusted by `configure`.
+pub async fn spawn_test_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let engine = Arc::new(TestEngine::new());
+    start(
+        EngineKind::Colour,
+        engine,
+        EngineConfig::new("/nonexistent/no-pack-needed"),
+        configure,
+    )
+    .await
+}
+
+async fn start(
+    kind: EngineKind,
+    engine: Arc<dyn FaceEngine>,
+    engine_config: EngineConfig,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    init_logging();
     let data_dir = tempfile::tempdir().expect("temporary data directory");
     let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
@@ -222,17 +311,17 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
         ..Settings::default()
     };
-    settings.engine = engine.config().clone();
+    settings.engine = engine_config;
     settings.img_url.allow = vec!["127.0.0.1/32".parse().unwrap()];
     settings.img_url.timeout_ms = 1_500;
     configure(&mut settings);
 
-    let app = Application::build_with_engine(settings, engine)
+    let app = Application::build_with_engine(settings, engine.clone())
         .await
         .expect("building the application");
     let address = format!("http://{}", app.local_addr());
     let state = app.state().clone();
-    let store = state.store.clone();
+    let store = state.app.store().clone();
 
     let (code, hash) = AppCode::generate_with_hash();
     store
@@ -242,14 +331,28 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     for person in [HU, JIANG, NO_PHOTO] {
         let id = IdNumber::parse(&person.id()).expect("test ID numbers are valid");
         let name = PersonName::parse(person.name).expect("test names are valid");
-        let portraits: Vec<NewPortrait> = person.portrait.into_iter().map(portrait_of).collect();
-        registry::enrol(&store, &id, &name, portraits)
-            .await
-            .expect("enrolling");
+        let portraits: Vec<NewPortrait> = match kind {
+            EngineKind::Real => person.portrait.into_iter().map(portrait_of).collect(),
+            EngineKind::Colour => person
+                .portrait
+                .map(|rel| {
+                    let analysis = engine.analyze(&colour_photo(rel)).expect("colour photo");
+                    NewPortrait {
+                        model_id: engine.model_id().to_owned(),
+                        embedding: analysis.face.expect("a colour face").embedding.0,
+                        quality: None,
+                        photo: None,
+                    }
+                })
+                .into_iter()
+                .collect(),
+        };
+        store.enrol(&id, &name, portraits).await.expect("enrolling");
     }
 
     tokio::spawn(app.run_until_stopped());
     TestApp {
+        engine: kind,
         address,
         app_code: code.expose().to_owned(),
         store,
@@ -260,6 +363,29 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// The photo playing the role of the shared photo `rel` on this app's engine.
+    pub fn photo(&self, rel: &str) -> Vec<u8> {
+        match self.engine {
+            EngineKind::Real => photo(rel),
+            EngineKind::Colour => colour_photo(rel),
+        }
+    }
+
+    /// [`photo`](Self::photo), base64-encoded.
+    pub fn photo_b64(&self, rel: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.photo(rel))
+    }
+
+    /// The model id of this app's engine.
+    pub fn model_id(&self) -> String {
+        self.state
+            .app
+            .loaded_engine()
+            .expect("the server loads its engine at start-up")
+            .model_id()
+            .to_owned()
+    }
+
     /// A request to `path` on this app.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
@@ -291,7 +417,7 @@ impl TestApp {
     /// A check of `person` with the photo at `rel`, expecting a 200; returns `data`.
     pub async fn check_result(&self, person: Person, rel: &str) -> Value {
         let response = self
-            .check_json(&serde_json::json!({"name": person.name, "idCard": person.id(), "image": photo_b64(rel)}))
+            .check_json(&serde_json::json!({"name": person.name, "idCard": person.id(), "image": self.photo_b64(rel)}))
             .await;
         let (status, body) = status_and_body(response).await;
         assert_eq!(status, 200, "{body}");

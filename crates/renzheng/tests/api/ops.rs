@@ -7,7 +7,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn health_and_readiness() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     let r = app.request(Method::GET, "/healthz").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("x-ca-request-id"));
@@ -15,12 +15,12 @@ async fn health_and_readiness() {
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], "ready");
-    assert_eq!(body["model_id"], app.state.engine.model_id());
+    assert_eq!(body["model_id"], app.model_id());
 }
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_status_result_and_engine_stages() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     app.check_result(HU, HU_SAME).await;
     let text = app
         .request(Method::GET, "/metrics")
@@ -51,7 +51,7 @@ async fn metrics_count_requests_by_route_status_result_and_engine_stages() {
 
 #[tokio::test]
 async fn openapi_describes_every_endpoint() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     let doc: serde_json::Value = app
         .request(Method::GET, "/openapi.json")
         .send()
@@ -68,6 +68,11 @@ async fn openapi_describes_every_endpoint() {
         "/admin/persons",
         "/admin/persons/{id}",
         "/admin/apps",
+        "/admin/apps/{id}/disable",
+        "/admin/apps/{id}/enable",
+        "/admin/audit",
+        "/admin/events",
+        "/openapi.json",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
@@ -75,7 +80,7 @@ async fn openapi_describes_every_endpoint() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_the_envelope() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     let (status, code, _) = error_of(app.request(Method::GET, "/nope").send().await.unwrap()).await;
     assert_eq!((status, code.as_str()), (404, "NotFound"));
     let (status, code, _) = error_of(
@@ -91,15 +96,15 @@ async fn unknown_routes_and_methods_get_the_envelope() {
 #[tokio::test]
 async fn saturated_engine_answers_503_with_retry_after() {
     // One engine slot, no queue: holding the slot makes the next check deterministic.
-    let app = spawn_app_with(|s| {
-        s.limits.max_engine_jobs = 1;
+    let app = spawn_test_app_with(|s| {
+        s.engine.sessions = 1;
         s.limits.max_queued_jobs = 0;
         s.limits.retry_after_secs = 3;
     })
     .await;
-    let held = app.state.gate.acquire().await.unwrap();
+    let held = app.state.app.gate().acquire().await.unwrap();
     let response = app
-        .check_json(&json!({"name": HU.name, "idCard": HU.id(), "image": photo_b64(HU_SAME)}))
+        .check_json(&json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)}))
         .await;
     assert_eq!(response.headers()["retry-after"], "3");
     let (status, code, _) = error_of(response).await;
@@ -112,14 +117,14 @@ async fn saturated_engine_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn queued_checks_wait_for_a_slot() {
-    let app = spawn_app_with(|s| {
-        s.limits.max_engine_jobs = 1;
+    let app = spawn_test_app_with(|s| {
+        s.engine.sessions = 1;
         s.limits.max_queued_jobs = 4;
         s.limits.queue_timeout_ms = 10_000;
     })
     .await;
-    let held = app.state.gate.acquire().await.unwrap();
-    let body = json!({"name": HU.name, "idCard": HU.id(), "image": photo_b64(HU_SAME)});
+    let held = app.state.app.gate().acquire().await.unwrap();
+    let body = json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)});
     let pending = app.check_json(&body);
     let release = async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -17,8 +17,8 @@ async fn expect_error(app: &TestApp, body: serde_json::Value, status: u16, code:
 
 #[tokio::test]
 async fn missing_wrong_or_disabled_appcode_is_403_unauthorized() {
-    let app = spawn_app().await;
-    let body = json!({"name": HU.name, "idCard": HU.id(), "image": photo_b64(HU_SAME)});
+    let app = spawn_test_app().await;
+    let body = json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)});
     for auth in [
         None,
         Some("APPCODE wrong-code"),
@@ -48,7 +48,7 @@ async fn missing_wrong_or_disabled_appcode_is_403_unauthorized() {
 
 #[tokio::test]
 async fn auth_comes_before_validation() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     let response = app
         .request(reqwest::Method::POST, "/faceidcard/check")
         .header("Authorization", "APPCODE nope")
@@ -62,8 +62,8 @@ async fn auth_comes_before_validation() {
 
 #[tokio::test]
 async fn missing_fields_are_400() {
-    let app = spawn_app().await;
-    let img = photo_b64(HU_SAME);
+    let app = spawn_test_app().await;
+    let img = app.photo_b64(HU_SAME);
     let m = expect_error(
         &app,
         json!({"idCard": HU.id(), "image": img}),
@@ -114,8 +114,8 @@ async fn missing_fields_are_400() {
 
 #[tokio::test]
 async fn each_id_number_error_has_its_reason() {
-    let app = spawn_app().await;
-    let img = photo_b64(HU_SAME);
+    let app = spawn_test_app().await;
+    let img = app.photo_b64(HU_SAME);
     let cases = [
         ("1101051942122", "18 characters"),  // length
         ("11010519421221A01X", "character"), // characters
@@ -148,7 +148,7 @@ async fn each_id_number_error_has_its_reason() {
 
 #[tokio::test]
 async fn bad_photos_are_400_with_specific_messages() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let with = |image: String| json!({"name": HU.name, "idCard": HU.id(), "image": image});
 
@@ -163,11 +163,17 @@ async fn bad_photos_are_400_with_specific_messages() {
     .await;
     assert!(m.contains("data:"), "{m}");
     // Over 1 MB decoded (a JPEG signature followed by padding), inside the body limit.
-    let mut big = photo(HU_SAME);
+    let mut big = app.photo(HU_SAME);
     big.resize(1024 * 1024 + 1, 0);
     let m = expect_error(&app, with(b64(&big)), 400, "ImageTooLarge").await;
     assert!(m.contains("limit"), "{m}");
-    let m = expect_error(&app, with(b64(&photo(TEXT_AS_JPG))), 400, "InvalidImage").await;
+    let m = expect_error(
+        &app,
+        with(b64(&app.photo(TEXT_AS_JPG))),
+        400,
+        "InvalidImage",
+    )
+    .await;
     assert!(m.contains("not an image"), "{m}");
     let m = expect_error(
         &app,
@@ -178,13 +184,13 @@ async fn bad_photos_are_400_with_specific_messages() {
     .await;
     assert!(m.contains("unsupported"), "{m}");
     // Corrupt: a JPEG cut short passes the signature check and fails in the decoder.
-    let m = expect_error(&app, with(b64(&photo(TRUNCATED))), 400, "InvalidImage").await;
+    let m = expect_error(&app, with(b64(&app.photo(TRUNCATED))), 400, "InvalidImage").await;
     assert!(m.contains("corrupt") || m.contains("truncated"), "{m}");
 }
 
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     let huge = "A".repeat(3 * 1024 * 1024);
     let response = app
         .check_json(&json!({"name": HU.name, "idCard": HU.id(), "image": huge}))
@@ -195,7 +201,7 @@ async fn body_over_the_limit_is_413() {
 
 #[tokio::test]
 async fn malformed_and_unsupported_bodies() {
-    let app = spawn_app().await;
+    let app = spawn_test_app().await;
     let send = |ct: &'static str, body: &'static str| {
         app.request(reqwest::Method::POST, "/faceidcard/check")
             .header("Authorization", format!("APPCODE {}", app.app_code))

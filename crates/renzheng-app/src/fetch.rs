@@ -23,7 +23,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, LOCATION};
 use url::{Host, Url};
 
-use crate::check::photo::{check_photo_bytes, PhotoError};
+use crate::check::{check_photo_bytes, PhotoError};
 use crate::settings::ImgUrlSettings;
 
 /// Why `imgUrl` gave no photo.
@@ -58,22 +58,6 @@ pub enum FetchError {
     /// The bytes are too many or not an image.
     #[error("{0}")]
     Photo(#[from] PhotoError),
-}
-
-impl FetchError {
-    /// The `X-Ca-Error-Code` of this error.
-    pub fn code(&self) -> &'static str {
-        match self {
-            FetchError::InvalidUrl(_) | FetchError::Disabled => "InvalidImgUrl",
-            FetchError::Refused { .. } => "ImgUrlRefused",
-            FetchError::Unreachable(_)
-            | FetchError::Status(_)
-            | FetchError::TooManyRedirects(_) => "ImgUrlUnreachable",
-            FetchError::Timeout(_) => "ImgUrlTimeout",
-            FetchError::Photo(PhotoError::TooLarge { .. }) => "ImageTooLarge",
-            FetchError::Photo(_) => "InvalidImage",
-        }
-    }
 }
 
 /// Special-purpose IPv4 ranges (IANA registry) that are never fetched by default.

@@ -112,9 +112,9 @@ pub struct Limits {
     pub max_photo_bytes: usize,
     /// Largest admin request body (enrolment with several photos), bytes.
     pub max_admin_body_bytes: usize,
-    /// Engine jobs that may run at once.
-    pub max_engine_jobs: usize,
-    /// Requests that may wait for an engine slot; more are refused at once with 503.
+    /// Requests that may wait for an engine slot (there are `engine.sessions` slots: one
+    /// setting sizes both the gate and the session pools); more are refused at once with
+    /// 503.
     pub max_queued_jobs: usize,
     /// How long a request may wait for an engine slot before a 503, milliseconds.
     pub queue_timeout_ms: u64,
@@ -132,7 +132,6 @@ impl Default for Limits {
             max_body_bytes: 2 * 1024 * 1024,
             max_photo_bytes: 1024 * 1024,
             max_admin_body_bytes: 32 * 1024 * 1024,
-            max_engine_jobs: 2,
             max_queued_jobs: 32,
             queue_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
@@ -273,9 +272,9 @@ impl Settings {
             }
         }
         let l = &self.limits;
-        if l.max_photo_bytes == 0 || l.max_engine_jobs == 0 || l.request_timeout_ms == 0 {
+        if l.max_photo_bytes == 0 || l.request_timeout_ms == 0 {
             return invalid(
-                "limits.max_photo_bytes, limits.max_engine_jobs and limits.request_timeout_ms must be positive".into(),
+                "limits.max_photo_bytes and limits.request_timeout_ms must be positive".into(),
             );
         }
         // A photo of the maximum size must fit in the body once base64-encoded.
@@ -366,11 +365,11 @@ mod tests {
         let good = dir.path().join("c.toml");
         std::fs::write(
             &good,
-            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_engine_jobs = 3\n[img_url]\nallow = [\"127.0.0.1/32\"]\n",
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_queued_jobs = 3\n[img_url]\nallow = [\"127.0.0.1/32\"]\n",
         )
         .unwrap();
         let s = Settings::load(Some(&good)).unwrap();
-        assert_eq!(s.limits.max_engine_jobs, 3);
+        assert_eq!(s.limits.max_queued_jobs, 3);
         assert_eq!(s.img_url.allow.len(), 1);
         let bad = dir.path().join("b.toml");
         std::fs::write(&bad, "lisen = \"x\"\n").unwrap();

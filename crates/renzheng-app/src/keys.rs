@@ -11,6 +11,8 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::XChaCha20Poly1305;
 use rand::RngCore;
 
+use crate::settings::Settings;
+
 /// File name of the generated audit key.
 pub const AUDIT_KEY_FILE: &str = "audit.key";
 /// File name of the generated photo key.
@@ -30,6 +32,23 @@ pub enum KeyError {
     /// The file does not hold 64 hex digits.
     #[error("key file {0} is corrupt (expected 64 hex digits)")]
     Corrupt(String),
+}
+
+/// The audit hashing key: configured, or generated once in the data directory.
+pub fn audit_key(settings: &Settings) -> Result<Vec<u8>, KeyError> {
+    match &settings.audit_key {
+        Some(key) => Ok(key.expose().as_bytes().to_vec()),
+        None => load_or_create_key(&settings.data_dir.join(AUDIT_KEY_FILE)),
+    }
+}
+
+/// The photo cipher when `keep_photos` is on.
+pub fn photo_cipher(settings: &Settings) -> Result<Option<PhotoCipher>, KeyError> {
+    if !settings.keep_photos {
+        return Ok(None);
+    }
+    let key = load_or_create_key(&settings.data_dir.join(PHOTO_KEY_FILE))?;
+    Ok(Some(PhotoCipher::new(&key)))
 }
 
 /// Reads the 32-byte key at `path`, creating it when absent.
@@ -87,11 +106,6 @@ impl std::fmt::Debug for PhotoCipher {
     }
 }
 
-/// Decryption failed: wrong key or altered data.
-#[derive(Debug, thiserror::Error)]
-#[error("the photo cannot be decrypted (wrong key or altered data)")]
-pub struct DecryptError;
-
 impl PhotoCipher {
     /// A cipher under a 32-byte key.
     pub fn new(key: &[u8]) -> Self {
@@ -110,17 +124,6 @@ impl PhotoCipher {
                 .expect("encryption of a slice cannot fail"),
         );
         out
-    }
-
-    /// Inverse of [`encrypt`](Self::encrypt).
-    pub fn decrypt(&self, sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
-        if sealed.len() < 24 {
-            return Err(DecryptError);
-        }
-        let (nonce, ciphertext) = sealed.split_at(24);
-        self.cipher
-            .decrypt(nonce.into(), ciphertext)
-            .map_err(|_| DecryptError)
     }
 }
 
@@ -143,14 +146,20 @@ mod tests {
         ));
     }
 
+    /// The inverse of `encrypt`, for the test only: nothing reads kept photos back yet.
+    fn decrypt(c: &PhotoCipher, sealed: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, ciphertext) = sealed.split_at_checked(24)?;
+        c.cipher.decrypt(nonce.into(), ciphertext).ok()
+    }
+
     #[test]
     fn photos_round_trip_and_tampering_is_detected() {
         let c = PhotoCipher::new(&[7u8; 32]);
         let sealed = c.encrypt(b"photo");
         assert_ne!(&sealed[24..], b"photo");
-        assert_eq!(c.decrypt(&sealed).unwrap(), b"photo");
+        assert_eq!(decrypt(&c, &sealed).unwrap(), b"photo");
         let mut bad = sealed.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert!(c.decrypt(&bad).is_err());
+        assert!(decrypt(&c, &bad).is_none());
     }
 }

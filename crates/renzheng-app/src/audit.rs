@@ -1,0 +1,116 @@
+//! The audit sink: one record for every check, whatever happened to it, and one event for
+//! every mutation an operator makes. Writing either never fails a request: a lost record
+//! is an operator alarm (logged as an error), not the caller's problem.
+
+use renzheng_domain::{IdNumber, PersonName};
+use renzheng_store::{AdminEvent, AdminEventRecord, AppId, AuditEntry, AuditRecord};
+
+use crate::check::ResultCode;
+use crate::{App, AppError};
+
+/// Who makes an operator change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The `renzheng` command line.
+    Cli,
+    /// The admin API, in the request with this id.
+    AdminApi {
+        /// The request id (`X-Ca-Request-Id`).
+        request_id: String,
+    },
+}
+
+impl Actor {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Actor::Cli => "cli",
+            Actor::AdminApi { .. } => "admin-api",
+        }
+    }
+
+    pub(crate) fn request_id(&self) -> Option<&str> {
+        match self {
+            Actor::Cli => None,
+            Actor::AdminApi { request_id } => Some(request_id),
+        }
+    }
+}
+
+/// What the audit learns of one check. The edge that served it fills in how it was
+/// answered (`status`, `error_code`), since only the edge knows its protocol.
+#[derive(Debug, Clone)]
+pub struct CheckRecord<'a> {
+    /// When the request arrived, unix milliseconds.
+    pub arrived_ms: i64,
+    /// The request id (`taskNo`).
+    pub request_id: String,
+    /// The app, once authenticated.
+    pub app_id: Option<AppId>,
+    /// The name, once parsed.
+    pub name: Option<&'a PersonName>,
+    /// The ID number, once parsed.
+    pub id_number: Option<&'a IdNumber>,
+    /// The result, when the check had one.
+    pub result: Option<ResultCode>,
+    /// The score as answered (results 1–3).
+    pub score: Option<f64>,
+    /// The status answered (HTTP status for the server).
+    pub status: u16,
+    /// The machine code of a refusal.
+    pub error_code: Option<&'static str>,
+    /// Time spent, milliseconds.
+    pub latency_ms: u64,
+}
+
+impl App {
+    /// Records a check in the audit log (masked name and ID, keyed hash of the ID).
+    pub async fn record_check(&self, record: CheckRecord<'_>) {
+        if let Some(result) = record.result {
+            tracing::info!(
+                result = result.code(),
+                score = record.score,
+                name = record.name.map(PersonName::masked),
+                id_number = record.id_number.map(IdNumber::masked),
+                "check completed"
+            );
+        }
+        let mut entry = AuditEntry::new(record.request_id, record.status, record.latency_ms);
+        entry.at = record.arrived_ms;
+        entry.app_id = record.app_id;
+        entry.result = record.result.map(|r| i64::from(r.code()));
+        entry.score = record.score;
+        entry.error_code = record.error_code.map(str::to_owned);
+        if let Some(name) = record.name {
+            entry = entry.with_name(name);
+        }
+        if let Some(id) = record.id_number {
+            entry = entry.with_id_number(id, &self.audit_key);
+        }
+        if let Err(e) = self.store.record_audit(&entry).await {
+            tracing::error!(error = %e, "could not write the audit record");
+        }
+    }
+
+    /// A new event by `actor`, stamped now.
+    pub(crate) fn event(&self, actor: &Actor, action: &str) -> AdminEvent {
+        let mut event = AdminEvent::new(self.clock.now_ms(), actor.name(), action);
+        event.request_id = actor.request_id().map(str::to_owned);
+        event
+    }
+
+    pub(crate) async fn record_event(&self, event: AdminEvent) {
+        if let Err(e) = self.store.record_event(&event).await {
+            tracing::error!(error = %e, action = %event.action, "could not write the operator event");
+        }
+    }
+
+    /// The `limit` most recent audit records (masked), newest first.
+    pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, AppError> {
+        Ok(self.store.recent_audit(limit).await?)
+    }
+
+    /// The `limit` most recent operator events, newest first.
+    pub async fn recent_events(&self, limit: u32) -> Result<Vec<AdminEventRecord>, AppError> {
+        Ok(self.store.recent_events(limit).await?)
+    }
+}

@@ -1,0 +1,216 @@
+//! The verification, in the product's order: look up the ID (7) → compare names (4) →
+//! portraits of this engine (5) → get the photo → engine (6: no face, 8: quality) → the
+//! nearest portrait decides (1 / 2 / 3). Every step before the engine is cheap, so a
+//! request that can be answered early never costs inference.
+
+use renzheng_domain::{IdNumber, Sex};
+use renzheng_vision::{Analysis, Embedding, Outcome, QualityReport, Verdict};
+
+use super::{CheckRequest, PhotoSource};
+use crate::{App, AppError};
+
+/// The product's result codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultCode {
+    /// 1: same person.
+    Same = 1,
+    /// 2: cannot tell.
+    Uncertain = 2,
+    /// 3: different people.
+    Different = 3,
+    /// 4: name and ID number do not match.
+    NameMismatch = 4,
+    /// 5: no portrait on record.
+    NoPortrait = 5,
+    /// 6: no face found in the photo.
+    NoFace = 6,
+    /// 7: no such ID number in the registry.
+    UnknownId = 7,
+    /// 8: the photo's quality is too low.
+    PoorQuality = 8,
+}
+
+impl ResultCode {
+    /// The code as sent (1–8).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The product's description, verbatim.
+    pub fn desc(self) -> &'static str {
+        match self {
+            ResultCode::Same => "身份证号与姓名匹配,照片系统判断为同一人",
+            ResultCode::Uncertain => "身份证号与姓名匹配,照片不能确定是否为同一人",
+            ResultCode::Different => "身份证号与姓名匹配,照片系统判断为不同人",
+            ResultCode::NameMismatch => "身份证号与姓名不匹配",
+            ResultCode::NoPortrait => "身份证号与姓名匹配,库中无照片",
+            ResultCode::NoFace => "身份证号与姓名匹配,照片检测失败",
+            ResultCode::UnknownId => "库中无此号",
+            ResultCode::PoorQuality => "照片质量不合格",
+        }
+    }
+}
+
+/// What the ID number itself says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdFacts {
+    /// Sex, from the sequence digit.
+    pub sex: Sex,
+    /// `YYYYMMDD`.
+    pub birthday: String,
+    /// Issuing region, from the GB/T 2260 code.
+    pub address: String,
+}
+
+impl From<&IdNumber> for IdFacts {
+    fn from(id: &IdNumber) -> Self {
+        IdFacts {
+            sex: id.sex(),
+            birthday: id.birthday().to_owned(),
+            address: id.address(),
+        }
+    }
+}
+
+/// A comparison's similarity with the bands it was judged by, all as scores in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// Similarity of the photo to the nearest portrait.
+    pub score: f64,
+    /// Scores at or above this are "same person".
+    pub same: f64,
+    /// Scores at or below this are "different people".
+    pub different: f64,
+}
+
+/// The answer to a check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    /// Result 1–8.
+    pub result: ResultCode,
+    /// What the ID number says (every result has it).
+    pub facts: IdFacts,
+    /// Results 1–3: the score and bands.
+    pub scored: Option<Scored>,
+    /// Whenever a face was analysed: its quality (with reasons for result 8).
+    pub quality: Option<QualityReport>,
+    /// Whenever the photo was analysed: how many faces it shows.
+    pub faces: Option<usize>,
+}
+
+impl Verification {
+    fn of(result: ResultCode, id: &IdNumber) -> Self {
+        Verification {
+            result,
+            facts: IdFacts::from(id),
+            scored: None,
+            quality: None,
+            faces: None,
+        }
+    }
+}
+
+impl App {
+    /// Runs a parsed check. The answer (results 1–8) is `Ok`; `Err` is for what stops a
+    /// check from having a result: an unfetchable or undecodable photo, saturation,
+    /// failures of ours.
+    pub async fn verify(&self, request: &CheckRequest) -> Result<Verification, AppError> {
+        let id = &request.id;
+        let Some(record) = self.store.get_person(id).await? else {
+            return Ok(Verification::of(ResultCode::UnknownId, id));
+        };
+        if record.person.name != request.name {
+            return Ok(Verification::of(ResultCode::NameMismatch, id));
+        }
+        let engine = self.engine().await?;
+        // Embeddings of another model are not comparable: such a person needs re-enrolment.
+        let enrolled: Vec<Embedding> = record
+            .portraits
+            .iter()
+            .filter(|p| p.model_id == engine.model_id())
+            .map(|p| Embedding(p.embedding.clone()))
+            .collect();
+        if enrolled.is_empty() {
+            if !record.portraits.is_empty() {
+                tracing::warn!(id_number = %id, "portraits exist only for other models; re-enrol this person");
+            }
+            return Ok(Verification::of(ResultCode::NoPortrait, id));
+        }
+
+        let bytes = match &request.photo {
+            PhotoSource::Inline(bytes) => bytes.clone(),
+            PhotoSource::Url(url) => self.fetcher.fetch(url.clone()).await?,
+        };
+        let analysis = self.engine.analyze(bytes).await?;
+        Ok(decide(engine.as_ref(), id, &analysis, &enrolled))
+    }
+}
+
+/// Turns an analysis into result 6, 8 or 1/2/3 against the nearest portrait.
+fn decide(
+    engine: &dyn renzheng_vision::FaceEngine,
+    id: &IdNumber,
+    analysis: &Analysis,
+    enrolled: &[Embedding],
+) -> Verification {
+    let faces = analysis.faces.len();
+    let face = match (analysis.outcome(), &analysis.face) {
+        (Outcome::NoFace, _) | (_, None) => {
+            let mut answer = Verification::of(ResultCode::NoFace, id);
+            answer.faces = Some(faces);
+            return answer;
+        }
+        (Outcome::QualityRefused, Some(face)) => {
+            let mut answer = Verification::of(ResultCode::PoorQuality, id);
+            answer.quality = Some(face.quality.clone());
+            answer.faces = Some(faces);
+            return answer;
+        }
+        (Outcome::Usable, Some(face)) => face,
+    };
+    let Some(nearest) = enrolled
+        .iter()
+        .filter(|r| r.0.len() == face.embedding.0.len())
+        .map(|r| engine.compare(&face.embedding, r))
+        .min_by(|a, b| a.distance.total_cmp(&b.distance))
+    else {
+        return Verification::of(ResultCode::NoPortrait, id);
+    };
+    // Product policy, not the engine's: a face with a quality warning may be compared, but
+    // never called the same person (the false-accept promise is made on clean photos).
+    let nearest = if face.quality.warned() {
+        nearest.capped(engine.thresholds())
+    } else {
+        nearest
+    };
+    let result = match nearest.verdict {
+        Verdict::Same => ResultCode::Same,
+        Verdict::Uncertain => ResultCode::Uncertain,
+        Verdict::Different => ResultCode::Different,
+    };
+    let (same, different) = engine.thresholds().as_scores();
+    let mut answer = Verification::of(result, id);
+    answer.scored = Some(Scored {
+        score: nearest.score,
+        same,
+        different,
+    });
+    answer.quality = Some(face.quality.clone());
+    answer.faces = Some(faces);
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_the_products() {
+        assert_eq!(
+            ResultCode::Same.desc(),
+            "身份证号与姓名匹配,照片系统判断为同一人"
+        );
+        assert_eq!(ResultCode::UnknownId.code(), 7);
+        assert_eq!(ResultCode::PoorQuality.desc(), "照片质量不合格");
+    }
+}

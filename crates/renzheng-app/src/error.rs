@@ -1,0 +1,83 @@
+//! The one error type of the use cases.
+//!
+//! Every way a use case can fail is a variant here; the HTTP layer maps each one to a
+//! status and a gateway code, the CLI to a message. Messages never contain a name, ID
+//! number, photo or embedding: the errors they wrap are written not to.
+
+use renzheng_domain::{IdNumberError, PersonNameError};
+use renzheng_store::StoreError;
+use renzheng_vision::EngineError;
+
+use crate::check::PhotoError;
+use crate::fetch::FetchError;
+
+/// Why a use case did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A required field is absent or blank.
+    #[error("missing required field: {0}")]
+    MissingField(&'static str),
+    /// A check sent neither `image` nor `imgUrl`.
+    #[error("missing required field: image or imgUrl")]
+    MissingPhoto,
+    /// The name does not parse.
+    #[error("invalid name: {0}")]
+    InvalidName(#[from] PersonNameError),
+    /// The ID number does not parse; the reason says which rule failed.
+    #[error("invalid idCard: {0}")]
+    InvalidIdNumber(#[from] IdNumberError),
+    /// The photo (inline or fetched) is unusable as bytes.
+    #[error("invalid image: {0}")]
+    InvalidImage(#[from] PhotoError),
+    /// `imgUrl` gave no photo.
+    #[error("imgUrl: {0}")]
+    ImgUrl(#[from] FetchError),
+    /// An app's name breaks the naming rule.
+    #[error("invalid request: {0}")]
+    InvalidAppName(String),
+    /// An enrolment photo was refused (no usable face, several faces, poor quality).
+    #[error("photo {index}: {reason}")]
+    PortraitRefused {
+        /// 1-based position of the photo in the request.
+        index: usize,
+        /// Why, for the operator.
+        reason: String,
+    },
+    /// A folder to import cannot be read (missing, no CSV, unreadable CSV).
+    #[error("{0}")]
+    Import(String),
+    /// A person or app named by the operator does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The engine and its bounded queue are full.
+    #[error("the service is busy, retry later")]
+    Busy {
+        /// How long the caller should wait, seconds.
+        retry_after_secs: u64,
+    },
+    /// The face engine failed (not the photo's fault) or could not be loaded.
+    #[error("face engine: {0}")]
+    Engine(EngineError),
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// A bug: a background task died.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<EngineError> for AppError {
+    /// A photo the decoder refuses is the caller's problem; anything else is ours.
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Image(image) => AppError::InvalidImage(image.into()),
+            other => AppError::Engine(other),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        AppError::Internal(format!("a background task failed: {e}"))
+    }
+}

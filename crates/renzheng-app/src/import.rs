@@ -1,0 +1,273 @@
+//! Enrolling a whole folder: photos named by ID number (`<id>.jpg`, `<id>_2.jpg`…) and one
+//! CSV of `id,name` rows. Every refusal is reported with its reason; nothing refused stops
+//! the others. Reports never show a name or ID number in clear: file names are masked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use renzheng_domain::{IdNumber, PersonName};
+use serde::Serialize;
+
+use crate::audit::Actor;
+use crate::{App, AppError};
+
+const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp"];
+
+/// One refused item of an import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportRefusal {
+    /// What was refused (a masked file name, a CSV line).
+    pub item: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Persons enrolled.
+    pub persons: usize,
+    /// Portraits enrolled.
+    pub portraits: usize,
+    /// Persons enrolled without a photo (their checks answer 5).
+    pub without_photo: usize,
+    /// Everything refused, with reasons.
+    pub refused: Vec<ImportRefusal>,
+}
+
+/// Progress of an import, reported after each person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// Persons handled so far.
+    pub done: usize,
+    /// Persons in the CSV.
+    pub total: usize,
+    /// The masked ID number just handled.
+    pub current: String,
+}
+
+/// Why the folder cannot be imported at all.
+fn unreadable(what: &Path, e: impl std::fmt::Display) -> AppError {
+    AppError::Import(format!("{}: {e}", what.display()))
+}
+
+impl App {
+    /// Imports the folder `dir` with the CSV `csv` (default: the only `.csv` in `dir`),
+    /// telling `progress` after each person.
+    pub async fn import_folder(
+        &self,
+        actor: &Actor,
+        dir: &Path,
+        csv: Option<&Path>,
+        progress: impl Fn(&ImportProgress),
+    ) -> Result<ImportSummary, AppError> {
+        let csv_path = find_csv(dir, csv)?;
+        let mut summary = ImportSummary::default();
+        let photos = photos_by_id(dir, &mut summary)?;
+        let people = read_people(&csv_path, &mut summary)?;
+        for (id_text, paths) in &photos {
+            if !people.iter().any(|(_, id, _)| id.as_str() == id_text) {
+                let id = IdNumber::parse(id_text).expect("keys were parsed as ID numbers");
+                for path in paths {
+                    summary.refused.push(ImportRefusal {
+                        item: masked_file_name(&id, path),
+                        reason: "no CSV row for this ID number".into(),
+                    });
+                }
+            }
+        }
+
+        // A missing or broken pack fails the import once, not every photo.
+        if people
+            .iter()
+            .any(|(_, id, _)| photos.contains_key(id.as_str()))
+        {
+            self.engine().await?;
+        }
+        let total = people.len();
+        let mut batch = Vec::with_capacity(total);
+        for (done, (line, id, name)) in people.into_iter().enumerate() {
+            let files = photos.get(id.as_str()).cloned().unwrap_or_default();
+            let mut portraits = Vec::new();
+            for path in &files {
+                let refusal = match tokio::fs::read(path).await {
+                    Err(e) => Some(format!("cannot read: {e}")),
+                    Ok(bytes) => match self.analyze_portrait(bytes).await {
+                        Ok(Ok(portrait)) => {
+                            portraits.push(portrait);
+                            None
+                        }
+                        Ok(Err(reason)) => Some(reason),
+                        Err(AppError::Engine(e)) => Some(format!("face engine failed: {e}")),
+                        Err(e) => return Err(e),
+                    },
+                };
+                if let Some(reason) = refusal {
+                    summary.refused.push(ImportRefusal {
+                        item: masked_file_name(&id, path),
+                        reason,
+                    });
+                }
+            }
+            if !files.is_empty() && portraits.is_empty() {
+                summary.refused.push(ImportRefusal {
+                    item: format!("CSV line {line} ({id})"),
+                    reason: "not enrolled: none of the person's photos is usable".into(),
+                });
+            } else {
+                if files.is_empty() {
+                    summary.without_photo += 1;
+                }
+                summary.persons += 1;
+                summary.portraits += portraits.len();
+                batch.push((id.clone(), name, portraits));
+            }
+            progress(&ImportProgress {
+                done: done + 1,
+                total,
+                current: id.masked(),
+            });
+        }
+        // Written after every photo was analysed, so that an engine failure midway leaves
+        // the registry as it was.
+        for (id, name, portraits) in batch {
+            self.store_enrolment(actor, &id, &name, portraits).await?;
+        }
+        Ok(summary)
+    }
+}
+
+/// A photo file name with its ID-number part masked.
+fn masked_file_name(id: &IdNumber, path: &Path) -> String {
+    let file = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    let rest = file.get(id_stem(file).len()..).unwrap_or_default();
+    format!("{}{rest}", id.masked())
+}
+
+/// The ID-number part of a photo file name: everything before the first `_`, `-` or `.`.
+fn id_stem(file: &str) -> &str {
+    file.split(['_', '-', '.']).next().unwrap_or(file)
+}
+
+fn find_csv(dir: &Path, csv: Option<&Path>) -> Result<PathBuf, AppError> {
+    if let Some(csv) = csv {
+        return Ok(csv.to_owned());
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| unreadable(dir, e))? {
+        let path = entry.map_err(|e| unreadable(dir, e))?.path();
+        if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            found.push(path);
+        }
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(AppError::Import(format!(
+            "{} has no .csv file of id,name rows; give one with --csv",
+            dir.display()
+        ))),
+        _ => Err(AppError::Import(format!(
+            "{} has several .csv files; choose one with --csv",
+            dir.display()
+        ))),
+    }
+}
+
+/// Photos by canonical ID number; files whose name is not an ID number are refused.
+fn photos_by_id(
+    dir: &Path,
+    summary: &mut ImportSummary,
+) -> Result<BTreeMap<String, Vec<PathBuf>>, AppError> {
+    let mut photos: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| unreadable(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
+            continue;
+        };
+        if !PHOTO_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
+        match IdNumber::parse(id_stem(file)) {
+            Ok(id) => photos.entry(id.as_str().to_owned()).or_default().push(path),
+            Err(e) => summary.refused.push(ImportRefusal {
+                item: "a photo file".into(),
+                reason: format!("its name is not a valid ID number ({e})"),
+            }),
+        }
+    }
+    Ok(photos)
+}
+
+/// The CSV's people, with their line numbers; bad rows are refused.
+fn read_people(
+    csv_path: &Path,
+    summary: &mut ImportSummary,
+) -> Result<Vec<(usize, IdNumber, PersonName)>, AppError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(csv_path)
+        .map_err(|e| unreadable(csv_path, e))?;
+    let mut people = Vec::new();
+    for (index, row) in reader.records().enumerate() {
+        let line = index + 1;
+        let row = row.map_err(|e| unreadable(csv_path, format!("line {line}: {e}")))?;
+        let (raw_id, raw_name) = (
+            row.get(0).unwrap_or_default(),
+            row.get(1).unwrap_or_default(),
+        );
+        if line == 1
+            && IdNumber::parse(raw_id).is_err()
+            && raw_id.chars().all(|c| c.is_alphabetic() || c == '_')
+        {
+            continue; // a header row such as "id,name"
+        }
+        let id = match IdNumber::parse(raw_id) {
+            Ok(id) => id,
+            Err(e) => {
+                summary.refused.push(ImportRefusal {
+                    item: format!("CSV line {line}"),
+                    reason: format!("invalid ID number: {e}"),
+                });
+                continue;
+            }
+        };
+        match PersonName::parse(raw_name) {
+            Ok(name) => people.push((line, id, name)),
+            Err(e) => summary.refused.push(ImportRefusal {
+                item: format!("CSV line {line} ({id})"),
+                reason: format!("invalid name: {e}"),
+            }),
+        }
+    }
+    Ok(people)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_stems() {
+        assert_eq!(id_stem("11010519491231002X.jpg"), "11010519491231002X");
+        assert_eq!(id_stem("11010519491231002X_2.png"), "11010519491231002X");
+        assert_eq!(id_stem("11010519491231002X-b.png"), "11010519491231002X");
+    }
+}

@@ -1,0 +1,190 @@
+//! Renzheng's use cases, between the edges (the HTTP server, the CLI) and the parts (the
+//! domain rules, the store, the face engine).
+//!
+//! An [`App`] holds the store, the engine (loaded on first use), the engine gate, the keys,
+//! the clock and the audit sink. Each use case is one method returning a typed
+//! [`AppError`]; the edges only translate: the server maps every variant to HTTP, the CLI
+//! to a message.
+//!
+//! | use case | method |
+//! |---|---|
+//! | check a person (the product) | [`App::parse_check`] then [`App::verify`], then [`App::record_check`] |
+//! | enrol a person with portraits | [`EnrolRequest::parse`] then [`App::enrol`] |
+//! | import a folder of portraits | [`App::import_folder`] |
+//! | show / remove a person | [`App::person`], [`App::remove_person`] |
+//! | apps | [`App::create_app`], [`App::list_apps`], [`App::set_app_enabled`], [`App::authenticate_app_code`] |
+//! | audit | [`App::recent_audit`], [`App::recent_events`] |
+//!
+//! Nothing here knows HTTP or JSON; nothing here runs inference on the async runtime
+//! (engine work goes through the gate onto the blocking pool).
+
+#![deny(missing_docs)]
+
+mod apps;
+mod audit;
+pub mod check;
+mod clock;
+mod engine;
+mod error;
+pub mod fetch;
+mod gate;
+mod import;
+pub mod keys;
+mod registry;
+pub mod settings;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use renzheng_store::{SqliteStore, Store, StoreError};
+use renzheng_vision::{EngineConfig, FaceEngine};
+
+pub use crate::apps::{AppName, AppView, Caller, CreatedApp};
+pub use crate::audit::{Actor, CheckRecord};
+pub use crate::check::{CheckFields, CheckRequest, IdFacts, ResultCode, Scored, Verification};
+pub use crate::clock::{Clock, SystemClock};
+pub use crate::engine::EngineObserver;
+pub use crate::error::AppError;
+pub use crate::gate::{EngineGate, Saturated};
+pub use crate::import::{ImportProgress, ImportRefusal, ImportSummary};
+pub use crate::registry::{EnrolFields, EnrolRequest, PersonView, PortraitView};
+pub use crate::settings::Settings;
+
+/// The deterministic engine for tests that are not about faces (feature `testing`).
+#[cfg(feature = "testing")]
+pub use renzheng_vision::testing;
+
+use crate::engine::EngineRoom;
+use crate::fetch::Fetcher;
+use crate::keys::{KeyError, PhotoCipher};
+use crate::settings::SettingsError;
+
+/// Where the face engine comes from.
+pub enum EngineSource {
+    /// Load it from this configuration's model pack on first use (blocking work, done off
+    /// the async runtime). Commands that never touch a photo never load it.
+    Pack(EngineConfig),
+    /// An engine already loaded (ONNX Runtime allows one environment per process, so a
+    /// test binary shares one), or a test engine.
+    Ready(Arc<dyn FaceEngine>),
+}
+
+/// Why the application could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The database could not be opened or migrated.
+    #[error("database {path}: {source}")]
+    Store {
+        /// The database file.
+        path: String,
+        /// The failure.
+        source: StoreError,
+    },
+    /// A key file is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The HTTP client for imgUrl could not be built.
+    #[error("HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+}
+
+/// The application: every use case, over one store and one engine. Cheap to share
+/// (`Arc<App>`); every method takes `&self`.
+pub struct App {
+    settings: Arc<Settings>,
+    store: Arc<dyn Store>,
+    engine: EngineRoom,
+    fetcher: Fetcher,
+    audit_key: Arc<[u8]>,
+    photo_cipher: Option<PhotoCipher>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Opens the store of `settings` (SQLite in `data_dir`), its keys and the imgUrl
+    /// fetcher; the engine comes from `engine`.
+    pub async fn open(settings: Settings, engine: EngineSource) -> Result<Self, OpenError> {
+        settings.validate()?;
+        let path = settings.database_path();
+        let sqlite = SqliteStore::open(&path)
+            .await
+            .map_err(|source| OpenError::Store {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let audit_key: Arc<[u8]> = keys::audit_key(&settings)?.into();
+        let photo_cipher = keys::photo_cipher(&settings)?;
+        let fetcher = Fetcher::new(&settings.img_url, settings.limits.max_photo_bytes)?;
+        let engine = EngineRoom::new(engine, settings.engine.sessions, &settings.limits);
+        Ok(App {
+            settings: Arc::new(settings),
+            store: Arc::new(sqlite),
+            engine,
+            fetcher,
+            audit_key,
+            photo_cipher,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Reports engine work (stage times, saturation) to `observer` (the server's metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn EngineObserver>) -> Self {
+        self.engine.set_observer(observer);
+        self
+    }
+
+    /// Stamps records with `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the application's clock (unix milliseconds).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The configuration in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The store (tests and readiness probes use it directly).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The engine gate (for readiness figures).
+    pub fn gate(&self) -> &EngineGate {
+        self.engine.gate()
+    }
+
+    /// The engine, loading it now if it is not loaded yet.
+    pub async fn engine(&self) -> Result<Arc<dyn FaceEngine>, AppError> {
+        self.engine.get().await
+    }
+
+    /// The engine if it is loaded, without loading it.
+    pub fn loaded_engine(&self) -> Option<Arc<dyn FaceEngine>> {
+        self.engine.loaded()
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Closes the database cleanly (commands call it before exiting).
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,342 @@
+//! `POST /faceidcard/check`, the Alibaba-compatible endpoint: the body (JSON or form) in,
+//! the product's envelope out. The handler reads straight down: authenticate → read the
+//! fields → [`App::parse_check`](renzheng_app::App::parse_check) →
+//! [`App::verify`](renzheng_app::App::verify) → answer, and one audit record whatever
+//! happened.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use renzheng_app::{CheckFields, CheckRecord, CheckRequest, Verification};
+use renzheng_vision::{QualityIssue, QualityReport};
+use serde::Serialize;
+
+use crate::auth::Authenticated;
+use crate::error::{body_rejection, success, ApiError};
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+/// The check route, with its body limit.
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/faceidcard/check", post(handler))
+        .layer(DefaultBodyLimit::max(
+            state.app.settings().limits.max_body_bytes,
+        ))
+}
+
+/// Marks a response with its result code, for the request metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultLabel(pub u8);
+
+/// `POST /faceidcard/check`.
+pub async fn handler(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+    request: Request,
+) -> Response {
+    let app = &state.app;
+    let started = Instant::now();
+    let arrived_ms = app.now_ms();
+    let deadline = tokio::time::Instant::now() + app.settings().limits.request_timeout();
+    let limit = app.settings().limits.max_body_bytes;
+
+    let caller = auth.map(|Authenticated(caller)| caller);
+    let app_id = caller.as_ref().ok().map(|c| c.app_id.clone());
+    let parsed: Result<CheckRequest, ApiError> = match caller {
+        Err(e) => Err(e),
+        Ok(_) => match tokio::time::timeout_at(deadline, read_fields(request, limit)).await {
+            Err(_) => Err(ApiError::Timeout),
+            Ok(fields) => fields.and_then(|f| Ok(app.parse_check(f)?)),
+        },
+    };
+    let (request, outcome) = match parsed {
+        Err(e) => (None, Err(e)),
+        Ok(request) => {
+            let outcome = match tokio::time::timeout_at(deadline, app.verify(&request)).await {
+                Err(_) => Err(ApiError::Timeout),
+                Ok(verified) => verified.map_err(ApiError::from),
+            };
+            (Some(request), outcome)
+        }
+    };
+
+    let data = outcome.map(|v| CheckData::from(&v));
+    let (status, error_code) = match &data {
+        Ok(_) => (StatusCode::OK, None),
+        Err(e) => {
+            let (status, code) = e.status_and_code();
+            (status, Some(code))
+        }
+    };
+    app.record_check(CheckRecord {
+        arrived_ms,
+        request_id: RequestId::current()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        app_id,
+        name: request.as_ref().map(|r| &r.name),
+        id_number: request.as_ref().map(|r| &r.id),
+        result: data.as_ref().ok().map(|d| d.code),
+        score: data.as_ref().ok().and_then(|d| d.score),
+        status: status.as_u16(),
+        error_code,
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+    .await;
+
+    match data {
+        Ok(data) => {
+            let label = ResultLabel(data.result);
+            let mut response = success(StatusCode::OK, data);
+            response.extensions_mut().insert(label);
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Body encodings accepted by the check endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Json,
+    Form,
+}
+
+fn encoding_of(request: &Request) -> Result<Option<Encoding>, ApiError> {
+    let Some(value) = request.headers().get(CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    let essence = value
+        .to_str()
+        .map_err(|_| ApiError::UnsupportedMediaType)?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "text/json" => Ok(Some(Encoding::Json)),
+        e if e.ends_with("+json") => Ok(Some(Encoding::Json)),
+        "application/x-www-form-urlencoded" => Ok(Some(Encoding::Form)),
+        _ => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+/// Reads the body under the route's limit (413 beyond) and parses it by content type;
+/// without a content type, a body starting with `{` is JSON and anything else form data.
+async fn read_fields(request: Request, limit: usize) -> Result<CheckFields, ApiError> {
+    let encoding = encoding_of(&request)?;
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|r| body_rejection(r.status(), limit))?;
+    let encoding = encoding.unwrap_or_else(|| {
+        if body.trim_ascii_start().first() == Some(&b'{') {
+            Encoding::Json
+        } else {
+            Encoding::Form
+        }
+    });
+    match encoding {
+        Encoding::Json => fields_from_json(&body),
+        Encoding::Form => Ok(fields_from_form(&body)),
+    }
+}
+
+/// Reads a JSON object body. `idCard` may also be a JSON number (some clients send it
+/// so); any other non-string value is refused with the field's name only, never its value.
+pub fn fields_from_json(body: &[u8]) -> Result<CheckFields, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::MalformedBody(format!(
+            "not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(ApiError::MalformedBody(
+            "the JSON body must be an object".into(),
+        ));
+    };
+    let field = |key: &'static str, numbers_ok: bool| -> Result<Option<String>, ApiError> {
+        match map.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(serde_json::Value::Number(n)) if numbers_ok => Ok(Some(n.to_string())),
+            Some(_) => Err(ApiError::FieldType(key)),
+        }
+    };
+    Ok(CheckFields {
+        name: field("name", false)?,
+        id_card: field("idCard", true)?,
+        image: field("image", false)?,
+        img_url: field("imgUrl", false)?,
+    })
+}
+
+/// Reads an `application/x-www-form-urlencoded` body (the first value of each key).
+pub fn fields_from_form(body: &[u8]) -> CheckFields {
+    let mut fields = CheckFields::default();
+    for (key, value) in url::form_urlencoded::parse(body) {
+        let slot = match key.as_ref() {
+            "name" => &mut fields.name,
+            "idCard" => &mut fields.id_card,
+            "image" => &mut fields.image,
+            "imgUrl" => &mut fields.img_url,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(value.into_owned());
+        }
+    }
+    fields
+}
+
+/// The decision thresholds, as scores.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Thresholds {
+    /// Scores at or above this are "same person".
+    pub same: f64,
+    /// Scores at or below this are "different people".
+    pub different: f64,
+}
+
+/// The photo's quality, as reported to the caller.
+#[derive(Debug, Clone, Serialize)]
+pub struct QualityView {
+    /// Whether the photo passed.
+    pub passed: bool,
+    /// Machine-readable reasons (`too_dark`, `blurry`…).
+    pub issues: Vec<&'static str>,
+    /// The same reasons in Chinese.
+    pub reasons: Vec<&'static str>,
+    /// Soft problems (`face_too_small`, `blurry`, `extreme_pose`, `face_cut_off`): the
+    /// photo was compared, but such a face is never judged "same person" (at most 2).
+    pub warnings: Vec<&'static str>,
+    /// Distance between the eyes, pixels.
+    pub inter_eye_px: f64,
+    /// Sharpness of the aligned face.
+    pub sharpness: f64,
+    /// Mean brightness of the face, 0–255.
+    pub brightness: f64,
+    /// Head turn, 0 (frontal) – 1 (profile).
+    pub yaw: f64,
+    /// Roll of the eye line, degrees.
+    pub roll_deg: f64,
+}
+
+fn reason_zh(issue: QualityIssue) -> &'static str {
+    match issue {
+        QualityIssue::FaceTooSmall => "人脸过小",
+        QualityIssue::Blurry => "照片模糊",
+        QualityIssue::TooDark => "照片过暗",
+        QualityIssue::TooBright => "照片过亮",
+        QualityIssue::ExtremePose => "人脸角度过大",
+        QualityIssue::FaceCutOff => "人脸不完整",
+        QualityIssue::LowConfidence => "人脸不清晰或有遮挡",
+    }
+}
+
+impl From<&QualityReport> for QualityView {
+    fn from(q: &QualityReport) -> Self {
+        let round2 = |v: f64| (v * 100.0).round() / 100.0;
+        QualityView {
+            passed: q.passed(),
+            issues: q.issues.iter().map(|i| i.as_str()).collect(),
+            reasons: q.issues.iter().map(|i| reason_zh(*i)).collect(),
+            warnings: q.warnings.iter().map(|i| i.as_str()).collect(),
+            inter_eye_px: round2(q.inter_eye_px),
+            sharpness: round2(q.sharpness),
+            brightness: round2(q.brightness),
+            yaw: round2(q.yaw),
+            roll_deg: round2(q.roll_deg),
+        }
+    }
+}
+
+/// The `data` of a successful check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckData {
+    #[serde(skip)]
+    code: renzheng_app::ResultCode,
+    /// Result code 1–8.
+    pub result: u8,
+    /// The product's description of the result.
+    pub desc: &'static str,
+    /// Similarity in [0, 1] (results 1–3 only).
+    pub score: Option<f64>,
+    /// Decision thresholds as scores (results 1–3 only).
+    pub thresholds: Option<Thresholds>,
+    /// "男"/"女", from the ID number.
+    pub sex: &'static str,
+    /// `YYYYMMDD`, from the ID number.
+    pub birthday: String,
+    /// Issuing region, from the ID number's GB/T 2260 code.
+    pub address: String,
+    /// The photo's quality (whenever a face was analysed; with reasons for result 8).
+    pub quality: Option<QualityView>,
+    /// Faces found in the photo (whenever the photo was analysed).
+    pub faces: Option<usize>,
+}
+
+impl From<&Verification> for CheckData {
+    fn from(v: &Verification) -> Self {
+        let round4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
+        CheckData {
+            code: v.result,
+            result: v.result.code(),
+            desc: v.result.desc(),
+            score: v.scored.map(|s| round4(s.score)),
+            thresholds: v.scored.map(|s| Thresholds {
+                same: round4(s.same),
+                different: round4(s.different),
+            }),
+            sex: v.facts.sex.label(),
+            birthday: v.facts.birthday.clone(),
+            address: v.facts.address.clone(),
+            quality: v.quality.as_ref().map(QualityView::from),
+            faces: v.faces,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_fields_and_types() {
+        let f =
+            fields_from_json(br#"{"name":"a","idCard":123,"image":"x","imgUrl":null}"#).unwrap();
+        assert_eq!(f.name.as_deref(), Some("a"));
+        assert_eq!(f.id_card.as_deref(), Some("123"));
+        assert_eq!(f.image.as_deref(), Some("x"));
+        assert!(f.img_url.is_none());
+        assert!(matches!(
+            fields_from_json(br#"{"name":1}"#),
+            Err(ApiError::FieldType("name"))
+        ));
+        assert!(matches!(
+            fields_from_json(b"[1]"),
+            Err(ApiError::MalformedBody(_))
+        ));
+        assert!(matches!(
+            fields_from_json(b"{"),
+            Err(ApiError::MalformedBody(_))
+        ));
+    }
+
+    #[test]
+    fn form_fields_first_value_wins() {
+        let f = fields_from_form("name=%E5%BC%A0%E4%B8%89&idCard=1&idCard=2&image=a+b".as_bytes());
+        assert_eq!(f.name.as_deref(), Some("张三"));
+        assert_eq!(f.id_card.as_deref(), Some("1"));
+        assert_eq!(f.image.as_deref(), Some("a b"));
+    }
+}

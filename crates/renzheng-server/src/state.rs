@@ -1,0 +1,35 @@
+//! What every handler shares. Handlers take the parts they need through `FromRef`, so the
+//! extractors (`auth`) depend on those parts, not on this module.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use renzheng_app::App;
+
+use crate::auth::{AdminToken, Authenticator};
+use crate::metrics::Metrics;
+
+/// The router's state. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub app: Arc<App>,
+    /// Who is calling the check endpoint.
+    pub authenticator: Arc<dyn Authenticator>,
+    /// The admin API's bearer token (`None`: the admin API is off).
+    pub admin_token: AdminToken,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl FromRef<AppState> for Arc<dyn Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.authenticator.clone()
+    }
+}
+
+impl FromRef<AppState> for AdminToken {
+    fn from_ref(state: &AppState) -> Self {
+        state.admin_token.clone()
+    }
+}
