@@ -1,0 +1,189 @@
+//! The use cases through `App`, on a real SQLite database and the deterministic colour
+//! engine (no model pack, no photos on disk but the ones written here).
+
+use std::sync::Arc;
+
+use renzheng_app::{
+    Actor, App, AppError, AppName, CheckFields, EngineSource, EnrolFields, EnrolRequest,
+    ResultCode, Settings,
+};
+use renzheng_domain::IdNumber;
+use renzheng_vision::testing::{solid_png, TestEngine};
+
+const ALICE_ID: &str = "11010519491231002X";
+const BOB_ID: &str = "330106199003070022";
+const RED: [u8; 3] = [200, 40, 40];
+
+async fn open(dir: &tempfile::TempDir) -> App {
+    let settings = Settings {
+        data_dir: dir.path().join("data"),
+        ..Settings::default()
+    };
+    App::open(settings, EngineSource::Ready(Arc::new(TestEngine::new())))
+        .await
+        .expect("opening the app")
+}
+
+fn enrolment(name: &str, id: &str, photos: Vec<Vec<u8>>) -> EnrolRequest {
+    EnrolRequest::parse(EnrolFields {
+        name: Some(name.into()),
+        id_card: Some(id.into()),
+        photos,
+    })
+    .expect("valid enrolment")
+}
+
+async fn check(app: &App, name: &str, id: &str, photo: &[u8]) -> Result<ResultCode, AppError> {
+    use base64::Engine as _;
+    let request = app.parse_check(CheckFields {
+        name: Some(name.into()),
+        id_card: Some(id.into()),
+        image: Some(base64::engine::general_purpose::STANDARD.encode(photo)),
+        img_url: None,
+    })?;
+    Ok(app.verify(&request).await?.result)
+}
+
+#[tokio::test]
+async fn every_result_code_comes_from_its_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(&dir).await;
+    app.enrol(
+        &Actor::Cli,
+        enrolment("张三", ALICE_ID, vec![solid_png(RED, 64)]),
+    )
+    .await
+    .unwrap();
+    app.enrol(&Actor::Cli, enrolment("李四", BOB_ID, vec![]))
+        .await
+        .unwrap();
+
+    let same = check(&app, "张三", ALICE_ID, &solid_png(RED, 32)).await;
+    assert_eq!(same.unwrap(), ResultCode::Same);
+    let unsure = check(&app, "张三", ALICE_ID, &solid_png([200, 180, 40], 32)).await;
+    assert_eq!(unsure.unwrap(), ResultCode::Uncertain);
+    let other = check(&app, "张三", ALICE_ID, &solid_png([20, 40, 240], 32)).await;
+    assert_eq!(other.unwrap(), ResultCode::Different);
+    let wrong_name = check(&app, "张四", ALICE_ID, &solid_png(RED, 32)).await;
+    assert_eq!(wrong_name.unwrap(), ResultCode::NameMismatch);
+    let no_portrait = check(&app, "李四", BOB_ID, &solid_png(RED, 32)).await;
+    assert_eq!(no_portrait.unwrap(), ResultCode::NoPortrait);
+    let no_face = check(&app, "张三", ALICE_ID, &solid_png([0, 0, 0], 32)).await;
+    assert_eq!(no_face.unwrap(), ResultCode::NoFace);
+    let unknown = check(&app, "王五", "440305198501010052", &solid_png(RED, 32)).await;
+    assert_eq!(unknown.unwrap(), ResultCode::UnknownId);
+    let poor = check(&app, "张三", ALICE_ID, &solid_png([255, 255, 255], 32)).await;
+    assert_eq!(poor.unwrap(), ResultCode::PoorQuality);
+    let garbage = check(&app, "张三", ALICE_ID, b"\x89PNG\r\n\x1a\n not really").await;
+    assert!(
+        matches!(garbage, Err(AppError::InvalidImage(_))),
+        "{garbage:?}"
+    );
+    app.close().await;
+}
+
+#[tokio::test]
+async fn a_refused_portrait_writes_nothing_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(&dir).await;
+    let photos = vec![solid_png(RED, 64), solid_png([0, 0, 0], 64)];
+    let err = app
+        .enrol(&Actor::Cli, enrolment("张三", ALICE_ID, photos))
+        .await
+        .unwrap_err();
+    match err {
+        AppError::PortraitRefused { index, reason } => {
+            assert_eq!(index, 2);
+            assert!(reason.contains("no face"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let id = IdNumber::parse(ALICE_ID).unwrap();
+    assert_eq!(app.person(&id).await.unwrap(), None);
+    assert!(app.recent_events(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn operator_changes_are_events_and_removal_unlinks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(&dir).await;
+    let created = app
+        .create_app(&Actor::Cli, &AppName::parse("shop").unwrap())
+        .await
+        .unwrap();
+    assert!(app
+        .authenticate_app_code(&created.app_code)
+        .await
+        .unwrap()
+        .is_some());
+    let id = renzheng_store::AppId::from(created.app_id.clone());
+    app.set_app_enabled(&Actor::Cli, &id, false).await.unwrap();
+    assert!(app
+        .authenticate_app_code(&created.app_code)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        app.set_app_enabled(&Actor::Cli, &"app_nope".to_owned().into(), true)
+            .await,
+        Err(AppError::NotFound("app"))
+    ));
+    app.enrol(
+        &Actor::Cli,
+        enrolment("张三", ALICE_ID, vec![solid_png(RED, 64)]),
+    )
+    .await
+    .unwrap();
+    let alice = IdNumber::parse(ALICE_ID).unwrap();
+    app.remove_person(&Actor::Cli, &alice).await.unwrap();
+    assert!(matches!(
+        app.remove_person(&Actor::Cli, &alice).await,
+        Err(AppError::NotFound("person"))
+    ));
+
+    let events = app.recent_events(10).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "person.removed",
+            "person.enrolled",
+            "app.disabled",
+            "app.created"
+        ]
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.actor == "cli" && e.request_id.is_none()));
+    assert_eq!(events[1].target, None, "unlinked from the removed person");
+    assert_eq!(events[3].target.as_deref(), Some(created.app_id.as_str()));
+}
+
+#[tokio::test]
+async fn a_folder_import_reports_every_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let app = open(&dir).await;
+    let write = |name: &str, bytes: Vec<u8>| std::fs::write(folder.path().join(name), bytes);
+    write(&format!("{ALICE_ID}.png"), solid_png(RED, 64)).unwrap();
+    write(&format!("{BOB_ID}.png"), solid_png([0, 0, 0], 64)).unwrap();
+    write("not-an-id.png", solid_png(RED, 64)).unwrap();
+    std::fs::write(
+        folder.path().join("people.csv"),
+        format!("id,name\n{ALICE_ID},张三\n{BOB_ID},李四\n123,坏号码\n"),
+    )
+    .unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let summary = app
+        .import_folder(&Actor::Cli, folder.path(), None, |p| {
+            seen.lock().unwrap().push((p.done, p.total))
+        })
+        .await
+        .unwrap();
+    assert_eq!(summary.persons, 1);
+    assert_eq!(summary.portraits, 1);
+    assert_eq!(summary.refused.len(), 4, "{:?}", summary.refused);
+    assert_eq!(*seen.lock().unwrap(), [(1, 2), (2, 2)]);
+    let text = format!("{summary:?}");
+    assert!(!text.contains(BOB_ID) && !text.contains("李四"), "{text}");
+}
