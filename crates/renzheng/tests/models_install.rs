@@ -5,7 +5,7 @@
 //! `~/.cache/renzheng`), so this needs one earlier `renzheng models install` (which
 //! `scripts/test.sh` runs first) and no network; without cached downloads it is skipped
 //! with a message rather than downloading. It converts dlib's networks once (the second
-//! install waits for the first and finds its pack): about a minute on two cores.
+//! install waits for the first and finds its pack): about 6 s on two cores.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
