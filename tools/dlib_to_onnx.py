@@ -268,8 +268,10 @@ def detector_spec() -> list:
     def ra(sub):  # relu<affine<...>>
         return [L("relu"), L("affine")] + sub
 
+    def rcon5(sub):
+        return ra(con5(45, sub))
+
     downsampler = ra(con5d(32, ra(con5d(32, ra(con5d(16, [L("input_pyramid")]))))))
-    rcon5 = lambda sub: ra(con5(45, sub))  # noqa: E731
     return [L("loss_mmod")] + s_con(1, 9, 1) + rcon5(rcon5(rcon5(downsampler)))
 
 
@@ -333,7 +335,7 @@ def parse_con(s: DlibStream, spec: dict) -> dict:
     use_relu = s.read_bool("con_ use_relu") if ver == "con_6" else False
 
     e = spec["expect"]
-    got = dict(num_filters=num_filters, nr=nr, nc=nc, stride=stride)
+    got = {"num_filters": num_filters, "nr": nr, "nc": nc, "stride": stride}
     for key, want in e.items():
         if got[key] != want:
             s.fail(f"con_: expected {key}={want}, file has {got[key]}")
@@ -446,7 +448,7 @@ def parse_fc(s: DlibStream, spec: dict) -> dict:
     num_inputs = s.read_uint("fc_ num_inputs")
     params = s.read_tensor("fc_ params").reshape(-1)
     wdims = s.read_alias_tensor("fc_ weights")
-    bdims = s.read_alias_tensor("fc_ biases")
+    s.read_alias_tensor("fc_ biases")  # a slice of params; its size follows from bias_mode
     bias_mode = s.expect_int((0, 1), "fc_ bias_mode")
     read_lr_multipliers(s, "fc_")
     use_bias = s.read_bool("fc_ use_bias") if ver == "fc_3" else True
@@ -692,7 +694,7 @@ class OnnxEmitter:
     """Emits ONNX nodes for the folded layers; values are (name, shape)."""
 
     def __init__(self, prefix: str):
-        from onnx import helper, numpy_helper  # noqa: F401
+        from onnx import helper, numpy_helper
         self.helper = helper
         self.numpy_helper = numpy_helper
         self.prefix = prefix

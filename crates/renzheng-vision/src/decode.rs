@@ -36,6 +36,68 @@ impl Default for DecodeLimits {
     }
 }
 
+/// A photo format the engine decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhotoFormat {
+    /// JPEG (JFIF, EXIF).
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP (lossy or lossless).
+    WebP,
+    /// Windows bitmap.
+    Bmp,
+}
+
+impl PhotoFormat {
+    /// Lower-case name: `jpeg`, `png`, `webp`, `bmp`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PhotoFormat::Jpeg => "jpeg",
+            PhotoFormat::Png => "png",
+            PhotoFormat::WebP => "webp",
+            PhotoFormat::Bmp => "bmp",
+        }
+    }
+
+    fn image_format(self) -> ImageFormat {
+        match self {
+            PhotoFormat::Jpeg => ImageFormat::Jpeg,
+            PhotoFormat::Png => ImageFormat::Png,
+            PhotoFormat::WebP => ImageFormat::WebP,
+            PhotoFormat::Bmp => ImageFormat::Bmp,
+        }
+    }
+}
+
+/// Which accepted format `bytes` are in, from their signature alone: no decoding, no
+/// allocation (except the format name of an unsupported one).
+///
+/// This is the decoder's own first step, so a photo that passes here is refused later
+/// only for what decoding finds (size limits, corruption), never for its format; callers
+/// that want to refuse non-images cheaply (before queueing for the engine) use this and
+/// get the same [`ImageError`] the decoder would return: [`ImageError::Empty`],
+/// [`ImageError::NotAnImage`] or [`ImageError::UnsupportedFormat`].
+pub fn sniff_format(bytes: &[u8]) -> Result<PhotoFormat, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    match image::guess_format(bytes).map_err(|_| ImageError::NotAnImage)? {
+        ImageFormat::Jpeg => Ok(PhotoFormat::Jpeg),
+        ImageFormat::Png => Ok(PhotoFormat::Png),
+        ImageFormat::WebP => Ok(PhotoFormat::WebP),
+        ImageFormat::Bmp => Ok(PhotoFormat::Bmp),
+        other => Err(ImageError::UnsupportedFormat(
+            other
+                .extensions_str()
+                .first()
+                .copied()
+                .unwrap_or("unknown")
+                .to_string(),
+        )),
+    }
+}
+
 /// What the decoder found, besides the pixels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DecodedInfo {
@@ -66,32 +128,16 @@ fn decode(
     limits: &DecodeLimits,
     orient: bool,
 ) -> Result<(RgbImage, DecodedInfo), ImageError> {
-    if bytes.is_empty() {
-        return Err(ImageError::Empty);
-    }
+    // Empty input is refused by `sniff_format`, after the byte limit (which 0 bytes pass).
     if bytes.len() > limits.max_bytes {
         return Err(ImageError::TooManyBytes {
             size: bytes.len(),
             limit: limits.max_bytes,
         });
     }
-    let format = image::guess_format(bytes).map_err(|_| ImageError::NotAnImage)?;
-    let format_name = match format {
-        ImageFormat::Jpeg => "jpeg",
-        ImageFormat::Png => "png",
-        ImageFormat::WebP => "webp",
-        ImageFormat::Bmp => "bmp",
-        other => {
-            return Err(ImageError::UnsupportedFormat(
-                other
-                    .extensions_str()
-                    .first()
-                    .copied()
-                    .unwrap_or("unknown")
-                    .to_string(),
-            ))
-        }
-    };
+    let photo_format = sniff_format(bytes)?;
+    let format = photo_format.image_format();
+    let format_name = photo_format.as_str();
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut decoder_limits = image::Limits::default();
@@ -229,6 +275,51 @@ mod tests {
         img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn sniffing_names_the_four_formats_and_refuses_the_rest() {
+        assert_eq!(sniff_format(&[]), Err(ImageError::Empty));
+        assert_eq!(sniff_format(b"hello"), Err(ImageError::NotAnImage));
+        assert_eq!(sniff_format(b"\xFF\xD8\xFF\xE0"), Ok(PhotoFormat::Jpeg));
+        assert_eq!(
+            sniff_format(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            Ok(PhotoFormat::Png)
+        );
+        assert_eq!(sniff_format(b"RIFF\0\0\0\0WEBPVP8 "), Ok(PhotoFormat::WebP));
+        assert_eq!(sniff_format(b"BM\0\0\0\0"), Ok(PhotoFormat::Bmp));
+        assert_eq!(
+            sniff_format(b"GIF89a\x01\x00\x01\x00"),
+            Err(ImageError::UnsupportedFormat("gif".into()))
+        );
+        assert_eq!(
+            sniff_format(b"II*\0\x08\0\0\0"),
+            Err(ImageError::UnsupportedFormat("tiff".into()))
+        );
+    }
+
+    #[test]
+    fn the_decoder_and_the_sniffer_agree() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(3, 2, image::Rgb([9, 99, 199])));
+        for (format, expected) in [
+            (ImageFormat::Png, PhotoFormat::Png),
+            (ImageFormat::Jpeg, PhotoFormat::Jpeg),
+            (ImageFormat::WebP, PhotoFormat::WebP),
+            (ImageFormat::Bmp, PhotoFormat::Bmp),
+        ] {
+            let mut bytes = Vec::new();
+            img.write_to(&mut Cursor::new(&mut bytes), format).unwrap();
+            assert_eq!(sniff_format(&bytes), Ok(expected));
+            let (_, info) = decode_rgb(&bytes, &DecodeLimits::default()).unwrap();
+            assert_eq!(info.format, expected.as_str());
+        }
+        // What the sniffer refuses the decoder refuses the same way.
+        for bad in [&b""[..], b"not an image", b"GIF89a\x01\x00\x01\x00"] {
+            assert_eq!(
+                decode_rgb(bad, &DecodeLimits::default()).unwrap_err(),
+                sniff_format(bad).unwrap_err()
+            );
+        }
     }
 
     #[test]

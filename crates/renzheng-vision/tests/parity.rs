@@ -36,7 +36,7 @@ fn load_golden(set: &str) -> Vec<GoldenImage> {
 /// Like `face_recognition.load_image_file`: PIL → RGB, no EXIF rotation.
 fn load_unrotated(path: &std::path::Path) -> RgbImage {
     let bytes = std::fs::read(path).expect("photo");
-    renzheng_vision::decode::decode_rgb_as_stored(&bytes, &Default::default()).expect("decodes")
+    renzheng_vision::decode_rgb_as_stored(&bytes, &Default::default()).expect("decodes")
 }
 
 #[derive(Default)]

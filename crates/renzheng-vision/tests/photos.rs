@@ -50,17 +50,20 @@ fn verdict_against_references(
         .iter()
         .filter_map(|r| r.face.as_ref().map(|f| f.embedding.clone()))
         .collect();
+    // The service's rule (renzheng-server's check service): the nearest reference decides,
+    // and a photo with a quality warning is capped at "can't tell".
     let engine = common::auto_engine();
-    let nearest = embeddings
+    let best = embeddings
         .iter()
+        .filter(|r| r.0.len() == face.embedding.0.len())
         .map(|r| engine.compare(&face.embedding, r))
         .min_by(|a, b| a.distance.total_cmp(&b.distance))?;
-    let nearest = if face.quality.warned() {
-        nearest.capped(engine.thresholds())
+    let best = if face.quality.warned() {
+        best.capped(engine.thresholds())
     } else {
-        nearest
+        best
     };
-    Some(nearest.verdict)
+    Some(best.verdict)
 }
 
 #[test]

@@ -16,9 +16,10 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// The engine configuration with the model pack installed (installing it if missing).
+/// The engine configuration, once the model pack is known to be installed. A missing pack
+/// is an error that names the fix (`renzheng models install`): only that command downloads.
 pub fn engine_config(settings: &Settings) -> anyhow::Result<EngineConfig> {
-    let pack_dir = crate::vision_cli::models::ensure_installed(&settings.engine)?;
+    let pack_dir = crate::vision_cli::models::require_installed(&settings.engine)?;
     Ok(EngineConfig {
         pack_dir,
         ..settings.engine.clone()

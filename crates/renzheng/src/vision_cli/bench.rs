@@ -64,7 +64,7 @@ struct BenchReport {
 
 /// Runs the command.
 pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
-    super::models::ensure_installed(engine_cfg)?;
+    super::models::require_installed(engine_cfg)?;
     let mut files = Vec::new();
     collect(&args.images, &mut files)?;
     files.sort();

@@ -20,7 +20,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
-    super::models::ensure_installed(engine_cfg)?;
+    super::models::require_installed(engine_cfg)?;
     let engine = Engine::open(engine_cfg)?;
     let a = analyze(&engine, &args.a)?;
     let b = analyze(&engine, &args.b)?;

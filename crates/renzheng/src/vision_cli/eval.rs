@@ -103,7 +103,7 @@ pub struct Report {
 
 /// Runs the command.
 pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
-    super::models::ensure_installed(engine_cfg)?;
+    super::models::require_installed(engine_cfg)?;
     let pairs = read_pairs(&args.pairs)?;
     let root = args
         .root
@@ -146,7 +146,7 @@ pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
                 p.y.clone(),
                 u8::from(p.same).to_string(),
                 d.map(|d| format!("{d:.6}")).unwrap_or_default(),
-                d.map(|d| format!("{:.6}", renzheng_vision::score::score_from_distance(d)))
+                d.map(|d| format!("{:.6}", renzheng_vision::score_from_distance(d)))
                     .unwrap_or_default(),
                 r.to_string(),
             ])?;

