@@ -4,8 +4,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::GeneralPurposeConfig;
 use base64::engine::{DecodePaddingMode, GeneralPurpose};
 use base64::Engine as _;
-use image::ImageFormat;
-use renzheng_vision::ImageError;
+use renzheng_vision::{sniff_format, ImageError};
 
 /// Standard alphabet, padding optional: clients differ on padding and nothing is gained
 /// by refusing either form.
@@ -102,7 +101,8 @@ pub fn decode_image_field(field: &str, max_bytes: usize) -> Result<Vec<u8>, Phot
     Ok(bytes)
 }
 
-/// Size and format-signature checks shared by inline and fetched photos.
+/// Size and format-signature checks shared by inline and fetched photos: the cheap
+/// refusals, before a photo queues for the engine.
 pub fn check_photo_bytes(bytes: &[u8], max_bytes: usize) -> Result<(), PhotoError> {
     if bytes.is_empty() {
         return Err(PhotoError::Empty);
@@ -113,11 +113,10 @@ pub fn check_photo_bytes(bytes: &[u8], max_bytes: usize) -> Result<(), PhotoErro
             limit: max_bytes,
         });
     }
-    match image::guess_format(bytes) {
-        Ok(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp) => Ok(()),
-        Ok(other) => Err(PhotoError::Unsupported(format!("{other:?}").to_lowercase())),
-        Err(_) => Err(PhotoError::NotAnImage),
-    }
+    // The decoder's own format rule, so that nothing accepted here is refused later for
+    // its format (and the other way round).
+    sniff_format(bytes)?;
+    Ok(())
 }
 
 #[cfg(test)]
