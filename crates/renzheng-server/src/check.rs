@@ -67,7 +67,8 @@ pub async fn handler(
         }
     };
 
-    let data = outcome.map(|v| CheckData::from(&v));
+    // The result code for the audit, the JSON view (with the score as answered) for the caller.
+    let data = outcome.map(|v| (v.result, CheckData::from(&v)));
     let (status, error_code) = match &data {
         Ok(_) => (StatusCode::OK, None),
         Err(e) => {
@@ -83,8 +84,8 @@ pub async fn handler(
         app_id,
         name: request.as_ref().map(|r| &r.name),
         id_number: request.as_ref().map(|r| &r.id),
-        result: data.as_ref().ok().map(|d| d.code),
-        score: data.as_ref().ok().and_then(|d| d.score),
+        result: data.as_ref().ok().map(|(result, _)| *result),
+        score: data.as_ref().ok().and_then(|(_, d)| d.score),
         status: status.as_u16(),
         error_code,
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -92,7 +93,7 @@ pub async fn handler(
     .await;
 
     match data {
-        Ok(data) => {
+        Ok((_, data)) => {
             let label = ResultLabel(data.result);
             let mut response = success(StatusCode::OK, data);
             response.extensions_mut().insert(label);
@@ -263,8 +264,6 @@ impl From<&QualityReport> for QualityView {
 /// The `data` of a successful check.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckData {
-    #[serde(skip)]
-    code: renzheng_app::ResultCode,
     /// Result code 1–8.
     pub result: u8,
     /// The product's description of the result.
@@ -289,7 +288,6 @@ impl From<&Verification> for CheckData {
     fn from(v: &Verification) -> Self {
         let round4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
         CheckData {
-            code: v.result,
             result: v.result.code(),
             desc: v.result.desc(),
             score: v.scored.map(|s| round4(s.score)),
