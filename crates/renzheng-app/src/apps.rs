@@ -42,6 +42,7 @@ pub struct Caller {
 
 /// A new app with its AppCode in clear: the only time the code is shown.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApp {
     /// The app's id.
     pub app_id: String,
@@ -53,6 +54,7 @@ pub struct CreatedApp {
 
 /// An app, for listing.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppView {
     /// The app's id.
     pub app_id: String,

@@ -193,6 +193,7 @@ impl App {
 
 /// A person, masked, for display.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonView {
     /// Masked ID number (`110105********002X`).
     pub id_number: String,
@@ -208,6 +209,7 @@ pub struct PersonView {
 
 /// A portrait, for display.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortraitView {
     /// Its id.
     pub id: i64,

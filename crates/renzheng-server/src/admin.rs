@@ -19,32 +19,33 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Reque
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
 use renzheng_app::check::decode_image_field;
-use renzheng_app::{Actor, AppName, EnrolFields, EnrolRequest};
+use renzheng_app::settings::Limits;
+use renzheng_app::{Actor, AppName, AppView, CreatedApp, EnrolFields, EnrolRequest, PersonView};
 use renzheng_domain::IdNumber;
 use renzheng_store::AppId;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Admin;
-use crate::error::{body_rejection, success, ApiError};
+use crate::error::{body_rejection, success, ApiError, Envelope, NoData};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
-/// The admin routes, with their body limit.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/admin/persons", post(enrol))
-        .route("/admin/persons/{id}", get(show).delete(remove))
-        .route("/admin/apps", post(create_app).get(list_apps))
-        .route("/admin/apps/{id}/disable", post(disable_app))
-        .route("/admin/apps/{id}/enable", post(enable_app))
-        .route("/admin/audit", get(audit))
-        .route("/admin/events", get(events))
-        .layer(DefaultBodyLimit::max(
-            state.app.settings().limits.max_admin_body_bytes,
-        ))
+/// The admin routes, documented, with their body limit.
+pub fn router(limits: &Limits) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enrol))
+        .routes(routes!(show, remove))
+        .routes(routes!(create_app, list_apps))
+        .routes(routes!(disable_app))
+        .routes(routes!(enable_app))
+        .routes(routes!(audit))
+        .routes(routes!(events))
+        .layer(DefaultBodyLimit::max(limits.max_admin_body_bytes))
 }
 
 /// The admin API as the actor of a change, named by the request.
@@ -54,14 +55,33 @@ fn actor(id: &RequestId) -> Actor {
     }
 }
 
-#[derive(Deserialize)]
+/// A JSON enrolment.
+#[derive(Deserialize, ToSchema)]
 struct EnrolJson {
+    /// The name on the ID card.
     name: Option<String>,
+    /// The ID number (also accepted as `id_number` or `idNumber`).
     #[serde(alias = "id_number", alias = "idNumber")]
     #[serde(rename = "idCard")]
     id_card: Option<String>,
+    /// Portraits, base64 (each optionally a `data:` URI).
     #[serde(default)]
     photos: Vec<String>,
+}
+
+/// A multipart enrolment.
+// Documentation only: `read_enrolment` reads these names.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used: the multipart reader reads fields by name.
+struct EnrolMultipart {
+    /// The name on the ID card.
+    name: String,
+    /// The ID number.
+    #[schema(rename = "idCard")]
+    id_card: String,
+    /// Portrait files, one field each.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    photo: Vec<Vec<u8>>,
 }
 
 async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolFields, ApiError> {
@@ -130,6 +150,25 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
 
 /// `POST /admin/persons`: enrols a person with zero or more portraits. Every photo must
 /// show a usable face, else nothing is written and the answer says which photo and why.
+#[utoipa::path(
+    post,
+    path = "/admin/persons",
+    tag = "admin",
+    summary = "Enrol a person",
+    description = "JSON with base64 photos, or multipart with `name`, `idCard` and `photo` files. Every photo must show a usable face, else nothing is written and the answer says which photo and why.",
+    security(("adminToken" = [])),
+    request_body(content(
+        (EnrolJson = "application/json"),
+        (EnrolMultipart = "multipart/form-data"),
+    )),
+    responses(
+        (status = 201, description = "Enrolled; the person, masked", body = Envelope<PersonView>),
+        (status = 400, description = "Invalid field or refused portrait", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "The admin API is off", body = Envelope<NoData>),
+        (status = 413, description = "Body over the limit", body = Envelope<NoData>),
+    ),
+)]
 pub async fn enrol(
     _: Admin,
     State(state): State<AppState>,
@@ -143,6 +182,20 @@ pub async fn enrol(
 }
 
 /// `GET /admin/persons/{id}`: the person, masked.
+#[utoipa::path(
+    get,
+    path = "/admin/persons/{id}",
+    tag = "admin",
+    summary = "Show a person, masked",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The ID number")),
+    responses(
+        (status = 200, description = "The person, masked", body = Envelope<PersonView>),
+        (status = 400, description = "Invalid ID number", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such person", body = Envelope<NoData>),
+    ),
+)]
 pub async fn show(
     _: Admin,
     State(state): State<AppState>,
@@ -158,12 +211,27 @@ pub async fn show(
 }
 
 /// Answer of removals and switches.
-#[derive(Debug, Serialize)]
-struct Done {
-    done: bool,
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    /// Always `true`.
+    pub done: bool,
 }
 
 /// `DELETE /admin/persons/{id}`: removes the person and everything about them.
+#[utoipa::path(
+    delete,
+    path = "/admin/persons/{id}",
+    tag = "admin",
+    summary = "Remove a person and everything about them",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The ID number")),
+    responses(
+        (status = 200, description = "Removed", body = Envelope<Done>),
+        (status = 400, description = "Invalid ID number", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such person", body = Envelope<NoData>),
+    ),
+)]
 pub async fn remove(
     _: Admin,
     State(state): State<AppState>,
@@ -176,13 +244,26 @@ pub async fn remove(
 }
 
 /// Body of `POST /admin/apps`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct NewApp {
     /// Display name.
     pub name: String,
 }
 
 /// `POST /admin/apps`.
+#[utoipa::path(
+    post,
+    path = "/admin/apps",
+    tag = "admin",
+    summary = "Create an app; its AppCode is shown only in this answer",
+    security(("adminToken" = [])),
+    request_body(content((NewApp = "application/json"))),
+    responses(
+        (status = 201, description = "Created", body = Envelope<CreatedApp>),
+        (status = 400, description = "Invalid name", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
 pub async fn create_app(
     _: Admin,
     State(state): State<AppState>,
@@ -197,6 +278,17 @@ pub async fn create_app(
 }
 
 /// `GET /admin/apps`.
+#[utoipa::path(
+    get,
+    path = "/admin/apps",
+    tag = "admin",
+    summary = "List apps",
+    security(("adminToken" = [])),
+    responses(
+        (status = 200, description = "Apps", body = Envelope<Vec<AppView>>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
 pub async fn list_apps(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(success(StatusCode::OK, state.app.list_apps().await?))
 }
@@ -215,6 +307,19 @@ async fn switch_app(
 }
 
 /// `POST /admin/apps/{id}/disable`.
+#[utoipa::path(
+    post,
+    path = "/admin/apps/{id}/disable",
+    tag = "admin",
+    summary = "Disable an app: its AppCode stops working",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The app id")),
+    responses(
+        (status = 200, description = "Disabled", body = Envelope<Done>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app", body = Envelope<NoData>),
+    ),
+)]
 pub async fn disable_app(
     _: Admin,
     State(state): State<AppState>,
@@ -225,6 +330,19 @@ pub async fn disable_app(
 }
 
 /// `POST /admin/apps/{id}/enable`.
+#[utoipa::path(
+    post,
+    path = "/admin/apps/{id}/enable",
+    tag = "admin",
+    summary = "Enable an app",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The app id")),
+    responses(
+        (status = 200, description = "Enabled", body = Envelope<Done>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app", body = Envelope<NoData>),
+    ),
+)]
 pub async fn enable_app(
     _: Admin,
     State(state): State<AppState>,
@@ -235,7 +353,8 @@ pub async fn enable_app(
 }
 
 /// Query of `GET /admin/audit` and `GET /admin/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LimitQuery {
     /// How many records, newest first (default 50, at most 1000).
     pub limit: Option<u32>,
@@ -248,7 +367,7 @@ impl LimitQuery {
 }
 
 /// An audit record as shown (already masked in storage).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditView {
     /// Sequence number.
     pub id: i64,
@@ -277,6 +396,18 @@ pub struct AuditView {
 }
 
 /// `GET /admin/audit`.
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin",
+    summary = "The latest audit records, masked, newest first",
+    security(("adminToken" = [])),
+    params(LimitQuery),
+    responses(
+        (status = 200, description = "Records", body = Envelope<Vec<AuditView>>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
 pub async fn audit(
     _: Admin,
     State(state): State<AppState>,
@@ -306,7 +437,7 @@ pub async fn audit(
 }
 
 /// An operator event as shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     /// Sequence number.
     pub id: i64,
@@ -325,6 +456,18 @@ pub struct EventView {
 }
 
 /// `GET /admin/events`.
+#[utoipa::path(
+    get,
+    path = "/admin/events",
+    tag = "admin",
+    summary = "The latest operator events (enrolments, removals, app changes, by whom), newest first",
+    security(("adminToken" = [])),
+    params(LimitQuery),
+    responses(
+        (status = 200, description = "Events", body = Envelope<Vec<EventView>>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
 pub async fn events(
     _: Admin,
     State(state): State<AppState>,

@@ -11,24 +11,42 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
+use renzheng_app::settings::Limits;
 use renzheng_app::{CheckFields, CheckRecord, CheckRequest, Verification};
 use renzheng_vision::{QualityIssue, QualityReport};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Authenticated;
-use crate::error::{body_rejection, success, ApiError};
+use crate::error::{body_rejection, success, ApiError, Envelope, NoData};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
-/// The check route, with its body limit.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/faceidcard/check", post(handler))
-        .layer(DefaultBodyLimit::max(
-            state.app.settings().limits.max_body_bytes,
-        ))
+/// The check route, documented, with its body limit.
+pub fn router(limits: &Limits) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handler))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+}
+
+/// The body of a check: a JSON object, or the same fields form-encoded.
+// Documentation only: `fields_from_json` and `fields_from_form` read these names.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // Only its schema is used: the parsers read the fields by name.
+pub struct CheckBody {
+    /// 姓名, the name on the ID card.
+    name: String,
+    /// 身份证号: 18 characters, or a legacy 15-digit number (a JSON number is accepted too).
+    #[schema(rename = "idCard")]
+    id_card: String,
+    // The configured size limit is appended when the document is built.
+    /// The photo as base64, optionally a `data:` URI; wins over `imgUrl`.
+    image: Option<String>,
+    /// An http(s) URL of the photo; non-public addresses are refused.
+    #[schema(rename = "imgUrl")]
+    img_url: Option<String>,
 }
 
 /// Marks a response with its result code, for the request metrics.
@@ -36,6 +54,29 @@ pub fn router(state: &AppState) -> Router<AppState> {
 pub struct ResultLabel(pub u8);
 
 /// `POST /faceidcard/check`.
+#[utoipa::path(
+    post,
+    path = "/faceidcard/check",
+    operation_id = "check",
+    tag = "check",
+    summary = "Verify a photo against the registry portrait of an ID number",
+    description = "Checks the name/ID pair against the registry, then compares the face in the photo with the registry portrait. Every 200 carries one result code 1-8 in `data.result`. `image` or `imgUrl` is required.",
+    security(("appCode" = [])),
+    request_body(content(
+        (CheckBody = "application/json"),
+        (CheckBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "A result 1-8 in `data`", body = Envelope<CheckData>),
+        (status = 400, description = "A missing or invalid field, or an unusable photo", body = Envelope<NoData>),
+        (status = 403, description = "Missing, unknown or disabled AppCode", body = Envelope<NoData>),
+        (status = 413, description = "Body over the limit", body = Envelope<NoData>),
+        (status = 415, description = "Neither JSON nor form data", body = Envelope<NoData>),
+        (status = 503, description = "Engine saturated; `Retry-After` says when to retry", body = Envelope<NoData>),
+        (status = 504, description = "The check did not finish in time", body = Envelope<NoData>),
+        (status = 500, description = "Internal error", body = Envelope<NoData>),
+    ),
+)]
 pub async fn handler(
     State(state): State<AppState>,
     auth: Result<Authenticated, ApiError>,
@@ -200,7 +241,7 @@ pub fn fields_from_form(body: &[u8]) -> CheckFields {
 }
 
 /// The decision thresholds, as scores.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct Thresholds {
     /// Scores at or above this are "same person".
     pub same: f64,
@@ -209,7 +250,7 @@ pub struct Thresholds {
 }
 
 /// The photo's quality, as reported to the caller.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct QualityView {
     /// Whether the photo passed.
     pub passed: bool,
@@ -262,9 +303,12 @@ impl From<&QualityReport> for QualityView {
 }
 
 /// The `data` of a successful check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CheckData {
-    /// Result code 1–8.
+    /// Result code: 1 same person, 2 can't tell, 3 different people, 4 name and ID
+    /// number don't match, 5 no portrait on record, 6 no face detected, 7 no such ID
+    /// number, 8 photo quality unqualified.
+    #[schema(minimum = 1, maximum = 8)]
     pub result: u8,
     /// The product's description of the result.
     pub desc: &'static str,
@@ -273,8 +317,10 @@ pub struct CheckData {
     /// Decision thresholds as scores (results 1–3 only).
     pub thresholds: Option<Thresholds>,
     /// "男"/"女", from the ID number.
+    #[schema(example = "男")]
     pub sex: &'static str,
     /// `YYYYMMDD`, from the ID number.
+    #[schema(example = "19900307")]
     pub birthday: String,
     /// Issuing region, from the ID number's GB/T 2260 code.
     pub address: String,

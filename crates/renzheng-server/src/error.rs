@@ -15,6 +15,7 @@ use renzheng_app::fetch::FetchError;
 use renzheng_app::AppError;
 use renzheng_domain::{IdNumberError, PersonNameError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::request_id::RequestId;
 
@@ -26,13 +27,14 @@ pub const X_CA_ERROR_CODE: HeaderName = HeaderName::from_static("x-ca-error-code
 pub const X_CA_ERROR_MESSAGE: HeaderName = HeaderName::from_static("x-ca-error-message");
 
 /// The JSON envelope of every API response, success or failure.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Envelope<T> {
     /// The HTTP status, repeated.
     pub code: u16,
     /// Whether the request succeeded.
     pub success: bool,
     /// "成功" or the error message.
+    #[schema(value_type = String)]
     pub msg: Cow<'static, str>,
     /// The request id (also in `X-Ca-Request-Id`).
     #[serde(rename = "taskNo")]
@@ -40,6 +42,14 @@ pub struct Envelope<T> {
     /// The payload; `null` on errors.
     pub data: Option<T>,
 }
+
+/// The `data` of an error envelope: always `null`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoData;
+
+/// The envelope of every error response (`success: false`, `data: null`); the same
+/// code and message are in `X-Ca-Error-Code` and `X-Ca-Error-Message`.
+pub type ErrorEnvelope = Envelope<NoData>;
 
 /// A success envelope with `status` around `data`, stamped with the current request id.
 pub fn success<T: Serialize>(status: StatusCode, data: T) -> Response {
@@ -237,7 +247,7 @@ impl IntoResponse for ApiError {
                 tracing::info!(status = status.as_u16(), error.code = code, error.message = %message, "request rejected")
             }
         }
-        let body = Envelope::<()> {
+        let body = ErrorEnvelope {
             code: status.as_u16(),
             success: false,
             msg: Cow::Owned(message.clone()),

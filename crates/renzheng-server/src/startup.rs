@@ -8,17 +8,21 @@ use std::time::Duration;
 
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::Router;
-use renzheng_app::settings::SettingsError;
+use axum::{Extension, Router};
+use renzheng_app::settings::{Limits, SettingsError};
 use renzheng_app::{App, AppError, EngineSource, OpenError, Settings};
 use renzheng_vision::FaceEngine;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::{AdminToken, AppCodeAuthenticator};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::middleware::{record_route, request_context};
+use crate::ops::ApiDocument;
 use crate::state::AppState;
 use crate::{admin, check, ops};
 
@@ -174,12 +178,97 @@ async fn shutdown_signal() {
     }
 }
 
+/// Every route with its documentation: each HTTP module's documented router. A route
+/// can only be added through `routes!` on a `#[utoipa::path]` handler, so the document
+/// describes exactly what is served.
+pub fn routes(limits: &Limits) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(check::router(limits))
+        .merge(admin::router(limits))
+        .merge(ops::router())
+}
+
+/// The document's fixed parts: title, description, security schemes, tags.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Renzheng",
+        description = "Self-hosted face ↔ ID-card verification, compatible with the Alibaba Cloud API Market product 人脸身份证比对V2 (POST /faceidcard/check). Every response carries X-Ca-Request-Id, equal to taskNo in the body; error responses carry X-Ca-Error-Code and X-Ca-Error-Message.",
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "check", description = "The Alibaba-compatible verification endpoint (AppCode)"),
+        (name = "admin", description = "Registry and apps (admin bearer token; off unless configured)"),
+        (name = "ops", description = "Health, readiness, metrics and this document"),
+    ),
+)]
+struct ApiDoc;
+
+/// `appCode` (`Authorization: APPCODE <code>`) and `adminToken` (bearer).
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "appCode",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "APPCODE <code>",
+            ))),
+        );
+        components.add_security_scheme(
+            "adminToken",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of [`routes`], with the configured photo limit written into the
+/// check body's field descriptions.
+pub fn openapi_document(limits: &Limits) -> serde_json::Value {
+    let (_, api) = routes(limits).split_for_parts();
+    document_with_limits(api, limits)
+}
+
+fn document_with_limits(api: utoipa::openapi::OpenApi, limits: &Limits) -> serde_json::Value {
+    let mut doc = serde_json::to_value(&api).expect("an OpenAPI document serializes");
+    let photo_limit = human_bytes(limits.max_photo_bytes);
+    let properties = "/components/schemas/CheckBody/properties";
+    for (field, note) in [
+        ("image", format!("At most {photo_limit} decoded.")),
+        ("imgUrl", format!("At most {photo_limit}.")),
+    ] {
+        if let Some(serde_json::Value::String(text)) =
+            doc.pointer_mut(&format!("{properties}/{field}/description"))
+        {
+            text.push(' ');
+            text.push_str(&note);
+        }
+    }
+    doc
+}
+
+/// `1048576` → `1 MB`; other sizes in KB or bytes, as the product's page writes them.
+fn human_bytes(bytes: usize) -> String {
+    const MB: usize = 1024 * 1024;
+    if bytes.is_multiple_of(MB) {
+        format!("{} MB", bytes / MB)
+    } else if bytes.is_multiple_of(1024) {
+        format!("{} KB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 /// Builds the router over `state`: each HTTP module's routes, then the middleware.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(check::router(&state))
-        .merge(admin::router(&state))
-        .merge(ops::router())
+    let limits = &state.app.settings().limits;
+    let (routes, api) = routes(limits).split_for_parts();
+    let document =
+        serde_json::to_vec(&document_with_limits(api, limits)).expect("a JSON value serializes");
+    routes
+        .layer(Extension(ApiDocument(document.into())))
         .route_layer(middleware::from_fn(record_route))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -192,4 +281,60 @@ pub fn router(state: AppState) -> Router {
             request_context,
         ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_photo_bytes: usize) -> Limits {
+        let mut settings = Settings::default();
+        settings.limits.max_photo_bytes = max_photo_bytes;
+        settings.limits
+    }
+
+    #[test]
+    fn photo_limit_follows_the_configuration() {
+        let doc = openapi_document(&limits(512 * 1024)).to_string();
+        assert!(doc.contains("At most 512 KB decoded"), "{doc}");
+        assert!(!doc.contains("1 MB"));
+        assert_eq!(human_bytes(1024 * 1024), "1 MB");
+        assert_eq!(human_bytes(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn every_operation_is_secured_tagged_and_answers_errors_with_the_envelope() {
+        let doc = openapi_document(&limits(1 << 20));
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.len() >= 12, "{paths:?}");
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                assert!(op["tags"].is_array(), "{method} {path} has no tag");
+                let wants_auth = path.starts_with("/admin") || path == "/faceidcard/check";
+                assert_eq!(op["security"].is_array(), wants_auth, "{method} {path}");
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if !status.starts_with('2') {
+                        let mut schema = &response["content"]["application/json"]["schema"];
+                        if let Some(reference) = schema["$ref"].as_str() {
+                            let name = reference.trim_start_matches("#/components/schemas/");
+                            schema = &doc["components"]["schemas"][name];
+                        }
+                        assert!(
+                            schema["properties"]["taskNo"].is_object(),
+                            "{method} {path} {status}: {schema}"
+                        );
+                    }
+                }
+            }
+        }
+        // Every schema a response refers to is in the document.
+        let text = doc.to_string();
+        for reference in text.split("\"#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{name} missing"
+            );
+        }
+    }
 }

@@ -24,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service.
     Serve,
+    /// Print the service's OpenAPI document (what `GET /openapi.json` serves), e.g. to
+    /// generate a client without starting the service.
+    Openapi,
     /// Manage the identity registry (the 库).
     #[command(subcommand)]
     Registry(RegistryCommand),

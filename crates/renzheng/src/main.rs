@@ -44,6 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve => commands::serve::run(settings),
+        Command::Openapi => commands::serve::print_openapi(&settings),
         Command::Registry(cmd) => commands::registry::run(cmd, &settings),
         Command::Apps(cmd) => commands::apps::run(cmd, &settings),
         Command::Models(args) => vision_cli::models::run(&args, &settings.engine),

@@ -1,4 +1,4 @@
-//! `renzheng serve`.
+//! `renzheng serve` and `renzheng openapi`.
 
 use anyhow::Context;
 use renzheng_app::Settings;
@@ -13,4 +13,11 @@ pub fn run(mut settings: Settings) -> anyhow::Result<()> {
             .context("starting the service")?;
         app.run_until_stopped().await.context("serving")
     })
+}
+
+/// Prints the OpenAPI document of the service as configured (the photo limit is part of it).
+pub fn print_openapi(settings: &Settings) -> anyhow::Result<()> {
+    let document = renzheng_server::startup::openapi_document(&settings.limits);
+    println!("{}", serde_json::to_string_pretty(&document)?);
+    Ok(())
 }
