@@ -3,6 +3,10 @@
 //! Invariants: nothing is allocated for pixels before the header's dimensions have been
 //! checked against [`DecodeLimits`]; the decoder itself also runs under an allocation cap, so
 //! a lying header cannot make it allocate more; every failure is a typed [`ImageError`].
+//! The CPU a photo may cost is bounded too: pixels by [`DecodeLimits::max_pixels`], and the
+//! passes over them by [`DecodeLimits::max_jpeg_scans`] (a progressive JPEG is decoded in
+//! one pass a scan). PNGs are decoded straight to 8 bits a channel, so a 16-bit photo never
+//! holds a 16-bit buffer.
 //! EXIF orientation is applied so that a phone photo taken sideways is upright before
 //! detection.
 
@@ -23,15 +27,22 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Largest width or height accepted.
     pub max_side: u32,
+    /// Most scans a JPEG may have. Baseline JPEGs have 1 (3 when not interleaved),
+    /// progressive encoders write about 10 (libjpeg's default script) to 20.
+    pub max_jpeg_scans: usize,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        // 40 MP covers any phone camera; 3 bytes a pixel keeps the worst case at ~120 MB.
+        // Detection works at ≤ 800 px, and a photo of at most 1 MB is at most a 12-16 MP
+        // camera photo: 2^24 pixels (4096 × 4096, or a 16 MP 4:3 photo) is room enough. At
+        // 3 bytes a pixel the RGB image then costs at most 48 MB, and the widest decoder
+        // buffer (8-bit RGBA) 64 MB.
         Self {
             max_bytes: 16 * 1024 * 1024,
-            max_pixels: 40_000_000,
-            max_side: 12_000,
+            max_pixels: 1 << 24,
+            max_side: 8192,
+            max_jpeg_scans: 64,
         }
     }
 }
@@ -138,19 +149,24 @@ fn decode(
     let photo_format = sniff_format(bytes)?;
     let format = photo_format.image_format();
     let format_name = photo_format.as_str();
+    if photo_format == PhotoFormat::Jpeg {
+        let scans = jpeg_scan_count(bytes, limits.max_jpeg_scans + 1);
+        if scans > limits.max_jpeg_scans {
+            return Err(ImageError::TooManyScans {
+                scans,
+                limit: limits.max_jpeg_scans,
+            });
+        }
+    }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    // No side limits here: the header's dimensions are checked below, where the error can
+    // name them.
     let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_side);
-    decoder_limits.max_image_height = Some(limits.max_side);
-    // 16-bit RGBA is the widest layout we accept: 8 bytes a pixel, plus slack for the
-    // conversion buffer.
-    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8) + (64 << 20));
+    decoder_limits.max_alloc = Some(max_alloc(limits));
     reader.limits(decoder_limits);
 
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| map_image_error(e, limits))?;
+    let mut decoder = reader.into_decoder().map_err(map_image_error)?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(ImageError::ZeroSize { width, height });
@@ -176,9 +192,12 @@ fn decode(
         // enough to move landmarks a pixel. CMYK/YCCK stays with the Rust decoder.
         ImageFormat::Jpeg => match decode_jpeg_turbo(bytes)? {
             Some(rgb) => DynamicImage::ImageRgb8(rgb),
-            None => DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, limits))?,
+            None => DynamicImage::from_decoder(decoder).map_err(map_image_error)?,
         },
-        _ => DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, limits))?,
+        // 16-bit PNGs are stripped to 8 bits while decoding; the image crate would hold
+        // the whole 16-bit image first (6-8 bytes a pixel).
+        ImageFormat::Png => decode_png_8bit(bytes, limits)?,
+        _ => DynamicImage::from_decoder(decoder).map_err(map_image_error)?,
     };
     let rotated = orient && orientation != image::metadata::Orientation::NoTransforms;
     if rotated {
@@ -192,6 +211,108 @@ fn decode(
             rotated,
         },
     ))
+}
+
+/// The decoders' allocation cap: the widest 8-bit layout (RGBA, 4 bytes a pixel) of the
+/// largest accepted image, plus slack for row buffers and metadata. Formats the image crate
+/// decodes at 16 bits (none of the accepted ones but PNG, which is decoded at 8) would
+/// need twice that and are refused as over the memory limit.
+fn max_alloc(limits: &DecodeLimits) -> u64 {
+    limits.max_pixels.saturating_mul(4) + (16 << 20)
+}
+
+/// Counts the start-of-scan markers of a JPEG by walking its marker segments, stopping at
+/// `stop`. Entropy-coded data is skipped the way a decoder does (`FF 00` is a stuffed byte,
+/// `FF D0`-`FF D7` are restart markers), so bytes inside a scan or a segment never count.
+/// A malformed stream returns what was counted so far: the decoder reports the damage.
+fn jpeg_scan_count(bytes: &[u8], stop: usize) -> usize {
+    const SOS: u8 = 0xDA;
+    const EOI: u8 = 0xD9;
+    let mut scans = 0;
+    let mut i = 2; // after SOI
+    while scans < stop {
+        // A marker: one or more FF fill bytes, then its code.
+        if bytes.get(i) != Some(&0xFF) {
+            return scans;
+        }
+        while bytes.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i) else {
+            return scans;
+        };
+        i += 1;
+        match marker {
+            EOI => return scans,
+            // Standalone markers carry no length.
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let Some(len) = bytes
+            .get(i..i + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        else {
+            return scans;
+        };
+        i += len;
+        if marker == SOS {
+            scans += 1;
+            // Skip the entropy-coded data up to the next real marker.
+            while i + 1 < bytes.len() {
+                if bytes[i] == 0xFF && !matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7 | 0xFF) {
+                    break;
+                }
+                i += 1;
+            }
+        }
+    }
+    scans
+}
+
+/// Decodes a PNG to 8 bits a channel (palette and low bit depths expanded, 16-bit samples
+/// stripped row by row), under the decoder's allocation cap. The caller has already checked
+/// the dimensions against the limits.
+fn decode_png_8bit(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, ImageError> {
+    let cap = usize::try_from(max_alloc(limits)).unwrap_or(usize::MAX);
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: cap });
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(png_error)?;
+    let size = reader
+        .output_buffer_size()
+        .filter(|&n| n <= cap)
+        .ok_or(ImageError::OverMemoryLimit)?;
+    let mut buf = vec![0u8; size];
+    let frame = reader.next_frame(&mut buf).map_err(png_error)?;
+    buf.truncate(frame.buffer_size());
+    let (w, h) = (frame.width, frame.height);
+    let corrupt = || ImageError::Corrupt("PNG frame does not match its header".into());
+    let img = match frame.color_type {
+        png::ColorType::Grayscale => {
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, buf).ok_or_else(corrupt)?)
+        }
+        png::ColorType::GrayscaleAlpha => DynamicImage::ImageLumaA8(
+            image::GrayAlphaImage::from_raw(w, h, buf).ok_or_else(corrupt)?,
+        ),
+        png::ColorType::Rgb => {
+            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, buf).ok_or_else(corrupt)?)
+        }
+        png::ColorType::Rgba => {
+            DynamicImage::ImageRgba8(image::RgbaImage::from_raw(w, h, buf).ok_or_else(corrupt)?)
+        }
+        // EXPAND turns palettes into RGB(A).
+        png::ColorType::Indexed => return Err(corrupt()),
+    };
+    Ok(img)
+}
+
+fn png_error(e: png::DecodingError) -> ImageError {
+    match e {
+        png::DecodingError::LimitsExceeded => ImageError::OverMemoryLimit,
+        png::DecodingError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ImageError::Corrupt("unexpected end of file".into())
+        }
+        other => ImageError::Corrupt(other.to_string()),
+    }
 }
 
 /// Decodes a JPEG with libjpeg-turbo; `Ok(None)` for colour spaces it should not convert
@@ -250,14 +371,11 @@ fn to_rgb(img: DynamicImage) -> RgbImage {
     out
 }
 
-fn map_image_error(e: image::ImageError, limits: &DecodeLimits) -> ImageError {
+fn map_image_error(e: image::ImageError) -> ImageError {
     match e {
-        image::ImageError::Limits(_) => ImageError::TooLarge {
-            width: 0,
-            height: 0,
-            max_pixels: limits.max_pixels,
-            max_side: limits.max_side,
-        },
+        // The declared dimensions are checked right after the header (with the real numbers
+        // in the error); a limit the decoder meets later is its allocation cap.
+        image::ImageError::Limits(_) => ImageError::OverMemoryLimit,
         image::ImageError::Unsupported(u) => ImageError::UnsupportedFormat(u.to_string()),
         image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             ImageError::Corrupt("unexpected end of file".into())
@@ -420,5 +538,134 @@ mod tests {
             [255, 255, 255],
             "transparent → white"
         );
+    }
+
+    fn jpeg(width: usize, height: usize, progressive: bool) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..width * height * 3)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        if !progressive {
+            // The image crate writes baseline JPEGs (mozjpeg's defaults are progressive).
+            let img = RgbImage::from_raw(width as u32, height as u32, pixels).unwrap();
+            let mut out = Vec::new();
+            DynamicImage::ImageRgb8(img)
+                .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+                .unwrap();
+            return out;
+        }
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        c.set_size(width, height);
+        c.set_progressive_mode();
+        let mut started = c.start_compress(Vec::new()).unwrap();
+        started.write_scanlines(&pixels).unwrap();
+        started.finish().unwrap()
+    }
+
+    /// The byte range of each scan (SOS segment and its entropy-coded data).
+    fn scans(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let starts: Vec<usize> = (0..bytes.len() - 1)
+            .filter(|&i| bytes[i] == 0xFF && bytes[i + 1] == 0xDA)
+            .collect();
+        let eoi = bytes.len() - 2;
+        let mut out = Vec::new();
+        for (k, &start) in starts.iter().enumerate() {
+            // Segments between scans (DHT) end a scan's data as well.
+            let next = starts.get(k + 1).copied().unwrap_or(eoi);
+            let end = (start + 2..next)
+                .find(|&i| bytes[i] == 0xFF && !matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7))
+                .unwrap_or(next);
+            out.push(start..end);
+        }
+        out
+    }
+
+    #[test]
+    fn scans_are_counted_by_walking_the_markers() {
+        let baseline = jpeg(64, 48, false);
+        assert_eq!(jpeg_scan_count(&baseline, usize::MAX), 1);
+        let progressive = jpeg(64, 48, true);
+        let n = jpeg_scan_count(&progressive, usize::MAX);
+        assert!(
+            (2..=DecodeLimits::default().max_jpeg_scans).contains(&n),
+            "{n}"
+        );
+        assert_eq!(n, scans(&progressive).len());
+        // Counting stops at `stop`.
+        assert_eq!(jpeg_scan_count(&progressive, 2), 2);
+        // Garbage and truncation end the walk without a panic.
+        assert_eq!(jpeg_scan_count(b"\xFF\xD8", 10), 0);
+        assert!(jpeg_scan_count(&progressive[..progressive.len() / 2], 100) <= n);
+        for cut in 0..progressive.len().min(400) {
+            let _ = jpeg_scan_count(&progressive[..cut], 100);
+        }
+    }
+
+    #[test]
+    fn a_progressive_jpeg_with_thousands_of_scans_is_refused_before_decoding() {
+        // The attack: a progressive JPEG whose refinement scans repeat thousands of times.
+        // libjpeg walks every block of the image for every scan; a 6000×6000 one costs
+        // minutes of CPU. The repeated scan is a real one, so only the count refuses it.
+        let progressive = jpeg(256, 256, true);
+        let last = scans(&progressive).pop().unwrap();
+        let mut bomb = progressive[..last.end].to_vec();
+        for _ in 0..5_000 {
+            bomb.extend_from_slice(&progressive[last.clone()]);
+        }
+        bomb.extend_from_slice(&[0xFF, 0xD9]);
+        let started = std::time::Instant::now();
+        let err = decode_rgb(&bomb, &DecodeLimits::default()).unwrap_err();
+        assert_eq!(
+            err,
+            ImageError::TooManyScans {
+                scans: DecodeLimits::default().max_jpeg_scans + 1,
+                limit: DecodeLimits::default().max_jpeg_scans
+            }
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // The same photo with its ordinary scans decodes.
+        let (img, _) = decode_rgb(&progressive, &DecodeLimits::default()).unwrap();
+        assert_eq!(img.dimensions(), (256, 256));
+    }
+
+    #[test]
+    fn sixteen_bit_png_decodes_to_eight_bits_and_big_ones_are_refused_by_size() {
+        let rgb16 = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(5, 4, |x, _| {
+            image::Rgb([0x1234, 0xFFFF, if x == 0 { 0 } else { 0x80FF }])
+        });
+        let bytes = png_bytes(&DynamicImage::ImageRgb16(rgb16));
+        let (rgb, info) = decode_rgb(&bytes, &DecodeLimits::default()).unwrap();
+        assert_eq!((rgb.dimensions(), info.format), ((5, 4), "png"));
+        assert_eq!(rgb.get_pixel(0, 0).0, [0x12, 0xFF, 0]);
+        assert_eq!(rgb.get_pixel(1, 0).0, [0x12, 0xFF, 0x80]);
+        // Refusals name the real size.
+        let big = DynamicImage::ImageRgb16(image::ImageBuffer::new(300, 200));
+        let limits = DecodeLimits {
+            max_pixels: 50_000,
+            ..DecodeLimits::default()
+        };
+        let err = decode_rgb(&png_bytes(&big), &limits).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImageError::TooLarge {
+                    width: 300,
+                    height: 200,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("300×200"), "{err}");
+    }
+
+    #[test]
+    fn palette_and_grey_alpha_pngs_decode() {
+        let la = DynamicImage::ImageLumaA8(image::ImageBuffer::from_pixel(
+            3,
+            3,
+            image::LumaA([100u8, 255]),
+        ));
+        let (rgb, _) = decode_rgb(&png_bytes(&la), &DecodeLimits::default()).unwrap();
+        assert_eq!(rgb.get_pixel(2, 2).0, [100, 100, 100]);
     }
 }

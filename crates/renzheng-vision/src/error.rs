@@ -50,6 +50,19 @@ pub enum ImageError {
     /// The file is cut short or its data is inconsistent.
     #[error("the image is corrupt or truncated: {0}")]
     Corrupt(String),
+    /// Decoding would need more memory than the limits allow (the image's layout, not its
+    /// declared size, is over the decoder's allocation cap).
+    #[error("the image needs more memory to decode than the limit allows")]
+    OverMemoryLimit,
+    /// A progressive JPEG with more scans than the limit: the decoder walks every pixel
+    /// once a scan, so thousands of tiny scans make a small file cost minutes of CPU.
+    #[error("the JPEG has {scans} scans, over the limit of {limit}")]
+    TooManyScans {
+        /// Scans counted (counting stops just past the limit).
+        scans: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Errors of the engine that are not the photo's fault.
