@@ -124,6 +124,13 @@ pub struct Limits {
     pub retry_after_secs: u64,
     /// How long a shutdown waits for in-flight requests, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Time a client has to send a request's headers, milliseconds; it also bounds how
+    /// long an idle keep-alive connection is kept (a slow-header client is cut off here).
+    pub header_read_timeout_ms: u64,
+    /// Open client connections at most; further clients wait in the listen backlog.
+    /// Keep it below the process's file-descriptor limit (`LimitNOFILE`), which also
+    /// covers the database and outbound `imgUrl` fetches.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -137,6 +144,9 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             retry_after_secs: 1,
             shutdown_grace_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            // The usual soft limit is 1,024 descriptors: leave room for the rest.
+            max_connections: 768,
         }
     }
 }
@@ -150,6 +160,11 @@ impl Limits {
     /// [`request_timeout_ms`](Self::request_timeout_ms) as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// [`header_read_timeout_ms`](Self::header_read_timeout_ms) as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
     }
 }
 
@@ -284,6 +299,11 @@ impl Settings {
                 "limits.max_body_bytes ({}) must be at least {needed} so that a base64 photo of limits.max_photo_bytes ({}) fits",
                 l.max_body_bytes, l.max_photo_bytes
             ));
+        }
+        if l.header_read_timeout_ms == 0 || l.max_connections == 0 {
+            return invalid(
+                "limits.header_read_timeout_ms and limits.max_connections must be positive".into(),
+            );
         }
         if l.max_admin_body_bytes < l.max_body_bytes {
             return invalid(

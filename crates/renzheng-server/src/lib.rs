@@ -22,6 +22,7 @@ pub mod metrics;
 mod middleware;
 pub mod ops;
 pub mod request_id;
+mod serve;
 pub mod startup;
 pub mod state;
 

@@ -1,7 +1,7 @@
 //! Building and running the server: the application, the router with its middleware, the
 //! listener, graceful shutdown.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,25 +135,9 @@ impl Application {
             .map(|e| e.model_id().to_owned())
             .unwrap_or_default();
         tracing::info!(addr = %self.local_addr(), model_id, "listening");
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            let _ = stopping_tx.send(());
-        };
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
-        let server = server.into_future();
-        tokio::pin!(server);
-        tokio::select! {
-            result = &mut server => result,
-            () = async {
-                let _ = stopping_rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!("shutdown grace period over; abandoning remaining requests");
-                Ok(())
-            }
-        }
+        let limits = app.settings().limits.clone();
+        crate::serve::serve(self.listener, self.router, &limits, shutdown, grace).await;
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod cli;
 mod helpers;
+mod hostile_clients;
 mod img_url;
 mod ops;
 mod pii;

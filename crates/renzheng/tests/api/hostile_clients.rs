@@ -1,0 +1,100 @@
+//! Clients that try to hold the server's connections: slow headers, idle keep-alive,
+//! more connections than the cap.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_to_close(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut out))
+        .await
+        .expect("the server closes the connection in time")
+        .ok();
+    out
+}
+
+#[tokio::test]
+async fn a_client_dribbling_its_headers_is_cut_off() {
+    let app = spawn_test_app_with(|s| s.limits.header_read_timeout_ms = 600).await;
+    let mut stream = connect(&app).await;
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // One header byte every 150 ms: the headers never end.
+    let dribble = async {
+        for b in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+            if stream.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), dribble).await;
+    let answer = read_to_close(&mut stream, Duration::from_secs(3)).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    // Either a 408 or a plain close; never a 200 to the unfinished request.
+    let text = String::from_utf8_lossy(&answer);
+    assert!(!text.contains("200 OK"), "{text}");
+    // The server still answers others.
+    let r = app
+        .request(reqwest::Method::GET, "/healthz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let app = spawn_test_app_with(|s| s.limits.header_read_timeout_ms = 500).await;
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // The answer, then nothing more: the server closes the idle connection.
+    let answer = read_to_close(&mut stream, Duration::from_secs(3)).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    let app = spawn_test_app_with(|s| {
+        s.limits.max_connections = 2;
+        s.limits.header_read_timeout_ms = 20_000;
+    })
+    .await;
+    let mut held = vec![connect(&app).await, connect(&app).await];
+    // Let the server accept both.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let url = format!("{}/healthz", app.address);
+    assert!(
+        client.get(&url).send().await.is_err(),
+        "a third connection is not served while two are held"
+    );
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    drop(held);
+}
