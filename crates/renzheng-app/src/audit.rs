@@ -1,4 +1,6 @@
-//! The audit sink: one record for every check, whatever happened to it, and one event for
+//! The audit sink: one record for every check of an authenticated caller, whatever
+//! happened to it (refused credentials are counted in the metrics instead), kept for
+//! `audit_retention_days`; and one event for
 //! every mutation an operator makes. Writing either never fails a request: a lost record
 //! is an operator alarm (logged as an error), not the caller's problem.
 
@@ -107,6 +109,33 @@ impl App {
     /// The `limit` most recent audit records (masked), newest first.
     pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, AppError> {
         Ok(self.store.recent_audit(limit).await?)
+    }
+
+    /// Deletes the audit records older than `audit_retention_days` (nothing when it is 0);
+    /// returns how many.
+    pub async fn purge_expired_audit(&self) -> Result<u64, AppError> {
+        let days = self.settings.audit_retention_days;
+        if days == 0 {
+            return Ok(0);
+        }
+        let before = self.now_ms() - i64::from(days) * 86_400_000;
+        let purged = self.store.purge_audit_before(before).await?;
+        if purged > 0 {
+            tracing::info!(purged, days, "audit records past retention deleted");
+        }
+        Ok(purged)
+    }
+
+    /// Applies the audit retention now and then every hour, for as long as it is polled
+    /// (the server runs it beside the listener). A failure is logged and retried next time.
+    pub async fn run_audit_retention(&self) {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(e) = self.purge_expired_audit().await {
+                tracing::error!(error = %e, "applying the audit retention failed");
+            }
+        }
     }
 
     /// The `limit` most recent operator events, newest first.

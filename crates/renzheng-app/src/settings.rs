@@ -72,6 +72,9 @@ pub struct Settings {
     /// Key of the audit log's keyed hashes; when unset, a random key is generated on first
     /// start and kept in `<data_dir>/audit.key` (`RENZHENG_AUDIT_KEY`).
     pub audit_key: Option<Secret>,
+    /// Days an audit record is kept (`RENZHENG_AUDIT_RETENTION_DAYS`); 0 keeps them
+    /// forever. Older records are deleted hourly by the server.
+    pub audit_retention_days: u32,
     /// Keep enrolment photos (encrypted with `<data_dir>/photo.key`) next to their
     /// embeddings. Off by default: the embedding is all a check needs.
     pub keep_photos: bool,
@@ -92,6 +95,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             admin_token: None,
             audit_key: None,
+            audit_retention_days: 180,
             keep_photos: false,
             engine: EngineConfig::default(),
             limits: Limits::default(),

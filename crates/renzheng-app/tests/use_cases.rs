@@ -187,3 +187,31 @@ async fn a_folder_import_reports_every_refusal() {
     let text = format!("{summary:?}");
     assert!(!text.contains(BOB_ID) && !text.contains("李四"), "{text}");
 }
+
+#[tokio::test]
+async fn audit_records_past_their_retention_are_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(&dir).await;
+    let day = 86_400_000_i64;
+    let now = app.now_ms();
+    assert_eq!(app.settings().audit_retention_days, 180);
+    for (request_id, arrived_ms) in [("old", now - 181 * day), ("recent", now - 179 * day)] {
+        app.record_check(renzheng_app::CheckRecord {
+            arrived_ms,
+            request_id: request_id.into(),
+            app_id: None,
+            name: None,
+            id_number: None,
+            result: None,
+            score: None,
+            status: 400,
+            error_code: Some("InvalidIdCard"),
+            latency_ms: 1,
+        })
+        .await;
+    }
+    assert_eq!(app.purge_expired_audit().await.unwrap(), 1);
+    let rows = app.recent_audit(10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].request_id, "recent");
+}

@@ -88,15 +88,21 @@ pub async fn handler(
     let deadline = tokio::time::Instant::now() + app.settings().limits.request_timeout();
     let limit = app.settings().limits.max_body_bytes;
 
-    let caller = auth.map(|Authenticated(caller)| caller);
-    let app_id = caller.as_ref().ok().map(|c| c.app_id.clone());
-    let parsed: Result<CheckRequest, ApiError> = match caller {
-        Err(e) => Err(e),
-        Ok(_) => match tokio::time::timeout_at(deadline, read_fields(request, limit)).await {
+    // A refused credential is counted, not audited: the audit is the record of checks
+    // made by callers, and one client hammering with bad codes must not grow it.
+    let caller = match auth {
+        Ok(Authenticated(caller)) => caller,
+        Err(e) => {
+            state.metrics.auth_failed();
+            return e.into_response();
+        }
+    };
+    let app_id = Some(caller.app_id.clone());
+    let parsed: Result<CheckRequest, ApiError> =
+        match tokio::time::timeout_at(deadline, read_fields(request, limit)).await {
             Err(_) => Err(ApiError::Timeout),
             Ok(fields) => fields.and_then(|f| Ok(app.parse_check(f)?)),
-        },
-    };
+        };
     let (request, outcome) = match parsed {
         Err(e) => (None, Err(e)),
         Ok(request) => {

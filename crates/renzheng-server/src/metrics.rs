@@ -18,12 +18,31 @@ use renzheng_vision::StageTimings;
 pub struct RequestLabels {
     /// Route template (`/faceidcard/check`) or `unmatched`.
     pub route: String,
-    /// HTTP method.
+    /// HTTP method: one of the standard ones, or `other` (see [`method_label`]).
     pub method: String,
     /// HTTP status.
     pub status: u16,
     /// Verification result code 1–8, or `none`.
     pub result: String,
+}
+
+/// A method as a label value: the standard methods by name, anything else `other`.
+/// Methods are caller-controlled; a label per invented method would let a client grow
+/// the metrics without bound.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 /// Labels of a route's latency.
@@ -47,6 +66,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     stages: Family<StageLabels, Histogram>,
     saturated: Counter,
+    auth_failures: Counter,
     in_flight: Gauge,
 }
 
@@ -94,6 +114,12 @@ impl Metrics {
             "Requests refused because the engine and its queue were full",
             saturated.clone(),
         );
+        let auth_failures = Counter::default();
+        registry.register(
+            "auth_failures",
+            "Check requests refused for a missing, unknown or disabled AppCode (not audited)",
+            auth_failures.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "http_requests_in_flight",
@@ -106,6 +132,7 @@ impl Metrics {
             latency,
             stages,
             saturated,
+            auth_failures,
             in_flight,
         }
     }
@@ -138,6 +165,11 @@ impl Metrics {
     /// Counts a 503 for saturation.
     pub fn saturated(&self) {
         self.saturated.inc();
+    }
+
+    /// Counts a check refused for its credentials.
+    pub fn auth_failed(&self) {
+        self.auth_failures.inc();
     }
 
     /// The in-flight gauge.

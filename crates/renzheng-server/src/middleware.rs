@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::check::ResultLabel;
 use crate::error::{ApiError, X_CA_REQUEST_ID};
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::{method_label, Metrics, RequestLabels};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
@@ -48,7 +48,9 @@ pub(crate) async fn request_context(
 ) -> Response {
     let id = RequestId::generate();
     request.extensions_mut().insert(id.clone());
-    let method = request.method().clone();
+    // Every label and log field is bounded: the method is folded, the route is the
+    // matched template (or `unmatched`), the status and result are ours.
+    let method = method_label(request.method());
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -96,7 +98,7 @@ pub(crate) async fn request_context(
     state.metrics.observe_request(
         RequestLabels {
             route,
-            method: method.to_string(),
+            method: method.to_owned(),
             status: status.as_u16(),
             result,
         },

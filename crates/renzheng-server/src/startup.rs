@@ -136,7 +136,12 @@ impl Application {
             .unwrap_or_default();
         tracing::info!(addr = %self.local_addr(), model_id, "listening");
         let limits = app.settings().limits.clone();
+        let retention = tokio::spawn({
+            let app = app.clone();
+            async move { app.run_audit_retention().await }
+        });
         crate::serve::serve(self.listener, self.router, &limits, shutdown, grace).await;
+        retention.abort();
         Ok(())
     }
 }

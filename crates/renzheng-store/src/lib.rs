@@ -99,6 +99,10 @@ pub trait Store: Send + Sync {
     /// Appends an audit entry.
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
+    /// Deletes the audit records made before `before_ms` (unix milliseconds); returns how
+    /// many (the retention policy).
+    async fn purge_audit_before(&self, before_ms: i64) -> Result<u64, StoreError>;
+
     /// The `limit` most recent audit entries, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
 

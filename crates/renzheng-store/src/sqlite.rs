@@ -37,14 +37,24 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, creating its
     /// parent directories, and applies pending migrations.
+    ///
+    /// Directories it creates are private (0700) and the database file is created 0600
+    /// (SQLite gives its `-wal` and `-shm` files the database's mode); an existing database
+    /// file is made 0600 too. Deleted rows are overwritten (`secure_delete`).
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent).await?;
-        }
+        let path = path.as_ref().to_owned();
+        tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || private_database_file(&path)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("preparing the database file: {e}")))??;
         let options = SqliteConnectOptions::new()
-            .filename(path)
+            .filename(&path)
             .create_if_missing(true)
+            // Deleted rows (a removed person's name and ID number) are overwritten with
+            // zeros instead of lingering in free pages.
+            .pragma("secure_delete", "ON")
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL is durable in WAL mode except for the last transactions
             // before a power cut, and avoids an fsync per commit.
@@ -56,6 +66,18 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         Self::migrated(pool).await
+    }
+
+    /// Moves every committed page from the write-ahead log into the database and empties
+    /// the log, so that what a deletion overwrote is not still in the log's older frames.
+    /// Best effort: a long reader can keep frames alive until the next checkpoint.
+    async fn checkpoint(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint after a deletion failed");
+        }
     }
 
     /// A private in-memory database, for tests.
@@ -85,6 +107,29 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await?;
         Ok(SqliteStore { pool })
     }
+}
+
+/// Creates the database's missing parent directories 0700 and the file itself 0600 (or
+/// tightens an existing file to 0600), before SQLite opens it.
+fn private_database_file(path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut dirs = std::fs::DirBuilder::new();
+        dirs.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+        dirs.create(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    file.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at";
@@ -326,7 +371,17 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.checkpoint().await;
         Ok(deleted > 0)
+    }
+
+    async fn purge_audit_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let purged = sqlx::query("DELETE FROM audit WHERE at < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(purged)
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -34,6 +34,7 @@ macro_rules! store_suite {
             remove_unknown_person_is_false,
             audit_round_trip_newest_first,
             audit_never_holds_clear_identity,
+            audit_is_purged_by_age,
             events_round_trip_newest_first,
             remove_unlinks_person_events,
         );
@@ -310,6 +311,20 @@ pub async fn audit_round_trip_newest_first(store: &dyn Store) {
     assert_eq!(oldest.latency_ms, 42);
 
     assert_eq!(store.recent_audit(1).await.unwrap()[0].request_id, "req-2");
+}
+
+pub async fn audit_is_purged_by_age(store: &dyn Store) {
+    let mut old = AuditEntry::new("old", 200, 1);
+    old.at = 1_000;
+    let mut new = AuditEntry::new("new", 200, 1);
+    new.at = 5_000;
+    store.record_audit(&old).await.unwrap();
+    store.record_audit(&new).await.unwrap();
+    assert_eq!(store.purge_audit_before(5_000).await.unwrap(), 1);
+    let rows = store.recent_audit(10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].request_id, "new");
+    assert_eq!(store.purge_audit_before(5_000).await.unwrap(), 0);
 }
 
 pub async fn audit_never_holds_clear_identity(store: &dyn Store) {

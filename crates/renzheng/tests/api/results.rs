@@ -227,9 +227,23 @@ async fn every_check_is_audited_without_clear_pii() {
     assert_eq!(bad_row.http_status, 400);
     assert_eq!(bad_row.error_code.as_deref(), Some("InvalidIdCard"));
     assert_eq!(bad_row.result, None);
-    let denied_row = row(&denied_id);
-    assert_eq!(denied_row.http_status, 403);
-    assert!(denied_row.app_id.is_none());
+    // Refused credentials are counted in the metrics, never audited.
+    assert!(rows.iter().all(|r| r.request_id != denied_id));
+    assert!(rows.iter().all(|r| r.app_id.is_some()));
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "renzheng_auth_failures_total 1"),
+        "{metrics}"
+    );
     for r in &rows {
         for p in ALL_PEOPLE {
             let dump = format!("{r:?}");

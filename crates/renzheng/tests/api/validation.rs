@@ -44,6 +44,9 @@ async fn missing_wrong_or_disabled_appcode_is_403_unauthorized() {
     app.store.set_app_enabled(&apps[0].id, true).await.unwrap();
     let (status, _) = status_and_body(app.check_json(&body).await).await;
     assert_eq!(status, 200);
+    // Only the one authenticated check is in the audit.
+    let audit = app.store.recent_audit(100).await.unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
 }
 
 #[tokio::test]
