@@ -9,13 +9,19 @@
 //! * redirects are followed by hand, at most `max_redirects`, each target re-checked before
 //!   any connection is made;
 //! * the body is streamed with a hard byte cap and the whole fetch has one deadline;
-//! * proxies from the environment are ignored (they would bypass every check).
+//! * proxies from the environment are ignored (they would bypass every check);
+//! * at most `max_concurrent` fetches run at once, at most `max_per_host` to one host
+//!   (a caller cannot turn us into a flood against one site); a fetch waits for a slot
+//!   within its deadline;
+//! * errors tell the caller "refused" or "unreachable", never the resolved address or
+//!   whether a port answered (that would make us a port scanner); the details are logged.
 //!
 //! Operators may open specific networks with `img_url.allow` (the test suite opens
 //! `127.0.0.1/32`).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -36,21 +42,21 @@ pub enum FetchError {
     #[error("imgUrl is disabled on this server; send the photo as image")]
     Disabled,
     /// The URL (or a redirect) points to an address that may not be fetched.
-    #[error("refused: the address {ip} is {reason}")]
+    #[error("refused: imgUrl must point to a public address")]
     Refused {
         /// The offending address.
         ip: IpAddr,
         /// Its class (loopback, private…).
         reason: &'static str,
     },
-    /// Name resolution, connection or transfer failed.
-    #[error("unreachable: {0}")]
+    /// Name resolution, connection or transfer failed (the detail is for the log).
+    #[error("unreachable: the photo could not be fetched")]
     Unreachable(String),
     /// The server answered with an error status.
-    #[error("the server answered HTTP {0}")]
+    #[error("unreachable: the photo could not be fetched")]
     Status(u16),
     /// More redirects than allowed.
-    #[error("more than {0} redirects")]
+    #[error("unreachable: the photo could not be fetched (more than {0} redirects)")]
     TooManyRedirects(usize),
     /// The whole fetch took longer than allowed.
     #[error("timed out after {0} ms")]
@@ -224,11 +230,79 @@ impl Resolve for PolicyResolver {
     }
 }
 
+/// Bounds on concurrent fetches: all of them, and per host.
+#[derive(Debug)]
+struct FetchSlots {
+    all: Arc<tokio::sync::Semaphore>,
+    per_host: usize,
+    /// A host's semaphore lives while someone holds or waits for it.
+    hosts: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// Both slots of one fetch; dropping it frees them (and forgets an idle host).
+struct FetchPermit<'a> {
+    slots: &'a FetchSlots,
+    host: String,
+    _all: tokio::sync::OwnedSemaphorePermit,
+    host_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Drop for FetchPermit<'_> {
+    fn drop(&mut self) {
+        drop(self.host_permit.take());
+        let mut hosts = self.slots.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        if hosts
+            .get(&self.host)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            hosts.remove(&self.host);
+        }
+    }
+}
+
+impl FetchSlots {
+    fn new(all: usize, per_host: usize) -> Self {
+        FetchSlots {
+            all: Arc::new(tokio::sync::Semaphore::new(all.max(1))),
+            per_host: per_host.max(1),
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn acquire(&self, host: &str) -> FetchPermit<'_> {
+        let host_slots = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            hosts
+                .entry(host.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_host)))
+                .clone()
+        };
+        // The host's slot first, so waiting for a busy host does not hold a global slot.
+        let host_permit = host_slots
+            .acquire_owned()
+            .await
+            .expect("fetch semaphores are never closed");
+        let all = self
+            .all
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("fetch semaphores are never closed");
+        FetchPermit {
+            slots: self,
+            host: host.to_owned(),
+            _all: all,
+            host_permit: Some(host_permit),
+        }
+    }
+}
+
 /// Fetches photos from caller-supplied URLs, safely.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
     policy: Arc<AddressPolicy>,
+    slots: Arc<FetchSlots>,
     enabled: bool,
     timeout: Duration,
     max_redirects: usize,
@@ -251,6 +325,10 @@ impl Fetcher {
         Ok(Fetcher {
             client,
             policy,
+            slots: Arc::new(FetchSlots::new(
+                settings.max_concurrent,
+                settings.max_per_host,
+            )),
             enabled: settings.enabled,
             timeout: Duration::from_millis(settings.timeout_ms),
             max_redirects: settings.max_redirects,
@@ -268,17 +346,26 @@ impl Fetcher {
         Ok(url)
     }
 
-    /// Downloads the photo at `url`, following redirects, under one deadline.
+    /// Downloads the photo at `url`, following redirects, under one deadline (waiting for
+    /// a fetch slot included).
     pub async fn fetch(&self, url: Url) -> Result<Vec<u8>, FetchError> {
         let millis = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
-        tokio::time::timeout(self.timeout, self.fetch_following(url))
+        let result = tokio::time::timeout(self.timeout, self.fetch_following(url))
             .await
-            .map_err(|_| FetchError::Timeout(millis))?
+            .map_err(|_| FetchError::Timeout(millis))
+            .and_then(|r| r);
+        if let Err(e) = &result {
+            // The caller gets "refused"/"unreachable"; the operator gets the details.
+            tracing::info!(error = ?e, "imgUrl gave no photo");
+        }
+        result
     }
 
     async fn fetch_following(&self, mut url: Url) -> Result<Vec<u8>, FetchError> {
         for _hop in 0..=self.max_redirects {
             self.precheck(&url)?;
+            let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+            let _slot = self.slots.acquire(&host).await;
             let response = self
                 .client
                 .get(url.clone())
@@ -466,5 +553,78 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::Refused { .. }), "{err:?}");
+    }
+
+    /// A server that answers every connection after `hold`, counting how many it holds
+    /// at once.
+    async fn counting_server(hold: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (open2, peak2) = (open.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let (open, peak) = (open2.clone(), peak2.clone());
+                tokio::spawn(async move {
+                    let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    let mut buf = [0u8; 1024];
+                    let _ = socket.read(&mut buf).await;
+                    tokio::time::sleep(hold).await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (format!("http://{addr}/x.jpg"), peak)
+    }
+
+    #[tokio::test]
+    async fn concurrent_fetches_to_one_host_are_capped() {
+        let settings = ImgUrlSettings {
+            allow: vec!["127.0.0.1/32".parse().unwrap()],
+            max_per_host: 2,
+            max_concurrent: 16,
+            ..ImgUrlSettings::default()
+        };
+        let fetcher = Fetcher::new(&settings, 1 << 20).unwrap();
+        let (url, peak) = counting_server(Duration::from_millis(150)).await;
+        let fetches = (0..6).map(|_| {
+            let fetcher = fetcher.clone();
+            let url = fetcher.parse_url(&url).unwrap();
+            async move { fetcher.fetch(url).await }
+        });
+        let results = futures_util::future::join_all(fetches).await;
+        assert!(results
+            .iter()
+            .all(|r| matches!(r, Err(FetchError::Status(404)))));
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Idle hosts are forgotten.
+        assert!(fetcher.slots.hosts.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_do_not_reveal_addresses_or_ports() {
+        let refused = FetchError::Refused {
+            ip: "10.1.2.3".parse().unwrap(),
+            reason: "private",
+        };
+        assert!(!refused.to_string().contains("10.1.2.3"));
+        assert!(!refused.to_string().contains("private"));
+        let messages: Vec<String> = [
+            FetchError::Unreachable("could not connect".into()),
+            FetchError::Unreachable("connection timed out".into()),
+            FetchError::Status(502),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert!(messages.iter().all(|m| m == &messages[0]), "{messages:?}");
     }
 }

@@ -184,6 +184,10 @@ pub struct ImgUrlSettings {
     pub connect_timeout_ms: u64,
     /// Redirects followed at most (each target re-checked).
     pub max_redirects: usize,
+    /// Fetches running at once, all hosts together; more wait (within `timeout_ms`).
+    pub max_concurrent: usize,
+    /// Fetches running at once to one host.
+    pub max_per_host: usize,
     /// Networks that may be fetched although they are not public (loopback, private…),
     /// e.g. `["10.1.2.0/24", "127.0.0.1/32"]`. Empty by default: only public addresses.
     pub allow: Vec<IpNet>,
@@ -196,6 +200,8 @@ impl Default for ImgUrlSettings {
             timeout_ms: 10_000,
             connect_timeout_ms: 3_000,
             max_redirects: 3,
+            max_concurrent: 16,
+            max_per_host: 4,
             allow: Vec::new(),
         }
     }

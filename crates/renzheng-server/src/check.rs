@@ -193,12 +193,44 @@ async fn read_fields(request: Request, limit: usize) -> Result<CheckFields, ApiE
     });
     match encoding {
         Encoding::Json => fields_from_json(&body),
-        Encoding::Form => Ok(fields_from_form(&body)),
+        Encoding::Form => fields_from_form(&body),
     }
 }
 
+/// A JSON object's members in order, duplicates kept: `serde_json::Value` would keep the
+/// last of two `name`s silently, and a form body the first, so two parsers of the same
+/// request could disagree about who is being checked.
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The fields of a check, by their wire names.
+const FIELDS: [&str; 4] = ["name", "idCard", "image", "imgUrl"];
+
 /// Reads a JSON object body. `idCard` may also be a JSON number (some clients send it
 /// so); any other non-string value is refused with the field's name only, never its value.
+/// A field sent twice is refused.
 pub fn fields_from_json(body: &[u8]) -> Result<CheckFields, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::MalformedBody(format!(
@@ -207,11 +239,23 @@ pub fn fields_from_json(body: &[u8]) -> Result<CheckFields, ApiError> {
             e.column()
         ))
     })?;
-    let serde_json::Value::Object(map) = value else {
+    if !value.is_object() {
         return Err(ApiError::MalformedBody(
             "the JSON body must be an object".into(),
         ));
-    };
+    }
+    // Parsed a second time, members in order, only to find duplicates (the body is known
+    // to be valid JSON now, so this cannot fail differently).
+    let Members(members) = serde_json::from_slice(body)
+        .map_err(|_| ApiError::MalformedBody("the JSON body must be an object".into()))?;
+    let mut seen = std::collections::HashSet::new();
+    for (key, _) in &members {
+        if !seen.insert(key.as_str()) {
+            return Err(duplicate(key));
+        }
+    }
+    let map: std::collections::HashMap<&str, &serde_json::Value> =
+        members.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let field = |key: &'static str, numbers_ok: bool| -> Result<Option<String>, ApiError> {
         match map.get(key) {
             None | Some(serde_json::Value::Null) => Ok(None),
@@ -228,8 +272,18 @@ pub fn fields_from_json(body: &[u8]) -> Result<CheckFields, ApiError> {
     })
 }
 
-/// Reads an `application/x-www-form-urlencoded` body (the first value of each key).
-pub fn fields_from_form(body: &[u8]) -> CheckFields {
+/// The refusal of a field sent twice, naming the field only when it is one of ours (an
+/// unknown key is the caller's text).
+fn duplicate(key: &str) -> ApiError {
+    match FIELDS.iter().find(|f| **f == key) {
+        Some(field) => ApiError::MalformedBody(format!("the field {field} is sent more than once")),
+        None => ApiError::MalformedBody("a field is sent more than once".into()),
+    }
+}
+
+/// Reads an `application/x-www-form-urlencoded` body. A field of ours sent twice is
+/// refused (unknown keys are ignored, repeated or not).
+pub fn fields_from_form(body: &[u8]) -> Result<CheckFields, ApiError> {
     let mut fields = CheckFields::default();
     for (key, value) in url::form_urlencoded::parse(body) {
         let slot = match key.as_ref() {
@@ -239,11 +293,12 @@ pub fn fields_from_form(body: &[u8]) -> CheckFields {
             "imgUrl" => &mut fields.img_url,
             _ => continue,
         };
-        if slot.is_none() {
-            *slot = Some(value.into_owned());
+        if slot.is_some() {
+            return Err(duplicate(&key));
         }
+        *slot = Some(value.into_owned());
     }
-    fields
+    Ok(fields)
 }
 
 /// The decision thresholds, as scores.
@@ -383,10 +438,27 @@ mod tests {
     }
 
     #[test]
-    fn form_fields_first_value_wins() {
-        let f = fields_from_form("name=%E5%BC%A0%E4%B8%89&idCard=1&idCard=2&image=a+b".as_bytes());
+    fn form_fields() {
+        let f = fields_from_form("name=%E5%BC%A0%E4%B8%89&idCard=1&image=a+b&x=1&x=2".as_bytes())
+            .unwrap();
         assert_eq!(f.name.as_deref(), Some("张三"));
         assert_eq!(f.id_card.as_deref(), Some("1"));
         assert_eq!(f.image.as_deref(), Some("a b"));
+    }
+
+    #[test]
+    fn duplicate_fields_are_refused_in_both_encodings() {
+        let e = fields_from_form(b"name=a&idCard=1&idCard=2").err().unwrap();
+        assert!(e.to_string().contains("idCard"), "{e}");
+        let e = fields_from_json(br#"{"name":"a","name":"b","idCard":"1"}"#)
+            .err()
+            .unwrap();
+        assert!(matches!(e, ApiError::MalformedBody(_)), "{e:?}");
+        assert!(e.to_string().contains("name"), "{e}");
+        // An unknown key sent twice is refused without echoing it.
+        let e = fields_from_json(br#"{"secret-ish":1,"secret-ish":2}"#)
+            .err()
+            .unwrap();
+        assert!(!e.to_string().contains("secret-ish"), "{e}");
     }
 }
