@@ -1,11 +1,15 @@
-//! Keys kept in the data directory: the audit hashing key and the photo encryption key.
+//! The generated keys: the audit hashing key and the photo encryption key.
 //!
-//! Both are 32 random bytes, written once (hex, mode 0600) on first use and read back
-//! afterwards, so that audit hashes stay comparable across restarts and kept photos stay
-//! readable.
+//! Both are 32 random bytes, written once (hex, mode 0600, in a 0700 directory) on first
+//! use and read back afterwards, so that audit hashes stay comparable across restarts and
+//! kept photos stay readable. They live in the key directory, not the data directory: a
+//! copy of the database (a backup, a stolen disk image of the data volume) is then not
+//! also a copy of the key that un-pseudonymises its audit log or decrypts its photos.
+//! A key found in the data directory by an older release is still used, with a warning
+//! to move it.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::XChaCha20Poly1305;
@@ -29,16 +33,19 @@ pub enum KeyError {
         /// The failure.
         source: std::io::Error,
     },
+    /// Neither `key_dir` nor a home directory to default it from.
+    #[error("no key directory: set key_dir (RENZHENG_KEY_DIR)")]
+    NoKeyDir,
     /// The file does not hold 64 hex digits.
     #[error("key file {0} is corrupt (expected 64 hex digits)")]
     Corrupt(String),
 }
 
-/// The audit hashing key: configured, or generated once in the data directory.
+/// The audit hashing key: configured, or generated once in the key directory.
 pub fn audit_key(settings: &Settings) -> Result<Vec<u8>, KeyError> {
     match &settings.audit_key {
         Some(key) => Ok(key.expose().as_bytes().to_vec()),
-        None => load_or_create_key(&settings.data_dir.join(AUDIT_KEY_FILE)),
+        None => load_or_create_key(&key_path(settings, AUDIT_KEY_FILE)?),
     }
 }
 
@@ -47,8 +54,38 @@ pub fn photo_cipher(settings: &Settings) -> Result<Option<PhotoCipher>, KeyError
     if !settings.keep_photos {
         return Ok(None);
     }
-    let key = load_or_create_key(&settings.data_dir.join(PHOTO_KEY_FILE))?;
+    let key = load_or_create_key(&key_path(settings, PHOTO_KEY_FILE)?)?;
     Ok(Some(PhotoCipher::new(&key)))
+}
+
+/// The directory of generated keys: `key_dir`, else `$XDG_CONFIG_HOME/renzheng/keys`,
+/// else `~/.config/renzheng/keys`.
+pub fn key_dir(settings: &Settings) -> Result<PathBuf, KeyError> {
+    if let Some(dir) = &settings.key_dir {
+        return Ok(dir.clone());
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .ok_or(KeyError::NoKeyDir)?;
+    Ok(config.join("renzheng").join("keys"))
+}
+
+/// Where the key `file` is: in the key directory, or (from an older release) in the data
+/// directory when only that one exists.
+fn key_path(settings: &Settings, file: &str) -> Result<PathBuf, KeyError> {
+    let path = key_dir(settings)?.join(file);
+    let legacy = settings.data_dir.join(file);
+    if !path.exists() && legacy.exists() {
+        tracing::warn!(
+            key = %legacy.display(),
+            move_to = %path.display(),
+            "a key is kept in the data directory; move it to the key directory"
+        );
+        return Ok(legacy);
+    }
+    Ok(path)
 }
 
 /// Reads the 32-byte key at `path`, creating it when absent.
@@ -68,7 +105,11 @@ pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
+                let mut dirs = std::fs::DirBuilder::new();
+                dirs.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+                dirs.create(dir).map_err(io)?;
             }
             let mut key = vec![0u8; 32];
             rand::thread_rng().fill_bytes(&mut key);
@@ -161,5 +202,42 @@ mod tests {
         let mut bad = sealed.clone();
         *bad.last_mut().unwrap() ^= 1;
         assert!(decrypt(&c, &bad).is_none());
+    }
+
+    #[test]
+    fn generated_keys_live_outside_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().join("data"),
+            key_dir: Some(dir.path().join("keys")),
+            keep_photos: true,
+            ..Settings::default()
+        };
+        let key = audit_key(&settings).unwrap();
+        assert!(photo_cipher(&settings).unwrap().is_some());
+        assert!(dir.path().join("keys").join(AUDIT_KEY_FILE).exists());
+        assert!(dir.path().join("keys").join(PHOTO_KEY_FILE).exists());
+        assert!(!settings.data_dir.join(AUDIT_KEY_FILE).exists());
+        assert_eq!(audit_key(&settings).unwrap(), key);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(dir.path().join("keys")), 0o700);
+            assert_eq!(mode(dir.path().join("keys").join(AUDIT_KEY_FILE)), 0o600);
+        }
+    }
+
+    #[test]
+    fn a_key_left_in_the_data_directory_is_still_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().join("data"),
+            key_dir: Some(dir.path().join("keys")),
+            ..Settings::default()
+        };
+        let legacy = load_or_create_key(&settings.data_dir.join(AUDIT_KEY_FILE)).unwrap();
+        assert_eq!(audit_key(&settings).unwrap(), legacy);
+        assert!(!dir.path().join("keys").join(AUDIT_KEY_FILE).exists());
     }
 }

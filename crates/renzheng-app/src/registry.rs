@@ -195,7 +195,7 @@ impl App {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonView {
-    /// Masked ID number (`110105********002X`).
+    /// Masked ID number (`11**************2X`).
     pub id_number: String,
     /// Masked name (`张*`).
     pub name: String,

@@ -64,18 +64,23 @@ impl fmt::Debug for Secret {
 pub struct Settings {
     /// `host:port` to listen on (`RENZHENG_LISTEN`).
     pub listen: String,
-    /// Directory of the SQLite database and generated keys (`RENZHENG_DATA_DIR`).
+    /// Directory of the SQLite database (`RENZHENG_DATA_DIR`).
     pub data_dir: PathBuf,
     /// Bearer token of the admin API; the admin API is disabled when unset
     /// (`RENZHENG_ADMIN_TOKEN`).
     pub admin_token: Option<Secret>,
     /// Key of the audit log's keyed hashes; when unset, a random key is generated on first
-    /// start and kept in `<data_dir>/audit.key` (`RENZHENG_AUDIT_KEY`).
+    /// start and kept in `<key_dir>/audit.key` (`RENZHENG_AUDIT_KEY`).
     pub audit_key: Option<Secret>,
+    /// Directory of the generated keys (`audit.key`, `photo.key`), kept apart from the
+    /// data directory so that a copy of the database is not a copy of its keys
+    /// (`RENZHENG_KEY_DIR`; default `$XDG_CONFIG_HOME/renzheng/keys`, else
+    /// `~/.config/renzheng/keys`).
+    pub key_dir: Option<PathBuf>,
     /// Days an audit record is kept (`RENZHENG_AUDIT_RETENTION_DAYS`); 0 keeps them
     /// forever. Older records are deleted hourly by the server.
     pub audit_retention_days: u32,
-    /// Keep enrolment photos (encrypted with `<data_dir>/photo.key`) next to their
+    /// Keep enrolment photos (encrypted with `<key_dir>/photo.key`) next to their
     /// embeddings. Off by default: the embedding is all a check needs.
     pub keep_photos: bool,
     /// The face engine.
@@ -95,6 +100,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             admin_token: None,
             audit_key: None,
+            key_dir: None,
             audit_retention_days: 180,
             keep_photos: false,
             engine: EngineConfig::default(),

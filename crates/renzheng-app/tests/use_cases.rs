@@ -17,6 +17,7 @@ const RED: [u8; 3] = [200, 40, 40];
 async fn open(dir: &tempfile::TempDir) -> App {
     let settings = Settings {
         data_dir: dir.path().join("data"),
+        key_dir: Some(dir.path().join("keys")),
         ..Settings::default()
     };
     App::open(settings, EngineSource::Ready(Arc::new(TestEngine::new())))

@@ -47,13 +47,18 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
     /// Enrol (or rename) a person, with zero or more portrait photos.
+    ///
+    /// Leave out --name and --id-number to read them from standard input (the name on the
+    /// first line, the ID number on the next): arguments are visible to every user in `ps`
+    /// and stay in the shell's history.
     Add {
-        /// The person's name as on the ID card.
+        /// The person's name as on the ID card (default: read from standard input).
         #[arg(long)]
-        name: String,
-        /// The ID number (18 characters, or a legacy 15-digit number).
+        name: Option<String>,
+        /// The ID number, 18 characters or a legacy 15-digit number (default: read from
+        /// standard input).
         #[arg(long = "id-number")]
-        id_number: String,
+        id_number: Option<String>,
         /// A portrait photo; repeat for several. Without any, checks answer 5 (no portrait).
         #[arg(long = "photo", value_name = "FILE")]
         photos: Vec<PathBuf>,
@@ -75,13 +80,15 @@ pub enum RegistryCommand {
     },
     /// Remove a person and everything stored about them.
     Remove {
-        /// The ID number.
-        id_number: String,
+        /// The ID number (default: read from standard input, which keeps it out of `ps`
+        /// and the shell's history).
+        id_number: Option<String>,
     },
     /// Show a person (masked).
     Show {
-        /// The ID number.
-        id_number: String,
+        /// The ID number (default: read from standard input, which keeps it out of `ps`
+        /// and the shell's history).
+        id_number: Option<String>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,

@@ -21,10 +21,15 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             id_number,
             photos,
             json,
-        } => add(settings, name, id_number, &photos, json),
+        } => {
+            let mut stdin = Stdin::new();
+            let name = stdin.or_read(name, "name")?;
+            let id_number = stdin.or_read(id_number, "ID number")?;
+            add(settings, name, id_number, &photos, json)
+        }
         RegistryCommand::Import { dir, csv, json } => import(settings, &dir, csv.as_deref(), json),
         RegistryCommand::Remove { id_number } => {
-            let id = parse_id(&id_number)?;
+            let id = parse_id(&Stdin::new().or_read(id_number, "ID number")?)?;
             with_app(settings, |app| async move {
                 let result = match app.remove_person(&Actor::Cli, &id).await {
                     Ok(()) => {
@@ -40,7 +45,7 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             })
         }
         RegistryCommand::Show { id_number, json } => {
-            let id = parse_id(&id_number)?;
+            let id = parse_id(&Stdin::new().or_read(id_number, "ID number")?)?;
             with_app(settings, |app| async move {
                 let result = match app.person(&id).await {
                     Ok(Some(view)) => {
@@ -53,6 +58,44 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
                 (app, result)
             })
         }
+    }
+}
+
+/// Personal data read from standard input, one value a line, instead of the command line
+/// (where `ps` and the shell's history would show it). On a terminal, each value is
+/// asked for by name on stderr.
+struct Stdin {
+    lines: std::io::Lines<std::io::StdinLock<'static>>,
+    terminal: bool,
+}
+
+impl Stdin {
+    fn new() -> Self {
+        use std::io::{BufRead, IsTerminal};
+        let stdin = std::io::stdin();
+        Stdin {
+            terminal: stdin.is_terminal(),
+            lines: stdin.lock().lines(),
+        }
+    }
+
+    /// `given`, or the next line of standard input.
+    fn or_read(&mut self, given: Option<String>, what: &str) -> anyhow::Result<String> {
+        if let Some(value) = given {
+            return Ok(value);
+        }
+        if self.terminal {
+            eprint!("{what}: ");
+        }
+        let line = self
+            .lines
+            .next()
+            .transpose()
+            .context("reading standard input")?
+            .ok_or_else(|| {
+                anyhow!("no {what} given: pass it as an argument or on standard input")
+            })?;
+        Ok(line.trim().to_owned())
     }
 }
 

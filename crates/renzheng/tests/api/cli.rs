@@ -11,6 +11,7 @@ fn renzheng(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_renzheng"))
         .args(args)
         .env("RENZHENG_DATA_DIR", data_dir)
+        .env("RENZHENG_KEY_DIR", data_dir.join("keys"))
         .env_remove("RENZHENG_LISTEN")
         .output()
         .expect("running renzheng")
@@ -188,6 +189,7 @@ fn bad_configuration_fails_with_one_line() {
     let out = Command::new(env!("CARGO_BIN_EXE_renzheng"))
         .args(["apps", "list"])
         .env("RENZHENG_DATA_DIR", dir.path())
+        .env("RENZHENG_KEY_DIR", dir.path().join("keys"))
         .env("RENZHENG_LISTEN", "no-port-here")
         .output()
         .unwrap();
@@ -223,6 +225,7 @@ fn a_tampered_model_pack_is_refused() {
         let out = Command::new(env!("CARGO_BIN_EXE_renzheng"))
             .args(args)
             .env("RENZHENG_DATA_DIR", data.path())
+            .env("RENZHENG_KEY_DIR", data.path().join("keys"))
             .env("RENZHENG_MODELS_DIR", tampered.path())
             .env("RENZHENG_LISTEN", "127.0.0.1:0")
             .output()
@@ -239,4 +242,65 @@ fn a_tampered_model_pack_is_refused() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// Runs `renzheng` with `input` on its standard input.
+fn renzheng_with_stdin(data_dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_renzheng"))
+        .args(args)
+        .env("RENZHENG_DATA_DIR", data_dir)
+        .env("RENZHENG_KEY_DIR", data_dir.join("keys"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running renzheng");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn personal_data_can_come_from_standard_input_instead_of_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = HU.id();
+    let out = renzheng_with_stdin(
+        dir.path(),
+        &["registry", "add", "--json"],
+        &format!("{}\n{id}\n", HU.name),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = renzheng_with_stdin(
+        dir.path(),
+        &["registry", "show", "--json"],
+        &format!("{id}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        shown["id_number"],
+        format!("{}**************{}", &id[..2], &id[16..])
+    );
+    // Nothing on standard input: a one-line refusal naming what is missing.
+    fails_with(dir.path(), &["registry", "add"], "no name given");
+    let out = renzheng_with_stdin(dir.path(), &["registry", "remove"], &format!("{id}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fails_with(dir.path(), &["registry", "show", &id], "no person");
 }

@@ -308,6 +308,7 @@ async fn start(
     let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
         data_dir: data_dir.path().join("data"),
+        key_dir: Some(data_dir.path().join("keys")),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
         ..Settings::default()
     };

@@ -219,7 +219,7 @@ async fn every_check_is_audited_without_clear_pii() {
     assert!(ok_row.app_id.is_some());
     assert_eq!(
         ok_row.id_masked.as_deref().unwrap(),
-        format!("{}********{}", &HU.id()[..6], &HU.id()[14..])
+        format!("{}**************{}", &HU.id()[..2], &HU.id()[16..])
     );
     assert!(ok_row.id_hash.as_deref().unwrap().len() == 64);
     assert!(!ok_row.name_masked.as_deref().unwrap().contains("锦涛"));
