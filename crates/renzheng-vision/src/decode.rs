@@ -150,7 +150,7 @@ fn decode(
     let format = photo_format.image_format();
     let format_name = photo_format.as_str();
     if photo_format == PhotoFormat::Jpeg {
-        let scans = jpeg_scan_count(bytes, limits.max_jpeg_scans + 1);
+        let scans = jpeg_scan_count(bytes, limits.max_jpeg_scans.saturating_add(1));
         if scans > limits.max_jpeg_scans {
             return Err(ImageError::TooManyScans {
                 scans,
