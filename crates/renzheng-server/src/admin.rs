@@ -116,9 +116,17 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
             let text = || {
                 String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::FieldType("name/idCard"))
             };
+            let once = |slot: &mut Option<String>, value: String| {
+                if slot.replace(value).is_some() {
+                    return Err(ApiError::MalformedBody(
+                        "the field name or idCard is sent more than once".into(),
+                    ));
+                }
+                Ok(())
+            };
             match key.as_str() {
-                "name" => fields.name = Some(text()?),
-                "idCard" | "id_number" | "idNumber" => fields.id_card = Some(text()?),
+                "name" => once(&mut fields.name, text()?)?,
+                "idCard" | "id_number" | "idNumber" => once(&mut fields.id_card, text()?)?,
                 "photo" | "photos" | "image" => fields.photos.push(bytes.to_vec()),
                 _ => {}
             }

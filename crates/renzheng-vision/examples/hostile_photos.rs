@@ -68,7 +68,9 @@ fn main() {
 /// A progressive JPEG of `side`² pixels whose last scan is repeated until it has `scans`.
 fn scan_bomb(side: usize, scans: usize) -> Vec<u8> {
     // A smooth picture: small scans, so thousands of them fit in a 1 MB upload.
-    let pixels: Vec<u8> = (0..side * side * 3).map(|i| ((i / 3) % side / 16) as u8).collect();
+    let pixels: Vec<u8> = (0..side * side * 3)
+        .map(|i| ((i / 3) % side / 16) as u8)
+        .collect();
     let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
     c.set_size(side, side);
     c.set_progressive_mode();

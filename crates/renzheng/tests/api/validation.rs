@@ -219,3 +219,57 @@ async fn malformed_and_unsupported_bodies() {
     let (status, code, _) = error_of(send("text/plain", "name=x").await.unwrap()).await;
     assert_eq!((status, code.as_str()), (415, "UnsupportedMediaType"));
 }
+
+#[tokio::test]
+async fn a_field_sent_twice_is_refused_in_every_encoding() {
+    let app = spawn_test_app().await;
+    let photo = app.photo_b64(HU_SAME);
+    let id = HU.id();
+    // JSON: a raw body, since a JSON value cannot hold a key twice.
+    let raw = format!(
+        r#"{{"name":"{}","name":"{}","idCard":"{id}","image":"{photo}"}}"#,
+        HU.name, JIANG.name
+    );
+    let response = app
+        .request(reqwest::Method::POST, "/faceidcard/check")
+        .header("Authorization", format!("APPCODE {}", app.app_code))
+        .header("Content-Type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, msg) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (400, "MalformedBody"), "{msg}");
+    assert!(msg.contains("name"), "{msg}");
+    let response = app
+        .check_form(&[
+            ("name", HU.name),
+            ("idCard", &id),
+            ("idCard", &id),
+            ("image", &photo),
+        ])
+        .await;
+    let (status, code, msg) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (400, "MalformedBody"), "{msg}");
+    assert!(msg.contains("idCard"), "{msg}");
+    // Admin multipart enrolment.
+    let form = reqwest::multipart::Form::new()
+        .text("name", HU.name)
+        .text("name", JIANG.name)
+        .text("idCard", id.clone());
+    let response = app
+        .admin(reqwest::Method::POST, "/admin/persons")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (400, "MalformedBody"));
+    assert!(app
+        .store
+        .recent_audit(10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.result.is_none()));
+}
