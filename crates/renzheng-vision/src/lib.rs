@@ -33,6 +33,7 @@
 
 #![deny(missing_docs)]
 
+mod align;
 mod analysis;
 mod chip;
 mod config;
@@ -49,16 +50,24 @@ mod quality;
 mod recognition;
 pub mod runtime;
 mod score;
+mod sface;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod yunet;
 
 pub use crate::analysis::{Analysis, AnalyzedFace, FaceBox, Outcome, StageTimings};
 pub use crate::config::{DetectionConfig, DetectionMode, EngineConfig};
-pub use crate::decode::{decode_rgb_as_stored, sniff_format, DecodeLimits, PhotoFormat};
+pub use crate::decode::{
+    decode_rgb, decode_rgb_as_stored, sniff_format, DecodeLimits, PhotoFormat,
+};
 pub use crate::detector::{Detection, DetectorParams};
 pub use crate::engine::Engine;
 pub use crate::error::{EngineError, ImageError};
 pub use crate::face_engine::FaceEngine;
 pub use crate::geometry::{Point, Rect};
+pub use crate::pack::PackKind;
 pub use crate::quality::{QualityIssue, QualityReport, QualityThresholds};
-pub use crate::score::{score_from_distance, Comparison, Embedding, Verdict, VerdictThresholds};
+pub use crate::score::{
+    score_from_distance, Comparison, Embedding, Metric, ScoreMap, Verdict, VerdictThresholds,
+};
+pub use crate::yunet::YunetFace;

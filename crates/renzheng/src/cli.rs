@@ -14,6 +14,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// The model pack (`dlib` or `sface`); overrides `engine.pack` / `RENZHENG_ENGINE__PACK`.
+    #[arg(long, global = true, value_name = "PACK")]
+    pub pack: Option<renzheng_vision::PackKind>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

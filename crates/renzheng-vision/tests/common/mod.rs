@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use renzheng_vision::{DetectionMode, Engine, EngineConfig};
+use renzheng_vision::{DetectionMode, Engine, EngineConfig, PackKind};
 
 /// `shared/faces`: `$RENZHENG_SHARED_DIR/faces`, else `../shared/faces` beside the checkout.
 pub fn faces_dir() -> PathBuf {
@@ -23,7 +23,11 @@ pub fn faces_dir() -> PathBuf {
 }
 
 fn open(mode: DetectionMode) -> Engine {
-    let mut cfg = EngineConfig::default();
+    // These tests hold the dlib pack to dlib's own answers, whatever the default pack is.
+    let mut cfg = EngineConfig {
+        pack: Some(PackKind::Dlib),
+        ..EngineConfig::default()
+    };
     cfg.detection.mode = mode;
     Engine::open(&cfg).unwrap_or_else(|e| {
         panic!("cannot open the model pack ({e}); run `renzheng models install` first")
