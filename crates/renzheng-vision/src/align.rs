@@ -10,7 +10,7 @@
 
 use image::RgbImage;
 
-use crate::geometry::{Affine, Point};
+use crate::geometry::{Affine, Point, Rect};
 
 /// The similarity transform taking `landmarks` (photo pixels) to `template` (crop pixels).
 pub(crate) fn estimate(landmarks: &[Point], template: &[[f64; 2]]) -> Affine {
@@ -66,6 +66,29 @@ pub(crate) fn warp(img: &RgbImage, photo_to_crop: &Affine, size: u32) -> RgbImag
     out
 }
 
+/// The bounding box, in photo pixels, of the area the crop for `landmarks` samples: where
+/// the face the recognizer sees lies, whether or not the photo contains all of it.
+pub(crate) fn footprint(landmarks: &[Point], template: &[[f64; 2]], size: u32) -> Option<Rect> {
+    let inv = estimate(landmarks, template).inverse()?;
+    let s = f64::from(size);
+    let corners =
+        [(0.0, 0.0), (s, 0.0), (0.0, s), (s, s)].map(|(x, y)| inv.apply(Point::new(x, y)));
+    let fold = |f: fn(f64, f64) -> f64, pick: fn(&Point) -> f64| {
+        corners.iter().map(pick).reduce(f).unwrap_or(0.0)
+    };
+    let (l, t) = (fold(f64::min, |p| p.x), fold(f64::min, |p| p.y));
+    let (r, b) = (fold(f64::max, |p| p.x), fold(f64::max, |p| p.y));
+    if !(l.is_finite() && t.is_finite() && r.is_finite() && b.is_finite()) {
+        return None;
+    }
+    Some(Rect::new(
+        l.round() as i64,
+        t.round() as i64,
+        r.round() as i64 - 1,
+        b.round() as i64 - 1,
+    ))
+}
+
 /// The aligned crop for `landmarks`.
 pub(crate) fn crop(
     img: &RgbImage,
@@ -107,6 +130,20 @@ mod tests {
         assert_eq!(out.get_pixel(3, 0)[0], 50);
         // Row 1 samples y = 1, outside the one-row photo, mixed with nothing: black.
         assert_eq!(out.get_pixel(0, 1)[0], 0);
+    }
+
+    #[test]
+    fn the_footprint_is_the_crop_mapped_back() {
+        let template = [[10.0, 10.0], [30.0, 10.0], [20.0, 25.0]];
+        // The photo's face is the template twice as large, shifted by (100, 50).
+        let pts: Vec<Point> = template
+            .iter()
+            .map(|p| Point::new(2.0 * p[0] + 100.0, 2.0 * p[1] + 50.0))
+            .collect();
+        assert_eq!(
+            footprint(&pts, &template, 40),
+            Some(Rect::new(100, 50, 179, 129))
+        );
     }
 
     #[test]

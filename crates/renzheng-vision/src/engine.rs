@@ -233,10 +233,17 @@ impl Engine {
 
                 let t = Instant::now();
                 let chip = self.face_chip(img, &landmarks);
+                let extent = match &self.parts {
+                    Parts::Dlib { .. } => best.rect,
+                    Parts::YunetSface { spec, .. } => {
+                        align::footprint(&landmarks, &spec.alignment.points, spec.alignment.size)
+                            .unwrap_or(best.rect)
+                    }
+                };
                 let quality = quality::assess(
                     points,
                     &chip,
-                    best.rect,
+                    extent,
                     img.dimensions(),
                     best.score,
                     &self.quality,

@@ -399,21 +399,32 @@ pub fn sface_detector_params() -> YunetParams {
 /// fixed score map (`docs/calibration.md`).
 pub fn sface_thresholds() -> VerdictThresholds {
     VerdictThresholds {
-        // cos ≥ 0.42
-        same_max_distance: 0.58,
-        // cos ≤ 0.20
-        different_min_distance: 0.80,
+        // Same person: cos ≥ 0.45, the smallest multiple of 0.05 at which East-Asian
+        // impostors are accepted at most 1e-3 of the time (0 of 1,359 on lfw_eastasian_dev).
+        same_max_distance: 0.55,
+        // Different people: cos ≤ 0.25, where no East-Asian genuine pair falls (bar one
+        // whose photo holds a larger second face) and 2 of 300 LFW ones do.
+        different_min_distance: 0.75,
+        // 0.5 in the middle of the band; "same" scores 0.92, "different" 0.08.
         score: Some(ScoreMap {
-            centre: 0.70,
-            width: 0.05,
+            centre: 0.65,
+            width: 0.04,
         }),
     }
 }
 
-/// The `sface` pack's quality limits (`docs/calibration.md`): the dlib pack's, with the
-/// sharpness limits measured on the 112×112 crop.
+/// The `sface` pack's quality limits (`docs/calibration.md`): dlib's, except where the
+/// 112×112 crop and YuNet's points measure differently — sharpness (refuse < 2.0: every
+/// Gaussian-blurred bad input is below 1.8, every clean photo above 3.0; warn < 3.0) and
+/// size (warn under 30 px between the eyes: the crop puts them 35 px apart, so smaller
+/// faces are magnified).
 pub fn sface_quality() -> QualityThresholds {
-    QualityThresholds::default()
+    QualityThresholds {
+        min_sharpness: 2.0,
+        warn_sharpness: 3.0,
+        warn_inter_eye_px: 30.0,
+        ..QualityThresholds::default()
+    }
 }
 
 /// The model packs this build can install.

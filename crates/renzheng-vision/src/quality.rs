@@ -156,24 +156,40 @@ pub(crate) struct FacePoints {
     pub eye_b: Point,
     /// The nose tip (or bottom).
     pub nose: Point,
+    /// The face's size for the "too small" checks, pixels: the eye distance, or a
+    /// pose-robust stand-in for it where the landmarks allow one.
+    pub size_px: f64,
 }
 
 impl FacePoints {
     /// From dlib's five points: two corners of each eye, then the bottom of the nose.
     pub(crate) fn from_dlib(landmarks: &[Point]) -> Self {
+        let (eye_a, eye_b) = (
+            landmarks[0].midpoint(landmarks[1]),
+            landmarks[2].midpoint(landmarks[3]),
+        );
         Self {
-            eye_a: landmarks[0].midpoint(landmarks[1]),
-            eye_b: landmarks[2].midpoint(landmarks[3]),
+            eye_a,
+            eye_b,
             nose: landmarks[4],
+            size_px: eye_a.distance(eye_b),
         }
     }
 
     /// From YuNet's five points: the two eye centres, the nose tip, the mouth corners.
+    ///
+    /// A turned head brings the eyes together while the face stays as large, so the size
+    /// is the larger of the eye distance and 0.87 × the eyes-to-mouth distance (their
+    /// ratio on the ArcFace template, 35.2 / 40.7): a profile is not taken for a tiny face.
     pub(crate) fn from_yunet(landmarks: &[Point]) -> Self {
+        let (eye_a, eye_b) = (landmarks[0], landmarks[1]);
+        let eyes = eye_a.midpoint(eye_b);
+        let mouth = landmarks[3].midpoint(landmarks[4]);
         Self {
-            eye_a: landmarks[0],
-            eye_b: landmarks[1],
+            eye_a,
+            eye_b,
             nose: landmarks[2],
+            size_px: eye_a.distance(eye_b).max(0.87 * eyes.distance(mouth)),
         }
     }
 }
@@ -181,8 +197,9 @@ impl FacePoints {
 /// Measures a face and applies `t`.
 ///
 /// `points` are the eye centres and the nose, `chip` the aligned face the recognizer
-/// sees (measures on it are relative to its size), `rect` the detection box and
-/// `image_size` the photo's size.
+/// sees (measures on it are relative to its size), `rect` the face's extent for the
+/// cut-off check (dlib: the detection box; SFace: the crop's footprint in the photo, since
+/// YuNet's box only covers the visible part of a face) and `image_size` the photo's size.
 pub(crate) fn assess(
     points: FacePoints,
     chip: &RgbImage,
@@ -191,7 +208,12 @@ pub(crate) fn assess(
     detector_score: f32,
     t: &QualityThresholds,
 ) -> QualityReport {
-    let FacePoints { eye_a, eye_b, nose } = points;
+    let FacePoints {
+        eye_a,
+        eye_b,
+        nose,
+        size_px,
+    } = points;
     let inter_eye_px = eye_a.distance(eye_b);
 
     // Roll: angle of the eye line (which eye is first doesn't matter).
@@ -231,8 +253,8 @@ pub(crate) fn assess(
         }
     };
     check(
-        inter_eye_px < t.min_inter_eye_px,
-        inter_eye_px < t.warn_inter_eye_px,
+        size_px < t.min_inter_eye_px,
+        size_px < t.warn_inter_eye_px,
         QualityIssue::FaceTooSmall,
     );
     check(
