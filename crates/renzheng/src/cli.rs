@@ -74,6 +74,20 @@ pub enum RegistryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compute the active pack's embeddings for everyone who lacks them (after switching
+    /// packs): from the kept photos (`keep_photos`), or with `--from`, by re-importing the
+    /// operator's photo folder (same layout as `import`).
+    Reembed {
+        /// Re-import this folder instead of using kept photos.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// With `--from`: the CSV (default: the only `.csv` file in the folder).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a person and everything stored about them.
     Remove {
         /// The ID number.
