@@ -1,8 +1,10 @@
 //! Renzheng's face engine.
 //!
-//! Photo bytes in; faces, landmarks, a quality report and a 128-d embedding out. The
-//! pipeline is dlib's (MMOD CNN detector, 5-point shape predictor, 150×150 face chip, ResNet
-//! embedding) with the two networks run by ONNX Runtime:
+//! Photo bytes in; faces, landmarks, a quality report and a 128-d embedding out. The model
+//! pack's manifest decides the pipeline: the `sface` pack's is OpenCV Zoo's (YuNet boxes
+//! and five points → 112×112 ArcFace crop → SFace, cosine); the `dlib` pack's is dlib's
+//! (MMOD CNN detector, 5-point shape predictor, 150×150 face chip, ResNet embedding),
+//! with the networks run by ONNX Runtime:
 //!
 //! ```text
 //! bytes ─decode─▶ RGB ─scale─▶ tiled pyramid ─detector.onnx─▶ boxes (NMS)
