@@ -816,6 +816,86 @@ mod tests {
         assert!(SFACE_BUILDER.lines().any(|l| l == line), "{line}");
     }
 
+    /// A staging directory with stand-in files and the report the builder would write.
+    fn fake_sface_staging(tag: &str) -> (PathBuf, SfaceReport) {
+        let dir = std::env::temp_dir().join(format!("rz-sface-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["detector.onnx", "recognition.onnx", "libonnxruntime.so"] {
+            std::fs::write(dir.join(name), name).unwrap();
+        }
+        let sha = |name: &str| pack::sha256_file(&dir.join(name)).unwrap();
+        let source = |file: &str, sha256: &str| pack::ReportSource {
+            file: file.into(),
+            sha256: sha256.into(),
+        };
+        let report = SfaceReport {
+            converter_version: pack::SFACE_CONVERTER_VERSION,
+            sources: [
+                ("detector".to_string(), source("y.onnx", YUNET_SHA256)),
+                ("recognition".to_string(), source("s.onnx", SFACE_SHA256)),
+            ]
+            .into(),
+            detector: pack::SfaceReportDetector {
+                input: "input".into(),
+                declared_input_shape: vec![1, 3, 640, 640],
+                outputs: vec![],
+                initializer_inputs_removed: 0,
+            },
+            recognition: pack::SfaceReportRecognition {
+                input: "data".into(),
+                output: "fc1".into(),
+                input_shape: vec![1, 3, 112, 112],
+                embedding_dim: 128,
+                initializer_inputs_removed: 174,
+                prelu_rewritten: 27,
+            },
+            outputs: [
+                ("detector.onnx".to_string(), sha("detector.onnx")),
+                ("recognition.onnx".to_string(), sha("recognition.onnx")),
+            ]
+            .into(),
+        };
+        std::fs::write(
+            dir.join(SFACE_REPORT_FILE),
+            serde_json::to_string(&report).unwrap(),
+        )
+        .unwrap();
+        (dir, report)
+    }
+
+    #[test]
+    fn the_sface_manifest_names_its_parts_and_checks_the_report() {
+        let (dir, report) = fake_sface_staging("ok");
+        let m = sface_manifest(&report, &dir).unwrap();
+        assert_eq!(m.pack_id, pack::SFACE_PACK_ID);
+        assert!(PackKind::Sface.matches(&m.pipeline));
+        assert_eq!(m.metric, Metric::Cosine);
+        assert!(m.model_id().starts_with("opencv-zoo-sface-2021dec@"));
+        assert_eq!(m.files.len(), 4);
+        // The manifest round-trips through the reader.
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
+        // The embedding id changes with the networks.
+        std::fs::write(dir.join("recognition.onnx"), "other weights").unwrap();
+        let mut changed = report.clone();
+        changed.outputs.insert(
+            "recognition.onnx".into(),
+            pack::sha256_file(&dir.join("recognition.onnx")).unwrap(),
+        );
+        let m2 = sface_manifest(&changed, &dir).unwrap();
+        assert_ne!(m2.model_id(), m.model_id());
+        // A report whose outputs are not the files written is refused.
+        let err = sface_manifest(&report, &dir).unwrap_err().to_string();
+        assert!(err.contains("recognition.onnx"), "{err}");
+        // So is one that read other source files.
+        let mut wrong = changed;
+        wrong.sources.get_mut("recognition").unwrap().sha256 = "0".repeat(64);
+        let err = sface_manifest(&wrong, &dir).unwrap_err().to_string();
+        assert!(err.contains(SFACE_SHA256), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_embedded_converter_reports_the_expected_version() {
         let line = format!("CONVERTER_VERSION = {}", pack::CONVERTER_VERSION);
