@@ -108,6 +108,14 @@ fn bad_inputs_are_handled_as_labelled(kind: PackKind) {
             "reference {} must pass",
             l.file
         );
+        // A clean portrait shows one person: a background detection would make enrolment
+        // refuse it as "several faces".
+        assert_eq!(
+            a.faces.len(),
+            1,
+            "{kind}: reference {} shows one face",
+            l.file
+        );
         refs.entry(l.identity.clone()).or_default().push(a);
     }
 
