@@ -19,8 +19,9 @@ echo "==> building"
 cargo build --locked -p renzheng
 
 # Before any test: nothing but this command downloads or builds the pack.
-echo "==> installing the model pack (cached after the first run)"
-./target/debug/renzheng models install
+echo "==> installing the model packs (cached after the first run)"
+./target/debug/renzheng models install --pack dlib
+./target/debug/renzheng models install --pack sface
 
 echo "==> converter: ruff and pytest (tool virtualenv cached by requirements hash)"
 # Keyed by the pins, so a changed pin builds a fresh environment and an unchanged one

@@ -166,6 +166,13 @@ impl PhotoCipher {
         );
         out
     }
+
+    /// The photo sealed by [`encrypt`](Self::encrypt); `None` when it was sealed under
+    /// another key or altered.
+    pub fn decrypt(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, ciphertext) = sealed.split_at_checked(24)?;
+        self.cipher.decrypt(nonce.into(), ciphertext).ok()
+    }
 }
 
 #[cfg(test)]
@@ -187,10 +194,8 @@ mod tests {
         ));
     }
 
-    /// The inverse of `encrypt`, for the test only: nothing reads kept photos back yet.
     fn decrypt(c: &PhotoCipher, sealed: &[u8]) -> Option<Vec<u8>> {
-        let (nonce, ciphertext) = sealed.split_at_checked(24)?;
-        c.cipher.decrypt(nonce.into(), ciphertext).ok()
+        c.decrypt(sealed)
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub use crate::engine::EngineObserver;
 pub use crate::error::AppError;
 pub use crate::gate::{EngineGate, Saturated};
 pub use crate::import::{ImportProgress, ImportRefusal, ImportSummary};
-pub use crate::registry::{EnrolFields, EnrolRequest, PersonView, PortraitView};
+pub use crate::registry::{EnrolFields, EnrolRequest, PersonView, PortraitView, ReembedSummary};
 pub use crate::settings::Settings;
 
 /// The deterministic engine for tests that are not about faces (feature `testing`).

@@ -241,3 +241,85 @@ impl From<&PersonRecord> for PersonView {
         }
     }
 }
+
+/// What [`App::reembed`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReembedSummary {
+    /// The active pack's embedding id.
+    pub model_id: String,
+    /// Persons who had portraits, but none of this id.
+    pub missing: usize,
+    /// Of those, persons now embedded from their kept photos.
+    pub reembedded: usize,
+    /// Portraits added.
+    pub portraits: usize,
+    /// Persons without a kept photo (or with `keep_photos` off): re-import their photos
+    /// with `renzheng registry reembed --from DIR` (masked when displayed).
+    #[serde(serialize_with = "masked_ids")]
+    pub without_photo: Vec<IdNumber>,
+    /// Persons none of whose kept photos is usable with this pack.
+    #[serde(serialize_with = "masked_ids")]
+    pub refused: Vec<IdNumber>,
+}
+
+fn masked_ids<S: serde::Serializer>(ids: &[IdNumber], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(ids.iter().map(ToString::to_string))
+}
+
+impl App {
+    /// The active pack's embedding id and the persons who cannot be checked with it
+    /// (portraits of other packs only: their checks answer 5). Loads the engine.
+    pub async fn persons_without_embeddings(&self) -> Result<(String, Vec<IdNumber>), AppError> {
+        let model_id = self.engine().await?.model_id().to_owned();
+        let ids = self.store.persons_without_model(&model_id).await?;
+        Ok((model_id, ids))
+    }
+
+    /// Computes the active pack's embeddings for every person who lacks them, from their
+    /// kept photos (`keep_photos`); the old pack's portraits stay, so switching back needs
+    /// nothing. Persons without a usable kept photo are listed for a re-import.
+    pub async fn reembed(&self, actor: &Actor) -> Result<ReembedSummary, AppError> {
+        let (model_id, missing) = self.persons_without_embeddings().await?;
+        let mut summary = ReembedSummary {
+            model_id,
+            missing: missing.len(),
+            ..ReembedSummary::default()
+        };
+        for id in missing {
+            let sealed = self.store.kept_photos(&id).await?;
+            let photos: Vec<Vec<u8>> = match &self.photo_cipher {
+                Some(cipher) => sealed.iter().filter_map(|s| cipher.decrypt(s)).collect(),
+                None => Vec::new(),
+            };
+            if photos.is_empty() {
+                summary.without_photo.push(id);
+                continue;
+            }
+            let mut portraits = Vec::new();
+            for photo in photos {
+                if let Ok(mut portrait) = self.analyze_portrait(photo).await? {
+                    // The photo is already kept with the person's first portrait.
+                    portrait.photo = None;
+                    portraits.push(portrait);
+                }
+            }
+            if portraits.is_empty() {
+                summary.refused.push(id);
+                continue;
+            }
+            let count = portraits.len();
+            for portrait in portraits {
+                self.store.add_portrait(&id, portrait).await?;
+            }
+            tracing::info!(id_number = %id, portraits = count, "person re-embedded");
+            let mut event = self
+                .event(actor, "person.reembedded")
+                .about_person(&id, &self.audit_key);
+            event.detail = Some(format!("{count} portrait(s) of {}", summary.model_id));
+            self.record_event(event).await;
+            summary.reembedded += 1;
+            summary.portraits += count;
+        }
+        Ok(summary)
+    }
+}

@@ -216,3 +216,91 @@ async fn audit_records_past_their_retention_are_purged() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].request_id, "recent");
 }
+
+/// Switching packs: a registry enrolled with one engine answers 5 on another until it is
+/// re-embedded; kept photos make that one command, and the old embeddings stay.
+#[tokio::test]
+async fn reembed_after_a_pack_switch_uses_kept_photos() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        data_dir: dir.path().join("data"),
+        key_dir: Some(dir.path().join("keys")),
+        keep_photos: true,
+        ..Settings::default()
+    };
+    let old = App::open(
+        settings.clone(),
+        EngineSource::Ready(Arc::new(TestEngine::new())),
+    )
+    .await
+    .unwrap();
+    old.enrol(
+        &Actor::Cli,
+        enrolment("张三", ALICE_ID, vec![solid_png(RED, 64)]),
+    )
+    .await
+    .unwrap();
+    old.close().await;
+
+    let new = App::open(
+        settings,
+        EngineSource::Ready(Arc::new(TestEngine::new().with_model_id("test-colour-v2"))),
+    )
+    .await
+    .unwrap();
+    let alice = IdNumber::parse(ALICE_ID).unwrap();
+    let (model_id, missing) = new.persons_without_embeddings().await.unwrap();
+    assert_eq!(model_id, "test-colour-v2");
+    assert_eq!(missing, vec![alice.clone()]);
+    let before = check(&new, "张三", ALICE_ID, &solid_png(RED, 32)).await;
+    assert_eq!(before.unwrap(), ResultCode::NoPortrait);
+
+    let summary = new.reembed(&Actor::Cli).await.unwrap();
+    assert_eq!(
+        (summary.missing, summary.reembedded, summary.portraits),
+        (1, 1, 1)
+    );
+    assert!(summary.without_photo.is_empty() && summary.refused.is_empty());
+    assert!(new.persons_without_embeddings().await.unwrap().1.is_empty());
+    let after = check(&new, "张三", ALICE_ID, &solid_png(RED, 32)).await;
+    assert_eq!(after.unwrap(), ResultCode::Same);
+    let person = new.person(&alice).await.unwrap().unwrap();
+    assert_eq!(person.portraits.len(), 2, "the old pack's portrait is kept");
+    // Nothing left to do: a second run changes nothing.
+    assert_eq!(new.reembed(&Actor::Cli).await.unwrap().missing, 0);
+    new.close().await;
+}
+
+/// Without kept photos, the persons to re-import are listed (masked when shown).
+#[tokio::test]
+async fn reembed_without_kept_photos_lists_who_needs_a_reimport() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(&dir).await;
+    app.enrol(
+        &Actor::Cli,
+        enrolment("张三", ALICE_ID, vec![solid_png(RED, 64)]),
+    )
+    .await
+    .unwrap();
+    app.close().await;
+    let settings = Settings {
+        data_dir: dir.path().join("data"),
+        key_dir: Some(dir.path().join("keys")),
+        ..Settings::default()
+    };
+    let new = App::open(
+        settings,
+        EngineSource::Ready(Arc::new(TestEngine::new().with_model_id("test-colour-v2"))),
+    )
+    .await
+    .unwrap();
+    let summary = new.reembed(&Actor::Cli).await.unwrap();
+    assert_eq!(summary.reembedded, 0);
+    assert_eq!(
+        summary.without_photo,
+        vec![IdNumber::parse(ALICE_ID).unwrap()]
+    );
+    let shown = serde_json::to_string(&summary).unwrap();
+    assert!(!shown.contains(ALICE_ID), "IDs are masked: {shown}");
+    new.close().await;
+}

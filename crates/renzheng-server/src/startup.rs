@@ -87,6 +87,7 @@ impl Application {
         // A server answers checks: it loads the engine before it listens, never on the
         // first request.
         app.engine().await.map_err(StartupError::Engine)?;
+        warn_about_unembedded_persons(&app).await;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
@@ -270,6 +271,26 @@ pub fn router(state: AppState) -> Router {
             request_context,
         ))
         .with_state(state)
+}
+
+/// Switching model packs must not silently turn a registry into result 5: say at start-up
+/// how many persons have no embedding of the active pack, who (masked), and the fix.
+async fn warn_about_unembedded_persons(app: &App) {
+    match app.persons_without_embeddings().await {
+        Ok((model_id, ids)) if !ids.is_empty() => {
+            let shown: Vec<String> = ids.iter().take(20).map(ToString::to_string).collect();
+            tracing::warn!(
+                model_id,
+                persons = ids.len(),
+                first = %shown.join(" "),
+                "persons enrolled with another model pack have no embedding of the active one: \
+                 their checks answer 5; run `renzheng registry reembed` (kept photos) or \
+                 `renzheng registry reembed --from DIR`"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not check the registry's embeddings"),
+    }
 }
 
 #[cfg(test)]

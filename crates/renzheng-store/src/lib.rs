@@ -89,6 +89,14 @@ pub trait Store: Send + Sync {
     /// The person and their portraits (oldest first; photos not loaded).
     async fn get_person(&self, id: &IdNumber) -> Result<Option<PersonRecord>, StoreError>;
 
+    /// The persons who have portraits but none made by `model_id` (enrolled with another
+    /// model pack: checks on the active pack would answer 5 for them), in ID order.
+    async fn persons_without_model(&self, model_id: &str) -> Result<Vec<IdNumber>, StoreError>;
+
+    /// The kept (already encrypted) photos of the person's portraits, oldest first; empty
+    /// when no photo was kept.
+    async fn kept_photos(&self, id: &IdNumber) -> Result<Vec<Vec<u8>>, StoreError>;
+
     /// Deletes the person and everything stored about them, atomically: the person,
     /// their portraits (embeddings and photos), and the link from past audit rows to them
     /// and from past admin events (the masked name/ID and the keyed hash made with

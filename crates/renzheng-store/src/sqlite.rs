@@ -344,6 +344,37 @@ impl Store for SqliteStore {
         Ok(Some(PersonRecord { person, portraits }))
     }
 
+    async fn persons_without_model(&self, model_id: &str) -> Result<Vec<IdNumber>, StoreError> {
+        sqlx::query(
+            "SELECT DISTINCT id_number FROM portraits p
+             WHERE NOT EXISTS (SELECT 1 FROM portraits q
+                               WHERE q.id_number = p.id_number AND q.model_id = ?)
+             ORDER BY id_number",
+        )
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let raw: String = row.try_get("id_number")?;
+            IdNumber::parse(&raw)
+                .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
+        })
+        .collect()
+    }
+
+    async fn kept_photos(&self, id: &IdNumber) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT photo FROM portraits WHERE id_number = ? AND photo IS NOT NULL ORDER BY id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<Vec<u8>, _>("photo")?))
+            .collect()
+    }
+
     async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Portraits explicitly rather than by cascade alone: the cascade

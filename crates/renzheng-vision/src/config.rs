@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::DecodeLimits;
-use crate::pack;
+use crate::pack::{self, PackKind};
 use crate::quality::QualityThresholds;
 use crate::score::VerdictThresholds;
 
@@ -60,8 +60,12 @@ impl Default for DetectionConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// The model pack directory.
-    pub pack_dir: PathBuf,
+    /// Which model pack (`dlib` or `sface`); `None`: the default kind, or whatever pack
+    /// `pack_dir` holds. When given, the pack found must be of this kind.
+    pub pack: Option<PackKind>,
+    /// The model pack directory; `None`: `$RENZHENG_MODELS_DIR`, else the cache directory
+    /// of the chosen pack ([`pack::default_pack_dir_for`]).
+    pub pack_dir: Option<PathBuf>,
     /// Sessions per network (concurrent inferences).
     pub sessions: usize,
     /// ONNX Runtime intra-op threads per session.
@@ -70,8 +74,10 @@ pub struct EngineConfig {
     pub decode: DecodeLimits,
     /// Detector scaling.
     pub detection: DetectionConfig,
-    /// Quality gate.
-    pub quality: QualityThresholds,
+    /// Quality gate; `None` uses the pack's calibrated limits (and the defaults, which
+    /// are dlib's, for a pack that ships none). A value replaces the pack's limits whole.
+    /// (Boxed: the configuration travels by value and this is its largest part.)
+    pub quality: Option<Box<QualityThresholds>>,
     /// Verdict thresholds; `None` uses the pack's calibrated ones.
     pub verdict: Option<VerdictThresholds>,
 }
@@ -79,23 +85,37 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            pack_dir: pack::default_pack_dir(),
+            pack: None,
+            pack_dir: None,
             sessions: 2,
             intra_threads: 1,
             decode: DecodeLimits::default(),
             detection: DetectionConfig::default(),
-            quality: QualityThresholds::default(),
+            quality: None,
             verdict: None,
         }
     }
 }
 
 impl EngineConfig {
-    /// Defaults with the given pack directory.
+    /// Defaults with the given pack directory (its manifest decides the pipeline).
     pub fn new(pack_dir: impl Into<PathBuf>) -> Self {
         Self {
-            pack_dir: pack_dir.into(),
+            pack_dir: Some(pack_dir.into()),
             ..Self::default()
         }
+    }
+
+    /// The pack kind asked for, or the default one.
+    pub fn pack_kind(&self) -> PackKind {
+        self.pack.unwrap_or_default()
+    }
+
+    /// The pack directory in force: the configured one, else the default directory of
+    /// [`pack_kind`](Self::pack_kind).
+    pub fn resolved_pack_dir(&self) -> PathBuf {
+        self.pack_dir
+            .clone()
+            .unwrap_or_else(|| pack::default_pack_dir_for(self.pack_kind()))
     }
 }

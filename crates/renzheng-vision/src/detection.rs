@@ -4,23 +4,23 @@
 use image::RgbImage;
 use ort::value::TensorRef;
 
-use crate::analysis::FaceBox;
 use crate::config::{DetectionConfig, DetectionMode};
 use crate::detector::{self, Detection, DetectorParams};
 use crate::error::EngineError;
 use crate::geometry::{Point, Rect};
 use crate::runtime::SessionPool;
+use crate::yunet::YunetFace;
 
 /// Applies the scaling rule of `cfg` to `img`: `run` detects faces in the image it is
 /// given (the network at its own scale); the boxes come back in `img`'s coordinates.
 ///
 /// The rule takes the detector as a function so that it is one piece of logic whatever
 /// runs the network, and can be checked without one.
-pub(crate) fn detect_scaled(
+pub(crate) fn detect_scaled<D: Rescale>(
     img: &RgbImage,
     cfg: &DetectionConfig,
-    mut run: impl FnMut(&RgbImage) -> Result<Vec<Detection>, EngineError>,
-) -> Result<Vec<Detection>, EngineError> {
+    mut run: impl FnMut(&RgbImage) -> Result<Vec<D>, EngineError>,
+) -> Result<Vec<D>, EngineError> {
     if cfg.mode == DetectionMode::Exact {
         return run(img);
     }
@@ -43,24 +43,40 @@ pub(crate) fn detect_scaled(
     Ok(dets)
 }
 
-/// Maps boxes found in the original scaled by `scale` back to the original.
-fn to_original(dets: Vec<Detection>, scale: f64) -> Vec<Detection> {
+/// A detection that can be mapped back from a scaled copy of the photo.
+pub(crate) trait Rescale {
+    /// The detection in the original, when it was found in the original scaled by `scale`.
+    fn to_original(self, scale: f64) -> Self;
+}
+
+impl Rescale for Detection {
+    fn to_original(self, scale: f64) -> Self {
+        // Pixel centres: original x ↦ scaled (x + 0.5)·s − 0.5, and back.
+        let back = |v: i64| (((v as f64) + 0.5) / scale - 0.5).round() as i64;
+        Detection {
+            rect: Rect::new(
+                back(self.rect.left),
+                back(self.rect.top),
+                back(self.rect.right),
+                back(self.rect.bottom),
+            ),
+            score: self.score,
+        }
+    }
+}
+
+impl Rescale for YunetFace {
+    fn to_original(self, scale: f64) -> Self {
+        self.rescaled(scale as f32)
+    }
+}
+
+/// Maps detections found in the original scaled by `scale` back to the original.
+fn to_original<D: Rescale>(dets: Vec<D>, scale: f64) -> Vec<D> {
     if scale == 1.0 {
         return dets;
     }
-    // Pixel centres: original x ↦ scaled (x + 0.5)·s − 0.5, and back.
-    let back = |v: i64| (((v as f64) + 0.5) / scale - 0.5).round() as i64;
-    dets.into_iter()
-        .map(|d| Detection {
-            rect: Rect::new(
-                back(d.rect.left),
-                back(d.rect.top),
-                back(d.rect.right),
-                back(d.rect.bottom),
-            ),
-            score: d.score,
-        })
-        .collect()
+    dets.into_iter().map(|d| d.to_original(scale)).collect()
 }
 
 /// Runs the detector network on `img` as it is (one tiled pyramid, one inference) and
@@ -95,24 +111,24 @@ pub(crate) fn run_detector(
     })
 }
 
-/// Puts the face to verify first: the largest, and among faces of about the same size
+/// Puts the face (anything with a box: `rect` gives it) to verify first: the largest, and among faces of about the same size
 /// (within 10 % of the largest area) the one nearest the centre — the subject of a photo
 /// is framed, bystanders are not. The rest follow by decreasing size.
-pub(crate) fn order_faces(faces: &mut [FaceBox], (w, h): (u32, u32)) {
-    faces.sort_by_key(|f| std::cmp::Reverse(f.rect.area()));
-    let Some(largest) = faces.first().map(|f| f.rect.area() as f64) else {
+pub(crate) fn order_by_rect<T>(faces: &mut [T], rect: impl Fn(&T) -> Rect, (w, h): (u32, u32)) {
+    faces.sort_by_key(|f| std::cmp::Reverse(rect(f).area()));
+    let Some(largest) = faces.first().map(|f| rect(f).area() as f64) else {
         return;
     };
     let centre = Point::new(f64::from(w) / 2.0, f64::from(h) / 2.0);
     let best = faces
         .iter()
         .enumerate()
-        .take_while(|(_, f)| f.rect.area() as f64 >= 0.9 * largest)
+        .take_while(|(_, f)| rect(f).area() as f64 >= 0.9 * largest)
         .min_by(|(_, a), (_, b)| {
-            a.rect
+            rect(a)
                 .center()
                 .distance(centre)
-                .total_cmp(&b.rect.center().distance(centre))
+                .total_cmp(&rect(b).center().distance(centre))
         })
         .map(|(i, _)| i)
         .unwrap_or(0);
@@ -152,6 +168,7 @@ fn box_reduce(img: &RgbImage, k: u32) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::FaceBox;
 
     #[test]
     fn box_reduce_averages_blocks() {
@@ -172,12 +189,12 @@ mod tests {
         };
         // Two equal faces: the one nearer the centre of a 250×250 photo goes first.
         let mut faces = vec![face(164, 60, 80), face(92, 84, 80), face(0, 0, 40)];
-        order_faces(&mut faces, (250, 250));
+        order_by_rect(&mut faces, |f| f.rect, (250, 250));
         assert_eq!(faces[0].rect.left, 92);
         assert_eq!(faces.len(), 3);
         // A clearly larger face wins even off-centre.
         let mut faces = vec![face(100, 100, 60), face(0, 0, 100)];
-        order_faces(&mut faces, (250, 250));
+        order_by_rect(&mut faces, |f| f.rect, (250, 250));
         assert_eq!(faces[0].rect.left, 0);
     }
 

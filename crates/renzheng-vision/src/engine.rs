@@ -1,11 +1,15 @@
-//! [`Engine`]: the verified pack, the session pools and the landmark model, and the
-//! pipeline that strings them together.
+//! [`Engine`]: the verified pack, the session pools and the models, and the pipeline that
+//! strings them together. The pack's manifest decides the pipeline ([`Pipeline`]): dlib's
+//! (MMOD → shape predictor → 150×150 chip → ResNet, Euclidean) or YuNet + SFace (YuNet's
+//! boxes and five points → 112×112 ArcFace crop → SFace, cosine). Both run behind the same
+//! methods and the same [`FaceEngine`] trait; only the parts differ.
 
 use std::path::Path;
 use std::time::Instant;
 
 use image::RgbImage;
 
+use crate::align;
 use crate::analysis::{Analysis, AnalyzedFace, FaceBox, StageTimings};
 use crate::config::EngineConfig;
 use crate::decode;
@@ -15,11 +19,28 @@ use crate::error::EngineError;
 use crate::face_engine::FaceEngine;
 use crate::geometry::{Point, Rect};
 use crate::landmarks::ShapePredictor;
-use crate::pack::{self, ModelPack};
-use crate::quality;
+use crate::pack::{self, DlibPipeline, ModelPack, Pipeline, YunetSfacePipeline};
+use crate::quality::{self, FacePoints, QualityThresholds};
 use crate::recognition;
 use crate::runtime::{self, SessionPool};
-use crate::score::{Comparison, Embedding, VerdictThresholds};
+use crate::score::{Comparison, Embedding, Metric, VerdictThresholds};
+use crate::sface;
+use crate::yunet::{self, YunetFace};
+
+/// The loaded parts of one pipeline.
+enum Parts {
+    Dlib {
+        spec: DlibPipeline,
+        detector: SessionPool,
+        recognizer: SessionPool,
+        shape: ShapePredictor,
+    },
+    YunetSface {
+        spec: YunetSfacePipeline,
+        detector: SessionPool,
+        recognizer: SessionPool,
+    },
+}
 
 /// The loaded engine. Cheap to share (`Arc<Engine>`); every method is blocking CPU work and
 /// belongs off the async runtime.
@@ -27,65 +48,117 @@ pub struct Engine {
     pack: ModelPack,
     config: EngineConfig,
     thresholds: VerdictThresholds,
-    detector: SessionPool,
-    recognizer: SessionPool,
-    shape: ShapePredictor,
+    quality: QualityThresholds,
+    parts: Parts,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("pack", &self.pack.manifest().pack_id)
-            .field("sessions", &self.detector.size())
+            .field("sessions", &self.config.sessions)
             .finish()
     }
 }
 
+/// One face found, with its landmarks when the detector gives them.
+struct Found {
+    rect: Rect,
+    score: f32,
+    landmarks: Option<Vec<Point>>,
+}
+
 impl Engine {
     /// Verifies the pack, loads ONNX Runtime and creates the session pools.
+    ///
+    /// When the configuration names a pack kind, the pack found must be of that kind.
     pub fn open(config: &EngineConfig) -> Result<Self, EngineError> {
-        let pack = ModelPack::open(&config.pack_dir)?;
+        let dir = config.resolved_pack_dir();
+        let pack = ModelPack::open(&dir)?;
         let m = pack.manifest().clone();
-        let thresholds = config.verdict.unwrap_or(m.thresholds);
+        if let Some(kind) = config.pack {
+            if !kind.matches(&m.pipeline) {
+                return Err(EngineError::pack(
+                    &dir,
+                    format!(
+                        "pack {} is not a `{kind}` pack; install it with `renzheng models install --pack {kind}` or point the pack directory at one",
+                        m.pack_id
+                    ),
+                ));
+            }
+        }
+        let thresholds = config
+            .verdict
+            .unwrap_or(m.thresholds)
+            .with_default_score_map(m.score_map());
         thresholds
             .validate()
-            .map_err(|e| EngineError::pack(&config.pack_dir, e))?;
+            .map_err(|e| EngineError::pack(&dir, e))?;
+        let quality = config
+            .quality
+            .as_deref()
+            .copied()
+            .or(m.quality)
+            .unwrap_or_default();
         let env = runtime::environment(&pack.path(&m.runtime.file))?;
-        let detector = SessionPool::new(
-            &env,
-            &pack.path(&m.detector.file),
-            config.sessions,
-            config.intra_threads,
-        )?;
-        let recognizer = SessionPool::new(
-            &env,
-            &pack.path(&m.recognition.file),
-            config.sessions,
-            config.intra_threads,
-        )?;
-        let shape = ShapePredictor::load(&pack.path(&m.landmarks.file))?;
-        if shape.num_landmarks() != 5 {
-            return Err(EngineError::pack(
-                pack.path(&m.landmarks.file),
-                format!(
-                    "expected a 5-point model, found {} points",
-                    shape.num_landmarks()
-                ),
-            ));
-        }
+        let pool = |file: &str| {
+            SessionPool::new(
+                &env,
+                &pack.path(file),
+                config.sessions,
+                config.intra_threads,
+            )
+        };
+        let parts = match m.pipeline {
+            Pipeline::Dlib(spec) => {
+                let shape = ShapePredictor::load(&pack.path(&spec.landmarks.file))?;
+                if shape.num_landmarks() != 5 {
+                    return Err(EngineError::pack(
+                        pack.path(&spec.landmarks.file),
+                        format!(
+                            "expected a 5-point model, found {} points",
+                            shape.num_landmarks()
+                        ),
+                    ));
+                }
+                Parts::Dlib {
+                    detector: pool(&spec.detector.file)?,
+                    recognizer: pool(&spec.recognition.file)?,
+                    shape,
+                    spec,
+                }
+            }
+            Pipeline::YunetSface(spec) => {
+                if spec.landmarks.source != "detector"
+                    || spec.landmarks.num_landmarks != 5
+                    || spec.alignment.points.len() != 5
+                    || spec.alignment.estimator != "umeyama"
+                    || spec.alignment.interpolation != "bilinear"
+                {
+                    return Err(EngineError::pack(
+                        &dir,
+                        "this build aligns five detector landmarks to a template (umeyama, bilinear) only",
+                    ));
+                }
+                Parts::YunetSface {
+                    detector: pool(&spec.detector.file)?,
+                    recognizer: pool(&spec.recognition.file)?,
+                    spec,
+                }
+            }
+        };
         Ok(Self {
             pack,
             config: config.clone(),
             thresholds,
-            detector,
-            recognizer,
-            shape,
+            quality,
+            parts,
         })
     }
 
     /// The id of the embedding model; enrolled embeddings are only comparable with the same id.
     pub fn model_id(&self) -> &str {
-        &self.pack.manifest().recognition.id
+        self.pack.manifest().model_id()
     }
 
     /// The pack's manifest.
@@ -103,6 +176,16 @@ impl Engine {
         &self.thresholds
     }
 
+    /// The quality limits in force (the configuration's, else the pack's).
+    pub fn quality_thresholds(&self) -> &QualityThresholds {
+        &self.quality
+    }
+
+    /// How embeddings are compared (the pack's metric).
+    pub fn metric(&self) -> Metric {
+        self.pack.manifest().metric
+    }
+
     /// Decodes and analyses a photo.
     pub fn analyze(&self, bytes: &[u8]) -> Result<Analysis, EngineError> {
         let t0 = Instant::now();
@@ -117,33 +200,53 @@ impl Engine {
     pub fn analyze_image(&self, img: &RgbImage) -> Result<Analysis, EngineError> {
         let mut timings = StageTimings::default();
         let t = Instant::now();
-        let mut faces: Vec<FaceBox> = self
-            .detect(img)?
-            .into_iter()
-            .map(|d| FaceBox {
-                rect: d.rect,
-                score: d.score,
+        let mut found = self.find(img)?;
+        detection::order_by_rect(&mut found, |f| f.rect, img.dimensions());
+        let faces: Vec<FaceBox> = found
+            .iter()
+            .map(|f| FaceBox {
+                rect: f.rect,
+                score: f.score,
             })
             .collect();
-        detection::order_faces(&mut faces, img.dimensions());
         timings.detect = t.elapsed();
 
-        let face = match faces.first() {
+        let face = match found.into_iter().next() {
             None => None,
             Some(best) => {
                 let t = Instant::now();
-                let landmarks = self.shape.predict(img, best.rect);
+                let (landmarks, points) = match (&self.parts, best.landmarks) {
+                    (_, Some(lm)) => {
+                        let points = FacePoints::from_yunet(&lm);
+                        (lm, points)
+                    }
+                    (Parts::Dlib { shape, .. }, None) => {
+                        let lm = shape.predict(img, best.rect);
+                        let points = FacePoints::from_dlib(&lm);
+                        (lm, points)
+                    }
+                    (Parts::YunetSface { .. }, None) => {
+                        return Err(EngineError::BadOutput("YuNet gave no landmarks".into()))
+                    }
+                };
                 timings.landmarks = t.elapsed();
 
                 let t = Instant::now();
                 let chip = self.face_chip(img, &landmarks);
+                let extent = match &self.parts {
+                    Parts::Dlib { .. } => best.rect,
+                    Parts::YunetSface { spec, .. } => {
+                        align::footprint(&landmarks, &spec.alignment.points, spec.alignment.size)
+                            .unwrap_or(best.rect)
+                    }
+                };
                 let quality = quality::assess(
-                    &landmarks,
+                    points,
                     &chip,
-                    best.rect,
+                    extent,
                     img.dimensions(),
                     best.score,
-                    &self.config.quality,
+                    &self.quality,
                 );
                 timings.align = t.elapsed();
 
@@ -171,33 +274,101 @@ impl Engine {
         })
     }
 
-    /// Compares two embeddings under the thresholds in force.
+    /// Every face the detector finds, with the detector's landmarks when it gives them.
+    fn find(&self, img: &RgbImage) -> Result<Vec<Found>, EngineError> {
+        Ok(match &self.parts {
+            Parts::Dlib { .. } => self
+                .detect(img)?
+                .into_iter()
+                .map(|d| Found {
+                    rect: d.rect,
+                    score: d.score,
+                    landmarks: None,
+                })
+                .collect(),
+            Parts::YunetSface { .. } => self
+                .detect_yunet(img)?
+                .into_iter()
+                .map(|f| Found {
+                    rect: f.rect(),
+                    score: f.score,
+                    landmarks: Some(f.points()),
+                })
+                .collect(),
+        })
+    }
+
+    /// Compares two embeddings under the pack's metric and the thresholds in force.
     pub fn compare(&self, a: &Embedding, b: &Embedding) -> Comparison {
-        Comparison::new(a, b, &self.thresholds)
+        Comparison::with_metric(a, b, self.metric(), &self.thresholds)
     }
 
     /// Finds faces, in original coordinates, in the order the detector ranks them.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>, EngineError> {
-        let params = &self.pack.manifest().detector.params;
-        let min_score = self.config.detection.min_score;
+        match &self.parts {
+            Parts::Dlib { spec, detector, .. } => {
+                let params = &spec.detector.params;
+                let min_score = self.config.detection.min_score;
+                detection::detect_scaled(img, &self.config.detection, |scaled| {
+                    detection::run_detector(detector, params, min_score, scaled)
+                })
+            }
+            Parts::YunetSface { .. } => Ok(self
+                .detect_yunet(img)?
+                .into_iter()
+                .map(|f| Detection {
+                    rect: f.rect(),
+                    score: f.score,
+                })
+                .collect()),
+        }
+    }
+
+    /// YuNet's faces (real-valued boxes and five landmarks, original coordinates), best
+    /// score first; the detection scaling rule of the configuration applies. An error on a
+    /// pack without YuNet.
+    pub fn detect_yunet(&self, img: &RgbImage) -> Result<Vec<YunetFace>, EngineError> {
+        let Parts::YunetSface { spec, detector, .. } = &self.parts else {
+            return Err(EngineError::Unsupported(
+                "this pack's detector is not YuNet",
+            ));
+        };
         detection::detect_scaled(img, &self.config.detection, |scaled| {
-            detection::run_detector(&self.detector, params, min_score, scaled)
+            yunet::detect(detector, &spec.detector.params, scaled)
         })
     }
 
-    /// Predicts the five landmarks of the face in `rect`.
-    pub fn landmarks(&self, img: &RgbImage, rect: Rect) -> Vec<Point> {
-        self.shape.predict(img, rect)
+    /// Predicts the five landmarks of the face in `rect` with the pack's landmark model
+    /// (an error on a pack whose landmarks come from its detector).
+    pub fn landmarks(&self, img: &RgbImage, rect: Rect) -> Result<Vec<Point>, EngineError> {
+        match &self.parts {
+            Parts::Dlib { shape, .. } => Ok(shape.predict(img, rect)),
+            Parts::YunetSface { .. } => Err(EngineError::Unsupported(
+                "this pack's landmarks come from its detector",
+            )),
+        }
     }
 
-    /// Cuts the aligned chip for `landmarks` out of `img`.
+    /// Cuts the aligned chip the recognizer takes for `landmarks` out of `img`.
     pub fn face_chip(&self, img: &RgbImage, landmarks: &[Point]) -> RgbImage {
-        recognition::face_chip(&self.pack.manifest().recognition, img, landmarks)
+        match &self.parts {
+            Parts::Dlib { spec, .. } => recognition::face_chip(&spec.recognition, img, landmarks),
+            Parts::YunetSface { spec, .. } => {
+                align::crop(img, landmarks, &spec.alignment.points, spec.alignment.size)
+            }
+        }
     }
 
-    /// Embeds aligned chips in one batch.
+    /// Embeds aligned chips (one batch where the network allows it).
     pub fn embed_chips(&self, chips: &[RgbImage]) -> Result<Vec<Embedding>, EngineError> {
-        recognition::embed_chips(&self.recognizer, &self.pack.manifest().recognition, chips)
+        match &self.parts {
+            Parts::Dlib {
+                spec, recognizer, ..
+            } => recognition::embed_chips(recognizer, &spec.recognition, chips),
+            Parts::YunetSface {
+                spec, recognizer, ..
+            } => sface::embed(recognizer, &spec.recognition, spec.alignment.size, chips),
+        }
     }
 
     /// The pack directory.
@@ -213,6 +384,10 @@ impl FaceEngine for Engine {
 
     fn thresholds(&self) -> &VerdictThresholds {
         Engine::thresholds(self)
+    }
+
+    fn metric(&self) -> Metric {
+        Engine::metric(self)
     }
 
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError> {

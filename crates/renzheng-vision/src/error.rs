@@ -82,6 +82,9 @@ pub enum EngineError {
     /// ONNX Runtime could not be loaded or a session failed.
     #[error("ONNX Runtime: {0}")]
     Runtime(String),
+    /// The operation does not exist for this pack's pipeline.
+    #[error("not available with this model pack: {0}")]
+    Unsupported(&'static str),
     /// A model produced output of an unexpected shape.
     #[error("model output: {0}")]
     BadOutput(String),

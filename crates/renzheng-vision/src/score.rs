@@ -9,6 +9,11 @@
 //!
 //! It is strictly decreasing, 0.5 at d = 0.5, ≈ 0.84 at d = 0.4, ≈ 0.16 at d = 0.6. The map
 //! never changes; only the two verdict thresholds move, and they are reported in both units.
+//!
+//! Other packs compare differently: the pack's manifest names its [`Metric`] (Euclidean
+//! for dlib, cosine for SFace, whose *distance* is `1 − cos`, so that smaller is always
+//! more alike) and may carry its own fixed [`ScoreMap`] (centre and width of the same
+//! logistic), because a distance of 0.5 means different things to different networks.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,15 +36,110 @@ impl Embedding {
     }
 }
 
-const SCORE_CENTRE: f64 = 0.5;
-const SCORE_WIDTH: f64 = 0.06;
-
-/// The documented distance → score map.
-pub fn score_from_distance(distance: f64) -> f64 {
-    if !distance.is_finite() {
-        return 0.0;
+impl Embedding {
+    /// Cosine similarity to `other` in [−1, 1] (0 when either is zero or the dimensions
+    /// differ).
+    pub fn cosine(&self, other: &Embedding) -> f64 {
+        if self.0.len() != other.0.len() {
+            return 0.0;
+        }
+        let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+        for (a, b) in self.0.iter().zip(&other.0) {
+            let (a, b) = (f64::from(*a), f64::from(*b));
+            dot += a * b;
+            na += a * a;
+            nb += b * b;
+        }
+        if na == 0.0 || nb == 0.0 {
+            return 0.0;
+        }
+        dot / (na.sqrt() * nb.sqrt())
     }
-    1.0 / (1.0 + ((distance - SCORE_CENTRE) / SCORE_WIDTH).exp())
+
+    /// The same vector scaled to unit length (unchanged when it is zero).
+    pub fn l2_normalized(mut self) -> Embedding {
+        let n = self
+            .0
+            .iter()
+            .map(|v| f64::from(*v).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        if n > 0.0 {
+            for v in &mut self.0 {
+                *v = (f64::from(*v) / n) as f32;
+            }
+        }
+        self
+    }
+}
+
+/// How two embeddings of a pack are compared; the pack's manifest says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Euclidean distance (dlib's ResNet).
+    #[default]
+    Euclidean,
+    /// Cosine distance `1 − cos(a, b)`, in [0, 2] (SFace).
+    Cosine,
+}
+
+impl Metric {
+    /// The distance between `a` and `b` under this metric (infinite when the dimensions
+    /// differ: embeddings of different networks never compare).
+    pub fn distance(self, a: &Embedding, b: &Embedding) -> f64 {
+        if a.0.len() != b.0.len() {
+            return f64::INFINITY;
+        }
+        match self {
+            Metric::Euclidean => a.distance(b),
+            Metric::Cosine => 1.0 - a.cosine(b),
+        }
+    }
+}
+
+/// A fixed, strictly decreasing distance → score map,
+/// `score(d) = 1 / (1 + exp((d − centre) / width))`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreMap {
+    /// The distance that scores 0.5.
+    pub centre: f64,
+    /// How fast the score falls around the centre.
+    pub width: f64,
+}
+
+impl Default for ScoreMap {
+    /// dlib's map (centre 0.5, width 0.06), documented in the module.
+    fn default() -> Self {
+        Self {
+            centre: 0.5,
+            width: 0.06,
+        }
+    }
+}
+
+impl ScoreMap {
+    /// The score of `distance` (0 for a non-finite distance).
+    pub fn score(&self, distance: f64) -> f64 {
+        if !distance.is_finite() {
+            return 0.0;
+        }
+        1.0 / (1.0 + ((distance - self.centre) / self.width).exp())
+    }
+
+    /// Checks that the map is usable; a message for the operator when not.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.centre.is_finite() && self.width.is_finite() && self.width > 0.0) {
+            return Err("the score map needs a finite centre and a positive width".into());
+        }
+        Ok(())
+    }
+}
+
+/// The documented distance → score map of the dlib pack ([`ScoreMap::default`]).
+pub fn score_from_distance(distance: f64) -> f64 {
+    ScoreMap::default().score(distance)
 }
 
 /// What the comparison says.
@@ -62,14 +162,20 @@ pub struct VerdictThresholds {
     pub same_max_distance: f64,
     /// Distances at or above this are "different people".
     pub different_min_distance: f64,
+    /// The distance → score map; `None` means the pack's own (and dlib's, for a bare
+    /// value), so that configuration overriding only the two thresholds keeps the pack's
+    /// map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<ScoreMap>,
 }
 
 impl Default for VerdictThresholds {
-    /// Calibrated on East-Asian impostors first; see `docs/calibration.md`.
+    /// The dlib pack's, calibrated on East-Asian impostors first; see `docs/calibration.md`.
     fn default() -> Self {
         Self {
             same_max_distance: 0.39,
             different_min_distance: 0.70,
+            score: None,
         }
     }
 }
@@ -80,6 +186,9 @@ impl VerdictThresholds {
         let ok = |v: f64| v.is_finite() && v > 0.0 && v < 2.0;
         if !ok(self.same_max_distance) || !ok(self.different_min_distance) {
             return Err("verdict thresholds must be distances in (0, 2)".into());
+        }
+        if let Some(map) = &self.score {
+            map.validate()?;
         }
         if self.same_max_distance > self.different_min_distance {
             return Err(format!(
@@ -101,11 +210,25 @@ impl VerdictThresholds {
         }
     }
 
+    /// The score map in force.
+    pub fn score_map(&self) -> ScoreMap {
+        self.score.unwrap_or_default()
+    }
+
+    /// The thresholds with `map` as their score map unless they name one already.
+    pub fn with_default_score_map(self, map: Option<ScoreMap>) -> Self {
+        Self {
+            score: self.score.or(map),
+            ..self
+        }
+    }
+
     /// The thresholds expressed as scores: (same, different).
     pub fn as_scores(&self) -> (f64, f64) {
+        let map = self.score_map();
         (
-            score_from_distance(self.same_max_distance),
-            score_from_distance(self.different_min_distance),
+            map.score(self.same_max_distance),
+            map.score(self.different_min_distance),
         )
     }
 }
@@ -113,21 +236,31 @@ impl VerdictThresholds {
 /// The result of comparing two embeddings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Comparison {
-    /// Euclidean distance.
+    /// The distance under the pack's [`Metric`].
     pub distance: f64,
-    /// [`score_from_distance`] of the distance.
+    /// The thresholds' [`ScoreMap`] of the distance.
     pub score: f64,
     /// The band the distance falls in.
     pub verdict: Verdict,
 }
 
 impl Comparison {
-    /// Compares `a` and `b` under `thresholds`.
+    /// Compares `a` and `b` by Euclidean distance under `thresholds`.
     pub fn new(a: &Embedding, b: &Embedding, thresholds: &VerdictThresholds) -> Self {
-        let distance = a.distance(b);
+        Self::with_metric(a, b, Metric::Euclidean, thresholds)
+    }
+
+    /// Compares `a` and `b` under `metric` and `thresholds`.
+    pub fn with_metric(
+        a: &Embedding,
+        b: &Embedding,
+        metric: Metric,
+        thresholds: &VerdictThresholds,
+    ) -> Self {
+        let distance = metric.distance(a, b);
         Self {
             distance,
-            score: score_from_distance(distance),
+            score: thresholds.score_map().score(distance),
             verdict: thresholds.verdict(distance),
         }
     }
@@ -179,6 +312,7 @@ mod tests {
         let t = VerdictThresholds {
             same_max_distance: 0.4,
             different_min_distance: 0.55,
+            score: None,
         };
         assert_eq!(t.verdict(0.4), Verdict::Same);
         assert_eq!(t.verdict(0.5), Verdict::Uncertain);
@@ -187,7 +321,8 @@ mod tests {
         assert!(s > d);
         assert!(VerdictThresholds {
             same_max_distance: 0.6,
-            different_min_distance: 0.5
+            different_min_distance: 0.5,
+            score: None,
         }
         .validate()
         .is_err());
@@ -202,6 +337,45 @@ mod tests {
         assert!(same.score < t.as_scores().0);
         let diff = Comparison::new(&a, &Embedding(vec![0.9]), &t);
         assert_eq!(diff.capped(&t), diff);
+    }
+
+    #[test]
+    fn cosine_metric_and_its_score_map() {
+        let a = Embedding(vec![3.0, 4.0]).l2_normalized();
+        assert!((a.0[0] - 0.6).abs() < 1e-7 && (a.0[1] - 0.8).abs() < 1e-7);
+        let b = Embedding(vec![4.0, -3.0]);
+        assert!(Metric::Cosine.distance(&a, &b) - 1.0 < 1e-12);
+        assert!(Metric::Cosine.distance(&a, &a).abs() < 1e-7);
+        assert_eq!(
+            Metric::Cosine.distance(&a, &Embedding(vec![1.0])),
+            f64::INFINITY
+        );
+        let t = VerdictThresholds {
+            same_max_distance: 0.6,
+            different_min_distance: 0.8,
+            score: Some(ScoreMap {
+                centre: 0.7,
+                width: 0.05,
+            }),
+        };
+        let c = Comparison::with_metric(&a, &a, Metric::Cosine, &t);
+        assert_eq!(c.verdict, Verdict::Same);
+        assert!(c.score > 0.99);
+        let (same, different) = t.as_scores();
+        assert!((same - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-12);
+        assert!(different < 0.5 && same > 0.5);
+        // A configured override of the thresholds alone keeps the pack's map.
+        let cfg = VerdictThresholds::default().with_default_score_map(t.score);
+        assert_eq!(cfg.score_map(), t.score.unwrap());
+        assert!(VerdictThresholds {
+            score: Some(ScoreMap {
+                centre: 0.7,
+                width: 0.0
+            }),
+            ..t
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl TestEngine {
             thresholds: VerdictThresholds {
                 same_max_distance: 0.39,
                 different_min_distance: 0.70,
+                score: None,
             },
             limits: DecodeLimits::default(),
             delay: Duration::ZERO,

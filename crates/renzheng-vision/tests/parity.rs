@@ -95,7 +95,7 @@ fn check_set(set: &str, step: usize) -> Stats {
 
             // Landmarks and the embedding from dlib's own box, so each stage is judged
             // on its own.
-            let lm = engine.landmarks(&img, grect);
+            let lm = engine.landmarks(&img, grect).expect("landmarks");
             let lme = lm
                 .iter()
                 .zip(&gf.landmarks)

@@ -1,12 +1,42 @@
-//! The production pipeline on real photos: `shared/faces/bad_inputs` must be refused,
-//! flagged or scored low as its `labels.csv` says, and clean photos must pass the quality
-//! gate.
+//! The production pipeline on real photos, for every model pack: `shared/faces/bad_inputs`
+//! must be refused, flagged or scored low as its `labels.csv` says, and clean photos must
+//! pass the quality gate. Each check is a function of the pack; `both_packs!` makes one
+//! test of it per pack.
 
 mod common;
 
 use std::collections::HashMap;
 
-use renzheng_vision::{Analysis, EngineError, Outcome, Verdict};
+use std::sync::Arc;
+
+use renzheng_vision::{Analysis, Engine, EngineError, Outcome, PackKind, Verdict};
+
+/// One `#[test]` per pack for each `fn check(kind: PackKind)`.
+macro_rules! both_packs {
+    ($($check:ident => $dlib:ident, $sface:ident;)*) => {$(
+        #[test]
+        fn $dlib() {
+            $check(PackKind::Dlib)
+        }
+        #[test]
+        fn $sface() {
+            $check(PackKind::Sface)
+        }
+    )*};
+}
+
+both_packs! {
+    bad_inputs_are_handled_as_labelled => bad_inputs_dlib, bad_inputs_sface;
+    corrupt_files_are_clean_image_errors => corrupt_files_dlib, corrupt_files_sface;
+    edge_formats_decode_upright_and_match_their_owner => edge_formats_dlib, edge_formats_sface;
+    clean_photos_pass_the_quality_gate => clean_photos_dlib, clean_photos_sface;
+    mutated_files_decode_or_fail_cleanly => mutated_files_dlib, mutated_files_sface;
+    odd_shapes_analyse_without_panic => odd_shapes_dlib, odd_shapes_sface;
+}
+
+fn engine(kind: PackKind) -> Arc<Engine> {
+    common::pack_engine(kind)
+}
 
 struct Label {
     file: String,
@@ -32,14 +62,15 @@ fn labels() -> Vec<Label> {
         .collect()
 }
 
-fn analyse(file: &str) -> Result<Analysis, EngineError> {
+fn analyse(kind: PackKind, file: &str) -> Result<Analysis, EngineError> {
     let bytes = std::fs::read(common::faces_dir().join("bad_inputs").join(file)).expect("read");
-    common::auto_engine().analyze(&bytes)
+    engine(kind).analyze(&bytes)
 }
 
 /// The best verdict of `a` against the clean reference photos of `identity`, as the
 /// service would give it (warnings cap "same").
 fn verdict_against_references(
+    kind: PackKind,
     a: &Analysis,
     identity: &str,
     refs: &HashMap<String, Vec<Analysis>>,
@@ -52,7 +83,7 @@ fn verdict_against_references(
         .collect();
     // The service's rule (renzheng-server's check service): the nearest reference decides,
     // and a photo with a quality warning is capped at "can't tell".
-    let engine = common::auto_engine();
+    let engine = engine(kind);
     let best = embeddings
         .iter()
         .filter(|r| r.0.len() == face.embedding.0.len())
@@ -66,16 +97,23 @@ fn verdict_against_references(
     Some(best.verdict)
 }
 
-#[test]
-fn bad_inputs_are_handled_as_labelled() {
+fn bad_inputs_are_handled_as_labelled(kind: PackKind) {
     let labels = labels();
     let mut refs: HashMap<String, Vec<Analysis>> = HashMap::new();
     for l in labels.iter().filter(|l| l.category == "reference") {
-        let a = analyse(&l.file).expect("reference photos decode");
+        let a = analyse(kind, &l.file).expect("reference photos decode");
         assert_eq!(
             a.outcome(),
             Outcome::Usable,
             "reference {} must pass",
+            l.file
+        );
+        // A clean portrait shows one person: a background detection would make enrolment
+        // refuse it as "several faces".
+        assert_eq!(
+            a.faces.len(),
+            1,
+            "{kind}: reference {} shows one face",
             l.file
         );
         refs.entry(l.identity.clone()).or_default().push(a);
@@ -83,8 +121,8 @@ fn bad_inputs_are_handled_as_labelled() {
 
     let mut failures = Vec::new();
     for l in labels.iter().filter(|l| l.category != "reference") {
-        let result = analyse(&l.file);
-        let kind = l.expected.split(':').next().unwrap_or_default();
+        let result = analyse(kind, &l.file);
+        let expectation = l.expected.split(':').next().unwrap_or_default();
         let refused = match &result {
             Err(EngineError::Image(_)) => true,
             Err(e) => panic!("{}: engine failure {e}", l.file),
@@ -93,9 +131,9 @@ fn bad_inputs_are_handled_as_labelled() {
         let verdict = result
             .as_ref()
             .ok()
-            .and_then(|a| verdict_against_references(a, &l.identity, &refs));
+            .and_then(|a| verdict_against_references(kind, a, &l.identity, &refs));
         let multiple = result.as_ref().is_ok_and(|a| a.faces.len() > 1);
-        let ok = match kind {
+        let ok = match expectation {
             // Processed, and not mistaken for somebody else.
             "accept" => !refused && verdict != Some(Verdict::Different),
             "reject" => refused,
@@ -118,19 +156,18 @@ fn bad_inputs_are_handled_as_labelled() {
     }
     assert!(
         failures.is_empty(),
-        "mishandled bad inputs:\n{}",
+        "{kind}: mishandled bad inputs:\n{}",
         failures.join("\n")
     );
 }
 
-#[test]
-fn corrupt_files_are_clean_image_errors() {
+fn corrupt_files_are_clean_image_errors(kind: PackKind) {
     for file in [
         "corrupt/zero_bytes.jpg",
         "corrupt/text_named_jpg.jpg",
         "corrupt/Zhu_Rongji_0003_truncated40pct.jpg",
     ] {
-        match analyse(file) {
+        match analyse(kind, file) {
             Err(EngineError::Image(e)) => eprintln!("{file}: {e}"),
             other => panic!(
                 "{file}: expected an image error, got {:?}",
@@ -140,9 +177,8 @@ fn corrupt_files_are_clean_image_errors() {
     }
 }
 
-#[test]
-fn edge_formats_decode_upright_and_match_their_owner() {
-    let engine = common::auto_engine();
+fn edge_formats_decode_upright_and_match_their_owner(kind: PackKind) {
+    let engine = engine(kind);
     let read = |f: &str| std::fs::read(common::faces_dir().join("bad_inputs").join(f)).unwrap();
     for (probe, reference) in [
         (
@@ -187,9 +223,8 @@ fn edge_formats_decode_upright_and_match_their_owner() {
 }
 
 /// No clean photo of the evaluation sets is refused (false-refusal rate; aim below 1 %).
-#[test]
-fn clean_photos_pass_the_quality_gate() {
-    let engine = common::auto_engine();
+fn clean_photos_pass_the_quality_gate(kind: PackKind) {
+    let engine = engine(kind);
     let (mut total, mut refused) = (0, Vec::new());
     for set in ["lfw_eastasian_dev", "lfw_fold1", "celeb5", "fr_examples"] {
         let root = common::faces_dir().join(set);
@@ -214,7 +249,7 @@ fn clean_photos_pass_the_quality_gate() {
     }
     let rate = refused.len() as f64 / total as f64;
     eprintln!(
-        "clean photos refused: {}/{total} ({:.2} %)",
+        "{kind}: clean photos refused: {}/{total} ({:.2} %)",
         refused.len(),
         rate * 100.0
     );
@@ -223,8 +258,7 @@ fn clean_photos_pass_the_quality_gate() {
 
 /// Damaged files never panic or break the pipeline: every byte-level mutation of real
 /// JPEG, PNG and WebP photos is either analysed or refused with a typed image error.
-#[test]
-fn mutated_files_decode_or_fail_cleanly() {
+fn mutated_files_decode_or_fail_cleanly(kind: PackKind) {
     let files = [
         "reference/Hu_Jintao/Hu_Jintao_0002.jpg",
         "edge_format/obama2_rgba_32bit.png",
@@ -264,7 +298,7 @@ fn mutated_files_decode_or_fail_cleanly() {
                 }
             }
             // The whole pipeline, not just the decoder: whatever decodes is analysed.
-            let outcome = std::panic::catch_unwind(|| common::auto_engine().analyze(&bytes));
+            let outcome = std::panic::catch_unwind(|| engine(kind).analyze(&bytes));
             match outcome {
                 Ok(Ok(_)) => decoded += 1,
                 Ok(Err(EngineError::Image(_))) => refused += 1,
@@ -279,9 +313,8 @@ fn mutated_files_decode_or_fail_cleanly() {
 
 /// Degenerate shapes (1×1, a 1-pixel line, a thin strip, a flat colour) go through the
 /// whole pipeline without a panic and simply find no face.
-#[test]
-fn odd_shapes_analyse_without_panic() {
-    let engine = common::auto_engine();
+fn odd_shapes_analyse_without_panic(kind: PackKind) {
+    let engine = engine(kind);
     for (w, h) in [
         (1, 1),
         (1, 1000),

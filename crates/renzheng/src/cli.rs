@@ -14,6 +14,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// The model pack (`dlib` or `sface`); overrides `engine.pack` / `RENZHENG_ENGINE__PACK`.
+    #[arg(long, global = true, value_name = "PACK")]
+    pub pack: Option<renzheng_vision::PackKind>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -72,6 +76,20 @@ pub enum RegistryCommand {
         /// The folder.
         dir: PathBuf,
         /// The CSV (default: the only `.csv` file in the folder).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compute the active pack's embeddings for everyone who lacks them (after switching
+    /// packs): from the kept photos (`keep_photos`), or with `--from`, by re-importing the
+    /// operator's photo folder (same layout as `import`).
+    Reembed {
+        /// Re-import this folder instead of using kept photos.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// With `--from`: the CSV (default: the only `.csv` file in the folder).
         #[arg(long)]
         csv: Option<PathBuf>,
         /// Print the summary as JSON.

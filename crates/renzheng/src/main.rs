@@ -28,7 +28,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(pack) = cli.pack {
+        settings.engine.pack = Some(pack);
+    }
     if matches!(cli.command, Command::Serve) {
         // The service logs structured lines to stdout.
         init_subscriber(get_subscriber(

@@ -37,6 +37,7 @@ macro_rules! store_suite {
             audit_is_purged_by_age,
             events_round_trip_newest_first,
             remove_unlinks_person_events,
+            persons_without_a_model_and_kept_photos,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
@@ -434,4 +435,28 @@ pub async fn remove_unlinks_person_events(store: &dyn Store) {
     assert_eq!(events.len(), 2, "events stay, unlinked");
     assert_eq!(events[1].target, None);
     assert_eq!(events[0].target.as_deref(), Some(bob().masked().as_str()));
+}
+
+pub async fn persons_without_a_model_and_kept_photos(store: &dyn Store) {
+    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    store.upsert_person(&bob(), &name("李四")).await.unwrap();
+    let mut old = portrait(1);
+    old.model_id = "dlib-face-recognition-resnet-v1".to_owned();
+    old.photo = Some(b"sealed photo".to_vec());
+    store.add_portrait(&alice(), old.clone()).await.unwrap();
+    store.add_portrait(&bob(), old).await.unwrap();
+    store.add_portrait(&bob(), portrait(2)).await.unwrap();
+    // Bob has a portrait of the new model, Alice only of the old one.
+    let missing = store.persons_without_model("sface-2021dec").await.unwrap();
+    assert_eq!(missing, vec![alice()]);
+    assert!(store
+        .persons_without_model("dlib-face-recognition-resnet-v1")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.kept_photos(&alice()).await.unwrap(),
+        vec![b"sealed photo".to_vec()]
+    );
+    assert_eq!(store.kept_photos(&bob()).await.unwrap().len(), 1);
 }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use renzheng_vision::{DetectionMode, Engine, EngineConfig};
+use renzheng_vision::{DetectionMode, Engine, EngineConfig, PackKind};
 
 /// `shared/faces`: `$RENZHENG_SHARED_DIR/faces`, else `../shared/faces` beside the checkout.
 pub fn faces_dir() -> PathBuf {
@@ -22,12 +22,33 @@ pub fn faces_dir() -> PathBuf {
     dir
 }
 
-fn open(mode: DetectionMode) -> Engine {
-    let mut cfg = EngineConfig::default();
+fn open_pack(kind: PackKind, mode: DetectionMode) -> Engine {
+    let mut cfg = EngineConfig {
+        pack: Some(kind),
+        ..EngineConfig::default()
+    };
     cfg.detection.mode = mode;
     Engine::open(&cfg).unwrap_or_else(|e| {
-        panic!("cannot open the model pack ({e}); run `renzheng models install` first")
+        panic!("cannot open the {kind} model pack ({e}); run `renzheng models install --pack {kind}` first")
     })
+}
+
+fn open(mode: DetectionMode) -> Engine {
+    // These tests hold the dlib pack to dlib's own answers, whatever the default pack is.
+    open_pack(PackKind::Dlib, mode)
+}
+
+/// The production (auto-scaling) engine of a pack kind, loaded once per test binary.
+pub fn pack_engine(kind: PackKind) -> Arc<Engine> {
+    static DLIB: OnceLock<Arc<Engine>> = OnceLock::new();
+    static SFACE: OnceLock<Arc<Engine>> = OnceLock::new();
+    let cell = match kind {
+        PackKind::Dlib => return auto_engine(),
+        PackKind::Sface => &SFACE,
+    };
+    let _ = &DLIB;
+    cell.get_or_init(|| Arc::new(open_pack(kind, DetectionMode::Auto)))
+        .clone()
 }
 
 /// The engine in dlib-exact detection mode (no scaling), loaded once per test binary.

@@ -21,7 +21,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn engine_config(settings: &Settings) -> anyhow::Result<EngineConfig> {
     let pack_dir = crate::vision_cli::models::require_installed(&settings.engine)?;
     Ok(EngineConfig {
-        pack_dir,
+        pack_dir: Some(pack_dir),
         ..settings.engine.clone()
     })
 }

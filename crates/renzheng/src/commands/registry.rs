@@ -1,4 +1,4 @@
-//! `renzheng registry add|import|remove|show`.
+//! `renzheng registry add|import|reembed|remove|show`.
 //!
 //! Output never shows a name or ID number in clear: people are printed masked, and photo
 //! file names (which are ID numbers) are printed with their ID part masked.
@@ -28,6 +28,16 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             add(settings, name, id_number, &photos, json)
         }
         RegistryCommand::Import { dir, csv, json } => import(settings, &dir, csv.as_deref(), json),
+        RegistryCommand::Reembed {
+            from: Some(dir),
+            csv,
+            json,
+        } => import(settings, &dir, csv.as_deref(), json),
+        RegistryCommand::Reembed {
+            from: None,
+            csv: _,
+            json,
+        } => reembed(settings, json),
         RegistryCommand::Remove { id_number } => {
             let id = parse_id(&Stdin::new().or_read(id_number, "ID number")?)?;
             with_app(settings, |app| async move {
@@ -97,6 +107,32 @@ impl Stdin {
             })?;
         Ok(line.trim().to_owned())
     }
+}
+
+/// Re-embeds from kept photos; lists (masked) who still needs a re-import.
+fn reembed(settings: &Settings, json: bool) -> anyhow::Result<()> {
+    let summary = with_app(settings, |app| async move {
+        let result = app.reembed(&Actor::Cli).await.map_err(explain);
+        (app, result)
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).expect("a summary serialises")
+        );
+        return Ok(());
+    }
+    println!(
+        "{} person(s) lacked embeddings of {}; {} re-embedded from kept photos ({} portrait(s))",
+        summary.missing, summary.model_id, summary.reembedded, summary.portraits
+    );
+    for id in &summary.without_photo {
+        println!("  {id}: no kept photo; re-import with `renzheng registry reembed --from DIR`");
+    }
+    for id in &summary.refused {
+        println!("  {id}: no kept photo is usable with this pack; enrol a new portrait");
+    }
+    Ok(())
 }
 
 fn parse_id(raw: &str) -> anyhow::Result<IdNumber> {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use renzheng_vision::pack::Pipeline;
 use renzheng_vision::runtime::{self, SessionPool};
 use renzheng_vision::{Engine, EngineConfig, EngineError, StageTimings};
 use serde::Serialize;
@@ -201,17 +202,21 @@ fn run_pass(
     Ok(out.into_inner().expect("lock"))
 }
 
-/// Times `session.run` alone on a prepared 1×3×150×150 input.
+/// Times `session.run` alone on a prepared 1×3×size×size input (150 for dlib's ResNet,
+/// 112 for SFace).
 fn bare_recognition_times(engine: &Engine, n: usize) -> anyhow::Result<Vec<Duration>> {
     let m = engine.manifest();
     let env = runtime::environment(&engine.pack_dir().join(&m.runtime.file))?;
     let pool = SessionPool::new(
         &env,
-        &engine.pack_dir().join(&m.recognition.file),
+        &engine.pack_dir().join(m.pipeline.recognition_file()),
         1,
         engine.config().intra_threads,
     )?;
-    let size = m.recognition.chip_size;
+    let (size, input_name) = match &m.pipeline {
+        Pipeline::Dlib(p) => (p.recognition.chip_size, "chip"),
+        Pipeline::YunetSface(p) => (p.alignment.size as usize, p.recognition.input.as_str()),
+    };
     let data: Vec<f32> = (0..3 * size * size)
         .map(|i| ((i % 251) as f32 - 125.0) / 256.0)
         .collect();
@@ -221,7 +226,7 @@ fn bare_recognition_times(engine: &Engine, n: usize) -> anyhow::Result<Vec<Durat
             let input =
                 ort::value::TensorRef::from_array_view(([1usize, 3, size, size], data.as_slice()))?;
             let start = Instant::now();
-            let out = session.run(ort::inputs!["chip" => input])?;
+            let out = session.run(ort::inputs![input_name => input])?;
             let elapsed = start.elapsed();
             drop(out);
             if i >= 10 {

@@ -126,7 +126,7 @@ pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
     for p in &pairs {
         let (a, b) = (&analysed[&p.x], &analysed[&p.y]);
         let distance = match (&a.embedding, &b.embedding) {
-            (Some(ea), Some(eb)) => Some(ea.distance(eb)),
+            (Some(ea), Some(eb)) => Some(engine.metric().distance(ea, eb)),
             _ => None,
         };
         let warned = a.quality.as_ref().is_some_and(|q| q.warned())
@@ -146,7 +146,7 @@ pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
                 p.y.clone(),
                 u8::from(p.same).to_string(),
                 d.map(|d| format!("{d:.6}")).unwrap_or_default(),
-                d.map(|d| format!("{:.6}", renzheng_vision::score_from_distance(d)))
+                d.map(|d| format!("{:.6}", engine.thresholds().score_map().score(d)))
                     .unwrap_or_default(),
                 r.to_string(),
             ])?;

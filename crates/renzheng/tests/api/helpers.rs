@@ -183,7 +183,7 @@ pub fn engine() -> Arc<Engine> {
                 Ok(engine) => Arc::new(engine),
                 Err(e) => panic!(
                     "the face engine cannot load its model pack from {}: {e}. Run `renzheng models install` (or set RENZHENG_MODELS_DIR to an installed pack).",
-                    config.pack_dir.display()
+                    config.resolved_pack_dir().display()
                 ),
             }
         })
