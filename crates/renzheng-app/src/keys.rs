@@ -1,4 +1,5 @@
-//! The generated keys: the audit hashing key and the photo encryption key.
+//! The generated keys: the audit hashing key, the template sealing key and the photo
+//! encryption key.
 //!
 //! Both are 32 random bytes, written once (hex, mode 0600, in a 0700 directory) on first
 //! use and read back afterwards, so that audit hashes stay comparable across restarts and
@@ -21,6 +22,8 @@ use crate::settings::Settings;
 pub const AUDIT_KEY_FILE: &str = "audit.key";
 /// File name of the generated photo key.
 pub const PHOTO_KEY_FILE: &str = "photo.key";
+/// File name of the generated key that seals face templates in the database.
+pub const TEMPLATE_KEY_FILE: &str = "template.key";
 
 /// Problems with a key file.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,16 @@ pub fn photo_cipher(settings: &Settings) -> Result<Option<PhotoCipher>, KeyError
     }
     let key = load_or_create_key(&key_path(settings, PHOTO_KEY_FILE)?)?;
     Ok(Some(PhotoCipher::new(&key)))
+}
+
+/// The key that seals face templates in the database, generated once in the key
+/// directory. Losing it loses the templates (re-enrol, or `registry reembed` from kept
+/// photos); back it up apart from the database.
+pub fn template_key(settings: &Settings) -> Result<renzheng_store::TemplateKey, KeyError> {
+    let path = key_path(settings, TEMPLATE_KEY_FILE)?;
+    let key = load_or_create_key(&path)?;
+    renzheng_store::TemplateKey::from_bytes(&key)
+        .ok_or_else(|| KeyError::Corrupt(path.display().to_string()))
 }
 
 /// The directory of generated keys: `key_dir`, else `$XDG_CONFIG_HOME/renzheng/keys`,
@@ -220,6 +233,8 @@ mod tests {
         };
         let key = audit_key(&settings).unwrap();
         assert!(photo_cipher(&settings).unwrap().is_some());
+        template_key(&settings).unwrap();
+        assert!(dir.path().join("keys").join(TEMPLATE_KEY_FILE).exists());
         assert!(dir.path().join("keys").join(AUDIT_KEY_FILE).exists());
         assert!(dir.path().join("keys").join(PHOTO_KEY_FILE).exists());
         assert!(!settings.data_dir.join(AUDIT_KEY_FILE).exists());

@@ -115,7 +115,8 @@ impl App {
     pub async fn open(settings: Settings, engine: EngineSource) -> Result<Self, OpenError> {
         settings.validate()?;
         let path = settings.database_path();
-        let sqlite = SqliteStore::open(&path)
+        let templates = keys::template_key(&settings)?;
+        let sqlite = SqliteStore::open(&path, templates)
             .await
             .map_err(|source| OpenError::Store {
                 path: path.display().to_string(),

@@ -1,6 +1,96 @@
-//! The on-disk form of face embeddings, shared by every backend.
+//! The on-disk form of face embeddings, shared by every backend: little-endian `f32`s,
+//! sealed with XChaCha20-Poly1305 under the template key.
+//!
+//! A face template is biometric data: a copy of the database must not be a copy of the
+//! faces. The sealed form is `nonce (24 bytes) ‖ ciphertext`, authenticated together with
+//! the portrait's ID number and model id, so a template moved to another person or model
+//! does not open.
+
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::XChaCha20Poly1305;
 
 use crate::StoreError;
+
+/// The key that seals face templates at rest (32 bytes). Kept by the application outside
+/// the data directory, like the other keys.
+#[derive(Clone)]
+pub struct TemplateKey(XChaCha20Poly1305);
+
+impl std::fmt::Debug for TemplateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TemplateKey(****)")
+    }
+}
+
+impl TemplateKey {
+    /// A key from 32 bytes; `None` for any other length.
+    pub fn from_bytes(key: &[u8]) -> Option<Self> {
+        XChaCha20Poly1305::new_from_slice(key).ok().map(TemplateKey)
+    }
+
+    /// A fresh random key, for stores that live no longer than the process (tests).
+    pub fn random() -> Self {
+        TemplateKey(XChaCha20Poly1305::new(&XChaCha20Poly1305::generate_key(
+            &mut OsRng,
+        )))
+    }
+
+    /// Seals `values` for the portrait of `id_number` made by `model_id`.
+    pub fn seal(&self, id_number: &str, model_id: &str, values: &[f32]) -> Vec<u8> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let aad = associated_data(id_number, model_id);
+        let sealed = self
+            .0
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &encode_embedding(values),
+                    aad: &aad,
+                },
+            )
+            .expect("sealing a slice cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        out
+    }
+
+    /// Opens what [`seal`](Self::seal) made for the same ID number and model.
+    pub fn open(
+        &self,
+        id_number: &str,
+        model_id: &str,
+        blob: &[u8],
+    ) -> Result<Vec<f32>, StoreError> {
+        if blob.len() < 24 {
+            return Err(StoreError::Corrupt("sealed template is too short".into()));
+        }
+        let (nonce, sealed) = blob.split_at(24);
+        let aad = associated_data(id_number, model_id);
+        let clear = self
+            .0
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| {
+                StoreError::Corrupt(
+                    "a face template does not open with the template key (wrong key, or the row was altered)".into(),
+                )
+            })?;
+        decode_embedding(&clear)
+    }
+}
+
+fn associated_data(id_number: &str, model_id: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(id_number.len() + model_id.len() + 1);
+    aad.extend_from_slice(id_number.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(model_id.as_bytes());
+    aad
+}
 
 /// Encodes an embedding as consecutive little-endian `f32`s.
 ///
@@ -52,5 +142,27 @@ mod tests {
                 Err(StoreError::Corrupt(_))
             ));
         }
+    }
+
+    #[test]
+    fn sealed_templates_open_only_for_their_person_model_and_key() {
+        let key = TemplateKey::random();
+        let values = vec![0.25f32, -1.5, f32::MIN_POSITIVE];
+        let blob = key.seal("11010519491231002X", "m1", &values);
+        assert!(
+            !blob.windows(4).any(|w| w == 0.25f32.to_le_bytes()),
+            "no clear value in the blob"
+        );
+        assert_eq!(key.open("11010519491231002X", "m1", &blob).unwrap(), values);
+        for (id, model) in [("11010519491231002X", "m2"), ("330106199003070022", "m1")] {
+            assert!(matches!(
+                key.open(id, model, &blob),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        assert!(TemplateKey::random()
+            .open("11010519491231002X", "m1", &blob)
+            .is_err());
+        assert!(key.open("11010519491231002X", "m1", &blob[..10]).is_err());
     }
 }

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use renzheng_domain::{IdNumber, PersonName};
 
 pub use app::{App, AppCode, AppCodeHash, AppId};
-pub use embedding::{decode_embedding, encode_embedding};
+pub use embedding::{decode_embedding, encode_embedding, TemplateKey};
 pub use error::StoreError;
 pub use model::{
     AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, NewPortrait, Person, PersonRecord,

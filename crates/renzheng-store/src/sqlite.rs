@@ -14,8 +14,8 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use crate::{
-    decode_embedding, encode_embedding, now_ms, AdminEvent, AdminEventRecord, App, AppCodeHash,
-    AppId, AuditEntry, AuditRecord, NewPortrait, Person, PersonRecord, Portrait, Store, StoreError,
+    decode_embedding, now_ms, AdminEvent, AdminEventRecord, App, AppCodeHash, AppId, AuditEntry,
+    AuditRecord, NewPortrait, Person, PersonRecord, Portrait, Store, StoreError, TemplateKey,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -32,6 +32,8 @@ const MAX_CONNECTIONS: u32 = 8;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Seals face templates at rest.
+    templates: TemplateKey,
 }
 
 impl SqliteStore {
@@ -40,8 +42,10 @@ impl SqliteStore {
     ///
     /// Directories it creates are private (0700) and the database file is created 0600
     /// (SQLite gives its `-wal` and `-shm` files the database's mode); an existing database
-    /// file is made 0600 too. Deleted rows are overwritten (`secure_delete`).
-    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+    /// file is made 0600 too. Deleted rows are overwritten (`secure_delete`). Face
+    /// templates are sealed with `templates`; clear ones left by an older release are
+    /// sealed on opening.
+    pub async fn open(path: impl AsRef<Path>, templates: TemplateKey) -> Result<Self, StoreError> {
         let path = path.as_ref().to_owned();
         tokio::task::spawn_blocking({
             let path = path.clone();
@@ -65,7 +69,7 @@ impl SqliteStore {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Self::migrated(pool, templates).await
     }
 
     /// Moves every committed page from the write-ahead log into the database and empties
@@ -80,7 +84,8 @@ impl SqliteStore {
         }
     }
 
-    /// A private in-memory database, for tests.
+    /// A private in-memory database, for tests (its template key is random: the data dies
+    /// with the process anyway).
     pub async fn in_memory() -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?
             .foreign_keys(true)
@@ -95,7 +100,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Self::migrated(pool, TemplateKey::random()).await
     }
 
     /// Waits for in-flight queries and closes every connection.
@@ -103,9 +108,42 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
+    async fn migrated(pool: SqlitePool, templates: TemplateKey) -> Result<Self, StoreError> {
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let store = SqliteStore { pool, templates };
+        store.seal_clear_templates().await?;
+        Ok(store)
+    }
+
+    /// Seals the templates an older release stored in clear, in one transaction (with
+    /// `secure_delete`, the clear bytes are overwritten).
+    async fn seal_clear_templates(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, id_number, model_id, embedding FROM portraits WHERE sealed = 0",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let id_number: String = row.try_get("id_number")?;
+            let model_id: String = row.try_get("model_id")?;
+            let values = decode_embedding(row.try_get::<&[u8], _>("embedding")?)?;
+            sqlx::query("UPDATE portraits SET embedding = ?, sealed = 1 WHERE id = ?")
+                .bind(self.templates.seal(&id_number, &model_id, &values))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if !rows.is_empty() {
+            tracing::info!(
+                portraits = rows.len(),
+                "sealed face templates stored in clear by an older release"
+            );
+            self.checkpoint().await;
+        }
+        Ok(())
     }
 }
 
@@ -144,7 +182,19 @@ fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
     })
 }
 
-fn portrait_from_row(row: &SqliteRow) -> Result<Portrait, StoreError> {
+/// A portrait row of the person `id_number`, its template opened with `templates`.
+fn portrait_from_row(
+    row: &SqliteRow,
+    id_number: &IdNumber,
+    templates: &TemplateKey,
+) -> Result<Portrait, StoreError> {
+    let model_id: String = row.try_get("model_id")?;
+    let blob = row.try_get::<&[u8], _>("embedding")?;
+    let embedding = if row.try_get::<bool, _>("sealed")? {
+        templates.open(id_number.as_str(), &model_id, blob)?
+    } else {
+        decode_embedding(blob)?
+    };
     let quality = row
         .try_get::<Option<String>, _>("quality")?
         .map(|text| {
@@ -154,8 +204,8 @@ fn portrait_from_row(row: &SqliteRow) -> Result<Portrait, StoreError> {
         .transpose()?;
     Ok(Portrait {
         id: row.try_get("id")?,
-        model_id: row.try_get("model_id")?,
-        embedding: decode_embedding(row.try_get::<&[u8], _>("embedding")?)?,
+        model_id,
+        embedding,
         quality,
         has_photo: row.try_get("has_photo")?,
         created_at: row.try_get("created_at")?,
@@ -271,12 +321,15 @@ impl Store for SqliteStore {
         for portrait in portraits {
             let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
             sqlx::query(
-                "INSERT INTO portraits (id_number, model_id, embedding, quality, photo, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
+                 VALUES (?, ?, ?, 1, ?, ?, ?)",
             )
             .bind(id.as_str())
             .bind(&portrait.model_id)
-            .bind(encode_embedding(&portrait.embedding))
+            .bind(
+                self.templates
+                    .seal(id.as_str(), &portrait.model_id, &portrait.embedding),
+            )
             .bind(quality)
             .bind(portrait.photo)
             .bind(now)
@@ -294,12 +347,15 @@ impl Store for SqliteStore {
         }
         let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
         let row = sqlx::query(
-            "INSERT INTO portraits (id_number, model_id, embedding, quality, photo, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
+             VALUES (?, ?, ?, 1, ?, ?, ?) RETURNING id",
         )
         .bind(id.as_str())
         .bind(&portrait.model_id)
-        .bind(encode_embedding(&portrait.embedding))
+        .bind(
+            self.templates
+                .seal(id.as_str(), &portrait.model_id, &portrait.embedding),
+        )
         .bind(quality)
         .bind(portrait.photo)
         .bind(now_ms())
@@ -331,14 +387,14 @@ impl Store for SqliteStore {
             updated_at: row.try_get("updated_at")?,
         };
         let portraits = sqlx::query(
-            "SELECT id, model_id, embedding, quality, photo IS NOT NULL AS has_photo, created_at
+            "SELECT id, model_id, embedding, sealed, quality, photo IS NOT NULL AS has_photo, created_at
              FROM portraits WHERE id_number = ? ORDER BY id",
         )
         .bind(id.as_str())
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(portrait_from_row)
+        .map(|row| portrait_from_row(row, id, &self.templates))
         .collect::<Result<_, _>>()?;
         tx.commit().await?;
         Ok(Some(PersonRecord { person, portraits }))
@@ -529,6 +585,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode_embedding;
 
     #[tokio::test]
     async fn in_memory_state_survives_across_calls() {
@@ -544,9 +601,12 @@ mod tests {
     #[tokio::test]
     async fn open_uses_wal_and_foreign_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("nested/dir/db.sqlite"))
-            .await
-            .unwrap();
+        let store = SqliteStore::open(
+            dir.path().join("nested/dir/db.sqlite"),
+            TemplateKey::random(),
+        )
+        .await
+        .unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&store.pool)
             .await
@@ -559,9 +619,69 @@ mod tests {
         assert_eq!(fk, 1);
         store.close().await;
         // Reopening applies no migration twice.
-        SqliteStore::open(dir.path().join("nested/dir/db.sqlite"))
+        SqliteStore::open(
+            dir.path().join("nested/dir/db.sqlite"),
+            TemplateKey::random(),
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn templates_are_sealed_at_rest_and_clear_ones_are_sealed_on_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let key = TemplateKey::from_bytes(&[7u8; 32]).unwrap();
+        let store = SqliteStore::open(&path, key.clone()).await.unwrap();
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        let name = PersonName::parse("张三").unwrap();
+        let values = vec![0.125f32; 8];
+        let portrait = |values: &[f32]| NewPortrait {
+            model_id: "m".into(),
+            embedding: values.to_vec(),
+            quality: None,
+            photo: None,
+        };
+        store
+            .enrol(&id, &name, vec![portrait(&values)])
             .await
             .unwrap();
+        let blob: Vec<u8> = sqlx::query_scalar("SELECT embedding FROM portraits")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_ne!(blob, encode_embedding(&values));
+        assert!(!blob.windows(4).any(|w| w == 0.125f32.to_le_bytes()));
+        // A row as an older release wrote it: clear.
+        sqlx::query(
+            "INSERT INTO portraits (id_number, model_id, embedding, created_at) VALUES (?, 'm', ?, 0)",
+        )
+        .bind(id.as_str())
+        .bind(encode_embedding(&[0.5f32; 8]))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        store.close().await;
+
+        let store = SqliteStore::open(&path, key).await.unwrap();
+        let clear: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portraits WHERE sealed = 0")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(clear, 0);
+        let record = store.get_person(&id).await.unwrap().unwrap();
+        let got: Vec<Vec<f32>> = record.portraits.into_iter().map(|p| p.embedding).collect();
+        assert_eq!(got, vec![values, vec![0.5f32; 8]]);
+        store.close().await;
+
+        // Another key opens the database but not its templates.
+        let store = SqliteStore::open(&path, TemplateKey::random())
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.get_person(&id).await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[tokio::test]

@@ -9,9 +9,12 @@ use tempfile::TempDir;
 /// that `open` has to create directories).
 async fn temp_store() -> (SqliteStore, TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open(dir.path().join("data").join("renzheng.db"))
-        .await
-        .expect("open SQLite store");
+    let store = SqliteStore::open(
+        dir.path().join("data").join("renzheng.db"),
+        renzheng_store::TemplateKey::random(),
+    )
+    .await
+    .expect("open SQLite store");
     (store, dir)
 }
 

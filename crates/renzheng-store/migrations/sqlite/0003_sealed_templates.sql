@@ -1,0 +1,4 @@
+-- Face templates are sealed with the template key (see embedding.rs). Rows written
+-- before this migration hold clear embeddings (sealed = 0) until the store, opened with
+-- its key, seals them.
+ALTER TABLE portraits ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0 CHECK (sealed IN (0, 1));
