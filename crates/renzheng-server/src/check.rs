@@ -232,22 +232,19 @@ const FIELDS: [&str; 4] = ["name", "idCard", "image", "imgUrl"];
 /// so); any other non-string value is refused with the field's name only, never its value.
 /// A field sent twice is refused.
 pub fn fields_from_json(body: &[u8]) -> Result<CheckFields, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::MalformedBody(format!(
-            "not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
+    // One parse: a syntax error is "not valid JSON", valid JSON of another type is "not
+    // an object".
+    let Members(members) = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::MalformedBody("the JSON body must be an object".into())
+        } else {
+            ApiError::MalformedBody(format!(
+                "not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        }
     })?;
-    if !value.is_object() {
-        return Err(ApiError::MalformedBody(
-            "the JSON body must be an object".into(),
-        ));
-    }
-    // Parsed a second time, members in order, only to find duplicates (the body is known
-    // to be valid JSON now, so this cannot fail differently).
-    let Members(members) = serde_json::from_slice(body)
-        .map_err(|_| ApiError::MalformedBody("the JSON body must be an object".into()))?;
     let mut seen = std::collections::HashSet::new();
     for (key, _) in &members {
         if !seen.insert(key.as_str()) {
