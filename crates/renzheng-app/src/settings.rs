@@ -387,6 +387,19 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_must_be_positive() {
+        for set in [
+            |s: &mut Settings| s.limits.header_read_timeout_ms = 0,
+            |s: &mut Settings| s.limits.max_connections = 0,
+        ] {
+            let mut s = Settings::default();
+            set(&mut s);
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("max_connections"), "{err}");
+        }
+    }
+
+    #[test]
     fn secrets_are_hidden_in_debug() {
         let s = Settings {
             admin_token: Some(Secret::new("a-very-secret-admin-token")),
