@@ -5,6 +5,8 @@ use std::fmt;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::AppPolicy;
+
 /// An app's identifier, `app_` followed by 16 hex digits.
 ///
 /// The id, not the AppCode, is what other records refer to, so that a code
@@ -113,7 +115,7 @@ impl AppCodeHash {
 }
 
 /// A registered app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct App {
     /// Its identifier.
     pub id: AppId,
@@ -125,6 +127,34 @@ pub struct App {
     pub enabled: bool,
     /// Creation time, unix milliseconds.
     pub created_at: i64,
+    /// Its AppKey, for signed requests; `None` for apps made before signatures.
+    pub app_key: Option<String>,
+    /// Its AppSecret, sealed by the application (never stored in clear).
+    pub secret_sealed: Option<Vec<u8>>,
+    /// Until when (unix ms) the AppCode replaced by the last rotation still works.
+    pub previous_code_until: Option<i64>,
+    /// Rate limit and alerting, as the operator set them.
+    pub policy: AppPolicy,
+}
+
+/// What registering an app stores.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    /// Display name.
+    pub name: String,
+    /// Hash of its AppCode.
+    pub code_hash: AppCodeHash,
+    /// Its AppKey.
+    pub app_key: String,
+    /// Its AppSecret, sealed.
+    pub secret_sealed: Vec<u8>,
+}
+
+/// A random AppKey: 20 hex digits (80 bits: unique, and no secret on its own).
+pub fn generate_app_key() -> String {
+    let mut bytes = [0u8; 10];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

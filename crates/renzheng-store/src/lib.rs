@@ -22,15 +22,20 @@
 mod app;
 mod embedding;
 mod error;
+mod metering;
 mod model;
 mod sqlite;
 
 use async_trait::async_trait;
 use renzheng_domain::{IdNumber, PersonName};
 
-pub use app::{App, AppCode, AppCodeHash, AppId};
+pub use app::{generate_app_key, App, AppCode, AppCodeHash, AppId, NewApp};
 pub use embedding::{decode_embedding, encode_embedding, TemplateKey};
 pub use error::StoreError;
+pub use metering::{
+    AlertKind, AlertRecord, AppPolicy, AttemptWindow, AuditQuery, Balance, Grant, NewAlert,
+    Package, QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle, UsageRow,
+};
 pub use model::{
     AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, NewPortrait, Person, PersonRecord,
     Portrait,
@@ -50,17 +55,160 @@ pub trait Store: Send + Sync {
     /// exiting, so that the database files are left checkpointed).
     async fn close(&self);
 
-    /// Registers a new, enabled app with a freshly generated id.
+    /// Registers a new, enabled app with a freshly generated id and the default policy.
     ///
     /// Fails with [`StoreError::Conflict`] if an app already has this code
-    /// hash.
-    async fn create_app(&self, name: &str, code_hash: &AppCodeHash) -> Result<App, StoreError>;
+    /// hash or AppKey.
+    async fn create_app(&self, new: &NewApp) -> Result<App, StoreError>;
 
-    /// The app whose AppCode hashes to `code_hash`, enabled or not.
+    /// The app whose AppCode hashes to `code_hash`, enabled or not: its current code, or
+    /// the code it replaced while that one's grace period lasts (at `now_ms`).
     async fn find_app_by_code_hash(
         &self,
         code_hash: &AppCodeHash,
+        now_ms: i64,
     ) -> Result<Option<App>, StoreError>;
+
+    /// The app with this AppKey, enabled or not.
+    async fn find_app_by_key(&self, app_key: &str) -> Result<Option<App>, StoreError>;
+
+    /// The app with this id.
+    async fn get_app(&self, id: &AppId) -> Result<Option<App>, StoreError>;
+
+    /// Replaces the app's AppCode; the old one keeps working until `previous_until` (unix
+    /// ms; `None`: it stops now). [`StoreError::NotFound`] without such an app.
+    async fn rotate_app_code(
+        &self,
+        id: &AppId,
+        code_hash: &AppCodeHash,
+        previous_until: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the app's AppKey and sealed AppSecret.
+    async fn set_app_secret(
+        &self,
+        id: &AppId,
+        app_key: &str,
+        secret_sealed: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the app's policy (rate limit, alert threshold, webhook).
+    async fn set_app_policy(&self, id: &AppId, policy: &AppPolicy) -> Result<(), StoreError>;
+
+    /// The package catalogue, active and retired, by price.
+    async fn list_packages(&self) -> Result<Vec<Package>, StoreError>;
+
+    /// One package by name.
+    async fn get_package(&self, name: &str) -> Result<Option<Package>, StoreError>;
+
+    /// Adds or replaces a package (grants already made keep their calls).
+    async fn put_package(&self, package: &Package) -> Result<(), StoreError>;
+
+    /// Adds `calls` to the app's balance, expiring at `expires_at`, with its ledger entry,
+    /// in one transaction. [`StoreError::NotFound`] without such an app.
+    async fn grant(
+        &self,
+        app_id: &AppId,
+        package: Option<&str>,
+        calls: i64,
+        expires_at: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Grant, StoreError>;
+
+    /// The app's balance at `now_ms`.
+    async fn balance(&self, app_id: &AppId, now_ms: i64) -> Result<Balance, StoreError>;
+
+    /// Holds one unit of the app's unexpired grant that expires first, atomically (never
+    /// more units held and charged than granted, whatever runs concurrently). The hold
+    /// lapses at `now_ms + hold_ms` unless settled.
+    async fn reserve_unit(
+        &self,
+        app_id: &AppId,
+        now_ms: i64,
+        hold_ms: i64,
+    ) -> Result<Reserved, StoreError>;
+
+    /// Writes a check's audit row and settles its reservation, in one transaction: a
+    /// charge adds its ledger entry and marks the row charged. Returns whether it was
+    /// charged. A charge whose hold has lapsed (reclaimed) is taken from any grant with
+    /// room, or not charged (and logged) when none has.
+    async fn finish_check(&self, entry: &AuditEntry, settle: Settle) -> Result<bool, StoreError>;
+
+    /// Gives back every unit whose hold lapsed before `now_ms` (a node died between
+    /// reserve and settle); returns how many.
+    async fn reclaim_reservations(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// The ledger's totals against the audit rows since `since_ms`, for one app.
+    async fn reconcile(&self, app_id: &AppId, since_ms: i64) -> Result<Reconciliation, StoreError>;
+
+    /// Takes one request from the app's rate (GCRA: `interval_us` between requests,
+    /// `burst` at once). `Ok(None)` when allowed; `Ok(Some(ms))` when not, with how long
+    /// to wait.
+    async fn take_rate(
+        &self,
+        app_id: &AppId,
+        now_ms: i64,
+        interval_us: i64,
+        burst: u32,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Counts one attempt on an ID number (by keyed hash) for an app, unless the current
+    /// minute or day already holds `per_minute` / `per_day` of them (0: no limit); then
+    /// nothing is counted and the full window is returned.
+    async fn count_attempt(
+        &self,
+        app_id: &AppId,
+        id_hash: &str,
+        now_ms: i64,
+        per_minute: u32,
+        per_day: u32,
+    ) -> Result<Option<AttemptWindow>, StoreError>;
+
+    /// Uses a signature nonce: `true` the first time within its window, `false` when it
+    /// was already used and has not expired (a replay).
+    async fn use_nonce(
+        &self,
+        app_id: &AppId,
+        nonce: &str,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets what has expired by `now_ms`: nonces, attempt windows, lapsed holds
+    /// (reclaimed). Returns the number of rows removed.
+    async fn purge_expired(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// A page of the audit log, newest first.
+    async fn audit_page(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Checks per day (days in UTC + `offset_ms`) and result code, for one app or all,
+    /// arrived in `[from_ms, to_ms)`.
+    async fn usage(
+        &self,
+        app_id: Option<&AppId>,
+        from_ms: i64,
+        to_ms: i64,
+        offset_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError>;
+
+    /// Records an alert unless one of the same app, kind and period exists; returns its
+    /// id when recorded.
+    async fn record_alert(&self, alert: &NewAlert) -> Result<Option<i64>, StoreError>;
+
+    /// Notes a delivery attempt of an alert's webhook.
+    async fn alert_attempted(
+        &self,
+        id: i64,
+        delivered_at: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// The most recent alerts, of one app or all, newest first.
+    async fn recent_alerts(
+        &self,
+        app_id: Option<&AppId>,
+        limit: u32,
+    ) -> Result<Vec<AlertRecord>, StoreError>;
 
     /// All apps, oldest first.
     async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
@@ -104,7 +252,8 @@ pub trait Store: Send + Sync {
     /// existed.
     async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError>;
 
-    /// Appends an audit entry.
+    /// Appends an audit entry (of something that reserved nothing; see
+    /// [`finish_check`](Self::finish_check)).
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
     /// Deletes the audit records made before `before_ms` (unix milliseconds); returns how

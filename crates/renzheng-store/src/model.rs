@@ -186,6 +186,8 @@ pub struct AuditRecord {
     pub latency_ms: u64,
     /// Machine-readable error code.
     pub error_code: Option<String>,
+    /// Whether the check was charged to the app's balance.
+    pub charged: bool,
 }
 
 /// An operator's mutation, for the events log.

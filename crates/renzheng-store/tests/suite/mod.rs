@@ -8,8 +8,12 @@
 
 use renzheng_domain::{IdNumber, PersonName};
 use renzheng_store::{
-    AdminEvent, AppCode, AppCodeHash, AppId, AuditEntry, NewPortrait, Store, StoreError,
+    generate_app_key, AdminEvent, AppCode, AppCodeHash, AppId, AuditEntry, NewApp, NewPortrait,
+    Store, StoreError,
 };
+
+mod metering;
+pub use metering::*;
 
 macro_rules! store_suite {
     ($make:expr) => {
@@ -38,6 +42,19 @@ macro_rules! store_suite {
             events_round_trip_newest_first,
             remove_unlinks_person_events,
             persons_without_a_model_and_kept_photos,
+            packages_are_seeded_and_editable,
+            grants_add_to_the_balance_and_the_ledger,
+            units_are_taken_oldest_expiry_first,
+            reservations_are_refused_when_exhausted_or_expired,
+            charges_and_releases_settle_holds_with_the_audit,
+            concurrent_reservations_never_overdraw,
+            lapsed_holds_are_given_back,
+            rate_limits_allow_a_burst_then_the_rate,
+            attempts_per_id_are_limited_per_minute_and_day,
+            nonces_are_single_use_within_their_window,
+            history_is_filtered_and_paged,
+            alerts_are_recorded_once_per_period,
+            app_codes_rotate_with_a_grace_period,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
@@ -54,6 +71,18 @@ pub(crate) use store_suite;
 
 const DIMS: usize = 128;
 const AUDIT_KEY: &[u8] = b"suite audit key, 32 bytes long..";
+
+/// "Now" for the operations that take the caller's clock (2026-12-01T00:00:00Z).
+const NOW: i64 = 1_796_083_200_000;
+
+fn new_app(name: &str, code_hash: &AppCodeHash) -> NewApp {
+    NewApp {
+        name: name.to_owned(),
+        code_hash: code_hash.clone(),
+        app_key: generate_app_key(),
+        secret_sealed: vec![7; 40],
+    }
+}
 
 fn id(s: &str) -> IdNumber {
     IdNumber::parse(s).unwrap()
@@ -102,11 +131,11 @@ pub async fn ping_succeeds(store: &dyn Store) {
 
 pub async fn app_round_trip(store: &dyn Store) {
     let (code, hash) = AppCode::generate_with_hash();
-    let app = store.create_app("shop", &hash).await.unwrap();
+    let app = store.create_app(&new_app("shop", &hash)).await.unwrap();
     assert!(app.id.as_str().starts_with("app_"));
     assert!(app.enabled);
     let found = store
-        .find_app_by_code_hash(&AppCodeHash::of(code.expose()))
+        .find_app_by_code_hash(&AppCodeHash::of(code.expose()), NOW)
         .await
         .unwrap()
         .unwrap();
@@ -115,19 +144,25 @@ pub async fn app_round_trip(store: &dyn Store) {
 
 pub async fn duplicate_app_code_conflicts(store: &dyn Store) {
     let hash = AppCode::generate().hash();
-    store.create_app("first", &hash).await.unwrap();
-    let err = store.create_app("second", &hash).await.unwrap_err();
+    store.create_app(&new_app("first", &hash)).await.unwrap();
+    let err = store
+        .create_app(&new_app("second", &hash))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict("app")), "{err:?}");
     assert_eq!(store.list_apps().await.unwrap().len(), 1);
 }
 
 pub async fn unknown_app_code_finds_nothing(store: &dyn Store) {
     store
-        .create_app("shop", &AppCode::generate().hash())
+        .create_app(&new_app("shop", &AppCode::generate().hash()))
         .await
         .unwrap();
     let other = AppCode::generate().hash();
-    assert_eq!(store.find_app_by_code_hash(&other).await.unwrap(), None);
+    assert_eq!(
+        store.find_app_by_code_hash(&other, NOW).await.unwrap(),
+        None
+    );
 }
 
 pub async fn apps_are_listed_oldest_first(store: &dyn Store) {
@@ -135,7 +170,7 @@ pub async fn apps_are_listed_oldest_first(store: &dyn Store) {
     let mut created = Vec::new();
     for n in 0..3 {
         let app = store
-            .create_app(&format!("app {n}"), &AppCode::generate().hash())
+            .create_app(&new_app(&format!("app {n}"), &AppCode::generate().hash()))
             .await
             .unwrap();
         created.push(app);
@@ -147,12 +182,20 @@ pub async fn apps_are_listed_oldest_first(store: &dyn Store) {
 
 pub async fn app_can_be_disabled_and_enabled(store: &dyn Store) {
     let hash = AppCode::generate().hash();
-    let app = store.create_app("shop", &hash).await.unwrap();
+    let app = store.create_app(&new_app("shop", &hash)).await.unwrap();
     store.set_app_enabled(&app.id, false).await.unwrap();
-    let found = store.find_app_by_code_hash(&hash).await.unwrap().unwrap();
+    let found = store
+        .find_app_by_code_hash(&hash, NOW)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!found.enabled);
     store.set_app_enabled(&app.id, true).await.unwrap();
-    let found = store.find_app_by_code_hash(&hash).await.unwrap().unwrap();
+    let found = store
+        .find_app_by_code_hash(&hash, NOW)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(found.enabled);
 }
 

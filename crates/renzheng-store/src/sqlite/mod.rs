@@ -1,5 +1,7 @@
 //! The SQLite backend.
 
+mod metering;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,8 +16,10 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use crate::{
-    decode_embedding, now_ms, AdminEvent, AdminEventRecord, App, AppCodeHash, AppId, AuditEntry,
-    AuditRecord, NewPortrait, Person, PersonRecord, Portrait, Store, StoreError, TemplateKey,
+    decode_embedding, now_ms, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
+    AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, Grant, NewAlert,
+    NewApp, NewPortrait, Package, Person, PersonRecord, Portrait, Reconciliation, Reserved, Settle,
+    Store, StoreError, TemplateKey, UsageRow,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -170,15 +174,28 @@ fn private_database_file(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at";
+const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at, app_key, secret_sealed,
+    previous_code_until, rate_per_sec, rate_burst, alert_percent, webhook_url";
 
 fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
+    let alert_percent: i64 = row.try_get("alert_percent")?;
+    let rate_burst: Option<i64> = row.try_get("rate_burst")?;
     Ok(App {
         id: AppId::from(row.try_get::<String, _>("id")?),
         name: row.try_get("name")?,
         code_hash: AppCodeHash::from_stored(row.try_get("code_hash")?),
         enabled: row.try_get("enabled")?,
         created_at: row.try_get("created_at")?,
+        app_key: row.try_get("app_key")?,
+        secret_sealed: row.try_get("secret_sealed")?,
+        previous_code_until: row.try_get("previous_code_until")?,
+        policy: AppPolicy {
+            rate_per_sec: row.try_get("rate_per_sec")?,
+            rate_burst: rate_burst.and_then(|b| u32::try_from(b).ok()),
+            alert_percent: u8::try_from(alert_percent)
+                .map_err(|_| StoreError::Corrupt(format!("alert percent {alert_percent}")))?,
+            webhook_url: row.try_get("webhook_url")?,
+        },
     })
 }
 
@@ -230,6 +247,7 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
         latency_ms: u64::try_from(latency_ms)
             .map_err(|_| StoreError::Corrupt(format!("latency {latency_ms}")))?,
         error_code: row.try_get("error_code")?,
+        charged: row.try_get("charged")?,
     })
 }
 
@@ -244,40 +262,279 @@ impl Store for SqliteStore {
         SqliteStore::close(self).await;
     }
 
-    async fn create_app(&self, name: &str, code_hash: &AppCodeHash) -> Result<App, StoreError> {
-        let app = App {
-            id: AppId::generate(),
-            name: name.to_owned(),
-            code_hash: code_hash.clone(),
-            enabled: true,
-            created_at: now_ms(),
-        };
+    async fn create_app(&self, new: &NewApp) -> Result<App, StoreError> {
+        let id = AppId::generate();
         sqlx::query(
-            "INSERT INTO apps (id, name, code_hash, enabled, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO apps (id, name, code_hash, enabled, created_at, app_key, secret_sealed)
+             VALUES (?, ?, ?, 1, ?, ?, ?)",
         )
-        .bind(app.id.as_str())
-        .bind(&app.name)
-        .bind(app.code_hash.as_str())
-        .bind(app.enabled)
-        .bind(app.created_at)
+        .bind(id.as_str())
+        .bind(&new.name)
+        .bind(new.code_hash.as_str())
+        .bind(now_ms())
+        .bind(&new.app_key)
+        .bind(&new.secret_sealed)
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_write(e, "app", "app"))?;
-        Ok(app)
+        self.get_app(&id).await?.ok_or(StoreError::NotFound("app"))
     }
 
     async fn find_app_by_code_hash(
         &self,
         code_hash: &AppCodeHash,
+        now_ms: i64,
     ) -> Result<Option<App>, StoreError> {
-        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE code_hash = ?");
+        let sql = format!(
+            "SELECT {APP_COLUMNS} FROM apps WHERE code_hash = ?1
+             UNION ALL
+             SELECT {APP_COLUMNS} FROM apps
+             WHERE previous_code_hash = ?1 AND previous_code_until > ?2
+             LIMIT 1"
+        );
         sqlx::query(&sql)
             .bind(code_hash.as_str())
+            .bind(now_ms)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
             .map(app_from_row)
             .transpose()
+    }
+
+    async fn find_app_by_key(&self, app_key: &str) -> Result<Option<App>, StoreError> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE app_key = ?");
+        sqlx::query(&sql)
+            .bind(app_key)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(app_from_row)
+            .transpose()
+    }
+
+    async fn get_app(&self, id: &AppId) -> Result<Option<App>, StoreError> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?");
+        sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(app_from_row)
+            .transpose()
+    }
+
+    async fn rotate_app_code(
+        &self,
+        id: &AppId,
+        code_hash: &AppCodeHash,
+        previous_until: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE apps SET previous_code_hash = CASE WHEN ?2 IS NULL THEN NULL ELSE code_hash END,
+                             previous_code_until = ?2, code_hash = ?3
+             WHERE id = ?1",
+        )
+        .bind(id.as_str())
+        .bind(previous_until)
+        .bind(code_hash.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_write(e, "app code", "app"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("app"));
+        }
+        Ok(())
+    }
+
+    async fn set_app_secret(
+        &self,
+        id: &AppId,
+        app_key: &str,
+        secret_sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE apps SET app_key = ?, secret_sealed = ? WHERE id = ?")
+            .bind(app_key)
+            .bind(secret_sealed)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_write(e, "app key", "app"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("app"));
+        }
+        Ok(())
+    }
+
+    async fn set_app_policy(&self, id: &AppId, policy: &AppPolicy) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE apps SET rate_per_sec = ?, rate_burst = ?, alert_percent = ?, webhook_url = ?
+             WHERE id = ?",
+        )
+        .bind(policy.rate_per_sec)
+        .bind(policy.rate_burst.map(i64::from))
+        .bind(i64::from(policy.alert_percent))
+        .bind(policy.webhook_url.as_deref())
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_write(e, "app", "app"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("app"));
+        }
+        Ok(())
+    }
+
+    async fn list_packages(&self) -> Result<Vec<Package>, StoreError> {
+        sqlx::query("SELECT * FROM packages ORDER BY price_fen, calls, name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(metering::package_from_row)
+            .collect()
+    }
+
+    async fn get_package(&self, name: &str) -> Result<Option<Package>, StoreError> {
+        sqlx::query("SELECT * FROM packages WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(metering::package_from_row)
+            .transpose()
+    }
+
+    async fn put_package(&self, p: &Package) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO packages (name, title, calls, price_fen, valid_days, active)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET title = excluded.title, calls = excluded.calls,
+               price_fen = excluded.price_fen, valid_days = excluded.valid_days,
+               active = excluded.active",
+        )
+        .bind(&p.name)
+        .bind(&p.title)
+        .bind(p.calls)
+        .bind(p.price_fen)
+        .bind(p.valid_days)
+        .bind(p.active)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match e.as_database_error() {
+            Some(db) if db.is_check_violation() => StoreError::Invalid(
+                "a package has at least one call and a price of 0 or more".into(),
+            ),
+            _ => StoreError::Database(e),
+        })?;
+        Ok(())
+    }
+
+    async fn grant(
+        &self,
+        app_id: &AppId,
+        package: Option<&str>,
+        calls: i64,
+        expires_at: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Grant, StoreError> {
+        self.do_grant(app_id, package, calls, expires_at, now_ms)
+            .await
+    }
+
+    async fn balance(&self, app_id: &AppId, now_ms: i64) -> Result<Balance, StoreError> {
+        self.do_balance(app_id, now_ms).await
+    }
+
+    async fn reserve_unit(
+        &self,
+        app_id: &AppId,
+        now_ms: i64,
+        hold_ms: i64,
+    ) -> Result<Reserved, StoreError> {
+        self.do_reserve_unit(app_id, now_ms, hold_ms).await
+    }
+
+    async fn finish_check(&self, entry: &AuditEntry, settle: Settle) -> Result<bool, StoreError> {
+        self.do_finish_check(entry, settle).await
+    }
+
+    async fn reclaim_reservations(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.do_reclaim(now_ms).await
+    }
+
+    async fn reconcile(&self, app_id: &AppId, since_ms: i64) -> Result<Reconciliation, StoreError> {
+        self.do_reconcile(app_id, since_ms).await
+    }
+
+    async fn take_rate(
+        &self,
+        app_id: &AppId,
+        now_ms: i64,
+        interval_us: i64,
+        burst: u32,
+    ) -> Result<Option<i64>, StoreError> {
+        self.do_take_rate(app_id, now_ms, interval_us, burst).await
+    }
+
+    async fn count_attempt(
+        &self,
+        app_id: &AppId,
+        id_hash: &str,
+        now_ms: i64,
+        per_minute: u32,
+        per_day: u32,
+    ) -> Result<Option<AttemptWindow>, StoreError> {
+        self.do_count_attempt(app_id, id_hash, now_ms, per_minute, per_day)
+            .await
+    }
+
+    async fn use_nonce(
+        &self,
+        app_id: &AppId,
+        nonce: &str,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.do_use_nonce(app_id, nonce, now_ms, expires_at).await
+    }
+
+    async fn purge_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.do_purge_expired(now_ms).await
+    }
+
+    async fn audit_page(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.do_audit_page(query).await
+    }
+
+    async fn usage(
+        &self,
+        app_id: Option<&AppId>,
+        from_ms: i64,
+        to_ms: i64,
+        offset_ms: i64,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        self.do_usage(app_id, from_ms, to_ms, offset_ms).await
+    }
+
+    async fn record_alert(&self, alert: &NewAlert) -> Result<Option<i64>, StoreError> {
+        self.do_record_alert(alert).await
+    }
+
+    async fn alert_attempted(
+        &self,
+        id: i64,
+        delivered_at: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.do_alert_attempted(id, delivered_at, error).await
+    }
+
+    async fn recent_alerts(
+        &self,
+        app_id: Option<&AppId>,
+        limit: u32,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        self.do_recent_alerts(app_id, limit).await
     }
 
     async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
@@ -457,6 +714,10 @@ impl Store for SqliteStore {
         .bind(id.keyed_hash(audit_key))
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM id_attempts WHERE id_hash = ?")
+            .bind(id.keyed_hash(audit_key))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.checkpoint().await;
         Ok(deleted > 0)
@@ -472,32 +733,13 @@ impl Store for SqliteStore {
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let latency_ms = i64::try_from(entry.latency_ms).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO audit (at, request_id, app_id, name_masked, id_masked, id_hash,
-                                result, score, http_status, latency_ms, error_code)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(entry.at)
-        .bind(&entry.request_id)
-        .bind(entry.app_id.as_ref().map(AppId::as_str))
-        .bind(entry.name_masked.as_deref())
-        .bind(entry.id_masked.as_deref())
-        .bind(entry.id_hash.as_deref())
-        .bind(entry.result)
-        .bind(entry.score)
-        .bind(i64::from(entry.http_status))
-        .bind(latency_ms)
-        .bind(entry.error_code.as_deref())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.do_record_audit(entry).await
     }
 
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
         sqlx::query(
             "SELECT id, at, request_id, app_id, name_masked, id_masked, id_hash, result, score,
-                    http_status, latency_ms, error_code
+                    http_status, latency_ms, error_code, charged
              FROM audit ORDER BY id DESC LIMIT ?",
         )
         .bind(i64::from(limit))
@@ -591,10 +833,20 @@ mod tests {
     async fn in_memory_state_survives_across_calls() {
         let store = SqliteStore::in_memory().await.unwrap();
         let hash = AppCodeHash::of("code");
-        store.create_app("a", &hash).await.unwrap();
+        let new = NewApp {
+            name: "a".into(),
+            code_hash: hash.clone(),
+            app_key: crate::generate_app_key(),
+            secret_sealed: vec![1; 40],
+        };
+        store.create_app(&new).await.unwrap();
         // A second pool connection would see an empty database.
         for _ in 0..3 {
-            assert!(store.find_app_by_code_hash(&hash).await.unwrap().is_some());
+            assert!(store
+                .find_app_by_code_hash(&hash, 0)
+                .await
+                .unwrap()
+                .is_some());
         }
     }
 

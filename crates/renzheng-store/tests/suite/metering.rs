@@ -1,0 +1,508 @@
+//! The metering contract: packages, grants, reservations and charges, and the counters
+//! that must hold across nodes (rates, attempts, nonces, alerts).
+
+use renzheng_store::{
+    AlertKind, AppCode, AppId, AppPolicy, AttemptWindow, AuditEntry, AuditQuery, NewAlert, Package,
+    QuotaRefusal, Reserved, Settle, Store, StoreError,
+};
+
+use super::{new_app, NOW};
+
+const DAY: i64 = 86_400_000;
+const HOLD: i64 = 60_000;
+
+async fn app(store: &dyn Store) -> AppId {
+    store
+        .create_app(&new_app("shop", &AppCode::generate().hash()))
+        .await
+        .unwrap()
+        .id
+}
+
+async fn hold(store: &dyn Store, app: &AppId, now: i64) -> Reserved {
+    store.reserve_unit(app, now, HOLD).await.unwrap()
+}
+
+fn held(r: Reserved) -> renzheng_store::ReservationId {
+    match r {
+        Reserved::Held(id) => id,
+        Reserved::Refused(why) => panic!("refused: {why:?}"),
+    }
+}
+
+fn ok_entry(app: &AppId, request: &str, status: u16) -> AuditEntry {
+    let mut entry = AuditEntry::new(request, status, 5);
+    entry.at = NOW;
+    entry.app_id = Some(app.clone());
+    entry.result = (status == 200).then_some(1);
+    entry
+}
+
+pub async fn packages_are_seeded_and_editable(store: &dyn Store) {
+    let packages = store.list_packages().await.unwrap();
+    let calls: Vec<i64> = packages.iter().map(|p| p.calls).collect();
+    for expected in [20, 100, 1000, 5000, 10_000, 30_000, 50_000, 100_000] {
+        assert!(calls.contains(&expected), "{expected} calls in {calls:?}");
+    }
+    let c1000 = store.get_package("c1000").await.unwrap().unwrap();
+    assert_eq!((c1000.calls, c1000.price_fen), (1000, 16_500));
+    let custom = Package {
+        name: "bulk".into(),
+        title: "团购".into(),
+        calls: 7,
+        price_fen: 0,
+        valid_days: None,
+        active: true,
+    };
+    store.put_package(&custom).await.unwrap();
+    assert_eq!(
+        store.get_package("bulk").await.unwrap(),
+        Some(custom.clone())
+    );
+    let retired = Package {
+        active: false,
+        ..custom
+    };
+    store.put_package(&retired).await.unwrap();
+    assert_eq!(store.get_package("bulk").await.unwrap(), Some(retired));
+    let bad = Package { calls: 0, ..c1000 };
+    let err = store.put_package(&bad).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(store.get_package("nope").await.unwrap(), None);
+}
+
+pub async fn grants_add_to_the_balance_and_the_ledger(store: &dyn Store) {
+    let app = app(store).await;
+    let empty = store.balance(&app, NOW).await.unwrap();
+    assert_eq!((empty.remaining, empty.purchased, empty.charged), (0, 0, 0));
+    store
+        .grant(&app, Some("c100"), 100, Some(NOW + DAY), NOW)
+        .await
+        .unwrap();
+    store.grant(&app, None, 5, None, NOW).await.unwrap();
+    let balance = store.balance(&app, NOW).await.unwrap();
+    assert_eq!((balance.remaining, balance.purchased), (105, 105));
+    assert_eq!(balance.grants.len(), 2);
+    let rec = store.reconcile(&app, 0).await.unwrap();
+    assert_eq!(rec.ledger_granted, 105);
+    // Expired grants no longer count.
+    let later = store.balance(&app, NOW + DAY).await.unwrap();
+    assert_eq!((later.remaining, later.purchased), (5, 5));
+
+    let missing = AppId::from("app_missing".to_owned());
+    let err = store.grant(&missing, None, 1, None, NOW).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("app")), "{err:?}");
+    let err = store.grant(&app, None, 0, None, NOW).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
+
+pub async fn units_are_taken_oldest_expiry_first(store: &dyn Store) {
+    let app = app(store).await;
+    let never = store.grant(&app, None, 1, None, NOW).await.unwrap();
+    let late = store
+        .grant(&app, None, 1, Some(NOW + 2 * DAY), NOW)
+        .await
+        .unwrap();
+    let soon = store
+        .grant(&app, None, 1, Some(NOW + DAY), NOW)
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    for n in 0..3 {
+        let id = held(hold(store, &app, NOW).await);
+        store
+            .finish_check(&ok_entry(&app, &format!("r{n}"), 200), Settle::Charge(id))
+            .await
+            .unwrap();
+        let balance = store.balance(&app, NOW).await.unwrap();
+        let drained: Vec<i64> = balance
+            .grants
+            .iter()
+            .filter(|g| g.used == 1)
+            .map(|g| g.id)
+            .collect();
+        order.push(drained);
+    }
+    assert_eq!(
+        order,
+        vec![
+            vec![soon.id],
+            vec![soon.id, late.id],
+            vec![soon.id, late.id, never.id]
+        ]
+    );
+}
+
+pub async fn reservations_are_refused_when_exhausted_or_expired(store: &dyn Store) {
+    let app = app(store).await;
+    assert_eq!(
+        hold(store, &app, NOW).await,
+        Reserved::Refused(QuotaRefusal::Exhausted)
+    );
+    store
+        .grant(&app, None, 2, Some(NOW + DAY), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        hold(store, &app, NOW + DAY).await,
+        Reserved::Refused(QuotaRefusal::Expired)
+    );
+    held(hold(store, &app, NOW).await);
+    held(hold(store, &app, NOW).await);
+    // Both units are held: nothing is left even before they are charged.
+    assert_eq!(
+        hold(store, &app, NOW).await,
+        Reserved::Refused(QuotaRefusal::Exhausted)
+    );
+}
+
+pub async fn charges_and_releases_settle_holds_with_the_audit(store: &dyn Store) {
+    let app = app(store).await;
+    store.grant(&app, None, 3, None, NOW).await.unwrap();
+    let a = held(hold(store, &app, NOW).await);
+    let b = held(hold(store, &app, NOW).await);
+    assert_eq!(store.balance(&app, NOW).await.unwrap().reserved, 2);
+    assert!(store
+        .finish_check(&ok_entry(&app, "ok", 200), Settle::Charge(a))
+        .await
+        .unwrap());
+    assert!(!store
+        .finish_check(&ok_entry(&app, "bad", 400), Settle::Release(b))
+        .await
+        .unwrap());
+    assert!(!store
+        .finish_check(&ok_entry(&app, "quota", 403), Settle::Nothing)
+        .await
+        .unwrap());
+    let balance = store.balance(&app, NOW).await.unwrap();
+    assert_eq!(
+        (balance.remaining, balance.charged, balance.reserved),
+        (2, 1, 0)
+    );
+    let rows = store
+        .audit_page(&AuditQuery {
+            app_id: Some(app.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let charged: Vec<(&str, bool)> = rows
+        .iter()
+        .map(|r| (r.request_id.as_str(), r.charged))
+        .collect();
+    assert_eq!(
+        charged,
+        vec![("quota", false), ("bad", false), ("ok", true)]
+    );
+    let rec = store.reconcile(&app, 0).await.unwrap();
+    assert_eq!(
+        (rec.ledger_charges, rec.audit_charged, rec.audit_succeeded),
+        (1, 1, 1)
+    );
+    // Settling twice does not charge twice.
+    assert!(store
+        .finish_check(&ok_entry(&app, "again", 400), Settle::Release(a))
+        .await
+        .is_ok());
+    assert_eq!(store.balance(&app, NOW).await.unwrap().charged, 1);
+}
+
+pub async fn concurrent_reservations_never_overdraw(store: &dyn Store) {
+    let app = app(store).await;
+    store.grant(&app, None, 7, None, NOW).await.unwrap();
+    let attempts = (0..40).map(|n| {
+        let app = app.clone();
+        async move {
+            match store.reserve_unit(&app, NOW, HOLD).await.unwrap() {
+                Reserved::Held(id) => {
+                    let entry = ok_entry(&app, &format!("r{n}"), 200);
+                    store
+                        .finish_check(&entry, Settle::Charge(id))
+                        .await
+                        .unwrap()
+                }
+                Reserved::Refused(_) => {
+                    let entry = ok_entry(&app, &format!("r{n}"), 403);
+                    store.finish_check(&entry, Settle::Nothing).await.unwrap()
+                }
+            }
+        }
+    });
+    let charged = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|c| *c)
+        .count();
+    assert_eq!(charged, 7);
+    let balance = store.balance(&app, NOW).await.unwrap();
+    assert_eq!((balance.remaining, balance.charged), (0, 7));
+    let rec = store.reconcile(&app, 0).await.unwrap();
+    assert_eq!((rec.ledger_charges, rec.audit_charged), (7, 7));
+}
+
+pub async fn lapsed_holds_are_given_back(store: &dyn Store) {
+    let app = app(store).await;
+    store.grant(&app, None, 1, None, NOW).await.unwrap();
+    let id = held(hold(store, &app, NOW).await);
+    // The node died: nothing settles the hold.
+    assert_eq!(store.reclaim_reservations(NOW + HOLD - 1).await.unwrap(), 0);
+    assert_eq!(store.reclaim_reservations(NOW + HOLD).await.unwrap(), 1);
+    assert_eq!(store.balance(&app, NOW).await.unwrap().remaining, 1);
+    // A check that outlived its hold is still charged once, from what is left.
+    assert!(store
+        .finish_check(&ok_entry(&app, "late", 200), Settle::Charge(id))
+        .await
+        .unwrap());
+    let balance = store.balance(&app, NOW).await.unwrap();
+    assert_eq!((balance.remaining, balance.charged), (0, 1));
+    // With nothing left it is not charged, and the audit says so.
+    let id = {
+        store.grant(&app, None, 1, None, NOW).await.unwrap();
+        held(hold(store, &app, NOW).await)
+    };
+    store.purge_expired(NOW + HOLD).await.unwrap();
+    let other = held(hold(store, &app, NOW + HOLD).await);
+    store
+        .finish_check(&ok_entry(&app, "other", 200), Settle::Charge(other))
+        .await
+        .unwrap();
+    assert!(!store
+        .finish_check(&ok_entry(&app, "too late", 200), Settle::Charge(id))
+        .await
+        .unwrap());
+    let rec = store.reconcile(&app, 0).await.unwrap();
+    assert_eq!((rec.ledger_charges, rec.audit_charged), (2, 2));
+}
+
+pub async fn rate_limits_allow_a_burst_then_the_rate(store: &dyn Store) {
+    let app = app(store).await;
+    // 2 per second (500 ms apart), bursts of 3.
+    let take = |now| store.take_rate(&app, now, 500_000, 3);
+    for _ in 0..3 {
+        assert_eq!(take(NOW).await.unwrap(), None);
+    }
+    let wait = take(NOW).await.unwrap().expect("the fourth is throttled");
+    assert!((1..=500).contains(&wait), "{wait}");
+    assert_eq!(take(NOW + wait).await.unwrap(), None);
+    assert!(take(NOW + wait).await.unwrap().is_some());
+    // After a quiet while the full burst is back.
+    for _ in 0..3 {
+        assert_eq!(take(NOW + 10_000).await.unwrap(), None);
+    }
+}
+
+pub async fn attempts_per_id_are_limited_per_minute_and_day(store: &dyn Store) {
+    let app = app(store).await;
+    let count = |now, hash: &'static str| store.count_attempt(&app, hash, now, 2, 3);
+    assert_eq!(count(NOW, "h1").await.unwrap(), None);
+    assert_eq!(count(NOW, "h1").await.unwrap(), None);
+    assert_eq!(count(NOW, "h1").await.unwrap(), Some(AttemptWindow::Minute));
+    // Another ID number is counted apart.
+    assert_eq!(count(NOW, "h2").await.unwrap(), None);
+    // The next minute allows one more, then the day is full.
+    assert_eq!(count(NOW + 60_000, "h1").await.unwrap(), None);
+    assert_eq!(
+        count(NOW + 120_000, "h1").await.unwrap(),
+        Some(AttemptWindow::Day)
+    );
+    // A refused attempt counted nowhere: tomorrow starts afresh.
+    assert_eq!(count(NOW + DAY, "h1").await.unwrap(), None);
+    // 0 turns a window off.
+    for _ in 0..5 {
+        assert_eq!(
+            store.count_attempt(&app, "h3", NOW, 0, 0).await.unwrap(),
+            None
+        );
+    }
+    assert!(store.purge_expired(NOW + 2 * DAY).await.unwrap() > 0);
+}
+
+pub async fn nonces_are_single_use_within_their_window(store: &dyn Store) {
+    let app = app(store).await;
+    let other = self::app(store).await;
+    assert!(store
+        .use_nonce(&app, "n1", NOW, NOW + 900_000)
+        .await
+        .unwrap());
+    assert!(!store
+        .use_nonce(&app, "n1", NOW + 1, NOW + 900_001)
+        .await
+        .unwrap());
+    assert!(store
+        .use_nonce(&other, "n1", NOW, NOW + 900_000)
+        .await
+        .unwrap());
+    // Once the window is over the nonce is forgotten (its timestamp is refused anyway).
+    assert!(store
+        .use_nonce(&app, "n1", NOW + 900_000, NOW + 1_800_000)
+        .await
+        .unwrap());
+    assert_eq!(store.purge_expired(NOW + 1_800_000).await.unwrap(), 2);
+}
+
+pub async fn history_is_filtered_and_paged(store: &dyn Store) {
+    let app = app(store).await;
+    let other = self::app(store).await;
+    for n in 0..5 {
+        let mut entry = ok_entry(&app, &format!("a{n}"), if n == 2 { 400 } else { 200 });
+        entry.at = NOW + n * DAY;
+        store.record_audit(&entry).await.unwrap();
+    }
+    store
+        .record_audit(&ok_entry(&other, "b", 200))
+        .await
+        .unwrap();
+    let page = |q: AuditQuery| async move {
+        store
+            .audit_page(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect::<Vec<_>>()
+    };
+    let mine = AuditQuery {
+        app_id: Some(app.clone()),
+        limit: 2,
+        ..AuditQuery::default()
+    };
+    assert_eq!(page(mine.clone()).await, ["a4", "a3"]);
+    let first = store.audit_page(&mine).await.unwrap();
+    let next = AuditQuery {
+        before_id: Some(first[1].id),
+        ..mine.clone()
+    };
+    assert_eq!(page(next).await, ["a2", "a1"]);
+    let ranged = AuditQuery {
+        from_ms: Some(NOW + DAY),
+        to_ms: Some(NOW + 3 * DAY),
+        limit: 10,
+        ..mine.clone()
+    };
+    assert_eq!(page(ranged).await, ["a2", "a1"]);
+    let failed = AuditQuery {
+        http_status: Some(400),
+        limit: 10,
+        ..mine.clone()
+    };
+    assert_eq!(page(failed).await, ["a2"]);
+    let same = AuditQuery {
+        result: Some(1),
+        limit: 10,
+        ..mine
+    };
+    assert_eq!(page(same).await.len(), 4);
+
+    let usage = store
+        .usage(Some(&app), NOW, NOW + 5 * DAY, 8 * 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(usage.len(), 5);
+    assert!(usage.windows(2).all(|w| w[0].day + 1 == w[1].day));
+    assert_eq!(usage.iter().map(|u| u.calls).sum::<i64>(), 5);
+    assert_eq!(usage.iter().map(|u| u.succeeded).sum::<i64>(), 4);
+    let all = store.usage(None, NOW, NOW + 5 * DAY, 0).await.unwrap();
+    assert_eq!(all.iter().map(|u| u.calls).sum::<i64>(), 6);
+}
+
+pub async fn alerts_are_recorded_once_per_period(store: &dyn Store) {
+    let app = app(store).await;
+    let alert = NewAlert {
+        at: NOW,
+        app_id: app.clone(),
+        kind: AlertKind::Low,
+        period: 20_000,
+        remaining: 2,
+        purchased: 10,
+    };
+    let id = store.record_alert(&alert).await.unwrap().expect("first");
+    assert_eq!(store.record_alert(&alert).await.unwrap(), None);
+    let exhausted = NewAlert {
+        kind: AlertKind::Exhausted,
+        ..alert.clone()
+    };
+    assert!(store.record_alert(&exhausted).await.unwrap().is_some());
+    store
+        .alert_attempted(id, None, Some("connection refused"))
+        .await
+        .unwrap();
+    store
+        .alert_attempted(id, Some(NOW + 5), None)
+        .await
+        .unwrap();
+    let recent = store.recent_alerts(Some(&app), 10).await.unwrap();
+    assert_eq!(recent.len(), 2);
+    let low = recent.iter().find(|a| a.id == id).unwrap();
+    assert_eq!(low.alert, alert);
+    assert_eq!((low.attempts, low.delivered_at), (2, Some(NOW + 5)));
+}
+
+pub async fn app_codes_rotate_with_a_grace_period(store: &dyn Store) {
+    let old = AppCode::generate().hash();
+    let app = store.create_app(&new_app("shop", &old)).await.unwrap();
+    let key = app.app_key.clone().expect("apps get an AppKey");
+    assert_eq!(
+        store.find_app_by_key(&key).await.unwrap().unwrap().id,
+        app.id
+    );
+    assert_eq!(store.find_app_by_key("nope").await.unwrap(), None);
+
+    let new = AppCode::generate().hash();
+    store
+        .rotate_app_code(&app.id, &new, Some(NOW + 1000))
+        .await
+        .unwrap();
+    assert!(store
+        .find_app_by_code_hash(&new, NOW)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .find_app_by_code_hash(&old, NOW)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .find_app_by_code_hash(&old, NOW + 1000)
+        .await
+        .unwrap()
+        .is_none());
+    let newest = AppCode::generate().hash();
+    store.rotate_app_code(&app.id, &newest, None).await.unwrap();
+    assert!(store
+        .find_app_by_code_hash(&new, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .find_app_by_code_hash(&old, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    let err = store
+        .rotate_app_code(&AppId::from("app_missing".to_owned()), &old, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("app")), "{err:?}");
+
+    store
+        .set_app_secret(&app.id, "newkey", &[9; 40])
+        .await
+        .unwrap();
+    let found = store.get_app(&app.id).await.unwrap().unwrap();
+    assert_eq!(found.app_key.as_deref(), Some("newkey"));
+    assert_eq!(found.secret_sealed.as_deref(), Some(&[9u8; 40][..]));
+    assert_eq!(found.policy, AppPolicy::default());
+    let policy = AppPolicy {
+        rate_per_sec: Some(2.5),
+        rate_burst: Some(5),
+        alert_percent: 30,
+        webhook_url: Some("http://127.0.0.1:9/hook".into()),
+    };
+    store.set_app_policy(&app.id, &policy).await.unwrap();
+    assert_eq!(
+        store.get_app(&app.id).await.unwrap().unwrap().policy,
+        policy
+    );
+}
