@@ -1,7 +1,10 @@
 //! The apps that may call the check endpoint, and the one rule for their names.
 
-use renzheng_store::{AppCode, AppCodeHash, AppId, StoreError};
-use serde::Serialize;
+use rand::RngCore;
+use renzheng_store::{
+    generate_app_key, AppCode, AppCodeHash, AppId, AppPolicy, NewApp, StoreError,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::audit::Actor;
 use crate::{App, AppError};
@@ -32,15 +35,28 @@ impl AppName {
 }
 
 /// Who is calling the check endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
     /// The app's id.
     pub app_id: AppId,
     /// The app's display name.
     pub app_name: String,
+    /// Its rate limit and alerting.
+    pub policy: AppPolicy,
 }
 
-/// A new app with its AppCode in clear: the only time the code is shown.
+impl Caller {
+    fn of(app: renzheng_store::App) -> Self {
+        Caller {
+            app_id: app.id,
+            app_name: app.name,
+            policy: app.policy,
+        }
+    }
+}
+
+/// A new app with its credentials in clear: the only time the AppCode and the AppSecret
+/// are shown.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApp {
@@ -48,8 +64,99 @@ pub struct CreatedApp {
     pub app_id: String,
     /// The AppCode, in clear, once.
     pub app_code: String,
+    /// The AppKey (for signed requests; not a secret on its own).
+    pub app_key: String,
+    /// The AppSecret, in clear, once.
+    pub app_secret: String,
     /// Display name.
     pub name: String,
+}
+
+/// A new AppCode, shown once.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewAppCode {
+    /// The app's id.
+    pub app_id: String,
+    /// The new AppCode, in clear, once.
+    pub app_code: String,
+    /// Until when the previous code still works (unix ms); `null`: it stopped now.
+    pub previous_valid_until: Option<i64>,
+}
+
+/// New signing credentials, shown once.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewAppSecret {
+    /// The app's id.
+    pub app_id: String,
+    /// The new AppKey.
+    pub app_key: String,
+    /// The new AppSecret, in clear, once.
+    pub app_secret: String,
+}
+
+/// An app's operator-set policy, as shown and as set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PolicyView {
+    /// Sustained checks per second; `null`: no rate limit.
+    pub rate_per_sec: Option<f64>,
+    /// Checks allowed at once above the rate (default: the rate rounded up).
+    pub rate_burst: Option<u32>,
+    /// Alert when the remaining calls fall to this percentage of those bought (0–100).
+    pub alert_percent: u8,
+    /// Where alerts are posted (http or https); `null`: recorded only.
+    pub webhook_url: Option<String>,
+}
+
+impl From<AppPolicy> for PolicyView {
+    fn from(p: AppPolicy) -> Self {
+        PolicyView {
+            rate_per_sec: p.rate_per_sec,
+            rate_burst: p.rate_burst,
+            alert_percent: p.alert_percent,
+            webhook_url: p.webhook_url,
+        }
+    }
+}
+
+impl PolicyView {
+    /// The policy, if every value is within its rule.
+    fn parse(self) -> Result<AppPolicy, AppError> {
+        let invalid = |m: &str| Err(AppError::Invalid(m.to_owned()));
+        if let Some(rate) = self.rate_per_sec {
+            if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
+                return invalid("rate_per_sec must be above 0 and at most 100000");
+            }
+        } else if self.rate_burst.is_some() {
+            return invalid("rate_burst needs rate_per_sec");
+        }
+        if self.rate_burst == Some(0) || self.rate_burst.is_some_and(|b| b > 100_000) {
+            return invalid("rate_burst must be 1 to 100000");
+        }
+        if self.alert_percent > 100 {
+            return invalid("alert_percent must be 0 to 100");
+        }
+        if let Some(hook) = &self.webhook_url {
+            match url::Url::parse(hook) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => return invalid("webhook_url must be an http(s) URL"),
+            }
+            if hook.len() > 2048 {
+                return invalid("webhook_url must be at most 2048 characters");
+            }
+        }
+        Ok(AppPolicy {
+            rate_per_sec: self.rate_per_sec,
+            rate_burst: self
+                .rate_burst
+                .or_else(|| self.rate_per_sec.map(|r| r.ceil() as u32)),
+            alert_percent: self.alert_percent,
+            webhook_url: self.webhook_url,
+        })
+    }
 }
 
 /// An app, for listing.
@@ -64,13 +171,51 @@ pub struct AppView {
     pub enabled: bool,
     /// Creation time, unix milliseconds.
     pub created_at: i64,
+    /// Its AppKey, when it has signing credentials.
+    pub app_key: Option<String>,
+    /// Rate limit and alerting.
+    pub policy: PolicyView,
 }
 
+impl From<renzheng_store::App> for AppView {
+    fn from(a: renzheng_store::App) -> Self {
+        AppView {
+            app_id: a.id.to_string(),
+            name: a.name,
+            enabled: a.enabled,
+            created_at: a.created_at,
+            app_key: a.app_key,
+            policy: a.policy.into(),
+        }
+    }
+}
+
+/// A fresh AppSecret: 32 hex digits (128 random bits).
+fn generate_secret() -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The longest grace period of a rotated AppCode.
+const MAX_CODE_GRACE_MS: i64 = 30 * 86_400_000;
+
 impl App {
-    /// Creates an enabled app and returns its AppCode (stored only as a hash).
+    /// Creates an enabled app with no quota and returns its AppCode, AppKey and
+    /// AppSecret (the code stored only as a hash, the secret sealed).
     pub async fn create_app(&self, actor: &Actor, name: &AppName) -> Result<CreatedApp, AppError> {
         let (code, hash) = AppCode::generate_with_hash();
-        let app = self.store.create_app(name.as_str(), &hash).await?;
+        let app_key = generate_app_key();
+        let secret = generate_secret();
+        let app = self
+            .store
+            .create_app(&NewApp {
+                name: name.as_str().to_owned(),
+                code_hash: hash,
+                secret_sealed: self.secrets.seal(&app_key, &secret),
+                app_key: app_key.clone(),
+            })
+            .await?;
         tracing::info!(app_id = %app.id, "app created");
         let mut event = self.event(actor, "app.created");
         event.app_id = Some(app.id.clone());
@@ -78,6 +223,8 @@ impl App {
         Ok(CreatedApp {
             app_id: app.id.to_string(),
             app_code: code.expose().to_owned(),
+            app_key,
+            app_secret: secret,
             name: app.name,
         })
     }
@@ -89,13 +236,147 @@ impl App {
             .list_apps()
             .await?
             .into_iter()
-            .map(|a| AppView {
-                app_id: a.id.to_string(),
-                name: a.name,
-                enabled: a.enabled,
-                created_at: a.created_at,
-            })
+            .map(AppView::from)
             .collect())
+    }
+
+    /// One app; [`AppError::NotFound`] when there is none.
+    pub async fn app(&self, app_id: &AppId) -> Result<AppView, AppError> {
+        Ok(self.existing_app(app_id).await?.into())
+    }
+
+    pub(crate) async fn existing_app(
+        &self,
+        app_id: &AppId,
+    ) -> Result<renzheng_store::App, AppError> {
+        self.store
+            .get_app(app_id)
+            .await?
+            .ok_or(AppError::NotFound("app"))
+    }
+
+    /// Replaces the app's AppCode (buying a package never does). The old code keeps
+    /// working for `grace_ms` (at most 30 days; 0: it stops now).
+    pub async fn reset_app_code(
+        &self,
+        actor: &Actor,
+        app_id: &AppId,
+        grace_ms: i64,
+    ) -> Result<NewAppCode, AppError> {
+        if !(0..=MAX_CODE_GRACE_MS).contains(&grace_ms) {
+            return Err(AppError::Invalid(
+                "the grace period must be 0 to 30 days".into(),
+            ));
+        }
+        let (code, hash) = AppCode::generate_with_hash();
+        let until = (grace_ms > 0).then(|| self.now_ms() + grace_ms);
+        match self.store.rotate_app_code(app_id, &hash, until).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => return Err(AppError::NotFound("app")),
+            Err(e) => return Err(e.into()),
+        }
+        let mut event = self.event(actor, "app.code_reset");
+        event.app_id = Some(app_id.clone());
+        event.detail = Some(format!("grace_ms={grace_ms}"));
+        self.record_event(event).await;
+        Ok(NewAppCode {
+            app_id: app_id.to_string(),
+            app_code: code.expose().to_owned(),
+            previous_valid_until: until,
+        })
+    }
+
+    /// Replaces the app's AppKey and AppSecret (the old pair stops working at once).
+    pub async fn reset_app_secret(
+        &self,
+        actor: &Actor,
+        app_id: &AppId,
+    ) -> Result<NewAppSecret, AppError> {
+        let app_key = generate_app_key();
+        let secret = generate_secret();
+        let sealed = self.secrets.seal(&app_key, &secret);
+        match self.store.set_app_secret(app_id, &app_key, &sealed).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => return Err(AppError::NotFound("app")),
+            Err(e) => return Err(e.into()),
+        }
+        let mut event = self.event(actor, "app.secret_reset");
+        event.app_id = Some(app_id.clone());
+        self.record_event(event).await;
+        Ok(NewAppSecret {
+            app_id: app_id.to_string(),
+            app_key,
+            app_secret: secret,
+        })
+    }
+
+    /// Sets the app's rate limit, alert threshold and webhook.
+    pub async fn set_app_policy(
+        &self,
+        actor: &Actor,
+        app_id: &AppId,
+        policy: PolicyView,
+    ) -> Result<AppView, AppError> {
+        let policy = policy.parse()?;
+        match self.store.set_app_policy(app_id, &policy).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => return Err(AppError::NotFound("app")),
+            Err(e) => return Err(e.into()),
+        }
+        let mut event = self.event(actor, "app.policy_set");
+        event.app_id = Some(app_id.clone());
+        event.detail = Some(format!(
+            "rate_per_sec={:?} rate_burst={:?} alert_percent={} webhook={}",
+            policy.rate_per_sec,
+            policy.rate_burst,
+            policy.alert_percent,
+            policy.webhook_url.is_some()
+        ));
+        self.record_event(event).await;
+        self.app(app_id).await
+    }
+
+    /// The enabled app with this AppKey and its AppSecret, for verifying a signature;
+    /// `None` for an unknown or disabled key (the same answer, so probing learns nothing).
+    pub async fn signing_secret(
+        &self,
+        app_key: &str,
+    ) -> Result<Option<(Caller, String)>, AppError> {
+        let Some(app) = self.store.find_app_by_key(app_key).await? else {
+            return Ok(None);
+        };
+        if !app.enabled {
+            return Ok(None);
+        }
+        let Some(sealed) = &app.secret_sealed else {
+            return Ok(None);
+        };
+        let Some(secret) = self.secrets.open(app_key, sealed) else {
+            // Sealed under another master key: a node configured apart from the others.
+            tracing::error!(app_id = %app.id, "an AppSecret does not open with this node's secrets key");
+            return Err(AppError::Internal("AppSecret unreadable".into()));
+        };
+        Ok(Some((Caller::of(app), secret)))
+    }
+
+    /// Uses a signature nonce once within its window ([`AppError::NonceUsed`] on a
+    /// replay, whichever node saw it first).
+    pub async fn use_nonce(
+        &self,
+        caller: &Caller,
+        nonce: &str,
+        valid_ms: i64,
+    ) -> Result<(), AppError> {
+        let now = self.now_ms();
+        if self
+            .store
+            .use_nonce(&caller.app_id, nonce, now, now + valid_ms)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AppError::NonceUsed)
+        }
     }
 
     /// Enables or disables an app; [`AppError::NotFound`] when there is no such app.
@@ -126,13 +407,10 @@ impl App {
     pub async fn authenticate_app_code(&self, code: &str) -> Result<Option<Caller>, AppError> {
         Ok(self
             .store
-            .find_app_by_code_hash(&AppCodeHash::of(code))
+            .find_app_by_code_hash(&AppCodeHash::of(code), self.now_ms())
             .await?
             .filter(|app| app.enabled)
-            .map(|app| Caller {
-                app_id: app.id,
-                app_name: app.name,
-            }))
+            .map(Caller::of))
     }
 }
 
@@ -146,5 +424,32 @@ mod tests {
         assert!(AppName::parse("   ").is_err());
         assert!(AppName::parse(&"名".repeat(100)).is_ok());
         assert!(AppName::parse(&"名".repeat(101)).is_err());
+    }
+
+    fn policy(rate: Option<f64>, burst: Option<u32>, percent: u8, hook: Option<&str>) -> PolicyView {
+        PolicyView {
+            rate_per_sec: rate,
+            rate_burst: burst,
+            alert_percent: percent,
+            webhook_url: hook.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn policies_are_checked() {
+        let ok = policy(Some(2.5), None, 20, Some("https://hooks.example.com/x")).parse();
+        assert_eq!(ok.unwrap().rate_burst, Some(3));
+        for bad in [
+            policy(Some(0.0), None, 20, None),
+            policy(Some(f64::NAN), None, 20, None),
+            policy(Some(-1.0), None, 20, None),
+            policy(None, Some(3), 20, None),
+            policy(Some(1.0), Some(0), 20, None),
+            policy(None, None, 101, None),
+            policy(None, None, 20, Some("ftp://x/y")),
+            policy(None, None, 20, Some("not a url")),
+        ] {
+            assert!(matches!(bad.clone().parse(), Err(AppError::Invalid(_))), "{bad:?}");
+        }
     }
 }

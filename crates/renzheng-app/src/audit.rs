@@ -5,7 +5,9 @@
 //! is an operator alarm (logged as an error), not the caller's problem.
 
 use renzheng_domain::{IdNumber, PersonName};
-use renzheng_store::{AdminEvent, AdminEventRecord, AppId, AuditEntry, AuditRecord};
+use renzheng_store::{
+    AdminEvent, AdminEventRecord, AppId, AuditEntry, AuditRecord, ReservationId, Settle,
+};
 
 use crate::check::ResultCode;
 use crate::{App, AppError};
@@ -62,11 +64,19 @@ pub struct CheckRecord<'a> {
     pub error_code: Option<&'static str>,
     /// Time spent, milliseconds.
     pub latency_ms: u64,
+    /// The unit held by [`App::admit`], charged when `status` is 2xx and given back
+    /// otherwise.
+    pub reservation: Option<ReservationId>,
 }
 
 impl App {
-    /// Records a check in the audit log (masked name and ID, keyed hash of the ID).
-    pub async fn record_check(&self, record: CheckRecord<'_>) {
+    /// Records a check in the audit log (masked name and ID, keyed hash of the ID) and
+    /// settles its unit, in one transaction; returns whether it was charged.
+    ///
+    /// A failure here is the caller's concern for a 2xx: an answer that could not be
+    /// recorded (and charged) must not be given as a success, so the edge answers 503
+    /// instead, and the held unit lapses back.
+    pub async fn record_check(&self, record: CheckRecord<'_>) -> Result<bool, AppError> {
         if let Some(result) = record.result {
             tracing::info!(
                 result = result.code(),
@@ -88,8 +98,25 @@ impl App {
         if let Some(id) = record.id_number {
             entry = entry.with_id_number(id, &self.audit_key);
         }
-        if let Err(e) = self.store.record_audit(&entry).await {
-            tracing::error!(error = %e, "could not write the audit record");
+        let succeeded = (200..300).contains(&record.status);
+        let settle = match record.reservation {
+            None => Settle::Nothing,
+            Some(id) if succeeded => Settle::Charge(id),
+            Some(id) => Settle::Release(id),
+        };
+        match self.store.finish_check(&entry, settle).await {
+            Ok(charged) => {
+                if charged {
+                    if let Some(app_id) = &entry.app_id {
+                        self.alert_soon(app_id);
+                    }
+                }
+                Ok(charged)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not write the audit record");
+                Err(e.into())
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //! number, photo or embedding: the errors they wrap are written not to.
 
 use renzheng_domain::{IdNumberError, PersonNameError};
-use renzheng_store::StoreError;
+use renzheng_store::{AttemptWindow, StoreError};
 use renzheng_vision::EngineError;
 
 use crate::check::PhotoError;
@@ -49,6 +49,32 @@ pub enum AppError {
     /// A person or app named by the operator does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The app's rate limit is reached.
+    #[error("Throttled by APP Flow Control")]
+    Throttled {
+        /// How long until a request is allowed, milliseconds.
+        retry_after_ms: i64,
+    },
+    /// The app has no calls left.
+    #[error("Quota Exhausted")]
+    QuotaExhausted,
+    /// The app's remaining calls have expired.
+    #[error("Quota Expired")]
+    QuotaExpired,
+    /// Too many checks of this ID number by this app in the current window.
+    #[error("too many checks of this ID number this {}, retry later", match .window { AttemptWindow::Minute => "minute", AttemptWindow::Day => "day" })]
+    TooManyAttempts {
+        /// The window that is full.
+        window: AttemptWindow,
+        /// Until it ends, milliseconds.
+        retry_after_ms: i64,
+    },
+    /// A signature nonce was used before within its window (a replay).
+    #[error("Nonce Used")]
+    NonceUsed,
+    /// An operator's value breaks a rule (package, grant, policy).
+    #[error("invalid request: {0}")]
+    Invalid(String),
     /// The engine and its bounded queue are full.
     #[error("the service is busy, retry later")]
     Busy {

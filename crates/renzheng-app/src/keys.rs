@@ -24,6 +24,8 @@ pub const AUDIT_KEY_FILE: &str = "audit.key";
 pub const PHOTO_KEY_FILE: &str = "photo.key";
 /// File name of the generated key that seals face templates in the database.
 pub const TEMPLATE_KEY_FILE: &str = "template.key";
+/// File name of the generated master key that seals the apps' AppSecrets.
+pub const SECRETS_KEY_FILE: &str = "secrets.key";
 
 /// Problems with a key file.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,68 @@ pub fn template_key(settings: &Settings) -> Result<renzheng_store::TemplateKey, 
     let key = load_or_create_key(&path)?;
     renzheng_store::TemplateKey::from_bytes(&key)
         .ok_or_else(|| KeyError::Corrupt(path.display().to_string()))
+}
+
+/// The master key of AppSecrets: `secrets_key` when configured (nodes sharing a database
+/// must share it), else generated once in the key directory.
+pub fn secret_box(settings: &Settings) -> Result<SecretBox, KeyError> {
+    let key = match &settings.secrets_key {
+        // Validated as 64 hex digits with the rest of the settings.
+        Some(key) => hex::decode(key.expose().trim())
+            .map_err(|_| KeyError::Corrupt("secrets_key".into()))?,
+        None => load_or_create_key(&key_path(settings, SECRETS_KEY_FILE)?)?,
+    };
+    Ok(SecretBox::new(&key))
+}
+
+/// Seals AppSecrets (XChaCha20-Poly1305, bound to the AppKey as associated data, so a
+/// sealed secret copied onto another app does not open).
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(****)")
+    }
+}
+
+impl SecretBox {
+    /// A box under a 32-byte key.
+    pub fn new(key: &[u8]) -> Self {
+        SecretBox {
+            cipher: XChaCha20Poly1305::new_from_slice(key).expect("secret keys are 32 bytes"),
+        }
+    }
+
+    /// nonce ‖ ciphertext of `secret`, bound to `app_key`.
+    pub fn seal(&self, app_key: &str, secret: &str) -> Vec<u8> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut out = nonce.to_vec();
+        let payload = chacha20poly1305::aead::Payload {
+            msg: secret.as_bytes(),
+            aad: app_key.as_bytes(),
+        };
+        out.extend(
+            self.cipher
+                .encrypt(&nonce, payload)
+                .expect("encryption of a slice cannot fail"),
+        );
+        out
+    }
+
+    /// The secret sealed for `app_key`; `None` under another key, for another AppKey, or
+    /// altered.
+    pub fn open(&self, app_key: &str, sealed: &[u8]) -> Option<String> {
+        let (nonce, ciphertext) = sealed.split_at_checked(24)?;
+        let payload = chacha20poly1305::aead::Payload {
+            msg: ciphertext,
+            aad: app_key.as_bytes(),
+        };
+        let clear = self.cipher.decrypt(nonce.into(), payload).ok()?;
+        String::from_utf8(clear).ok()
+    }
 }
 
 /// The directory of generated keys: `key_dir`, else `$XDG_CONFIG_HOME/renzheng/keys`,
@@ -220,6 +284,17 @@ mod tests {
         let mut bad = sealed.clone();
         *bad.last_mut().unwrap() ^= 1;
         assert!(decrypt(&c, &bad).is_none());
+    }
+
+    #[test]
+    fn secrets_are_bound_to_their_app_key() {
+        let sealed_box = SecretBox::new(&[3u8; 32]);
+        let sealed = sealed_box.seal("key1", "s3cret");
+        assert!(!sealed.windows(6).any(|w| w == b"s3cret"));
+        assert_eq!(sealed_box.open("key1", &sealed).as_deref(), Some("s3cret"));
+        assert_eq!(sealed_box.open("key2", &sealed), None);
+        assert_eq!(SecretBox::new(&[4u8; 32]).open("key1", &sealed), None);
+        assert_eq!(sealed_box.open("key1", &sealed[..10]), None);
     }
 
     #[test]

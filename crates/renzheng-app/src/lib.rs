@@ -12,7 +12,12 @@
 //! | enrol a person with portraits | [`EnrolRequest::parse`] then [`App::enrol`] |
 //! | import a folder of portraits | [`App::import_folder`] |
 //! | show / remove a person | [`App::person`], [`App::remove_person`] |
-//! | apps | [`App::create_app`], [`App::list_apps`], [`App::set_app_enabled`], [`App::authenticate_app_code`] |
+//! | apps | [`App::create_app`], [`App::list_apps`], [`App::set_app_enabled`], [`App::reset_app_code`], [`App::reset_app_secret`], [`App::set_app_policy`] |
+//! | authenticate a caller | [`App::authenticate_app_code`], [`App::signing_secret`] then [`App::use_nonce`] |
+//! | admit a check (rate limit, quota) | [`App::admit`], then [`App::limit_attempts`] once the ID number is known |
+//! | packages and balances | [`App::packages`], [`App::put_package`], [`App::grant`], [`App::balance`] |
+//! | history and usage | [`App::calls`], [`App::calls_csv`], [`App::usage`] |
+//! | balance alerts | [`App::evaluate_alerts`], [`App::run_alerts`] |
 //! | audit | [`App::recent_audit`], [`App::recent_events`] |
 //!
 //! Nothing here knows HTTP or JSON; nothing here runs inference on the async runtime
@@ -20,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+mod alerts;
 mod apps;
 mod audit;
 pub mod check;
@@ -30,6 +36,7 @@ pub mod fetch;
 mod gate;
 mod import;
 pub mod keys;
+pub mod metering;
 mod registry;
 pub mod settings;
 pub mod telemetry;
@@ -39,7 +46,12 @@ use std::sync::Arc;
 use renzheng_store::{SqliteStore, Store, StoreError};
 use renzheng_vision::{EngineConfig, FaceEngine};
 
-pub use crate::apps::{AppName, AppView, Caller, CreatedApp};
+pub use crate::alerts::{webhook_signature, AlertPayload};
+pub use crate::apps::{AppName, AppView, Caller, CreatedApp, NewAppCode, NewAppSecret, PolicyView};
+pub use crate::metering::{
+    Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, PackageView,
+    UsageDay, UsageView,
+};
 pub use crate::audit::{Actor, CheckRecord};
 pub use crate::check::{CheckFields, CheckRequest, IdFacts, ResultCode, Scored, Verification};
 pub use crate::clock::{Clock, SystemClock};
@@ -56,7 +68,8 @@ pub use renzheng_vision::testing;
 
 use crate::engine::EngineRoom;
 use crate::fetch::Fetcher;
-use crate::keys::{KeyError, PhotoCipher};
+use crate::alerts::AlertQueue;
+use crate::keys::{KeyError, PhotoCipher, SecretBox};
 use crate::settings::SettingsError;
 
 /// Where the face engine comes from.
@@ -100,6 +113,9 @@ pub struct App {
     fetcher: Fetcher,
     audit_key: Arc<[u8]>,
     photo_cipher: Option<PhotoCipher>,
+    secrets: SecretBox,
+    alerts: AlertQueue,
+    webhooks: reqwest::Client,
     clock: Arc<dyn Clock>,
 }
 
@@ -124,6 +140,10 @@ impl App {
             })?;
         let audit_key: Arc<[u8]> = keys::audit_key(&settings)?.into();
         let photo_cipher = keys::photo_cipher(&settings)?;
+        let secrets = keys::secret_box(&settings)?;
+        let webhooks = alerts::webhook_client(std::time::Duration::from_millis(
+            settings.alerts.webhook_timeout_ms,
+        ))?;
         let fetcher = Fetcher::new(&settings.img_url, settings.limits.max_photo_bytes)?;
         let engine = EngineRoom::new(engine, settings.engine.sessions, &settings.limits);
         Ok(App {
@@ -133,6 +153,9 @@ impl App {
             fetcher,
             audit_key,
             photo_cipher,
+            secrets,
+            alerts: AlertQueue::new(),
+            webhooks,
             clock: Arc::new(SystemClock),
         })
     }

@@ -83,6 +83,14 @@ pub struct Settings {
     /// Keep enrolment photos (encrypted with `<key_dir>/photo.key`) next to their
     /// embeddings. Off by default: the embedding is all a check needs.
     pub keep_photos: bool,
+    /// Master key sealing the apps' AppSecrets in the database, 64 hex digits
+    /// (`RENZHENG_SECRETS_KEY`); when unset, generated once in `<key_dir>/secrets.key`.
+    /// Every node sharing a database needs the same key.
+    pub secrets_key: Option<Secret>,
+    /// Call packages and quotas.
+    pub metering: MeteringSettings,
+    /// Balance alerts.
+    pub alerts: AlertSettings,
     /// The face engine.
     pub engine: EngineConfig,
     /// Request limits and backpressure.
@@ -103,6 +111,9 @@ impl Default for Settings {
             key_dir: None,
             audit_retention_days: 180,
             keep_photos: false,
+            secrets_key: None,
+            metering: MeteringSettings::default(),
+            alerts: AlertSettings::default(),
             engine: EngineConfig::default(),
             limits: Limits::default(),
             img_url: ImgUrlSettings::default(),
@@ -141,6 +152,11 @@ pub struct Limits {
     /// Keep it below the process's file-descriptor limit (`LimitNOFILE`), which also
     /// covers the database and outbound `imgUrl` fetches.
     pub max_connections: usize,
+    /// Checks of one ID number by one app per minute (0: no limit); more are refused
+    /// (429, not charged), against enumeration and brute force.
+    pub per_id_per_minute: u32,
+    /// Checks of one ID number by one app per (UTC) day (0: no limit).
+    pub per_id_per_day: u32,
 }
 
 impl Default for Limits {
@@ -157,6 +173,8 @@ impl Default for Limits {
             header_read_timeout_ms: 10_000,
             // The usual soft limit is 1,024 descriptors: leave room for the rest.
             max_connections: 768,
+            per_id_per_minute: 15,
+            per_id_per_day: 30,
         }
     }
 }
@@ -175,6 +193,58 @@ impl Limits {
     /// [`header_read_timeout_ms`](Self::header_read_timeout_ms) as a duration.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
+    }
+}
+
+/// Call packages and quotas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeteringSettings {
+    /// Whether checks use quota. Off, every app may call without a package (a private
+    /// deployment that sells nothing); on, a check needs a unit of a granted package.
+    pub enabled: bool,
+    /// How long a unit stays held for a check in flight, milliseconds; a node that dies
+    /// mid-check gives its units back after this. Longer than `limits.request_timeout_ms`.
+    pub hold_ms: u64,
+    /// UTC offset of the days usage is counted in, minutes (China: 480).
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for MeteringSettings {
+    fn default() -> Self {
+        MeteringSettings {
+            enabled: true,
+            hold_ms: 120_000,
+            utc_offset_minutes: 480,
+        }
+    }
+}
+
+/// Balance alerts: recorded, and posted to the app's webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// How often every app's balance is looked at, seconds (a charge also looks at once).
+    pub scan_interval_s: u64,
+    /// Alert when calls with this many days left expire.
+    pub expiring_days: u32,
+    /// Webhook delivery attempts per alert.
+    pub webhook_attempts: u32,
+    /// Wait before the first retry, milliseconds; doubled each time.
+    pub webhook_backoff_ms: u64,
+    /// Time limit of one webhook request, milliseconds.
+    pub webhook_timeout_ms: u64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            scan_interval_s: 300,
+            expiring_days: 7,
+            webhook_attempts: 5,
+            webhook_backoff_ms: 2_000,
+            webhook_timeout_ms: 5_000,
+        }
     }
 }
 
@@ -324,6 +394,27 @@ impl Settings {
         if l.max_admin_body_bytes < l.max_body_bytes {
             return invalid(
                 "limits.max_admin_body_bytes must be at least limits.max_body_bytes".into(),
+            );
+        }
+        if let Some(key) = &self.secrets_key {
+            if hex::decode(key.expose().trim()).map_or(true, |k| k.len() != 32) {
+                return invalid("secrets_key must be 64 hex digits (32 bytes)".into());
+            }
+        }
+        if self.metering.hold_ms <= l.request_timeout_ms {
+            return invalid(format!(
+                "metering.hold_ms ({}) must be longer than limits.request_timeout_ms ({})",
+                self.metering.hold_ms, l.request_timeout_ms
+            ));
+        }
+        if !(-14 * 60..=14 * 60).contains(&self.metering.utc_offset_minutes) {
+            return invalid("metering.utc_offset_minutes must be within ±840".into());
+        }
+        let a = &self.alerts;
+        if a.scan_interval_s == 0 || a.webhook_attempts == 0 || a.webhook_timeout_ms == 0 {
+            return invalid(
+                "alerts.scan_interval_s, alerts.webhook_attempts and alerts.webhook_timeout_ms must be positive"
+                    .into(),
             );
         }
         if self.engine.sessions == 0 {
