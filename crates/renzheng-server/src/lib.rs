@@ -4,6 +4,7 @@
 //! * [`check`] — `POST /faceidcard/check`, the Alibaba-compatible endpoint;
 //! * [`admin`] — the admin API (registry, apps, audit, events) behind a bearer token;
 //! * [`ops`] — `/healthz`, `/readyz`, `/metrics`, `/openapi.json`;
+//! * [`signature`] — the Alibaba API-gateway AppKey/AppSecret request signature, pure;
 //! * [`startup`] — the application, the router and its middleware, graceful shutdown;
 //! * [`auth`], [`error`], [`metrics`], [`request_id`], [`state`] — the pieces around them.
 //!
@@ -23,6 +24,7 @@ mod middleware;
 pub mod ops;
 pub mod request_id;
 mod serve;
+pub mod signature;
 pub mod startup;
 pub mod state;
 
