@@ -39,14 +39,21 @@ PY
   echo "$ASTRONAUT_SHA256  $photo" | sha256sum -c --status || { echo "demo portrait hash mismatch" >&2; exit 1; }
 fi
 
-code_file="$RENZHENG_DATA_DIR/demo-appcode.txt"
-if [ ! -s "$code_file" ]; then
+app_file="$RENZHENG_DATA_DIR/demo-app.json"
+if [ ! -s "$app_file" ]; then
   echo "==> creating the demo app"
-  "$bin" apps create --name demo --json \
-    | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["app_code"])' > "$code_file"
-  chmod 600 "$code_file"
+  (umask 077 && "$bin" apps create --name demo --json > "$app_file")
 fi
-app_code="$(cat "$code_file")"
+field() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$app_file" "$1"; }
+app_code="$(field app_code)"
+app_id="$(field app_id)"
+# A new app has no calls: the demo app gets the free-trial package, and again whenever
+# it has used them up.
+remaining="$("$bin" apps usage "$app_id" --json | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["remaining"])')"
+if [ "$remaining" -lt 1 ]; then
+  echo "==> granting the demo app the trial package"
+  "$bin" apps grant "$app_id" --package trial >/dev/null
+fi
 
 echo "==> enrolling the demo person"
 "$bin" registry add --name "$DEMO_NAME" --id-number "$DEMO_ID" --photo "$photo" >/dev/null

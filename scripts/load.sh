@@ -5,6 +5,8 @@
 #
 #   scripts/load.sh                 # 8, 32 and 64 clients, 20 s each
 #   CONNECTIONS="8 64" DURATION=60s scripts/load.sh
+#   METERING=false scripts/load.sh  # the same without quota (every check otherwise holds
+#                                   # and charges a unit in the database)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +26,13 @@ bin="$PWD/target/release/renzheng"
 
 work="$(mktemp -d)"
 export RENZHENG_DATA_DIR="$work/data" RENZHENG_KEY_DIR="$work/keys" RENZHENG_LISTEN="127.0.0.1:$PORT"
-code="$("$bin" apps create --name load --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["app_code"])')"
+export RENZHENG_METERING__ENABLED="${METERING:-true}"
+# One ID number is checked over and over: the per-ID limits would refuse it.
+export RENZHENG_LIMITS__PER_ID_PER_MINUTE=0 RENZHENG_LIMITS__PER_ID_PER_DAY=0
+"$bin" apps create --name load --json > "$work/app.json"
+code="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["app_code"])' "$work/app.json")"
+app_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["app_id"])' "$work/app.json")"
+"$bin" apps grant "$app_id" --calls 100000000 >/dev/null
 printf '%s\n%s\n' "$NAME" "$ID" | "$bin" registry add --photo "$PORTRAIT" >/dev/null
 
 "$bin" serve > "$work/server.log" 2>&1 &
@@ -71,3 +79,11 @@ for c in $CONNECTIONS; do
   echo "            RSS min/max during the run: $(sort -n "$work/rss-$c" | head -1)/$(sort -n "$work/rss-$c" | tail -1) MB"
 done
 echo "server RSS after: $(rss) MB"
+if [ "$RENZHENG_METERING__ENABLED" = true ]; then
+  kill -TERM $server; wait $server 2>/dev/null || true
+  # Every 200 was charged once, and nothing else: the ledger equals the audit.
+  "$bin" apps usage "$app_id" --json | python3 -c '
+import json, sys
+u = json.load(sys.stdin)
+print(f"charged {u[\"charged\"]}  checks in the period {u[\"period\"][\"calls\"]}  held {u[\"reserved\"]}")'
+fi

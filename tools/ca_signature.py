@@ -301,12 +301,39 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--vectors", action="store_true", help="print the test vectors as JSON"
     )
+    parser.add_argument(
+        "--sign",
+        action="store_true",
+        help="read one request as JSON on stdin ({method, path, query, headers: [[name,"
+        " value]...], body, secret, signature_method}) and print its Content-MD5,"
+        " string-to-sign and signature (the API tests sign their requests so)",
+    )
     args = parser.parse_args(argv)
+    if args.sign:
+        print(json.dumps(sign_request(json.load(sys.stdin)), ensure_ascii=False))
+        return 0
     if not args.vectors:
         parser.print_help()
         return 2
     print(json.dumps(cases(), ensure_ascii=False, indent=2))
     return 0
+
+
+def sign_request(req: dict) -> dict:
+    body = req.get("body", "").encode("utf-8")
+    headers = [list(h) for h in req.get("headers", [])]
+    md5 = content_md5(body) if body else ""
+    if body and header(headers, "Content-MD5") is None:
+        headers.append(["Content-MD5", md5])
+    sts = string_to_sign(
+        req["method"], req["path"], req.get("query", ""), headers, body
+    )
+    method = req.get("signature_method", "HmacSHA256")
+    return {
+        "content_md5": md5,
+        "string_to_sign": sts,
+        "signature": sign(req["secret"], method, sts),
+    }
 
 
 if __name__ == "__main__":

@@ -112,15 +112,12 @@ impl App {
         } else if balance.remaining * 100 <= balance.purchased * percent {
             due.push(AlertKind::Low);
         }
-        if balance
-            .grants
-            .iter()
-            .any(|g| !g.expired_at(now) && g.available() > 0 && g.expires_at.is_some_and(|e| e <= soon))
-        {
+        if balance.grants.iter().any(|g| {
+            !g.expired_at(now) && g.available() > 0 && g.expires_at.is_some_and(|e| e <= soon)
+        }) {
             due.push(AlertKind::Expiring);
         }
-        let period =
-            (now + i64::from(self.settings.metering.utc_offset_minutes) * 60_000) / DAY_MS;
+        let period = (now + i64::from(self.settings.metering.utc_offset_minutes) * 60_000) / DAY_MS;
         let mut recorded = Vec::new();
         for kind in due {
             let alert = NewAlert {
@@ -218,7 +215,10 @@ async fn deliver(d: Delivery, url: String, secret: Option<String>, payload: Aler
             .header("X-Renzheng-Alert", payload.kind)
             .body(body.clone());
         if let Some(secret) = &secret {
-            request = request.header("X-Renzheng-Signature", webhook_signature(secret, now, &body));
+            request = request.header(
+                "X-Renzheng-Signature",
+                webhook_signature(secret, now, &body),
+            );
         }
         let outcome = match request.send().await {
             Ok(r) if r.status().is_success() => Ok(()),
@@ -231,7 +231,11 @@ async fn deliver(d: Delivery, url: String, secret: Option<String>, payload: Aler
         let delivered = outcome.is_ok().then(|| d.clock.now_ms());
         if let Err(e) = d
             .store
-            .alert_attempted(payload.alert_id, delivered, outcome.as_ref().err().map(String::as_str))
+            .alert_attempted(
+                payload.alert_id,
+                delivered,
+                outcome.as_ref().err().map(String::as_str),
+            )
             .await
         {
             tracing::warn!(error = %e, "could not note a webhook attempt");

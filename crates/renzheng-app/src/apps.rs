@@ -426,7 +426,12 @@ mod tests {
         assert!(AppName::parse(&"名".repeat(101)).is_err());
     }
 
-    fn policy(rate: Option<f64>, burst: Option<u32>, percent: u8, hook: Option<&str>) -> PolicyView {
+    fn policy(
+        rate: Option<f64>,
+        burst: Option<u32>,
+        percent: u8,
+        hook: Option<&str>,
+    ) -> PolicyView {
         PolicyView {
             rate_per_sec: rate,
             rate_burst: burst,
@@ -449,7 +454,10 @@ mod tests {
             policy(None, None, 20, Some("ftp://x/y")),
             policy(None, None, 20, Some("not a url")),
         ] {
-            assert!(matches!(bad.clone().parse(), Err(AppError::Invalid(_))), "{bad:?}");
+            assert!(
+                matches!(bad.clone().parse(), Err(AppError::Invalid(_))),
+                "{bad:?}"
+            );
         }
     }
 }

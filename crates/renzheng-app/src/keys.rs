@@ -78,8 +78,9 @@ pub fn template_key(settings: &Settings) -> Result<renzheng_store::TemplateKey, 
 pub fn secret_box(settings: &Settings) -> Result<SecretBox, KeyError> {
     let key = match &settings.secrets_key {
         // Validated as 64 hex digits with the rest of the settings.
-        Some(key) => hex::decode(key.expose().trim())
-            .map_err(|_| KeyError::Corrupt("secrets_key".into()))?,
+        Some(key) => {
+            hex::decode(key.expose().trim()).map_err(|_| KeyError::Corrupt("secrets_key".into()))?
+        }
         None => load_or_create_key(&key_path(settings, SECRETS_KEY_FILE)?)?,
     };
     Ok(SecretBox::new(&key))

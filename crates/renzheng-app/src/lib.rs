@@ -48,10 +48,6 @@ use renzheng_vision::{EngineConfig, FaceEngine};
 
 pub use crate::alerts::{webhook_signature, AlertPayload};
 pub use crate::apps::{AppName, AppView, Caller, CreatedApp, NewAppCode, NewAppSecret, PolicyView};
-pub use crate::metering::{
-    Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, PackageView,
-    UsageDay, UsageView,
-};
 pub use crate::audit::{Actor, CheckRecord};
 pub use crate::check::{CheckFields, CheckRequest, IdFacts, ResultCode, Scored, Verification};
 pub use crate::clock::{Clock, SystemClock};
@@ -59,6 +55,10 @@ pub use crate::engine::EngineObserver;
 pub use crate::error::AppError;
 pub use crate::gate::{EngineGate, Saturated};
 pub use crate::import::{ImportProgress, ImportRefusal, ImportSummary};
+pub use crate::metering::{
+    Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, PackageView, UsageDay,
+    UsageView,
+};
 pub use crate::registry::{EnrolFields, EnrolRequest, PersonView, PortraitView, ReembedSummary};
 pub use crate::settings::Settings;
 
@@ -66,9 +66,9 @@ pub use crate::settings::Settings;
 #[cfg(feature = "testing")]
 pub use renzheng_vision::testing;
 
+use crate::alerts::AlertQueue;
 use crate::engine::EngineRoom;
 use crate::fetch::Fetcher;
-use crate::alerts::AlertQueue;
 use crate::keys::{KeyError, PhotoCipher, SecretBox};
 use crate::settings::SettingsError;
 

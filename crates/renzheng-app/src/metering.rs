@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 
 use renzheng_domain::IdNumber;
 use renzheng_store::{
-    AppId, AttemptWindow, AuditQuery, AuditRecord, Grant, Package, QuotaRefusal, Reserved,
-    ReservationId, StoreError,
+    AppId, AttemptWindow, AuditQuery, AuditRecord, Grant, Package, QuotaRefusal, ReservationId,
+    Reserved, StoreError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -292,7 +292,20 @@ fn parse_day(text: &str) -> Result<i64, AppError> {
     };
     let (y, m, d) = (num(4)?, num(2)?, num(2)?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
         return Err(invalid());
     }
@@ -327,6 +340,12 @@ pub fn format_day(days: i64) -> String {
 impl App {
     fn offset_ms(&self) -> i64 {
         i64::from(self.settings.metering.utc_offset_minutes) * 60_000
+    }
+
+    /// The end of a `YYYY-MM-DD` day in the usage offset (unix ms, exclusive): calls that
+    /// expire "on 2027-01-31" can be used through that day.
+    pub fn end_of_day_ms(&self, date: &str) -> Result<i64, AppError> {
+        Ok((parse_day(date)? + 1) * DAY_MS - self.offset_ms())
     }
 
     /// Admits a check of `caller` before any work: its rate limit, then one unit of its
@@ -690,7 +709,14 @@ mod tests {
             assert_eq!(parse_day(text).unwrap(), days, "{text}");
             assert_eq!(format_day(days), text);
         }
-        for bad in ["2026-02-29", "2026-13-01", "2026-1-01", "20261201", "", "2026-12-01x"] {
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "20261201",
+            "",
+            "2026-12-01x",
+        ] {
             assert!(parse_day(bad).is_err(), "{bad}");
         }
     }
@@ -715,12 +741,30 @@ mod tests {
         };
         assert!(good.clone().parse().is_ok());
         for bad in [
-            PackageView { name: "".into(), ..good.clone() },
-            PackageView { name: "a b".into(), ..good.clone() },
-            PackageView { title: " ".into(), ..good.clone() },
-            PackageView { calls: 0, ..good.clone() },
-            PackageView { price_fen: -1, ..good.clone() },
-            PackageView { valid_days: Some(0), ..good.clone() },
+            PackageView {
+                name: "".into(),
+                ..good.clone()
+            },
+            PackageView {
+                name: "a b".into(),
+                ..good.clone()
+            },
+            PackageView {
+                title: " ".into(),
+                ..good.clone()
+            },
+            PackageView {
+                calls: 0,
+                ..good.clone()
+            },
+            PackageView {
+                price_fen: -1,
+                ..good.clone()
+            },
+            PackageView {
+                valid_days: Some(0),
+                ..good.clone()
+            },
         ] {
             assert!(bad.clone().parse().is_err(), "{bad:?}");
         }

@@ -208,8 +208,10 @@ async fn audit_records_past_their_retention_are_purged() {
             status: 400,
             error_code: Some("InvalidIdCard"),
             latency_ms: 1,
+            reservation: None,
         })
-        .await;
+        .await
+        .unwrap();
     }
     assert_eq!(app.purge_expired_audit().await.unwrap(), 1);
     let rows = app.recent_audit(10).await.unwrap();

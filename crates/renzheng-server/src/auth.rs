@@ -1,10 +1,15 @@
-//! Caller authentication, as a trait so that quotas and AppKey signatures (the next
-//! gateway features) can wrap or replace the AppCode check without touching handlers.
+//! Caller authentication, the two ways the API gateway offers.
 //!
-//! Handlers ask for an [`Authenticated`] extractor; it asks the router's
-//! [`Authenticator`]. Today that is [`AppCodeAuthenticator`]: `Authorization: APPCODE
-//! <code>`, looked up by hash; a missing, unknown or disabled code is `403 Unauthorized`,
-//! the same answer in every case so that probing learns nothing.
+//! * `Authorization: APPCODE <code>`, looked up by hash; a missing, unknown or disabled
+//!   code is `403 Unauthorized`, the same answer in every case so that probing learns
+//!   nothing;
+//! * an AppKey/AppSecret signature ([`crate::signature`]): `X-Ca-Key`, `X-Ca-Signature`,
+//!   `X-Ca-Timestamp` (±15 minutes), `X-Ca-Nonce` (once, across nodes: the store keeps
+//!   it), over the method, headers, path, parameters and `Content-MD5`; refusals carry
+//!   the gateway's messages.
+//!
+//! Handlers without a body ask for an [`Authenticated`] extractor; the check handler,
+//! whose signature covers its body, calls the router's [`Authenticator`] itself.
 //!
 //! The extractors are generic over any state that yields their parts (`FromRef`), so this
 //! module does not depend on the router's state.
@@ -19,6 +24,7 @@ use renzheng_app::settings::Secret;
 use renzheng_app::{App, AppError, Caller};
 
 use crate::error::ApiError;
+use crate::signature::{self, SignatureError, TIMESTAMP_WINDOW_MS};
 
 /// Why a request is not authenticated.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +35,9 @@ pub enum AuthError {
     /// Credentials that match no enabled app.
     #[error("credentials rejected")]
     Rejected,
+    /// A signed request that does not verify (or replays a nonce).
+    #[error("signature refused")]
+    Signature(SignatureError),
     /// The credential store failed.
     #[error("credential store unavailable")]
     Store(#[from] AppError),
@@ -38,6 +47,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Missing | AuthError::Rejected => ApiError::Unauthorized,
+            AuthError::Signature(e) => ApiError::Signature(e),
             AuthError::Store(e) => ApiError::internal(e),
         }
     }
@@ -46,26 +56,64 @@ impl From<AuthError> for ApiError {
 /// Decides who a request comes from.
 #[async_trait]
 pub trait Authenticator: Send + Sync + std::fmt::Debug {
-    /// The caller, from the request's head.
-    async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError>;
+    /// The caller, from the request's head and its body (empty for bodiless requests; a
+    /// signature covers it).
+    async fn authenticate(&self, parts: &Parts, body: &[u8]) -> Result<Caller, AuthError>;
 }
 
-/// `Authorization: APPCODE <code>` against the application's apps.
+/// The gateway's two schemes against the application's apps.
 #[derive(Clone)]
-pub struct AppCodeAuthenticator {
+pub struct GatewayAuthenticator {
     app: Arc<App>,
 }
 
-impl std::fmt::Debug for AppCodeAuthenticator {
+impl std::fmt::Debug for GatewayAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AppCodeAuthenticator")
+        f.write_str("GatewayAuthenticator")
     }
 }
 
-impl AppCodeAuthenticator {
+impl GatewayAuthenticator {
     /// Authenticates against `app`'s apps.
     pub fn new(app: Arc<App>) -> Self {
-        AppCodeAuthenticator { app }
+        GatewayAuthenticator { app }
+    }
+
+    async fn signed(&self, parts: &Parts, body: &[u8]) -> Result<Caller, AuthError> {
+        let signed = signature::parse(&parts.headers)
+            .map_err(AuthError::Signature)?
+            .ok_or(AuthError::Missing)?;
+        // Without both, a captured request could be replayed for ever.
+        signed
+            .require_replay_protection()
+            .map_err(AuthError::Signature)?;
+        signature::check_freshness_and_md5(&signed, &parts.headers, body, self.app.now_ms())
+            .map_err(AuthError::Signature)?;
+        let (caller, secret) = self
+            .app
+            .signing_secret(&signed.app_key)
+            .await?
+            .ok_or(AuthError::Signature(SignatureError::InvalidAppKey))?;
+        signature::verify(
+            secret.as_bytes(),
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            body,
+            &signed,
+        )
+        .map_err(AuthError::Signature)?;
+        // Only a verified request spends its nonce, so a forger cannot burn a client's.
+        let nonce = signed.nonce.as_deref().unwrap_or_default();
+        match self
+            .app
+            .use_nonce(&caller, nonce, 2 * TIMESTAMP_WINDOW_MS)
+            .await
+        {
+            Ok(()) => Ok(caller),
+            Err(AppError::NonceUsed) => Err(AuthError::Signature(SignatureError::NonceUsed)),
+            Err(e) => Err(AuthError::Store(e)),
+        }
     }
 }
 
@@ -76,19 +124,27 @@ pub fn parse_appcode(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("APPCODE") && !code.is_empty()).then_some(code)
 }
 
+/// The AppCode of a request, if it carries one (then its body is not needed to know the
+/// caller).
+pub fn appcode_of(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_appcode)
+}
+
 #[async_trait]
-impl Authenticator for AppCodeAuthenticator {
-    async fn authenticate(&self, parts: &Parts) -> Result<Caller, AuthError> {
-        let code = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_appcode)
-            .ok_or(AuthError::Missing)?;
-        self.app
-            .authenticate_app_code(code)
-            .await?
-            .ok_or(AuthError::Rejected)
+impl Authenticator for GatewayAuthenticator {
+    async fn authenticate(&self, parts: &Parts, body: &[u8]) -> Result<Caller, AuthError> {
+        match appcode_of(parts) {
+            Some(code) => self
+                .app
+                .authenticate_app_code(code)
+                .await?
+                .ok_or(AuthError::Rejected),
+            None => self.signed(parts, body).await,
+        }
     }
 }
 
@@ -105,7 +161,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let authenticator = <Arc<dyn Authenticator>>::from_ref(state);
-        let caller = authenticator.authenticate(parts).await?;
+        let caller = authenticator.authenticate(parts, b"").await?;
         tracing::Span::current().record("app_id", caller.app_id.as_str());
         Ok(Authenticated(caller))
     }

@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use renzheng_app::settings::Limits;
 use renzheng_app::{CheckFields, CheckRecord, CheckRequest, Verification};
@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Authenticated;
+use crate::auth;
 use crate::error::{body_rejection, success, ApiError, Envelope, NoData};
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -61,15 +61,16 @@ pub struct ResultLabel(pub u8);
     tag = "check",
     summary = "Verify a photo against the registry portrait of an ID number",
     description = "Checks the name/ID pair against the registry, then compares the face in the photo with the registry portrait. Every 200 carries one result code 1-8 in `data.result`. `image` or `imgUrl` is required.",
-    security(("appCode" = [])),
+    security(("appCode" = []), ("appKeySignature" = [])),
     request_body(content(
         (CheckBody = "application/json"),
         (CheckBody = "application/x-www-form-urlencoded"),
     )),
     responses(
         (status = 200, description = "A result 1-8 in `data`", body = Envelope<CheckData>),
-        (status = 400, description = "A missing or invalid field, or an unusable photo", body = Envelope<NoData>),
-        (status = 403, description = "Missing, unknown or disabled AppCode", body = Envelope<NoData>),
+        (status = 400, description = "A missing or invalid field, or an unusable photo; or a signed request that does not verify (`X-Ca-Error-Message`: `Invalid Signature, Server StringToSign:...`, `Timestamp Expired`, `Nonce Used`, `Invalid Content-MD5`, `Invalid AppKey`...). Never charged.", body = Envelope<NoData>),
+        (status = 403, description = "Missing, unknown or disabled credentials (`Unauthorized`); no calls left (`X-Ca-Error-Message: Quota Exhausted` or `Quota Expired`); the app's rate limit (`Throttled by APP Flow Control`, with `Retry-After`). Never charged.", body = Envelope<NoData>),
+        (status = 429, description = "Too many checks of this ID number by this app this minute or day (`limits.per_id_per_minute`, `limits.per_id_per_day`); `Retry-After` says when. Not charged.", body = Envelope<NoData>),
         (status = 413, description = "Body over the limit", body = Envelope<NoData>),
         (status = 415, description = "Neither JSON nor form data", body = Envelope<NoData>),
         (status = 503, description = "Engine saturated; `Retry-After` says when to retry", body = Envelope<NoData>),
@@ -77,38 +78,62 @@ pub struct ResultLabel(pub u8);
         (status = 500, description = "Internal error", body = Envelope<NoData>),
     ),
 )]
-pub async fn handler(
-    State(state): State<AppState>,
-    auth: Result<Authenticated, ApiError>,
-    request: Request,
-) -> Response {
+pub async fn handler(State(state): State<AppState>, request: Request) -> Response {
     let app = &state.app;
     let started = Instant::now();
     let arrived_ms = app.now_ms();
     let deadline = tokio::time::Instant::now() + app.settings().limits.request_timeout();
     let limit = app.settings().limits.max_body_bytes;
+    let (parts, body) = request.into_parts();
 
-    // A refused credential is counted, not audited: the audit is the record of checks
-    // made by callers, and one client hammering with bad codes must not grow it.
-    let caller = match auth {
-        Ok(Authenticated(caller)) => caller,
-        Err(e) => {
-            state.metrics.auth_failed();
-            return e.into_response();
+    // An AppCode names the caller from the head, so strangers cannot make us read a
+    // 2 MB body; a signature covers the body, so that one is read first.
+    let early = match auth::appcode_of(&parts) {
+        Some(_) => Some(state.authenticator.authenticate(&parts, b"").await),
+        None => None,
+    };
+    if let Some(Err(e)) = early {
+        return refused(&state, e.into());
+    }
+    let body = match tokio::time::timeout_at(deadline, read_body(body, limit)).await {
+        Err(_) => Err(ApiError::Timeout),
+        Ok(body) => body,
+    };
+    let caller = match early {
+        Some(Ok(caller)) => caller,
+        _ => {
+            let Ok(bytes) = &body else {
+                // Nobody known to audit it for.
+                return body
+                    .err()
+                    .map(IntoResponse::into_response)
+                    .unwrap_or_default();
+            };
+            match state.authenticator.authenticate(&parts, bytes).await {
+                Ok(caller) => caller,
+                Err(e) => return refused(&state, e.into()),
+            }
         }
     };
-    let app_id = Some(caller.app_id.clone());
-    let parsed: Result<CheckRequest, ApiError> =
-        match tokio::time::timeout_at(deadline, read_fields(request, limit)).await {
-            Err(_) => Err(ApiError::Timeout),
-            Ok(fields) => fields.and_then(|f| Ok(app.parse_check(f)?)),
-        };
+    tracing::Span::current().record("app_id", caller.app_id.as_str());
+
+    // Rate limit and quota before any parsing or engine work.
+    let admission = app.admit(&caller).await;
+    let reservation = admission.as_ref().ok().and_then(|a| a.reservation);
+    let parsed: Result<CheckRequest, ApiError> = admission
+        .map_err(ApiError::from)
+        .and(body)
+        .and_then(|bytes| fields_of(&parts.headers, &bytes))
+        .and_then(|f| Ok(app.parse_check(f)?));
     let (request, outcome) = match parsed {
         Err(e) => (None, Err(e)),
         Ok(request) => {
-            let outcome = match tokio::time::timeout_at(deadline, app.verify(&request)).await {
-                Err(_) => Err(ApiError::Timeout),
-                Ok(verified) => verified.map_err(ApiError::from),
+            let outcome = match app.limit_attempts(&caller, &request.id).await {
+                Err(e) => Err(ApiError::from(e)),
+                Ok(()) => match tokio::time::timeout_at(deadline, app.verify(&request)).await {
+                    Err(_) => Err(ApiError::Timeout),
+                    Ok(verified) => verified.map_err(ApiError::from),
+                },
             };
             (Some(request), outcome)
         }
@@ -123,31 +148,45 @@ pub async fn handler(
             (status, Some(code))
         }
     };
-    app.record_check(CheckRecord {
-        arrived_ms,
-        request_id: RequestId::current()
-            .map(|id| id.to_string())
-            .unwrap_or_default(),
-        app_id,
-        name: request.as_ref().map(|r| &r.name),
-        id_number: request.as_ref().map(|r| &r.id),
-        result: data.as_ref().ok().map(|(result, _)| *result),
-        score: data.as_ref().ok().and_then(|(_, d)| d.score),
-        status: status.as_u16(),
-        error_code,
-        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    })
-    .await;
+    let recorded = app
+        .record_check(CheckRecord {
+            arrived_ms,
+            request_id: RequestId::current()
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            app_id: Some(caller.app_id.clone()),
+            name: request.as_ref().map(|r| &r.name),
+            id_number: request.as_ref().map(|r| &r.id),
+            result: data.as_ref().ok().map(|(result, _)| *result),
+            score: data.as_ref().ok().and_then(|(_, d)| d.score),
+            status: status.as_u16(),
+            error_code,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            reservation,
+        })
+        .await;
 
-    match data {
-        Ok((_, data)) => {
+    match (data, recorded) {
+        (Ok((_, mut data)), Ok(charged)) => {
+            data.charged = u8::from(charged);
             let label = ResultLabel(data.result);
             let mut response = success(StatusCode::OK, data);
             response.extensions_mut().insert(label);
             response
         }
-        Err(e) => e.into_response(),
+        // An answer that could not be recorded (nor charged) is not given as a success.
+        (Ok(_), Err(_)) => {
+            ApiError::NotReady("the check could not be recorded; retry".into()).into_response()
+        }
+        (Err(e), _) => e.into_response(),
     }
+}
+
+/// A refused credential is counted, not audited: the audit is the record of checks made
+/// by callers, and one client hammering with bad credentials must not grow it.
+fn refused(state: &AppState, e: ApiError) -> Response {
+    state.metrics.auth_failed();
+    e.into_response()
 }
 
 /// Body encodings accepted by the check endpoint.
@@ -157,8 +196,8 @@ enum Encoding {
     Form,
 }
 
-fn encoding_of(request: &Request) -> Result<Option<Encoding>, ApiError> {
-    let Some(value) = request.headers().get(CONTENT_TYPE) else {
+fn encoding_of(headers: &HeaderMap) -> Result<Option<Encoding>, ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
         return Ok(None);
     };
     let essence = value
@@ -177,14 +216,26 @@ fn encoding_of(request: &Request) -> Result<Option<Encoding>, ApiError> {
     }
 }
 
-/// Reads the body under the route's limit (413 beyond) and parses it by content type;
-/// without a content type, a body starting with `{` is JSON and anything else form data.
-async fn read_fields(request: Request, limit: usize) -> Result<CheckFields, ApiError> {
-    let encoding = encoding_of(&request)?;
-    let body = Bytes::from_request(request, &())
-        .await
-        .map_err(|r| body_rejection(r.status(), limit))?;
-    let encoding = encoding.unwrap_or_else(|| {
+/// Reads the body under the route's limit (413 beyond).
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => {
+            let status = if e.is::<http_body_util::LengthLimitError>() {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Err(body_rejection(status, limit))
+        }
+    }
+}
+
+/// Parses a body by its content type; without one, a body starting with `{` is JSON and
+/// anything else form data.
+fn fields_of(headers: &HeaderMap, body: &[u8]) -> Result<CheckFields, ApiError> {
+    let encoding = encoding_of(headers)?.unwrap_or_else(|| {
         if body.trim_ascii_start().first() == Some(&b'{') {
             Encoding::Json
         } else {
@@ -192,8 +243,8 @@ async fn read_fields(request: Request, limit: usize) -> Result<CheckFields, ApiE
         }
     });
     match encoding {
-        Encoding::Json => fields_from_json(&body),
-        Encoding::Form => fields_from_form(&body),
+        Encoding::Json => fields_from_json(body),
+        Encoding::Form => fields_from_form(body),
     }
 }
 
@@ -386,6 +437,8 @@ pub struct CheckData {
     pub quality: Option<QualityView>,
     /// Faces found in the photo (whenever the photo was analysed).
     pub faces: Option<usize>,
+    /// Calls charged to the app's quota for this answer: 1, or 0 when metering is off.
+    pub charged: u8,
 }
 
 impl From<&Verification> for CheckData {
@@ -404,6 +457,7 @@ impl From<&Verification> for CheckData {
             address: v.facts.address.clone(),
             quality: v.quality.as_ref().map(QualityView::from),
             faces: v.faces,
+            charged: 0,
         }
     }
 }

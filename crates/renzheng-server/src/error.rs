@@ -75,6 +75,29 @@ pub enum ApiError {
     /// Missing, unknown or disabled AppCode.
     #[error("Unauthorized")]
     Unauthorized,
+    /// A signed request that does not verify; the gateway's message.
+    #[error("{}", .0.gateway_message())]
+    Signature(crate::signature::SignatureError),
+    /// The app's rate limit is reached.
+    #[error("Throttled by APP Flow Control")]
+    Throttled {
+        /// Until a request is allowed, milliseconds.
+        retry_after_ms: i64,
+    },
+    /// The app has no calls left.
+    #[error("Quota Exhausted")]
+    QuotaExhausted,
+    /// The app's calls have expired.
+    #[error("Quota Expired")]
+    QuotaExpired,
+    /// Too many checks of one ID number.
+    #[error("{message}")]
+    TooManyAttempts {
+        /// Why (which window).
+        message: String,
+        /// Until the window ends, milliseconds.
+        retry_after_ms: i64,
+    },
     /// A required field is absent or empty.
     #[error("missing required field: {0}")]
     MissingField(&'static str),
@@ -159,6 +182,11 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthorized => (StatusCode::FORBIDDEN, "Unauthorized"),
+            Signature(e) => (e.status(), signature_code(e)),
+            Throttled { .. } => (StatusCode::FORBIDDEN, "Throttled"),
+            QuotaExhausted => (StatusCode::FORBIDDEN, "QuotaExhausted"),
+            QuotaExpired => (StatusCode::FORBIDDEN, "QuotaExpired"),
+            TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts"),
             MissingField(_) | MissingPhoto => (StatusCode::BAD_REQUEST, "MissingParameter"),
             FieldType(_) | BadRequest(_) => (StatusCode::BAD_REQUEST, "InvalidParameter"),
             InvalidName(_) => (StatusCode::BAD_REQUEST, "InvalidName"),
@@ -181,6 +209,26 @@ impl ApiError {
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
+}
+
+/// The `X-Ca-Error-Code` of a signature refusal.
+fn signature_code(e: &crate::signature::SignatureError) -> &'static str {
+    use crate::signature::SignatureError::*;
+    match e {
+        MissingHeader { .. } | InvalidHeader { .. } | EmptySignature => "InvalidSignatureHeader",
+        InvalidAppKey => "InvalidAppKey",
+        Unauthorized => "Unauthorized",
+        InvalidTimestamp => "InvalidTimestamp",
+        TimestampExpired => "TimestampExpired",
+        NonceUsed => "NonceUsed",
+        InvalidContentMd5 => "InvalidContentMd5",
+        InvalidSignature { .. } => "InvalidSignature",
+    }
+}
+
+/// Whole seconds for `Retry-After`, at least 1.
+fn retry_after_secs(ms: i64) -> u64 {
+    u64::try_from(ms.max(1)).unwrap_or(1).div_ceil(1000)
 }
 
 /// The `X-Ca-Error-Code` of an imgUrl failure.
@@ -215,6 +263,15 @@ impl From<AppError> for ApiError {
             AppError::NotFound(what) => ApiError::ResourceNotFound(what),
             AppError::Busy { retry_after_secs } => ApiError::Busy { retry_after_secs },
             AppError::Import(reason) => ApiError::BadRequest(reason),
+            AppError::Invalid(reason) => ApiError::BadRequest(reason),
+            AppError::Throttled { retry_after_ms } => ApiError::Throttled { retry_after_ms },
+            AppError::QuotaExhausted => ApiError::QuotaExhausted,
+            AppError::QuotaExpired => ApiError::QuotaExpired,
+            e @ AppError::TooManyAttempts { retry_after_ms, .. } => ApiError::TooManyAttempts {
+                message: e.to_string(),
+                retry_after_ms,
+            },
+            AppError::NonceUsed => ApiError::Signature(crate::signature::SignatureError::NonceUsed),
             e @ (AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_)) => {
                 ApiError::internal(e)
             }
@@ -257,9 +314,24 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(X_CA_ERROR_CODE, HeaderValue::from_static(code));
-        headers.insert(X_CA_ERROR_MESSAGE, header_safe(&message));
-        if let ApiError::Busy { retry_after_secs } = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let header_message = match &self {
+            // Keeps the caller's own (possibly Chinese) parameters byte for byte.
+            ApiError::Signature(e) => e.header_value(),
+            _ => header_safe(&message),
+        };
+        headers.insert(X_CA_ERROR_MESSAGE, header_message);
+        match &self {
+            ApiError::Busy { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Throttled { retry_after_ms }
+            | ApiError::TooManyAttempts { retry_after_ms, .. } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(*retry_after_ms)),
+                );
+            }
+            _ => {}
         }
         if matches!(self, ApiError::AdminUnauthorized) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

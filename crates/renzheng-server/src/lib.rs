@@ -19,6 +19,7 @@ pub mod admin;
 pub mod auth;
 pub mod check;
 pub mod error;
+pub mod metering;
 pub mod metrics;
 mod middleware;
 pub mod ops;

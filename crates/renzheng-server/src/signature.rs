@@ -539,14 +539,43 @@ pub fn verify(
     body: &[u8],
     signed: &SignedHeaders,
 ) -> Result<(), SignatureError> {
+    // Clients differ on the spelling of the signed header names: the gateway's newer
+    // documentation lower-cases them, older SDKs (and the gateway's own error example)
+    // keep the client's spelling. Both are accepted; a refusal shows the string as the
+    // gateway does, in the client's spelling.
     let sts = string_to_sign(method, uri, headers, signed, body);
-    let presented = STANDARD.decode(signed.signature.as_bytes());
-    if presented.is_ok_and(|tag| tag_matches(secret, signed.method, &sts, &tag)) {
-        Ok(())
-    } else {
-        Err(SignatureError::InvalidSignature {
+    let Ok(tag) = STANDARD.decode(signed.signature.as_bytes()) else {
+        return Err(SignatureError::InvalidSignature {
             server_string_to_sign: ServerStringToSign(sts),
-        })
+        });
+    };
+    if tag_matches(secret, signed.method, &sts, &tag) {
+        return Ok(());
+    }
+    let lower = lower_cased(signed);
+    if lower.signed_header_names != signed.signed_header_names {
+        let lowered = string_to_sign(method, uri, headers, &lower, body);
+        if tag_matches(secret, signed.method, &lowered, &tag) {
+            return Ok(());
+        }
+    }
+    Err(SignatureError::InvalidSignature {
+        server_string_to_sign: ServerStringToSign(sts),
+    })
+}
+
+/// The same signed headers with lower-cased names, in their sorted order.
+fn lower_cased(signed: &SignedHeaders) -> SignedHeaders {
+    let mut names: Vec<String> = signed
+        .signed_header_names
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    names.sort_by(|a, b| java_order(a, b));
+    names.dedup();
+    SignedHeaders {
+        signed_header_names: names,
+        ..signed.clone()
     }
 }
 
@@ -680,6 +709,34 @@ mod tests {
             check_freshness_and_md5(&signed, &c.headers, &c.body, now)
                 .unwrap_or_else(|e| panic!("{}: {e:?}", c.name));
         }
+    }
+
+    #[test]
+    fn names_listed_in_capitals_may_be_signed_lower_cased() {
+        let mut headers = HeaderMap::new();
+        headers.insert("X-Ca-Key", HeaderValue::from_static("203753385"));
+        headers.insert("X-Ca-Timestamp", HeaderValue::from_static("1525872629832"));
+        headers.insert("X-Ca-Nonce", HeaderValue::from_static("n"));
+        headers.insert("X-Ca-Signature", HeaderValue::from_static("x"));
+        headers.insert(
+            "X-Ca-Signature-Headers",
+            HeaderValue::from_static("X-Ca-Timestamp,X-Ca-Key,X-Ca-Nonce"),
+        );
+        let signed = parse(&headers).unwrap().unwrap();
+        let (method, uri) = (Method::GET, Uri::from_static("/v1/app/balance"));
+        // Independent: the rule, names lower-cased and sorted.
+        let lower_sts = "GET\n\n\n\n\nx-ca-key:203753385\nx-ca-nonce:n\nx-ca-timestamp:1525872629832\n/v1/app/balance";
+        for sts in [
+            lower_sts.to_owned(),
+            string_to_sign(&method, &uri, &headers, &signed, b""),
+        ] {
+            let mut signed = signed.clone();
+            signed.signature = sign(b"secret", SignatureMethod::HmacSha256, &sts);
+            verify(b"secret", &method, &uri, &headers, b"", &signed).unwrap();
+        }
+        let mut forged = signed.clone();
+        forged.signature = sign(b"other", SignatureMethod::HmacSha256, lower_sts);
+        assert!(verify(b"secret", &method, &uri, &headers, b"", &forged).is_err());
     }
 
     #[test]

@@ -18,13 +18,13 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::{AdminToken, AppCodeAuthenticator};
+use crate::auth::{AdminToken, GatewayAuthenticator};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::middleware::{record_route, request_context};
 use crate::ops::ApiDocument;
 use crate::state::AppState;
-use crate::{admin, check, ops};
+use crate::{admin, check, metering, ops};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,7 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?;
         let app = Arc::new(app);
         let state = AppState {
-            authenticator: Arc::new(AppCodeAuthenticator::new(app.clone())),
+            authenticator: Arc::new(GatewayAuthenticator::new(app.clone())),
             admin_token,
             app,
             metrics,
@@ -137,12 +137,26 @@ impl Application {
             .unwrap_or_default();
         tracing::info!(addr = %self.local_addr(), model_id, "listening");
         let limits = app.settings().limits.clone();
-        let retention = tokio::spawn({
-            let app = app.clone();
-            async move { app.run_audit_retention().await }
-        });
+        // Background upkeep: audit retention, lapsed quota holds and expired counters,
+        // balance alerts. Each loops until the server stops.
+        let upkeep = [
+            tokio::spawn({
+                let app = app.clone();
+                async move { app.run_audit_retention().await }
+            }),
+            tokio::spawn({
+                let app = app.clone();
+                async move { app.run_metering_upkeep().await }
+            }),
+            tokio::spawn({
+                let app = app.clone();
+                async move { app.run_alerts().await }
+            }),
+        ];
         crate::serve::serve(self.listener, self.router, &limits, shutdown, grace).await;
-        retention.abort();
+        for task in upkeep {
+            task.abort();
+        }
         Ok(())
     }
 }
@@ -175,6 +189,7 @@ pub fn routes(limits: &Limits) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(check::router(limits))
         .merge(admin::router(limits))
+        .merge(metering::router())
         .merge(ops::router())
 }
 
@@ -187,8 +202,10 @@ pub fn routes(limits: &Limits) -> OpenApiRouter<AppState> {
     ),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "check", description = "The Alibaba-compatible verification endpoint (AppCode)"),
+        (name = "check", description = "The Alibaba-compatible verification endpoint (AppCode or AppKey signature; only 2xx answers use quota)"),
         (name = "admin", description = "Registry and apps (admin bearer token; off unless configured)"),
+        (name = "metering", description = "Packages, grants, balances, policies, usage and call history (admin bearer token)"),
+        (name = "app", description = "The calling app's own balance, usage and call history (AppCode or signature)"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     ),
 )]
@@ -205,6 +222,13 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization",
                 "APPCODE <code>",
+            ))),
+        );
+        components.add_security_scheme(
+            "appKeySignature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Ca-Signature",
+                "The API gateway's AppKey/AppSecret signature: X-Ca-Key, X-Ca-Signature (base64 HmacSHA256 or HmacSHA1 of the string-to-sign), X-Ca-Signature-Method, X-Ca-Timestamp (epoch ms, within 15 minutes), X-Ca-Nonce (once), X-Ca-Signature-Headers, Content-MD5",
             ))),
         );
         components.add_security_scheme(
@@ -320,7 +344,9 @@ mod tests {
         for (path, item) in paths {
             for (method, op) in item.as_object().unwrap() {
                 assert!(op["tags"].is_array(), "{method} {path} has no tag");
-                let wants_auth = path.starts_with("/admin") || path == "/faceidcard/check";
+                let wants_auth = path.starts_with("/admin")
+                    || path.starts_with("/v1/app/")
+                    || path == "/faceidcard/check";
                 assert_eq!(op["security"].is_array(), wants_auth, "{method} {path}");
                 for (status, response) in op["responses"].as_object().unwrap() {
                     if !status.starts_with('2') {

@@ -37,6 +37,9 @@ pub enum Command {
     /// Manage the apps that may call the API.
     #[command(subcommand)]
     Apps(AppsCommand),
+    /// The package catalogue.
+    #[command(subcommand)]
+    Packages(PackagesCommand),
     /// Install or verify the model pack.
     Models(vision_cli::models::Args),
     /// Compare the faces in two photos.
@@ -140,5 +143,104 @@ pub enum AppsCommand {
     Enable {
         /// The app id (`app_…`).
         app_id: String,
+    },
+    /// Add calls to an app's balance: a package of the catalogue, or a number of calls.
+    Grant {
+        /// The app id (`app_…`).
+        app_id: String,
+        /// A package name (see `renzheng packages list`).
+        #[arg(long, conflicts_with = "calls", required_unless_present = "calls")]
+        package: Option<String>,
+        /// A number of calls.
+        #[arg(long)]
+        calls: Option<i64>,
+        /// Last day the calls may be used (YYYY-MM-DD, through its end in
+        /// `metering.utc_offset_minutes`); default: the package's validity, or never.
+        #[arg(long = "expires-at", value_name = "YYYY-MM-DD")]
+        expires_at: Option<String>,
+        /// Print the grant as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An app's balance and its checks per day.
+    Usage {
+        /// The app id (`app_…`).
+        app_id: String,
+        /// From this day (YYYY-MM-DD; default 30 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// To this day (YYYY-MM-DD; default today).
+        #[arg(long)]
+        to: Option<String>,
+        /// Print as JSON (`remaining`, `charged`, `days`, `grants`…).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give an app a new AppCode (shown once); buying a package never changes it.
+    ResetCode {
+        /// The app id (`app_…`).
+        app_id: String,
+        /// Seconds the old code keeps working (0 to 30 days).
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: i64,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give an app a new AppKey and AppSecret (shown once).
+    ResetSecret {
+        /// The app id (`app_…`).
+        app_id: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set an app's rate limit, balance-alert threshold and webhook.
+    Policy {
+        /// The app id (`app_…`).
+        app_id: String,
+        /// Sustained checks per second (omit: no rate limit).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Checks allowed at once above the rate.
+        #[arg(long)]
+        burst: Option<u32>,
+        /// Alert when the remaining calls fall to this percentage of those bought.
+        #[arg(long = "alert-percent", default_value_t = 20)]
+        alert_percent: u8,
+        /// Where alerts are posted (http or https).
+        #[arg(long)]
+        webhook: Option<String>,
+    },
+}
+
+/// `renzheng packages …`.
+#[derive(Debug, Subcommand)]
+pub enum PackagesCommand {
+    /// The catalogue, by price.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or replace a package.
+    Set {
+        /// Short stable id (letters, digits, '-', '_').
+        name: String,
+        /// What buyers see, e.g. "165元/1000次".
+        #[arg(long)]
+        title: String,
+        /// Calls it adds.
+        #[arg(long)]
+        calls: i64,
+        /// Price in 分 (0.01 元).
+        #[arg(long = "price-fen", default_value_t = 0)]
+        price_fen: i64,
+        /// Days its calls stay usable (omit: forever).
+        #[arg(long = "valid-days")]
+        valid_days: Option<i64>,
+        /// Retire it (no new grants).
+        #[arg(long)]
+        retired: bool,
     },
 }

@@ -1,10 +1,72 @@
-//! `renzheng apps create|list|disable|enable`.
+//! `renzheng apps create|list|disable|enable|grant|usage|reset-code|reset-secret|policy`
+//! and `renzheng packages list|set`.
 
-use renzheng_app::{Actor, App, AppError, AppName, Settings};
+use renzheng_app::{
+    Actor, App, AppError, AppName, GrantRequest, PackageView, PolicyView, Settings,
+};
 use renzheng_store::AppId;
 
 use super::{explain, with_app};
-use crate::cli::AppsCommand;
+use crate::cli::{AppsCommand, PackagesCommand};
+
+/// Runs a `packages` subcommand.
+pub fn run_packages(cmd: PackagesCommand, settings: &Settings) -> anyhow::Result<()> {
+    with_app(settings, |app| async move {
+        let result = packages(cmd, &app).await;
+        (app, result)
+    })
+}
+
+async fn packages(cmd: PackagesCommand, app: &App) -> anyhow::Result<()> {
+    match cmd {
+        PackagesCommand::List { json } => {
+            let packages = app.packages().await.map_err(explain)?;
+            if json {
+                println!("{}", serde_json::to_string(&packages)?);
+            } else {
+                for p in packages {
+                    let valid = p
+                        .valid_days
+                        .map_or("no expiry".to_owned(), |d| format!("{d} days"));
+                    let state = if p.active { "" } else { "  (retired)" };
+                    println!(
+                        "{:<10} {:>8} calls  {:>10.2} 元  {:<10}  {}{state}",
+                        p.name,
+                        p.calls,
+                        p.price_fen as f64 / 100.0,
+                        valid,
+                        p.title
+                    );
+                }
+            }
+        }
+        PackagesCommand::Set {
+            name,
+            title,
+            calls,
+            price_fen,
+            valid_days,
+            retired,
+        } => {
+            let saved = app
+                .put_package(
+                    &Actor::Cli,
+                    PackageView {
+                        name,
+                        title,
+                        calls,
+                        price_fen,
+                        valid_days,
+                        active: !retired,
+                    },
+                )
+                .await
+                .map_err(explain)?;
+            println!("{}", serde_json::to_string(&saved)?);
+        }
+    }
+    Ok(())
+}
 
 /// Runs an `apps` subcommand.
 pub fn run(cmd: AppsCommand, settings: &Settings) -> anyhow::Result<()> {
@@ -22,13 +84,24 @@ async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"app_id": created.app_id, "app_code": created.app_code})
+                    serde_json::json!({
+                        "app_id": created.app_id,
+                        "app_code": created.app_code,
+                        "app_key": created.app_key,
+                        "app_secret": created.app_secret,
+                    })
                 );
             } else {
-                println!("app_id:   {}", created.app_id);
-                println!("app_code: {}", created.app_code);
-                println!("Keep the AppCode now: it is stored hashed and cannot be shown again.");
-                println!("Callers send it as: Authorization: APPCODE <app_code>");
+                println!("app_id:     {}", created.app_id);
+                println!("app_code:   {}", created.app_code);
+                println!("app_key:    {}", created.app_key);
+                println!("app_secret: {}", created.app_secret);
+                println!("Keep the AppCode and AppSecret now: they cannot be shown again.");
+                println!("Callers send: Authorization: APPCODE <app_code>, or sign with the key and secret.");
+                println!(
+                    "The app has no calls yet: renzheng apps grant {} --package trial",
+                    created.app_id
+                );
             }
         }
         AppsCommand::List { json } => {
@@ -49,8 +122,146 @@ async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
         }
         AppsCommand::Disable { app_id } => switch(app, app_id, false).await?,
         AppsCommand::Enable { app_id } => switch(app, app_id, true).await?,
+        AppsCommand::Grant {
+            app_id,
+            package,
+            calls,
+            expires_at,
+            json,
+        } => {
+            let expires_at = expires_at
+                .map(|d| app.end_of_day_ms(&d))
+                .transpose()
+                .map_err(explain)?;
+            let id = AppId::from(app_id.clone());
+            let grant = app
+                .grant(
+                    &Actor::Cli,
+                    &id,
+                    GrantRequest {
+                        package,
+                        calls,
+                        expires_at,
+                    },
+                )
+                .await
+                .map_err(|e| not_found(e, &app_id))?;
+            if json {
+                println!("{}", serde_json::to_string(&grant)?);
+            } else {
+                let balance = app.balance(&id).await.map_err(explain)?;
+                println!(
+                    "granted {} calls to {app_id} (grant {}); remaining {}",
+                    grant.calls, grant.grant_id, balance.remaining
+                );
+            }
+        }
+        AppsCommand::Usage {
+            app_id,
+            from,
+            to,
+            json,
+        } => {
+            let id = AppId::from(app_id.clone());
+            let balance = app.balance(&id).await.map_err(|e| not_found(e, &app_id))?;
+            let usage = app
+                .usage(Some(&id), from.as_deref(), to.as_deref())
+                .await
+                .map_err(explain)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "app_id": app_id,
+                        "remaining": balance.remaining,
+                        "purchased": balance.purchased,
+                        // Every charge of the app, whatever the period.
+                        "charged": balance.charged,
+                        "reserved": balance.reserved,
+                        "grants": balance.grants,
+                        "period": {"calls": usage.calls, "charged": usage.charged},
+                        "days": usage.days,
+                    })
+                );
+            } else {
+                println!(
+                    "{app_id}: remaining {} of {} bought; charged {} in all",
+                    balance.remaining, balance.purchased, balance.charged
+                );
+                for d in usage.days {
+                    println!(
+                        "{}  calls {:>6}  charged {:>6}  errors {:>5}  results {:?}",
+                        d.date, d.calls, d.charged, d.errors, d.results
+                    );
+                }
+            }
+        }
+        AppsCommand::ResetCode {
+            app_id,
+            grace_seconds,
+            json,
+        } => {
+            let code = app
+                .reset_app_code(
+                    &Actor::Cli,
+                    &AppId::from(app_id.clone()),
+                    grace_seconds.saturating_mul(1000),
+                )
+                .await
+                .map_err(|e| not_found(e, &app_id))?;
+            if json {
+                println!("{}", serde_json::to_string(&code)?);
+            } else {
+                println!("app_code: {}", code.app_code);
+                match code.previous_valid_until {
+                    Some(_) => println!("The old AppCode works for {grace_seconds} more seconds."),
+                    None => println!("The old AppCode no longer works."),
+                }
+            }
+        }
+        AppsCommand::ResetSecret { app_id, json } => {
+            let secret = app
+                .reset_app_secret(&Actor::Cli, &AppId::from(app_id.clone()))
+                .await
+                .map_err(|e| not_found(e, &app_id))?;
+            if json {
+                println!("{}", serde_json::to_string(&secret)?);
+            } else {
+                println!("app_key:    {}", secret.app_key);
+                println!("app_secret: {}", secret.app_secret);
+            }
+        }
+        AppsCommand::Policy {
+            app_id,
+            rate,
+            burst,
+            alert_percent,
+            webhook,
+        } => {
+            let view = app
+                .set_app_policy(
+                    &Actor::Cli,
+                    &AppId::from(app_id.clone()),
+                    PolicyView {
+                        rate_per_sec: rate,
+                        rate_burst: burst,
+                        alert_percent,
+                        webhook_url: webhook,
+                    },
+                )
+                .await
+                .map_err(|e| not_found(e, &app_id))?;
+            println!("{}", serde_json::to_string(&view.policy)?);
+        }
     }
     Ok(())
+}
+
+fn not_found(e: AppError, app_id: &str) -> anyhow::Error {
+    match e {
+        AppError::NotFound("app") => anyhow::anyhow!("no app with id {app_id}"),
+        e => explain(e),
+    }
 }
 
 async fn switch(app: &App, app_id: String, enabled: bool) -> anyhow::Result<()> {

@@ -24,7 +24,7 @@ use renzheng_app::testing::{solid_png, TestEngine};
 use renzheng_app::Settings;
 use renzheng_domain::{IdNumber, PersonName};
 use renzheng_server::{AppState, Application};
-use renzheng_store::{AppCode, NewPortrait, Store};
+use renzheng_store::{AppId, NewPortrait, Store};
 use renzheng_vision::{Engine, EngineConfig, FaceEngine};
 use serde_json::Value;
 
@@ -260,8 +260,14 @@ pub struct TestApp {
     pub engine: EngineKind,
     /// `http://127.0.0.1:PORT`.
     pub address: String,
-    /// The AppCode of an enabled app.
+    /// The AppCode of an enabled app with a million calls.
     pub app_code: String,
+    /// Its id.
+    pub app_id: String,
+    /// Its AppKey.
+    pub app_key: String,
+    /// Its AppSecret.
+    pub app_secret: String,
     /// The store behind the server.
     pub store: Arc<dyn Store>,
     /// The server's state (gate, settings…).
@@ -318,6 +324,9 @@ async fn start(
     settings.engine = engine_config;
     settings.img_url.allow = vec!["127.0.0.1/32".parse().unwrap()];
     settings.img_url.timeout_ms = 1_500;
+    // Tests check the same few people many times; the limit has its own tests.
+    settings.limits.per_id_per_minute = 0;
+    settings.limits.per_id_per_day = 0;
     configure(&mut settings);
 
     let app = Application::build_with_engine(settings, engine.clone())
@@ -327,11 +336,27 @@ async fn start(
     let state = app.state().clone();
     let store = state.app.store().clone();
 
-    let (code, hash) = AppCode::generate_with_hash();
-    store
-        .create_app("test app", &hash)
+    let created = state
+        .app
+        .create_app(
+            &renzheng_app::Actor::Cli,
+            &renzheng_app::AppName::parse("test app").unwrap(),
+        )
         .await
         .expect("creating the test app");
+    // Enough calls for any test that is not about quota.
+    state
+        .app
+        .grant(
+            &renzheng_app::Actor::Cli,
+            &AppId::from(created.app_id.clone()),
+            renzheng_app::GrantRequest {
+                calls: Some(1_000_000),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("granting the test app its calls");
     for person in [HU, JIANG, NO_PHOTO] {
         let id = IdNumber::parse(&person.id()).expect("test ID numbers are valid");
         let name = PersonName::parse(person.name).expect("test names are valid");
@@ -358,7 +383,10 @@ async fn start(
     TestApp {
         engine: kind,
         address,
-        app_code: code.expose().to_owned(),
+        app_code: created.app_code,
+        app_id: created.app_id,
+        app_key: created.app_key,
+        app_secret: created.app_secret,
         store,
         state,
         client: reqwest::Client::builder().no_proxy().build().unwrap(),

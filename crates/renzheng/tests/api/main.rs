@@ -6,6 +6,7 @@ mod cli;
 mod helpers;
 mod hostile_clients;
 mod img_url;
+mod metering;
 mod ops;
 mod pii;
 mod results;

@@ -1,0 +1,442 @@
+//! Packages, balances, call history and usage over HTTP: the operator's side (admin
+//! token, every app) and the app's own side (its AppCode or signature, itself only).
+//!
+//! | method | path | who | what |
+//! |---|---|---|---|
+//! | GET, PUT | `/admin/packages` | admin | the catalogue; PUT adds or replaces one package |
+//! | POST | `/admin/apps/{id}/grants` | admin | grant a package or a number of calls |
+//! | GET | `/admin/apps/{id}/balance` | admin | remaining, charged, grants |
+//! | PUT | `/admin/apps/{id}/policy` | admin | rate limit, alert threshold, webhook |
+//! | POST | `/admin/apps/{id}/reset-code` | admin | a new AppCode (old one: optional grace) |
+//! | POST | `/admin/apps/{id}/reset-secret` | admin | a new AppKey/AppSecret |
+//! | GET | `/admin/usage`, `/admin/calls` | admin | per day / call history, all apps or `app_id=` |
+//! | GET | `/v1/app/balance`, `/v1/app/usage`, `/v1/app/calls` | the app | its own |
+//!
+//! Call history answers JSON, or CSV with `format=csv`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use renzheng_app::{
+    Actor, BalanceView, CallFilter, CallView, GrantRequest, GrantView, NewAppCode, NewAppSecret,
+    PackageView, PolicyView, UsageView,
+};
+use renzheng_store::AppId;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Admin, Authenticated};
+use crate::error::{success, ApiError, Envelope, NoData};
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+/// The metering routes, documented.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_packages, put_package))
+        .routes(routes!(grant))
+        .routes(routes!(balance))
+        .routes(routes!(set_policy))
+        .routes(routes!(reset_code))
+        .routes(routes!(reset_secret))
+        .routes(routes!(admin_usage))
+        .routes(routes!(admin_calls))
+        .routes(routes!(own_balance))
+        .routes(routes!(own_usage))
+        .routes(routes!(own_calls))
+}
+
+fn actor(id: &RequestId) -> Actor {
+    Actor::AdminApi {
+        request_id: id.to_string(),
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::MalformedBody(format!("expected {shape}: {}", e.classify_text())))
+}
+
+trait Classify {
+    fn classify_text(&self) -> &'static str;
+}
+
+impl Classify for serde_json::Error {
+    fn classify_text(&self) -> &'static str {
+        if self.is_data() {
+            "a field is missing, unknown or of the wrong type"
+        } else {
+            "not valid JSON"
+        }
+    }
+}
+
+/// `GET /admin/packages`.
+#[utoipa::path(get, path = "/admin/packages", tag = "metering",
+    summary = "The package catalogue, by price",
+    security(("adminToken" = [])),
+    responses(
+        (status = 200, description = "Packages", body = Envelope<Vec<PackageView>>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
+pub async fn list_packages(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(success(StatusCode::OK, state.app.packages().await?))
+}
+
+/// `PUT /admin/packages`.
+#[utoipa::path(put, path = "/admin/packages", tag = "metering",
+    summary = "Add or replace a package (grants already made keep their calls)",
+    security(("adminToken" = [])),
+    request_body(content((PackageView = "application/json"))),
+    responses(
+        (status = 200, description = "Saved", body = Envelope<PackageView>),
+        (status = 400, description = "Invalid package", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
+pub async fn put_package(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let package: PackageView = json(&body, "a package")?;
+    Ok(success(
+        StatusCode::OK,
+        state.app.put_package(&actor(&id), package).await?,
+    ))
+}
+
+/// `POST /admin/apps/{id}/grants`.
+#[utoipa::path(post, path = "/admin/apps/{id}/grants", tag = "metering",
+    summary = "Add a package's calls (or a number of calls) to an app's balance",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The app id")),
+    request_body(content((GrantRequest = "application/json"))),
+    responses(
+        (status = 201, description = "Granted", body = Envelope<GrantView>),
+        (status = 400, description = "Neither or both of package and calls, a retired package, a past expiry", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app or package", body = Envelope<NoData>),
+    ),
+)]
+pub async fn grant(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(app): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let request: GrantRequest = json(&body, "{\"package\"} or {\"calls\"}")?;
+    let granted = state
+        .app
+        .grant(&actor(&rid), &AppId::from(app), request)
+        .await?;
+    Ok(success(StatusCode::CREATED, granted))
+}
+
+/// `GET /admin/apps/{id}/balance`.
+#[utoipa::path(get, path = "/admin/apps/{id}/balance", tag = "metering",
+    summary = "An app's balance: remaining, charged, and its grants",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The app id")),
+    responses(
+        (status = 200, description = "Balance", body = Envelope<BalanceView>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app", body = Envelope<NoData>),
+    ),
+)]
+pub async fn balance(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(success(
+        StatusCode::OK,
+        state.app.balance(&AppId::from(app)).await?,
+    ))
+}
+
+/// `PUT /admin/apps/{id}/policy`.
+#[utoipa::path(put, path = "/admin/apps/{id}/policy", tag = "metering",
+    summary = "Set an app's rate limit, alert threshold and webhook",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The app id")),
+    request_body(content((PolicyView = "application/json"))),
+    responses(
+        (status = 200, description = "The app with its new policy", body = Envelope<renzheng_app::AppView>),
+        (status = 400, description = "A value out of its range", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app", body = Envelope<NoData>),
+    ),
+)]
+pub async fn set_policy(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(app): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let policy: PolicyView = json(&body, "a policy")?;
+    let view = state
+        .app
+        .set_app_policy(&actor(&rid), &AppId::from(app), policy)
+        .await?;
+    Ok(success(StatusCode::OK, view))
+}
+
+/// The body of a code reset.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetCode {
+    /// How long the old AppCode keeps working, seconds (0 to 30 days; default 0).
+    #[serde(default)]
+    pub grace_seconds: i64,
+}
+
+/// `POST /admin/apps/{id}/reset-code`.
+#[utoipa::path(post, path = "/admin/apps/{id}/reset-code", tag = "metering",
+    summary = "Give an app a new AppCode (shown once); the old one stops, after an optional grace period",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The app id")),
+    request_body(content((ResetCode = "application/json"))),
+    responses(
+        (status = 200, description = "The new AppCode", body = Envelope<NewAppCode>),
+        (status = 400, description = "Grace period out of range", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app", body = Envelope<NoData>),
+    ),
+)]
+pub async fn reset_code(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(app): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let ResetCode { grace_seconds } = if body.is_empty() {
+        ResetCode::default()
+    } else {
+        json(&body, "{\"grace_seconds\": N}")?
+    };
+    let code = state
+        .app
+        .reset_app_code(
+            &actor(&rid),
+            &AppId::from(app),
+            grace_seconds.saturating_mul(1000),
+        )
+        .await?;
+    Ok(success(StatusCode::OK, code))
+}
+
+/// `POST /admin/apps/{id}/reset-secret`.
+#[utoipa::path(post, path = "/admin/apps/{id}/reset-secret", tag = "metering",
+    summary = "Give an app a new AppKey and AppSecret (shown once); the old pair stops at once",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The app id")),
+    responses(
+        (status = 200, description = "The new credentials", body = Envelope<NewAppSecret>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app", body = Envelope<NoData>),
+    ),
+)]
+pub async fn reset_secret(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    let secret = state
+        .app
+        .reset_app_secret(&actor(&rid), &AppId::from(app))
+        .await?;
+    Ok(success(StatusCode::OK, secret))
+}
+
+/// Filters of the usage and history endpoints.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Only this app (operator endpoints).
+    pub app_id: Option<String>,
+    /// From this day, `YYYY-MM-DD` (inclusive), in `metering.utc_offset_minutes`.
+    pub from: Option<String>,
+    /// To this day, `YYYY-MM-DD` (inclusive).
+    pub to: Option<String>,
+    /// Only this result code (1–8).
+    pub result: Option<i64>,
+    /// Only this HTTP status.
+    pub status: Option<u16>,
+    /// Only calls older than this id (the last `id` of the previous page).
+    pub before: Option<i64>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<u32>,
+    /// `json` (default) or `csv` (every matching call, up to 100,000).
+    pub format: Option<String>,
+}
+
+impl HistoryQuery {
+    fn filter(&self) -> CallFilter {
+        CallFilter {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            result: self.result,
+            status: self.status,
+            before: self.before,
+            limit: self.limit,
+        }
+    }
+}
+
+async fn usage_of(
+    state: &AppState,
+    app: Option<&AppId>,
+    q: &HistoryQuery,
+) -> Result<Response, ApiError> {
+    let usage = state
+        .app
+        .usage(app, q.from.as_deref(), q.to.as_deref())
+        .await?;
+    Ok(success(StatusCode::OK, usage))
+}
+
+async fn calls_of(
+    state: &AppState,
+    app: Option<&AppId>,
+    q: &HistoryQuery,
+) -> Result<Response, ApiError> {
+    match q.format.as_deref() {
+        None | Some("json") => Ok(success(
+            StatusCode::OK,
+            state.app.calls(app, &q.filter()).await?,
+        )),
+        Some("csv") => {
+            let csv = state.app.calls_csv(app, &q.filter()).await?;
+            Ok((
+                StatusCode::OK,
+                [
+                    (CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (CONTENT_DISPOSITION, "attachment; filename=\"calls.csv\""),
+                ],
+                csv,
+            )
+                .into_response())
+        }
+        Some(_) => Err(ApiError::BadRequest("format must be json or csv".into())),
+    }
+}
+
+/// `GET /admin/usage`.
+#[utoipa::path(get, path = "/admin/usage", tag = "metering",
+    summary = "Checks per day and result code (default: the last 30 days), of every app or one",
+    security(("adminToken" = [])),
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "Usage", body = Envelope<UsageView>),
+        (status = 400, description = "Bad date or range", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app", body = Envelope<NoData>),
+    ),
+)]
+pub async fn admin_usage(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let app = q.app_id.clone().map(AppId::from);
+    usage_of(&state, app.as_ref(), &q).await
+}
+
+/// `GET /admin/calls`.
+#[utoipa::path(get, path = "/admin/calls", tag = "metering",
+    summary = "Call history (调用结果), newest first, masked; JSON pages or CSV",
+    security(("adminToken" = [])),
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "Calls (or text/csv with format=csv)", body = Envelope<Vec<CallView>>),
+        (status = 400, description = "Bad filter", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
+pub async fn admin_calls(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let app = q.app_id.clone().map(AppId::from);
+    calls_of(&state, app.as_ref(), &q).await
+}
+
+/// `GET /v1/app/balance`.
+#[utoipa::path(get, path = "/v1/app/balance", tag = "app",
+    summary = "The calling app's balance",
+    security(("appCode" = []), ("appKeySignature" = [])),
+    responses(
+        (status = 200, description = "Balance", body = Envelope<BalanceView>),
+        (status = 400, description = "A signature that does not verify", body = Envelope<NoData>),
+        (status = 403, description = "Missing, unknown or disabled credentials", body = Envelope<NoData>),
+    ),
+)]
+pub async fn own_balance(
+    Authenticated(caller): Authenticated,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    Ok(success(
+        StatusCode::OK,
+        state.app.balance(&caller.app_id).await?,
+    ))
+}
+
+/// `GET /v1/app/usage`.
+#[utoipa::path(get, path = "/v1/app/usage", tag = "app",
+    summary = "The calling app's checks per day and result code (default: the last 30 days)",
+    security(("appCode" = []), ("appKeySignature" = [])),
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "Usage", body = Envelope<UsageView>),
+        (status = 400, description = "Bad date or range, or a signature that does not verify", body = Envelope<NoData>),
+        (status = 403, description = "Missing, unknown or disabled credentials", body = Envelope<NoData>),
+    ),
+)]
+pub async fn own_usage(
+    Authenticated(caller): Authenticated,
+    State(state): State<AppState>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    if q.app_id.is_some() {
+        return Err(ApiError::BadRequest(
+            "app_id is the caller's own here".into(),
+        ));
+    }
+    usage_of(&state, Some(&caller.app_id), &q).await
+}
+
+/// `GET /v1/app/calls`.
+#[utoipa::path(get, path = "/v1/app/calls", tag = "app",
+    summary = "The calling app's call history (调用结果), newest first, masked; JSON pages or CSV",
+    security(("appCode" = []), ("appKeySignature" = [])),
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "Calls (or text/csv with format=csv)", body = Envelope<Vec<CallView>>),
+        (status = 400, description = "Bad filter, or a signature that does not verify", body = Envelope<NoData>),
+        (status = 403, description = "Missing, unknown or disabled credentials", body = Envelope<NoData>),
+    ),
+)]
+pub async fn own_calls(
+    Authenticated(caller): Authenticated,
+    State(state): State<AppState>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    if q.app_id.is_some() {
+        return Err(ApiError::BadRequest(
+            "app_id is the caller's own here".into(),
+        ));
+    }
+    calls_of(&state, Some(&caller.app_id), &q).await
+}
