@@ -85,5 +85,6 @@ if [ "$RENZHENG_METERING__ENABLED" = true ]; then
   "$bin" apps usage "$app_id" --json | python3 -c '
 import json, sys
 u = json.load(sys.stdin)
-print(f"charged {u[\"charged\"]}  checks in the period {u[\"period\"][\"calls\"]}  held {u[\"reserved\"]}")'
+print("charged", u["charged"], " checks in the period", u["period"]["calls"],
+      " held", u["reserved"], " ledger = audit:", u["ledger"]["consistent"])'
 fi

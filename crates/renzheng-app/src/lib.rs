@@ -56,8 +56,8 @@ pub use crate::error::AppError;
 pub use crate::gate::{EngineGate, Saturated};
 pub use crate::import::{ImportProgress, ImportRefusal, ImportSummary};
 pub use crate::metering::{
-    Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, PackageView, UsageDay,
-    UsageView,
+    Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, LedgerCheck,
+    PackageView, UsageDay, UsageView,
 };
 pub use crate::registry::{EnrolFields, EnrolRequest, PersonView, PortraitView, ReembedSummary};
 pub use crate::settings::Settings;

@@ -177,6 +177,22 @@ pub struct BalanceView {
     pub alert_percent: u8,
     /// Every grant, in the order they are used (oldest expiry first).
     pub grants: Vec<GrantView>,
+    /// The ledger against the audit log over the audit's retention period.
+    pub ledger: LedgerCheck,
+}
+
+/// The reconciliation of the append-only ledger with the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LedgerCheck {
+    /// From when (unix ms; the audit's retention limit, or 0).
+    pub since: i64,
+    /// Charges in the ledger.
+    pub ledger_charges: i64,
+    /// Audit records marked charged.
+    pub audit_charged: i64,
+    /// Whether they are equal (always, unless the database was edited by hand).
+    pub consistent: bool,
 }
 
 /// One day of an app's checks.
@@ -510,7 +526,19 @@ impl App {
         let app = self.existing_app(app_id).await?;
         let now = self.now_ms();
         let balance = self.store.balance(app_id, now).await?;
+        let since = match self.settings.audit_retention_days {
+            0 => 0,
+            // Records this old may have been purged from the audit (the ledger keeps them).
+            days => now - i64::from(days) * DAY_MS + DAY_MS,
+        };
+        let rec = self.store.reconcile(app_id, since).await?;
         Ok(BalanceView {
+            ledger: LedgerCheck {
+                since,
+                ledger_charges: rec.ledger_charges,
+                audit_charged: rec.audit_charged,
+                consistent: rec.ledger_charges == rec.audit_charged,
+            },
             app_id: app_id.to_string(),
             remaining: balance.remaining,
             purchased: balance.purchased,

@@ -491,6 +491,35 @@ mod tests {
     }
 
     #[test]
+    fn metering_and_alert_settings_are_checked() {
+        type Change = fn(&mut Settings);
+        let cases: [(Change, &str); 5] = [
+            (|s| s.secrets_key = Some(Secret::new("abc")), "secrets_key"),
+            (
+                |s| s.secrets_key = Some(Secret::new("zz".repeat(32))),
+                "secrets_key",
+            ),
+            (|s| s.metering.hold_ms = 30_000, "metering.hold_ms"),
+            (
+                |s| s.metering.utc_offset_minutes = 900,
+                "utc_offset_minutes",
+            ),
+            (|s| s.alerts.webhook_attempts = 0, "alerts."),
+        ];
+        for (set, needle) in cases {
+            let mut s = Settings::default();
+            set(&mut s);
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        let s = Settings {
+            secrets_key: Some(Secret::new("ab".repeat(32))),
+            ..Settings::default()
+        };
+        s.validate().unwrap();
+    }
+
+    #[test]
     fn secrets_are_hidden_in_debug() {
         let s = Settings {
             admin_token: Some(Secret::new("a-very-secret-admin-token")),

@@ -120,6 +120,25 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     // Rate limit and quota before any parsing or engine work.
     let admission = app.admit(&caller).await;
     let reservation = admission.as_ref().ok().and_then(|a| a.reservation);
+    let mut unfinished = Unfinished {
+        app: state.app.clone(),
+        started,
+        record: Some(CheckRecord {
+            arrived_ms,
+            request_id: RequestId::current()
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            app_id: Some(caller.app_id.clone()),
+            name: None,
+            id_number: None,
+            result: None,
+            score: None,
+            status: CLIENT_CLOSED,
+            error_code: Some("ClientClosedRequest"),
+            latency_ms: 0,
+            reservation,
+        }),
+    };
     let parsed: Result<CheckRequest, ApiError> = admission
         .map_err(ApiError::from)
         .and(body)
@@ -165,6 +184,7 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             reservation,
         })
         .await;
+    unfinished.record = None;
 
     match (data, recorded) {
         (Ok((_, mut data)), Ok(charged)) => {
@@ -179,6 +199,33 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             ApiError::NotReady("the check could not be recorded; retry".into()).into_response()
         }
         (Err(e), _) => e.into_response(),
+    }
+}
+
+/// The status audited for a check whose client went away before its answer (nginx's 499).
+const CLIENT_CLOSED: u16 = 499;
+
+/// A check whose client disconnected mid-way has its future dropped: this guard then
+/// audits it (499) and gives its held unit back at once, instead of leaving the unit held
+/// until `metering.hold_ms` lapses and the check unrecorded.
+struct Unfinished {
+    app: std::sync::Arc<renzheng_app::App>,
+    started: Instant,
+    record: Option<CheckRecord<'static>>,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        record.latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let app = self.app.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = app.record_check(record).await;
+            });
+        }
     }
 }
 

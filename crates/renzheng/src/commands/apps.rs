@@ -179,6 +179,7 @@ async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
                         "charged": balance.charged,
                         "reserved": balance.reserved,
                         "grants": balance.grants,
+                        "ledger": balance.ledger,
                         "period": {"calls": usage.calls, "charged": usage.charged},
                         "days": usage.days,
                     })

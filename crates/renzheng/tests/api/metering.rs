@@ -434,6 +434,43 @@ async fn appkey_signatures_are_verified_replays_refused_and_errors_are_the_gatew
     assert_eq!(message(&send_signed(&app, &old).await), "Invalid AppKey");
     let new = signed_check(&app, &key, &secret, now, "nonce-6");
     assert_eq!(send_signed(&app, &new).await.status(), 200);
+
+    // A signed GET of the app's own balance: the query is signed too.
+    let mut headers = vec![
+        ("Accept".to_owned(), "application/json".to_owned()),
+        ("X-Ca-Key".to_owned(), key.clone()),
+        ("X-Ca-Timestamp".to_owned(), now.to_string()),
+        ("X-Ca-Nonce".to_owned(), "nonce-7".to_owned()),
+        (
+            "X-Ca-Signature-Headers".to_owned(),
+            "X-Ca-Key,X-Ca-Nonce,X-Ca-Timestamp".to_owned(),
+        ),
+    ];
+    let signed = python_sign(&json!({
+        "method": "GET", "path": "/v1/app/calls", "query": "limit=1&result=1",
+        "headers": headers, "body": "", "secret": secret,
+    }));
+    headers.push((
+        "X-Ca-Signature".into(),
+        signed["signature"].as_str().unwrap().into(),
+    ));
+    let get = |query: &'static str| {
+        let mut request = app.request(Method::GET, &format!("/v1/app/calls?{query}"));
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    // The query changed: refused (and the nonce not spent); as signed: answered.
+    let response = get("limit=2&result=1").await.unwrap();
+    assert!(
+        message(&response).starts_with("Invalid Signature"),
+        "{}",
+        message(&response)
+    );
+    let (status, body) = status_and_body(get("limit=1&result=1").await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -732,4 +769,56 @@ async fn an_unreachable_webhook_is_retried_and_never_delays_a_check() {
         assert!(std::time::Instant::now() < deadline, "{alerts:?}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_gets_its_unit_back_at_once_and_is_audited() {
+    let app = spawn_test_app().await;
+    let (id, code, _, _) = new_app(&app, Some(3)).await;
+    // A photo server that accepts and never answers: the check waits on it.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/photo.jpg", silent.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(format!("{}/faceidcard/check", app.address))
+        .header("Authorization", format!("APPCODE {code}"))
+        .json(&json!({"name": HU.name, "idCard": HU.id(), "imgUrl": url}))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client timed out");
+    let app_id = renzheng_store::AppId::from(id.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let b = balance(&app, &id).await;
+        let rows = app
+            .store
+            .audit_page(&renzheng_store::AuditQuery {
+                app_id: Some(app_id.clone()),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if b["reserved"] == 0 && !rows.is_empty() {
+            assert_eq!(
+                (b["remaining"].as_i64(), b["charged"].as_i64()),
+                (Some(3), Some(0))
+            );
+            assert_eq!(rows.len(), 1);
+            assert_eq!((rows[0].http_status, rows[0].charged), (499, false));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{b} {rows:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    hold.abort();
 }
