@@ -541,10 +541,10 @@ impl Store for PgStore {
 
     async fn persons_without_model(&self, model_id: &str) -> Result<Vec<IdNumber>, StoreError> {
         sqlx::query(
-            "SELECT DISTINCT id_number FROM portraits p
+            "SELECT id_number FROM portraits p
              WHERE NOT EXISTS (SELECT 1 FROM portraits q
                                WHERE q.id_number = p.id_number AND q.model_id = $1)
-             ORDER BY id_number COLLATE \"C\"",
+             GROUP BY id_number ORDER BY id_number COLLATE \"C\"",
         )
         .bind(model_id)
         .fetch_all(&self.pool)
@@ -703,4 +703,3 @@ where
         updated_at: row.try_get("updated_at")?,
     })
 }
-
