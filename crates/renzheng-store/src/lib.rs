@@ -1,10 +1,12 @@
 //! Persistence for Renzheng.
 //!
 //! The server talks to storage only through the [`Store`] trait, held as an
-//! `Arc<dyn Store>`, so backends can be swapped by configuration. One backend
-//! exists today, [`SqliteStore`]; a PostgreSQL one is planned, and the
-//! integration test suite (`tests/suite`) is written against the trait so it
-//! can run unchanged against both.
+//! `Arc<dyn Store>`, so backends can be swapped by configuration. Two backends
+//! exist: [`SqliteStore`], one database file for one node, and [`PgStore`], a
+//! PostgreSQL database that several nodes can share (every quota, rate and
+//! replay rule holds across them). The integration test suite (`tests/suite`) is
+//! written against the trait and runs unchanged against both (`tests/sqlite.rs`,
+//! and `tests/postgres.rs` when `RENZHENG_TEST_DATABASE_URL` names a server).
 //!
 //! What is stored, and what deliberately is not:
 //!
@@ -24,6 +26,7 @@ mod embedding;
 mod error;
 mod metering;
 mod model;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -40,6 +43,7 @@ pub use model::{
     AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, NewPortrait, Person, PersonRecord,
     Portrait,
 };
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Storage operations needed by the service.
