@@ -49,5 +49,19 @@ fi
 echo "==> cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
+# PostgreSQL: the store suite and the service's PostgreSQL tests run against the server
+# named by RENZHENG_TEST_DATABASE_URL (a role that may create databases; each test makes
+# and drops its own). Unset, a server answering on loopback is used; without one they are
+# skipped, each saying so.
+if [ -z "${RENZHENG_TEST_DATABASE_URL:-}" ] && command -v pg_isready >/dev/null \
+    && pg_isready -q -h 127.0.0.1 -p 5432; then
+  export RENZHENG_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+fi
+if [ -n "${RENZHENG_TEST_DATABASE_URL:-}" ]; then
+  echo "==> PostgreSQL tests: on"
+else
+  echo "==> PostgreSQL tests: skipped (no RENZHENG_TEST_DATABASE_URL, no server on loopback)"
+fi
+
 echo "==> cargo test"
 cargo test --locked --workspace

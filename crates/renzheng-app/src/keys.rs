@@ -44,46 +44,110 @@ pub enum KeyError {
     /// The file does not hold 64 hex digits.
     #[error("key file {0} is corrupt (expected 64 hex digits)")]
     Corrupt(String),
+    /// Several nodes share the database (`database_url`) and this key is neither
+    /// configured nor in the key directory: generating one here would write data the
+    /// other nodes cannot read.
+    #[error("{0} is not configured: with database_url every node must be given the same keys (set RENZHENG_{1}, or copy {2} into key_dir)")]
+    NotShared(&'static str, &'static str, &'static str),
+}
+
+/// The key file `file` of the key directory: read, or created when absent, except when
+/// nodes share a database (then a missing key is [`KeyError::NotShared`]).
+fn key_file(
+    settings: &Settings,
+    file: &'static str,
+    env: &'static str,
+) -> Result<Vec<u8>, KeyError> {
+    let path = key_path(settings, file)?;
+    if settings.database_url.is_some() && !path.exists() {
+        return Err(KeyError::NotShared(file, env, file));
+    }
+    load_or_create_key(&path)
+}
+
+/// A configured 64-hex-digit key, or the key file.
+fn hex_key(
+    settings: &Settings,
+    configured: Option<&crate::settings::Secret>,
+    file: &'static str,
+    env: &'static str,
+) -> Result<Vec<u8>, KeyError> {
+    match configured {
+        // Validated as 64 hex digits with the rest of the settings.
+        Some(key) => hex::decode(key.expose().trim()).map_err(|_| KeyError::Corrupt(env.into())),
+        None => key_file(settings, file, env),
+    }
 }
 
 /// The audit hashing key: configured, or generated once in the key directory.
 pub fn audit_key(settings: &Settings) -> Result<Vec<u8>, KeyError> {
     match &settings.audit_key {
         Some(key) => Ok(key.expose().as_bytes().to_vec()),
-        None => load_or_create_key(&key_path(settings, AUDIT_KEY_FILE)?),
+        None => key_file(settings, AUDIT_KEY_FILE, "AUDIT_KEY"),
     }
+}
+
+/// The photo key when `keep_photos` is on.
+pub fn photo_key(settings: &Settings) -> Result<Option<Vec<u8>>, KeyError> {
+    if !settings.keep_photos {
+        return Ok(None);
+    }
+    hex_key(
+        settings,
+        settings.photo_key.as_ref(),
+        PHOTO_KEY_FILE,
+        "PHOTO_KEY",
+    )
+    .map(Some)
 }
 
 /// The photo cipher when `keep_photos` is on.
 pub fn photo_cipher(settings: &Settings) -> Result<Option<PhotoCipher>, KeyError> {
-    if !settings.keep_photos {
-        return Ok(None);
-    }
-    let key = load_or_create_key(&key_path(settings, PHOTO_KEY_FILE)?)?;
-    Ok(Some(PhotoCipher::new(&key)))
+    Ok(photo_key(settings)?.map(|key| PhotoCipher::new(&key)))
 }
 
-/// The key that seals face templates in the database, generated once in the key
-/// directory. Losing it loses the templates (re-enrol, or `registry reembed` from kept
-/// photos); back it up apart from the database.
+/// The bytes of the key that seals face templates: `template_key`, or generated once in
+/// the key directory. Losing it loses the templates (re-enrol, or `registry reembed`
+/// from kept photos); back it up apart from the database.
+pub fn template_key_bytes(settings: &Settings) -> Result<Vec<u8>, KeyError> {
+    hex_key(
+        settings,
+        settings.template_key.as_ref(),
+        TEMPLATE_KEY_FILE,
+        "TEMPLATE_KEY",
+    )
+}
+
+/// The key that seals face templates in the database.
 pub fn template_key(settings: &Settings) -> Result<renzheng_store::TemplateKey, KeyError> {
-    let path = key_path(settings, TEMPLATE_KEY_FILE)?;
-    let key = load_or_create_key(&path)?;
-    renzheng_store::TemplateKey::from_bytes(&key)
-        .ok_or_else(|| KeyError::Corrupt(path.display().to_string()))
+    renzheng_store::TemplateKey::from_bytes(&template_key_bytes(settings)?)
+        .ok_or_else(|| KeyError::Corrupt(TEMPLATE_KEY_FILE.into()))
+}
+
+/// The bytes of the secrets master key.
+pub fn secrets_key_bytes(settings: &Settings) -> Result<Vec<u8>, KeyError> {
+    hex_key(
+        settings,
+        settings.secrets_key.as_ref(),
+        SECRETS_KEY_FILE,
+        "SECRETS_KEY",
+    )
+}
+
+/// A key's fingerprint: HMAC-SHA256 of a fixed label under the key. It identifies the
+/// key without revealing it, so nodes can compare keys through the database.
+pub fn fingerprint(key: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"renzheng key fingerprint v1");
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The master key of AppSecrets: `secrets_key` when configured (nodes sharing a database
 /// must share it), else generated once in the key directory.
 pub fn secret_box(settings: &Settings) -> Result<SecretBox, KeyError> {
-    let key = match &settings.secrets_key {
-        // Validated as 64 hex digits with the rest of the settings.
-        Some(key) => {
-            hex::decode(key.expose().trim()).map_err(|_| KeyError::Corrupt("secrets_key".into()))?
-        }
-        None => load_or_create_key(&key_path(settings, SECRETS_KEY_FILE)?)?,
-    };
-    Ok(SecretBox::new(&key))
+    Ok(SecretBox::new(&secrets_key_bytes(settings)?))
 }
 
 /// Seals AppSecrets (XChaCha20-Poly1305, bound to the AppKey as associated data, so a
@@ -322,6 +386,27 @@ mod tests {
             assert_eq!(mode(dir.path().join("keys")), 0o700);
             assert_eq!(mode(dir.path().join("keys").join(AUDIT_KEY_FILE)), 0o600);
         }
+    }
+
+    #[test]
+    fn nodes_sharing_a_database_never_generate_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings {
+            data_dir: dir.path().join("data"),
+            key_dir: Some(dir.path().join("keys")),
+            database_url: Some(crate::settings::Secret::new("postgres://db/renzheng")),
+            ..Settings::default()
+        };
+        let err = template_key(&settings).unwrap_err().to_string();
+        assert!(err.contains("RENZHENG_TEMPLATE_KEY"), "{err}");
+        assert!(!dir.path().join("keys").exists());
+        settings.template_key = Some(crate::settings::Secret::new("ab".repeat(32)));
+        settings.audit_key = Some(crate::settings::Secret::new("a shared audit key"));
+        template_key(&settings).unwrap();
+        audit_key(&settings).unwrap();
+        assert!(secret_box(&settings).is_err());
+        assert_eq!(fingerprint(&[1; 32]), fingerprint(&[1; 32]));
+        assert_ne!(fingerprint(&[1; 32]), fingerprint(&[2; 32]));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub mod telemetry;
 
 use std::sync::Arc;
 
-use renzheng_store::{SqliteStore, Store, StoreError};
+use renzheng_store::{PgStore, SqliteStore, Store, StoreError};
 use renzheng_vision::{EngineConfig, FaceEngine};
 
 pub use crate::alerts::{webhook_signature, AlertPayload};
@@ -91,7 +91,7 @@ pub enum OpenError {
     /// The database could not be opened or migrated.
     #[error("database {path}: {source}")]
     Store {
-        /// The database file.
+        /// The database (file, or URL without its password).
         path: String,
         /// The failure.
         source: StoreError,
@@ -99,6 +99,9 @@ pub enum OpenError {
     /// A key file is unusable.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// This node's key differs from the one the database was written with.
+    #[error("the {0} key differs from the one this database was written with: give this node the same key as the others (or the key directory it was created with)")]
+    KeyMismatch(&'static str),
     /// The HTTP client for imgUrl could not be built.
     #[error("HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
@@ -126,21 +129,41 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Opens the store of `settings` (SQLite in `data_dir`), its keys and the imgUrl
-    /// fetcher; the engine comes from `engine`.
+    /// Opens the store of `settings` (PostgreSQL at `database_url`, else SQLite in
+    /// `data_dir`, migrated either way), its keys (refusing keys other than those the
+    /// database was written with) and the imgUrl fetcher; the engine comes from `engine`.
     pub async fn open(settings: Settings, engine: EngineSource) -> Result<Self, OpenError> {
         settings.validate()?;
-        let path = settings.database_path();
-        let templates = keys::template_key(&settings)?;
-        let sqlite = SqliteStore::open(&path, templates)
-            .await
-            .map_err(|source| OpenError::Store {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let store = Self::open_store(&settings).await?;
         let audit_key: Arc<[u8]> = keys::audit_key(&settings)?.into();
-        let photo_cipher = keys::photo_cipher(&settings)?;
-        let secrets = keys::secret_box(&settings)?;
+        let photo_key = keys::photo_key(&settings)?;
+        let secrets_key = keys::secrets_key_bytes(&settings)?;
+        let mut fingerprints = vec![
+            ("audit", keys::fingerprint(&audit_key)),
+            (
+                "template",
+                keys::fingerprint(&keys::template_key_bytes(&settings)?),
+            ),
+            ("secrets", keys::fingerprint(&secrets_key)),
+        ];
+        if let Some(key) = &photo_key {
+            fingerprints.push(("photo", keys::fingerprint(key)));
+        }
+        for (name, fingerprint) in fingerprints {
+            let recorded = store
+                .claim_key_fingerprint(name, &fingerprint)
+                .await
+                .map_err(|source| OpenError::Store {
+                    path: settings.database_label(),
+                    source,
+                })?;
+            if recorded != fingerprint {
+                store.close().await;
+                return Err(OpenError::KeyMismatch(name));
+            }
+        }
+        let photo_cipher = photo_key.map(|key| PhotoCipher::new(&key));
+        let secrets = SecretBox::new(&secrets_key);
         let webhooks = alerts::webhook_client(std::time::Duration::from_millis(
             settings.alerts.webhook_timeout_ms,
         ))?;
@@ -148,7 +171,7 @@ impl App {
         let engine = EngineRoom::new(engine, settings.engine.sessions, &settings.limits);
         Ok(App {
             settings: Arc::new(settings),
-            store: Arc::new(sqlite),
+            store,
             engine,
             fetcher,
             audit_key,
@@ -157,6 +180,25 @@ impl App {
             alerts: AlertQueue::new(),
             webhooks,
             clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The configured store, migrated.
+    async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
+        let templates = keys::template_key(settings)?;
+        let opened: Result<Arc<dyn Store>, StoreError> = match &settings.database_url {
+            Some(url) => {
+                PgStore::connect(url.expose(), templates, settings.database_max_connections)
+                    .await
+                    .map(|s| Arc::new(s) as Arc<dyn Store>)
+            }
+            None => SqliteStore::open(settings.database_path(), templates)
+                .await
+                .map(|s| Arc::new(s) as Arc<dyn Store>),
+        };
+        opened.map_err(|source| OpenError::Store {
+            path: settings.database_label(),
+            source,
         })
     }
 

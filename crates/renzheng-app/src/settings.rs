@@ -20,20 +20,16 @@ use serde::{Deserialize, Serialize};
 /// Name of the SQLite database file inside the data directory.
 pub const DATABASE_FILE: &str = "renzheng.db";
 
-/// Top-level keys that environment variables may set. Other `RENZHENG_*` variables
-/// (`RENZHENG_MODELS_DIR`, `RENZHENG_CACHE_DIR`, …) belong to other components and are
-/// ignored here rather than rejected as unknown keys.
-const ENV_KEYS: &[&str] = &[
-    "listen",
-    "data_dir",
-    "admin_token",
-    "audit_key",
-    "keep_photos",
-    "engine",
-    "limits",
-    "img_url",
-    "log",
-];
+/// Top-level keys that environment variables may set: every field of [`Settings`] (read
+/// off its serialized defaults, so a new setting can never be forgotten here). Other
+/// `RENZHENG_*` variables (`RENZHENG_MODELS_DIR`, `RENZHENG_CACHE_DIR`, …) belong to other
+/// components and are ignored here rather than rejected as unknown keys.
+fn env_keys() -> Vec<String> {
+    match serde_json::to_value(Settings::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
 
 /// A secret string (admin token, audit key) whose `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +62,14 @@ pub struct Settings {
     pub listen: String,
     /// Directory of the SQLite database (`RENZHENG_DATA_DIR`).
     pub data_dir: PathBuf,
+    /// A PostgreSQL database shared by several nodes, e.g.
+    /// `postgres://renzheng@db.internal/renzheng` (`RENZHENG_DATABASE_URL`); unset, the
+    /// embedded SQLite database in `data_dir`. With it, keys are never generated: every
+    /// node must be given the same ones (`audit_key`, `template_key`, `secrets_key`,
+    /// `photo_key`, or the same files in `key_dir`).
+    pub database_url: Option<Secret>,
+    /// Connections this node opens to PostgreSQL at most.
+    pub database_max_connections: u32,
     /// Bearer token of the admin API; the admin API is disabled when unset
     /// (`RENZHENG_ADMIN_TOKEN`).
     pub admin_token: Option<Secret>,
@@ -87,6 +91,12 @@ pub struct Settings {
     /// (`RENZHENG_SECRETS_KEY`); when unset, generated once in `<key_dir>/secrets.key`.
     /// Every node sharing a database needs the same key.
     pub secrets_key: Option<Secret>,
+    /// Key sealing face templates, 64 hex digits (`RENZHENG_TEMPLATE_KEY`); when unset,
+    /// `<key_dir>/template.key` (generated once, unless `database_url` is set).
+    pub template_key: Option<Secret>,
+    /// Key encrypting kept photos, 64 hex digits (`RENZHENG_PHOTO_KEY`); when unset,
+    /// `<key_dir>/photo.key` (generated once, unless `database_url` is set).
+    pub photo_key: Option<Secret>,
     /// Call packages and quotas.
     pub metering: MeteringSettings,
     /// Balance alerts.
@@ -106,12 +116,16 @@ impl Default for Settings {
         Settings {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_max_connections: 16,
             admin_token: None,
             audit_key: None,
             key_dir: None,
             audit_retention_days: 180,
             keep_photos: false,
             secrets_key: None,
+            template_key: None,
+            photo_key: None,
             metering: MeteringSettings::default(),
             alerts: AlertSettings::default(),
             engine: EngineConfig::default(),
@@ -343,9 +357,10 @@ impl Settings {
                 _ => return Err(SettingsError::UnknownFormat(path.to_owned())),
             };
         }
-        let env = Env::prefixed("RENZHENG_").split("__").filter(|key| {
+        let keys = env_keys();
+        let env = Env::prefixed("RENZHENG_").split("__").filter(move |key| {
             let top = key.as_str().split('.').next().unwrap_or_default();
-            ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+            keys.iter().any(|k| k.eq_ignore_ascii_case(top))
         });
         let settings: Settings = figment
             .merge(env)
@@ -396,10 +411,25 @@ impl Settings {
                 "limits.max_admin_body_bytes must be at least limits.max_body_bytes".into(),
             );
         }
-        if let Some(key) = &self.secrets_key {
-            if hex::decode(key.expose().trim()).map_or(true, |k| k.len() != 32) {
-                return invalid("secrets_key must be 64 hex digits (32 bytes)".into());
+        for (name, key) in [
+            ("secrets_key", &self.secrets_key),
+            ("template_key", &self.template_key),
+            ("photo_key", &self.photo_key),
+        ] {
+            if let Some(key) = key {
+                if hex::decode(key.expose().trim()).map_or(true, |k| k.len() != 32) {
+                    return invalid(format!("{name} must be 64 hex digits (32 bytes)"));
+                }
             }
+        }
+        if let Some(url) = &self.database_url {
+            let scheme = url.expose().split("://").next().unwrap_or_default();
+            if !matches!(scheme, "postgres" | "postgresql") {
+                return invalid("database_url must be a postgres:// URL".into());
+            }
+        }
+        if self.database_max_connections == 0 {
+            return invalid("database_max_connections must be positive".into());
         }
         if self.metering.hold_ms <= l.request_timeout_ms {
             return invalid(format!(
@@ -453,6 +483,23 @@ impl Settings {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(DATABASE_FILE)
     }
+
+    /// The database, for messages: the SQLite path, or the PostgreSQL URL without its
+    /// password.
+    pub fn database_label(&self) -> String {
+        match &self.database_url {
+            None => self.database_path().display().to_string(),
+            Some(url) => match url::Url::parse(url.expose()) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("****"));
+                    }
+                    parsed.to_string()
+                }
+                Err(_) => "the configured database_url".into(),
+            },
+        }
+    }
 }
 
 /// Figment errors can span lines; the CLI promises one-line reasons.
@@ -475,6 +522,28 @@ mod tests {
         s.limits.max_body_bytes = s.limits.max_photo_bytes;
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("max_body_bytes"), "{err}");
+    }
+
+    #[test]
+    fn database_urls_are_checked_and_never_shown_with_their_password() {
+        let mut s = Settings {
+            database_url: Some(Secret::new("mysql://x@h/d")),
+            ..Settings::default()
+        };
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("postgres://"));
+        s.database_url = Some(Secret::new(
+            "postgres://app:hunter2@db.internal:5432/renzheng",
+        ));
+        s.validate().unwrap();
+        let label = s.database_label();
+        assert!(
+            !label.contains("hunter2") && label.contains("db.internal"),
+            "{label}"
+        );
     }
 
     #[test]
@@ -556,5 +625,21 @@ mod tests {
         std::env::remove_var("RENZHENG_KEEP_PHOTOS");
         assert_eq!(s.limits.retry_after_secs, 7);
         assert!(s.keep_photos);
+    }
+
+    #[test]
+    fn every_top_level_setting_can_come_from_the_environment() {
+        let keys = env_keys();
+        for key in [
+            "key_dir",
+            "audit_retention_days",
+            "secrets_key",
+            "metering",
+            "alerts",
+            "database_url",
+            "limits",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+        }
     }
 }

@@ -55,6 +55,14 @@ pub trait Store: Send + Sync {
     /// Checks that the database answers (for the readiness probe).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The fingerprint recorded for the key `name`, recording `fingerprint` first when
+    /// there is none (the first node to start sets it; every later one must match).
+    async fn claim_key_fingerprint(
+        &self,
+        name: &str,
+        fingerprint: &str,
+    ) -> Result<String, StoreError>;
+
     /// Closes the connections, waiting for in-flight statements (commands call it before
     /// exiting, so that the database files are left checkpointed).
     async fn close(&self);

@@ -28,6 +28,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service.
     Serve,
+    /// Create or upgrade the database schema (SQLite in data_dir, or PostgreSQL at
+    /// database_url) and check this node's keys against it; `serve` does the same at
+    /// start-up.
+    Migrate,
     /// Print the service's OpenAPI document (what `GET /openapi.json` serves), e.g. to
     /// generate a client without starting the service.
     Openapi,

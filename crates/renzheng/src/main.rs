@@ -48,6 +48,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => commands::serve::run(settings),
         Command::Openapi => commands::serve::print_openapi(&settings),
+        Command::Migrate => commands::migrate(&settings),
         Command::Registry(cmd) => commands::registry::run(cmd, &settings),
         Command::Apps(cmd) => commands::apps::run(cmd, &settings),
         Command::Packages(cmd) => commands::apps::run_packages(cmd, &settings),

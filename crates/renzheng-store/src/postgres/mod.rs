@@ -137,6 +137,28 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn claim_key_fingerprint(
+        &self,
+        name: &str,
+        fingerprint: &str,
+    ) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO key_fingerprints (name, fingerprint, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(fingerprint)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT fingerprint FROM key_fingerprints WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn close(&self) {
         PgStore::close(self).await;
     }

@@ -258,6 +258,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn claim_key_fingerprint(
+        &self,
+        name: &str,
+        fingerprint: &str,
+    ) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO key_fingerprints (name, fingerprint, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(fingerprint)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT fingerprint FROM key_fingerprints WHERE name = ?")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn close(&self) {
         SqliteStore::close(self).await;
     }

@@ -51,6 +51,7 @@ macro_rules! store_suite {
             events_round_trip_newest_first,
             remove_unlinks_person_events,
             persons_without_a_model_and_kept_photos,
+            key_fingerprints_are_claimed_once,
             packages_are_seeded_and_editable,
             grants_add_to_the_balance_and_the_ledger,
             units_are_taken_oldest_expiry_first,
@@ -522,4 +523,20 @@ pub async fn persons_without_a_model_and_kept_photos(store: &dyn Store) {
         vec![b"sealed photo".to_vec()]
     );
     assert_eq!(store.kept_photos(&bob()).await.unwrap().len(), 1);
+}
+
+pub async fn key_fingerprints_are_claimed_once(store: &dyn Store) {
+    assert_eq!(
+        store.claim_key_fingerprint("audit", "aa").await.unwrap(),
+        "aa"
+    );
+    // A second node with another key learns the first one's fingerprint.
+    assert_eq!(
+        store.claim_key_fingerprint("audit", "bb").await.unwrap(),
+        "aa"
+    );
+    assert_eq!(
+        store.claim_key_fingerprint("template", "cc").await.unwrap(),
+        "cc"
+    );
 }

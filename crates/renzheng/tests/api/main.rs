@@ -9,5 +9,6 @@ mod img_url;
 mod metering;
 mod ops;
 mod pii;
+mod postgres;
 mod results;
 mod validation;
