@@ -12,6 +12,7 @@
 //! | enrol a person with portraits | [`EnrolRequest::parse`] then [`App::enrol`] |
 //! | import a folder of portraits | [`App::import_folder`] |
 //! | show / remove a person | [`App::person`], [`App::remove_person`] |
+//! | move the registry between databases | [`App::export_registry`], [`App::import_registry`] |
 //! | apps | [`App::create_app`], [`App::list_apps`], [`App::set_app_enabled`], [`App::reset_app_code`], [`App::reset_app_secret`], [`App::set_app_policy`] |
 //! | authenticate a caller | [`App::authenticate_app_code`], [`App::signing_secret`] then [`App::use_nonce`] |
 //! | admit a check (rate limit, quota) | [`App::admit`], then [`App::limit_attempts`] once the ID number is known |
@@ -40,6 +41,7 @@ pub mod metering;
 mod registry;
 pub mod settings;
 pub mod telemetry;
+mod transfer;
 
 use std::sync::Arc;
 
@@ -61,6 +63,7 @@ pub use crate::metering::{
 };
 pub use crate::registry::{EnrolFields, EnrolRequest, PersonView, PortraitView, ReembedSummary};
 pub use crate::settings::Settings;
+pub use crate::transfer::TransferSummary;
 
 /// The deterministic engine for tests that are not about faces (feature `testing`).
 #[cfg(feature = "testing")]
@@ -117,6 +120,7 @@ pub struct App {
     audit_key: Arc<[u8]>,
     photo_cipher: Option<PhotoCipher>,
     secrets: SecretBox,
+    export_box: SecretBox,
     alerts: AlertQueue,
     webhooks: reqwest::Client,
     clock: Arc<dyn Clock>,
@@ -138,12 +142,10 @@ impl App {
         let audit_key: Arc<[u8]> = keys::audit_key(&settings)?.into();
         let photo_key = keys::photo_key(&settings)?;
         let secrets_key = keys::secrets_key_bytes(&settings)?;
+        let template_key = keys::template_key_bytes(&settings)?;
         let mut fingerprints = vec![
             ("audit", keys::fingerprint(&audit_key)),
-            (
-                "template",
-                keys::fingerprint(&keys::template_key_bytes(&settings)?),
-            ),
+            ("template", keys::fingerprint(&template_key)),
             ("secrets", keys::fingerprint(&secrets_key)),
         ];
         if let Some(key) = &photo_key {
@@ -177,6 +179,7 @@ impl App {
             audit_key,
             photo_cipher,
             secrets,
+            export_box: transfer::export_box(&template_key),
             alerts: AlertQueue::new(),
             webhooks,
             clock: Arc::new(SystemClock),

@@ -253,6 +253,14 @@ pub trait Store: Send + Sync {
     /// model pack: checks on the active pack would answer 5 for them), in ID order.
     async fn persons_without_model(&self, model_id: &str) -> Result<Vec<IdNumber>, StoreError>;
 
+    /// Up to `limit` registered ID numbers after `after` (all when `None`), in ID order:
+    /// a page of the registry, for export.
+    async fn list_person_ids(
+        &self,
+        after: Option<&IdNumber>,
+        limit: u32,
+    ) -> Result<Vec<IdNumber>, StoreError>;
+
     /// The kept (already encrypted) photos of the person's portraits, oldest first; empty
     /// when no photo was kept.
     async fn kept_photos(&self, id: &IdNumber) -> Result<Vec<Vec<u8>>, StoreError>;

@@ -80,7 +80,8 @@ pub enum RegistryCommand {
     /// Enrol everyone in a folder: photos named by ID number (`<id>.jpg`, `<id>_2.jpg`…)
     /// plus a CSV of `id,name`.
     Import {
-        /// The folder.
+        /// The folder, or a file written by `registry export` (its persons are added;
+        /// those already present are left as they are).
         dir: PathBuf,
         /// The CSV (default: the only `.csv` file in the folder).
         #[arg(long)]
@@ -88,6 +89,14 @@ pub enum RegistryCommand {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Write the whole registry (names, ID numbers, templates, kept photos) to a file,
+    /// sealed under a key derived from the template key, to move it to another database
+    /// with `registry import FILE` (docs/deployment.md).
+    Export {
+        /// The file to create (refused if it exists; created 0600).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Compute the active pack's embeddings for everyone who lacks them (after switching
     /// packs): from the kept photos (`keep_photos`), or with `--from`, by re-importing the

@@ -580,6 +580,28 @@ impl Store for PgStore {
         .collect()
     }
 
+    async fn list_person_ids(
+        &self,
+        after: Option<&IdNumber>,
+        limit: u32,
+    ) -> Result<Vec<IdNumber>, StoreError> {
+        sqlx::query(
+            "SELECT id_number FROM persons WHERE $1::text IS NULL OR id_number COLLATE \"C\" > $1
+             ORDER BY id_number COLLATE \"C\" LIMIT $2",
+        )
+        .bind(after.map(IdNumber::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let raw: String = row.try_get("id_number")?;
+            IdNumber::parse(&raw)
+                .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
+        })
+        .collect()
+    }
+
     async fn kept_photos(&self, id: &IdNumber) -> Result<Vec<Vec<u8>>, StoreError> {
         let rows = sqlx::query(
             "SELECT photo FROM portraits WHERE id_number = $1 AND photo IS NOT NULL ORDER BY id",

@@ -52,6 +52,7 @@ macro_rules! store_suite {
             remove_unlinks_person_events,
             persons_without_a_model_and_kept_photos,
             key_fingerprints_are_claimed_once,
+            person_ids_are_listed_in_pages,
             packages_are_seeded_and_editable,
             grants_add_to_the_balance_and_the_ledger,
             units_are_taken_oldest_expiry_first,
@@ -539,4 +540,18 @@ pub async fn key_fingerprints_are_claimed_once(store: &dyn Store) {
         store.claim_key_fingerprint("template", "cc").await.unwrap(),
         "cc"
     );
+}
+
+pub async fn person_ids_are_listed_in_pages(store: &dyn Store) {
+    assert!(store.list_person_ids(None, 10).await.unwrap().is_empty());
+    for (id, n) in [(bob(), "李四"), (alice(), "张三")] {
+        store.upsert_person(&id, &name(n)).await.unwrap();
+    }
+    let all = store.list_person_ids(None, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[0].as_str() < all[1].as_str());
+    let first = store.list_person_ids(None, 1).await.unwrap();
+    assert_eq!(first, all[..1]);
+    let rest = store.list_person_ids(Some(&first[0]), 10).await.unwrap();
+    assert_eq!(rest, all[1..]);
 }

@@ -13,6 +13,57 @@ use renzheng_domain::IdNumber;
 use super::{explain, with_app};
 use crate::cli::RegistryCommand;
 
+/// `registry export --out FILE`.
+fn export(settings: &Settings, out: &Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(out)
+        .with_context(|| format!("creating {} (it must not exist)", out.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let result = with_app(settings, |app| async move {
+        let result = app.export_registry(&mut writer).await.map_err(explain);
+        (app, result)
+    });
+    match result {
+        Ok(count) => {
+            println!("exported {count} persons to {}", out.display());
+            Ok(())
+        }
+        Err(e) => {
+            // Half a registry is not an export.
+            let _ = std::fs::remove_file(out);
+            Err(e)
+        }
+    }
+}
+
+/// `registry import FILE` of a `registry export` file.
+fn import_export(settings: &Settings, file: &Path, json: bool) -> anyhow::Result<()> {
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let mut reader = std::io::BufReader::new(reader);
+    with_app(settings, |app| async move {
+        let result = app
+            .import_registry(&Actor::Cli, &mut reader)
+            .await
+            .map_err(explain)
+            .map(|summary| {
+                if json {
+                    println!("{}", serde_json::to_string(&summary).expect("serializes"));
+                } else {
+                    println!(
+                        "imported {} persons ({} already present, left as they were)",
+                        summary.imported, summary.already_present
+                    );
+                }
+            });
+        (app, result)
+    })
+}
+
 /// Runs a `registry` subcommand.
 pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
     match cmd {
@@ -27,7 +78,11 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             let id_number = stdin.or_read(id_number, "ID number")?;
             add(settings, name, id_number, &photos, json)
         }
+        RegistryCommand::Import { dir, csv, json } if dir.is_file() && csv.is_none() => {
+            import_export(settings, &dir, json)
+        }
         RegistryCommand::Import { dir, csv, json } => import(settings, &dir, csv.as_deref(), json),
+        RegistryCommand::Export { out } => export(settings, &out),
         RegistryCommand::Reembed {
             from: Some(dir),
             csv,

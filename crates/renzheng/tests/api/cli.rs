@@ -405,3 +405,132 @@ fn personal_data_can_come_from_standard_input_instead_of_arguments() {
     );
     fails_with(dir.path(), &["registry", "show", &id], "no person");
 }
+
+fn renzheng_env(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_renzheng"));
+    command
+        .args(args)
+        .env("RENZHENG_DATA_DIR", data_dir)
+        .env("RENZHENG_KEY_DIR", data_dir.join("keys"))
+        .env_remove("RENZHENG_LISTEN");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("running renzheng")
+}
+
+/// Moving the registry: export on one database, import on another with the same template
+/// key; a file under another key, or cut short, is refused; a re-run adds nothing twice.
+#[test]
+fn the_registry_moves_between_databases_through_a_sealed_export() {
+    let shared_key = "5a".repeat(32);
+    let key = [("RENZHENG_TEMPLATE_KEY", shared_key.as_str())];
+    let from = tempfile::tempdir().unwrap();
+    let photo_path = faces_dir().join(HU.portrait.unwrap());
+    let out = renzheng_env(
+        from.path(),
+        &key,
+        &[
+            "registry",
+            "add",
+            "--name",
+            HU.name,
+            "--id-number",
+            &HU.id(),
+            "--photo",
+            photo_path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = from.path().join("registry.rzx");
+    let out = renzheng_env(
+        from.path(),
+        &key,
+        &["registry", "export", "--out", file.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains(&HU.id()) && !text.contains(HU.name),
+        "sealed"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Exporting over an existing file is refused.
+    let out = renzheng_env(
+        from.path(),
+        &key,
+        &["registry", "export", "--out", file.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+
+    let to = tempfile::tempdir().unwrap();
+    let import = |dir: &Path, env: &[(&str, &str)], path: &Path| {
+        renzheng_env(
+            dir,
+            env,
+            &["registry", "import", path.to_str().unwrap(), "--json"],
+        )
+    };
+    let out = import(to.path(), &key, &file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            summary["imported"].as_i64(),
+            summary["already_present"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
+    let out = renzheng_env(to.path(), &key, &["registry", "show", &HU.id(), "--json"]);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["portraits"].as_array().unwrap().len(), 1, "{shown}");
+    let again: Value = serde_json::from_slice(&import(to.path(), &key, &file).stdout).unwrap();
+    assert_eq!(
+        (
+            again["imported"].as_i64(),
+            again["already_present"].as_i64()
+        ),
+        (Some(0), Some(1))
+    );
+
+    // Another template key cannot read it.
+    let other = tempfile::tempdir().unwrap();
+    let stranger = "6b".repeat(32);
+    let out = import(
+        other.path(),
+        &[("RENZHENG_TEMPLATE_KEY", stranger.as_str())],
+        &file,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not open"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A file cut short is refused.
+    let cut = from.path().join("cut.rzx");
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&cut, lines[..lines.len() - 1].join("\n")).unwrap();
+    let out = import(tempfile::tempdir().unwrap().path(), &key, &cut);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+}

@@ -259,3 +259,36 @@ async fn a_node_with_other_keys_refuses_to_start() {
     .to_string();
     assert!(err.contains("template key differs"), "{err}");
 }
+
+/// The documented move: the registry of a SQLite node exported, imported into
+/// PostgreSQL, and the same person checked there.
+#[tokio::test]
+async fn a_sqlite_registry_moves_to_postgresql() {
+    let Some(db) = scratch_database("a_sqlite_registry_moves_to_postgresql").await else {
+        return;
+    };
+    let shared_template_key = "11".repeat(32);
+    let sqlite =
+        spawn_app_with(|s| s.template_key = Some(Secret::new(shared_template_key.clone()))).await;
+    let mut file = Vec::new();
+    let exported = sqlite.state.app.export_registry(&mut file).await.unwrap();
+    assert_eq!(exported, 3, "HU, JIANG and NO_PHOTO");
+
+    // A PostgreSQL node without the test people: only the import brings HU.
+    let pg = spawn_app_with(node(&db)).await;
+    let response = pg
+        .admin(Method::DELETE, &format!("/admin/persons/{}", HU.id()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(pg.check_result(HU, HU_SAME).await["result"], 7);
+    let summary = pg
+        .state
+        .app
+        .import_registry(&renzheng_app::Actor::Cli, &mut file.as_slice())
+        .await
+        .unwrap();
+    assert_eq!((summary.imported, summary.already_present), (1, 2));
+    assert_eq!(pg.check_result(HU, HU_SAME).await["result"], 1);
+}
