@@ -48,7 +48,7 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Missing | AuthError::Rejected => ApiError::Unauthorized,
             AuthError::Signature(e) => ApiError::Signature(e),
-            AuthError::Store(e) => ApiError::internal(e),
+            AuthError::Store(e) => ApiError::from(e),
         }
     }
 }

@@ -73,7 +73,7 @@ pub struct ResultLabel(pub u8);
         (status = 429, description = "Too many checks of this ID number by this app this minute or day (`limits.per_id_per_minute`, `limits.per_id_per_day`); `Retry-After` says when. Not charged.", body = Envelope<NoData>),
         (status = 413, description = "Body over the limit", body = Envelope<NoData>),
         (status = 415, description = "Neither JSON nor form data", body = Envelope<NoData>),
-        (status = 503, description = "Engine saturated; `Retry-After` says when to retry", body = Envelope<NoData>),
+        (status = 503, description = "Engine saturated, or the database unreachable; `Retry-After` says when to retry. Never charged.", body = Envelope<NoData>),
         (status = 504, description = "The check did not finish in time", body = Envelope<NoData>),
         (status = 500, description = "Internal error", body = Envelope<NoData>),
     ),

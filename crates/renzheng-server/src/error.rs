@@ -166,6 +166,9 @@ pub enum ApiError {
     /// A dependency (database, engine) is not available.
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The database failed or cannot be reached: nothing was done, nothing charged.
+    #[error("the database is unavailable; retry later")]
+    DatabaseUnavailable(#[source] renzheng_store::StoreError),
     /// A bug or an infrastructure failure; details are logged, not returned.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -206,6 +209,7 @@ impl ApiError {
             AdminUnauthorized => (StatusCode::UNAUTHORIZED, "AdminUnauthorized"),
             ResourceNotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "NotReady"),
+            DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "DatabaseUnavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
@@ -272,6 +276,9 @@ impl From<AppError> for ApiError {
                 retry_after_ms,
             },
             AppError::NonceUsed => ApiError::Signature(crate::signature::SignatureError::NonceUsed),
+            AppError::Store(e @ renzheng_store::StoreError::Database(_)) => {
+                ApiError::DatabaseUnavailable(e)
+            }
             e @ (AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_)) => {
                 ApiError::internal(e)
             }
@@ -296,6 +303,12 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(source) => {
                 tracing::error!(error.code = code, error.source = %source, "internal error");
+            }
+            ApiError::DatabaseUnavailable(source) => {
+                let detail = std::error::Error::source(source)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                tracing::error!(error.code = code, error.source = %detail, "database unavailable");
             }
             _ if status.is_server_error() => {
                 tracing::warn!(error.code = code, error.message = %message, "request refused");
@@ -323,6 +336,9 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Busy { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::DatabaseUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
             }
             ApiError::Throttled { retry_after_ms }
             | ApiError::TooManyAttempts { retry_after_ms, .. } => {

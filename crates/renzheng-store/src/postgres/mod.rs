@@ -41,6 +41,10 @@ impl PgStore {
     ) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
+            // While the database is down a request waits this long for a connection,
+            // then fails (503), instead of the pool's default 30 s; the pool reconnects
+            // by itself when the server is back.
+            .acquire_timeout(std::time::Duration::from_secs(3))
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
