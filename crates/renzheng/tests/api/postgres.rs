@@ -292,3 +292,34 @@ async fn a_sqlite_registry_moves_to_postgresql() {
     assert_eq!((summary.imported, summary.already_present), (1, 2));
     assert_eq!(pg.check_result(HU, HU_SAME).await["result"], 1);
 }
+
+/// With the database gone, a check is a 503 with `Retry-After` (nothing done, nothing
+/// charged) and the node says it is not ready.
+#[tokio::test]
+async fn an_unreachable_database_is_a_503_and_not_ready() {
+    let Some(db) = scratch_database("an_unreachable_database_is_a_503_and_not_ready").await else {
+        return;
+    };
+    let app = spawn_test_app_with(node(&db)).await;
+    assert_eq!(
+        app.check_json(
+            &json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)})
+        )
+        .await
+        .status(),
+        200
+    );
+    let mut admin = PgConnection::connect(&db.admin_url).await.unwrap();
+    sqlx::raw_sql(&format!("DROP DATABASE \"{}\" WITH (FORCE)", db.name))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let response = app
+        .check_json(&json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)}))
+        .await;
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, code, _) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (503, "DatabaseUnavailable"));
+    let ready = app.request(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+}
