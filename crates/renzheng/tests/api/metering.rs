@@ -722,15 +722,21 @@ async fn balance_alerts_are_posted_signed_once_a_day_without_blocking_checks() {
         })
         .collect();
     assert_eq!(kinds, ["low", "exhausted"]);
-    let alerts = app
-        .store
-        .recent_alerts(Some(&renzheng_store::AppId::from(id)), 10)
-        .await
-        .unwrap();
-    assert_eq!(alerts.len(), 2);
-    assert!(alerts
-        .iter()
-        .all(|a| a.delivered_at.is_some() && a.attempts == 1));
+    // The delivery is noted right after the receiver answers: wait for it.
+    let app_id = renzheng_store::AppId::from(id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let alerts = app.store.recent_alerts(Some(&app_id), 10).await.unwrap();
+        assert_eq!(alerts.len(), 2);
+        if alerts
+            .iter()
+            .all(|a| a.delivered_at.is_some() && a.attempts == 1)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{alerts:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
