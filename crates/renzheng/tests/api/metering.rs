@@ -683,13 +683,12 @@ async fn balance_alerts_are_posted_signed_once_a_day_without_blocking_checks() {
     let (headers, body) = &posts[0];
     let alert: Value = serde_json::from_str(body).unwrap();
     assert_eq!(
-        (
-            alert["kind"].as_str(),
-            alert["remaining"].as_i64(),
-            alert["purchased"].as_i64()
-        ),
-        (Some("low"), Some(2), Some(4))
+        (alert["kind"].as_str(), alert["purchased"].as_i64()),
+        (Some("low"), Some(4))
     );
+    // What was left when the runner looked: the third check may already be charged.
+    let remaining = alert["remaining"].as_i64().unwrap();
+    assert!((1..=2).contains(&remaining), "{alert}");
     // The signature is HMAC-SHA256 of "<t>.<body>" under the app's secret.
     let signature = headers["x-renzheng-signature"].to_str().unwrap();
     let t: i64 = signature
