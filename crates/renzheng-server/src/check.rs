@@ -4,6 +4,7 @@
 //! [`App::verify`](renzheng_app::App::verify) → answer, and one audit record whatever
 //! happened.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -222,10 +223,24 @@ impl Drop for Unfinished {
         record.latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let app = self.app.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            SETTLING.fetch_add(1, Ordering::SeqCst);
             runtime.spawn(async move {
                 let _ = app.record_check(record).await;
+                SETTLING.fetch_sub(1, Ordering::SeqCst);
             });
         }
+    }
+}
+
+/// Settlements of abandoned checks still being written (see [`Unfinished`]).
+static SETTLING: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits (at most `limit`) for the settlements of abandoned checks, so that a stopping
+/// server gives their held units back instead of leaving them to lapse.
+pub async fn settle_abandoned(limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while SETTLING.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

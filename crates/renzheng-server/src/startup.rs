@@ -154,6 +154,7 @@ impl Application {
             }),
         ];
         crate::serve::serve(self.listener, self.router, &limits, shutdown, grace).await;
+        check::settle_abandoned(Duration::from_secs(5)).await;
         for task in upkeep {
             task.abort();
         }
