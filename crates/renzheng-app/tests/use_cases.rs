@@ -306,3 +306,107 @@ async fn reembed_without_kept_photos_lists_who_needs_a_reimport() {
     assert!(!shown.contains(ALICE_ID), "IDs are masked: {shown}");
     new.close().await;
 }
+
+/// A clock the test moves.
+#[derive(Debug)]
+struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl renzheng_app::Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Alerts: low at the threshold, exhausted, about to expire; once a day while the
+/// condition lasts, and no more once topped up.
+#[tokio::test]
+async fn balance_alerts_repeat_daily_until_topped_up() {
+    use renzheng_store::AlertKind::{Exhausted, Expiring, Low};
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    // 2026-12-01T12:00:00+08:00.
+    let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
+        1_796_097_600_000,
+    )));
+    let app = open(&dir).await.with_clock(clock.clone());
+    let advance = |ms: i64| clock.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    let created = app
+        .create_app(&Actor::Cli, &AppName::parse("shop").unwrap())
+        .await
+        .unwrap();
+    let id = renzheng_store::AppId::from(created.app_id.clone());
+    let caller = app
+        .authenticate_app_code(&created.app_code)
+        .await
+        .unwrap()
+        .unwrap();
+    let grant = |calls: i64, expires_at: Option<i64>| {
+        app.grant(
+            &Actor::Cli,
+            &id,
+            renzheng_app::GrantRequest {
+                calls: Some(calls),
+                package: None,
+                expires_at,
+            },
+        )
+    };
+    // Nothing bought yet: nothing to say.
+    assert!(app.evaluate_alerts(&id).await.is_empty());
+    grant(10, None).await.unwrap();
+    assert!(app.evaluate_alerts(&id).await.is_empty());
+
+    let charge = || async {
+        let admission = app.admit(&caller).await.unwrap();
+        app.record_check(renzheng_app::CheckRecord {
+            arrived_ms: app.now_ms(),
+            request_id: "r".into(),
+            app_id: Some(caller.app_id.clone()),
+            name: None,
+            id_number: None,
+            result: Some(ResultCode::Same),
+            score: None,
+            status: 200,
+            error_code: None,
+            latency_ms: 1,
+            reservation: admission.reservation,
+        })
+        .await
+        .unwrap()
+    };
+    for _ in 0..8 {
+        assert!(charge().await);
+    }
+    // 2 of 10 left: at the default 20 %.
+    assert_eq!(app.evaluate_alerts(&id).await, [Low]);
+    assert!(app.evaluate_alerts(&id).await.is_empty(), "once a day");
+    advance(DAY);
+    assert_eq!(app.evaluate_alerts(&id).await, [Low], "again the next day");
+    for _ in 0..2 {
+        assert!(charge().await);
+    }
+    assert_eq!(app.evaluate_alerts(&id).await, [Exhausted]);
+    assert!(matches!(
+        app.admit(&caller).await,
+        Err(AppError::QuotaExhausted)
+    ));
+
+    // Topped up with calls that expire in 3 days: no more "low", but "expiring".
+    let now = app.now_ms();
+    grant(100, Some(now + 3 * DAY)).await.unwrap();
+    assert_eq!(app.evaluate_alerts(&id).await, [Expiring]);
+    advance(DAY);
+    assert_eq!(app.evaluate_alerts(&id).await, [Expiring]);
+    advance(3 * DAY);
+    // Expired: nothing left that can be used.
+    assert!(matches!(
+        app.admit(&caller).await,
+        Err(AppError::QuotaExpired)
+    ));
+    assert_eq!(app.evaluate_alerts(&id).await, [Exhausted]);
+    // A fresh, lasting package ends the alerts.
+    grant(1000, None).await.unwrap();
+    assert!(app.evaluate_alerts(&id).await.is_empty());
+    advance(DAY);
+    assert!(app.evaluate_alerts(&id).await.is_empty());
+}
