@@ -168,13 +168,10 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             (status, Some(code))
         }
     };
+    // Disarmed from here: the record below replaces the one the guard would write.
+    let base = unfinished.record.take().expect("armed until the answer is recorded");
     let recorded = app
         .record_check(CheckRecord {
-            arrived_ms,
-            request_id: RequestId::current()
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
-            app_id: Some(caller.app_id.clone()),
             name: request.as_ref().map(|r| &r.name),
             id_number: request.as_ref().map(|r| &r.id),
             result: data.as_ref().ok().map(|(result, _)| *result),
@@ -182,10 +179,9 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
             status: status.as_u16(),
             error_code,
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            reservation,
+            ..base
         })
         .await;
-    unfinished.record = None;
 
     match (data, recorded) {
         (Ok((_, mut data)), Ok(charged)) => {
@@ -245,9 +241,12 @@ pub async fn settle_abandoned(limit: std::time::Duration) {
 }
 
 /// A refused credential is counted, not audited: the audit is the record of checks made
-/// by callers, and one client hammering with bad credentials must not grow it.
+/// by callers, and one client hammering with bad credentials must not grow it. (A
+/// credential store that fails is not the caller's refusal: not counted.)
 fn refused(state: &AppState, e: ApiError) -> Response {
-    state.metrics.auth_failed();
+    if matches!(e, ApiError::Unauthorized | ApiError::Signature(_)) {
+        state.metrics.auth_failed();
+    }
     e.into_response()
 }
 
