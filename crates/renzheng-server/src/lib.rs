@@ -3,6 +3,8 @@
 //!
 //! * [`check`] — `POST /faceidcard/check`, the Alibaba-compatible endpoint;
 //! * [`admin`] — the admin API (registry, apps, audit, events) behind a bearer token;
+//! * [`metering`] — packages, grants, balances, policies, usage and call history, for the
+//!   operator (`/admin/…`) and for the calling app (`/v1/app/…`);
 //! * [`ops`] — `/healthz`, `/readyz`, `/metrics`, `/openapi.json`;
 //! * [`signature`] — the Alibaba API-gateway AppKey/AppSecret request signature, pure;
 //! * [`startup`] — the application, the router and its middleware, graceful shutdown;
@@ -10,7 +12,9 @@
 //!
 //! ```text
 //! request ─▶ request_context (id, span, timeout, metrics) ─▶ route ─▶ handler
-//!            handler: Authenticated ─▶ body ─▶ App::parse_check ─▶ App::verify ─▶ envelope
+//!            check: authenticate (AppCode, or signature over the body) ─▶ App::admit (rate,
+//!                   quota) ─▶ App::parse_check ─▶ App::limit_attempts ─▶ App::verify
+//!                   ─▶ App::record_check (audit + charge or release) ─▶ envelope
 //! ```
 
 #![deny(missing_docs)]
