@@ -169,7 +169,10 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
         }
     };
     // Disarmed from here: the record below replaces the one the guard would write.
-    let base = unfinished.record.take().expect("armed until the answer is recorded");
+    let base = unfinished
+        .record
+        .take()
+        .expect("armed until the answer is recorded");
     let recorded = app
         .record_check(CheckRecord {
             name: request.as_ref().map(|r| &r.name),
