@@ -22,10 +22,18 @@ const DAY_MS: i64 = 86_400_000;
 /// Apps waiting to be looked at after a charge; more are dropped (the scan catches up).
 const QUEUE: usize = 1024;
 
+/// A refused app is looked at again after this long at the soonest: a client hammering
+/// with no quota left must not turn every refusal into balance queries.
+const REFUSAL_DEBOUNCE_MS: i64 = 60_000;
+/// Apps remembered for the debounce; beyond, the memory is cleared (the scan catches up).
+const REFUSALS_REMEMBERED: usize = 4096;
+
 /// The queue from the checks to the alert runner.
 pub(crate) struct AlertQueue {
     tx: mpsc::Sender<AppId>,
     rx: std::sync::Mutex<Option<mpsc::Receiver<AppId>>>,
+    /// When each app was last queued for a refusal (unix ms).
+    refused: std::sync::Mutex<std::collections::HashMap<AppId, i64>>,
 }
 
 impl AlertQueue {
@@ -34,6 +42,7 @@ impl AlertQueue {
         AlertQueue {
             tx,
             rx: std::sync::Mutex::new(Some(rx)),
+            refused: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -75,6 +84,26 @@ impl App {
     /// Asks the alert runner to look at `app_id` soon (never waits).
     pub(crate) fn alert_soon(&self, app_id: &AppId) {
         let _ = self.alerts.tx.try_send(app_id.clone());
+    }
+
+    /// [`alert_soon`](Self::alert_soon) for a refused check: at most once a minute per app.
+    pub(crate) fn alert_soon_after_refusal(&self, app_id: &AppId) {
+        let now = self.now_ms();
+        let Ok(mut refused) = self.alerts.refused.lock() else {
+            return;
+        };
+        if refused
+            .get(app_id)
+            .is_some_and(|last| now - last < REFUSAL_DEBOUNCE_MS)
+        {
+            return;
+        }
+        if refused.len() >= REFUSALS_REMEMBERED {
+            refused.clear();
+        }
+        refused.insert(app_id.clone(), now);
+        drop(refused);
+        self.alert_soon(app_id);
     }
 
     /// Looks at one app's balance and records (and posts) the alerts due today; returns

@@ -388,11 +388,11 @@ impl App {
                 reservation: Some(id),
             }),
             Reserved::Refused(QuotaRefusal::Exhausted) => {
-                self.alert_soon(&caller.app_id);
+                self.alert_soon_after_refusal(&caller.app_id);
                 Err(AppError::QuotaExhausted)
             }
             Reserved::Refused(QuotaRefusal::Expired) => {
-                self.alert_soon(&caller.app_id);
+                self.alert_soon_after_refusal(&caller.app_id);
                 Err(AppError::QuotaExpired)
             }
         }
