@@ -137,11 +137,17 @@ pub fn secrets_key_bytes(settings: &Settings) -> Result<Vec<u8>, KeyError> {
 /// A key's fingerprint: HMAC-SHA256 of a fixed label under the key. It identifies the
 /// key without revealing it, so nodes can compare keys through the database.
 pub fn fingerprint(key: &[u8]) -> String {
+    hex::encode(derive(key, "renzheng key fingerprint v1"))
+}
+
+/// HMAC-SHA256 of a fixed `label` under `key`: a value tied to the key that neither
+/// reveals it nor serves another purpose (fingerprints, the export key).
+pub(crate) fn derive(key: &[u8], label: &str) -> [u8; 32] {
     use hmac::{Hmac, Mac};
     let mut mac =
         <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(b"renzheng key fingerprint v1");
-    hex::encode(mac.finalize().into_bytes())
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 /// The master key of AppSecrets: `secrets_key` when configured (nodes sharing a database

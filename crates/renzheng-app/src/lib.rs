@@ -138,11 +138,12 @@ impl App {
     /// database was written with) and the imgUrl fetcher; the engine comes from `engine`.
     pub async fn open(settings: Settings, engine: EngineSource) -> Result<Self, OpenError> {
         settings.validate()?;
-        let store = Self::open_store(&settings).await?;
+        // Read once: it seals the templates and derives the export key.
+        let template_key = keys::template_key_bytes(&settings)?;
+        let store = Self::open_store(&settings, &template_key).await?;
         let audit_key: Arc<[u8]> = keys::audit_key(&settings)?.into();
         let photo_key = keys::photo_key(&settings)?;
         let secrets_key = keys::secrets_key_bytes(&settings)?;
-        let template_key = keys::template_key_bytes(&settings)?;
         let mut fingerprints = vec![
             ("audit", keys::fingerprint(&audit_key)),
             ("template", keys::fingerprint(&template_key)),
@@ -187,8 +188,12 @@ impl App {
     }
 
     /// The configured store, migrated.
-    async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
-        let templates = keys::template_key(settings)?;
+    async fn open_store(
+        settings: &Settings,
+        template_key: &[u8],
+    ) -> Result<Arc<dyn Store>, OpenError> {
+        let templates = renzheng_store::TemplateKey::from_bytes(template_key)
+            .ok_or_else(|| KeyError::Corrupt(keys::TEMPLATE_KEY_FILE.into()))?;
         let opened: Result<Arc<dyn Store>, StoreError> = match &settings.database_url {
             Some(url) => {
                 PgStore::connect(url.expose(), templates, settings.database_max_connections)

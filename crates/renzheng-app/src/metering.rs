@@ -562,7 +562,10 @@ impl App {
         to: Option<&str>,
     ) -> Result<UsageView, AppError> {
         let remaining = match app_id {
-            Some(id) => Some(self.balance(id).await?.remaining),
+            Some(id) => {
+                self.existing_app(id).await?;
+                Some(self.store.balance(id, self.now_ms()).await?.remaining)
+            }
             None => None,
         };
         let offset = self.offset_ms();

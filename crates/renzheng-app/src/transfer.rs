@@ -70,11 +70,10 @@ pub struct TransferSummary {
 /// The key of export files: derived from the template key, so that it is never used for
 /// two purposes.
 pub(crate) fn export_box(template_key: &[u8]) -> SecretBox {
-    use hmac::{Hmac, Mac};
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(template_key)
-        .expect("HMAC takes any key length");
-    mac.update(b"renzheng registry export key v1");
-    SecretBox::new(&mac.finalize().into_bytes())
+    SecretBox::new(&crate::keys::derive(
+        template_key,
+        "renzheng registry export key v1",
+    ))
 }
 
 fn io(e: std::io::Error) -> AppError {

@@ -57,22 +57,14 @@ fn actor(id: &RequestId) -> Actor {
 }
 
 fn json<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::MalformedBody(format!("expected {shape}: {}", e.classify_text())))
-}
-
-trait Classify {
-    fn classify_text(&self) -> &'static str;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_text(&self) -> &'static str {
-        if self.is_data() {
+    serde_json::from_slice(body).map_err(|e| {
+        let why = if e.is_data() {
             "a field is missing, unknown or of the wrong type"
         } else {
             "not valid JSON"
-        }
-    }
+        };
+        ApiError::MalformedBody(format!("expected {shape}: {why}"))
+    })
 }
 
 /// `GET /admin/packages`.

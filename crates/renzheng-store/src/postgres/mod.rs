@@ -60,6 +60,13 @@ impl PgStore {
 const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at, app_key, secret_sealed,
     previous_code_until, rate_per_sec, rate_burst, alert_percent, webhook_url";
 
+/// The `id_number` column of a row, parsed.
+fn id_number_from_row(row: &PgRow) -> Result<IdNumber, StoreError> {
+    let raw: String = row.try_get("id_number")?;
+    IdNumber::parse(&raw)
+        .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
+}
+
 fn app_from_row(row: &PgRow) -> Result<App, StoreError> {
     let alert_percent: i64 = row.try_get("alert_percent")?;
     let rate_burst: Option<i64> = row.try_get("rate_burst")?;
@@ -576,11 +583,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| {
-            let raw: String = row.try_get("id_number")?;
-            IdNumber::parse(&raw)
-                .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
-        })
+        .map(id_number_from_row)
         .collect()
     }
 
@@ -598,11 +601,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| {
-            let raw: String = row.try_get("id_number")?;
-            IdNumber::parse(&raw)
-                .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
-        })
+        .map(id_number_from_row)
         .collect()
     }
 

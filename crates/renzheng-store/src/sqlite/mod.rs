@@ -177,6 +177,13 @@ fn private_database_file(path: &Path) -> std::io::Result<()> {
 const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at, app_key, secret_sealed,
     previous_code_until, rate_per_sec, rate_burst, alert_percent, webhook_url";
 
+/// The `id_number` column of a row, parsed.
+fn id_number_from_row(row: &SqliteRow) -> Result<IdNumber, StoreError> {
+    let raw: String = row.try_get("id_number")?;
+    IdNumber::parse(&raw)
+        .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
+}
+
 fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
     let alert_percent: i64 = row.try_get("alert_percent")?;
     let rate_burst: Option<i64> = row.try_get("rate_burst")?;
@@ -690,11 +697,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| {
-            let raw: String = row.try_get("id_number")?;
-            IdNumber::parse(&raw)
-                .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
-        })
+        .map(id_number_from_row)
         .collect()
     }
 
@@ -712,11 +715,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| {
-            let raw: String = row.try_get("id_number")?;
-            IdNumber::parse(&raw)
-                .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
-        })
+        .map(id_number_from_row)
         .collect()
     }
 
