@@ -521,8 +521,18 @@ async fn an_app_sees_its_own_balance_history_and_usage_masked() {
     let (_, body) =
         status_and_body(get(&format!("/v1/app/calls?before={first}")).await.unwrap()).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
-    let response = get("/v1/app/calls?from=2026-13-01").await.unwrap();
-    assert_eq!(error_of(response).await.0, 400);
+    for bad in [
+        "/v1/app/calls?from=2026-13-01",
+        "/v1/app/calls?format=xml",
+        "/v1/app/calls?limit=0",
+        "/v1/app/calls?limit=501",
+        "/v1/app/calls?result=9",
+        "/v1/app/calls?app_id=app_other",
+        "/v1/app/usage?from=2026-12-02&to=2026-12-01",
+    ] {
+        let response = get(bad).await.unwrap();
+        assert_eq!(error_of(response).await.0, 400, "{bad}");
+    }
 
     // CSV export, masked.
     let response = get("/v1/app/calls?format=csv").await.unwrap();
