@@ -16,7 +16,8 @@ use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use crate::App;
+use crate::audit::Actor;
+use crate::{App, AppError};
 
 const DAY_MS: i64 = 86_400_000;
 /// Apps waiting to be looked at after a charge; more are dropped (the scan catches up).
@@ -193,6 +194,49 @@ impl App {
         Ok(recorded)
     }
 
+    /// Posts one test alert (kind `test`, alert id 0, the app's current balance) to the
+    /// app's webhook, signed like a real one, once and without recording an alert: the
+    /// operator sees at once whether the receiver works. `Ok(Err(why))` when it did not.
+    pub async fn send_test_alert(
+        &self,
+        actor: &Actor,
+        app_id: &AppId,
+    ) -> Result<Result<(), String>, AppError> {
+        let app = self
+            .store
+            .get_app(app_id)
+            .await?
+            .ok_or(AppError::NotFound("app"))?;
+        let Some(url) = &app.policy.webhook_url else {
+            return Err(AppError::Invalid("the app has no webhook".into()));
+        };
+        let now = self.now_ms();
+        let balance = self.store.balance(app_id, now).await?;
+        let secret = match (&app.app_key, &app.secret_sealed) {
+            (Some(key), Some(sealed)) => self.secrets.open(key, sealed),
+            _ => None,
+        };
+        let payload = AlertPayload {
+            alert_id: 0,
+            kind: "test",
+            app_id: app_id.to_string(),
+            remaining: balance.remaining,
+            purchased: balance.purchased,
+            alert_percent: app.policy.alert_percent,
+            at: now,
+        };
+        let body = serde_json::to_vec(&payload).expect("alert payloads serialize");
+        let outcome = post_once(&self.webhooks, url, secret.as_deref(), "test", &body, now).await;
+        let mut event = self.event(actor, "app.test-alert");
+        event.app_id = Some(app_id.clone());
+        event.detail = Some(match &outcome {
+            Ok(()) => "delivered".into(),
+            Err(e) => e.clone(),
+        });
+        self.record_event(event).await;
+        Ok(outcome)
+    }
+
     /// Looks at the apps named by charges as they come, and at every app each
     /// `alerts.scan_interval_s`, for as long as the server runs. Only the first caller
     /// runs; later calls return at once.
@@ -236,27 +280,15 @@ async fn deliver(d: Delivery, url: String, secret: Option<String>, payload: Aler
     let body = serde_json::to_vec(&payload).expect("alert payloads serialize");
     let mut wait = d.backoff;
     for attempt in 1..=d.attempts {
-        let now = d.clock.now_ms();
-        let mut request = d
-            .client
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Renzheng-Alert", payload.kind)
-            .body(body.clone());
-        if let Some(secret) = &secret {
-            request = request.header(
-                "X-Renzheng-Signature",
-                webhook_signature(secret, now, &body),
-            );
-        }
-        let outcome = match request.send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-            // Without the URL: it may carry the customer's token.
-            Err(e) if e.is_timeout() => Err("timed out".to_owned()),
-            Err(e) if e.is_connect() => Err("connection failed".to_owned()),
-            Err(_) => Err("request failed".to_owned()),
-        };
+        let outcome = post_once(
+            &d.client,
+            &url,
+            secret.as_deref(),
+            payload.kind,
+            &body,
+            d.clock.now_ms(),
+        )
+        .await;
         let delivered = outcome.is_ok().then(|| d.clock.now_ms());
         if let Err(e) = d
             .store
@@ -280,6 +312,36 @@ async fn deliver(d: Delivery, url: String, secret: Option<String>, payload: Aler
                 wait = wait.saturating_mul(2);
             }
         }
+    }
+}
+
+/// One signed POST of an alert body; the error says what happened without the URL (it
+/// may carry the customer's token).
+async fn post_once(
+    client: &reqwest::Client,
+    url: &str,
+    secret: Option<&str>,
+    kind: &str,
+    body: &[u8],
+    now_ms: i64,
+) -> Result<(), String> {
+    let mut request = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Renzheng-Alert", kind)
+        .body(body.to_vec());
+    if let Some(secret) = secret {
+        request = request.header(
+            "X-Renzheng-Signature",
+            webhook_signature(secret, now_ms, body),
+        );
+    }
+    match request.send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => Err("timed out".to_owned()),
+        Err(e) if e.is_connect() => Err("connection failed".to_owned()),
+        Err(_) => Err("request failed".to_owned()),
     }
 }
 

@@ -22,19 +22,25 @@ pub enum Actor {
         /// The request id (`X-Ca-Request-Id`).
         request_id: String,
     },
+    /// An operator signed in to the console.
+    Console {
+        /// The operator's name.
+        operator: String,
+    },
 }
 
 impl Actor {
-    pub(crate) fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> String {
         match self {
-            Actor::Cli => "cli",
-            Actor::AdminApi { .. } => "admin-api",
+            Actor::Cli => "cli".into(),
+            Actor::AdminApi { .. } => "admin-api".into(),
+            Actor::Console { operator } => format!("console:{operator}"),
         }
     }
 
     pub(crate) fn request_id(&self) -> Option<&str> {
         match self {
-            Actor::Cli => None,
+            Actor::Cli | Actor::Console { .. } => None,
             Actor::AdminApi { request_id } => Some(request_id),
         }
     }

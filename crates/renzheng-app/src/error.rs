@@ -69,6 +69,9 @@ pub enum AppError {
         /// Until it ends, milliseconds.
         retry_after_ms: i64,
     },
+    /// A console sign-in with a wrong operator name or password (which, is not said).
+    #[error("wrong operator name or password")]
+    SignInRefused,
     /// A signature nonce was used before within its window (a replay).
     #[error("Nonce Used")]
     NonceUsed,

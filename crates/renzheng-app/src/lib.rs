@@ -20,6 +20,7 @@
 //! | history and usage | [`App::calls`], [`App::calls_csv`], [`App::usage`] |
 //! | balance alerts | [`App::evaluate_alerts`], [`App::run_alerts`] |
 //! | audit | [`App::recent_audit`], [`App::recent_events`] |
+//! | the operator console | [`App::sign_in`], [`App::console_session`], [`App::sign_out`], [`App::overview`], [`App::verify_explained`], [`App::compare_photos`], [`App::send_test_alert`] |
 //!
 //! Nothing here knows HTTP or JSON; nothing here runs inference on the async runtime
 //! (engine work goes through the gate onto the blocking pool).
@@ -31,6 +32,7 @@ mod apps;
 mod audit;
 pub mod check;
 mod clock;
+pub mod console;
 mod engine;
 mod error;
 pub mod fetch;
@@ -53,6 +55,7 @@ pub use crate::apps::{AppName, AppView, Caller, CreatedApp, NewAppCode, NewAppSe
 pub use crate::audit::{Actor, CheckRecord};
 pub use crate::check::{CheckFields, CheckRequest, IdFacts, ResultCode, Scored, Verification};
 pub use crate::clock::{Clock, SystemClock};
+pub use crate::console::{AppQuota, OperatorSession, Overview, OverviewDay, SignedIn};
 pub use crate::engine::EngineObserver;
 pub use crate::error::AppError;
 pub use crate::gate::{EngineGate, Saturated};

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Actor;
 use crate::{App, AppError, Caller};
 
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 /// The most records one history page holds.
 pub const MAX_PAGE: u32 = 500;
 /// The most records one CSV export holds.

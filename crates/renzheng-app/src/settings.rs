@@ -109,6 +109,8 @@ pub struct Settings {
     pub img_url: ImgUrlSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The operator console at `/console`.
+    pub console: ConsoleSettings,
 }
 
 impl Default for Settings {
@@ -132,6 +134,39 @@ impl Default for Settings {
             limits: Limits::default(),
             img_url: ImgUrlSettings::default(),
             log: LogSettings::default(),
+            console: ConsoleSettings::default(),
+        }
+    }
+}
+
+/// The operator console (`/console`): one operator account; off until its password hash
+/// is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// The operator's sign-in name (`RENZHENG_CONSOLE__OPERATOR`).
+    pub operator: String,
+    /// The operator's password as an Argon2id PHC string, made by
+    /// `renzheng console hash-password` (`RENZHENG_CONSOLE__PASSWORD_HASH`). Unset: the
+    /// console answers 404.
+    pub password_hash: Option<Secret>,
+    /// A session lapses after this many seconds without a request.
+    pub session_idle_secs: u64,
+    /// A session ends this many seconds after sign-in, however active.
+    pub session_max_secs: u64,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Turn off only for a
+    /// console reached over plain HTTP on a trusted network (or `localhost`).
+    pub secure_cookie: bool,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            operator: "admin".into(),
+            password_hash: None,
+            session_idle_secs: 30 * 60,
+            session_max_secs: 12 * 3600,
+            secure_cookie: true,
         }
     }
 }
@@ -386,6 +421,23 @@ impl Settings {
             if key.expose().len() < 16 {
                 return invalid("audit_key must be at least 16 characters".into());
             }
+        }
+        let c = &self.console;
+        if c.operator.trim().is_empty() || c.operator.len() > 64 {
+            return invalid("console.operator must be 1 to 64 characters".into());
+        }
+        if let Some(hash) = &c.password_hash {
+            if !hash.expose().starts_with("$argon2") {
+                return invalid(
+                    "console.password_hash must be an Argon2 PHC string: make one with `renzheng console hash-password`".into(),
+                );
+            }
+        }
+        if c.session_idle_secs == 0 || c.session_max_secs < c.session_idle_secs {
+            return invalid(
+                "console.session_idle_secs must be positive and at most console.session_max_secs"
+                    .into(),
+            );
         }
         let l = &self.limits;
         if l.max_photo_bytes == 0 || l.request_timeout_ms == 0 {

@@ -275,6 +275,7 @@ impl From<AppError> for ApiError {
                 message: e.to_string(),
                 retry_after_ms,
             },
+            AppError::SignInRefused => ApiError::AdminUnauthorized,
             AppError::NonceUsed => ApiError::Signature(crate::signature::SignatureError::NonceUsed),
             AppError::Store(e @ renzheng_store::StoreError::Database(_)) => {
                 ApiError::DatabaseUnavailable(e)

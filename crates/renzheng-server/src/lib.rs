@@ -5,6 +5,7 @@
 //! * [`admin`] — the admin API (registry, apps, audit, events) behind a bearer token;
 //! * [`metering`] — packages, grants, balances, policies, usage and call history, for the
 //!   operator (`/admin/…`) and for the calling app (`/v1/app/…`);
+//! * [`console`] — the operator console at `/console` (server-rendered HTML);
 //! * [`ops`] — `/healthz`, `/readyz`, `/metrics`, `/openapi.json`;
 //! * [`signature`] — the Alibaba API-gateway AppKey/AppSecret request signature, pure;
 //! * [`startup`] — the application, the router and its middleware, graceful shutdown;
@@ -22,6 +23,7 @@
 pub mod admin;
 pub mod auth;
 pub mod check;
+pub mod console;
 pub mod error;
 pub mod metering;
 pub mod metrics;

@@ -97,6 +97,7 @@ impl Application {
             admin_token,
             app,
             metrics,
+            imports: Arc::default(),
         };
         let router = router(state.clone());
         Ok(Application {
@@ -284,6 +285,8 @@ pub fn router(state: AppState) -> Router {
         serde_json::to_vec(&document_with_limits(api, limits)).expect("a JSON value serializes");
     routes
         .layer(Extension(ApiDocument(document.into())))
+        // The console is HTML for people: outside the API document.
+        .merge(crate::console::router(limits.max_admin_body_bytes))
         .route_layer(middleware::from_fn(record_route))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -20,6 +20,8 @@ pub struct AppState {
     pub admin_token: AdminToken,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Folder imports started from the console (their progress pages).
+    pub imports: Arc<crate::console::pages::registry::ImportJobs>,
 }
 
 impl FromRef<AppState> for Arc<dyn Authenticator> {

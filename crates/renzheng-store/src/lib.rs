@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 mod app;
+mod console;
 mod embedding;
 mod error;
 mod metering;
@@ -33,6 +34,7 @@ use async_trait::async_trait;
 use renzheng_domain::{IdNumber, PersonName};
 
 pub use app::{generate_app_key, App, AppCode, AppCodeHash, AppId, NewApp};
+pub use console::ConsoleSession;
 pub use embedding::{decode_embedding, encode_embedding, TemplateKey};
 pub use error::StoreError;
 pub use metering::{
@@ -187,7 +189,7 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Forgets what has expired by `now_ms`: nonces, attempt windows, lapsed holds
-    /// (reclaimed). Returns the number of rows removed.
+    /// (reclaimed), lapsed console sessions. Returns the number of rows removed.
     async fn purge_expired(&self, now_ms: i64) -> Result<u64, StoreError>;
 
     /// A page of the audit log, newest first.
@@ -288,6 +290,21 @@ pub trait Store: Send + Sync {
 
     /// The `limit` most recent operator events, newest first.
     async fn recent_events(&self, limit: u32) -> Result<Vec<AdminEventRecord>, StoreError>;
+
+    /// Stores a new console session.
+    async fn create_console_session(&self, session: &ConsoleSession) -> Result<(), StoreError>;
+
+    /// The live session of `token_hash` at `now_ms`, its idle time renewed to
+    /// `now_ms + idle_ms` (never past its end); `None` when unknown, idle too long or ended.
+    async fn touch_console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<Option<ConsoleSession>, StoreError>;
+
+    /// Ends a session (sign-out); `false` when there was none.
+    async fn end_console_session(&self, token_hash: &str) -> Result<bool, StoreError>;
 }
 
 /// Current time as unix milliseconds, the timestamp format of every table.

@@ -390,6 +390,10 @@ impl FaceEngine for Engine {
         Engine::metric(self)
     }
 
+    fn manifest(&self) -> Option<&pack::Manifest> {
+        Some(Engine::manifest(self))
+    }
+
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError> {
         Engine::analyze(self, photo)
     }

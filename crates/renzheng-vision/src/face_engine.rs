@@ -21,6 +21,12 @@ pub trait FaceEngine: Send + Sync + std::fmt::Debug {
     /// Decodes `photo` and analyses the face chosen in it.
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError>;
 
+    /// The model pack's manifest (sources, hashes, calibration), when the engine was
+    /// built from one.
+    fn manifest(&self) -> Option<&crate::pack::Manifest> {
+        None
+    }
+
     /// How this engine's embeddings are compared (the pack's metric).
     fn metric(&self) -> Metric {
         Metric::Euclidean

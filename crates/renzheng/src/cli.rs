@@ -44,6 +44,9 @@ pub enum Command {
     /// The package catalogue.
     #[command(subcommand)]
     Packages(PackagesCommand),
+    /// The operator console (`/console`).
+    #[command(subcommand)]
+    Console(ConsoleCommand),
     /// Install or verify the model pack.
     Models(vision_cli::models::Args),
     /// Compare the faces in two photos.
@@ -52,6 +55,16 @@ pub enum Command {
     Eval(vision_cli::eval::Args),
     /// Benchmark the engine.
     Bench(vision_cli::bench::Args),
+}
+
+/// `renzheng console …`.
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Read a password (at least 12 characters) from the first line of stdin and print
+    /// its Argon2id hash, for `console.password_hash` (RENZHENG_CONSOLE__PASSWORD_HASH).
+    /// The password is never taken as an argument (it would show in `ps` and shell
+    /// history): `renzheng console hash-password < file`, or type it and press Enter.
+    HashPassword,
 }
 
 /// `renzheng registry …`.

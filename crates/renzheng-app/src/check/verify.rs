@@ -115,12 +115,21 @@ impl App {
     /// check from having a result: an unfetchable or undecodable photo, saturation,
     /// failures of ours.
     pub async fn verify(&self, request: &CheckRequest) -> Result<Verification, AppError> {
+        Ok(self.verify_explained(request).await?.0)
+    }
+
+    /// [`verify`](Self::verify), with the engine's analysis of the photo when it got that
+    /// far (faces, the chosen face's box and landmarks, quality): what the console draws.
+    pub async fn verify_explained(
+        &self,
+        request: &CheckRequest,
+    ) -> Result<(Verification, Option<Analysis>), AppError> {
         let id = &request.id;
         let Some(record) = self.store.get_person(id).await? else {
-            return Ok(Verification::of(ResultCode::UnknownId, id));
+            return Ok((Verification::of(ResultCode::UnknownId, id), None));
         };
         if record.person.name != request.name {
-            return Ok(Verification::of(ResultCode::NameMismatch, id));
+            return Ok((Verification::of(ResultCode::NameMismatch, id), None));
         }
         let engine = self.engine().await?;
         // Embeddings of another model are not comparable: such a person needs re-enrolment.
@@ -134,7 +143,7 @@ impl App {
             if !record.portraits.is_empty() {
                 tracing::warn!(id_number = %id, "portraits exist only for other models; re-enrol this person");
             }
-            return Ok(Verification::of(ResultCode::NoPortrait, id));
+            return Ok((Verification::of(ResultCode::NoPortrait, id), None));
         }
 
         let bytes = match &request.photo {
@@ -142,7 +151,36 @@ impl App {
             PhotoSource::Url(url) => self.fetcher.fetch(url.clone()).await?,
         };
         let analysis = self.engine.analyze(bytes).await?;
-        Ok(decide(engine.as_ref(), id, &analysis, &enrolled))
+        let answer = decide(engine.as_ref(), id, &analysis, &enrolled);
+        Ok((answer, Some(analysis)))
+    }
+
+    /// Compares the faces of two photos (the console's two-photo try-it): both analyses
+    /// and, when both show a usable face, their similarity judged by the engine's bands.
+    pub async fn compare_photos(
+        &self,
+        a: Vec<u8>,
+        b: Vec<u8>,
+    ) -> Result<(Analysis, Analysis, Option<(Scored, Verdict)>), AppError> {
+        let engine = self.engine().await?;
+        let first = self.engine.analyze(a).await?;
+        let second = self.engine.analyze(b).await?;
+        let judged = match (&first.face, &second.face) {
+            (Some(x), Some(y)) if x.quality.passed() && y.quality.passed() => {
+                let c = engine.compare(&x.embedding, &y.embedding);
+                let (same, different) = engine.thresholds().as_scores();
+                Some((
+                    Scored {
+                        score: c.score,
+                        same,
+                        different,
+                    },
+                    c.verdict,
+                ))
+            }
+            _ => None,
+        };
+        Ok((first, second, judged))
     }
 }
 

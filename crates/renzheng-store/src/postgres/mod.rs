@@ -4,6 +4,7 @@
 //! under PostgreSQL's default READ COMMITTED isolation (see `metering.rs`); nothing
 //! relies on a node's memory.
 
+mod console;
 mod metering;
 
 use async_trait::async_trait;
@@ -14,9 +15,9 @@ use sqlx::Row;
 
 use crate::{
     decode_embedding, now_ms, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
-    AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, Grant, NewAlert,
-    NewApp, NewPortrait, Package, Person, PersonRecord, Portrait, Reconciliation, Reserved, Settle,
-    Store, StoreError, TemplateKey, UsageRow,
+    AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, ConsoleSession, Grant,
+    NewAlert, NewApp, NewPortrait, Package, Person, PersonRecord, Portrait, Reconciliation,
+    Reserved, Settle, Store, StoreError, TemplateKey, UsageRow,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -719,6 +720,24 @@ impl Store for PgStore {
             })
         })
         .collect()
+    }
+
+    async fn create_console_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
+        self.do_create_console_session(session).await
+    }
+
+    async fn touch_console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        self.do_touch_console_session(token_hash, now_ms, idle_ms)
+            .await
+    }
+
+    async fn end_console_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+        self.do_end_console_session(token_hash).await
     }
 }
 

@@ -442,7 +442,8 @@ impl SqliteStore {
             .await?
             .rows_affected();
         let holds = self.do_reclaim(now_ms).await?;
-        Ok(nonces + attempts + holds)
+        let sessions = self.purge_console_sessions(now_ms).await?;
+        Ok(nonces + attempts + holds + sessions)
     }
 
     pub(super) async fn do_audit_page(

@@ -1,5 +1,6 @@
 //! The SQLite backend.
 
+mod console;
 mod metering;
 
 use std::path::Path;
@@ -17,9 +18,9 @@ use sqlx::Row;
 
 use crate::{
     decode_embedding, now_ms, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
-    AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, Grant, NewAlert,
-    NewApp, NewPortrait, Package, Person, PersonRecord, Portrait, Reconciliation, Reserved, Settle,
-    Store, StoreError, TemplateKey, UsageRow,
+    AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, ConsoleSession, Grant,
+    NewAlert, NewApp, NewPortrait, Package, Person, PersonRecord, Portrait, Reconciliation,
+    Reserved, Settle, Store, StoreError, TemplateKey, UsageRow,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -835,6 +836,24 @@ impl Store for SqliteStore {
             })
         })
         .collect()
+    }
+
+    async fn create_console_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
+        self.do_create_console_session(session).await
+    }
+
+    async fn touch_console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        self.do_touch_console_session(token_hash, now_ms, idle_ms)
+            .await
+    }
+
+    async fn end_console_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+        self.do_end_console_session(token_hash).await
     }
 }
 

@@ -506,3 +506,89 @@ pub async fn app_codes_rotate_with_a_grace_period(store: &dyn Store) {
         policy
     );
 }
+
+fn session(token_hash: &str, idle_until: i64, ends_at: i64) -> renzheng_store::ConsoleSession {
+    renzheng_store::ConsoleSession {
+        token_hash: token_hash.into(),
+        operator: "admin".into(),
+        csrf: format!("csrf-{token_hash}"),
+        created_at: NOW,
+        idle_until,
+        ends_at,
+    }
+}
+
+pub async fn console_sessions_slide_until_idle_or_ended(store: &dyn Store) {
+    const IDLE: i64 = 60_000;
+    store
+        .create_console_session(&session("a", NOW + IDLE, NOW + 3 * IDLE))
+        .await
+        .unwrap();
+    // Used within its idle time: renewed, never past its end.
+    let s = store
+        .touch_console_session("a", NOW + IDLE - 1, IDLE)
+        .await
+        .unwrap()
+        .expect("live");
+    assert_eq!(s.operator, "admin");
+    assert_eq!(s.csrf, "csrf-a");
+    assert_eq!(s.idle_until, NOW + 2 * IDLE - 1);
+    let s = store
+        .touch_console_session("a", NOW + 2 * IDLE + 30_000, IDLE)
+        .await
+        .unwrap()
+        .expect("live");
+    assert_eq!(s.idle_until, NOW + 3 * IDLE, "capped at its end");
+    // At its end it is gone, however recently used.
+    assert!(store
+        .touch_console_session("a", NOW + 3 * IDLE, IDLE)
+        .await
+        .unwrap()
+        .is_none());
+    // Idle too long: gone, and touching does not revive it.
+    store
+        .create_console_session(&session("b", NOW + IDLE, NOW + 10 * IDLE))
+        .await
+        .unwrap();
+    assert!(store
+        .touch_console_session("b", NOW + IDLE, IDLE)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .touch_console_session("b", NOW + IDLE / 2, IDLE)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .touch_console_session("unknown", NOW, IDLE)
+        .await
+        .unwrap()
+        .is_none());
+    // Purged once lapsed; sign-out ends a live one.
+    store
+        .create_console_session(&session("c", NOW + IDLE, NOW + IDLE))
+        .await
+        .unwrap();
+    assert!(store.purge_expired(NOW + 10 * IDLE).await.unwrap() >= 2);
+    store
+        .create_console_session(&session("d", NOW + IDLE, NOW + IDLE))
+        .await
+        .unwrap();
+    assert!(store.end_console_session("d").await.unwrap());
+    assert!(!store.end_console_session("d").await.unwrap());
+    assert!(store
+        .touch_console_session("d", NOW, IDLE)
+        .await
+        .unwrap()
+        .is_none());
+    // A token hash is unique.
+    store
+        .create_console_session(&session("e", NOW + IDLE, NOW + IDLE))
+        .await
+        .unwrap();
+    assert!(store
+        .create_console_session(&session("e", NOW + IDLE, NOW + IDLE))
+        .await
+        .is_err());
+}

@@ -63,6 +63,7 @@ macro_rules! store_suite {
             rate_limits_allow_a_burst_then_the_rate,
             attempts_per_id_are_limited_per_minute_and_day,
             nonces_are_single_use_within_their_window,
+            console_sessions_slide_until_idle_or_ended,
             history_is_filtered_and_paged,
             alerts_are_recorded_once_per_period,
             app_codes_rotate_with_a_grace_period,

@@ -1,0 +1,397 @@
+//! The operator console's own use cases: signing in with the configured operator's
+//! password, its sessions, and the figures only the console shows (the overview).
+//!
+//! A session token is 32 random bytes, given to the browser once; the store keeps only its
+//! SHA-256, so a copy of the database signs nobody in. Each session has its own CSRF token
+//! (random, compared in constant time by the edge). Sign-in attempts are rate-limited
+//! across nodes through the same GCRA table as the apps, and every sign-in, refusal and
+//! sign-out is an operator event.
+
+use std::collections::BTreeMap;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use rand::RngCore;
+use renzheng_store::{AppId, AuditQuery, ConsoleSession};
+use sha2::{Digest, Sha256};
+
+use crate::audit::Actor;
+use crate::metering::{format_day, DAY_MS};
+use crate::{App, AppError, AppView};
+
+/// The rate key of sign-in attempts in the GCRA table (not an app: no app id has a colon).
+const SIGN_IN_RATE_KEY: &str = "console:sign-in";
+/// One attempt every 3 s on average, 5 at once: a person mistyping is never slowed, a
+/// guesser gets 20 tries a minute.
+const SIGN_IN_INTERVAL_US: i64 = 3_000_000;
+const SIGN_IN_BURST: u32 = 5;
+/// Calls whose latency the overview reads (the newest), at most.
+const LATENCY_SAMPLE: u32 = 5_000;
+
+/// Hashes a console password as an Argon2id PHC string (the default parameters of the
+/// `argon2` crate: 19 MiB, 2 passes), for `console.password_hash`.
+pub fn hash_password(password: &str) -> Result<String, AppError> {
+    if password.chars().count() < 12 {
+        return Err(AppError::Invalid(
+            "a console password has at least 12 characters".into(),
+        ));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("hashing the password: {e}")))
+}
+
+/// A new session: the token goes into the cookie, nowhere else.
+#[derive(Clone)]
+pub struct SignedIn {
+    /// The session token (the cookie's value).
+    pub token: String,
+    /// The session as stored.
+    pub session: OperatorSession,
+    /// Seconds until the session ends at the latest (the cookie's `Max-Age`).
+    pub max_age_secs: u64,
+}
+
+/// A live operator session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorSession {
+    /// Who is signed in.
+    pub operator: String,
+    /// The CSRF token its forms carry.
+    pub csrf: String,
+    /// When it lapses if idle (unix ms).
+    pub idle_until: i64,
+}
+
+impl OperatorSession {
+    /// The actor of this operator's changes.
+    pub fn actor(&self) -> Actor {
+        Actor::Console {
+            operator: self.operator.clone(),
+        }
+    }
+}
+
+/// One day of the overview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverviewDay {
+    /// `YYYY-MM-DD` in the usage offset.
+    pub date: String,
+    /// Checks per result code 1–8 (index 0 is result 1).
+    pub results: [i64; 8],
+    /// Answered with a 2xx.
+    pub succeeded: i64,
+    /// Refused by a 4xx (the caller's doing).
+    pub refused: i64,
+    /// Failed with a 5xx (ours).
+    pub failed: i64,
+    /// Median latency of the sampled calls of that day, ms.
+    pub p50_ms: Option<u64>,
+    /// 99th percentile latency of the sampled calls of that day, ms.
+    pub p99_ms: Option<u64>,
+}
+
+/// An app's remaining quota.
+#[derive(Debug, Clone)]
+pub struct AppQuota {
+    /// The app.
+    pub app: AppView,
+    /// Calls available now.
+    pub remaining: i64,
+    /// Calls bought and unexpired.
+    pub purchased: i64,
+}
+
+/// What the console's first page shows.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    /// Every day of the period, oldest first (days without checks included, as zeros).
+    pub days: Vec<OverviewDay>,
+    /// Checks in the period.
+    pub total: i64,
+    /// Median latency over the sample, ms.
+    pub p50_ms: Option<u64>,
+    /// 99th percentile latency over the sample, ms.
+    pub p99_ms: Option<u64>,
+    /// Calls the latency figures were read from (the newest of the period).
+    pub latency_sample: usize,
+    /// Every app with its remaining calls.
+    pub quotas: Vec<AppQuota>,
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    B64URL.encode(bytes)
+}
+
+/// The stored form of a token.
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The `q`-quantile of sorted values (nearest rank).
+fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    // Nearest rank: the smallest value with at least q of the sample at or below it.
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+impl App {
+    /// Whether the console is configured (an operator password hash is set).
+    pub fn console_enabled(&self) -> bool {
+        self.settings.console.password_hash.is_some()
+    }
+
+    /// Signs the operator in: a new session when `operator` and `password` are the
+    /// configured ones. Refused attempts answer [`AppError::SignInRefused`] without
+    /// saying which part was wrong; too many attempts, [`AppError::Throttled`].
+    pub async fn sign_in(&self, operator: &str, password: &str) -> Result<SignedIn, AppError> {
+        let console = &self.settings.console;
+        let Some(hash) = console.password_hash.clone() else {
+            return Err(AppError::NotFound("console"));
+        };
+        let now = self.now_ms();
+        if let Some(retry_after_ms) = self
+            .store
+            .take_rate(
+                &AppId::from(SIGN_IN_RATE_KEY.to_owned()),
+                now,
+                SIGN_IN_INTERVAL_US,
+                SIGN_IN_BURST,
+            )
+            .await?
+        {
+            tracing::warn!("console sign-in throttled");
+            return Err(AppError::Throttled { retry_after_ms });
+        }
+        // The password is verified even for a wrong operator name, so the time taken does
+        // not tell which was wrong. Argon2 is deliberately slow: off the async runtime.
+        let password = password.to_owned();
+        let verified = crate::telemetry::spawn_blocking_with_tracing(move || {
+            PasswordHash::new(hash.expose()).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await?;
+        let name_matches = constant_time_eq(operator.as_bytes(), console.operator.as_bytes());
+        if !(verified && name_matches) {
+            self.record_event(renzheng_store::AdminEvent::new(
+                now,
+                "console",
+                "console.sign-in-refused",
+            ))
+            .await;
+            return Err(AppError::SignInRefused);
+        }
+        let token = random_token();
+        let idle_ms =
+            i64::try_from(console.session_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let max_ms =
+            i64::try_from(console.session_max_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let stored = ConsoleSession {
+            token_hash: token_hash(&token),
+            operator: console.operator.clone(),
+            csrf: random_token(),
+            created_at: now,
+            idle_until: now.saturating_add(idle_ms.min(max_ms)),
+            ends_at: now.saturating_add(max_ms),
+        };
+        self.store.create_console_session(&stored).await?;
+        let session = OperatorSession {
+            operator: stored.operator,
+            csrf: stored.csrf,
+            idle_until: stored.idle_until,
+        };
+        self.record_event(self.event(&session.actor(), "console.signed-in"))
+            .await;
+        Ok(SignedIn {
+            token,
+            session,
+            max_age_secs: console.session_max_secs,
+        })
+    }
+
+    /// The live session of a cookie's token, its idle time renewed; `None` when unknown,
+    /// idle too long or ended.
+    pub async fn console_session(&self, token: &str) -> Result<Option<OperatorSession>, AppError> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let idle_ms = i64::try_from(self.settings.console.session_idle_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        Ok(self
+            .store
+            .touch_console_session(&token_hash(token), self.now_ms(), idle_ms)
+            .await?
+            .map(|s| OperatorSession {
+                operator: s.operator,
+                csrf: s.csrf,
+                idle_until: s.idle_until,
+            }))
+    }
+
+    /// Ends the session of `token` (sign-out).
+    pub async fn sign_out(&self, session: &OperatorSession, token: &str) -> Result<(), AppError> {
+        self.store.end_console_session(&token_hash(token)).await?;
+        self.record_event(self.event(&session.actor(), "console.signed-out"))
+            .await;
+        Ok(())
+    }
+
+    /// The overview of the last `days` days (1–90): checks per day by result and by
+    /// status, latency quantiles over the newest calls, every app's remaining calls.
+    pub async fn overview(&self, days: u32) -> Result<Overview, AppError> {
+        let days = i64::from(days.clamp(1, 90));
+        let offset = i64::from(self.settings.metering.utc_offset_minutes) * 60_000;
+        let today = (self.now_ms() + offset).div_euclid(DAY_MS);
+        let first = today - days + 1;
+        let from_ms = first * DAY_MS - offset;
+        let to_ms = (today + 1) * DAY_MS - offset;
+        let mut by_day: BTreeMap<i64, OverviewDay> = (first..=today)
+            .map(|d| {
+                (
+                    d,
+                    OverviewDay {
+                        date: format_day(d),
+                        results: [0; 8],
+                        succeeded: 0,
+                        refused: 0,
+                        failed: 0,
+                        p50_ms: None,
+                        p99_ms: None,
+                    },
+                )
+            })
+            .collect();
+        for row in self.store.usage(None, from_ms, to_ms, offset).await? {
+            let Some(day) = by_day.get_mut(&row.day) else {
+                continue;
+            };
+            day.succeeded += row.succeeded;
+            if let Some(code) = row.result.and_then(|r| usize::try_from(r - 1).ok()) {
+                if let Some(slot) = day.results.get_mut(code) {
+                    *slot += row.calls;
+                }
+            }
+        }
+        // Statuses and latencies are read from the newest calls (the usage rows count
+        // 2xx only); at most LATENCY_SAMPLE of them, in pages.
+        let mut query = AuditQuery {
+            app_id: None,
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            result: None,
+            http_status: None,
+            before_id: None,
+            limit: 500,
+        };
+        let mut latencies: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+        let mut all = Vec::new();
+        while all.len() < LATENCY_SAMPLE as usize {
+            let page = self.store.audit_page(&query).await?;
+            let Some(last) = page.last() else { break };
+            query.before_id = Some(last.id);
+            for r in page {
+                let day = (r.at + offset).div_euclid(DAY_MS);
+                if let Some(d) = by_day.get_mut(&day) {
+                    match r.http_status {
+                        400..=499 => d.refused += 1,
+                        500..=599 => d.failed += 1,
+                        _ => {}
+                    }
+                }
+                latencies.entry(day).or_default().push(r.latency_ms);
+                all.push(r.latency_ms);
+            }
+        }
+        for (day, mut values) in latencies {
+            values.sort_unstable();
+            if let Some(d) = by_day.get_mut(&day) {
+                d.p50_ms = quantile(&values, 0.5);
+                d.p99_ms = quantile(&values, 0.99);
+            }
+        }
+        all.sort_unstable();
+        let mut quotas = Vec::new();
+        for app in self.list_apps().await? {
+            let id = AppId::from(app.app_id.clone());
+            let balance = self.store.balance(&id, self.now_ms()).await?;
+            quotas.push(AppQuota {
+                app,
+                remaining: balance.remaining,
+                purchased: balance.purchased,
+            });
+        }
+        let days: Vec<OverviewDay> = by_day.into_values().collect();
+        Ok(Overview {
+            total: days
+                .iter()
+                .map(|d| d.results.iter().sum::<i64>() + d.refused + d.failed)
+                .sum(),
+            days,
+            p50_ms: quantile(&all, 0.5),
+            p99_ms: quantile(&all, 0.99),
+            latency_sample: all.len(),
+            quotas,
+        })
+    }
+}
+
+/// Equality whose time depends only on the lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_short_passwords_are_refused() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse battery", &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"wrong", &parsed)
+            .is_err());
+        assert!(hash_password("short").is_err());
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), Some(50));
+        assert_eq!(quantile(&v, 0.99), Some(99));
+        assert_eq!(quantile(&[7], 0.99), Some(7));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_hashed() {
+        let a = random_token();
+        assert_ne!(a, random_token());
+        assert_eq!(a.len(), 43);
+        assert_eq!(token_hash(&a).len(), 64);
+        assert_ne!(token_hash(&a), a);
+        assert!(constant_time_eq(b"admin", b"admin"));
+        assert!(!constant_time_eq(b"admin", b"admim"));
+        assert!(!constant_time_eq(b"admin", b"admin2"));
+    }
+}

@@ -1,0 +1,214 @@
+//! The console's words in Chinese (the default) and English. One struct, two values:
+//! a text missing in either language is a compile error, not a blank on a page.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+/// The console's languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// 简体中文 (default).
+    Zh,
+    /// English.
+    En,
+}
+
+/// The cookie remembering the chosen language (not a secret, not personal).
+pub const LANG_COOKIE: &str = "renzheng_lang";
+
+impl Lang {
+    /// The `lang` attribute of the page.
+    pub fn html_lang(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// The texts of this language.
+    pub fn t(self) -> &'static Texts {
+        match self {
+            Lang::Zh => &ZH,
+            Lang::En => &EN,
+        }
+    }
+
+    /// `zh` / `en` as in URLs and the cookie.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    /// Parses `zh` / `en`.
+    pub fn parse(code: &str) -> Option<Lang> {
+        match code {
+            "zh" => Some(Lang::Zh),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(super::session::cookie(&parts.headers, LANG_COOKIE)
+            .and_then(|v| Lang::parse(&v))
+            .unwrap_or(Lang::Zh))
+    }
+}
+
+macro_rules! texts {
+    ($($key:ident: $zh:expr, $en:expr;)*) => {
+        /// Every text of the console.
+        #[allow(missing_docs)]
+        pub struct Texts { $(pub $key: &'static str,)* }
+        /// 简体中文.
+        pub static ZH: Texts = Texts { $($key: $zh,)* };
+        /// English.
+        pub static EN: Texts = Texts { $($key: $en,)* };
+    };
+}
+
+texts! {
+    product: "人证 控制台", "Renzheng console";
+    overview: "概览", "Overview";
+    apps: "应用", "Apps";
+    packages: "套餐", "Packages";
+    calls: "调用记录", "Call history";
+    registry: "人员库", "Registry";
+    try_it: "试一试", "Try it";
+    about: "关于", "About";
+    sign_in: "登录", "Sign in";
+    sign_out: "退出", "Sign out";
+    operator: "操作员", "Operator";
+    password: "密码", "Password";
+    signed_in_as: "已登录", "Signed in as";
+    wrong_credentials: "操作员或密码错误", "Wrong operator name or password";
+    session_expired: "会话已过期，请重新登录", "Your session has expired: sign in again";
+    too_many_attempts: "尝试次数过多，请稍后再试", "Too many attempts: try again later";
+    csrf_refused: "请求无效（表单已过期或来自其他站点）。请刷新页面后重试。", "Refused: the form is stale or came from another site. Reload the page and retry.";
+    not_found: "页面不存在", "Page not found";
+    failed: "操作失败", "Failed";
+    saved: "已保存", "Saved";
+    // Overview
+    last_days: "最近 14 天", "Last 14 days";
+    checks_by_result: "每日调用（按结果码）", "Checks per day by result code";
+    checks_by_status: "每日调用（按状态）", "Checks per day by status";
+    latency: "耗时", "Latency";
+    latency_note: "取样最近调用数", "calls sampled (newest)";
+    total_checks: "调用总数", "Checks";
+    ok_2xx: "成功 (2xx)", "Answered (2xx)";
+    refused_4xx: "拒绝 (4xx)", "Refused (4xx)";
+    failed_5xx: "错误 (5xx)", "Errors (5xx)";
+    remaining_quota: "各应用剩余次数", "Remaining calls per app";
+    remaining: "剩余", "Remaining";
+    purchased: "已购", "Purchased";
+    no_data: "暂无数据", "No data yet";
+    // Apps
+    create_app: "创建应用", "Create an app";
+    app_name: "应用名称", "App name";
+    create: "创建", "Create";
+    secret_once: "请立即保存：以下凭证只显示这一次。", "Save these now: they are shown only this once.";
+    app_id: "应用 ID", "App id";
+    status: "状态", "Status";
+    enabled: "启用", "Enabled";
+    disabled: "已停用", "Disabled";
+    disable: "停用", "Disable";
+    enable: "启用", "Enable";
+    reset_code: "重置 AppCode", "Rotate AppCode";
+    rate_limit: "限流（次/秒）", "Rate limit (per second)";
+    alert_percent: "余额提醒阈值 %", "Alert threshold %";
+    webhook: "提醒 Webhook", "Alert webhook";
+    save_policy: "保存策略", "Save policy";
+    test_alert: "发送测试提醒", "Send a test alert";
+    test_alert_sent: "测试提醒已送达", "Test alert delivered";
+    test_alert_failed: "测试提醒未送达", "Test alert not delivered";
+    new_code_once: "新的 AppCode（只显示这一次）", "New AppCode (shown only this once)";
+    created_at: "创建时间", "Created";
+    actions: "操作", "Actions";
+    // Packages
+    catalogue: "套餐目录", "Catalogue";
+    package: "套餐", "Package";
+    title: "名称", "Title";
+    calls_count: "次数", "Calls";
+    price_yuan: "价格（元）", "Price (元)";
+    valid_days: "有效天数", "Valid days";
+    active: "在售", "On sale";
+    save_package: "保存套餐", "Save package";
+    grant: "发放套餐", "Grant a package";
+    grant_button: "发放", "Grant";
+    granted: "已发放", "Granted";
+    balances: "余额与有效期", "Balances and expiries";
+    expires: "到期", "Expires";
+    never: "永不", "never";
+    app: "应用", "App";
+    // Calls
+    filter: "筛选", "Filter";
+    from: "从", "From";
+    to: "到", "To";
+    result: "结果", "Result";
+    any: "全部", "Any";
+    time: "时间", "Time";
+    name: "姓名", "Name";
+    id_card: "身份证号", "ID number";
+    score: "分数", "Score";
+    http_status: "HTTP 状态", "HTTP status";
+    charged: "计费", "Charged";
+    latency_ms: "耗时 ms", "Latency ms";
+    export_csv: "导出 CSV", "Export CSV";
+    next_page: "下一页", "Next page";
+    usage_per_day: "每日用量", "Usage per day";
+    date: "日期", "Date";
+    succeeded: "成功", "Succeeded";
+    errors: "错误", "Errors";
+    // Registry
+    lookup: "查询人员", "Look up a person";
+    id_number: "身份证号", "ID number";
+    find: "查询", "Find";
+    not_in_registry: "库中无此号", "No such ID number in the registry";
+    portraits: "照片数", "Portraits";
+    enrol: "录入人员", "Enrol a person";
+    photos: "照片", "Photos";
+    enrolled: "已录入", "Enrolled";
+    remove: "删除人员", "Remove a person";
+    remove_confirm: "我确认删除此人的全部数据（不可恢复）", "I confirm: remove everything about this person (cannot be undone)";
+    remove_button: "删除", "Remove";
+    removed: "已删除", "Removed";
+    confirm_required: "请勾选确认", "Tick the confirmation first";
+    import: "导入文件夹", "Import a folder";
+    folder: "服务器上的文件夹路径", "Folder path on the server";
+    import_button: "开始导入", "Start import";
+    import_running: "导入中", "Importing";
+    import_done: "导入完成", "Import finished";
+    import_failed: "导入失败", "Import failed";
+    refused_items: "被拒绝的项目", "Refused items";
+    persons: "人员", "Persons";
+    // Try it
+    try_intro: "与调用方相同的检测流程：结果不计费，但记入调用记录。", "The same check a caller gets: not charged, but recorded in the call history.";
+    photo: "照片", "Photo";
+    run_check: "检测", "Check";
+    compare_two: "比较两张照片", "Compare two photos";
+    photo_a: "照片 A", "Photo A";
+    photo_b: "照片 B", "Photo B";
+    compare: "比较", "Compare";
+    answer: "返回结果", "Answer";
+    bands: "判定区间", "Bands";
+    same_at: "同一人 ≥", "same ≥";
+    different_at: "不同人 ≤", "different ≤";
+    quality: "照片质量", "Photo quality";
+    faces_found: "检测到人脸数", "Faces found";
+    no_face: "未检测到人脸", "No face found";
+    // About
+    model_pack: "模型包", "Model pack";
+    licence: "许可", "Licence";
+    configuration: "配置摘要", "Configuration";
+    health: "健康状态", "Health";
+    database: "数据库", "Database";
+    engine: "引擎", "Engine";
+    ok: "正常", "OK";
+    unavailable: "不可用", "Unavailable";
+}

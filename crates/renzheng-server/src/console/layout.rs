@@ -1,0 +1,181 @@
+//! The page shell (head, navigation, flash messages), the embedded assets, and the
+//! headers every console response carries.
+
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup, DOCTYPE};
+use renzheng_app::OperatorSession;
+
+use super::i18n::Lang;
+
+/// The stylesheet, embedded in the binary.
+pub const CSS: &str = include_str!("assets/console.css");
+/// The small script (confirmations, copy buttons), embedded in the binary; every page
+/// works without it.
+pub const JS: &str = include_str!("assets/console.js");
+
+/// The console's Content-Security-Policy: only its own scripts and styles; images may
+/// be `data:` (the try-it page draws the uploaded photo); no frames, no foreign forms.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A message at the top of a page.
+pub enum Flash {
+    /// Something was done.
+    Ok(String),
+    /// Something was refused; `reason` is a stable word for tests and styling.
+    Error {
+        /// What to show.
+        text: String,
+        /// A stable word (`expired`, `csrf`, `credentials`…).
+        reason: Option<&'static str>,
+    },
+}
+
+impl Flash {
+    /// A success.
+    pub fn ok(text: impl Into<String>) -> Self {
+        Flash::Ok(text.into())
+    }
+
+    /// A refusal.
+    pub fn error(text: impl Into<String>) -> Self {
+        Flash::Error {
+            text: text.into(),
+            reason: None,
+        }
+    }
+
+    /// A refusal with a stable reason word.
+    pub fn error_because(text: impl Into<String>, reason: &'static str) -> Self {
+        Flash::Error {
+            text: text.into(),
+            reason: Some(reason),
+        }
+    }
+}
+
+/// What the shell needs to know about a page.
+pub struct Page<'a> {
+    /// Its language.
+    pub lang: Lang,
+    /// The signed-in operator (`None`: sign-in and error pages, without navigation).
+    pub operator: Option<&'a OperatorSession>,
+    /// The navigation entry to highlight (`data-page` value).
+    pub active: &'static str,
+    /// The title.
+    pub title: &'a str,
+    /// Messages.
+    pub flash: Vec<Flash>,
+}
+
+/// The hidden CSRF field of every form.
+pub fn csrf_field(operator: &OperatorSession) -> Markup {
+    html! { input type="hidden" name="csrf" value=(operator.csrf); }
+}
+
+/// A whole page with `status`.
+pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
+    let t = page.lang.t();
+    let nav = [
+        ("overview", t.overview),
+        ("apps", t.apps),
+        ("packages", t.packages),
+        ("calls", t.calls),
+        ("registry", t.registry),
+        ("try", t.try_it),
+        ("about", t.about),
+    ];
+    let markup = html! {
+        (DOCTYPE)
+        html lang=(page.lang.html_lang()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (page.title) " · " (t.product) }
+                link rel="stylesheet" href="/console/assets/console.css";
+                script src="/console/assets/console.js" defer {}
+            }
+            body {
+                header .top {
+                    a .brand href="/console/overview" { "人证 " span .muted { "Renzheng" } }
+                    @if page.operator.is_some() {
+                        nav {
+                            @for (key, label) in nav {
+                                a data-page=(key) href={ "/console/" (key) }
+                                    class=[(page.active == key).then_some("active")] { (label) }
+                            }
+                        }
+                    }
+                    div .tools {
+                        a #lang-zh href="/console/lang/zh" class=[(page.lang == Lang::Zh).then_some("active")] { "中文" }
+                        a #lang-en href="/console/lang/en" class=[(page.lang == Lang::En).then_some("active")] { "EN" }
+                        @if let Some(op) = page.operator {
+                            span .muted .who { (t.signed_in_as) " " (op.operator) }
+                            form #sign-out method="post" action="/console/sign-out" {
+                                (csrf_field(op))
+                                button .link type="submit" { (t.sign_out) }
+                            }
+                        }
+                    }
+                }
+                main {
+                    h1 { (page.title) }
+                    @for flash in &page.flash {
+                        @match flash {
+                            Flash::Ok(text) => p .flash .ok role="status" { (text) },
+                            Flash::Error { text, reason } => p .flash .error role="alert" data-reason=[reason] { (text) },
+                        }
+                    }
+                    (body)
+                }
+            }
+        }
+    };
+    with_headers(status, "text/html; charset=utf-8", markup.into_string())
+}
+
+/// A response with the console's security headers: nothing cached (pages show masked
+/// personal data and one-time secrets), no framing, no sniffing, no referrer.
+pub fn with_headers(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    secure_headers(headers);
+    response
+}
+
+/// The security headers of every console response.
+pub fn secure_headers(headers: &mut axum::http::HeaderMap) {
+    headers.insert(
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+/// Formats unix ms as `YYYY-MM-DD HH:MM` in the usage offset (minutes east of UTC).
+pub fn format_time(ms: i64, offset_minutes: i32) -> String {
+    let local = ms + i64::from(offset_minutes) * 60_000;
+    let days = local.div_euclid(86_400_000);
+    let in_day = local.rem_euclid(86_400_000) / 60_000;
+    format!(
+        "{} {:02}:{:02}",
+        renzheng_app::metering::format_day(days),
+        in_day / 60,
+        in_day % 60
+    )
+}

@@ -1,0 +1,230 @@
+//! Usage and call history: per day, and call by call with filters (app, dates, result,
+//! status), keyset paging and CSV export. Names and ID numbers are shown masked, as
+//! stored; the filters hold no personal data, so they may sit in the URL.
+
+use axum::extract::{Query, State};
+use axum::http::header::CONTENT_DISPOSITION;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use maud::html;
+use renzheng_app::CallFilter;
+use renzheng_store::AppId;
+use serde::Deserialize;
+
+use crate::console::i18n::Lang;
+use crate::console::layout::{format_time, html_page, with_headers, Flash, Page};
+use crate::console::session::Operator;
+use crate::console::{failure, refusal_text};
+use crate::state::AppState;
+
+/// Calls per page.
+const PAGE: u32 = 50;
+
+/// The filter form (blank fields are "any").
+#[derive(Debug, Default, Deserialize)]
+pub struct FilterQuery {
+    app_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    result: Option<String>,
+    status: Option<String>,
+    before: Option<i64>,
+}
+
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl FilterQuery {
+    fn filter(&self, limit: Option<u32>) -> Result<CallFilter, renzheng_app::AppError> {
+        let invalid = |m: &str| renzheng_app::AppError::Invalid(m.to_owned());
+        Ok(CallFilter {
+            from: present(&self.from).map(str::to_owned),
+            to: present(&self.to).map(str::to_owned),
+            result: present(&self.result)
+                .map(|r| r.parse().map_err(|_| invalid("result must be 1 to 8")))
+                .transpose()?,
+            status: present(&self.status)
+                .map(|s| {
+                    s.parse()
+                        .map_err(|_| invalid("status must be an HTTP status"))
+                })
+                .transpose()?,
+            before: self.before,
+            limit,
+        })
+    }
+
+    fn app(&self) -> Option<AppId> {
+        present(&self.app_id).map(|a| AppId::from(a.to_owned()))
+    }
+
+    /// The query string of these filters (without `before`), URL-encoded.
+    fn query_string(&self) -> String {
+        let pairs = [
+            ("app_id", present(&self.app_id)),
+            ("from", present(&self.from)),
+            ("to", present(&self.to)),
+            ("result", present(&self.result)),
+            ("status", present(&self.status)),
+        ];
+        pairs
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", urlencode(v))))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /console/calls`.
+pub async fn page(
+    State(state): State<AppState>,
+    op: Operator,
+    lang: Lang,
+    Query(q): Query<FilterQuery>,
+) -> Response {
+    let t = lang.t();
+    let app = &state.app;
+    let apps = match app.list_apps().await {
+        Ok(a) => a,
+        Err(e) => return failure(lang, Some(&op.session), &e),
+    };
+    let app_id = q.app();
+    let mut flash = Vec::new();
+    let (calls, usage) = match q.filter(Some(PAGE)) {
+        Err(e) => {
+            flash.push(Flash::error(refusal_text(lang, &e)));
+            (Vec::new(), None)
+        }
+        Ok(filter) => {
+            let calls = app.calls(app_id.as_ref(), &filter).await;
+            let usage = app
+                .usage(
+                    app_id.as_ref(),
+                    filter.from.as_deref(),
+                    filter.to.as_deref(),
+                )
+                .await;
+            match (calls, usage) {
+                (Ok(c), Ok(u)) => (c, Some(u)),
+                (Err(e), _) | (_, Err(e)) => {
+                    flash.push(Flash::error(refusal_text(lang, &e)));
+                    (Vec::new(), None)
+                }
+            }
+        }
+    };
+    let offset = app.settings().metering.utc_offset_minutes;
+    let query = q.query_string();
+    let next = (calls.len() == PAGE as usize)
+        .then(|| calls.last().map(|c| c.id))
+        .flatten();
+    let selected = |v: &str, current: Option<&str>| current == Some(v);
+    html_page(
+        StatusCode::OK,
+        Page {
+            lang,
+            operator: Some(&op.session),
+            active: "calls",
+            title: t.calls,
+            flash,
+        },
+        html! {
+            form #call-filter .card .row method="get" action="/console/calls" {
+                label { (t.app) select name="app_id" {
+                    option value="" { (t.any) }
+                    @for a in &apps {
+                        option value=(a.app_id) selected[selected(&a.app_id, present(&q.app_id))] { (a.name) }
+                    }
+                } }
+                label { (t.from) input type="date" name="from" value=[present(&q.from)]; }
+                label { (t.to) input type="date" name="to" value=[present(&q.to)]; }
+                label { (t.result) select name="result" {
+                    option value="" { (t.any) }
+                    @for r in 1..=8 {
+                        @let r = r.to_string();
+                        option value=(r) selected[selected(&r, present(&q.result))] { (r) }
+                    }
+                } }
+                label { (t.http_status) input name="status" inputmode="numeric" size="4" value=[present(&q.status)]; }
+                button type="submit" { (t.filter) }
+                a #export-csv href={ "/console/calls.csv?" (query) } download { (t.export_csv) }
+            }
+            @if let Some(usage) = &usage {
+                h2 { (t.usage_per_day) }
+                div .table-wrap { table #usage {
+                    thead { tr { th { (t.date) } th .num { (t.calls) } th .num { (t.succeeded) } th .num { (t.charged) } th .num { (t.errors) }
+                        @for r in 1..=8 { th .num { (r) } } } }
+                    tbody {
+                        @for d in usage.days.iter().rev() {
+                            tr { td { (d.date) } td .num { (d.calls) } td .num { (d.succeeded) } td .num { (d.charged) } td .num { (d.errors) }
+                                @for r in 1..=8 { td .num { (d.results.get(&r.to_string()).copied().unwrap_or(0)) } } }
+                        }
+                    }
+                } }
+            }
+            h2 { (t.calls) }
+            div .table-wrap { table #calls {
+                thead { tr {
+                    th { (t.time) } th { (t.app) } th { (t.result) } th .num { (t.score) } th { (t.http_status) }
+                    th { (t.charged) } th .num { (t.latency_ms) } th { (t.name) } th { (t.id_card) } th { "taskNo" }
+                } }
+                tbody {
+                    @for c in &calls {
+                        tr data-call=(c.id) {
+                            td { (format_time(c.at, offset)) }
+                            td { code { (c.app_id.as_deref().unwrap_or("console")) } }
+                            td .result { @if let Some(r) = c.result { span class={ "badge r" (r) } { (r) } } @else { (c.error_code.as_deref().unwrap_or("–")) } }
+                            td .num { @if let Some(s) = c.score { (format!("{s:.4}")) } }
+                            td .status { (c.http_status) }
+                            td { @if c.charged { "✓" } }
+                            td .num { (c.latency_ms) }
+                            td .name { (c.name.as_deref().unwrap_or("")) }
+                            td .id-card { (c.id_card.as_deref().unwrap_or("")) }
+                            td { code .muted { (c.task_no) } }
+                        }
+                    }
+                }
+            } }
+            @if let Some(before) = next {
+                p { a #next-page href={ "/console/calls?" (query) "&before=" (before) } { (t.next_page) " →" } }
+            }
+        },
+    )
+}
+
+/// `GET /console/calls.csv`: the filtered calls as CSV (masked), as an attachment.
+pub async fn csv(
+    State(state): State<AppState>,
+    op: Operator,
+    lang: Lang,
+    Query(q): Query<FilterQuery>,
+) -> Response {
+    let csv = match q.filter(None) {
+        Ok(filter) => state.app.calls_csv(q.app().as_ref(), &filter).await,
+        Err(e) => Err(e),
+    };
+    match csv {
+        Ok(body) => {
+            let mut response = with_headers(StatusCode::OK, "text/csv; charset=utf-8", body);
+            response.headers_mut().insert(
+                CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"renzheng-calls.csv\""),
+            );
+            response
+        }
+        Err(renzheng_app::AppError::Invalid(m)) => {
+            with_headers(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", m)
+        }
+        Err(e) => failure(lang, Some(&op.session), &e),
+    }
+}

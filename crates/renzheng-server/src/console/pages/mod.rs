@@ -1,0 +1,10 @@
+//! One module per console page: each reads its figures from the use cases and renders
+//! them; POST handlers check the CSRF token first, then call one use case.
+
+pub mod about;
+pub mod apps;
+pub mod calls;
+pub mod overview;
+pub mod packages;
+pub mod registry;
+pub mod try_it;

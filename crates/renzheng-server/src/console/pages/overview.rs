@@ -1,0 +1,121 @@
+//! Overview: checks per day by result code and by status, latency, every app's quota.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::html;
+
+use crate::console::charts::{stacked_bars, Series};
+use crate::console::i18n::Lang;
+use crate::console::layout::{html_page, Page};
+use crate::console::session::Operator;
+use crate::state::AppState;
+
+/// Days the overview shows.
+const DAYS: u32 = 14;
+
+/// The result codes' colours: greens for decisive answers, amber for "can't tell", reds
+/// and greys for the rest.
+const RESULT_COLORS: [&str; 8] = [
+    "#2da44e", "#d4a72c", "#cf222e", "#8250df", "#6e7781", "#fb8f44", "#0969da", "#bf3989",
+];
+
+/// `GET /console/overview`.
+pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Response {
+    let t = lang.t();
+    let overview = match state.app.overview(DAYS).await {
+        Ok(o) => o,
+        Err(e) => return crate::console::failure(lang, Some(&op.session), &e),
+    };
+    let labels: Vec<String> = overview.days.iter().map(|d| d.date.clone()).collect();
+    let result_names: Vec<String> = (1..=8).map(|r| format!("{} {r}", t.result)).collect();
+    let result_series: Vec<Series> = result_names
+        .iter()
+        .zip(RESULT_COLORS)
+        .map(|(name, color)| Series { name, color })
+        .collect();
+    let by_result: Vec<Vec<i64>> = overview.days.iter().map(|d| d.results.to_vec()).collect();
+    let status_series = [
+        Series {
+            name: t.ok_2xx,
+            color: "#2da44e",
+        },
+        Series {
+            name: t.refused_4xx,
+            color: "#d4a72c",
+        },
+        Series {
+            name: t.failed_5xx,
+            color: "#cf222e",
+        },
+    ];
+    let by_status: Vec<Vec<i64>> = overview
+        .days
+        .iter()
+        .map(|d| vec![d.succeeded, d.refused, d.failed])
+        .collect();
+    let ms = |v: Option<u64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v} ms"));
+    html_page(
+        StatusCode::OK,
+        Page {
+            lang,
+            operator: Some(&op.session),
+            active: "overview",
+            title: t.overview,
+            flash: Vec::new(),
+        },
+        html! {
+            div .figures {
+                div .figure { span .muted { (t.total_checks) " · " (t.last_days) } b #total-checks { (overview.total) } }
+                div #latency .figure {
+                    span .muted { (t.latency) " p50 / p99" }
+                    b { (ms(overview.p50_ms)) " / " (ms(overview.p99_ms)) }
+                    span .muted { (overview.latency_sample) " " (t.latency_note) }
+                }
+            }
+            div .grid {
+                section .card {
+                    h2 { (t.checks_by_result) }
+                    (stacked_bars("chart-results", &labels, &by_result, &result_series))
+                }
+                section .card {
+                    h2 { (t.checks_by_status) }
+                    (stacked_bars("chart-status", &labels, &by_status, &status_series))
+                }
+            }
+            section .card {
+                h2 { (t.latency) " p50 / p99" }
+                div .table-wrap { table #latency-days {
+                    thead { tr { th { (t.date) } th .num { "p50" } th .num { "p99" } } }
+                    tbody {
+                        @for d in overview.days.iter().rev().filter(|d| d.p50_ms.is_some()) {
+                            tr { td { (d.date) } td .num { (ms(d.p50_ms)) } td .num { (ms(d.p99_ms)) } }
+                        }
+                    }
+                } }
+            }
+            section .card {
+                h2 { (t.remaining_quota) }
+                @if overview.quotas.is_empty() {
+                    p .muted { (t.no_data) }
+                } @else {
+                    div .table-wrap { table #quota {
+                        thead { tr { th { (t.app) } th { (t.app_id) } th .num { (t.remaining) } th .num { (t.purchased) } th { (t.status) } } }
+                        tbody {
+                            @for q in &overview.quotas {
+                                tr data-app-id=(q.app.app_id) {
+                                    td { (q.app.name) }
+                                    td { code { (q.app.app_id) } }
+                                    td .num .remaining { (q.remaining) }
+                                    td .num { (q.purchased) }
+                                    td { @if q.app.enabled { (t.enabled) } @else { (t.disabled) } }
+                                    td { meter min="0" max=(q.purchased.max(1)) low=(q.purchased / 5 + 1) value=(q.remaining) {} }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,268 @@
+//! Packages: the catalogue (editable), granting a package to an app, every app's balance
+//! and the expiry of each grant.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Form;
+use maud::html;
+use renzheng_app::{AppError, GrantRequest, PackageView};
+use renzheng_store::AppId;
+use serde::Deserialize;
+
+use crate::console::i18n::Lang;
+use crate::console::layout::{csrf_field, format_time, html_page, Flash, Page};
+use crate::console::session::Operator;
+use crate::console::{failure, refusal_text};
+use crate::state::AppState;
+
+/// `12.5` 元 from 1250 分.
+fn yuan(fen: i64) -> String {
+    if fen % 100 == 0 {
+        format!("{}", fen / 100)
+    } else {
+        format!("{}.{:02}", fen / 100, fen % 100)
+    }
+}
+
+/// 分 from a price in 元 as typed (`12`, `12.5`, `12.50`).
+fn fen_of(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || frac.len() > 2
+        || !(whole.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let frac = format!("{frac:0<2}");
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(100)?
+        .checked_add(frac.parse::<i64>().ok()?)
+}
+
+async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) -> Response {
+    let t = lang.t();
+    let app = &state.app;
+    let (packages, apps) = match (app.packages().await, app.list_apps().await) {
+        (Ok(p), Ok(a)) => (p, a),
+        (Err(e), _) | (_, Err(e)) => return failure(lang, Some(&op.session), &e),
+    };
+    let mut balances = Vec::new();
+    for a in &apps {
+        match app.balance(&AppId::from(a.app_id.clone())).await {
+            Ok(b) => balances.push((a, b)),
+            Err(e) => return failure(lang, Some(&op.session), &e),
+        }
+    }
+    let offset = app.settings().metering.utc_offset_minutes;
+    let csrf = csrf_field(&op.session);
+    html_page(
+        StatusCode::OK,
+        Page {
+            lang,
+            operator: Some(&op.session),
+            active: "packages",
+            title: t.packages,
+            flash,
+        },
+        html! {
+            section .card {
+                h2 { (t.grant) }
+                form #grant .row method="post" action="/console/grants" {
+                    (csrf)
+                    label { (t.app) select name="app_id" required {
+                        @for a in &apps { option value=(a.app_id) { (a.name) " (" (a.app_id) ")" } }
+                    } }
+                    label { (t.package) select name="package" required {
+                        @for p in packages.iter().filter(|p| p.active) {
+                            option value=(p.name) { (p.title) " · " (p.calls) " " (t.calls_count) }
+                        }
+                    } }
+                    button type="submit" { (t.grant_button) }
+                }
+            }
+            h2 { (t.balances) }
+            div .table-wrap { table #balances {
+                thead { tr { th { (t.app) } th .num { (t.remaining) } th .num { (t.purchased) } th .num { (t.charged) } th { (t.packages) } } }
+                tbody {
+                    @for (a, b) in &balances {
+                        tr data-app-id=(a.app_id) {
+                            td { (a.name) br; code .muted { (a.app_id) } }
+                            td .num .remaining { (b.remaining) }
+                            td .num { (b.purchased) }
+                            td .num { (b.charged) }
+                            td {
+                                @for g in &b.grants {
+                                    div .grant {
+                                        (g.package.as_deref().unwrap_or("–")) ": " (g.remaining) " / " (g.calls) " · " (t.expires) " "
+                                        @match g.expires_at { Some(at) => (format_time(at, offset)), None => (t.never) }
+                                        @if g.expired { " " span .badge .r3 { "✕" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+            h2 { (t.catalogue) }
+            div .table-wrap { table #packages {
+                thead { tr { th { (t.package) } th { (t.title) } th .num { (t.calls_count) } th .num { (t.price_yuan) } th .num { (t.valid_days) } th { (t.active) } } }
+                tbody {
+                    @for p in &packages {
+                        tr data-package=(p.name) {
+                            td { code { (p.name) } } td { (p.title) } td .num { (p.calls) }
+                            td .num { (yuan(p.price_fen)) }
+                            td .num { @match p.valid_days { Some(d) => (d), None => (t.never) } }
+                            td { @if p.active { "✓" } @else { "–" } }
+                        }
+                    }
+                }
+            } }
+            section .card {
+                h2 { (t.save_package) }
+                form #put-package .row method="post" action="/console/packages" {
+                    (csrf)
+                    label { (t.package) input name="name" required pattern="[A-Za-z0-9_-]{1,32}"; }
+                    label { (t.title) input name="title"; }
+                    label { (t.calls_count) input name="calls" type="number" min="1" required; }
+                    label { (t.price_yuan) input name="price_yuan" inputmode="decimal" required; }
+                    label { (t.valid_days) input name="valid_days" type="number" min="1"; }
+                    label { input name="active" type="checkbox" value="1" checked; " " (t.active) }
+                    button type="submit" { (t.save_package) }
+                }
+            }
+        },
+    )
+}
+
+/// `GET /console/packages`.
+pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Response {
+    render(&state, &op, lang, Vec::new()).await
+}
+
+/// The catalogue form.
+#[derive(Deserialize)]
+pub struct PackageForm {
+    csrf: Option<String>,
+    name: String,
+    title: Option<String>,
+    calls: String,
+    price_yuan: String,
+    valid_days: Option<String>,
+    active: Option<String>,
+}
+
+/// `POST /console/packages`: adds or replaces a package.
+pub async fn put(
+    State(state): State<AppState>,
+    op: Operator,
+    lang: Lang,
+    Form(form): Form<PackageForm>,
+) -> Response {
+    if let Err(refused) = op.check_csrf(lang, form.csrf.as_deref()) {
+        return refused;
+    }
+    let invalid = |m: &str| AppError::Invalid(m.to_owned());
+    let parsed = (|| {
+        let calls = form
+            .calls
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid("calls must be a whole number"))?;
+        let price_fen = fen_of(&form.price_yuan)
+            .ok_or_else(|| invalid("the price must be in 元, at most 2 decimals"))?;
+        let valid_days = match form
+            .valid_days
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            Some(v) => Some(
+                v.parse::<i64>()
+                    .map_err(|_| invalid("valid days must be a whole number"))?,
+            ),
+            None => None,
+        };
+        let title = form
+            .title
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| format!("{}元/{calls}次", yuan(price_fen)));
+        Ok::<_, AppError>(PackageView {
+            name: form.name.trim().to_owned(),
+            title,
+            calls,
+            price_fen,
+            valid_days,
+            active: form.active.is_some(),
+        })
+    })();
+    let outcome = match parsed {
+        Ok(p) => state.app.put_package(&op.session.actor(), p).await,
+        Err(e) => Err(e),
+    };
+    let flash = match outcome {
+        Ok(p) => Flash::ok(format!("{} · {}", lang.t().saved, p.name)),
+        Err(e) => Flash::error(refusal_text(lang, &e)),
+    };
+    render(&state, &op, lang, vec![flash]).await
+}
+
+/// The grant form.
+#[derive(Deserialize)]
+pub struct GrantForm {
+    csrf: Option<String>,
+    app_id: String,
+    package: String,
+}
+
+/// `POST /console/grants`: grants a package to an app.
+pub async fn grant(
+    State(state): State<AppState>,
+    op: Operator,
+    lang: Lang,
+    Form(form): Form<GrantForm>,
+) -> Response {
+    if let Err(refused) = op.check_csrf(lang, form.csrf.as_deref()) {
+        return refused;
+    }
+    let request = GrantRequest {
+        package: Some(form.package),
+        calls: None,
+        expires_at: None,
+    };
+    let flash = match state
+        .app
+        .grant(&op.session.actor(), &AppId::from(form.app_id), request)
+        .await
+    {
+        Ok(g) => Flash::ok(format!(
+            "{} · {} × {}",
+            lang.t().granted,
+            g.package.unwrap_or_default(),
+            g.calls
+        )),
+        Err(e) => Flash::error(refusal_text(lang, &e)),
+    };
+    render(&state, &op, lang, vec![flash]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_convert_both_ways() {
+        assert_eq!(fen_of("12"), Some(1200));
+        assert_eq!(fen_of("12.5"), Some(1250));
+        assert_eq!(fen_of(" 0.05 "), Some(5));
+        assert_eq!(fen_of("1.234"), None);
+        assert_eq!(fen_of("-1"), None);
+        assert_eq!(fen_of(""), None);
+        assert_eq!(yuan(1250), "12.50");
+        assert_eq!(yuan(200), "2");
+    }
+}

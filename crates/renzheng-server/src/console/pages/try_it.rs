@@ -1,0 +1,302 @@
+//! Try it: a check exactly as a caller gets it (the same parsing, the same verification,
+//! the same JSON), with what the engine saw drawn on the photo: the faces it found, the
+//! chosen face's box and five landmarks, the quality reasons, the score against the
+//! bands. Or two photos compared. A console check is audited (app `console`, never
+//! charged), so it appears in the history and the overview like any other.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use maud::{html, Markup};
+use renzheng_app::{CheckFields, CheckRecord, Scored, Verification};
+use renzheng_vision::{Analysis, Verdict};
+
+use crate::check::CheckData;
+use crate::console::i18n::Lang;
+use crate::console::layout::{csrf_field, html_page, Flash, Page};
+use crate::console::multipart::Upload;
+use crate::console::refusal_text;
+use crate::console::session::Operator;
+use crate::error::{ApiError, Envelope, NoData};
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) -> Response {
+    let t = lang.t();
+    let csrf = csrf_field(&op.session);
+    html_page(
+        StatusCode::OK,
+        Page {
+            lang,
+            operator: Some(&op.session),
+            active: "try",
+            title: t.try_it,
+            flash,
+        },
+        html! {
+            p .muted { (t.try_intro) }
+            @if let Some(result) = result { (result) }
+            div .grid {
+                section .card {
+                    h2 { (t.try_it) }
+                    form #try method="post" action="/console/try" enctype="multipart/form-data" {
+                        (csrf)
+                        label { (t.name) input name="name" required maxlength="64" autocomplete="off"; }
+                        label { (t.id_number) input name="id_number" required maxlength="18" autocomplete="off"; }
+                        label { (t.photo) input name="photo" type="file" accept="image/*" required; }
+                        button type="submit" { (t.run_check) }
+                    }
+                }
+                section .card {
+                    h2 { (t.compare_two) }
+                    form #compare method="post" action="/console/try/compare" enctype="multipart/form-data" {
+                        (csrf)
+                        label { (t.photo_a) input name="photo_a" type="file" accept="image/*" required; }
+                        label { (t.photo_b) input name="photo_b" type="file" accept="image/*" required; }
+                        button type="submit" { (t.compare) }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// `GET /console/try`.
+pub async fn page(op: Operator, lang: Lang) -> Response {
+    render(&op, lang, Vec::new(), None)
+}
+
+/// The image type of `bytes` for a `data:` URL (only the formats the decoder accepts).
+fn mime_of(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [0xFF, 0xD8, ..] => "image/jpeg",
+        [0x89, b'P', b'N', b'G', ..] => "image/png",
+        [b'G', b'I', b'F', ..] => "image/gif",
+        [b'B', b'M', ..] => "image/bmp",
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "image/webp",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The photo with what the engine found drawn over it: every face's box (the chosen
+/// one solid, `#face-box`), the chosen face's five landmarks.
+fn overlay(id: &str, photo: &[u8], analysis: &Analysis) -> Markup {
+    let (w, h) = (analysis.width.max(1), analysis.height.max(1));
+    let data = format!("data:{};base64,{}", mime_of(photo), B64.encode(photo));
+    let chosen = analysis.face.as_ref();
+    html! {
+        svg id=(id) .overlay viewBox={ "0 0 " (w) " " (h) } width=(w) height=(h) data-faces=(analysis.faces.len()) {
+            image href=(data) x="0" y="0" width=(w) height=(h) {}
+            @for f in &analysis.faces {
+                @if chosen.is_none_or(|c| c.rect != f.rect) {
+                    rect .other x=(f.rect.left) y=(f.rect.top) width=(f.rect.right - f.rect.left + 1) height=(f.rect.bottom - f.rect.top + 1) {}
+                }
+            }
+            @if let Some(face) = chosen {
+                @let r = face.rect;
+                rect #face-box x=(r.left) y=(r.top) width=(r.right - r.left + 1) height=(r.bottom - r.top + 1) {}
+                @let radius = ((r.right - r.left) as f64 / 40.0).max(2.0);
+                @for p in &face.landmarks {
+                    circle .landmark cx=(format!("{:.1}", p.x)) cy=(format!("{:.1}", p.y)) r=(format!("{radius:.1}")) {}
+                }
+            }
+        }
+    }
+}
+
+/// The score on the bands: where it fell.
+fn score_line(lang: Lang, scored: &Scored) -> Markup {
+    let t = lang.t();
+    html! {
+        p #try-score {
+            (t.score) " " strong { (format!("{:.4}", scored.score)) }
+            " · " (t.bands) ": " (t.same_at) " " (format!("{:.4}", scored.same))
+            ", " (t.different_at) " " (format!("{:.4}", scored.different))
+        }
+    }
+}
+
+fn quality_list(lang: Lang, analysis: &Analysis) -> Markup {
+    let t = lang.t();
+    html! {
+        p { (t.faces_found) ": " (analysis.faces.len()) }
+        @if let Some(face) = &analysis.face {
+            @let q = &face.quality;
+            p #try-quality {
+                (t.quality) ": "
+                @if q.issues.is_empty() && q.warnings.is_empty() { "✓" }
+                @for i in &q.issues { span .badge .r3 { (i.as_str()) } " " }
+                @for w in &q.warnings { span .badge .r2 { (w.as_str()) } " " }
+            }
+        } @else {
+            p .flash .error data-reason="no-face" { (t.no_face) }
+        }
+    }
+}
+
+/// `POST /console/try` (multipart: `csrf`, `name`, `id_number`, `photo`).
+pub async fn check(
+    State(state): State<AppState>,
+    op: Operator,
+    lang: Lang,
+    multipart: Multipart,
+) -> Response {
+    let upload = match Upload::read(multipart).await {
+        Ok(u) => u,
+        Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
+    };
+    if let Err(refused) = op.check_csrf(lang, upload.text("csrf")) {
+        return refused;
+    }
+    let app = &state.app;
+    let started = Instant::now();
+    let arrived_ms = app.now_ms();
+    let photo = upload.files("photo").next().cloned().unwrap_or_default();
+    let fields = CheckFields {
+        name: upload.text("name").map(str::to_owned),
+        id_card: upload.text("id_number").map(str::to_owned),
+        image: (!photo.is_empty()).then(|| B64.encode(&photo)),
+        img_url: None,
+    };
+    let (request, outcome) = match app.parse_check(fields) {
+        Err(e) => (None, Err(ApiError::from(e))),
+        Ok(request) => {
+            let timeout = app.settings().limits.request_timeout();
+            let outcome: Result<(Verification, Option<Analysis>), ApiError> =
+                match tokio::time::timeout(timeout, app.verify_explained(&request)).await {
+                    Err(_) => Err(ApiError::Timeout),
+                    Ok(v) => v.map_err(ApiError::from),
+                };
+            (Some(request), outcome)
+        }
+    };
+    let task_no = RequestId::current()
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    let (status, error_code) = match &outcome {
+        Ok(_) => (StatusCode::OK, None),
+        Err(e) => {
+            let (s, c) = e.status_and_code();
+            (s, Some(c))
+        }
+    };
+    let request = request.as_ref();
+    let recorded = app
+        .record_check(CheckRecord {
+            arrived_ms,
+            request_id: task_no.clone(),
+            app_id: None,
+            name: request.map(|r| &r.name),
+            id_number: request.map(|r| &r.id),
+            result: outcome.as_ref().ok().map(|(v, _)| v.result),
+            score: outcome
+                .as_ref()
+                .ok()
+                .and_then(|(v, _)| v.scored.map(|s| s.score)),
+            status: status.as_u16(),
+            error_code,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            reservation: None,
+        })
+        .await;
+    if let Err(e) = recorded {
+        return render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None);
+    }
+    let json = match &outcome {
+        Ok((v, _)) => serde_json::to_string_pretty(&Envelope {
+            code: 200,
+            success: true,
+            msg: Cow::Borrowed("成功"),
+            task_no,
+            data: Some(CheckData::from(v)),
+        }),
+        Err(e) => serde_json::to_string_pretty(&Envelope::<NoData> {
+            code: status.as_u16(),
+            success: false,
+            msg: Cow::Owned(e.to_string()),
+            task_no,
+            data: None,
+        }),
+    }
+    .expect("envelopes serialize");
+    let drawn = match &outcome {
+        Ok((v, Some(analysis))) => html! {
+            (overlay("try-overlay", &photo, analysis))
+            @if let Some(scored) = &v.scored { (score_line(lang, scored)) }
+            (quality_list(lang, analysis))
+        },
+        _ => html! {},
+    };
+    let t = lang.t();
+    let result = html! {
+        section #try-result .card {
+            h2 { (t.answer) " · HTTP " (status.as_u16()) }
+            div .grid {
+                div { (drawn) }
+                pre #try-json { (json) }
+            }
+        }
+    };
+    render(&op, lang, Vec::new(), Some(result))
+}
+
+/// `POST /console/try/compare` (multipart: `csrf`, `photo_a`, `photo_b`).
+pub async fn compare(
+    State(state): State<AppState>,
+    op: Operator,
+    lang: Lang,
+    multipart: Multipart,
+) -> Response {
+    let upload = match Upload::read(multipart).await {
+        Ok(u) => u,
+        Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
+    };
+    if let Err(refused) = op.check_csrf(lang, upload.text("csrf")) {
+        return refused;
+    }
+    let t = lang.t();
+    let limit = state.app.settings().limits.max_photo_bytes;
+    let photo = |name: &str| -> Result<Vec<u8>, renzheng_app::AppError> {
+        let bytes = upload.files(name).next().cloned().unwrap_or_default();
+        renzheng_app::check::check_photo_bytes(&bytes, limit)?;
+        Ok(bytes)
+    };
+    let (a, b) = match (photo("photo_a"), photo("photo_b")) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            return render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None)
+        }
+    };
+    let compared = state.app.compare_photos(a.clone(), b.clone()).await;
+    let (first, second, judged) = match compared {
+        Ok(c) => c,
+        Err(e) => return render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None),
+    };
+    let verdict = judged.map(|(scored, verdict)| {
+        let word = match verdict {
+            Verdict::Same => "1",
+            Verdict::Uncertain => "2",
+            Verdict::Different => "3",
+        };
+        (scored, word)
+    });
+    let result = html! {
+        section #try-result .card {
+            h2 { (t.compare_two) }
+            @if let Some((scored, word)) = &verdict {
+                p { (t.result) " " span class={ "badge r" (word) } { (word) } }
+                (score_line(lang, scored))
+            }
+            div .grid {
+                div { h2 { (t.photo_a) } (overlay("try-overlay", &a, &first)) (quality_list(lang, &first)) }
+                div { h2 { (t.photo_b) } (overlay("try-overlay-b", &b, &second)) (quality_list(lang, &second)) }
+            }
+        }
+    };
+    render(&op, lang, Vec::new(), Some(result))
+}

@@ -1,0 +1,83 @@
+//! Console sessions: idle and absolute expiry are applied in SQL, on every read.
+
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use super::PgStore;
+use crate::{ConsoleSession, StoreError};
+
+fn session_from_row(row: &PgRow) -> Result<ConsoleSession, StoreError> {
+    Ok(ConsoleSession {
+        token_hash: row.try_get("token_hash")?,
+        operator: row.try_get("operator")?,
+        csrf: row.try_get("csrf")?,
+        created_at: row.try_get("created_at")?,
+        idle_until: row.try_get("idle_until")?,
+        ends_at: row.try_get("ends_at")?,
+    })
+}
+
+impl PgStore {
+    pub(super) async fn do_create_console_session(
+        &self,
+        s: &ConsoleSession,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO console_sessions (token_hash, operator, csrf, created_at, idle_until, ends_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.token_hash)
+        .bind(&s.operator)
+        .bind(&s.csrf)
+        .bind(s.created_at)
+        .bind(s.idle_until)
+        .bind(s.ends_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn do_touch_console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        // One statement: a lapsed session can never be renewed by a racing request.
+        sqlx::query(
+            "UPDATE console_sessions
+             SET idle_until = CASE WHEN $2 + $3 < ends_at THEN $2 + $3 ELSE ends_at END
+             WHERE token_hash = $1 AND idle_until > $2 AND ends_at > $2
+             RETURNING token_hash, operator, csrf, created_at, idle_until, ends_at",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+        .bind(idle_ms)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(session_from_row)
+        .transpose()
+    }
+
+    pub(super) async fn do_end_console_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM console_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn purge_console_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM console_sessions WHERE idle_until <= $1 OR ends_at <= $1")
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}
