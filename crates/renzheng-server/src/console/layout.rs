@@ -92,7 +92,7 @@ pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (page.title) " · " (t.product) }
                 link rel="stylesheet" href="/console/assets/console.css";
                 script src="/console/assets/console.js" defer {}
@@ -137,7 +137,8 @@ pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
 }
 
 /// A response with the console's security headers: nothing cached (pages show masked
-/// personal data and one-time secrets), no framing, no sniffing, no referrer.
+/// personal data and one-time secrets), no framing, no sniffing, no referrer to other
+/// sites.
 pub fn with_headers(status: StatusCode, content_type: &'static str, body: String) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
@@ -162,8 +163,11 @@ pub fn secure_headers(headers: &mut axum::http::HeaderMap) {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(
+        // Not `no-referrer`: with it Chromium sends `Origin: null` on the console's own
+        // form posts, which the same-origin check must then refuse. `same-origin` still
+        // sends nothing to other sites.
         HeaderName::from_static("referrer-policy"),
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
 }
 

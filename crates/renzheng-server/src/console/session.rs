@@ -54,15 +54,14 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Refuses (403) a form whose CSRF token is not this session's.
-    pub fn check_csrf(&self, lang: Lang, sent: Option<&str>) -> Result<(), Response> {
+    /// The refusal (403) of a form whose CSRF token is not this session's; `None` when
+    /// it is.
+    pub fn refuse_bad_csrf(&self, lang: Lang, sent: Option<&str>) -> Option<Response> {
         match sent {
-            Some(token) if constant_time_eq(token.as_bytes(), self.session.csrf.as_bytes()) => {
-                Ok(())
-            }
+            Some(token) if constant_time_eq(token.as_bytes(), self.session.csrf.as_bytes()) => None,
             _ => {
                 tracing::warn!(operator = %self.session.operator, "console form with a wrong CSRF token refused");
-                Err(forbidden(lang))
+                Some(forbidden(lang))
             }
         }
     }
@@ -237,7 +236,7 @@ pub async fn sign_out(
     lang: Lang,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = operator.check_csrf(lang, form.csrf.as_deref()) {
+    if let Some(refused) = operator.refuse_bad_csrf(lang, form.csrf.as_deref()) {
         return refused;
     }
     if let Err(e) = state.app.sign_out(&operator.session, &operator.token).await {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod cli;
+mod console;
 mod helpers;
 mod hostile_clients;
 mod img_url;

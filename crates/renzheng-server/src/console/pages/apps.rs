@@ -126,7 +126,7 @@ pub async fn create(
     lang: Lang,
     Form(form): Form<CreateForm>,
 ) -> Response {
-    if let Err(refused) = op.check_csrf(lang, form.csrf.as_deref()) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
         return refused;
     }
     let created = match AppName::parse(&form.name) {
@@ -176,7 +176,7 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(refused) = op.check_csrf(lang, form.csrf.as_deref()) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
         return refused;
     }
     let t = lang.t();

@@ -162,7 +162,7 @@ pub async fn put(
     lang: Lang,
     Form(form): Form<PackageForm>,
 ) -> Response {
-    if let Err(refused) = op.check_csrf(lang, form.csrf.as_deref()) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
         return refused;
     }
     let invalid = |m: &str| AppError::Invalid(m.to_owned());
@@ -226,7 +226,7 @@ pub async fn grant(
     lang: Lang,
     Form(form): Form<GrantForm>,
 ) -> Response {
-    if let Err(refused) = op.check_csrf(lang, form.csrf.as_deref()) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
         return refused;
     }
     let request = GrantRequest {

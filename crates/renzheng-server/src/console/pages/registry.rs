@@ -177,7 +177,7 @@ pub async fn lookup(
     lang: Lang,
     Form(form): Form<PersonForm>,
 ) -> Response {
-    if let Err(refused) = op.check_csrf(lang, form.csrf.as_deref()) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
         return refused;
     }
     let offset = state.app.settings().metering.utc_offset_minutes;
@@ -218,7 +218,7 @@ pub async fn enrol(
         Ok(u) => u,
         Err(why) => return render(&state, &op, lang, vec![Flash::error(why)], None),
     };
-    if let Err(refused) = op.check_csrf(lang, upload.text("csrf")) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, upload.text("csrf")) {
         return refused;
     }
     let fields = EnrolFields {
@@ -254,7 +254,7 @@ pub async fn remove(
     lang: Lang,
     Form(form): Form<PersonForm>,
 ) -> Response {
-    if let Err(refused) = op.check_csrf(lang, form.csrf.as_deref()) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
         return refused;
     }
     let t = lang.t();
@@ -297,7 +297,7 @@ pub async fn import(
     lang: Lang,
     Form(form): Form<ImportForm>,
 ) -> Response {
-    if let Err(refused) = op.check_csrf(lang, form.csrf.as_deref()) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
         return refused;
     }
     let dir = PathBuf::from(form.folder.trim());

@@ -150,7 +150,7 @@ pub async fn check(
         Ok(u) => u,
         Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
     };
-    if let Err(refused) = op.check_csrf(lang, upload.text("csrf")) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, upload.text("csrf")) {
         return refused;
     }
     let app = &state.app;
@@ -256,7 +256,7 @@ pub async fn compare(
         Ok(u) => u,
         Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
     };
-    if let Err(refused) = op.check_csrf(lang, upload.text("csrf")) {
+    if let Some(refused) = op.refuse_bad_csrf(lang, upload.text("csrf")) {
         return refused;
     }
     let t = lang.t();

@@ -1,0 +1,538 @@
+//! The operator console over HTTP (the browser suite in `tests/browser` drives the same
+//! pages in Chromium): sign-in and its refusals, sessions and their expiry, CSRF and
+//! same-origin refusals, secrets shown once, security headers, and a try-it check on the
+//! real engine that lands, masked, in the history.
+
+use std::sync::OnceLock;
+
+use renzheng_app::settings::Secret;
+use renzheng_app::Settings;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn password_hash() -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| renzheng_app::console::hash_password(PASSWORD).unwrap())
+        .clone()
+}
+
+fn with_console(settings: &mut Settings) {
+    settings.console.password_hash = Some(Secret::new(password_hash()));
+    settings.console.secure_cookie = false;
+}
+
+/// A browser-like client of one app: no redirects followed, cookies carried by hand.
+struct Browser {
+    address: String,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Browser {
+            address: app.address.clone(),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        match &self.cookie {
+            Some(c) => r.header(COOKIE, c),
+            None => r,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String, reqwest::header::HeaderMap) {
+        let r = self.request(Method::GET, path).send().await.unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        (status, r.text().await.unwrap(), headers)
+    }
+
+    async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let r = self
+            .request(Method::POST, path)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(url_encode(fields))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    async fn sign_in(&mut self, operator: &str, password: &str) -> reqwest::Response {
+        let r = self
+            .request(Method::POST, "/console/sign-in")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(url_encode(&[
+                ("operator", operator),
+                ("password", password),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        if let Some(set) = r.headers().get(SET_COOKIE) {
+            let pair = set.to_str().unwrap().split(';').next().unwrap().to_owned();
+            self.cookie = Some(pair);
+        }
+        r
+    }
+
+    /// The CSRF token of a signed-in page.
+    async fn csrf(&self) -> String {
+        let (_, page, _) = self.get("/console/apps").await;
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF field")
+            + 19;
+        page[at..].split('"').next().unwrap().to_owned()
+    }
+}
+
+async fn signed_in(app: &TestApp) -> Browser {
+    let mut b = Browser::new(app);
+    let r = b.sign_in("admin", PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    b
+}
+
+#[tokio::test]
+async fn the_console_is_off_until_a_password_hash_is_configured() {
+    let app = spawn_test_app().await;
+    let b = Browser::new(&app);
+    assert_eq!(b.get("/console/sign-in").await.0, 404);
+    assert_eq!(b.get("/console/overview").await.0, 404);
+}
+
+#[tokio::test]
+async fn sign_in_refuses_wrong_credentials_and_sets_a_strict_session_cookie() {
+    let app = spawn_test_app_with(|s| {
+        with_console(s);
+        s.console.secure_cookie = true;
+    })
+    .await;
+    let mut b = Browser::new(&app);
+    // Unauthenticated pages send to the sign-in page.
+    let (status, _, headers) = b.get("/console/apps").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/console/sign-in");
+    for (operator, password) in [("admin", "wrong password!!"), ("root", PASSWORD), ("", "")] {
+        let r = b.sign_in(operator, password).await;
+        assert_eq!(r.status(), 401, "{operator}");
+        assert!(r.headers().get(SET_COOKIE).is_none());
+        let page = r.text().await.unwrap();
+        assert!(page.contains("data-reason=\"credentials\""), "{page}");
+    }
+    let r = b.sign_in("admin", PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/console/overview");
+    let cookie = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for attribute in [
+        "__Host-renzheng_console=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Secure",
+        "Path=/console",
+    ] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    let (status, page, headers) = b.get("/console/overview").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"chart-results\""));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    // The database keeps only the token's hash.
+    let token = b
+        .cookie
+        .as_ref()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let events = app.state.app.recent_events(10).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.action == "console.signed-in" && e.actor == "console:admin"));
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.action == "console.sign-in-refused")
+            .count()
+            >= 3
+    );
+    assert!(!format!("{events:?}").contains(&token));
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_throttled() {
+    let app = spawn_test_app_with(with_console).await;
+    let mut b = Browser::new(&app);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            b.sign_in("admin", "not the password")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(statuses[..5].iter().all(|s| *s == 401), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn forms_without_the_session_csrf_token_or_from_another_origin_are_refused() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let before = app.state.app.list_apps().await.unwrap().len();
+    let csrf = b.csrf().await;
+    assert_eq!(b.post_form("/console/apps", &[("name", "x")]).await.0, 403);
+    assert_eq!(
+        b.post_form("/console/apps", &[("name", "x"), ("csrf", "forged")])
+            .await
+            .0,
+        403
+    );
+    let r = b
+        .request(Method::POST, "/console/apps")
+        .header("Origin", "http://evil.example")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(url_encode(&[("name", "x"), ("csrf", &csrf)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = b
+        .request(Method::POST, "/console/apps")
+        .header("Sec-Fetch-Site", "cross-site")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(url_encode(&[("name", "x"), ("csrf", &csrf)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Another session's token is not this one's.
+    let other = signed_in(&app).await;
+    assert_ne!(other.csrf().await, csrf);
+    assert_eq!(
+        other
+            .post_form("/console/apps", &[("name", "x"), ("csrf", &csrf)])
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        app.state.app.list_apps().await.unwrap().len(),
+        before,
+        "nothing was created"
+    );
+    // The right token from the right origin works, and the change is the operator's.
+    let (status, page) = b
+        .post_form("/console/apps", &[("name", "shop"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(app.state.app.list_apps().await.unwrap().len(), before + 1);
+    let events = app.state.app.recent_events(5).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.actor == "console:admin" && e.action.starts_with("app.")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_apps_secrets_are_shown_once_and_its_appcode_works() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    let (_, page) = b
+        .post_form("/console/apps", &[("name", "shop"), ("csrf", &csrf)])
+        .await;
+    let field = |name: &str| {
+        let marker = format!("data-field=\"{name}\">");
+        let at = page
+            .find(&marker)
+            .unwrap_or_else(|| panic!("{name} not shown: {page}"))
+            + marker.len();
+        page[at..].split('<').next().unwrap().to_owned()
+    };
+    let (code, key, secret) = (field("app_code"), field("app_key"), field("app_secret"));
+    assert_eq!(code.len(), 32);
+    let (_, again, _) = b.get("/console/apps").await;
+    assert!(
+        !again.contains(&code) && !again.contains(&secret),
+        "a secret shown twice"
+    );
+    assert!(
+        again.contains(&key),
+        "the AppKey is not a secret and is listed"
+    );
+    // The code is a working credential (no calls yet: the quota answer, not Unauthorized).
+    let r = app
+        .request(Method::POST, "/faceidcard/check")
+        .header("Authorization", format!("APPCODE {code}"))
+        .json(&serde_json::json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-ca-error-message"], "Quota Exhausted");
+}
+
+#[tokio::test]
+async fn sessions_lapse_when_idle_and_end_at_sign_out() {
+    let app = spawn_test_app_with(|s| {
+        with_console(s);
+        s.console.session_idle_secs = 1;
+    })
+    .await;
+    let b = signed_in(&app).await;
+    assert_eq!(b.get("/console/overview").await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    let (status, _, headers) = b.get("/console/overview").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/console/sign-in?expired=1");
+    let (_, page, _) = Browser::new(&app).get("/console/sign-in?expired=1").await;
+    assert!(page.contains("data-reason=\"expired\""));
+
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    let (status, _) = b.post_form("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        b.get("/console/overview").await.0,
+        303,
+        "the old cookie no longer works"
+    );
+}
+
+#[tokio::test]
+async fn every_page_renders_in_both_languages() {
+    let app = spawn_test_app_with(with_console).await;
+    let mut b = signed_in(&app).await;
+    for lang in ["zh", "en"] {
+        let r = b
+            .request(Method::GET, &format!("/console/lang/{lang}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let set = r.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let session = b.cookie.clone().unwrap();
+        b.cookie = Some(format!("{session}; {set}"));
+        let html_lang = if lang == "zh" {
+            "lang=\"zh-CN\""
+        } else {
+            "lang=\"en\""
+        };
+        for page in [
+            "overview", "apps", "packages", "calls", "registry", "try", "about",
+        ] {
+            let (status, body, _) = b.get(&format!("/console/{page}")).await;
+            assert_eq!(status, 200, "{page} ({lang}): {body}");
+            assert!(body.contains(html_lang), "{page} ({lang})");
+            assert!(
+                body.contains(&format!("data-page=\"{page}\"")),
+                "{page}: navigation"
+            );
+        }
+        b.cookie = Some(session);
+    }
+    let (status, _, _) = b.get("/console/no-such-page").await;
+    assert_eq!(status, 404);
+}
+
+/// One multipart body of text fields and files.
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "renzheng-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"photo.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn try_it_answers_as_a_caller_draws_the_face_and_lands_masked_in_the_history() {
+    let app = spawn_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    let (_, before, _) = b.get("/console/overview").await;
+    let total = |page: &str| -> i64 {
+        let at = page.find("id=\"chart-results\"").unwrap();
+        let at = at + page[at..].find("data-total=\"").unwrap() + 12;
+        page[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    let id = HU.id();
+    let photo = app.photo(HU_SAME);
+    let (content_type, body) = multipart(
+        &[("csrf", &csrf), ("name", HU.name), ("id_number", &id)],
+        &[("photo", &photo)],
+    );
+    let r = b
+        .request(Method::POST, "/console/try")
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("&quot;result&quot;: 1") || page.contains("\"result\": 1"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"face-box\""), "no face box drawn");
+    assert_eq!(
+        page.matches("class=\"landmark\"").count(),
+        5,
+        "five landmarks"
+    );
+    assert!(page.contains("id=\"try-score\""));
+    // In the history, masked, and in the chart.
+    let (_, calls, _) = b.get("/console/calls").await;
+    assert!(calls.contains("class=\"badge r1\""), "{calls}");
+    assert!(
+        !calls.contains(&id) && !calls.contains(HU.name),
+        "clear personal data in the history"
+    );
+    let (_, after, _) = b.get("/console/overview").await;
+    assert_eq!(total(&after), total(&before) + 1);
+    // Not charged: the console is not an app.
+    let audit = app.state.app.recent_audit(1).await.unwrap();
+    assert!(audit[0].app_id.is_none() && !audit[0].charged);
+
+    // A photo without a face: the answer a caller would get (result 6), nothing drawn.
+    let (content_type, body) = multipart(
+        &[("csrf", &csrf), ("name", HU.name), ("id_number", &id)],
+        &[("photo", &app.photo(NO_FACE))],
+    );
+    let page = b
+        .request(Method::POST, "/console/try")
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("&quot;result&quot;: 6") || page.contains("\"result\": 6"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"face-box\""));
+}
+
+#[tokio::test]
+async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_only_when_confirmed()
+{
+    let app = spawn_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    let person = UNKNOWN;
+    let id = person.id();
+    let enrol = |photo: Vec<u8>| {
+        let (content_type, body) = multipart(
+            &[("csrf", &csrf), ("name", person.name), ("id_number", &id)],
+            &[("photo", &photo)],
+        );
+        b.request(Method::POST, "/console/registry/enrol")
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+    };
+    // No face: refused with the engine's reason, nothing written.
+    let page = enrol(app.photo(NO_FACE))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    assert!(page.contains("photo 1"), "{page}");
+    let parsed = renzheng_domain::IdNumber::parse(&id).unwrap();
+    assert!(app.state.app.person(&parsed).await.unwrap().is_none());
+    // A portrait: enrolled; the page shows the person masked.
+    let page = enrol(app.photo(HU_SAME))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    assert!(page.contains("data-portraits=\"1\""), "{page}");
+    assert!(
+        !page.contains(&id) && !page.contains(person.name),
+        "clear personal data shown"
+    );
+    let (_, page) = b
+        .post_form(
+            "/console/registry/lookup",
+            &[("csrf", &csrf), ("id_number", &id)],
+        )
+        .await;
+    assert!(page.contains("id=\"person\""), "{page}");
+    // Removal needs the confirmation ticked.
+    let (_, page) = b
+        .post_form(
+            "/console/registry/remove",
+            &[("csrf", &csrf), ("id_number", &id)],
+        )
+        .await;
+    assert!(page.contains("data-reason=\"confirm\""), "{page}");
+    assert!(app.state.app.person(&parsed).await.unwrap().is_some());
+    let (_, page) = b
+        .post_form(
+            "/console/registry/remove",
+            &[("csrf", &csrf), ("id_number", &id), ("confirm", "yes")],
+        )
+        .await;
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    assert!(app.state.app.person(&parsed).await.unwrap().is_none());
+    // Every mutation is the operator's, in the events.
+    let events = app.state.app.recent_events(10).await.unwrap();
+    for action in ["person.enrolled", "person.removed"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.action == action && e.actor == "console:admin"),
+            "{action}: {events:?}"
+        );
+    }
+}
