@@ -106,7 +106,9 @@ start() {
   local name="$1" port="$2"
   shift 2
   mkdir -p "$tmp/$name/data" "$tmp/$name/keys"
-  env RENZHENG_LISTEN="127.0.0.1:$port" \
+  # Always a throw-away SQLite database, whatever the caller's environment names.
+  env -u RENZHENG_DATABASE_URL \
+    RENZHENG_LISTEN="127.0.0.1:$port" \
     RENZHENG_DATA_DIR="$tmp/$name/data" \
     RENZHENG_KEY_DIR="$tmp/$name/keys" \
     RENZHENG_ADMIN_TOKEN="$admin_token" \

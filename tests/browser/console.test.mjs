@@ -45,6 +45,7 @@ const state = {
   appName: `浏览器测试-${run}`,
   appId: null,
   appCode: null,
+  signedIn: false,
   totalBefore: null,
   enrolled: false,
   tried: false,
@@ -99,6 +100,14 @@ async function overviewTotal() {
   return total;
 }
 
+// Not the console yet: tells a broken browser or harness from a broken console.
+test('the browser reaches the server', async () => {
+  const response = await page.goto('/healthz');
+  assert.equal(response.status(), 200, '/healthz did not answer 200 in the browser');
+  assert.deepEqual(await response.json(), { status: 'ok' });
+  assert.match(await page.locator('body').innerText(), /"status"\s*:\s*"ok"/, 'the page does not show the answer');
+});
+
 test('unauthenticated requests are sent to the sign-in page', async (t) => {
   for (const name of PAGES) {
     const response = await page.request.get(`/console/${name}`, { maxRedirects: 0 });
@@ -142,11 +151,13 @@ test('sign-in with the right password opens the overview with a strict session c
   assert.ok(session, `cannot tell the session cookie among ${added.map((c) => c.name).join(', ')}`);
   assert.equal(session.httpOnly, true, `session cookie ${session.name} is not HttpOnly`);
   assert.equal(session.sameSite, 'Strict', `session cookie ${session.name} is not SameSite=Strict`);
+  state.signedIn = true;
 
   state.totalBefore = await overviewTotal();
 });
 
 test('every page is reachable from the navigation and every POST form carries a CSRF token', async () => {
+  needs(state.signedIn, 'signing in failed');
   await page.goto('/console/overview');
   for (const name of PAGES) {
     const response = await follow(page, `nav a[data-page="${name}"]`);
@@ -161,6 +172,7 @@ test('every page is reachable from the navigation and every POST form carries a 
 });
 
 test('creating an app shows its AppCode, AppKey and AppSecret once', async (t) => {
+  needs(state.signedIn, 'signing in failed');
   await page.goto('/console/apps');
   await page.locator('form#create-app input[name=name]').fill(state.appName);
   const { final } = await submit(page, 'form#create-app');
@@ -230,10 +242,13 @@ test('granting the trial package adds 20 calls to the app', async (t) => {
   const after = await remainingOf(appId);
   assert.notEqual(after, null, `table#balances has no row for app ${appId} after the grant`);
   assert.equal(after - before, 20, `remaining went from ${before} to ${after}, expected +20`);
+  const balance = await (await admin(page.request, 'GET', `/admin/apps/${appId}/balance`)).json();
+  assert.equal(balance.data.remaining, after, 'the admin API disagrees with table#balances');
   await screenshots(page, 'packages', t);
 });
 
 test('a package can be added', async () => {
+  needs(state.signedIn, 'signing in failed');
   const name = `browser_${run}`;
   await page.goto('/console/packages');
   const form = page.locator('form#put-package');
@@ -243,12 +258,14 @@ test('a package can be added', async () => {
   await form.locator('input[name=valid_days]').fill('30');
   const { final } = await submit(page, form);
   assert.ok(final.status() < 400, `adding a package answered ${final.status()}`);
-  assert.equal(await page.locator('.flash.error').count(), 0, `adding a package failed: ${await text(page.locator('.flash.error').first()).catch(() => '')}`);
+  const error = page.locator('.flash.error');
+  assert.equal(await error.count(), 0, `adding a package failed: ${(await error.count()) ? await text(error.first()) : ''}`);
   await page.goto('/console/packages');
   assert.equal(await page.locator(`table#packages tr[data-package="${name}"]`).count(), 1, `table#packages has no row ${name}`);
 });
 
 test('enrolling a person with one photo through the registry page', async () => {
+  needs(state.signedIn, 'signing in failed');
   await page.goto('/console/registry');
   const form = page.locator('form#enrol');
   await form.locator('input[name=name]').fill(PERSON.name);
@@ -268,6 +285,7 @@ test('enrolling a person with one photo through the registry page', async () => 
 });
 
 test('enrolling with a photo without a face is refused, saying why', async () => {
+  needs(state.signedIn, 'signing in failed');
   await page.goto('/console/registry');
   const form = page.locator('form#enrol');
   await form.locator('input[name=name]').fill(NO_FACE.name);
@@ -339,6 +357,7 @@ test('try it: another photo of the same person gives result 1, drawn over the ph
 });
 
 test('try it: comparing two photos shows their similarity', async () => {
+  needs(state.signedIn, 'signing in failed');
   await page.goto('/console/try');
   const form = page.locator('form#compare');
   await form.locator('input[name=photo_a]').setInputFiles(PERSON.portrait);
@@ -347,7 +366,7 @@ test('try it: comparing two photos shows their similarity', async () => {
   assert.ok(final.status() < 400, `compare answered ${final.status()}`);
   const result = page.locator('#try-result');
   await result.waitFor({ state: 'visible' });
-  assert.match(await text(result), /\d\.\d/, 'the comparison shows no similarity');
+  assert.match(await text(result), /\d/, 'the comparison shows no similarity');
 });
 
 test('the AppCode the console showed works against the API and is charged', async () => {
@@ -376,7 +395,8 @@ test('the call history shows the check, masked, and filters by result', async (t
   assert.ok((await ours.count()) > 0, `no row of table#calls shows ${maskId(PERSON.id)}`);
   for (const row of await ours.all()) {
     assert.match(await text(row.locator('td.result')), /^1(\D|$)/, 'a check of the person does not show result 1');
-    assert.equal(await text(row.locator('td.name')), maskName(PERSON.name), 'td.name is not the masked name');
+    const name = await text(row.locator('td.name'));
+    assert.ok(name.includes(maskName(PERSON.name)), `td.name is not the masked name ${maskName(PERSON.name)}: "${name}"`);
   }
   const html = await page.content();
   assert.ok(!html.includes(PERSON.id), 'the call history holds the full ID number');
@@ -459,6 +479,7 @@ test('removing a person needs the confirmation tick', async () => {
 });
 
 test('a POST without the right CSRF token is refused with 403', async () => {
+  needs(state.signedIn, 'signing in failed');
   const name = `csrf-probe-${run}`;
   const wrong = await page.request.post('/console/apps', { form: { name, csrf: 'wrong' }, maxRedirects: 0 });
   assert.equal(wrong.status(), 403, `a wrong csrf token answered ${wrong.status()}`);
@@ -469,6 +490,7 @@ test('a POST without the right CSRF token is refused with 403', async () => {
 });
 
 test('the about page shows the model pack, the configuration and health', async (t) => {
+  needs(state.signedIn, 'signing in failed');
   await page.goto('/console/about');
   const ready = await (await page.request.get('/readyz')).json();
   const pack = await text(page.locator('#model-pack'));
@@ -481,6 +503,7 @@ test('the about page shows the model pack, the configuration and health', async 
 });
 
 test('switching the language to English and back', async () => {
+  needs(state.signedIn, 'signing in failed');
   await page.goto('/console/overview');
   assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN');
   await follow(page, 'a#lang-en');
@@ -494,6 +517,7 @@ test('switching the language to English and back', async () => {
 });
 
 test('signing out ends the session', async () => {
+  needs(state.signedIn, 'signing in failed');
   await page.goto('/console/overview');
   await submit(page, 'form#sign-out');
   assert.equal(pathOf(page), '/console/sign-in', 'signing out did not lead to the sign-in page');

@@ -96,7 +96,8 @@ export async function follow(page, selector) {
 
 /** Signs in through the form; returns the answer to the POST (expected 303) and the final page. */
 export async function signIn(page, { operator = env.operator, password = env.password } = {}) {
-  await page.goto('/console/sign-in');
+  const response = await page.goto('/console/sign-in');
+  assert.equal(response.status(), 200, `GET /console/sign-in answered ${response.status()}`);
   await page.locator('form#sign-in input[name=operator]').fill(operator);
   await page.locator('form#sign-in input[name=password]').fill(password);
   return submit(page, 'form#sign-in');
