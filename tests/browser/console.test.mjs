@@ -147,7 +147,7 @@ test('sign-in with the right password opens the overview with a strict session c
   const known = new Set(cookiesBefore.map((c) => c.name));
   const added = (await page.context().cookies()).filter((c) => !known.has(c.name));
   assert.ok(added.length > 0, 'signing in set no cookie');
-  const session = added.find((c) => /sess/i.test(c.name)) ?? (added.length === 1 ? added[0] : null);
+  const session = added.find((c) => /sess|console/i.test(c.name)) ?? (added.length === 1 ? added[0] : null);
   assert.ok(session, `cannot tell the session cookie among ${added.map((c) => c.name).join(', ')}`);
   assert.equal(session.httpOnly, true, `session cookie ${session.name} is not HttpOnly`);
   assert.equal(session.sameSite, 'Strict', `session cookie ${session.name} is not SameSite=Strict`);
