@@ -65,3 +65,6 @@ fi
 
 echo "==> cargo test"
 cargo test --locked --workspace
+
+echo "==> console in headless Chromium"
+bash scripts/browser-test.sh

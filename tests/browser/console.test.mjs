@@ -1,0 +1,546 @@
+// The operator console (/console) in headless Chromium, against a real `renzheng serve`
+// (real SQLite, the real sface engine, real photos). Run by scripts/browser-test.sh, which
+// starts the servers and passes their addresses; the tests run in order and build on one
+// another (the app created first is granted a package, the person enrolled is tried…).
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { after, before, test } from 'node:test';
+import {
+  admin,
+  env,
+  face,
+  follow,
+  launchBrowser,
+  maskId,
+  maskName,
+  newPage,
+  pathOf,
+  postFormsWithoutCsrf,
+  screenshots,
+  signIn,
+  submit,
+  text,
+  withCheckChar,
+} from './helpers.mjs';
+
+const PAGES = ['overview', 'apps', 'packages', 'calls', 'registry', 'try', 'about'];
+
+// The person: enrolled with one photo, tried with another photo of the same man (the pair
+// the API suite uses for result 1 on the sface pack).
+const PERSON = {
+  name: '胡小明',
+  id: withCheckChar('11010519421221003'),
+  portrait: face('lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0004.jpg'),
+  same: face('lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0008.jpg'),
+};
+// Refused at enrolment: a photo without a face.
+const NO_FACE = {
+  name: '马无脸',
+  id: withCheckChar('31010419800817004'),
+  photo: face('bad_inputs/no_face/skimage_horse.png'),
+};
+
+const run = Date.now().toString(36);
+const state = {
+  appName: `浏览器测试-${run}`,
+  appId: null,
+  appCode: null,
+  signedIn: false,
+  totalBefore: null,
+  enrolled: false,
+  tried: false,
+};
+
+/** Fails with a clear message when an earlier test this one builds on did not get there. */
+function needs(value, what) {
+  assert.ok(value, `this test builds on an earlier one that failed: ${what}`);
+  return value;
+}
+
+let browser;
+let page;
+
+before(async () => {
+  browser = await launchBrowser();
+  page = await newPage(browser, env.baseUrl);
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** The remaining calls of an app in `table#balances` (null when it has no row). */
+async function remainingOf(appId) {
+  if (pathOf(page) !== '/console/packages') await page.goto('/console/packages');
+  const cell = page.locator(`table#balances tr[data-app-id="${appId}"] .remaining`);
+  if ((await cell.count()) === 0) return null;
+  const value = Number((await text(cell.first())).replace(/[,\s]/g, ''));
+  assert.ok(Number.isFinite(value), `table#balances .remaining of ${appId} is not a number`);
+  return value;
+}
+
+/** Every app's remaining calls in `table#balances`, by app id. */
+async function allRemaining() {
+  await page.goto('/console/packages');
+  const rows = page.locator('table#balances tr[data-app-id]');
+  const out = {};
+  for (const row of await rows.all()) {
+    out[await row.getAttribute('data-app-id')] = await text(row.locator('.remaining'));
+  }
+  return out;
+}
+
+/** The overview's `data-total` (checks in the period) as a number. */
+async function overviewTotal() {
+  await page.goto('/console/overview');
+  const raw = await page.locator('svg#chart-results').getAttribute('data-total');
+  assert.ok(raw !== null, 'svg#chart-results has no data-total attribute');
+  const total = Number(raw);
+  assert.ok(Number.isInteger(total) && total >= 0, `svg#chart-results data-total is not a count: ${raw}`);
+  return total;
+}
+
+// Not the console yet: tells a broken browser or harness from a broken console.
+test('the browser reaches the server', async () => {
+  const response = await page.goto('/healthz');
+  assert.equal(response.status(), 200, '/healthz did not answer 200 in the browser');
+  assert.deepEqual(await response.json(), { status: 'ok' });
+  assert.match(await page.locator('body').innerText(), /"status"\s*:\s*"ok"/, 'the page does not show the answer');
+});
+
+test('unauthenticated requests are sent to the sign-in page', async (t) => {
+  for (const name of PAGES) {
+    const response = await page.request.get(`/console/${name}`, { maxRedirects: 0 });
+    assert.equal(response.status(), 303, `GET /console/${name} without a session: expected 303`);
+    const location = new URL(response.headers()['location'] ?? '', env.baseUrl);
+    assert.equal(location.pathname, '/console/sign-in', `GET /console/${name} without a session redirects elsewhere`);
+  }
+  await page.goto('/console/overview');
+  assert.equal(pathOf(page), '/console/sign-in', 'the browser did not land on the sign-in page');
+  await page.locator('form#sign-in').waitFor();
+  assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN', 'the console is not in Chinese by default');
+  assert.deepEqual(await postFormsWithoutCsrf(page), [], 'POST forms without a csrf field on the sign-in page');
+  await screenshots(page, 'sign-in', t);
+});
+
+test('sign-in with a wrong password is refused with 401 and an error', async () => {
+  const { final } = await signIn(page, { password: `${env.password}-wrong` });
+  assert.equal(final.status(), 401, 'a wrong password must answer 401');
+  assert.equal(pathOf(page), '/console/sign-in', 'a wrong password left the sign-in page');
+  await page.locator('.flash.error').first().waitFor({ state: 'visible' });
+  const probe = await page.request.get('/console/overview', { maxRedirects: 0 });
+  assert.equal(probe.status(), 303, 'a refused sign-in still gave a session');
+});
+
+test('sign-in with the right password opens the overview with a strict session cookie', async () => {
+  const cookiesBefore = await page.context().cookies();
+  const { first, final } = await signIn(page);
+  assert.equal(first.status(), 303, 'a successful sign-in must answer 303');
+  assert.equal(
+    new URL(first.headers()['location'] ?? '', env.baseUrl).pathname,
+    '/console/overview',
+    'a successful sign-in must redirect to /console/overview',
+  );
+  assert.equal(final.status(), 200);
+  assert.equal(pathOf(page), '/console/overview');
+
+  const known = new Set(cookiesBefore.map((c) => c.name));
+  const added = (await page.context().cookies()).filter((c) => !known.has(c.name));
+  assert.ok(added.length > 0, 'signing in set no cookie');
+  const session = added.find((c) => /sess|console/i.test(c.name)) ?? (added.length === 1 ? added[0] : null);
+  assert.ok(session, `cannot tell the session cookie among ${added.map((c) => c.name).join(', ')}`);
+  assert.equal(session.httpOnly, true, `session cookie ${session.name} is not HttpOnly`);
+  assert.equal(session.sameSite, 'Strict', `session cookie ${session.name} is not SameSite=Strict`);
+  state.signedIn = true;
+
+  state.totalBefore = await overviewTotal();
+});
+
+test('every page is reachable from the navigation and every POST form carries a CSRF token', async () => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/overview');
+  for (const name of PAGES) {
+    const response = await follow(page, `nav a[data-page="${name}"]`);
+    assert.equal(response.status(), 200, `the ${name} page answered ${response.status()}`);
+    assert.equal(pathOf(page), `/console/${name}`, `nav a[data-page=${name}] leads elsewhere`);
+    assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN', `${name}: html[lang] is not zh-CN`);
+    for (const selector of ['a#lang-en', 'a#lang-zh', 'form#sign-out']) {
+      assert.equal(await page.locator(selector).count(), 1, `${name}: ${selector} missing`);
+    }
+    assert.deepEqual(await postFormsWithoutCsrf(page), [], `${name}: POST forms without a csrf field`);
+  }
+});
+
+test('creating an app shows its AppCode, AppKey and AppSecret once', async (t) => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/apps');
+  await page.locator('form#create-app input[name=name]').fill(state.appName);
+  const { final } = await submit(page, 'form#create-app');
+  assert.ok(final.status() < 400, `creating an app answered ${final.status()}`);
+
+  const created = page.locator('#created-secret');
+  await created.waitFor({ state: 'visible' });
+  const secrets = {};
+  for (const field of ['app_code', 'app_key', 'app_secret']) {
+    const cell = created.locator(`[data-field=${field}]`);
+    assert.equal(await cell.count(), 1, `#created-secret has no [data-field=${field}]`);
+    secrets[field] = await text(cell);
+    assert.ok(secrets[field].length >= 8, `[data-field=${field}] is empty or too short: "${secrets[field]}"`);
+  }
+  assert.equal(new Set(Object.values(secrets)).size, 3, 'AppCode, AppKey and AppSecret are not distinct');
+
+  const row = page.locator('table#apps tr[data-app-id]', { hasText: state.appName });
+  assert.equal(await row.count(), 1, `table#apps has no row for ${state.appName}`);
+  state.appId = await row.getAttribute('data-app-id');
+  state.appCode = secrets.app_code;
+  await screenshots(page, 'apps', t);
+
+  // The admin API sees the same app.
+  const apps = await (await admin(page.request, 'GET', '/admin/apps')).json();
+  const listed = apps.data.find((a) => a.app_id === state.appId);
+  assert.ok(listed, `the admin API does not list app ${state.appId}`);
+  assert.equal(listed.name, state.appName);
+
+  // Never again: neither on a fresh GET nor on a reload of it.
+  await page.goto('/console/apps');
+  for (const attempt of ['GET /console/apps', 'reload']) {
+    if (attempt === 'reload') await page.reload();
+    assert.equal(await page.locator('#created-secret').count(), 0, `${attempt} shows #created-secret again`);
+    const html = await page.content();
+    for (const field of ['app_code', 'app_secret']) {
+      assert.ok(!html.includes(secrets[field]), `${attempt} shows the ${field} again`);
+    }
+  }
+});
+
+test('an app can be disabled and enabled again', async () => {
+  const appId = needs(state.appId, 'no app was created');
+  await page.goto('/console/apps');
+  const row = () => page.locator(`table#apps tr[data-app-id="${appId}"]`);
+  await submit(page, row().locator('form.disable'));
+  assert.equal(await row().locator('form.enable').count(), 1, 'after disabling, the row offers no form.enable');
+  let view = (await (await admin(page.request, 'GET', '/admin/apps')).json()).data.find((a) => a.app_id === appId);
+  assert.equal(view.enabled, false, 'the admin API says the app is still enabled');
+  await submit(page, row().locator('form.enable'));
+  assert.equal(await row().locator('form.disable').count(), 1, 'after enabling, the row offers no form.disable');
+  view = (await (await admin(page.request, 'GET', '/admin/apps')).json()).data.find((a) => a.app_id === appId);
+  assert.equal(view.enabled, true, 'the admin API says the app is still disabled');
+});
+
+test('granting the trial package adds 20 calls to the app', async (t) => {
+  const appId = needs(state.appId, 'no app was created');
+  await page.goto('/console/packages');
+  assert.equal(await page.locator('table#packages tr[data-package="trial"]').count(), 1, 'table#packages has no trial row');
+  const before = (await remainingOf(appId)) ?? 0;
+
+  await page.locator('form#grant select[name=app_id]').selectOption(appId);
+  await page.locator('form#grant select[name=package]').selectOption('trial');
+  const { final } = await submit(page, 'form#grant');
+  assert.ok(final.status() < 400, `granting answered ${final.status()}`);
+  await page.locator('.flash.ok').first().waitFor({ state: 'visible' });
+
+  const after = await remainingOf(appId);
+  assert.notEqual(after, null, `table#balances has no row for app ${appId} after the grant`);
+  assert.equal(after - before, 20, `remaining went from ${before} to ${after}, expected +20`);
+  const balance = await (await admin(page.request, 'GET', `/admin/apps/${appId}/balance`)).json();
+  assert.equal(balance.data.remaining, after, 'the admin API disagrees with table#balances');
+  await screenshots(page, 'packages', t);
+});
+
+test('a package can be added', async () => {
+  needs(state.signedIn, 'signing in failed');
+  const name = `browser_${run}`;
+  await page.goto('/console/packages');
+  const form = page.locator('form#put-package');
+  await form.locator('input[name=name]').fill(name);
+  await form.locator('input[name=calls]').fill('500');
+  await form.locator('input[name=price_yuan]').fill('9.90');
+  await form.locator('input[name=valid_days]').fill('30');
+  const { final } = await submit(page, form);
+  assert.ok(final.status() < 400, `adding a package answered ${final.status()}`);
+  const error = page.locator('.flash.error');
+  assert.equal(await error.count(), 0, `adding a package failed: ${(await error.count()) ? await text(error.first()) : ''}`);
+  await page.goto('/console/packages');
+  assert.equal(await page.locator(`table#packages tr[data-package="${name}"]`).count(), 1, `table#packages has no row ${name}`);
+});
+
+test('enrolling a person with one photo through the registry page', async () => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/registry');
+  const form = page.locator('form#enrol');
+  await form.locator('input[name=name]').fill(PERSON.name);
+  await form.locator('input[name=id_number]').fill(PERSON.id);
+  await form.locator('input[name=photo]').setInputFiles([PERSON.portrait]);
+  const { final } = await submit(page, form);
+  assert.ok(final.status() < 400, `enrolling answered ${final.status()}`);
+  const error = page.locator('.flash.error');
+  assert.equal(await error.count(), 0, `enrolling was refused: ${(await error.count()) ? await text(error.first()) : ''}`);
+  await page.locator('.flash.ok').first().waitFor({ state: 'visible' });
+  assert.ok(!page.url().includes(PERSON.id), 'the ID number went into the URL');
+
+  const shown = await admin(page.request, 'GET', `/admin/persons/${PERSON.id}`);
+  assert.equal(shown.status(), 200, 'the admin API does not find the enrolled person');
+  assert.equal((await shown.json()).data.portraits.length, 1, 'the person was not enrolled with exactly one portrait');
+  state.enrolled = true;
+});
+
+test('enrolling with a photo without a face is refused, saying why', async () => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/registry');
+  const form = page.locator('form#enrol');
+  await form.locator('input[name=name]').fill(NO_FACE.name);
+  await form.locator('input[name=id_number]').fill(NO_FACE.id);
+  await form.locator('input[name=photo]').setInputFiles([NO_FACE.photo]);
+  await submit(page, form);
+  const error = page.locator('.flash.error').first();
+  await error.waitFor({ state: 'visible' });
+  const why = `${await text(error)} ${(await error.getAttribute('data-reason')) ?? ''}`;
+  assert.match(why, /face|脸/i, `the refusal does not say that no face was found: "${why}"`);
+  assert.equal(await page.locator('.flash.ok').count(), 0, 'a refused enrolment also shows .flash.ok');
+  const shown = await admin(page.request, 'GET', `/admin/persons/${NO_FACE.id}`);
+  assert.equal(shown.status(), 404, 'a refused enrolment wrote the person anyway');
+});
+
+test('looking a person up shows them masked', async (t) => {
+  needs(state.enrolled, 'the person was not enrolled');
+  await page.goto('/console/registry');
+  await page.locator('form#lookup input[name=id_number]').fill(PERSON.id);
+  await submit(page, 'form#lookup');
+  assert.ok(!page.url().includes(PERSON.id), 'the ID number went into the URL');
+  const person = page.locator('#person');
+  await person.waitFor({ state: 'visible' });
+  const shown = await text(person);
+  assert.ok(shown.includes(maskId(PERSON.id)), `#person does not show the masked ID ${maskId(PERSON.id)}: "${shown}"`);
+  assert.ok(shown.includes(maskName(PERSON.name)), `#person does not show the masked name ${maskName(PERSON.name)}: "${shown}"`);
+  assert.ok(!shown.includes(PERSON.id), '#person shows the full ID number');
+  assert.ok(!shown.includes(PERSON.name), '#person shows the full name');
+  assert.ok(!(await page.content()).includes(PERSON.id), 'the page source holds the full ID number');
+  const counter = page.locator('#person[data-portraits], #person [data-portraits]').first();
+  assert.equal(await counter.getAttribute('data-portraits'), '1', '#person [data-portraits] is not 1');
+  await screenshots(page, 'registry', t);
+});
+
+test('try it: another photo of the same person gives result 1, drawn over the photo', async (t) => {
+  needs(state.enrolled, 'the person was not enrolled');
+  const balancesBefore = await allRemaining();
+
+  await page.goto('/console/try');
+  const form = page.locator('form#try');
+  await form.locator('input[name=name]').fill(PERSON.name);
+  await form.locator('input[name=id_number]').fill(PERSON.id);
+  await form.locator('input[name=photo]').setInputFiles(PERSON.same);
+  const { final } = await submit(page, form);
+  assert.ok(final.status() < 400, `try it answered ${final.status()}`);
+  assert.ok(!page.url().includes(PERSON.id), 'the ID number went into the URL');
+
+  await page.locator('#try-result').waitFor({ state: 'visible' });
+  const raw = await page.locator('#try-result pre#try-json').textContent();
+  let answer;
+  assert.doesNotThrow(() => (answer = JSON.parse(raw)), `pre#try-json is not JSON: ${raw}`);
+  assert.equal(answer.code, 200, `the answer's code is not 200: ${raw}`);
+  assert.equal(answer.data?.result, 1, `expected result 1 (same person): ${raw}`);
+
+  const overlay = page.locator('#try-result svg#try-overlay');
+  assert.equal(await overlay.count(), 1, 'no svg#try-overlay');
+  const box = await overlay.locator('rect#face-box').evaluate((r) => {
+    const b = r.getBBox();
+    return { width: b.width, height: b.height };
+  });
+  assert.ok(box.width > 0 && box.height > 0, `rect#face-box has no area: ${JSON.stringify(box)}`);
+  assert.equal(await overlay.locator('circle.landmark').count(), 5, 'the overlay does not show five landmarks');
+  const score = await text(page.locator('#try-score'));
+  assert.match(score, /\d/, `#try-score shows no score: "${score}"`);
+  await screenshots(page, 'try', t);
+  state.tried = true;
+
+  assert.deepEqual(await allRemaining(), balancesBefore, 'a try-it check was charged to an app');
+});
+
+test('try it: comparing two photos shows their similarity', async () => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/try');
+  const form = page.locator('form#compare');
+  await form.locator('input[name=photo_a]').setInputFiles(PERSON.portrait);
+  await form.locator('input[name=photo_b]').setInputFiles(PERSON.same);
+  const { final } = await submit(page, form);
+  assert.ok(final.status() < 400, `compare answered ${final.status()}`);
+  const result = page.locator('#try-result');
+  await result.waitFor({ state: 'visible' });
+  assert.match(await text(result), /\d/, 'the comparison shows no similarity');
+});
+
+test('the AppCode the console showed works against the API and is charged', async () => {
+  const appId = needs(state.appId, 'no app was created');
+  const appCode = needs(state.appCode, 'no AppCode was shown');
+  needs(state.enrolled, 'the person was not enrolled');
+  const before = await remainingOf(appId);
+  const image = (await readFile(PERSON.same)).toString('base64');
+  const response = await page.request.post('/faceidcard/check', {
+    headers: { Authorization: `APPCODE ${appCode}` },
+    data: { name: PERSON.name, idCard: PERSON.id, image },
+  });
+  const body = await response.text();
+  assert.equal(response.status(), 200, `the check answered ${response.status()}: ${body}`);
+  assert.equal(JSON.parse(body).data.result, 1, `expected result 1: ${body}`);
+  await page.goto('/console/packages');
+  assert.equal(await remainingOf(appId), before - 1, 'a check through the API was not charged one call');
+});
+
+test('the call history shows the check, masked, and filters by result', async (t) => {
+  needs(state.tried, 'the try-it check did not run');
+  await page.goto('/console/calls');
+  const rows = page.locator('table#calls tbody tr');
+  assert.ok((await rows.count()) > 0, 'table#calls has no rows');
+  const ours = rows.filter({ has: page.locator('td.id-card', { hasText: maskId(PERSON.id) }) });
+  assert.ok((await ours.count()) > 0, `no row of table#calls shows ${maskId(PERSON.id)}`);
+  for (const row of await ours.all()) {
+    assert.match(await text(row.locator('td.result')), /^1(\D|$)/, 'a check of the person does not show result 1');
+    const name = await text(row.locator('td.name'));
+    assert.ok(name.includes(maskName(PERSON.name)), `td.name is not the masked name ${maskName(PERSON.name)}: "${name}"`);
+  }
+  const html = await page.content();
+  assert.ok(!html.includes(PERSON.id), 'the call history holds the full ID number');
+  assert.ok(!html.includes(PERSON.name), 'the call history holds the full name');
+  await screenshots(page, 'calls', t);
+
+  await page.locator('form#call-filter select[name=result]').selectOption('1');
+  await submit(page, 'form#call-filter');
+  assert.equal(new URL(page.url()).searchParams.get('result'), '1', 'the filter is not a GET with result=1');
+  const filtered = page.locator('table#calls tbody tr');
+  assert.ok((await filtered.count()) > 0, 'filtering by result 1 shows no rows');
+  for (const row of await filtered.all()) {
+    assert.match(await text(row.locator('td.result')), /^1(\D|$)/, 'filtering by result 1 shows another result');
+  }
+});
+
+test('the CSV export downloads the history with a header line, masked', async () => {
+  needs(state.tried, 'the try-it check did not run');
+  await page.goto('/console/calls');
+  const link = page.locator('a#export-csv');
+  const href = await link.getAttribute('href');
+  assert.ok(href, 'a#export-csv has no href');
+  assert.equal(new URL(href, env.baseUrl).pathname, '/console/calls.csv', `a#export-csv points at ${href}`);
+
+  const response = await page.request.get(href);
+  assert.equal(response.status(), 200);
+  assert.match(response.headers()['content-disposition'] ?? '', /attachment/i, 'the CSV is not sent as an attachment');
+
+  const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+  const csv = (await readFile(await download.path(), 'utf8')).replace(/^\uFEFF/, '');
+  const lines = csv.split(/\r?\n/).filter((l) => l.length > 0);
+  assert.ok(lines.length >= 2, `the CSV has no data line: ${csv.slice(0, 200)}`);
+  assert.ok(lines[0].includes(','), `the first line is not a header: ${lines[0]}`);
+  assert.ok(!/\*/.test(lines[0]), `the first line looks like data, not a header: ${lines[0]}`);
+  assert.ok(csv.includes(maskId(PERSON.id)), `the CSV does not hold ${maskId(PERSON.id)}`);
+  assert.ok(!csv.includes(PERSON.id), 'the CSV holds the full ID number');
+  assert.ok(!csv.includes(PERSON.name), 'the CSV holds the full name');
+});
+
+test('the overview counts the checks', async (t) => {
+  needs(state.totalBefore !== null && state.tried, 'no total before, or the try-it check did not run');
+  const total = await overviewTotal();
+  assert.ok(total > state.totalBefore, `svg#chart-results data-total is ${total}, was ${state.totalBefore} before the checks`);
+  assert.equal(await page.locator('svg#chart-status').count(), 1, 'no svg#chart-status');
+  assert.match(await text(page.locator('#latency')), /\d/, '#latency shows no figure');
+  if (state.appId) {
+    assert.equal(await page.locator(`table#quota tr[data-app-id="${state.appId}"]`).count(), 1, 'table#quota has no row for the app');
+  }
+  await screenshots(page, 'overview', t);
+});
+
+test('removing a person needs the confirmation tick', async () => {
+  needs(state.enrolled, 'the person was not enrolled');
+  await page.goto('/console/registry');
+  const form = page.locator('form#remove');
+  await form.locator('input[name=id_number]').fill(PERSON.id);
+  await form.locator('input[name=confirm]').uncheck();
+  // Skip the browser's own validation (a `required` tick) to see that the server refuses.
+  await form.evaluate((f) => {
+    f.noValidate = true;
+  });
+  await submit(page, form);
+  await page.locator('.flash.error').first().waitFor({ state: 'visible' });
+  let shown = await admin(page.request, 'GET', `/admin/persons/${PERSON.id}`);
+  assert.equal(shown.status(), 200, 'the person was removed without the confirmation tick');
+
+  await page.goto('/console/registry');
+  await form.locator('input[name=id_number]').fill(PERSON.id);
+  await form.locator('input[name=confirm]').check();
+  await submit(page, form);
+  await page.locator('.flash.ok').first().waitFor({ state: 'visible' });
+  assert.ok(!page.url().includes(PERSON.id), 'the ID number went into the URL');
+  shown = await admin(page.request, 'GET', `/admin/persons/${PERSON.id}`);
+  assert.equal(shown.status(), 404, 'the person is still in the registry');
+
+  await page.goto('/console/registry');
+  await page.locator('form#lookup input[name=id_number]').fill(PERSON.id);
+  await submit(page, 'form#lookup');
+  assert.equal(await page.locator('#person').count(), 0, 'the removed person is still shown');
+});
+
+test('a POST without the right CSRF token is refused with 403', async () => {
+  needs(state.signedIn, 'signing in failed');
+  const name = `csrf-probe-${run}`;
+  const wrong = await page.request.post('/console/apps', { form: { name, csrf: 'wrong' }, maxRedirects: 0 });
+  assert.equal(wrong.status(), 403, `a wrong csrf token answered ${wrong.status()}`);
+  const missing = await page.request.post('/console/apps', { form: { name }, maxRedirects: 0 });
+  assert.equal(missing.status(), 403, `a missing csrf token answered ${missing.status()}`);
+  await page.goto('/console/apps');
+  assert.equal(await page.locator('table#apps tr', { hasText: name }).count(), 0, 'a refused POST created the app');
+});
+
+test('the about page shows the model pack, the configuration and health', async (t) => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/about');
+  const ready = await (await page.request.get('/readyz')).json();
+  const pack = await text(page.locator('#model-pack'));
+  assert.ok(pack.includes(ready.model_id), `#model-pack does not name the loaded model ${ready.model_id}: "${pack}"`);
+  for (const selector of ['#config', '#health']) {
+    assert.ok((await text(page.locator(selector))).length > 0, `${selector} is empty`);
+  }
+  assert.ok(!(await page.content()).includes(env.adminToken), 'the about page shows the admin token');
+  await screenshots(page, 'about', t);
+});
+
+test('switching the language to English and back', async () => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/overview');
+  assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN');
+  await follow(page, 'a#lang-en');
+  assert.equal(pathOf(page), '/console/overview', 'choosing English did not come back to the page');
+  assert.equal(await page.locator('html').getAttribute('lang'), 'en', 'html[lang] is not en after choosing English');
+  await page.goto('/console/apps');
+  assert.equal(await page.locator('html').getAttribute('lang'), 'en', 'English is not kept on the next page');
+  await follow(page, 'a#lang-zh');
+  assert.equal(pathOf(page), '/console/apps', 'choosing Chinese did not come back to the page');
+  assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN', 'html[lang] is not zh-CN after choosing Chinese');
+});
+
+test('signing out ends the session', async () => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/overview');
+  await submit(page, 'form#sign-out');
+  assert.equal(pathOf(page), '/console/sign-in', 'signing out did not lead to the sign-in page');
+  const probe = await page.request.get('/console/overview', { maxRedirects: 0 });
+  assert.equal(probe.status(), 303, 'the session still works after signing out');
+});
+
+test('an idle session expires (server with a 2 s idle limit)', async () => {
+  const short = await newPage(browser, env.shortIdleUrl);
+  try {
+    const { first } = await signIn(short);
+    assert.equal(first.status(), 303, 'signing in to the short-idle server failed');
+    assert.equal(pathOf(short), '/console/overview');
+    await new Promise((resolve) => setTimeout(resolve, (env.shortIdleSecs + 1.5) * 1000));
+    await short.goto('/console/apps');
+    assert.equal(pathOf(short), '/console/sign-in', 'an idle session still opens the console');
+    await short.locator('.flash.error[data-reason=expired]').waitFor({ state: 'visible' });
+    assert.deepEqual(short.scriptErrors, [], 'script errors on the short-idle server');
+  } finally {
+    await short.context().close();
+  }
+});
+
+test('no page raised a script error', () => {
+  assert.deepEqual(page.scriptErrors, []);
+});
