@@ -64,6 +64,13 @@ export async function newPage(browser, baseURL) {
   const page = await context.newPage();
   page.scriptErrors = [];
   page.on('pageerror', (error) => page.scriptErrors.push(`${page.url()}: ${error.message}`));
+  // The console asks before destructive actions (removal, rotations): the operator in
+  // these tests says yes, and the questions are kept for the tests to check.
+  page.dialogs = [];
+  page.on('dialog', (dialog) => {
+    page.dialogs.push(dialog.message());
+    dialog.accept();
+  });
   return page;
 }
 

@@ -94,6 +94,7 @@ texts! {
     not_found: "页面不存在", "Page not found";
     failed: "操作失败", "Failed";
     saved: "已保存", "Saved";
+    copy: "复制", "Copy";
     // Overview
     last_days: "最近 14 天", "Last 14 days";
     checks_by_result: "每日调用（按结果码）", "Checks per day by result code";

@@ -270,7 +270,18 @@ pub async fn same_origin(lang: Lang, request: Request, next: Next) -> Response {
             Some("cross-site" | "same-site")
         );
         if !(origin_ok && fetch_ok) {
-            tracing::warn!("console request from another origin refused");
+            tracing::warn!(
+                origin = headers
+                    .get(ORIGIN)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-"),
+                host = host.unwrap_or("-"),
+                sec_fetch_site = headers
+                    .get("sec-fetch-site")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-"),
+                "console request from another origin refused"
+            );
             return forbidden(lang);
         }
     }

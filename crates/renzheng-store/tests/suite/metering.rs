@@ -524,7 +524,7 @@ pub async fn console_sessions_slide_until_idle_or_ended(store: &dyn Store) {
         .create_console_session(&session("a", NOW + IDLE, NOW + 3 * IDLE))
         .await
         .unwrap();
-    // Used within its idle time: renewed, never past its end.
+    // Used within its idle time: renewed.
     let s = store
         .touch_console_session("a", NOW + IDLE - 1, IDLE)
         .await
@@ -534,14 +534,24 @@ pub async fn console_sessions_slide_until_idle_or_ended(store: &dyn Store) {
     assert_eq!(s.csrf, "csrf-a");
     assert_eq!(s.idle_until, NOW + 2 * IDLE - 1);
     let s = store
-        .touch_console_session("a", NOW + 2 * IDLE + 30_000, IDLE)
+        .touch_console_session("a", NOW + 2 * IDLE + IDLE / 2, IDLE)
+        .await
+        .unwrap();
+    assert!(s.is_none(), "idle past its renewed time");
+    // Renewal never goes past the session's end; at its end it is gone, however
+    // recently used.
+    store
+        .create_console_session(&session("z", NOW + IDLE, NOW + IDLE + IDLE / 2))
+        .await
+        .unwrap();
+    let s = store
+        .touch_console_session("z", NOW + IDLE - 1, IDLE)
         .await
         .unwrap()
         .expect("live");
-    assert_eq!(s.idle_until, NOW + 3 * IDLE, "capped at its end");
-    // At its end it is gone, however recently used.
+    assert_eq!(s.idle_until, NOW + IDLE + IDLE / 2, "capped at its end");
     assert!(store
-        .touch_console_session("a", NOW + 3 * IDLE, IDLE)
+        .touch_console_session("z", NOW + IDLE + IDLE / 2, IDLE)
         .await
         .unwrap()
         .is_none());
@@ -556,7 +566,7 @@ pub async fn console_sessions_slide_until_idle_or_ended(store: &dyn Store) {
         .unwrap()
         .is_none());
     assert!(store
-        .touch_console_session("b", NOW + IDLE / 2, IDLE)
+        .touch_console_session("b", NOW + IDLE + 1, IDLE)
         .await
         .unwrap()
         .is_none());

@@ -13,6 +13,6 @@ document.addEventListener("click", (event) => {
   const source = document.getElementById(button.getAttribute("data-copy"));
   if (source && navigator.clipboard) {
     navigator.clipboard.writeText(source.textContent.trim());
-    button.textContent = "✓";
+    button.textContent = "✓ " + button.textContent;
   }
 });

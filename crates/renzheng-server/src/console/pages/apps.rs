@@ -112,7 +112,7 @@ fn secret_box(lang: Lang, rows: &[(&str, &str, &str)]) -> Markup {
                 p {
                     (label) ": "
                     code id={ "secret-" (field) } data-field=(field) { (value) }
-                    " " button .secondary type="button" data-copy={ "secret-" (field) } { "⧉" }
+                    " " button .secondary type="button" data-copy={ "secret-" (field) } { (t.copy) }
                 }
             }
         }
