@@ -58,6 +58,17 @@ fi
 echo "==> enrolling the demo person"
 "$bin" registry add --name "$DEMO_NAME" --id-number "$DEMO_ID" --photo "$photo" >/dev/null
 
+# The console's operator password: generated once, kept beside the demo data (0600).
+console_password_file="$RENZHENG_DATA_DIR/console-password"
+if [ ! -s "$console_password_file" ]; then
+  (umask 077 && "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(12))' > "$console_password_file")
+fi
+console_password="$(cat "$console_password_file")"
+RENZHENG_CONSOLE__PASSWORD_HASH="$("$bin" console hash-password < "$console_password_file")"
+export RENZHENG_CONSOLE__PASSWORD_HASH
+# The demo is plain HTTP on loopback: the session cookie cannot be Secure there.
+export RENZHENG_CONSOLE__SECURE_COOKIE="${RENZHENG_CONSOLE__SECURE_COOKIE:-false}"
+
 echo "==> starting the server on $RENZHENG_LISTEN"
 "$bin" serve > "$RENZHENG_DATA_DIR/server.log" 2>&1 &
 server=$!
@@ -77,6 +88,9 @@ Try it — this returns result 1 (same person):
     -H 'Authorization: APPCODE $app_code' \\
     -H 'Content-Type: application/json' \\
     --data-binary @<(printf '{"name":"$DEMO_NAME","idCard":"$DEMO_ID","image":"%s"}' "\$(base64 -w0 '$photo')")
+
+The operator console: http://$RENZHENG_LISTEN/console
+  sign in as admin, password $console_password (kept in $console_password_file)
 
 Press Ctrl-C to stop.
 MSG

@@ -248,7 +248,7 @@ pub struct AdminEventRecord {
     pub id: i64,
     /// When it happened, unix milliseconds.
     pub at: i64,
-    /// `cli` or `admin-api`.
+    /// `cli`, `admin-api`, `console` or `console:<operator>`.
     pub actor: String,
     /// What happened.
     pub action: String,

@@ -109,6 +109,10 @@ texts! {
     remaining: "剩余", "Remaining";
     purchased: "已购", "Purchased";
     no_data: "暂无数据", "No data yet";
+    recent_events: "最近的操作记录", "Recent operator events";
+    who: "操作者", "Who";
+    what: "操作", "What";
+    target: "对象", "Target";
     // Apps
     create_app: "创建应用", "Create an app";
     app_name: "应用名称", "App name";

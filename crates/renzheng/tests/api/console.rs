@@ -536,3 +536,77 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
         );
     }
 }
+
+#[tokio::test]
+async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_refusals() {
+    let app = spawn_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    let folder = tempfile::tempdir().unwrap();
+    let (good, faceless) = (UNKNOWN.id(), with_check_char("44030519850101013"));
+    std::fs::write(
+        folder.path().join(format!("{good}.jpg")),
+        app.photo(HU_SAME),
+    )
+    .unwrap();
+    std::fs::write(
+        folder.path().join(format!("{faceless}.png")),
+        app.photo(NO_FACE),
+    )
+    .unwrap();
+    std::fs::write(
+        folder.path().join("people.csv"),
+        format!("id,name\n{good},{}\n{faceless},赵六\n", UNKNOWN.name),
+    )
+    .unwrap();
+    let r = b
+        .request(Method::POST, "/console/registry/import")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(url_encode(&[
+            ("csrf", &csrf),
+            ("folder", folder.path().to_str().unwrap()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let progress = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        progress.starts_with("/console/registry/import/"),
+        "{progress}"
+    );
+    let mut page = String::new();
+    for _ in 0..100 {
+        let (status, body, headers) = b.get(&progress).await;
+        assert_eq!(status, 200);
+        page = body;
+        if page.contains("data-state=\"done\"") {
+            assert!(
+                headers.get("refresh").is_none(),
+                "a finished import stops refreshing"
+            );
+            break;
+        }
+        assert!(page.contains("data-state=\"running\""), "{page}");
+        assert_eq!(headers["refresh"], "1");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(page.contains("data-state=\"done\""), "{page}");
+    assert!(page.contains("data-done=\"2\" data-total=\"2\""), "{page}");
+    // The faceless photo is refused with its reason, its file name masked.
+    assert!(page.contains("no face"), "{page}");
+    assert!(
+        !page.contains(&faceless) && !page.contains(&good),
+        "an ID number in clear: {page}"
+    );
+    let id = renzheng_domain::IdNumber::parse(&good).unwrap();
+    assert!(app.state.app.person(&id).await.unwrap().is_some());
+    // A folder that is not there is refused at once.
+    let (_, page) = b
+        .post_form(
+            "/console/registry/import",
+            &[("csrf", &csrf), ("folder", "/no/such/folder")],
+        )
+        .await;
+    assert!(page.contains("data-reason=\"folder\""), "{page}");
+}

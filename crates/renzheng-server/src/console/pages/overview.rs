@@ -7,7 +7,7 @@ use maud::html;
 
 use crate::console::charts::{stacked_bars, Series};
 use crate::console::i18n::Lang;
-use crate::console::layout::{html_page, Page};
+use crate::console::layout::{format_time, html_page, Page};
 use crate::console::session::Operator;
 use crate::state::AppState;
 
@@ -27,6 +27,11 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
         Ok(o) => o,
         Err(e) => return crate::console::failure(lang, Some(&op.session), &e),
     };
+    let events = match state.app.recent_events(10).await {
+        Ok(e) => e,
+        Err(e) => return crate::console::failure(lang, Some(&op.session), &e),
+    };
+    let offset = state.app.settings().metering.utc_offset_minutes;
     let labels: Vec<String> = overview.days.iter().map(|d| d.date.clone()).collect();
     let result_names: Vec<String> = (1..=8).map(|r| format!("{} {r}", t.result)).collect();
     let result_series: Vec<Series> = result_names
@@ -115,6 +120,17 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
                         }
                     } }
                 }
+            }
+            section .card {
+                h2 { (t.recent_events) }
+                div .table-wrap { table #events {
+                    thead { tr { th { (t.time) } th { (t.who) } th { (t.what) } th { (t.target) } } }
+                    tbody {
+                        @for e in &events {
+                            tr { td { (format_time(e.at, offset)) } td { (e.actor) } td { code { (e.action) } } td { (e.target.as_deref().unwrap_or("")) } }
+                        }
+                    }
+                } }
             }
         },
     )
