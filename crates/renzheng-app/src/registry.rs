@@ -244,6 +244,7 @@ impl From<&PersonRecord> for PersonView {
 
 /// What [`App::reembed`] did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReembedSummary {
     /// The active pack's embedding id.
     pub model_id: String,
@@ -256,9 +257,11 @@ pub struct ReembedSummary {
     /// Persons without a kept photo (or with `keep_photos` off): re-import their photos
     /// with `renzheng registry reembed --from DIR` (masked when displayed).
     #[serde(serialize_with = "masked_ids")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub without_photo: Vec<IdNumber>,
     /// Persons none of whose kept photos is usable with this pack.
     #[serde(serialize_with = "masked_ids")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub refused: Vec<IdNumber>,
 }
 

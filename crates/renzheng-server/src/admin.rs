@@ -5,6 +5,7 @@
 //! | POST | `/admin/persons` | enrol: JSON `{"name","idCard","photos":[base64…]}` or multipart (`name`, `idCard`, `photo` files) |
 //! | GET | `/admin/persons/{id}` | show, masked |
 //! | DELETE | `/admin/persons/{id}` | remove everything about the person |
+//! | POST | `/admin/registry/reembed` | embeddings of the active pack from kept photos |
 //! | POST | `/admin/apps` | create an app `{"name"}`; the AppCode is in this answer only |
 //! | GET | `/admin/apps` | list apps |
 //! | POST | `/admin/apps/{id}/disable`, `/admin/apps/{id}/enable` | switch an app |
@@ -40,6 +41,7 @@ pub fn router(limits: &Limits) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(enrol))
         .routes(routes!(show, remove))
+        .routes(routes!(reembed))
         .routes(routes!(create_app, list_apps))
         .routes(routes!(disable_app))
         .routes(routes!(enable_app))
@@ -249,6 +251,31 @@ pub async fn remove(
     let id = IdNumber::parse(&raw)?;
     state.app.remove_person(&actor(&request_id), &id).await?;
     Ok(success(StatusCode::OK, Done { done: true }))
+}
+
+/// `POST /admin/registry/reembed`: after a model-pack switch, computes the active pack's
+/// embeddings for every person who lacks them, from their kept photos.
+#[utoipa::path(
+    post,
+    path = "/admin/registry/reembed",
+    tag = "admin",
+    summary = "Embed every person who lacks the active pack's embeddings, from kept photos",
+    description = "Persons enrolled under another model pack answer 5 until they have an embedding of the active one. This computes it from the encrypted photos kept at enrolment (`keep_photos`); persons without a usable kept photo are listed (masked) for a re-import with `renzheng registry reembed --from DIR`. The other pack's portraits stay.",
+    security(("adminToken" = [])),
+    responses(
+        (status = 200, description = "What was done", body = Envelope<renzheng_app::ReembedSummary>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
+pub async fn reembed(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+) -> Result<Response, ApiError> {
+    Ok(success(
+        StatusCode::OK,
+        state.app.reembed(&actor(&id)).await?,
+    ))
 }
 
 /// Body of `POST /admin/apps`.

@@ -192,6 +192,10 @@ texts! {
     import_failed: "导入失败", "Import failed";
     refused_items: "被拒绝的项目", "Refused items";
     persons: "人员", "Persons";
+    reembed: "切换模型包后重新提取特征", "Re-embed after a model-pack switch";
+    reembed_intro: "为缺少当前模型包特征的人员，用保存的照片（keep_photos）计算特征。", "Computes the active pack's embeddings from kept photos (keep_photos) for everyone who lacks them.";
+    reembed_button: "重新提取", "Re-embed";
+    without_embeddings: "缺少当前模型包特征的人员", "Persons without an embedding of the active pack";
     // Try it
     try_intro: "与调用方相同的检测流程：结果不计费，但记入调用记录。", "The same check a caller gets: not charged, but recorded in the call history.";
     photo: "照片", "Photo";

@@ -70,6 +70,7 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
         .route("/console/registry/enrol", post(pages::registry::enrol))
         .route("/console/registry/remove", post(pages::registry::remove))
         .route("/console/registry/import", post(pages::registry::import))
+        .route("/console/registry/reembed", post(pages::registry::reembed))
         .route(
             "/console/registry/import/{job}",
             get(pages::registry::import_progress),

@@ -226,7 +226,8 @@ pub async fn sign_in(
 /// The sign-out form's field.
 #[derive(Deserialize)]
 pub struct CsrfForm {
-    csrf: Option<String>,
+    /// The session's CSRF token.
+    pub csrf: Option<String>,
 }
 
 /// `POST /console/sign-out`.

@@ -303,3 +303,47 @@ fn person_masked(person: Person) -> String {
         .unwrap()
         .masked()
 }
+
+#[tokio::test]
+async fn reembed_over_http_lists_who_lacks_the_active_packs_embeddings() {
+    let app = spawn_test_app().await;
+    // A person enrolled under another pack, no kept photo: still answers 5 after the
+    // re-embedding, and is listed (masked) for a re-import.
+    let id = renzheng_domain::IdNumber::parse(&UNKNOWN.id()).unwrap();
+    let name = renzheng_domain::PersonName::parse(UNKNOWN.name).unwrap();
+    app.store
+        .enrol(
+            &id,
+            &name,
+            vec![renzheng_store::NewPortrait {
+                model_id: "another-pack".into(),
+                embedding: vec![0.5; 128],
+                quality: None,
+                photo: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let response = app
+        .request(Method::POST, "/admin/registry/reembed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = app
+        .admin(Method::POST, "/admin/registry/reembed")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["model_id"], app.model_id());
+    assert_eq!(data["missing"], 1, "{body}");
+    assert_eq!(data["reembedded"], 0);
+    assert_eq!(data["without_photo"], json!([id.masked()]));
+    assert!(
+        !body.to_string().contains(&UNKNOWN.id()),
+        "clear ID number: {body}"
+    );
+}

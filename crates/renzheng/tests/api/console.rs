@@ -457,6 +457,38 @@ async fn try_it_answers_as_a_caller_draws_the_face_and_lands_masked_in_the_histo
         "{page}"
     );
     assert!(!page.contains("id=\"face-box\""));
+
+    // A face too dark to judge: result 8, the box drawn and the reason written on it.
+    let (content_type, body) = multipart(
+        &[("csrf", &csrf), ("name", HU.name), ("id_number", &id)],
+        &[("photo", &app.photo(TOO_DARK))],
+    );
+    let page = b
+        .request(Method::POST, "/console/try")
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("&quot;result&quot;: 8") || page.contains("\"result\": 8"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"face-box\""), "{page}");
+    let reasons = page
+        .find("class=\"reasons\"")
+        .expect("the reasons written on the photo");
+    assert!(
+        page[reasons..]
+            .split("</text>")
+            .next()
+            .unwrap()
+            .contains("too_dark"),
+        "{page}"
+    );
 }
 
 #[tokio::test]

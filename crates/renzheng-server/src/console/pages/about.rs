@@ -47,6 +47,11 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
         .unwrap_or_default();
     let manifest = engine.as_ref().and_then(|e| e.manifest().cloned());
     let thresholds = engine.as_ref().map(|e| e.thresholds().as_scores());
+    let missing = app
+        .persons_without_embeddings()
+        .await
+        .map(|(_, ids)| ids.len())
+        .ok();
     let status = |ok: bool| if ok { t.ok } else { t.unavailable };
     html_page(
         StatusCode::OK,
@@ -97,6 +102,10 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
                 p { (t.database) ": " strong data-ok=(database_ok) { (status(database_ok)) } }
                 p { (t.engine) ": " strong data-ok=(engine.is_some()) { (status(engine.is_some())) }
                     " · running " (app.gate().running()) " · waiting " (app.gate().waiting()) }
+                @if let Some(missing) = missing {
+                    p #without-embeddings data-count=(missing) { (t.without_embeddings) ": " strong { (missing) }
+                        @if missing > 0 { " — " a href="/console/registry" { (t.reembed) } } }
+                }
             }
         },
     )

@@ -144,6 +144,14 @@ fn render(
                     }
                 }
                 section .card {
+                    h2 { (t.reembed) }
+                    p .muted { (t.reembed_intro) }
+                    form #reembed method="post" action="/console/registry/reembed" {
+                        (csrf)
+                        button .secondary type="submit" { (t.reembed_button) }
+                    }
+                }
+                section .card {
                     h2 { (t.import) }
                     p .muted { "<id>.jpg, <id>_2.jpg … + people.csv (id,name)" }
                     form #import method="post" action="/console/registry/import" {
@@ -280,6 +288,38 @@ pub async fn remove(
         Err(e) => Flash::error(refusal_text(lang, &e)),
     };
     render(&state, &op, lang, vec![flash], None)
+}
+
+/// `POST /console/registry/reembed`: the active pack's embeddings from kept photos.
+pub async fn reembed(
+    State(state): State<AppState>,
+    op: Operator,
+    lang: Lang,
+    Form(form): Form<crate::console::session::CsrfForm>,
+) -> Response {
+    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
+        return refused;
+    }
+    let t = lang.t();
+    match state.app.reembed(&op.session.actor()).await {
+        Ok(s) => {
+            let shown = html! {
+                section #reembed-summary .card {
+                    p { code { (s.model_id) } " · " (t.without_embeddings) ": " (s.missing)
+                        " · " (t.persons) " ✓ " (s.reembedded) " · " (t.portraits) " + " (s.portraits) }
+                    @for id in s.without_photo.iter().chain(&s.refused) { p .muted { code { (id) } } }
+                }
+            };
+            render(&state, &op, lang, vec![Flash::ok(t.saved)], Some(shown))
+        }
+        Err(e) => render(
+            &state,
+            &op,
+            lang,
+            vec![Flash::error(refusal_text(lang, &e))],
+            None,
+        ),
+    }
 }
 
 /// The import form.

@@ -104,6 +104,17 @@ fn overlay(id: &str, photo: &[u8], analysis: &Analysis) -> Markup {
                 @for p in &face.landmarks {
                     circle .landmark cx=(format!("{:.1}", p.x)) cy=(format!("{:.1}", p.y)) r=(format!("{radius:.1}")) {}
                 }
+                // The quality gate's reasons, written on the photo under the box.
+                @let reasons: Vec<&str> = face.quality.issues.iter().chain(&face.quality.warnings).map(|i| i.as_str()).collect();
+                @let size = radius * 6.0;
+                // Under the box when there is room, else above it.
+                @let below = r.bottom as f64 + size + 2.0;
+                @let y = if below < f64::from(h) { below } else { (r.top as f64 - size / 2.0).max(size) };
+                @if !reasons.is_empty() {
+                    text .reasons x=(r.left.max(0)) y=(format!("{y:.0}")) font-size=(format!("{size:.0}")) {
+                        (reasons.join(" · "))
+                    }
+                }
             }
         }
     }
