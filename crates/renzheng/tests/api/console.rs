@@ -642,3 +642,85 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
         .await;
     assert!(page.contains("data-reason=\"folder\""), "{page}");
 }
+
+#[tokio::test]
+async fn app_policy_test_alert_and_appcode_rotation_from_the_console() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    let (hook, received) = crate::metering::webhook_receiver().await;
+    let base = format!("/console/apps/{}", app.app_id);
+    // Rate limit, threshold and webhook, as typed in the form.
+    let (status, page) = b
+        .post_form(
+            &format!("{base}/policy"),
+            &[
+                ("csrf", &csrf),
+                ("rate_per_second", "5"),
+                ("alert_percent", "30"),
+                ("webhook_url", &hook),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    let view = app
+        .state
+        .app
+        .app(&renzheng_store::AppId::from(app.app_id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(view.policy.rate_per_sec, Some(5.0));
+    assert_eq!(view.policy.alert_percent, 30);
+    assert_eq!(view.policy.webhook_url.as_deref(), Some(hook.as_str()));
+    let (_, page) = b
+        .post_form(
+            &format!("{base}/policy"),
+            &[("csrf", &csrf), ("alert_percent", "300")],
+        )
+        .await;
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    // The test alert: posted once, signed with the app's secret, kind "test".
+    let (_, page) = b
+        .post_form(&format!("{base}/test-alert"), &[("csrf", &csrf)])
+        .await;
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    let posts = received.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1);
+    let (headers, body) = &posts[0];
+    assert_eq!(headers["x-renzheng-alert"], "test");
+    let signature = headers["x-renzheng-signature"].to_str().unwrap();
+    let t: i64 = signature[2..].split(',').next().unwrap().parse().unwrap();
+    assert_eq!(
+        signature,
+        renzheng_app::webhook_signature(&app.app_secret, t, body.as_bytes())
+    );
+    // Rotating the AppCode shows the new one once; the old one stops at once.
+    let (_, page) = b
+        .post_form(&format!("{base}/reset-code"), &[("csrf", &csrf)])
+        .await;
+    let marker = "data-field=\"app_code\">";
+    let at = page.find(marker).expect("the new code shown") + marker.len();
+    let new_code = page[at..].split('<').next().unwrap().to_owned();
+    assert_ne!(new_code, app.app_code);
+    let status_with = |code: String| {
+        let app = &app;
+        async move {
+            app.request(Method::GET, "/v1/app/balance")
+                .header("Authorization", format!("APPCODE {code}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status_with(app.app_code.clone()).await, 403);
+    assert_eq!(status_with(new_code.clone()).await, 200);
+    // Disabled: the new code stops too; enabled again, it works.
+    b.post_form(&format!("{base}/disable"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status_with(new_code.clone()).await, 403);
+    b.post_form(&format!("{base}/enable"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status_with(new_code).await, 200);
+}

@@ -645,7 +645,8 @@ async fn the_package_catalogue_is_the_products_and_editable() {
 }
 
 /// A local webhook receiver: what it was posted, in order.
-async fn webhook_receiver() -> (String, Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>) {
+pub(crate) async fn webhook_receiver() -> (String, Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>)
+{
     let received = Arc::new(Mutex::new(Vec::new()));
     let sink = received.clone();
     let router = axum::Router::new().route(
