@@ -724,3 +724,37 @@ async fn app_policy_test_alert_and_appcode_rotation_from_the_console() {
         .await;
     assert_eq!(status_with(new_code).await, 200);
 }
+
+#[tokio::test]
+async fn on_postgresql_a_session_signed_in_on_one_node_works_on_every_node() {
+    let Some(db) = crate::postgres::scratch_database("console_sessions_span_nodes").await else {
+        return;
+    };
+    let configure = |s: &mut Settings| {
+        crate::postgres::node(&db)(s);
+        with_console(s);
+    };
+    let (a, b) = (
+        spawn_test_app_with(configure).await,
+        spawn_test_app_with(configure).await,
+    );
+    let on_a = signed_in(&a).await;
+    let mut on_b = Browser::new(&b);
+    on_b.cookie = on_a.cookie.clone();
+    assert_eq!(
+        on_b.get("/console/overview").await.0,
+        200,
+        "node b knows the session"
+    );
+    // A form rendered by one node posts to the other (one CSRF token per session).
+    let csrf = on_a.csrf().await;
+    let (status, page) = on_b
+        .post_form("/console/apps", &[("name", "made-on-b"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-field=\"app_code\""));
+    // Signed out on b: gone on a too.
+    on_b.post_form("/console/sign-out", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(on_a.get("/console/overview").await.0, 303);
+}

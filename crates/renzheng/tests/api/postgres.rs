@@ -19,7 +19,7 @@ use crate::helpers::*;
 const PREFIX: &str = "renzheng_api_test_";
 
 /// A scratch database; dropped with the guard.
-struct TestDb {
+pub(crate) struct TestDb {
     admin_url: String,
     name: String,
     url: String,
@@ -61,7 +61,7 @@ fn with_database(url: &str, database: &str) -> String {
 }
 
 /// A fresh database, or `None` (skip) without a configured server.
-async fn scratch_database(test: &str) -> Option<TestDb> {
+pub(crate) async fn scratch_database(test: &str) -> Option<TestDb> {
     let Ok(admin_url) = std::env::var("RENZHENG_TEST_DATABASE_URL") else {
         eprintln!("{test}: skipped (RENZHENG_TEST_DATABASE_URL is not set)");
         return None;
@@ -93,7 +93,7 @@ fn hex_of(bytes: &[u8]) -> String {
 }
 
 /// The settings of a node of `db`: the shared keys every node must be given.
-fn node(db: &TestDb) -> impl FnOnce(&mut Settings) + '_ {
+pub(crate) fn node(db: &TestDb) -> impl FnOnce(&mut Settings) + '_ {
     move |s: &mut Settings| {
         s.database_url = Some(Secret::new(db.url.clone()));
         s.database_max_connections = 8;
