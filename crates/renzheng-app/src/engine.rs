@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use renzheng_vision::{Analysis, Engine, EngineConfig, FaceEngine, StageTimings};
+use renzheng_vision::{Analysis, Cancel, Engine, EngineConfig, FaceEngine, StageTimings};
 use tokio::sync::OnceCell;
 
 use crate::gate::EngineGate;
@@ -17,6 +17,17 @@ pub trait EngineObserver: Send + Sync {
     fn analysed(&self, timings: &StageTimings);
     /// A request was refused because the engine and its queue were full.
     fn saturated(&self);
+}
+
+/// Raises its flag when dropped: when the future awaiting an analysis is dropped, the
+/// blocking work learns that nobody waits for it. (Raised after a normal finish too,
+/// when it no longer matters.)
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// Observes nothing (the CLI).
@@ -107,10 +118,74 @@ impl EngineRoom {
     }
 
     /// Analyses one photo within the gate; a photo the decoder refuses is the caller's
-    /// [`AppError::InvalidImage`].
+    /// [`AppError::InvalidImage`]. If this future is dropped (the request timed out, the
+    /// client went away), the analysis stops at its next stage boundary and gives its
+    /// slot back.
     pub(crate) async fn analyze(&self, photo: Vec<u8>) -> Result<Analysis, AppError> {
-        let analysis = self.run(move |engine| engine.analyze(&photo)).await??;
+        let cancel = Cancel::new();
+        let _abandoned = CancelOnDrop(cancel.clone());
+        let analysis = self
+            .run(move |engine| engine.analyze_cancellable(&photo, &cancel))
+            .await??;
         self.observer.analysed(&analysis.timings);
         Ok(analysis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use renzheng_vision::{EngineError, VerdictThresholds};
+
+    use super::*;
+
+    /// An engine whose analysis takes seconds unless cancelled, checking its flag often.
+    #[derive(Debug, Default)]
+    struct Slow {
+        thresholds: VerdictThresholds,
+        stopped_early: AtomicBool,
+    }
+
+    impl FaceEngine for Slow {
+        fn model_id(&self) -> &str {
+            "slow"
+        }
+
+        fn thresholds(&self) -> &VerdictThresholds {
+            &self.thresholds
+        }
+
+        fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError> {
+            self.analyze_cancellable(photo, &Cancel::new())
+        }
+
+        fn analyze_cancellable(&self, _: &[u8], cancel: &Cancel) -> Result<Analysis, EngineError> {
+            for _ in 0..500 {
+                if cancel.is_cancelled() {
+                    self.stopped_early.store(true, Ordering::SeqCst);
+                    return Err(EngineError::Cancelled);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(EngineError::BadOutput("ran to the end".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_analysis_stops_and_frees_its_slot() {
+        let slow = Arc::new(Slow::default());
+        let room = EngineRoom::new(EngineSource::Ready(slow.clone()), 1, &Limits::default());
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(100), room.analyze(vec![1])).await;
+        assert!(abandoned.is_err(), "the request timed out");
+        // The slot is back within a few of the engine's checks, not after its 5 s.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while room.gate().running() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(room.gate().running(), 0, "the slot is still held");
+        assert!(slow.stopped_early.load(Ordering::SeqCst));
     }
 }

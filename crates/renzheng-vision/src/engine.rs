@@ -11,6 +11,7 @@ use image::RgbImage;
 
 use crate::align;
 use crate::analysis::{Analysis, AnalyzedFace, FaceBox, StageTimings};
+use crate::cancel::Cancel;
 use crate::config::EngineConfig;
 use crate::decode;
 use crate::detection;
@@ -188,19 +189,36 @@ impl Engine {
 
     /// Decodes and analyses a photo.
     pub fn analyze(&self, bytes: &[u8]) -> Result<Analysis, EngineError> {
+        self.analyze_cancellable(bytes, &Cancel::new())
+    }
+
+    /// [`analyze`](Self::analyze), stopping with [`EngineError::Cancelled`] at the next
+    /// stage boundary once `cancel` is raised.
+    pub fn analyze_cancellable(
+        &self,
+        bytes: &[u8],
+        cancel: &Cancel,
+    ) -> Result<Analysis, EngineError> {
+        cancel.check()?;
         let t0 = Instant::now();
         let (img, _) = decode::decode_rgb(bytes, &self.config.decode)?;
         let decode_time = t0.elapsed();
-        let mut analysis = self.analyze_image(&img)?;
+        cancel.check()?;
+        let mut analysis = self.analyze_pixels(&img, cancel)?;
         analysis.timings.decode = decode_time;
         Ok(analysis)
     }
 
     /// Analyses decoded pixels.
     pub fn analyze_image(&self, img: &RgbImage) -> Result<Analysis, EngineError> {
+        self.analyze_pixels(img, &Cancel::new())
+    }
+
+    fn analyze_pixels(&self, img: &RgbImage, cancel: &Cancel) -> Result<Analysis, EngineError> {
         let mut timings = StageTimings::default();
         let t = Instant::now();
         let mut found = self.find(img)?;
+        cancel.check()?;
         detection::order_by_rect(&mut found, |f| f.rect, img.dimensions());
         let faces: Vec<FaceBox> = found
             .iter()
@@ -249,6 +267,7 @@ impl Engine {
                     &self.quality,
                 );
                 timings.align = t.elapsed();
+                cancel.check()?;
 
                 let t = Instant::now();
                 let embedding = self
@@ -396,5 +415,9 @@ impl FaceEngine for Engine {
 
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError> {
         Engine::analyze(self, photo)
+    }
+
+    fn analyze_cancellable(&self, photo: &[u8], cancel: &Cancel) -> Result<Analysis, EngineError> {
+        Engine::analyze_cancellable(self, photo, cancel)
     }
 }

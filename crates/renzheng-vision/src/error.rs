@@ -88,6 +88,9 @@ pub enum EngineError {
     /// A model produced output of an unexpected shape.
     #[error("model output: {0}")]
     BadOutput(String),
+    /// The requester raised its [`Cancel`](crate::Cancel) flag: nobody waits for the answer.
+    #[error("analysis cancelled: nobody waits for it any more")]
+    Cancelled,
 }
 
 impl EngineError {

@@ -21,6 +21,18 @@ pub trait FaceEngine: Send + Sync + std::fmt::Debug {
     /// Decodes `photo` and analyses the face chosen in it.
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError>;
 
+    /// [`analyze`](Self::analyze), stopping with [`EngineError::Cancelled`] between
+    /// stages once `cancel` is raised. Engines whose analysis is cheap may ignore it (the
+    /// default).
+    fn analyze_cancellable(
+        &self,
+        photo: &[u8],
+        cancel: &crate::Cancel,
+    ) -> Result<Analysis, EngineError> {
+        let _ = cancel;
+        self.analyze(photo)
+    }
+
     /// The model pack's manifest (sources, hashes, calibration), when the engine was
     /// built from one.
     fn manifest(&self) -> Option<&crate::pack::Manifest> {

@@ -37,6 +37,7 @@
 
 mod align;
 mod analysis;
+mod cancel;
 mod chip;
 mod config;
 mod decode;
@@ -58,6 +59,7 @@ pub mod testing;
 mod yunet;
 
 pub use crate::analysis::{Analysis, AnalyzedFace, FaceBox, Outcome, StageTimings};
+pub use crate::cancel::Cancel;
 pub use crate::config::{DetectionConfig, DetectionMode, EngineConfig};
 pub use crate::decode::{
     decode_rgb, decode_rgb_as_stored, sniff_format, DecodeLimits, PhotoFormat,

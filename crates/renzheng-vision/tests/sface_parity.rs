@@ -203,3 +203,26 @@ fn crops_agree_with_opencv_align_crop() {
     );
     assert!(worst <= 1, "a crop pixel differs by {worst} grey levels");
 }
+
+/// A raised cancel flag stops an analysis at a stage boundary; a flag never raised
+/// changes nothing.
+#[test]
+fn a_cancelled_analysis_stops_and_an_uncancelled_one_is_unchanged() {
+    let engine = engine();
+    let photo =
+        std::fs::read(common::faces_dir().join("lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0004.jpg"))
+            .expect("a shared photo");
+    let cancel = renzheng_vision::Cancel::new();
+    let whole = engine.analyze_cancellable(&photo, &cancel).unwrap();
+    let plain = engine.analyze(&photo).unwrap();
+    assert_eq!(whole.faces, plain.faces);
+    assert_eq!(
+        whole.face.as_ref().map(|f| &f.embedding),
+        plain.face.as_ref().map(|f| &f.embedding)
+    );
+    cancel.cancel();
+    assert!(matches!(
+        engine.analyze_cancellable(&photo, &cancel),
+        Err(renzheng_vision::EngineError::Cancelled)
+    ));
+}
