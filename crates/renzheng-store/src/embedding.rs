@@ -9,12 +9,24 @@
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
 use crate::StoreError;
 
-/// The key that seals face templates at rest (32 bytes). Kept by the application outside
-/// the data directory, like the other keys.
+/// The key that seals face templates at rest (32 bytes), and the registry's identities: a
+/// person's row is found by a keyed hash of the ID number ([`person_key`]) and holds the
+/// ID number and name only sealed ([`seal_person`]). Kept by the application outside the
+/// data directory, like the other keys.
+///
+/// [`person_key`]: TemplateKey::person_key
+/// [`seal_person`]: TemplateKey::seal_person
 #[derive(Clone)]
-pub struct TemplateKey(XChaCha20Poly1305);
+pub struct TemplateKey {
+    cipher: XChaCha20Poly1305,
+    /// HMAC key of the registry's lookup hashes, derived from the key.
+    index: [u8; 32],
+}
 
 impl std::fmt::Debug for TemplateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -25,33 +37,84 @@ impl std::fmt::Debug for TemplateKey {
 impl TemplateKey {
     /// A key from 32 bytes; `None` for any other length.
     pub fn from_bytes(key: &[u8]) -> Option<Self> {
-        XChaCha20Poly1305::new_from_slice(key).ok().map(TemplateKey)
+        let cipher = XChaCha20Poly1305::new_from_slice(key).ok()?;
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(b"renzheng registry index v1");
+        Some(TemplateKey {
+            cipher,
+            index: mac.finalize().into_bytes().into(),
+        })
     }
 
     /// A fresh random key, for stores that live no longer than the process (tests).
     pub fn random() -> Self {
-        TemplateKey(XChaCha20Poly1305::new(&XChaCha20Poly1305::generate_key(
-            &mut OsRng,
-        )))
+        let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+        TemplateKey::from_bytes(&key).expect("a generated key has the right length")
+    }
+
+    /// The registry key of an ID number: hex HMAC-SHA256 under a key derived from this
+    /// one. Rows are found by it; the number itself is never stored in clear.
+    pub fn person_key(&self, id_number: &str) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.index).expect("HMAC takes any key length");
+        mac.update(id_number.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Seals a person's ID number and name for the row of `key` (its [`person_key`]):
+    /// `nonce ‖ ciphertext` of `id \0 name`, authenticated with the key, so a sealed
+    /// identity moved to another row does not open.
+    ///
+    /// [`person_key`]: TemplateKey::person_key
+    pub fn seal_person(&self, key: &str, id_number: &str, name: &str) -> Vec<u8> {
+        let mut clear = Vec::with_capacity(id_number.len() + name.len() + 1);
+        clear.extend_from_slice(id_number.as_bytes());
+        clear.push(0);
+        clear.extend_from_slice(name.as_bytes());
+        self.seal_bytes(&clear, key.as_bytes())
+    }
+
+    /// Opens [`seal_person`](TemplateKey::seal_person)'s output: the ID number and name.
+    pub fn open_person(&self, key: &str, blob: &[u8]) -> Result<(String, String), StoreError> {
+        let corrupt = || {
+            StoreError::Corrupt(
+                "a registry identity does not open with the template key (wrong key, or the row was altered)".into(),
+            )
+        };
+        let clear = self.open_bytes(blob, key.as_bytes()).ok_or_else(corrupt)?;
+        let text = String::from_utf8(clear).map_err(|_| corrupt())?;
+        let (id, name) = text.split_once('\0').ok_or_else(corrupt)?;
+        Ok((id.to_owned(), name.to_owned()))
+    }
+
+    fn seal_bytes(&self, msg: &[u8], aad: &[u8]) -> Vec<u8> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self
+            .cipher
+            .encrypt(&nonce, Payload { msg, aad })
+            .expect("sealing a slice cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    fn open_bytes(&self, blob: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        if blob.len() < 24 {
+            return None;
+        }
+        let (nonce, sealed) = blob.split_at(24);
+        self.cipher
+            .decrypt(nonce.into(), Payload { msg: sealed, aad })
+            .ok()
     }
 
     /// Seals `values` for the portrait of `id_number` made by `model_id`.
     pub fn seal(&self, id_number: &str, model_id: &str, values: &[f32]) -> Vec<u8> {
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let aad = associated_data(id_number, model_id);
-        let sealed = self
-            .0
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &encode_embedding(values),
-                    aad: &aad,
-                },
-            )
-            .expect("sealing a slice cannot fail");
-        let mut out = nonce.to_vec();
-        out.extend(sealed);
-        out
+        self.seal_bytes(
+            &encode_embedding(values),
+            &associated_data(id_number, model_id),
+        )
     }
 
     /// Opens what [`seal`](Self::seal) made for the same ID number and model.
@@ -64,18 +127,9 @@ impl TemplateKey {
         if blob.len() < 24 {
             return Err(StoreError::Corrupt("sealed template is too short".into()));
         }
-        let (nonce, sealed) = blob.split_at(24);
-        let aad = associated_data(id_number, model_id);
         let clear = self
-            .0
-            .decrypt(
-                nonce.into(),
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| {
+            .open_bytes(blob, &associated_data(id_number, model_id))
+            .ok_or_else(|| {
                 StoreError::Corrupt(
                     "a face template does not open with the template key (wrong key, or the row was altered)".into(),
                 )

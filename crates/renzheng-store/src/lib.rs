@@ -255,8 +255,9 @@ pub trait Store: Send + Sync {
     /// model pack: checks on the active pack would answer 5 for them), in ID order.
     async fn persons_without_model(&self, model_id: &str) -> Result<Vec<IdNumber>, StoreError>;
 
-    /// Up to `limit` registered ID numbers after `after` (all when `None`), in ID order:
-    /// a page of the registry, for export.
+    /// Up to `limit` registered ID numbers after `after` (all when `None`), in the
+    /// registry's stable order (that of their keyed hashes, not of the numbers): a page of
+    /// the registry, for export.
     async fn list_person_ids(
         &self,
         after: Option<&IdNumber>,
@@ -305,6 +306,15 @@ pub trait Store: Send + Sync {
 
     /// Ends a session (sign-out); `false` when there was none.
     async fn end_console_session(&self, token_hash: &str) -> Result<bool, StoreError>;
+}
+
+/// An identity read back from the registry, parsed (a row that does not parse is corrupt).
+pub(crate) fn parse_identity(id: &str, name: &str) -> Result<(IdNumber, PersonName), StoreError> {
+    let id = IdNumber::parse(id)
+        .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))?;
+    let name = PersonName::parse(name)
+        .map_err(|e| StoreError::Corrupt(format!("stored name does not parse: {e}")))?;
+    Ok((id, name))
 }
 
 /// Current time as unix milliseconds, the timestamp format of every table.

@@ -283,3 +283,70 @@ fn new_app() -> NewApp {
         secret_sealed: vec![7; 40],
     }
 }
+
+/// The registry keeps no identity in clear, and rows an older release wrote in clear are
+/// converted (with their portraits) when a node connects.
+#[tokio::test]
+async fn registry_identities_are_sealed_and_clear_rows_are_converted_on_connect() {
+    let Some(db) = scratch_database().await else {
+        return;
+    };
+    let key = TemplateKey::from_bytes(&[9u8; 32]).unwrap();
+    let store = PgStore::connect(&db.url, key.clone(), POOL_SIZE)
+        .await
+        .unwrap();
+    let id = renzheng_domain::IdNumber::parse("11010519491231002X").unwrap();
+    let name = renzheng_domain::PersonName::parse("张三").unwrap();
+    let portrait = |v: f32| renzheng_store::NewPortrait {
+        model_id: "m".into(),
+        embedding: vec![v; 8],
+        quality: None,
+        photo: None,
+    };
+    store.enrol(&id, &name, vec![portrait(0.25)]).await.unwrap();
+    let mut raw = PgConnection::connect(&db.url).await.unwrap();
+    let dump: String = sqlx::query_scalar(
+        "SELECT string_agg(id_number || '|' || name || '|' || encode(sealed, 'escape'), ';') FROM persons",
+    )
+    .fetch_one(&mut raw)
+    .await
+    .unwrap();
+    assert!(
+        !dump.contains(id.as_str()) && !dump.contains("张三"),
+        "{dump}"
+    );
+    // A person and a portrait as an older release wrote them.
+    sqlx::query(
+        "INSERT INTO persons (id_number, name, created_at, updated_at)
+         VALUES ('330106199003070022', '李四', 0, 0)",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let old = renzheng_domain::IdNumber::parse("330106199003070022").unwrap();
+    sqlx::query(
+        "INSERT INTO portraits (id_number, model_id, embedding, sealed, created_at)
+         VALUES ('330106199003070022', 'm', $1, TRUE, 0)",
+    )
+    .bind(key.seal(old.as_str(), "m", &[0.5f32; 8]))
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    store.close().await;
+    let store = PgStore::connect(&db.url, key, POOL_SIZE).await.unwrap();
+    let clear: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM persons WHERE sealed IS NULL OR name <> '' OR length(id_number) <> 64",
+    )
+    .fetch_one(&mut raw)
+    .await
+    .unwrap();
+    assert_eq!(clear, 0);
+    let record = store.get_person(&old).await.unwrap().unwrap();
+    assert_eq!(record.person.name.as_str(), "李四");
+    assert_eq!(record.portraits[0].embedding, vec![0.5f32; 8]);
+    assert_eq!(
+        store.get_person(&id).await.unwrap().unwrap().portraits[0].embedding,
+        vec![0.25f32; 8]
+    );
+    store.close().await;
+}

@@ -43,8 +43,12 @@ async fn a_removed_person_is_gone_from_the_database_files() {
     use renzheng_domain::{IdNumber, PersonName};
     use renzheng_store::{NewPortrait, Store};
 
-    let (store, dir) = temp_store().await;
+    let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let key = renzheng_store::TemplateKey::from_bytes(&[3u8; 32]).unwrap();
+    let store = SqliteStore::open(data.join("renzheng.db"), key.clone())
+        .await
+        .unwrap();
     let removed = IdNumber::parse("11010519491231002X").unwrap();
     let kept = IdNumber::parse("440524198001010013").unwrap();
     let portrait = || NewPortrait {
@@ -69,8 +73,21 @@ async fn a_removed_person_is_gone_from_the_database_files() {
         )
         .await
         .unwrap();
+    // At rest the registry holds identities only sealed, found by keyed hashes.
     let before = database_bytes(&data);
-    assert!(contains(&before, "11010519491231002X") && contains(&before, "欧阳娜娜"));
+    for clear in [
+        "11010519491231002X",
+        "欧阳娜娜",
+        "440524198001010013",
+        "张三丰",
+    ] {
+        assert!(!contains(&before, clear), "{clear} stored in clear");
+    }
+    let (removed_key, kept_key) = (
+        key.person_key(removed.as_str()),
+        key.person_key(kept.as_str()),
+    );
+    assert!(contains(&before, &removed_key) && contains(&before, &kept_key));
 
     assert!(store.remove_person(&removed, b"key").await.unwrap());
     for (when, bytes) in [
@@ -80,12 +97,10 @@ async fn a_removed_person_is_gone_from_the_database_files() {
             database_bytes(&data)
         }),
     ] {
+        assert!(!contains(&bytes, &removed_key), "registry key {when}");
         assert!(!contains(&bytes, "11010519491231002X"), "ID number {when}");
         assert!(!contains(&bytes, "欧阳娜娜"), "name {when}");
-        assert!(
-            contains(&bytes, "440524198001010013"),
-            "the others stay ({when})"
-        );
+        assert!(contains(&bytes, &kept_key), "the others stay ({when})");
     }
 }
 

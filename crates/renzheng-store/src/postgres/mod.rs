@@ -49,7 +49,44 @@ impl PgStore {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore { pool, templates })
+        let store = PgStore { pool, templates };
+        store.seal_clear_persons().await?;
+        Ok(store)
+    }
+
+    /// Converts the registry rows an older release wrote in clear: each is re-keyed by
+    /// the ID number's keyed hash (its portraits follow by `ON UPDATE CASCADE`) and its
+    /// identity sealed, in one transaction. Nodes starting together take turns (an
+    /// advisory lock), and each converts only what is still clear.
+    async fn seal_clear_persons(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7406130529)")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query("SELECT id_number, name FROM persons WHERE sealed IS NULL")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let clear: String = row.try_get("id_number")?;
+            let name: String = row.try_get("name")?;
+            let key = self.templates.person_key(&clear);
+            sqlx::query(
+                "UPDATE persons SET id_number = $1, name = '', sealed = $2 WHERE id_number = $3",
+            )
+            .bind(&key)
+            .bind(self.templates.seal_person(&key, &clear, &name))
+            .bind(&clear)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        if !rows.is_empty() {
+            tracing::info!(
+                persons = rows.len(),
+                "sealed registry identities stored in clear by an older release"
+            );
+        }
+        Ok(())
     }
 
     /// Waits for in-flight queries and closes every connection.
@@ -61,11 +98,22 @@ impl PgStore {
 const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at, app_key, secret_sealed,
     previous_code_until, rate_per_sec, rate_burst, alert_percent, webhook_url";
 
-/// The `id_number` column of a row, parsed.
-fn id_number_from_row(row: &PgRow) -> Result<IdNumber, StoreError> {
-    let raw: String = row.try_get("id_number")?;
-    IdNumber::parse(&raw)
-        .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
+/// The ID number and name of a `persons` row (`id_number`, `name`, `sealed`): opened
+/// from its sealed identity, or read in clear from a row an older release wrote.
+fn identity_from_row(
+    row: &PgRow,
+    templates: &TemplateKey,
+) -> Result<(IdNumber, PersonName), StoreError> {
+    let key: String = row.try_get("id_number")?;
+    let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+    match sealed {
+        Some(blob) => {
+            let (id, name) = templates.open_person(&key, &blob)?;
+            crate::parse_identity(&id, &name)
+        }
+        // A row of an older release, converted when the store opens.
+        None => crate::parse_identity(&key, &row.try_get::<String, _>("name")?),
+    }
 }
 
 fn app_from_row(row: &PgRow) -> Result<App, StoreError> {
@@ -473,7 +521,7 @@ impl Store for PgStore {
     }
 
     async fn upsert_person(&self, id: &IdNumber, name: &PersonName) -> Result<Person, StoreError> {
-        upsert_person_with(&self.pool, id, name, now_ms()).await
+        upsert_person_with(&self.pool, &self.templates, id, name, now_ms()).await
     }
 
     async fn enrol(
@@ -486,15 +534,16 @@ impl Store for PgStore {
             return Err(StoreError::Invalid("embedding is empty".to_owned()));
         }
         let now = now_ms();
+        let key = self.templates.person_key(id.as_str());
         let mut tx = self.pool.begin().await?;
-        let person = upsert_person_with(&mut *tx, id, name, now).await?;
+        let person = upsert_person_with(&mut *tx, &self.templates, id, name, now).await?;
         for portrait in portraits {
             let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
             sqlx::query(
                 "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
                  VALUES ($1, $2, $3, TRUE, $4, $5, $6)",
             )
-            .bind(id.as_str())
+            .bind(&key)
             .bind(&portrait.model_id)
             .bind(
                 self.templates
@@ -520,7 +569,7 @@ impl Store for PgStore {
             "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
              VALUES ($1, $2, $3, TRUE, $4, $5, $6) RETURNING id",
         )
-        .bind(id.as_str())
+        .bind(self.templates.person_key(id.as_str()))
         .bind(&portrait.model_id)
         .bind(
             self.templates
@@ -542,17 +591,22 @@ impl Store for PgStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let Some(row) =
-            sqlx::query("SELECT name, created_at, updated_at FROM persons WHERE id_number = $1")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
+        let key = self.templates.person_key(id.as_str());
+        let Some(row) = sqlx::query(
+            "SELECT id_number, name, sealed, created_at, updated_at FROM persons WHERE id_number = $1",
+        )
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?
         else {
             return Ok(None);
         };
-        let stored_name: String = row.try_get("name")?;
-        let name = PersonName::parse(&stored_name)
-            .map_err(|e| StoreError::Corrupt(format!("stored name does not parse: {e}")))?;
+        let (stored_id, name) = identity_from_row(&row, &self.templates)?;
+        if stored_id != *id {
+            return Err(StoreError::Corrupt(
+                "a registry row holds another identity".into(),
+            ));
+        }
         let person = Person {
             id_number: id.clone(),
             name,
@@ -563,7 +617,7 @@ impl Store for PgStore {
             "SELECT id, model_id, embedding, sealed, quality, photo IS NOT NULL AS has_photo, created_at
              FROM portraits WHERE id_number = $1 ORDER BY id",
         )
-        .bind(id.as_str())
+        .bind(&key)
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -574,18 +628,20 @@ impl Store for PgStore {
     }
 
     async fn persons_without_model(&self, model_id: &str) -> Result<Vec<IdNumber>, StoreError> {
-        sqlx::query(
-            "SELECT id_number FROM portraits p
-             WHERE NOT EXISTS (SELECT 1 FROM portraits q
-                               WHERE q.id_number = p.id_number AND q.model_id = $1)
-             GROUP BY id_number ORDER BY id_number COLLATE \"C\"",
+        let mut ids = sqlx::query(
+            "SELECT id_number, name, sealed FROM persons p
+             WHERE EXISTS (SELECT 1 FROM portraits q WHERE q.id_number = p.id_number)
+               AND NOT EXISTS (SELECT 1 FROM portraits q
+                               WHERE q.id_number = p.id_number AND q.model_id = $1)",
         )
         .bind(model_id)
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(id_number_from_row)
-        .collect()
+        .map(|row| identity_from_row(row, &self.templates).map(|(id, _)| id))
+        .collect::<Result<Vec<_>, _>>()?;
+        ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(ids)
     }
 
     async fn list_person_ids(
@@ -594,15 +650,16 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<IdNumber>, StoreError> {
         sqlx::query(
-            "SELECT id_number FROM persons WHERE $1::text IS NULL OR id_number COLLATE \"C\" > $1
+            "SELECT id_number, name, sealed FROM persons
+             WHERE $1::text IS NULL OR id_number COLLATE \"C\" > $1
              ORDER BY id_number COLLATE \"C\" LIMIT $2",
         )
-        .bind(after.map(IdNumber::as_str))
+        .bind(after.map(|id| self.templates.person_key(id.as_str())))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(id_number_from_row)
+        .map(|row| identity_from_row(row, &self.templates).map(|(id, _)| id))
         .collect()
     }
 
@@ -610,7 +667,7 @@ impl Store for PgStore {
         let rows = sqlx::query(
             "SELECT photo FROM portraits WHERE id_number = $1 AND photo IS NOT NULL ORDER BY id",
         )
-        .bind(id.as_str())
+        .bind(self.templates.person_key(id.as_str()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -619,15 +676,16 @@ impl Store for PgStore {
     }
 
     async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError> {
+        let key = self.templates.person_key(id.as_str());
         let mut tx = self.pool.begin().await?;
         // Portraits explicitly, not only by the cascade: the same statements as SQLite's,
         // so that both backends delete exactly the same things.
         sqlx::query("DELETE FROM portraits WHERE id_number = $1")
-            .bind(id.as_str())
+            .bind(&key)
             .execute(&mut *tx)
             .await?;
         let deleted = sqlx::query("DELETE FROM persons WHERE id_number = $1")
-            .bind(id.as_str())
+            .bind(&key)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -741,9 +799,11 @@ impl Store for PgStore {
     }
 }
 
-/// Creates or renames a person on any connection (the pool, or a transaction).
+/// Creates or renames a person on any connection (the pool, or a transaction): the row
+/// is keyed by the ID number's keyed hash and holds the identity sealed.
 async fn upsert_person_with<'c, E>(
     executor: E,
+    templates: &TemplateKey,
     id: &IdNumber,
     name: &PersonName,
     now: i64,
@@ -751,13 +811,14 @@ async fn upsert_person_with<'c, E>(
 where
     E: sqlx::Executor<'c, Database = sqlx::Postgres>,
 {
+    let key = templates.person_key(id.as_str());
     let row = sqlx::query(
-        "INSERT INTO persons (id_number, name, created_at, updated_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (id_number) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
+        "INSERT INTO persons (id_number, name, sealed, created_at, updated_at) VALUES ($1, '', $2, $3, $4)
+         ON CONFLICT (id_number) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
          RETURNING created_at, updated_at",
     )
-    .bind(id.as_str())
-    .bind(name.as_str())
+    .bind(&key)
+    .bind(templates.seal_person(&key, id.as_str(), name.as_str()))
     .bind(now)
     .bind(now)
     .fetch_one(executor)

@@ -117,7 +117,50 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await?;
         let store = SqliteStore { pool, templates };
         store.seal_clear_templates().await?;
+        store.seal_clear_persons().await?;
         Ok(store)
+    }
+
+    /// Converts the registry rows an older release wrote in clear: each is re-keyed by
+    /// the ID number's keyed hash (its portraits with it) and its identity sealed, in one
+    /// transaction; with `secure_delete`, the clear bytes are overwritten. Needs the
+    /// templates sealed first (they stay bound to the clear ID number, which they are).
+    async fn seal_clear_persons(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The portraits move to the new key before their person does.
+        sqlx::query("PRAGMA defer_foreign_keys = ON")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query("SELECT id_number, name FROM persons WHERE sealed IS NULL")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let clear: String = row.try_get("id_number")?;
+            let name: String = row.try_get("name")?;
+            let key = self.templates.person_key(&clear);
+            sqlx::query("UPDATE portraits SET id_number = ? WHERE id_number = ?")
+                .bind(&key)
+                .bind(&clear)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE persons SET id_number = ?, name = '', sealed = ? WHERE id_number = ?",
+            )
+            .bind(&key)
+            .bind(self.templates.seal_person(&key, &clear, &name))
+            .bind(&clear)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        if !rows.is_empty() {
+            tracing::info!(
+                persons = rows.len(),
+                "sealed registry identities stored in clear by an older release"
+            );
+            self.checkpoint().await;
+        }
+        Ok(())
     }
 
     /// Seals the templates an older release stored in clear, in one transaction (with
@@ -178,11 +221,22 @@ fn private_database_file(path: &Path) -> std::io::Result<()> {
 const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at, app_key, secret_sealed,
     previous_code_until, rate_per_sec, rate_burst, alert_percent, webhook_url";
 
-/// The `id_number` column of a row, parsed.
-fn id_number_from_row(row: &SqliteRow) -> Result<IdNumber, StoreError> {
-    let raw: String = row.try_get("id_number")?;
-    IdNumber::parse(&raw)
-        .map_err(|e| StoreError::Corrupt(format!("stored ID number does not parse: {e}")))
+/// The ID number and name of a `persons` row (`id_number`, `name`, `sealed`): opened
+/// from its sealed identity, or read in clear from a row an older release wrote.
+fn identity_from_row(
+    row: &SqliteRow,
+    templates: &TemplateKey,
+) -> Result<(IdNumber, PersonName), StoreError> {
+    let key: String = row.try_get("id_number")?;
+    let sealed: Option<Vec<u8>> = row.try_get("sealed")?;
+    match sealed {
+        Some(blob) => {
+            let (id, name) = templates.open_person(&key, &blob)?;
+            crate::parse_identity(&id, &name)
+        }
+        // A row of an older release, converted when the store opens.
+        None => crate::parse_identity(&key, &row.try_get::<String, _>("name")?),
+    }
 }
 
 fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
@@ -590,7 +644,7 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_person(&self, id: &IdNumber, name: &PersonName) -> Result<Person, StoreError> {
-        upsert_person_with(&self.pool, id, name, now_ms()).await
+        upsert_person_with(&self.pool, &self.templates, id, name, now_ms()).await
     }
 
     async fn enrol(
@@ -603,15 +657,16 @@ impl Store for SqliteStore {
             return Err(StoreError::Invalid("embedding is empty".to_owned()));
         }
         let now = now_ms();
+        let key = self.templates.person_key(id.as_str());
         let mut tx = self.pool.begin().await?;
-        let person = upsert_person_with(&mut *tx, id, name, now).await?;
+        let person = upsert_person_with(&mut *tx, &self.templates, id, name, now).await?;
         for portrait in portraits {
             let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
             sqlx::query(
                 "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
                  VALUES (?, ?, ?, 1, ?, ?, ?)",
             )
-            .bind(id.as_str())
+            .bind(&key)
             .bind(&portrait.model_id)
             .bind(
                 self.templates
@@ -637,7 +692,7 @@ impl Store for SqliteStore {
             "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
              VALUES (?, ?, ?, 1, ?, ?, ?) RETURNING id",
         )
-        .bind(id.as_str())
+        .bind(self.templates.person_key(id.as_str()))
         .bind(&portrait.model_id)
         .bind(
             self.templates
@@ -655,18 +710,23 @@ impl Store for SqliteStore {
     async fn get_person(&self, id: &IdNumber) -> Result<Option<PersonRecord>, StoreError> {
         // One transaction, so a concurrent removal cannot leave us with a
         // person and someone else's half-deleted portrait list.
+        let key = self.templates.person_key(id.as_str());
         let mut tx = self.pool.begin().await?;
-        let Some(row) =
-            sqlx::query("SELECT name, created_at, updated_at FROM persons WHERE id_number = ?")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
+        let Some(row) = sqlx::query(
+            "SELECT id_number, name, sealed, created_at, updated_at FROM persons WHERE id_number = ?",
+        )
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?
         else {
             return Ok(None);
         };
-        let stored_name: String = row.try_get("name")?;
-        let name = PersonName::parse(&stored_name)
-            .map_err(|e| StoreError::Corrupt(format!("stored name does not parse: {e}")))?;
+        let (stored_id, name) = identity_from_row(&row, &self.templates)?;
+        if stored_id != *id {
+            return Err(StoreError::Corrupt(
+                "a registry row holds another identity".into(),
+            ));
+        }
         let person = Person {
             id_number: id.clone(),
             name,
@@ -677,7 +737,7 @@ impl Store for SqliteStore {
             "SELECT id, model_id, embedding, sealed, quality, photo IS NOT NULL AS has_photo, created_at
              FROM portraits WHERE id_number = ? ORDER BY id",
         )
-        .bind(id.as_str())
+        .bind(&key)
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -688,18 +748,20 @@ impl Store for SqliteStore {
     }
 
     async fn persons_without_model(&self, model_id: &str) -> Result<Vec<IdNumber>, StoreError> {
-        sqlx::query(
-            "SELECT DISTINCT id_number FROM portraits p
-             WHERE NOT EXISTS (SELECT 1 FROM portraits q
-                               WHERE q.id_number = p.id_number AND q.model_id = ?)
-             ORDER BY id_number",
+        let mut ids = sqlx::query(
+            "SELECT id_number, name, sealed FROM persons p
+             WHERE EXISTS (SELECT 1 FROM portraits q WHERE q.id_number = p.id_number)
+               AND NOT EXISTS (SELECT 1 FROM portraits q
+                               WHERE q.id_number = p.id_number AND q.model_id = ?)",
         )
         .bind(model_id)
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(id_number_from_row)
-        .collect()
+        .map(|row| identity_from_row(row, &self.templates).map(|(id, _)| id))
+        .collect::<Result<Vec<_>, _>>()?;
+        ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(ids)
     }
 
     async fn list_person_ids(
@@ -708,15 +770,15 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<IdNumber>, StoreError> {
         sqlx::query(
-            "SELECT id_number FROM persons WHERE ?1 IS NULL OR id_number > ?1
+            "SELECT id_number, name, sealed FROM persons WHERE ?1 IS NULL OR id_number > ?1
              ORDER BY id_number LIMIT ?2",
         )
-        .bind(after.map(IdNumber::as_str))
+        .bind(after.map(|id| self.templates.person_key(id.as_str())))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(id_number_from_row)
+        .map(|row| identity_from_row(row, &self.templates).map(|(id, _)| id))
         .collect()
     }
 
@@ -724,7 +786,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT photo FROM portraits WHERE id_number = ? AND photo IS NOT NULL ORDER BY id",
         )
-        .bind(id.as_str())
+        .bind(self.templates.person_key(id.as_str()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -733,16 +795,17 @@ impl Store for SqliteStore {
     }
 
     async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError> {
+        let key = self.templates.person_key(id.as_str());
         let mut tx = self.pool.begin().await?;
         // Portraits explicitly rather than by cascade alone: the cascade
         // silently does nothing on a connection with foreign keys off, and
         // biometric data must not outlive its person.
         sqlx::query("DELETE FROM portraits WHERE id_number = ?")
-            .bind(id.as_str())
+            .bind(&key)
             .execute(&mut *tx)
             .await?;
         let deleted = sqlx::query("DELETE FROM persons WHERE id_number = ?")
-            .bind(id.as_str())
+            .bind(&key)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -857,9 +920,11 @@ impl Store for SqliteStore {
     }
 }
 
-/// Creates or renames a person on any connection (the pool, or a transaction).
+/// Creates or renames a person on any connection (the pool, or a transaction): the row
+/// is keyed by the ID number's keyed hash and holds the identity sealed.
 async fn upsert_person_with<'c, E>(
     executor: E,
+    templates: &TemplateKey,
     id: &IdNumber,
     name: &PersonName,
     now: i64,
@@ -867,13 +932,14 @@ async fn upsert_person_with<'c, E>(
 where
     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
 {
+    let key = templates.person_key(id.as_str());
     let row = sqlx::query(
-        "INSERT INTO persons (id_number, name, created_at, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (id_number) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at
+        "INSERT INTO persons (id_number, name, sealed, created_at, updated_at) VALUES (?, '', ?, ?, ?)
+         ON CONFLICT (id_number) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
          RETURNING created_at, updated_at",
     )
-    .bind(id.as_str())
-    .bind(name.as_str())
+    .bind(&key)
+    .bind(templates.seal_person(&key, id.as_str(), name.as_str()))
     .bind(now)
     .bind(now)
     .fetch_one(executor)
@@ -966,34 +1032,60 @@ mod tests {
             .unwrap();
         assert_ne!(blob, encode_embedding(&values));
         assert!(!blob.windows(4).any(|w| w == 0.125f32.to_le_bytes()));
-        // A row as an older release wrote it: clear.
+        // The person's row holds neither the ID number nor the name in clear.
+        let (key_col, name_col, sealed): (String, String, Vec<u8>) =
+            sqlx::query_as("SELECT id_number, name, sealed FROM persons")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(key_col, key.person_key(id.as_str()));
+        assert_eq!(name_col, "");
+        assert!(!sealed.windows(6).any(|w| w == "张三".as_bytes()));
+        assert!(!sealed.windows(18).any(|w| w == id.as_str().as_bytes()));
+        // A person and a portrait as an older release wrote them: clear.
+        let old = IdNumber::parse("330106199003070022").unwrap();
+        sqlx::query(
+            "INSERT INTO persons (id_number, name, created_at, updated_at) VALUES (?, '李四', 0, 0)",
+        )
+        .bind(old.as_str())
+        .execute(&store.pool)
+        .await
+        .unwrap();
         sqlx::query(
             "INSERT INTO portraits (id_number, model_id, embedding, created_at) VALUES (?, 'm', ?, 0)",
         )
-        .bind(id.as_str())
+        .bind(old.as_str())
         .bind(encode_embedding(&[0.5f32; 8]))
         .execute(&store.pool)
         .await
         .unwrap();
         store.close().await;
 
-        let store = SqliteStore::open(&path, key).await.unwrap();
-        let clear: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portraits WHERE sealed = 0")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
-        assert_eq!(clear, 0);
+        let store = SqliteStore::open(&path, key.clone()).await.unwrap();
+        let clear: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM portraits WHERE sealed = 0 OR length(id_number) <> 64)
+                  + (SELECT COUNT(*) FROM persons WHERE sealed IS NULL OR name <> '')",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(clear, 0, "rows left in clear");
         let record = store.get_person(&id).await.unwrap().unwrap();
         let got: Vec<Vec<f32>> = record.portraits.into_iter().map(|p| p.embedding).collect();
-        assert_eq!(got, vec![values, vec![0.5f32; 8]]);
+        assert_eq!(got, vec![values]);
+        let record = store.get_person(&old).await.unwrap().unwrap();
+        assert_eq!(record.person.name.as_str(), "李四");
+        let got: Vec<Vec<f32>> = record.portraits.into_iter().map(|p| p.embedding).collect();
+        assert_eq!(got, vec![vec![0.5f32; 8]]);
         store.close().await;
 
-        // Another key opens the database but not its templates.
+        // Another key opens the database, but finds nobody and opens no identity.
         let store = SqliteStore::open(&path, TemplateKey::random())
             .await
             .unwrap();
+        assert!(store.get_person(&id).await.unwrap().is_none());
         assert!(matches!(
-            store.get_person(&id).await,
+            store.list_person_ids(None, 10).await,
             Err(StoreError::Corrupt(_))
         ));
     }
@@ -1016,7 +1108,7 @@ mod tests {
         };
         store.add_portrait(&id, portrait).await.unwrap();
         sqlx::query("DELETE FROM persons WHERE id_number = ?")
-            .bind(id.as_str())
+            .bind(store.templates.person_key(id.as_str()))
             .execute(&store.pool)
             .await
             .unwrap();
@@ -1037,7 +1129,7 @@ mod tests {
             "INSERT INTO portraits (id_number, model_id, embedding, created_at)
              VALUES (?, 'm', x'010203', 0)",
         )
-        .bind(id.as_str())
+        .bind(store.templates.person_key(id.as_str()))
         .execute(&store.pool)
         .await
         .unwrap();

@@ -1,0 +1,10 @@
+-- The registry without identities in clear: a person's row is keyed by a keyed hash of
+-- the ID number (hex HMAC-SHA256 under a key derived from the template key), and the ID
+-- number and name are kept only sealed (XChaCha20-Poly1305, authenticated with the row's
+-- key). `name` stays for the schema but holds ''. Rows of older releases are converted
+-- when the store opens; portraits follow their person's new key by the cascade below.
+ALTER TABLE persons ADD COLUMN sealed BYTEA;
+ALTER TABLE portraits
+    DROP CONSTRAINT portraits_id_number_fkey,
+    ADD CONSTRAINT portraits_id_number_fkey FOREIGN KEY (id_number)
+        REFERENCES persons (id_number) ON DELETE CASCADE ON UPDATE CASCADE;
