@@ -19,7 +19,8 @@ use renzheng_store::{AppId, AuditQuery, ConsoleSession};
 use sha2::{Digest, Sha256};
 
 use crate::audit::Actor;
-use crate::metering::{format_day, DAY_MS};
+use crate::keys::constant_time_eq;
+use crate::metering::{format_day, grant_view, GrantView, DAY_MS};
 use crate::{App, AppError, AppView};
 
 /// The rate key of sign-in attempts in the GCRA table (not an app: no app id has a colon).
@@ -64,8 +65,15 @@ pub struct OperatorSession {
     pub operator: String,
     /// The CSRF token its forms carry.
     pub csrf: String,
-    /// When it lapses if idle (unix ms).
-    pub idle_until: i64,
+}
+
+impl From<ConsoleSession> for OperatorSession {
+    fn from(s: ConsoleSession) -> Self {
+        OperatorSession {
+            operator: s.operator,
+            csrf: s.csrf,
+        }
+    }
 }
 
 impl OperatorSession {
@@ -96,7 +104,8 @@ pub struct OverviewDay {
     pub p99_ms: Option<u64>,
 }
 
-/// An app's remaining quota.
+/// An app's quota as the console shows it (without the ledger reconciliation of
+/// [`App::balance`], which no console page shows).
 #[derive(Debug, Clone)]
 pub struct AppQuota {
     /// The app.
@@ -105,6 +114,10 @@ pub struct AppQuota {
     pub remaining: i64,
     /// Calls bought and unexpired.
     pub purchased: i64,
+    /// Calls charged so far.
+    pub charged: i64,
+    /// Every grant, in the order they are used.
+    pub grants: Vec<GrantView>,
 }
 
 /// What the console's first page shows.
@@ -128,6 +141,11 @@ fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     B64URL.encode(bytes)
+}
+
+/// Seconds of configuration as milliseconds of the store's timestamps.
+fn millis(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 /// The stored form of a token.
@@ -195,10 +213,10 @@ impl App {
             return Err(AppError::SignInRefused);
         }
         let token = random_token();
-        let idle_ms =
-            i64::try_from(console.session_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let max_ms =
-            i64::try_from(console.session_max_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let (idle_ms, max_ms) = (
+            millis(console.session_idle_secs),
+            millis(console.session_max_secs),
+        );
         let stored = ConsoleSession {
             token_hash: token_hash(&token),
             operator: console.operator.clone(),
@@ -208,11 +226,7 @@ impl App {
             ends_at: now.saturating_add(max_ms),
         };
         self.store.create_console_session(&stored).await?;
-        let session = OperatorSession {
-            operator: stored.operator,
-            csrf: stored.csrf,
-            idle_until: stored.idle_until,
-        };
+        let session = OperatorSession::from(stored);
         self.record_event(self.event(&session.actor(), "console.signed-in"))
             .await;
         Ok(SignedIn {
@@ -228,17 +242,12 @@ impl App {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let idle_ms = i64::try_from(self.settings.console.session_idle_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX);
+        let idle_ms = millis(self.settings.console.session_idle_secs);
         Ok(self
             .store
             .touch_console_session(&token_hash(token), self.now_ms(), idle_ms)
             .await?
-            .map(|s| OperatorSession {
-                operator: s.operator,
-                csrf: s.csrf,
-                idle_until: s.idle_until,
-            }))
+            .map(OperatorSession::from))
     }
 
     /// Ends the session of `token` (sign-out).
@@ -247,6 +256,28 @@ impl App {
         self.record_event(self.event(&session.actor(), "console.signed-out"))
             .await;
         Ok(())
+    }
+
+    /// Every app with its balance and grants.
+    pub async fn quotas(&self) -> Result<Vec<AppQuota>, AppError> {
+        let now = self.now_ms();
+        let mut quotas = Vec::new();
+        for app in self.list_apps().await? {
+            let id = AppId::from(app.app_id.clone());
+            let balance = self.store.balance(&id, now).await?;
+            quotas.push(AppQuota {
+                app,
+                remaining: balance.remaining,
+                purchased: balance.purchased,
+                charged: balance.charged,
+                grants: balance
+                    .grants
+                    .into_iter()
+                    .map(|g| grant_view(g, now))
+                    .collect(),
+            });
+        }
+        Ok(quotas)
     }
 
     /// The overview of the last `days` days (1–90): checks per day by result and by
@@ -323,16 +354,7 @@ impl App {
             }
         }
         all.sort_unstable();
-        let mut quotas = Vec::new();
-        for app in self.list_apps().await? {
-            let id = AppId::from(app.app_id.clone());
-            let balance = self.store.balance(&id, self.now_ms()).await?;
-            quotas.push(AppQuota {
-                app,
-                remaining: balance.remaining,
-                purchased: balance.purchased,
-            });
-        }
+        let quotas = self.quotas().await?;
         let days: Vec<OverviewDay> = by_day.into_values().collect();
         Ok(Overview {
             total: days
@@ -346,14 +368,6 @@ impl App {
             quotas,
         })
     }
-}
-
-/// Equality whose time depends only on the lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

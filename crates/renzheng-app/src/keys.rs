@@ -134,6 +134,14 @@ pub fn secrets_key_bytes(settings: &Settings) -> Result<Vec<u8>, KeyError> {
     )
 }
 
+/// Compares secrets in time independent of where they differ (only the lengths show).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A key's fingerprint: HMAC-SHA256 of a fixed label under the key. It identifies the
 /// key without revealing it, so nodes can compare keys through the database.
 pub fn fingerprint(key: &[u8]) -> String {

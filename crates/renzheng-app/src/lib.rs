@@ -20,7 +20,7 @@
 //! | history and usage | [`App::calls`], [`App::calls_csv`], [`App::usage`] |
 //! | balance alerts | [`App::evaluate_alerts`], [`App::run_alerts`] |
 //! | audit | [`App::recent_audit`], [`App::recent_events`] |
-//! | the operator console | [`App::sign_in`], [`App::console_session`], [`App::sign_out`], [`App::overview`], [`App::verify_explained`], [`App::compare_photos`], [`App::send_test_alert`] |
+//! | the operator console | [`App::sign_in`], [`App::console_session`], [`App::sign_out`], [`App::overview`], [`App::quotas`], [`App::verify_explained`], [`App::compare_photos`], [`App::send_test_alert`] |
 //!
 //! Nothing here knows HTTP or JSON; nothing here runs inference on the async runtime
 //! (engine work goes through the gate onto the blocking pool).

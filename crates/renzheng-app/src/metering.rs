@@ -144,7 +144,7 @@ pub struct GrantView {
     pub created_at: i64,
 }
 
-fn grant_view(g: Grant, now_ms: i64) -> GrantView {
+pub(crate) fn grant_view(g: Grant, now_ms: i64) -> GrantView {
     let expired = g.expired_at(now_ms);
     GrantView {
         grant_id: g.id,

@@ -20,6 +20,8 @@ use async_trait::async_trait;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+/// Compares secrets in time independent of where they differ (one rule, in `renzheng-app`).
+pub use renzheng_app::keys::constant_time_eq;
 use renzheng_app::settings::Secret;
 use renzheng_app::{App, AppError, Caller};
 
@@ -165,14 +167,6 @@ where
         tracing::Span::current().record("app_id", caller.app_id.as_str());
         Ok(Authenticated(caller))
     }
-}
-
-/// Compares secrets in time independent of where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The admin API's bearer token; `None` turns the admin API off.

@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::html;
-use renzheng_app::console::constant_time_eq;
+use renzheng_app::keys::constant_time_eq;
 use renzheng_app::{AppError, OperatorSession};
 use serde::Deserialize;
 
@@ -111,13 +111,19 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-fn clear_cookie(secure: bool) -> HeaderValue {
+/// The `Set-Cookie` of the session cookie holding `token` for `max_age_secs` (an empty
+/// token with 0 clears it).
+fn session_cookie(secure: bool, token: &str, max_age_secs: u64) -> HeaderValue {
     let name = session_cookie_name(secure);
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{name}=; Path=/console; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+        "{name}={token}; Path=/console; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
     ))
-    .expect("a cookie header is ASCII")
+    .expect("the token is base64url")
+}
+
+fn clear_cookie(secure: bool) -> HeaderValue {
+    session_cookie(secure, "", 0)
 }
 
 /// `?expired=1` on the sign-in page (a redirect from a lapsed session).
@@ -184,21 +190,11 @@ pub async fn sign_in(
     let t = lang.t();
     match state.app.sign_in(&form.operator, &form.password).await {
         Ok(signed_in) => {
-            let console = &state.app.settings().console;
-            let name = session_cookie_name(console.secure_cookie);
-            let secure = if console.secure_cookie {
-                "; Secure"
-            } else {
-                ""
-            };
-            let cookie = format!(
-                "{name}={}; Path=/console; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
-                signed_in.token, signed_in.max_age_secs
-            );
+            let secure = state.app.settings().console.secure_cookie;
             let mut response = Redirect::to("/console/overview").into_response();
             response.headers_mut().append(
                 SET_COOKIE,
-                HeaderValue::from_str(&cookie).expect("the token is base64url"),
+                session_cookie(secure, &signed_in.token, signed_in.max_age_secs),
             );
             response
         }

@@ -72,6 +72,24 @@ impl Browser {
         (r.status(), r.text().await.unwrap())
     }
 
+    /// POSTs a multipart form of text `fields` and `files`; the status and the page.
+    async fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &[u8])],
+    ) -> (StatusCode, String) {
+        let (content_type, body) = multipart(fields, files);
+        let r = self
+            .request(Method::POST, path)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
     async fn sign_in(&mut self, operator: &str, password: &str) -> reqwest::Response {
         let r = self
             .request(Method::POST, "/console/sign-in")
@@ -400,19 +418,15 @@ async fn try_it_answers_as_a_caller_draws_the_face_and_lands_masked_in_the_histo
     };
     let id = HU.id();
     let photo = app.photo(HU_SAME);
-    let (content_type, body) = multipart(
-        &[("csrf", &csrf), ("name", HU.name), ("id_number", &id)],
-        &[("photo", &photo)],
-    );
-    let r = b
-        .request(Method::POST, "/console/try")
-        .header("Content-Type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let page = r.text().await.unwrap();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("name", HU.name),
+        ("id_number", &id),
+    ];
+    let (status, page) = b
+        .post_multipart("/console/try", &fields, &[("photo", &photo)])
+        .await;
+    assert_eq!(status, 200);
     assert!(
         page.contains("&quot;result&quot;: 1") || page.contains("\"result\": 1"),
         "{page}"
@@ -438,20 +452,9 @@ async fn try_it_answers_as_a_caller_draws_the_face_and_lands_masked_in_the_histo
     assert!(audit[0].app_id.is_none() && !audit[0].charged);
 
     // A photo without a face: the answer a caller would get (result 6), nothing drawn.
-    let (content_type, body) = multipart(
-        &[("csrf", &csrf), ("name", HU.name), ("id_number", &id)],
-        &[("photo", &app.photo(NO_FACE))],
-    );
-    let page = b
-        .request(Method::POST, "/console/try")
-        .header("Content-Type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = b
+        .post_multipart("/console/try", &fields, &[("photo", &app.photo(NO_FACE))])
+        .await;
     assert!(
         page.contains("&quot;result&quot;: 6") || page.contains("\"result\": 6"),
         "{page}"
@@ -459,20 +462,9 @@ async fn try_it_answers_as_a_caller_draws_the_face_and_lands_masked_in_the_histo
     assert!(!page.contains("id=\"face-box\""));
 
     // A face too dark to judge: result 8, the box drawn and the reason written on it.
-    let (content_type, body) = multipart(
-        &[("csrf", &csrf), ("name", HU.name), ("id_number", &id)],
-        &[("photo", &app.photo(TOO_DARK))],
-    );
-    let page = b
-        .request(Method::POST, "/console/try")
-        .header("Content-Type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = b
+        .post_multipart("/console/try", &fields, &[("photo", &app.photo(TOO_DARK))])
+        .await;
     assert!(
         page.contains("&quot;result&quot;: 8") || page.contains("\"result\": 8"),
         "{page}"
@@ -499,34 +491,28 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
     let csrf = b.csrf().await;
     let person = UNKNOWN;
     let id = person.id();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("name", person.name),
+        ("id_number", &id),
+    ];
     let enrol = |photo: Vec<u8>| {
-        let (content_type, body) = multipart(
-            &[("csrf", &csrf), ("name", person.name), ("id_number", &id)],
-            &[("photo", &photo)],
-        );
-        b.request(Method::POST, "/console/registry/enrol")
-            .header("Content-Type", content_type)
-            .body(body)
-            .send()
+        let b = &b;
+        let fields = &fields;
+        async move {
+            b.post_multipart("/console/registry/enrol", fields, &[("photo", &photo)])
+                .await
+                .1
+        }
     };
     // No face: refused with the engine's reason, nothing written.
-    let page = enrol(app.photo(NO_FACE))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = enrol(app.photo(NO_FACE)).await;
     assert!(page.contains("class=\"flash error\""), "{page}");
     assert!(page.contains("photo 1"), "{page}");
     let parsed = renzheng_domain::IdNumber::parse(&id).unwrap();
     assert!(app.state.app.person(&parsed).await.unwrap().is_none());
     // A portrait: enrolled; the page shows the person masked.
-    let page = enrol(app.photo(HU_SAME))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = enrol(app.photo(HU_SAME)).await;
     assert!(page.contains("class=\"flash ok\""), "{page}");
     assert!(page.contains("data-portraits=\"1\""), "{page}");
     assert!(

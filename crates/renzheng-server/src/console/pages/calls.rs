@@ -68,21 +68,10 @@ impl FilterQuery {
             ("result", present(&self.result)),
             ("status", present(&self.status)),
         ];
-        pairs
-            .iter()
-            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", urlencode(v))))
-            .collect::<Vec<_>>()
-            .join("&")
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs.iter().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .finish()
     }
-}
-
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `GET /console/calls`.

@@ -46,17 +46,10 @@ fn fen_of(text: &str) -> Option<i64> {
 async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) -> Response {
     let t = lang.t();
     let app = &state.app;
-    let (packages, apps) = match (app.packages().await, app.list_apps().await) {
-        (Ok(p), Ok(a)) => (p, a),
+    let (packages, quotas) = match (app.packages().await, app.quotas().await) {
+        (Ok(p), Ok(q)) => (p, q),
         (Err(e), _) | (_, Err(e)) => return failure(lang, Some(&op.session), &e),
     };
-    let mut balances = Vec::new();
-    for a in &apps {
-        match app.balance(&AppId::from(a.app_id.clone())).await {
-            Ok(b) => balances.push((a, b)),
-            Err(e) => return failure(lang, Some(&op.session), &e),
-        }
-    }
     let offset = app.settings().metering.utc_offset_minutes;
     let csrf = csrf_field(&op.session);
     html_page(
@@ -74,7 +67,7 @@ async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) 
                 form #grant .row method="post" action="/console/grants" {
                     (csrf)
                     label { (t.app) select name="app_id" required {
-                        @for a in &apps { option value=(a.app_id) { (a.name) " (" (a.app_id) ")" } }
+                        @for a in quotas.iter().map(|q| &q.app) { option value=(a.app_id) { (a.name) " (" (a.app_id) ")" } }
                     } }
                     label { (t.package) select name="package" required {
                         @for p in packages.iter().filter(|p| p.active) {
@@ -88,7 +81,8 @@ async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) 
             div .table-wrap { table #balances {
                 thead { tr { th { (t.app) } th .num { (t.remaining) } th .num { (t.purchased) } th .num { (t.charged) } th { (t.packages) } } }
                 tbody {
-                    @for (a, b) in &balances {
+                    @for b in &quotas {
+                        @let a = &b.app;
                         tr data-app-id=(a.app_id) {
                             td { (a.name) br; code .muted { (a.app_id) } }
                             td .num .remaining { (b.remaining) }

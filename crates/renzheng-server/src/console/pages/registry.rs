@@ -95,13 +95,7 @@ fn person_card(lang: Lang, person: &PersonView, offset: i32) -> Markup {
     }
 }
 
-fn render(
-    _: &AppState,
-    op: &Operator,
-    lang: Lang,
-    flash: Vec<Flash>,
-    shown: Option<Markup>,
-) -> Response {
+fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -> Response {
     let t = lang.t();
     let csrf = csrf_field(&op.session);
     html_page(
@@ -166,8 +160,8 @@ fn render(
 }
 
 /// `GET /console/registry`.
-pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Response {
-    render(&state, &op, lang, Vec::new(), None)
+pub async fn page(op: Operator, lang: Lang) -> Response {
+    render(&op, lang, Vec::new(), None)
 }
 
 /// The lookup and remove forms.
@@ -196,22 +190,15 @@ pub async fn lookup(
     match found {
         Ok(Some(person)) => {
             let card = person_card(lang, &person, offset);
-            render(&state, &op, lang, Vec::new(), Some(card))
+            render(&op, lang, Vec::new(), Some(card))
         }
         Ok(None) => render(
-            &state,
             &op,
             lang,
             vec![Flash::error_because(lang.t().not_in_registry, "unknown")],
             None,
         ),
-        Err(e) => render(
-            &state,
-            &op,
-            lang,
-            vec![Flash::error(refusal_text(lang, &e))],
-            None,
-        ),
+        Err(e) => render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None),
     }
 }
 
@@ -224,7 +211,7 @@ pub async fn enrol(
 ) -> Response {
     let upload = match Upload::read(multipart).await {
         Ok(u) => u,
-        Err(why) => return render(&state, &op, lang, vec![Flash::error(why)], None),
+        Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
     };
     if let Some(refused) = op.refuse_bad_csrf(lang, upload.text("csrf")) {
         return refused;
@@ -243,10 +230,9 @@ pub async fn enrol(
         Ok(person) => {
             let card = person_card(lang, &person, offset);
             let flash = Flash::ok(format!("{} · {}", lang.t().enrolled, person.id_number));
-            render(&state, &op, lang, vec![flash], Some(card))
+            render(&op, lang, vec![flash], Some(card))
         }
         Err(e) => render(
-            &state,
             &op,
             lang,
             vec![Flash::error_because(refusal_text(lang, &e), "refused")],
@@ -268,7 +254,6 @@ pub async fn remove(
     let t = lang.t();
     if form.confirm.as_deref() != Some("yes") {
         return render(
-            &state,
             &op,
             lang,
             vec![Flash::error_because(t.confirm_required, "confirm")],
@@ -287,7 +272,7 @@ pub async fn remove(
         Ok(masked) => Flash::ok(format!("{} · {masked}", t.removed)),
         Err(e) => Flash::error(refusal_text(lang, &e)),
     };
-    render(&state, &op, lang, vec![flash], None)
+    render(&op, lang, vec![flash], None)
 }
 
 /// `POST /console/registry/reembed`: the active pack's embeddings from kept photos.
@@ -310,15 +295,9 @@ pub async fn reembed(
                     @for id in s.without_photo.iter().chain(&s.refused) { p .muted { code { (id) } } }
                 }
             };
-            render(&state, &op, lang, vec![Flash::ok(t.saved)], Some(shown))
+            render(&op, lang, vec![Flash::ok(t.saved)], Some(shown))
         }
-        Err(e) => render(
-            &state,
-            &op,
-            lang,
-            vec![Flash::error(refusal_text(lang, &e))],
-            None,
-        ),
+        Err(e) => render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None),
     }
 }
 
@@ -346,7 +325,7 @@ pub async fn import(
             format!("{}: {}", lang.t().import_failed, dir.display()),
             "folder",
         );
-        return render(&state, &op, lang, vec![flash], None);
+        return render(&op, lang, vec![flash], None);
     }
     let job = uuid::Uuid::new_v4().simple().to_string();
     let jobs: Arc<ImportJobs> = state.imports.clone();
