@@ -744,3 +744,92 @@ async fn on_postgresql_a_session_signed_in_on_one_node_works_on_every_node() {
         .await;
     assert_eq!(on_a.get("/console/overview").await.0, 303);
 }
+
+#[tokio::test]
+async fn bad_console_input_gets_a_clear_refusal_and_changes_nothing() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    // A malformed ID number: the rule that failed, no lookup.
+    let (status, page) = b
+        .post_form(
+            "/console/registry/lookup",
+            &[("csrf", &csrf), ("id_number", "11010519491231002Y")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("class=\"flash error\"") && page.contains("idCard"),
+        "{page}"
+    );
+    // A price with three decimals, calls that are not a number: refused, catalogue unchanged.
+    let before = app.state.app.packages().await.unwrap();
+    for (calls, price) in [("10", "1.234"), ("ten", "1"), ("0", "1")] {
+        let (_, page) = b
+            .post_form(
+                "/console/packages",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "bad"),
+                    ("calls", calls),
+                    ("price_yuan", price),
+                ],
+            )
+            .await;
+        assert!(
+            page.contains("class=\"flash error\""),
+            "{calls} {price}: {page}"
+        );
+    }
+    assert_eq!(app.state.app.packages().await.unwrap(), before);
+    // Granting an unknown package.
+    let (_, page) = b
+        .post_form(
+            "/console/grants",
+            &[
+                ("csrf", &csrf),
+                ("app_id", &app.app_id),
+                ("package", "nope"),
+            ],
+        )
+        .await;
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    // History filters out of their rules: said on the page; the CSV answers 400.
+    let (status, page, _) = b.get("/console/calls?result=9").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("result must be 1 to 8"), "{page}");
+    let (status, _, _) = b.get("/console/calls.csv?from=2026-13-01").await;
+    assert_eq!(status, 400);
+    // An upload naming a field twice, or a try-it without a photo.
+    let (_, page) = b
+        .post_multipart(
+            "/console/try",
+            &[
+                ("csrf", &csrf),
+                ("name", HU.name),
+                ("name", JIANG.name),
+                ("id_number", &HU.id()),
+            ],
+            &[],
+        )
+        .await;
+    assert!(page.contains("sent more than once"), "{page}");
+    let (_, page) = b
+        .post_multipart(
+            "/console/try",
+            &[("csrf", &csrf), ("name", HU.name), ("id_number", &HU.id())],
+            &[],
+        )
+        .await;
+    assert!(
+        page.contains("HTTP 400") && page.contains("image"),
+        "{page}"
+    );
+    // An app name out of its rule.
+    let apps = app.state.app.list_apps().await.unwrap().len();
+    let (_, page) = b
+        .post_form("/console/apps", &[("csrf", &csrf), ("name", "")])
+        .await;
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    assert_eq!(app.state.app.list_apps().await.unwrap().len(), apps);
+}
