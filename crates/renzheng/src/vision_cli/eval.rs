@@ -37,6 +37,11 @@ pub struct Args {
     /// Worker threads (each uses one inference session).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Also report the band rates on this many random halves of the people (a person is
+    /// a pair path's first folder): how the rates vary for people the bands were not
+    /// calibrated on. 0: off.
+    #[arg(long, default_value_t = 0)]
+    pub holdout_splits: usize,
 }
 
 /// One pair of the list.
@@ -99,6 +104,42 @@ pub struct Report {
     pub results: BTreeMap<u8, usize>,
     /// The thresholds used.
     pub thresholds: VerdictThresholds,
+    /// With `--holdout-splits`: the band rates over random halves of the people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<Holdout>,
+}
+
+/// Band rates over random halves of the people of a pairs list.
+///
+/// Each split keeps a random half of the people and the pairs whose two photos both show
+/// someone of that half, so genuine and impostor pairs of one split never involve the
+/// other half. The spread across splits shows what the same bands would give on a set of
+/// people of the same kind that they were not calibrated on.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Holdout {
+    /// Splits drawn (with a fixed seed, so the figures are reproducible).
+    pub splits: usize,
+    /// People in the list; each split keeps half of them.
+    pub people: usize,
+    /// Genuine pairs answered 1, over the genuine pairs compared.
+    pub genuine_same: Spread,
+    /// Genuine pairs answered 3.
+    pub genuine_different: Spread,
+    /// Impostor pairs answered 1.
+    pub impostor_same: Spread,
+    /// Impostor pairs answered 3.
+    pub impostor_different: Spread,
+}
+
+/// Mean and 5th/95th percentiles (nearest rank) of a rate across splits.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Spread {
+    /// Mean over the splits.
+    pub mean: f64,
+    /// 5th percentile.
+    pub p05: f64,
+    /// 95th percentile.
+    pub p95: f64,
 }
 
 /// Runs the command.
@@ -134,7 +175,10 @@ pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
         let result = result_code(a.outcome, b.outcome, distance, warned, engine.thresholds());
         per_pair.push((p.clone(), distance, result));
     }
-    let report = summarise(&analysed, &per_pair, *engine.thresholds());
+    let mut report = summarise(&analysed, &per_pair, *engine.thresholds());
+    if args.holdout_splits > 0 {
+        report.holdout = holdout(&per_pair, args.holdout_splits);
+    }
 
     if let Some(path) = &args.per_pair {
         let mut w =
@@ -420,6 +464,79 @@ fn summarise(
         impostor_uncertain_rate: band(false, 2) / impostor,
         results,
         thresholds,
+        holdout: None,
+    }
+}
+
+/// The person a pair path shows: its first folder (the shared sets are
+/// `<person>/<photo>`), else the whole path.
+fn person(path: &str) -> &str {
+    path.split_once('/').map_or(path, |(p, _)| p)
+}
+
+/// Band rates of `per_pair` over `splits` random halves of the people. `None` when the
+/// list has fewer than 4 people (a half would hold no impostor pair).
+fn holdout(per_pair: &[(Pair, Option<f64>, u8)], splits: usize) -> Option<Holdout> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+
+    let mut people: Vec<&str> = per_pair
+        .iter()
+        .flat_map(|(p, _, _)| [person(&p.x), person(&p.y)])
+        .collect();
+    people.sort_unstable();
+    people.dedup();
+    if people.len() < 4 {
+        return None;
+    }
+    // Fixed seed: the same list gives the same figures on every run.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_2026);
+    let mut rates: [Vec<f64>; 4] = Default::default();
+    for _ in 0..splits {
+        let mut shuffled = people.clone();
+        shuffled.shuffle(&mut rng);
+        let half: std::collections::HashSet<&str> =
+            shuffled[..people.len() / 2].iter().copied().collect();
+        // [same][result 1, 2, 3]
+        let mut counts = [[0usize; 3]; 2];
+        for (p, _, r) in per_pair {
+            if (1..=3).contains(r) && half.contains(person(&p.x)) && half.contains(person(&p.y)) {
+                counts[usize::from(p.same)][usize::from(*r - 1)] += 1;
+            }
+        }
+        let [impostor, genuine] = counts.map(|c| c.iter().sum::<usize>() as f64);
+        if genuine == 0.0 || impostor == 0.0 {
+            continue;
+        }
+        rates[0].push(counts[1][0] as f64 / genuine);
+        rates[1].push(counts[1][2] as f64 / genuine);
+        rates[2].push(counts[0][0] as f64 / impostor);
+        rates[3].push(counts[0][2] as f64 / impostor);
+    }
+    let used = rates[0].len();
+    if used == 0 {
+        return None;
+    }
+    let [genuine_same, genuine_different, impostor_same, impostor_different] =
+        rates.map(|mut v| spread(&mut v));
+    Some(Holdout {
+        splits: used,
+        people: people.len(),
+        genuine_same,
+        genuine_different,
+        impostor_same,
+        impostor_different,
+    })
+}
+
+/// Mean and nearest-rank 5th/95th percentiles of `v` (not empty).
+fn spread(v: &mut [f64]) -> Spread {
+    v.sort_by(f64::total_cmp);
+    let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Spread {
+        mean: v.iter().sum::<f64>() / v.len() as f64,
+        p05: rank(0.05),
+        p95: rank(0.95),
     }
 }
 
@@ -519,6 +636,25 @@ fn print_report(pairs: &Path, r: &Report) {
     );
     let codes: Vec<String> = r.results.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     println!("  results {}", codes.join("  "));
+    if let Some(h) = &r.holdout {
+        println!(
+            "  over {} random halves of the {} people (mean, 5th–95th percentile):",
+            h.splits, h.people
+        );
+        for (what, s) in [
+            ("genuine → 1", h.genuine_same),
+            ("genuine → 3", h.genuine_different),
+            ("impostor → 1", h.impostor_same),
+            ("impostor → 3", h.impostor_different),
+        ] {
+            println!(
+                "    {what}: {:.2} % ({:.2}–{:.2} %)",
+                100.0 * s.mean,
+                100.0 * s.p05,
+                100.0 * s.p95
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -570,5 +706,59 @@ mod tests {
         );
         assert_eq!(code(Usable, Usable, Some(0.5), false), 2);
         assert_eq!(code(Usable, Usable, Some(0.9), false), 3);
+    }
+
+    fn pair(x: &str, y: &str, same: bool, result: u8) -> (Pair, Option<f64>, u8) {
+        let p = Pair {
+            x: x.into(),
+            y: y.into(),
+            same,
+        };
+        (p, Some(0.5), result)
+    }
+
+    #[test]
+    fn holdout_keeps_pairs_within_one_half_of_the_people() {
+        // Person "bad" is the only one whose genuine pair is answered 3 and whose
+        // impostor pairs are answered 1: a split holds all of its pairs or none.
+        let people = ["a", "b", "c", "d", "e", "bad"];
+        let mut pairs = Vec::new();
+        for (i, x) in people.iter().enumerate() {
+            let bad = *x == "bad";
+            pairs.push(pair(
+                &format!("{x}/1.jpg"),
+                &format!("{x}/2.jpg"),
+                true,
+                if bad { 3 } else { 1 },
+            ));
+            for y in &people[i + 1..] {
+                let r = if bad || *y == "bad" { 1 } else { 3 };
+                pairs.push(pair(&format!("{x}/1.jpg"), &format!("{y}/1.jpg"), false, r));
+            }
+        }
+        // A pair answered 6 is not compared and never counts.
+        pairs.push(pair("a/1.jpg", "a/3.jpg", true, 6));
+        let h = holdout(&pairs, 400).expect("6 people");
+        assert_eq!((h.splits, h.people), (400, 6));
+        // A half holds 3 people, so 3 genuine pairs: "bad" in it gives 1/3 of them 3,
+        // else none; its impostor pairs are 2 of the half's 3.
+        assert_eq!(h.genuine_different.p05, 0.0);
+        assert!((h.genuine_different.p95 - 1.0 / 3.0).abs() < 1e-12);
+        assert!(
+            (h.genuine_different.mean - 0.5 / 3.0).abs() < 0.05,
+            "bad is in half the splits"
+        );
+        assert!((h.impostor_same.p95 - 2.0 / 3.0).abs() < 1e-12);
+        assert!((h.genuine_same.mean + h.genuine_different.mean - 1.0).abs() < 1e-12);
+        assert_eq!(holdout(&pairs, 400), holdout(&pairs, 400), "a fixed seed");
+        assert!(holdout(&pairs[..1], 10).is_none(), "one person: no halves");
+    }
+
+    #[test]
+    fn spread_uses_nearest_ranks() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let s = spread(&mut v);
+        assert_eq!((s.p05, s.p95, s.mean), (5.0, 95.0, 50.5));
+        assert_eq!(spread(&mut [7.0]).p05, 7.0);
     }
 }
