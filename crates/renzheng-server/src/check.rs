@@ -431,8 +431,9 @@ pub struct QualityView {
     pub issues: Vec<&'static str>,
     /// The same reasons in Chinese.
     pub reasons: Vec<&'static str>,
-    /// Soft problems (`face_too_small`, `blurry`, `extreme_pose`, `face_cut_off`): the
-    /// photo was compared, but such a face is never judged "same person" (at most 2).
+    /// Soft problems (`face_too_small`, `blurry`, `extreme_pose` — on packs that warn
+    /// on it, `dlib` — and `face_cut_off`): the photo was compared, but such a face is
+    /// never judged "same person" (at most 2).
     pub warnings: Vec<&'static str>,
     /// Distance between the eyes, pixels.
     pub inter_eye_px: f64,
