@@ -74,6 +74,17 @@ pub fn csrf_field(operator: &OperatorSession) -> Markup {
     html! { input type="hidden" name="csrf" value=(operator.csrf); }
 }
 
+/// The labelled field of a person's ID number. Browsers are told not to remember what
+/// was typed: ID numbers must not end up in an operator's autocomplete history.
+pub fn id_number_field(lang: Lang) -> Markup {
+    html! { label { (lang.t().id_number) input name="id_number" required maxlength="18" autocomplete="off"; } }
+}
+
+/// The labelled field of a person's name (not remembered either).
+pub fn person_name_field(lang: Lang) -> Markup {
+    html! { label { (lang.t().name) input name="name" required maxlength="64" autocomplete="off"; } }
+}
+
 /// A whole page with `status`.
 pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
     let t = page.lang.t();

@@ -16,7 +16,9 @@ use renzheng_domain::IdNumber;
 use serde::Deserialize;
 
 use crate::console::i18n::Lang;
-use crate::console::layout::{csrf_field, format_time, html_page, Flash, Page};
+use crate::console::layout::{
+    csrf_field, format_time, html_page, id_number_field, person_name_field, Flash, Page,
+};
 use crate::console::multipart::Upload;
 use crate::console::refusal_text;
 use crate::console::session::Operator;
@@ -113,7 +115,7 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                     h2 { (t.lookup) }
                     form #lookup .row method="post" action="/console/registry/lookup" {
                         (csrf)
-                        label { (t.id_number) input name="id_number" required maxlength="18" autocomplete="off"; }
+                        (id_number_field(lang))
                         button type="submit" { (t.find) }
                     }
                     @if let Some(shown) = shown { (shown) }
@@ -122,8 +124,8 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                     h2 { (t.enrol) }
                     form #enrol method="post" action="/console/registry/enrol" enctype="multipart/form-data" {
                         (csrf)
-                        label { (t.name) input name="name" required maxlength="64" autocomplete="off"; }
-                        label { (t.id_number) input name="id_number" required maxlength="18" autocomplete="off"; }
+                        (person_name_field(lang))
+                        (id_number_field(lang))
                         label { (t.photos) input name="photo" type="file" accept="image/*" multiple; }
                         button type="submit" { (t.enrol) }
                     }
@@ -132,7 +134,7 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                     h2 { (t.remove) }
                     form #remove method="post" action="/console/registry/remove" data-confirm=(t.remove_confirm) {
                         (csrf)
-                        label { (t.id_number) input name="id_number" required maxlength="18" autocomplete="off"; }
+                        (id_number_field(lang))
                         label { input name="confirm" type="checkbox" value="yes"; " " (t.remove_confirm) }
                         button .danger type="submit" { (t.remove_button) }
                     }

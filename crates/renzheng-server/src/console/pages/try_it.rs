@@ -18,7 +18,9 @@ use renzheng_vision::{Analysis, Verdict};
 
 use crate::check::CheckData;
 use crate::console::i18n::Lang;
-use crate::console::layout::{csrf_field, html_page, Flash, Page};
+use crate::console::layout::{
+    csrf_field, html_page, id_number_field, person_name_field, Flash, Page,
+};
 use crate::console::multipart::Upload;
 use crate::console::refusal_text;
 use crate::console::session::Operator;
@@ -46,8 +48,8 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) 
                     h2 { (t.try_it) }
                     form #try method="post" action="/console/try" enctype="multipart/form-data" {
                         (csrf)
-                        label { (t.name) input name="name" required maxlength="64" autocomplete="off"; }
-                        label { (t.id_number) input name="id_number" required maxlength="18" autocomplete="off"; }
+                        (person_name_field(lang))
+                        (id_number_field(lang))
                         label { (t.photo) input name="photo" type="file" accept="image/*" required; }
                         button type="submit" { (t.run_check) }
                     }
