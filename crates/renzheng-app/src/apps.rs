@@ -34,6 +34,27 @@ impl AppName {
     }
 }
 
+/// The credential a request names in its head.
+#[derive(Clone, Copy)]
+pub enum Credential<'a> {
+    /// `Authorization: APPCODE <code>`: proves the caller by itself.
+    AppCode(&'a str),
+    /// `X-Ca-Key`: names the caller; the signature over the body proves it.
+    AppKey(&'a str),
+}
+
+/// What authenticating from the head leaves to do.
+pub enum Authentication {
+    /// The caller is proven (an AppCode).
+    Done,
+    /// The caller is known and may call; the request must verify under this AppSecret
+    /// before [`CheckTicket::signature_verified`](crate::CheckTicket::signature_verified).
+    NeedsSignature {
+        /// The app's AppSecret, in clear: only for verifying this request.
+        secret: String,
+    },
+}
+
 /// Who is calling the check endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
@@ -357,6 +378,32 @@ impl App {
             return Err(AppError::Internal("AppSecret unreadable".into()));
         };
         Ok(Some((Caller::of(app), secret)))
+    }
+
+    /// Names the caller a request's head presents: an AppCode proves it by itself
+    /// ([`AppError::Unauthorized`] when it names no enabled app); an AppKey must name an
+    /// app allowed to call ([`AppError::UnknownAppKey`] otherwise), and the request must
+    /// then verify under the secret returned.
+    pub async fn identify(
+        &self,
+        credential: Credential<'_>,
+    ) -> Result<(Caller, Authentication), AppError> {
+        match credential {
+            Credential::AppCode(code) => {
+                let caller = self
+                    .authenticate_app_code(code)
+                    .await?
+                    .ok_or(AppError::Unauthorized)?;
+                Ok((caller, Authentication::Done))
+            }
+            Credential::AppKey(key) => {
+                let (caller, secret) = self
+                    .signing_secret(key)
+                    .await?
+                    .ok_or(AppError::UnknownAppKey)?;
+                Ok((caller, Authentication::NeedsSignature { secret }))
+            }
+        }
     }
 
     /// Uses a signature nonce once within its window ([`AppError::NonceUsed`] on a

@@ -46,21 +46,19 @@ impl Actor {
     }
 }
 
-/// What the audit learns of one check. The edge that served it fills in how it was
+/// What the audit learns of one check, built only by the
+/// [`CheckTicket`](crate::check::CheckTicket). The edge that served it says how it was
 /// answered (`status`, `error_code`), since only the edge knows its protocol.
-#[derive(Debug, Clone)]
-pub struct CheckRecord<'a> {
+pub(crate) struct CheckRecord {
     /// When the request arrived, unix milliseconds.
     pub arrived_ms: i64,
     /// The request id (`taskNo`).
     pub request_id: String,
-    /// The app, once authenticated.
+    /// The app, once authenticated (none for the console).
     pub app_id: Option<AppId>,
-    /// The name, once parsed.
-    pub name: Option<&'a PersonName>,
-    /// The ID number, once parsed.
-    pub id_number: Option<&'a IdNumber>,
-    /// The result, when the check had one.
+    /// The name and ID number, once parsed.
+    pub identity: Option<(PersonName, IdNumber)>,
+    /// The result, when the check was answered: only then is its unit charged.
     pub result: Option<ResultCode>,
     /// The score as answered (results 1–3).
     pub score: Option<f64>,
@@ -70,8 +68,7 @@ pub struct CheckRecord<'a> {
     pub error_code: Option<&'static str>,
     /// Time spent, milliseconds.
     pub latency_ms: u64,
-    /// The unit held by [`App::admit`], charged when `status` is 2xx and given back
-    /// otherwise.
+    /// The unit held by the admission, charged for an answer and given back otherwise.
     pub reservation: Option<ReservationId>,
 }
 
@@ -79,16 +76,20 @@ impl App {
     /// Records a check in the audit log (masked name and ID, keyed hash of the ID) and
     /// settles its unit, in one transaction; returns whether it was charged.
     ///
-    /// A failure here is the caller's concern for a 2xx: an answer that could not be
-    /// recorded (and charged) must not be given as a success, so the edge answers 503
+    /// A failure here is the caller's concern for an answer: an answer that could not be
+    /// recorded (and charged) must not be given as a success, so the edge refuses it
     /// instead, and the held unit lapses back.
-    pub async fn record_check(&self, record: CheckRecord<'_>) -> Result<bool, AppError> {
+    pub(crate) async fn record_check(&self, record: CheckRecord) -> Result<bool, AppError> {
+        let (name, id_number) = match &record.identity {
+            Some((name, id)) => (Some(name), Some(id)),
+            None => (None, None),
+        };
         if let Some(result) = record.result {
             tracing::info!(
                 result = result.code(),
                 score = record.score,
-                name = record.name.map(PersonName::masked),
-                id_number = record.id_number.map(IdNumber::masked),
+                name = name.map(PersonName::masked),
+                id_number = id_number.map(IdNumber::masked),
                 "check completed"
             );
         }
@@ -98,16 +99,16 @@ impl App {
         entry.result = record.result.map(|r| i64::from(r.code()));
         entry.score = record.score;
         entry.error_code = record.error_code.map(str::to_owned);
-        if let Some(name) = record.name {
+        if let Some(name) = name {
             entry = entry.with_name(name);
         }
-        if let Some(id) = record.id_number {
+        if let Some(id) = id_number {
             entry = entry.with_id_number(id, &self.audit_key);
         }
-        let succeeded = (200..300).contains(&record.status);
+        let answered = record.result.is_some();
         let settle = match record.reservation {
             None => Settle::Nothing,
-            Some(id) if succeeded => Settle::Charge(id),
+            Some(id) if answered => Settle::Charge(id),
             Some(id) => Settle::Release(id),
         };
         match self.store.finish_check(&entry, settle).await {

@@ -14,6 +14,16 @@ use crate::fetch::FetchError;
 /// Why a use case did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// A check's credential names no app that may call (missing, unknown or disabled
+    /// AppCode). The same answer in every case, so that probing learns nothing.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// A signed check's AppKey names no app that may call.
+    #[error("Invalid AppKey")]
+    UnknownAppKey,
+    /// A check was not answered by its deadline (`limits.request_timeout_ms`).
+    #[error("the request timed out")]
+    TimedOut,
     /// A required field is absent or blank.
     #[error("missing required field: {0}")]
     MissingField(&'static str),

@@ -8,19 +8,19 @@
 //!
 //! | use case | method |
 //! |---|---|
-//! | check a person (the product) | [`App::parse_check`] then [`App::verify`], then [`App::record_check`] |
+//! | check a person (the product) | [`App::begin_check`] → a [`CheckTicket`]: `authenticate` → (`signature_verified`) → `admit` → `run` → `finish` |
+//! | verify a parsed request, unrecorded (tools) | [`App::parse_check`] then [`App::verify`] |
 //! | enrol a person with portraits | [`EnrolRequest::parse`] then [`App::enrol`] |
 //! | import a folder of portraits | [`App::import_folder`] |
 //! | show / remove a person | [`App::person`], [`App::remove_person`] |
 //! | move the registry between databases | [`App::export_registry`], [`App::import_registry`] |
 //! | apps | [`App::create_app`], [`App::list_apps`], [`App::set_app_enabled`], [`App::reset_app_code`], [`App::reset_app_secret`], [`App::set_app_policy`] |
-//! | authenticate a caller | [`App::authenticate_app_code`], [`App::signing_secret`] then [`App::use_nonce`] |
-//! | admit a check (rate limit, quota) | [`App::admit`], then [`App::limit_attempts`] once the ID number is known |
+//! | authenticate a caller outside a check (the app's own history) | [`App::authenticate_app_code`], [`App::signing_secret`] then [`App::use_nonce`] |
 //! | packages and balances | [`App::packages`], [`App::put_package`], [`App::grant`], [`App::balance`] |
 //! | history and usage | [`App::calls`], [`App::calls_csv`], [`App::usage`] |
 //! | balance alerts | [`App::evaluate_alerts`], [`App::run_alerts`] |
 //! | audit | [`App::recent_audit`], [`App::recent_events`] |
-//! | the operator console | [`App::sign_in`], [`App::console_session`], [`App::sign_out`], [`App::overview`], [`App::quotas`], [`App::verify_explained`], [`App::compare_photos`], [`App::send_test_alert`] |
+//! | the operator console | [`App::sign_in`], [`App::console_session`], [`App::sign_out`], [`App::overview`], [`App::quotas`], [`App::compare_photos`], [`App::send_test_alert`] |
 //!
 //! Nothing here knows HTTP or JSON; nothing here runs inference on the async runtime
 //! (engine work goes through the gate onto the blocking pool).
@@ -51,9 +51,15 @@ use renzheng_store::{PgStore, SqliteStore, Store, StoreError};
 use renzheng_vision::{EngineConfig, FaceEngine};
 
 pub use crate::alerts::{webhook_signature, AlertPayload};
-pub use crate::apps::{AppName, AppView, Caller, CreatedApp, NewAppCode, NewAppSecret, PolicyView};
-pub use crate::audit::{Actor, CheckRecord};
-pub use crate::check::{CheckFields, CheckRequest, IdFacts, ResultCode, Scored, Verification};
+pub use crate::apps::{
+    AppName, AppView, Authentication, Caller, CreatedApp, Credential, NewAppCode, NewAppSecret,
+    PolicyView,
+};
+pub use crate::audit::Actor;
+pub use crate::check::{
+    CheckFields, CheckRequest, CheckTicket, Checked, Ending, IdFacts, Origin, ResultCode, Scored,
+    Verification,
+};
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::console::{AppQuota, OperatorSession, Overview, OverviewDay, SignedIn};
 pub use crate::engine::EngineObserver;
@@ -127,6 +133,8 @@ pub struct App {
     alerts: AlertQueue,
     webhooks: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// Records of abandoned checks still being written ([`App::settle_abandoned`]).
+    settling: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for App {
@@ -187,6 +195,7 @@ impl App {
             alerts: AlertQueue::new(),
             webhooks,
             clock: Arc::new(SystemClock),
+            settling: Arc::default(),
         })
     }
 

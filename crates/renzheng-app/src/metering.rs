@@ -3,9 +3,9 @@
 //!
 //! The rules, in the order a check meets them: the app's rate limit (403, "Throttled by
 //! APP Flow Control") → a unit reserved from its oldest-expiring grant (403, "Quota
-//! Exhausted" / "Quota Expired") → the check → [`App::record_check`] charges the unit on a
-//! 2xx and gives it back otherwise, in the transaction that writes the audit row. So
-//! only 2xx answers are charged, nothing is charged twice, and the ledger reconciles with
+//! Exhausted" / "Quota Expired") → the check → its record charges the unit for an answer
+//! (results 1–8) and gives it back otherwise, in the transaction that writes the audit row. So
+//! only answered checks (the 2xx) are charged, nothing is charged twice, and the ledger reconciles with
 //! the audit log by construction. A node that dies holding a unit gives it back when the
 //! hold lapses (`metering.hold_ms`).
 
@@ -366,7 +366,7 @@ impl App {
 
     /// Admits a check of `caller` before any work: its rate limit, then one unit of its
     /// quota held (when metering is on).
-    pub async fn admit(&self, caller: &Caller) -> Result<Admission, AppError> {
+    pub(crate) async fn admit(&self, caller: &Caller) -> Result<Admission, AppError> {
         let now = self.now_ms();
         if let Some(rate) = caller.policy.rate_per_sec {
             let interval_us = (1_000_000.0 / rate).round().max(1.0) as i64;
@@ -400,7 +400,11 @@ impl App {
 
     /// Counts a check of `id` by `caller` against `limits.per_id_per_minute` and
     /// `limits.per_id_per_day`; refused (not counted) when a window is full.
-    pub async fn limit_attempts(&self, caller: &Caller, id: &IdNumber) -> Result<(), AppError> {
+    pub(crate) async fn limit_attempts(
+        &self,
+        caller: &Caller,
+        id: &IdNumber,
+    ) -> Result<(), AppError> {
         let limits = &self.settings.limits;
         if limits.per_id_per_minute == 0 && limits.per_id_per_day == 0 {
             return Ok(());

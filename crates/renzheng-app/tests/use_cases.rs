@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use renzheng_app::{
-    Actor, App, AppError, AppName, CheckFields, EngineSource, EnrolFields, EnrolRequest,
-    ResultCode, Settings,
+    Actor, App, AppError, AppName, CheckFields, Credential, Ending, EngineSource, EnrolFields,
+    EnrolRequest, Origin, ResultCode, Settings,
 };
 use renzheng_domain::IdNumber;
 use renzheng_vision::testing::{solid_png, TestEngine};
@@ -192,31 +192,129 @@ async fn a_folder_import_reports_every_refusal() {
 #[tokio::test]
 async fn audit_records_past_their_retention_are_purged() {
     let dir = tempfile::tempdir().unwrap();
-    let app = open(&dir).await;
     let day = 86_400_000_i64;
+    let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
+        1_796_097_600_000,
+    )));
+    let app = Arc::new(open(&dir).await.with_clock(clock.clone()));
     let now = app.now_ms();
     assert_eq!(app.settings().audit_retention_days, 180);
     for (request_id, arrived_ms) in [("old", now - 181 * day), ("recent", now - 179 * day)] {
-        app.record_check(renzheng_app::CheckRecord {
-            arrived_ms,
-            request_id: request_id.into(),
-            app_id: None,
-            name: None,
-            id_number: None,
-            result: None,
-            score: None,
+        clock
+            .0
+            .store(arrived_ms, std::sync::atomic::Ordering::SeqCst);
+        let ticket = app.begin_check(request_id.into(), Origin::Console);
+        let ending = Ending::Refusal {
             status: 400,
-            error_code: Some("InvalidIdCard"),
-            latency_ms: 1,
-            reservation: None,
-        })
-        .await
-        .unwrap();
+            code: "InvalidIdCard",
+        };
+        assert!(!ticket.finish(ending).await.unwrap(), "never charged");
     }
+    clock.0.store(now, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(app.purge_expired_audit().await.unwrap(), 1);
     let rows = app.recent_audit(10).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].request_id, "recent");
+}
+
+/// A check's ticket keeps its rules: nothing runs for an unproven caller, a refusal is
+/// never charged, an answer is, and a ticket dropped unfinished records itself and gives
+/// its unit back.
+#[tokio::test]
+async fn a_check_ticket_charges_answers_only_and_settles_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(open(&dir).await);
+    app.enrol(
+        &Actor::Cli,
+        enrolment("张三", ALICE_ID, vec![solid_png(RED, 64)]),
+    )
+    .await
+    .unwrap();
+    let created = app
+        .create_app(&Actor::Cli, &AppName::parse("shop").unwrap())
+        .await
+        .unwrap();
+    let id = renzheng_store::AppId::from(created.app_id.clone());
+    let grant = renzheng_app::GrantRequest {
+        calls: Some(3),
+        ..Default::default()
+    };
+    app.grant(&Actor::Cli, &id, grant).await.unwrap();
+    let remaining = || async { app.balance(&id).await.unwrap().remaining };
+    let fields = || {
+        use base64::Engine as _;
+        CheckFields {
+            name: Some("张三".into()),
+            id_card: Some(ALICE_ID.into()),
+            image: Some(base64::engine::general_purpose::STANDARD.encode(solid_png(RED, 64))),
+            img_url: None,
+        }
+    };
+
+    // Unproven: no admission, no run, and no record when it ends.
+    let mut ticket = app.begin_check("stranger".into(), Origin::Api);
+    assert!(matches!(
+        ticket.authenticate(Credential::AppCode("wrong")).await,
+        Err(AppError::Unauthorized)
+    ));
+    assert!(ticket.admit().await.is_err());
+    assert!(ticket.run(fields()).await.is_err());
+    drop(ticket);
+
+    // Answered: charged once.
+    let mut ticket = app.begin_check("answered".into(), Origin::Api);
+    ticket
+        .authenticate(Credential::AppCode(&created.app_code))
+        .await
+        .unwrap();
+    ticket.admit().await.unwrap();
+    assert_eq!(remaining().await, 2, "held");
+    let checked = ticket.run(fields()).await.unwrap();
+    assert_eq!(checked.verification.result, ResultCode::Same);
+    let ending = Ending::Answer {
+        verification: &checked.verification,
+        status: 200,
+    };
+    assert!(ticket.finish(ending).await.unwrap());
+    assert_eq!(remaining().await, 2, "charged");
+
+    // Refused after admission: given back.
+    let mut ticket = app.begin_check("refused".into(), Origin::Api);
+    ticket
+        .authenticate(Credential::AppCode(&created.app_code))
+        .await
+        .unwrap();
+    ticket.admit().await.unwrap();
+    let ending = Ending::Refusal {
+        status: 415,
+        code: "UnsupportedMediaType",
+    };
+    assert!(!ticket.finish(ending).await.unwrap());
+    assert_eq!(remaining().await, 2, "given back");
+
+    // Dropped unfinished (the client left): recorded as abandoned, the unit given back.
+    let mut ticket = app.begin_check("abandoned".into(), Origin::Api);
+    ticket
+        .authenticate(Credential::AppCode(&created.app_code))
+        .await
+        .unwrap();
+    ticket.admit().await.unwrap();
+    assert_eq!(remaining().await, 1, "held");
+    drop(ticket);
+    app.settle_abandoned(std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(remaining().await, 2, "given back at once");
+
+    let audit = app.recent_audit(10).await.unwrap();
+    let statuses: Vec<(&str, u16)> = audit
+        .iter()
+        .map(|r| (r.request_id.as_str(), r.http_status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("abandoned", 499), ("refused", 415), ("answered", 200)],
+        "one record per check of a proven caller, none for the stranger"
+    );
 }
 
 /// Switching packs: a registry enrolled with one engine answers 5 on another until it is
@@ -328,18 +426,19 @@ async fn balance_alerts_repeat_daily_until_topped_up() {
     let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
         1_796_097_600_000,
     )));
-    let app = open(&dir).await.with_clock(clock.clone());
+    let app = Arc::new(open(&dir).await.with_clock(clock.clone()));
     let advance = |ms: i64| clock.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    app.enrol(
+        &Actor::Cli,
+        enrolment("张三", ALICE_ID, vec![solid_png(RED, 64)]),
+    )
+    .await
+    .unwrap();
     let created = app
         .create_app(&Actor::Cli, &AppName::parse("shop").unwrap())
         .await
         .unwrap();
     let id = renzheng_store::AppId::from(created.app_id.clone());
-    let caller = app
-        .authenticate_app_code(&created.app_code)
-        .await
-        .unwrap()
-        .unwrap();
     let grant = |calls: i64, expires_at: Option<i64>| {
         app.grant(
             &Actor::Cli,
@@ -356,23 +455,30 @@ async fn balance_alerts_repeat_daily_until_topped_up() {
     grant(10, None).await.unwrap();
     assert!(app.evaluate_alerts(&id).await.is_empty());
 
+    let admit = || async {
+        let mut ticket = app.begin_check("r".into(), Origin::Api);
+        ticket
+            .authenticate(Credential::AppCode(&created.app_code))
+            .await?;
+        ticket.admit().await.map(|()| ticket)
+    };
     let charge = || async {
-        let admission = app.admit(&caller).await.unwrap();
-        app.record_check(renzheng_app::CheckRecord {
-            arrived_ms: app.now_ms(),
-            request_id: "r".into(),
-            app_id: Some(caller.app_id.clone()),
-            name: None,
-            id_number: None,
-            result: Some(ResultCode::Same),
-            score: None,
+        use base64::Engine as _;
+        let mut ticket = admit().await.unwrap();
+        let checked = ticket
+            .run(CheckFields {
+                name: Some("张三".into()),
+                id_card: Some(ALICE_ID.into()),
+                image: Some(base64::engine::general_purpose::STANDARD.encode(solid_png(RED, 64))),
+                img_url: None,
+            })
+            .await
+            .unwrap();
+        let ending = Ending::Answer {
+            verification: &checked.verification,
             status: 200,
-            error_code: None,
-            latency_ms: 1,
-            reservation: admission.reservation,
-        })
-        .await
-        .unwrap()
+        };
+        ticket.finish(ending).await.unwrap()
     };
     for _ in 0..8 {
         assert!(charge().await);
@@ -386,10 +492,7 @@ async fn balance_alerts_repeat_daily_until_topped_up() {
         assert!(charge().await);
     }
     assert_eq!(app.evaluate_alerts(&id).await, [Exhausted]);
-    assert!(matches!(
-        app.admit(&caller).await,
-        Err(AppError::QuotaExhausted)
-    ));
+    assert!(matches!(admit().await, Err(AppError::QuotaExhausted)));
 
     // Topped up with calls that expire in 3 days: no more "low", but "expiring".
     let now = app.now_ms();
@@ -399,10 +502,7 @@ async fn balance_alerts_repeat_daily_until_topped_up() {
     assert_eq!(app.evaluate_alerts(&id).await, [Expiring]);
     advance(3 * DAY);
     // Expired: nothing left that can be used.
-    assert!(matches!(
-        app.admit(&caller).await,
-        Err(AppError::QuotaExpired)
-    ));
+    assert!(matches!(admit().await, Err(AppError::QuotaExpired)));
     assert_eq!(app.evaluate_alerts(&id).await, [Exhausted]);
     // A fresh, lasting package ends the alerts.
     grant(1000, None).await.unwrap();

@@ -23,7 +23,9 @@ use axum::response::Response;
 use axum::Extension;
 use renzheng_app::check::decode_image_field;
 use renzheng_app::settings::Limits;
-use renzheng_app::{Actor, AppName, AppView, CreatedApp, EnrolFields, EnrolRequest, PersonView};
+use renzheng_app::{
+    Actor, AppError, AppName, AppView, CreatedApp, EnrolFields, EnrolRequest, PersonView,
+};
 use renzheng_domain::IdNumber;
 use renzheng_store::AppId;
 use serde::{Deserialize, Serialize};
@@ -93,13 +95,7 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     let limit = state.app.settings().limits.max_admin_body_bytes;
-    let multipart_error = |status: StatusCode| {
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::MalformedBody("malformed multipart body".into())
-        }
-    };
+    let multipart_error = |status: StatusCode| body_rejection(status, limit);
     if is_multipart {
         let mut multipart = Multipart::from_request(request, &())
             .await
@@ -216,7 +212,7 @@ pub async fn show(
         .app
         .person(&id)
         .await?
-        .ok_or(ApiError::ResourceNotFound("person"))?;
+        .ok_or(ApiError::App(AppError::NotFound("person")))?;
     Ok(success(StatusCode::OK, person))
 }
 

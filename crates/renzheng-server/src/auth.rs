@@ -8,115 +8,80 @@
 //!   it), over the method, headers, path, parameters and `Content-MD5`; refusals carry
 //!   the gateway's messages.
 //!
-//! Handlers without a body ask for an [`Authenticated`] extractor; the check handler,
-//! whose signature covers its body, calls the router's [`Authenticator`] itself.
+//! The check handler authenticates through its [`CheckTicket`](renzheng_app::CheckTicket):
+//! [`Presented::of`] reads the head, the ticket names the caller, and a signed request is
+//! verified ([`verify_signed`]) once its body is read. Handlers without a body ask for an
+//! [`Authenticated`] extractor, which runs the same steps with an empty body.
 //!
 //! The extractors are generic over any state that yields their parts (`FromRef`), so this
 //! module does not depend on the router's state.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 /// Compares secrets in time independent of where they differ (one rule, in `renzheng-app`).
 pub use renzheng_app::keys::constant_time_eq;
 use renzheng_app::settings::Secret;
-use renzheng_app::{App, AppError, Caller};
+use renzheng_app::{App, AppError, Authentication, Caller, Credential};
 
 use crate::error::ApiError;
-use crate::signature::{self, SignatureError, TIMESTAMP_WINDOW_MS};
+use crate::signature::{self, SignatureError, SignedHeaders, TIMESTAMP_WINDOW_MS};
 
-/// Why a request is not authenticated.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// No usable credentials.
-    #[error("no credentials")]
-    Missing,
-    /// Credentials that match no enabled app.
-    #[error("credentials rejected")]
-    Rejected,
-    /// A signed request that does not verify (or replays a nonce).
-    #[error("signature refused")]
-    Signature(SignatureError),
-    /// The credential store failed.
-    #[error("credential store unavailable")]
-    Store(#[from] AppError),
+/// How long a spent nonce is remembered: the whole span of timestamps accepted.
+pub const NONCE_VALID_MS: i64 = 2 * TIMESTAMP_WINDOW_MS;
+
+/// The credential a request's head presents.
+pub enum Presented {
+    /// `Authorization: APPCODE <code>`.
+    AppCode(String),
+    /// The gateway's signature headers, replay-protected and fresh.
+    Signed(SignedHeaders),
 }
 
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Missing | AuthError::Rejected => ApiError::Unauthorized,
-            AuthError::Signature(e) => ApiError::Signature(e),
-            AuthError::Store(e) => ApiError::from(e),
+impl Presented {
+    /// Reads the head: an AppCode, else the signature headers, which must carry a nonce
+    /// and a timestamp within the window (without both, a captured request could be
+    /// replayed for ever). Nothing here needs the body, so a stranger is refused before
+    /// it is read.
+    pub fn of(parts: &Parts, now_ms: i64) -> Result<Self, ApiError> {
+        if let Some(code) = appcode_of(parts) {
+            return Ok(Presented::AppCode(code.to_owned()));
+        }
+        let signed = signature::parse(&parts.headers)?.ok_or(AppError::Unauthorized)?;
+        signed.require_replay_protection()?;
+        signature::check_freshness(&signed, now_ms)?;
+        Ok(Presented::Signed(signed))
+    }
+
+    /// The credential to look the caller up by.
+    pub fn credential(&self) -> Credential<'_> {
+        match self {
+            Presented::AppCode(code) => Credential::AppCode(code),
+            Presented::Signed(signed) => Credential::AppKey(&signed.app_key),
         }
     }
 }
 
-/// Decides who a request comes from.
-#[async_trait]
-pub trait Authenticator: Send + Sync + std::fmt::Debug {
-    /// The caller, from the request's head and its body (empty for bodiless requests; a
-    /// signature covers it).
-    async fn authenticate(&self, parts: &Parts, body: &[u8]) -> Result<Caller, AuthError>;
-}
-
-/// The gateway's two schemes against the application's apps.
-#[derive(Clone)]
-pub struct GatewayAuthenticator {
-    app: Arc<App>,
-}
-
-impl std::fmt::Debug for GatewayAuthenticator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GatewayAuthenticator")
-    }
-}
-
-impl GatewayAuthenticator {
-    /// Authenticates against `app`'s apps.
-    pub fn new(app: Arc<App>) -> Self {
-        GatewayAuthenticator { app }
-    }
-
-    async fn signed(&self, parts: &Parts, body: &[u8]) -> Result<Caller, AuthError> {
-        let signed = signature::parse(&parts.headers)
-            .map_err(AuthError::Signature)?
-            .ok_or(AuthError::Missing)?;
-        // Without both, a captured request could be replayed for ever.
-        signed
-            .require_replay_protection()
-            .map_err(AuthError::Signature)?;
-        signature::check_freshness_and_md5(&signed, &parts.headers, body, self.app.now_ms())
-            .map_err(AuthError::Signature)?;
-        let (caller, secret) = self
-            .app
-            .signing_secret(&signed.app_key)
-            .await?
-            .ok_or(AuthError::Signature(SignatureError::InvalidAppKey))?;
-        signature::verify(
-            secret.as_bytes(),
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            body,
-            &signed,
-        )
-        .map_err(AuthError::Signature)?;
-        // Only a verified request spends its nonce, so a forger cannot burn a client's.
-        let nonce = signed.nonce.as_deref().unwrap_or_default();
-        match self
-            .app
-            .use_nonce(&caller, nonce, 2 * TIMESTAMP_WINDOW_MS)
-            .await
-        {
-            Ok(()) => Ok(caller),
-            Err(AppError::NonceUsed) => Err(AuthError::Signature(SignatureError::NonceUsed)),
-            Err(e) => Err(AuthError::Store(e)),
-        }
-    }
+/// Verifies a signed request (its `Content-MD5`, then the signature) under the app's
+/// `secret`; returns the nonce it may spend.
+pub fn verify_signed<'s>(
+    signed: &'s SignedHeaders,
+    parts: &Parts,
+    body: &[u8],
+    secret: &str,
+) -> Result<&'s str, SignatureError> {
+    signature::check_content_md5(&parts.headers, body)?;
+    signature::verify(
+        secret.as_bytes(),
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        body,
+        signed,
+    )?;
+    Ok(signed.nonce.as_deref().unwrap_or_default())
 }
 
 /// The code in an `APPCODE <code>` header value (scheme case-insensitive).
@@ -136,34 +101,28 @@ pub fn appcode_of(parts: &Parts) -> Option<&str> {
         .and_then(parse_appcode)
 }
 
-#[async_trait]
-impl Authenticator for GatewayAuthenticator {
-    async fn authenticate(&self, parts: &Parts, body: &[u8]) -> Result<Caller, AuthError> {
-        match appcode_of(parts) {
-            Some(code) => self
-                .app
-                .authenticate_app_code(code)
-                .await?
-                .ok_or(AuthError::Rejected),
-            None => self.signed(parts, body).await,
-        }
-    }
-}
-
-/// Extractor: the authenticated caller, or a 403.
+/// Extractor: the authenticated caller of a bodiless request, or a refusal (403, or the
+/// gateway's signature refusals).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Caller);
 
 impl<S> FromRequestParts<S> for Authenticated
 where
     S: Send + Sync,
-    Arc<dyn Authenticator>: FromRef<S>,
+    Arc<App>: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let authenticator = <Arc<dyn Authenticator>>::from_ref(state);
-        let caller = authenticator.authenticate(parts, b"").await?;
+        let app = <Arc<App>>::from_ref(state);
+        let presented = Presented::of(parts, app.now_ms())?;
+        let (caller, authentication) = app.identify(presented.credential()).await?;
+        if let (Authentication::NeedsSignature { secret }, Presented::Signed(signed)) =
+            (authentication, &presented)
+        {
+            let nonce = verify_signed(signed, parts, b"", &secret)?;
+            app.use_nonce(&caller, nonce, NONCE_VALID_MS).await?;
+        }
         tracing::Span::current().record("app_id", caller.app_id.as_str());
         Ok(Authenticated(caller))
     }
@@ -222,7 +181,7 @@ mod tests {
     }
 
     #[test]
-    fn constant_time_comparison() {
+    fn constant_time_comparison_is_the_apps() {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));

@@ -1,26 +1,24 @@
 //! `POST /faceidcard/check`, the Alibaba-compatible endpoint: the body (JSON or form) in,
-//! the product's envelope out. The handler reads straight down: authenticate → read the
-//! fields → [`App::parse_check`](renzheng_app::App::parse_check) →
-//! [`App::verify`](renzheng_app::App::verify) → answer, and one audit record whatever
-//! happened.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+//! the product's envelope out. The check itself is a
+//! [`CheckTicket`](renzheng_app::CheckTicket) of the application, which keeps its order
+//! and its one record; this module only reads HTTP (the credential, the body, its
+//! encoding) and maps answers and errors to statuses.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use renzheng_app::settings::Limits;
-use renzheng_app::{CheckFields, CheckRecord, CheckRequest, Verification};
+use renzheng_app::{Authentication, CheckFields, CheckTicket, Ending, Origin, Verification};
 use renzheng_vision::{QualityIssue, QualityReport};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth;
+use crate::auth::{verify_signed, Presented, NONCE_VALID_MS};
 use crate::error::{body_rejection, success, ApiError, Envelope, NoData};
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -80,121 +78,80 @@ pub struct ResultLabel(pub u8);
     ),
 )]
 pub async fn handler(State(state): State<AppState>, request: Request) -> Response {
-    let app = &state.app;
-    let started = Instant::now();
-    let arrived_ms = app.now_ms();
-    let deadline = tokio::time::Instant::now() + app.settings().limits.request_timeout();
-    let limit = app.settings().limits.max_body_bytes;
     let (parts, body) = request.into_parts();
-
-    // An AppCode names the caller from the head, so strangers cannot make us read a
-    // 2 MB body; a signature covers the body, so that one is read first.
-    let early = match auth::appcode_of(&parts) {
-        Some(_) => Some(state.authenticator.authenticate(&parts, b"").await),
-        None => None,
-    };
-    if let Some(Err(e)) = early {
-        return refused(&state, e.into());
-    }
-    let body = match tokio::time::timeout_at(deadline, read_body(body, limit)).await {
-        Err(_) => Err(ApiError::Timeout),
-        Ok(body) => body,
-    };
-    let caller = match early {
-        Some(Ok(caller)) => caller,
-        _ => {
-            let Ok(bytes) = &body else {
-                // Nobody known to audit it for.
-                return body
-                    .err()
-                    .map(IntoResponse::into_response)
-                    .unwrap_or_default();
-            };
-            match state.authenticator.authenticate(&parts, bytes).await {
-                Ok(caller) => caller,
-                Err(e) => return refused(&state, e.into()),
-            }
-        }
-    };
-    tracing::Span::current().record("app_id", caller.app_id.as_str());
-
-    // Rate limit and quota before any parsing or engine work.
-    let admission = app.admit(&caller).await;
-    let reservation = admission.as_ref().ok().and_then(|a| a.reservation);
-    let mut unfinished = Unfinished {
-        app: state.app.clone(),
-        started,
-        record: Some(CheckRecord {
-            arrived_ms,
-            request_id: RequestId::current()
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
-            app_id: Some(caller.app_id.clone()),
-            name: None,
-            id_number: None,
-            result: None,
-            score: None,
-            status: CLIENT_CLOSED,
-            error_code: Some("ClientClosedRequest"),
-            latency_ms: 0,
-            reservation,
-        }),
-    };
-    let parsed: Result<CheckRequest, ApiError> = admission
-        .map_err(ApiError::from)
-        .and(body)
-        .and_then(|bytes| fields_of(&parts.headers, &bytes))
-        .and_then(|f| Ok(app.parse_check(f)?));
-    let (request, outcome) = match parsed {
-        Err(e) => (None, Err(e)),
-        Ok(request) => {
-            let outcome = match app.limit_attempts(&caller, &request.id).await {
-                Err(e) => Err(ApiError::from(e)),
-                Ok(()) => match tokio::time::timeout_at(deadline, app.verify(&request)).await {
-                    Err(_) => Err(ApiError::Timeout),
-                    Ok(verified) => verified.map_err(ApiError::from),
-                },
-            };
-            (Some(request), outcome)
-        }
-    };
-
-    // The result code for the audit, the JSON view (with the score as answered) for the caller.
-    let data = outcome.map(|v| (v.result, CheckData::from(&v)));
-    let (status, error_code) = match &data {
-        Ok(_) => (StatusCode::OK, None),
+    let mut ticket = state
+        .app
+        .begin_check(RequestId::current_string(), Origin::Api);
+    // The caller is proven before anything costs: an AppCode from the head; a signature
+    // once the body it covers is read (only for an AppKey known to be allowed to call).
+    let signed_body = match authenticate(&state, &mut ticket, &parts, body).await {
+        Ok(read) => read,
         Err(e) => {
-            let (status, code) = e.status_and_code();
-            (status, Some(code))
+            if e.is_refused_credential() {
+                state.metrics.auth_failed();
+            }
+            return finish(ticket, Err(e)).await;
         }
     };
-    // Disarmed from here: the record below replaces the one the guard would write.
-    let base = unfinished
-        .record
-        .take()
-        .expect("armed until the answer is recorded");
-    let recorded = app
-        .record_check(CheckRecord {
-            name: request.as_ref().map(|r| &r.name),
-            id_number: request.as_ref().map(|r| &r.id),
-            result: data.as_ref().ok().map(|(result, _)| *result),
-            score: data.as_ref().ok().and_then(|(_, d)| d.score),
-            status: status.as_u16(),
-            error_code,
-            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            ..base
-        })
-        .await;
+    tracing::Span::current().record("app_id", ticket.caller().map(|c| c.app_id.as_str()));
+    let limit = state.app.settings().limits.max_body_bytes;
+    let outcome = async {
+        ticket.admit().await?;
+        let bytes = match signed_body {
+            Read::Done(bytes) => bytes,
+            Read::Pending(body) => read_body(body, limit, ticket.deadline()).await?,
+        };
+        let fields = fields_of(&parts.headers, &bytes)?;
+        Ok(ticket.run(fields).await?.verification)
+    }
+    .await;
+    finish(ticket, outcome).await
+}
 
-    match (data, recorded) {
-        (Ok((_, mut data)), Ok(charged)) => {
+/// The body, read to verify a signature, or still to read.
+enum Read {
+    Done(Bytes),
+    Pending(Body),
+}
+
+/// Authenticates the caller of a check from the head and, for a signature, the body
+/// (read under the deadline and the route's limit).
+async fn authenticate(
+    state: &AppState,
+    ticket: &mut CheckTicket,
+    parts: &Parts,
+    body: Body,
+) -> Result<Read, ApiError> {
+    let presented = Presented::of(parts, state.app.now_ms())?;
+    let Authentication::NeedsSignature { secret } =
+        ticket.authenticate(presented.credential()).await?
+    else {
+        return Ok(Read::Pending(body));
+    };
+    let Presented::Signed(signed) = &presented else {
+        return Err(ApiError::internal("an AppCode asked for a signature"));
+    };
+    let limit = state.app.settings().limits.max_body_bytes;
+    let bytes = read_body(body, limit, ticket.deadline()).await?;
+    let nonce = verify_signed(signed, parts, &bytes, &secret)?;
+    ticket.signature_verified(nonce, NONCE_VALID_MS).await?;
+    Ok(Read::Done(bytes))
+}
+
+/// Records the check as answered (one record, the unit charged for an answer and given
+/// back otherwise) and gives the answer. An answer that could not be recorded (nor
+/// charged) is not given as a success.
+async fn finish(ticket: CheckTicket, outcome: Result<Verification, ApiError>) -> Response {
+    let recorded = ticket.finish(ending(outcome.as_ref())).await;
+    match (outcome, recorded) {
+        (Ok(verification), Ok(charged)) => {
+            let mut data = CheckData::from(&verification);
             data.charged = u8::from(charged);
             let label = ResultLabel(data.result);
             let mut response = success(StatusCode::OK, data);
             response.extensions_mut().insert(label);
             response
         }
-        // An answer that could not be recorded (nor charged) is not given as a success.
         (Ok(_), Err(_)) => {
             ApiError::NotReady("the check could not be recorded; retry".into()).into_response()
         }
@@ -202,55 +159,22 @@ pub async fn handler(State(state): State<AppState>, request: Request) -> Respons
     }
 }
 
-/// The status audited for a check whose client went away before its answer (nginx's 499).
-const CLIENT_CLOSED: u16 = 499;
-
-/// A check whose client disconnected mid-way has its future dropped: this guard then
-/// audits it (499) and gives its held unit back at once, instead of leaving the unit held
-/// until `metering.hold_ms` lapses and the check unrecorded.
-struct Unfinished {
-    app: std::sync::Arc<renzheng_app::App>,
-    started: Instant,
-    record: Option<CheckRecord<'static>>,
-}
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        let Some(mut record) = self.record.take() else {
-            return;
-        };
-        record.latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let app = self.app.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            SETTLING.fetch_add(1, Ordering::SeqCst);
-            runtime.spawn(async move {
-                let _ = app.record_check(record).await;
-                SETTLING.fetch_sub(1, Ordering::SeqCst);
-            });
+/// How a check was answered, for its record: an answer is sent as a 200, a refusal
+/// with its error's status and code (the console's try-it records the same way).
+pub fn ending<'a>(outcome: Result<&'a Verification, &ApiError>) -> Ending<'a> {
+    match outcome {
+        Ok(verification) => Ending::Answer {
+            verification,
+            status: StatusCode::OK.as_u16(),
+        },
+        Err(e) => {
+            let (status, code) = e.status_and_code();
+            Ending::Refusal {
+                status: status.as_u16(),
+                code,
+            }
         }
     }
-}
-
-/// Settlements of abandoned checks still being written (see [`Unfinished`]).
-static SETTLING: AtomicUsize = AtomicUsize::new(0);
-
-/// Waits (at most `limit`) for the settlements of abandoned checks, so that a stopping
-/// server gives their held units back instead of leaving them to lapse.
-pub async fn settle_abandoned(limit: std::time::Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while SETTLING.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
-/// A refused credential is counted, not audited: the audit is the record of checks made
-/// by callers, and one client hammering with bad credentials must not grow it. (A
-/// credential store that fails is not the caller's refusal: not counted.)
-fn refused(state: &AppState, e: ApiError) -> Response {
-    if matches!(e, ApiError::Unauthorized | ApiError::Signature(_)) {
-        state.metrics.auth_failed();
-    }
-    e.into_response()
 }
 
 /// Body encodings accepted by the check endpoint.
@@ -280,12 +204,18 @@ fn encoding_of(headers: &HeaderMap) -> Result<Option<Encoding>, ApiError> {
     }
 }
 
-/// Reads the body under the route's limit (413 beyond).
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the body under the route's limit (413 beyond) by the check's deadline.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt;
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => {
+    let read = http_body_util::Limited::new(body, limit).collect();
+    match tokio::time::timeout_at(deadline, read).await {
+        Err(_) => Err(ApiError::Timeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) => {
             let status = if e.is::<http_body_util::LengthLimitError>() {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else {

@@ -13,7 +13,6 @@ use axum::Json;
 use renzheng_app::check::PhotoError;
 use renzheng_app::fetch::FetchError;
 use renzheng_app::AppError;
-use renzheng_domain::{IdNumberError, PersonNameError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -69,65 +68,25 @@ fn current_task_no() -> String {
         .unwrap_or_default()
 }
 
-/// Everything that can go wrong while serving a request.
+/// Everything that can go wrong while serving a request: a use case's [`AppError`],
+/// wrapped as it is, or one of the HTTP layer's own refusals.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// Missing, unknown or disabled AppCode.
-    #[error("Unauthorized")]
-    Unauthorized,
+    /// A use case refused or failed; mapped by [`app_status_and_code`].
+    #[error("{}", app_message(.0))]
+    App(#[from] AppError),
     /// A signed request that does not verify; the gateway's message.
     #[error("{}", .0.gateway_message())]
     Signature(crate::signature::SignatureError),
-    /// The app's rate limit is reached.
-    #[error("Throttled by APP Flow Control")]
-    Throttled {
-        /// Until a request is allowed, milliseconds.
-        retry_after_ms: i64,
-    },
-    /// The app has no calls left.
-    #[error("Quota Exhausted")]
-    QuotaExhausted,
-    /// The app's calls have expired.
-    #[error("Quota Expired")]
-    QuotaExpired,
-    /// Too many checks of one ID number.
-    #[error("{message}")]
-    TooManyAttempts {
-        /// Why (which window).
-        message: String,
-        /// Until the window ends, milliseconds.
-        retry_after_ms: i64,
-    },
-    /// A required field is absent or empty.
-    #[error("missing required field: {0}")]
-    MissingField(&'static str),
-    /// Neither `image` nor `imgUrl` was sent.
-    #[error("missing required field: image or imgUrl")]
-    MissingPhoto,
     /// A field has the wrong JSON type.
     #[error("field {0} must be a string")]
     FieldType(&'static str),
-    /// The name does not parse.
-    #[error("invalid name: {0}")]
-    InvalidName(#[from] PersonNameError),
-    /// The ID number does not parse; the reason says which rule failed.
-    #[error("invalid idCard: {0}")]
-    InvalidIdNumber(#[from] IdNumberError),
-    /// The photo (inline or fetched) is unusable as bytes.
-    #[error("invalid image: {0}")]
-    InvalidImage(#[from] PhotoError),
-    /// `imgUrl` could not be fetched.
-    #[error("imgUrl: {0}")]
-    ImgUrl(#[from] FetchError),
     /// The body is not valid JSON / form data.
     #[error("malformed request body: {0}")]
     MalformedBody(String),
     /// Some other field of an admin request is wrong.
     #[error("invalid request: {0}")]
     BadRequest(String),
-    /// A registry portrait was refused by the engine (no usable face…).
-    #[error("portrait refused: {0}")]
-    PortraitRefused(String),
     /// The body is over the limit.
     #[error("request body is over the {limit}-byte limit")]
     PayloadTooLarge {
@@ -139,12 +98,6 @@ pub enum ApiError {
         "unsupported Content-Type; send application/json or application/x-www-form-urlencoded"
     )]
     UnsupportedMediaType,
-    /// Engine capacity and its bounded queue are full.
-    #[error("the service is busy, retry later")]
-    Busy {
-        /// Seconds for `Retry-After`.
-        retry_after_secs: u64,
-    },
     /// The request took longer than the configured limit.
     #[error("the request timed out")]
     Timeout,
@@ -160,18 +113,35 @@ pub enum ApiError {
     /// Missing or wrong admin token.
     #[error("admin token missing or wrong")]
     AdminUnauthorized,
-    /// An admin resource (person, app) does not exist.
-    #[error("{0} not found")]
-    ResourceNotFound(&'static str),
     /// A dependency (database, engine) is not available.
     #[error("not ready: {0}")]
     NotReady(String),
-    /// The database failed or cannot be reached: nothing was done, nothing charged.
-    #[error("the database is unavailable; retry later")]
-    DatabaseUnavailable(#[source] renzheng_store::StoreError),
     /// A bug or an infrastructure failure; details are logged, not returned.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The domain's parse errors reach the HTTP layer as the use cases' errors do.
+macro_rules! through_app_error {
+    ($($error:ty),*) => {$(
+        impl From<$error> for ApiError {
+            fn from(e: $error) -> Self {
+                ApiError::App(AppError::from(e))
+            }
+        }
+    )*};
+}
+through_app_error!(
+    renzheng_domain::IdNumberError,
+    renzheng_domain::PersonNameError,
+    PhotoError,
+    FetchError
+);
+
+impl From<crate::signature::SignatureError> for ApiError {
+    fn from(e: crate::signature::SignatureError) -> Self {
+        ApiError::Signature(e)
+    }
 }
 
 impl ApiError {
@@ -180,38 +150,99 @@ impl ApiError {
         ApiError::Internal(e.into())
     }
 
+    /// Whether this refuses the caller's credentials (counted in the metrics, never
+    /// audited). A credential store that fails is not the caller's refusal.
+    pub fn is_refused_credential(&self) -> bool {
+        matches!(
+            self,
+            ApiError::App(AppError::Unauthorized | AppError::UnknownAppKey | AppError::NonceUsed)
+                | ApiError::Signature(_)
+        )
+    }
+
     /// The HTTP status and the machine code of this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         use ApiError::*;
         match self {
-            Unauthorized => (StatusCode::FORBIDDEN, "Unauthorized"),
+            App(e) => app_status_and_code(e),
             Signature(e) => (e.status(), signature_code(e)),
-            Throttled { .. } => (StatusCode::FORBIDDEN, "Throttled"),
-            QuotaExhausted => (StatusCode::FORBIDDEN, "QuotaExhausted"),
-            QuotaExpired => (StatusCode::FORBIDDEN, "QuotaExpired"),
-            TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts"),
-            MissingField(_) | MissingPhoto => (StatusCode::BAD_REQUEST, "MissingParameter"),
             FieldType(_) | BadRequest(_) => (StatusCode::BAD_REQUEST, "InvalidParameter"),
-            InvalidName(_) => (StatusCode::BAD_REQUEST, "InvalidName"),
-            InvalidIdNumber(_) => (StatusCode::BAD_REQUEST, "InvalidIdCard"),
-            InvalidImage(PhotoError::TooLarge { .. }) => (StatusCode::BAD_REQUEST, "ImageTooLarge"),
-            InvalidImage(_) => (StatusCode::BAD_REQUEST, "InvalidImage"),
-            ImgUrl(e) => (StatusCode::BAD_REQUEST, img_url_code(e)),
             MalformedBody(_) => (StatusCode::BAD_REQUEST, "MalformedBody"),
-            PortraitRefused(_) => (StatusCode::BAD_REQUEST, "PortraitRefused"),
             PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
-            Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceBusy"),
             Timeout => (StatusCode::GATEWAY_TIMEOUT, "Timeout"),
             NotFound => (StatusCode::NOT_FOUND, "NotFound"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             AdminDisabled => (StatusCode::NOT_FOUND, "AdminDisabled"),
             AdminUnauthorized => (StatusCode::UNAUTHORIZED, "AdminUnauthorized"),
-            ResourceNotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "NotReady"),
-            DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "DatabaseUnavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
+    }
+}
+
+/// Every use-case failure, mapped explicitly: what the caller got wrong is a 4xx with its
+/// reason, the rest is ours.
+fn app_status_and_code(e: &AppError) -> (StatusCode, &'static str) {
+    use crate::signature::SignatureError;
+    match e {
+        AppError::Unauthorized => (StatusCode::FORBIDDEN, "Unauthorized"),
+        AppError::UnknownAppKey => {
+            let e = SignatureError::InvalidAppKey;
+            (e.status(), signature_code(&e))
+        }
+        AppError::NonceUsed => {
+            let e = SignatureError::NonceUsed;
+            (e.status(), signature_code(&e))
+        }
+        AppError::Throttled { .. } => (StatusCode::FORBIDDEN, "Throttled"),
+        AppError::QuotaExhausted => (StatusCode::FORBIDDEN, "QuotaExhausted"),
+        AppError::QuotaExpired => (StatusCode::FORBIDDEN, "QuotaExpired"),
+        AppError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts"),
+        AppError::MissingField(_) | AppError::MissingPhoto => {
+            (StatusCode::BAD_REQUEST, "MissingParameter")
+        }
+        AppError::InvalidName(_) => (StatusCode::BAD_REQUEST, "InvalidName"),
+        AppError::InvalidIdNumber(_) => (StatusCode::BAD_REQUEST, "InvalidIdCard"),
+        AppError::InvalidImage(PhotoError::TooLarge { .. }) => {
+            (StatusCode::BAD_REQUEST, "ImageTooLarge")
+        }
+        AppError::InvalidImage(_) => (StatusCode::BAD_REQUEST, "InvalidImage"),
+        AppError::ImgUrl(e) => (StatusCode::BAD_REQUEST, img_url_code(e)),
+        AppError::InvalidAppName(_) | AppError::Import(_) | AppError::Invalid(_) => {
+            (StatusCode::BAD_REQUEST, "InvalidParameter")
+        }
+        AppError::PortraitRefused { .. } => (StatusCode::BAD_REQUEST, "PortraitRefused"),
+        AppError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
+        AppError::SignInRefused => (StatusCode::UNAUTHORIZED, "AdminUnauthorized"),
+        AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceBusy"),
+        AppError::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "Timeout"),
+        AppError::Store(renzheng_store::StoreError::Database(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "DatabaseUnavailable")
+        }
+        AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+        }
+    }
+}
+
+/// The message a use-case failure is answered with: the use case's own words, except
+/// where the wire says it in the gateway's terms or must not say more.
+fn app_message(e: &AppError) -> Cow<'static, str> {
+    use crate::signature::SignatureError;
+    match e {
+        AppError::UnknownAppKey => SignatureError::InvalidAppKey.gateway_message().into(),
+        AppError::NonceUsed => SignatureError::NonceUsed.gateway_message().into(),
+        AppError::InvalidAppName(reason) | AppError::Import(reason) => {
+            format!("invalid request: {reason}").into()
+        }
+        AppError::PortraitRefused { .. } => format!("portrait refused: {e}").into(),
+        AppError::SignInRefused => ApiError::AdminUnauthorized.to_string().into(),
+        AppError::Store(renzheng_store::StoreError::Database(_)) => {
+            "the database is unavailable; retry later".into()
+        }
+        AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_) => "internal error".into(),
+        _ => e.to_string().into(),
     }
 }
 
@@ -249,44 +280,6 @@ fn img_url_code(e: &FetchError) -> &'static str {
     }
 }
 
-impl From<AppError> for ApiError {
-    /// Every use-case failure, mapped explicitly: what the caller got wrong is a 4xx with
-    /// its reason, the rest is ours.
-    fn from(e: AppError) -> Self {
-        match e {
-            AppError::MissingField(field) => ApiError::MissingField(field),
-            AppError::MissingPhoto => ApiError::MissingPhoto,
-            AppError::InvalidName(e) => ApiError::InvalidName(e),
-            AppError::InvalidIdNumber(e) => ApiError::InvalidIdNumber(e),
-            AppError::InvalidImage(e) => ApiError::InvalidImage(e),
-            AppError::ImgUrl(e) => ApiError::ImgUrl(e),
-            AppError::InvalidAppName(reason) => ApiError::BadRequest(reason),
-            AppError::PortraitRefused { index, reason } => {
-                ApiError::PortraitRefused(format!("photo {index}: {reason}"))
-            }
-            AppError::NotFound(what) => ApiError::ResourceNotFound(what),
-            AppError::Busy { retry_after_secs } => ApiError::Busy { retry_after_secs },
-            AppError::Import(reason) => ApiError::BadRequest(reason),
-            AppError::Invalid(reason) => ApiError::BadRequest(reason),
-            AppError::Throttled { retry_after_ms } => ApiError::Throttled { retry_after_ms },
-            AppError::QuotaExhausted => ApiError::QuotaExhausted,
-            AppError::QuotaExpired => ApiError::QuotaExpired,
-            e @ AppError::TooManyAttempts { retry_after_ms, .. } => ApiError::TooManyAttempts {
-                message: e.to_string(),
-                retry_after_ms,
-            },
-            AppError::SignInRefused => ApiError::AdminUnauthorized,
-            AppError::NonceUsed => ApiError::Signature(crate::signature::SignatureError::NonceUsed),
-            AppError::Store(e @ renzheng_store::StoreError::Database(_)) => {
-                ApiError::DatabaseUnavailable(e)
-            }
-            e @ (AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_)) => {
-                ApiError::internal(e)
-            }
-        }
-    }
-}
-
 /// The answer to a body that could not be read: 413 over `limit`, else 400. The one
 /// place this rule lives (check and admin bodies alike).
 pub fn body_rejection(status: StatusCode, limit: usize) -> ApiError {
@@ -305,11 +298,16 @@ impl IntoResponse for ApiError {
             ApiError::Internal(source) => {
                 tracing::error!(error.code = code, error.source = %source, "internal error");
             }
-            ApiError::DatabaseUnavailable(source) => {
+            ApiError::App(AppError::Store(source @ renzheng_store::StoreError::Database(_))) => {
                 let detail = std::error::Error::source(source)
                     .map(ToString::to_string)
                     .unwrap_or_default();
                 tracing::error!(error.code = code, error.source = %detail, "database unavailable");
+            }
+            ApiError::App(
+                e @ (AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_)),
+            ) => {
+                tracing::error!(error.code = code, error.source = %e, "internal error");
             }
             _ if status.is_server_error() => {
                 tracing::warn!(error.code = code, error.message = %message, "request refused");
@@ -331,18 +329,26 @@ impl IntoResponse for ApiError {
         let header_message = match &self {
             // Keeps the caller's own (possibly Chinese) parameters byte for byte.
             ApiError::Signature(e) => e.header_value(),
+            ApiError::App(AppError::UnknownAppKey) => {
+                crate::signature::SignatureError::InvalidAppKey.header_value()
+            }
+            ApiError::App(AppError::NonceUsed) => {
+                crate::signature::SignatureError::NonceUsed.header_value()
+            }
             _ => header_safe(&message),
         };
         headers.insert(X_CA_ERROR_MESSAGE, header_message);
         match &self {
-            ApiError::Busy { retry_after_secs } => {
+            ApiError::App(AppError::Busy { retry_after_secs }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            ApiError::DatabaseUnavailable(_) => {
+            ApiError::App(AppError::Store(renzheng_store::StoreError::Database(_))) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
             }
-            ApiError::Throttled { retry_after_ms }
-            | ApiError::TooManyAttempts { retry_after_ms, .. } => {
+            ApiError::App(
+                AppError::Throttled { retry_after_ms }
+                | AppError::TooManyAttempts { retry_after_ms, .. },
+            ) => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after_secs(*retry_after_ms)),
@@ -380,12 +386,12 @@ mod tests {
     #[test]
     fn every_client_error_is_4xx_and_server_error_5xx() {
         let cases = [
-            ApiError::Unauthorized,
-            ApiError::MissingField("name"),
+            ApiError::App(AppError::Unauthorized),
+            ApiError::App(AppError::MissingField("name")),
             ApiError::PayloadTooLarge { limit: 1 },
-            ApiError::Busy {
+            ApiError::App(AppError::Busy {
                 retry_after_secs: 1,
-            },
+            }),
             ApiError::internal("boom"),
         ];
         let statuses: Vec<u16> = cases
@@ -397,9 +403,9 @@ mod tests {
 
     #[test]
     fn busy_sets_retry_after_and_gateway_headers() {
-        let r = ApiError::Busy {
+        let r = ApiError::App(AppError::Busy {
             retry_after_secs: 2,
-        }
+        })
         .into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
         assert_eq!(r.headers()[X_CA_ERROR_CODE], "ServiceBusy");
@@ -408,6 +414,8 @@ mod tests {
     #[test]
     fn internal_details_are_not_returned() {
         let e = ApiError::internal("secret detail");
+        assert_eq!(e.to_string(), "internal error");
+        let e = ApiError::App(AppError::Internal("secret detail".into()));
         assert_eq!(e.to_string(), "internal error");
     }
 }

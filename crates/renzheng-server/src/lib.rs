@@ -13,9 +13,9 @@
 //!
 //! ```text
 //! request ─▶ request_context (id, span, timeout, metrics) ─▶ route ─▶ handler
-//!            check: authenticate (AppCode, or signature over the body) ─▶ App::admit (rate,
-//!                   quota) ─▶ App::parse_check ─▶ App::limit_attempts ─▶ App::verify
-//!                   ─▶ App::record_check (audit + charge or release) ─▶ envelope
+//!            check: a CheckTicket of the app: authenticate (head) ─▶ signature (body) ─▶
+//!                   admit (rate, quota) ─▶ run (parse, per-ID limit, verify) ─▶ finish
+//!                   (one record: charged for an answer, else given back) ─▶ envelope
 //! ```
 
 #![deny(missing_docs)]

@@ -38,6 +38,11 @@ impl RequestId {
         CURRENT.try_with(Clone::clone).ok()
     }
 
+    /// The current request id as text (empty outside a request).
+    pub fn current_string() -> String {
+        Self::current().map(|id| id.to_string()).unwrap_or_default()
+    }
+
     /// Runs `f` with `self` as the current request id.
     pub async fn scope<F: Future>(self, f: F) -> F::Output {
         CURRENT.scope(self, f).await

@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! parse(headers) ─▶ None: not a signed request
-//!                └▶ Some(signed) ─▶ check_freshness_and_md5 ─▶ [caller: secret, nonce] ─▶ verify
+//!                └▶ Some(signed) ─▶ check_freshness ─▶ [caller: secret] ─▶ check_content_md5 ─▶ verify ─▶ [nonce]
 //! ```
 //!
 //! The scheme, from the gateway's documentation ("Use digest authentication to call an
@@ -580,20 +580,20 @@ fn lower_cased(signed: &SignedHeaders) -> SignedHeaders {
 }
 
 /// Checks `X-Ca-Timestamp` against `now_ms` (±[`TIMESTAMP_WINDOW_MS`], bounds included;
-/// no timestamp, no check, as the gateway does) and, when `Content-MD5` is present, that
-/// it is base64 of the body's MD5. An empty body with a `Content-MD5` is refused, as the
-/// gateway's error table says. Cheap, so it runs before the secret is looked up.
-pub fn check_freshness_and_md5(
-    h: &SignedHeaders,
-    headers: &HeaderMap,
-    body: &[u8],
-    now_ms: i64,
-) -> Result<(), SignatureError> {
-    if let Some(ts) = h.timestamp_ms {
-        if ts.abs_diff(now_ms) > TIMESTAMP_WINDOW_MS.unsigned_abs() {
-            return Err(SignatureError::TimestampExpired);
+/// no timestamp, no check, as the gateway does). Needs only the head, so it runs before
+/// the secret is looked up and the body read.
+pub fn check_freshness(h: &SignedHeaders, now_ms: i64) -> Result<(), SignatureError> {
+    match h.timestamp_ms {
+        Some(ts) if ts.abs_diff(now_ms) > TIMESTAMP_WINDOW_MS.unsigned_abs() => {
+            Err(SignatureError::TimestampExpired)
         }
+        _ => Ok(()),
     }
+}
+
+/// When `Content-MD5` is present, checks that it is base64 of the body's MD5. An empty
+/// body with a `Content-MD5` is refused, as the gateway's error table says.
+pub fn check_content_md5(headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
     if let Some(md5) = headers.get(CONTENT_MD5) {
         let presented = STANDARD
             .decode(md5.as_bytes())
@@ -603,6 +603,17 @@ pub fn check_freshness_and_md5(
         }
     }
     Ok(())
+}
+
+/// [`check_freshness`] then [`check_content_md5`]: every check that needs no secret.
+pub fn check_freshness_and_md5(
+    h: &SignedHeaders,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_ms: i64,
+) -> Result<(), SignatureError> {
+    check_freshness(h, now_ms)?;
+    check_content_md5(headers, body)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::{AdminToken, GatewayAuthenticator};
+use crate::auth::AdminToken;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::middleware::{record_route, request_context};
@@ -93,7 +93,6 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?;
         let app = Arc::new(app);
         let state = AppState {
-            authenticator: Arc::new(GatewayAuthenticator::new(app.clone())),
             admin_token,
             app,
             metrics,
@@ -155,7 +154,7 @@ impl Application {
             }),
         ];
         crate::serve::serve(self.listener, self.router, &limits, shutdown, grace).await;
-        check::settle_abandoned(Duration::from_secs(5)).await;
+        app.settle_abandoned(Duration::from_secs(5)).await;
         for task in upkeep {
             task.abort();
         }

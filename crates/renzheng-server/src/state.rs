@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use renzheng_app::App;
 
-use crate::auth::{AdminToken, Authenticator};
+use crate::auth::AdminToken;
 use crate::metrics::Metrics;
 
 /// The router's state. Cheap to clone.
@@ -14,8 +14,6 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// The use cases.
     pub app: Arc<App>,
-    /// Who is calling the check endpoint.
-    pub authenticator: Arc<dyn Authenticator>,
     /// The admin API's bearer token (`None`: the admin API is off).
     pub admin_token: AdminToken,
     /// Metrics.
@@ -24,9 +22,9 @@ pub struct AppState {
     pub imports: Arc<crate::console::pages::registry::ImportJobs>,
 }
 
-impl FromRef<AppState> for Arc<dyn Authenticator> {
+impl FromRef<AppState> for Arc<App> {
     fn from_ref(state: &AppState) -> Self {
-        state.authenticator.clone()
+        state.app.clone()
     }
 }
 

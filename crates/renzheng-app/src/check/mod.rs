@@ -4,16 +4,21 @@
 //! CheckFields ─App::parse_check─▶ CheckRequest ─App::verify─▶ Verification (result 1–8)
 //! ```
 //!
+//! A check served to someone runs as a [`CheckTicket`] (`ticket.rs`), which adds the
+//! caller's authentication, admission, the deadline and the one record around these.
+//!
 //! Parsing refuses, in the order name → idCard → photo, anything the caller got wrong;
 //! verifying runs the product's steps in order, each cheaper than the next.
 
 mod photo;
+mod ticket;
 mod verify;
 
 use renzheng_domain::{IdNumber, PersonName};
 use url::Url;
 
 pub use self::photo::{check_photo_bytes, decode_image_field, PhotoError};
+pub use self::ticket::{CheckTicket, Checked, Ending, Origin, ABANDONED_STATUS};
 pub use self::verify::{IdFacts, ResultCode, Scored, Verification};
 use crate::{App, AppError};
 

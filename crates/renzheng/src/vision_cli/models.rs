@@ -313,6 +313,8 @@ fn move_into_place(staging: &Path, pack_dir: &Path, force: bool) -> anyhow::Resu
 /// Removes the `prefix<pid>` directories in `dir` left by installs that died: their PID is
 /// no longer running, or they are older than [`STALE_AFTER`]. The caller holds the
 /// install lock, so no live install sharing this cache is using them.
+// A file's age is the file system's clock against the wall clock, not a use case's time.
+#[allow(clippy::disallowed_methods)]
 fn remove_stale(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;

@@ -5,7 +5,6 @@
 //! charged), so it appears in the history and the overview like any other.
 
 use std::borrow::Cow;
-use std::time::Instant;
 
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
@@ -13,10 +12,10 @@ use axum::response::Response;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use maud::{html, Markup};
-use renzheng_app::{CheckFields, CheckRecord, Scored, Verification};
+use renzheng_app::{CheckFields, Checked, Origin, Scored};
 use renzheng_vision::{Analysis, Verdict};
 
-use crate::check::CheckData;
+use crate::check::{self, CheckData};
 use crate::console::i18n::Lang;
 use crate::console::layout::{
     csrf_field, html_page, id_number_field, person_name_field, Flash, Page,
@@ -166,9 +165,6 @@ pub async fn check(
     if let Some(refused) = op.refuse_bad_csrf(lang, upload.text("csrf")) {
         return refused;
     }
-    let app = &state.app;
-    let started = Instant::now();
-    let arrived_ms = app.now_ms();
     let photo = upload.files("photo").next().cloned().unwrap_or_default();
     let fields = CheckFields {
         name: upload.text("name").map(str::to_owned),
@@ -176,52 +172,22 @@ pub async fn check(
         image: (!photo.is_empty()).then(|| B64.encode(&photo)),
         img_url: None,
     };
-    let (request, outcome) = match app.parse_check(fields) {
-        Err(e) => (None, Err(ApiError::from(e))),
-        Ok(request) => {
-            let timeout = app.settings().limits.request_timeout();
-            let outcome: Result<(Verification, Option<Analysis>), ApiError> =
-                match tokio::time::timeout(timeout, app.verify_explained(&request)).await {
-                    Err(_) => Err(ApiError::Timeout),
-                    Ok(v) => v.map_err(ApiError::from),
-                };
-            (Some(request), outcome)
-        }
+    // The API's check, as the console: not limited, never charged, recorded all the same.
+    let task_no = RequestId::current_string();
+    let mut ticket = state.app.begin_check(task_no.clone(), Origin::Console);
+    let outcome = ticket.run(fields).await.map_err(ApiError::from);
+    let status = match &outcome {
+        Ok(_) => StatusCode::OK,
+        Err(e) => e.status_and_code().0,
     };
-    let task_no = RequestId::current()
-        .map(|id| id.to_string())
-        .unwrap_or_default();
-    let (status, error_code) = match &outcome {
-        Ok(_) => (StatusCode::OK, None),
-        Err(e) => {
-            let (s, c) = e.status_and_code();
-            (s, Some(c))
-        }
-    };
-    let request = request.as_ref();
-    let recorded = app
-        .record_check(CheckRecord {
-            arrived_ms,
-            request_id: task_no.clone(),
-            app_id: None,
-            name: request.map(|r| &r.name),
-            id_number: request.map(|r| &r.id),
-            result: outcome.as_ref().ok().map(|(v, _)| v.result),
-            score: outcome
-                .as_ref()
-                .ok()
-                .and_then(|(v, _)| v.scored.map(|s| s.score)),
-            status: status.as_u16(),
-            error_code,
-            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            reservation: None,
-        })
-        .await;
-    if let Err(e) = recorded {
+    let ending = check::ending(outcome.as_ref().map(|c| &c.verification));
+    if let Err(e) = ticket.finish(ending).await {
         return render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None);
     }
     let json = match &outcome {
-        Ok((v, _)) => serde_json::to_string_pretty(&Envelope {
+        Ok(Checked {
+            verification: v, ..
+        }) => serde_json::to_string_pretty(&Envelope {
             code: 200,
             success: true,
             msg: Cow::Borrowed("成功"),
@@ -238,7 +204,10 @@ pub async fn check(
     }
     .expect("envelopes serialize");
     let drawn = match &outcome {
-        Ok((v, Some(analysis))) => html! {
+        Ok(Checked {
+            verification: v,
+            analysis: Some(analysis),
+        }) => html! {
             (overlay("try-overlay", &photo, analysis))
             @if let Some(scored) = &v.scored { (score_line(lang, scored)) }
             (quality_list(lang, analysis))
