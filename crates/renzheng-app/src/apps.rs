@@ -359,7 +359,7 @@ impl App {
 
     /// The enabled app with this AppKey and its AppSecret, for verifying a signature;
     /// `None` for an unknown or disabled key (the same answer, so probing learns nothing).
-    pub async fn signing_secret(
+    pub(crate) async fn signing_secret(
         &self,
         app_key: &str,
     ) -> Result<Option<(Caller, String)>, AppError> {
@@ -451,7 +451,10 @@ impl App {
 
     /// The enabled app whose AppCode is `code`, if any. Unknown and disabled codes are
     /// the same `None`, so that probing learns nothing.
-    pub async fn authenticate_app_code(&self, code: &str) -> Result<Option<Caller>, AppError> {
+    pub(crate) async fn authenticate_app_code(
+        &self,
+        code: &str,
+    ) -> Result<Option<Caller>, AppError> {
         Ok(self
             .store
             .find_app_by_code_hash(&AppCodeHash::of(code), self.now_ms())

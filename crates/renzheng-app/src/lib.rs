@@ -15,7 +15,7 @@
 //! | show / remove a person | [`App::person`], [`App::remove_person`] |
 //! | move the registry between databases | [`App::export_registry`], [`App::import_registry`] |
 //! | apps | [`App::create_app`], [`App::list_apps`], [`App::set_app_enabled`], [`App::reset_app_code`], [`App::reset_app_secret`], [`App::set_app_policy`] |
-//! | authenticate a caller outside a check (the app's own history) | [`App::authenticate_app_code`], [`App::signing_secret`] then [`App::use_nonce`] |
+//! | authenticate a caller outside a check (the app's own history) | [`App::identify`], then [`App::use_nonce`] once a signature verifies |
 //! | packages and balances | [`App::packages`], [`App::put_package`], [`App::grant`], [`App::balance`] |
 //! | history and usage | [`App::calls`], [`App::calls_csv`], [`App::usage`] |
 //! | balance alerts | [`App::evaluate_alerts`], [`App::run_alerts`] |

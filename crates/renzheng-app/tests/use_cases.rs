@@ -112,18 +112,14 @@ async fn operator_changes_are_events_and_removal_unlinks_them() {
         .create_app(&Actor::Cli, &AppName::parse("shop").unwrap())
         .await
         .unwrap();
-    assert!(app
-        .authenticate_app_code(&created.app_code)
-        .await
-        .unwrap()
-        .is_some());
+    let code = Credential::AppCode(&created.app_code);
+    assert!(app.identify(code).await.is_ok());
     let id = renzheng_store::AppId::from(created.app_id.clone());
     app.set_app_enabled(&Actor::Cli, &id, false).await.unwrap();
-    assert!(app
-        .authenticate_app_code(&created.app_code)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(matches!(
+        app.identify(code).await,
+        Err(AppError::Unauthorized)
+    ));
     assert!(matches!(
         app.set_app_enabled(&Actor::Cli, &"app_nope".to_owned().into(), true)
             .await,
