@@ -1,15 +1,10 @@
-//! The audit sink: one record for every check of an authenticated caller, whatever
-//! happened to it (refused credentials are counted in the metrics instead), kept for
-//! `audit_retention_days`; and one event for
-//! every mutation an operator makes. Writing either never fails a request: a lost record
-//! is an operator alarm (logged as an error), not the caller's problem.
+//! The audit log's reading and retention (the check records themselves are written by
+//! the check's ticket, `check/record.rs`), and one event for every mutation an operator
+//! makes. Writing an event never fails a request: a lost event is an operator alarm
+//! (logged as an error), not the caller's problem.
 
-use renzheng_domain::{IdNumber, PersonName};
-use renzheng_store::{
-    AdminEvent, AdminEventRecord, AppId, AuditEntry, AuditRecord, ReservationId, Settle,
-};
+use renzheng_store::{AdminEvent, AdminEventRecord, AuditRecord};
 
-use crate::check::ResultCode;
 use crate::{App, AppError};
 
 /// Who makes an operator change.
@@ -46,87 +41,7 @@ impl Actor {
     }
 }
 
-/// What the audit learns of one check, built only by the
-/// [`CheckTicket`](crate::check::CheckTicket). The edge that served it says how it was
-/// answered (`status`, `error_code`), since only the edge knows its protocol.
-pub(crate) struct CheckRecord {
-    /// When the request arrived, unix milliseconds.
-    pub arrived_ms: i64,
-    /// The request id (`taskNo`).
-    pub request_id: String,
-    /// The app, once authenticated (none for the console).
-    pub app_id: Option<AppId>,
-    /// The name and ID number, once parsed.
-    pub identity: Option<(PersonName, IdNumber)>,
-    /// The result, when the check was answered: only then is its unit charged.
-    pub result: Option<ResultCode>,
-    /// The score as answered (results 1–3).
-    pub score: Option<f64>,
-    /// The status answered (HTTP status for the server).
-    pub status: u16,
-    /// The machine code of a refusal.
-    pub error_code: Option<&'static str>,
-    /// Time spent, milliseconds.
-    pub latency_ms: u64,
-    /// The unit held by the admission, charged for an answer and given back otherwise.
-    pub reservation: Option<ReservationId>,
-}
-
 impl App {
-    /// Records a check in the audit log (masked name and ID, keyed hash of the ID) and
-    /// settles its unit, in one transaction; returns whether it was charged.
-    ///
-    /// A failure here is the caller's concern for an answer: an answer that could not be
-    /// recorded (and charged) must not be given as a success, so the edge refuses it
-    /// instead, and the held unit lapses back.
-    pub(crate) async fn record_check(&self, record: CheckRecord) -> Result<bool, AppError> {
-        let (name, id_number) = match &record.identity {
-            Some((name, id)) => (Some(name), Some(id)),
-            None => (None, None),
-        };
-        if let Some(result) = record.result {
-            tracing::info!(
-                result = result.code(),
-                score = record.score,
-                name = name.map(PersonName::masked),
-                id_number = id_number.map(IdNumber::masked),
-                "check completed"
-            );
-        }
-        let mut entry = AuditEntry::new(record.request_id, record.status, record.latency_ms);
-        entry.at = record.arrived_ms;
-        entry.app_id = record.app_id;
-        entry.result = record.result.map(|r| i64::from(r.code()));
-        entry.score = record.score;
-        entry.error_code = record.error_code.map(str::to_owned);
-        if let Some(name) = name {
-            entry = entry.with_name(name);
-        }
-        if let Some(id) = id_number {
-            entry = entry.with_id_number(id, &self.audit_key);
-        }
-        let answered = record.result.is_some();
-        let settle = match record.reservation {
-            None => Settle::Nothing,
-            Some(id) if answered => Settle::Charge(id),
-            Some(id) => Settle::Release(id),
-        };
-        match self.store.finish_check(&entry, settle).await {
-            Ok(charged) => {
-                if charged {
-                    if let Some(app_id) = &entry.app_id {
-                        self.alert_soon(app_id);
-                    }
-                }
-                Ok(charged)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not write the audit record");
-                Err(e.into())
-            }
-        }
-    }
-
     /// A new event by `actor`, stamped now.
     pub(crate) fn event(&self, actor: &Actor, action: &str) -> AdminEvent {
         let mut event = AdminEvent::new(self.clock.now_ms(), actor.name(), action);

@@ -11,6 +11,7 @@
 //! verifying runs the product's steps in order, each cheaper than the next.
 
 mod photo;
+mod record;
 mod ticket;
 mod verify;
 

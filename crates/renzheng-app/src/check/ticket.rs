@@ -21,9 +21,9 @@ use std::time::Instant;
 use renzheng_store::ReservationId;
 use renzheng_vision::Analysis;
 
+use super::record::CheckRecord;
 use super::{CheckFields, CheckRequest, Verification};
 use crate::apps::{Authentication, Credential};
-use crate::audit::CheckRecord;
 use crate::{App, AppError, Caller};
 
 /// Who a check is made for.

@@ -78,50 +78,10 @@ pub fn run(cmd: AppsCommand, settings: &Settings) -> anyhow::Result<()> {
 
 async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
     match cmd {
-        AppsCommand::Create { name, json } => {
-            let name = AppName::parse(&name).map_err(explain)?;
-            let created = app.create_app(&Actor::Cli, &name).await.map_err(explain)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "app_id": created.app_id,
-                        "app_code": created.app_code,
-                        "app_key": created.app_key,
-                        "app_secret": created.app_secret,
-                    })
-                );
-            } else {
-                println!("app_id:     {}", created.app_id);
-                println!("app_code:   {}", created.app_code);
-                println!("app_key:    {}", created.app_key);
-                println!("app_secret: {}", created.app_secret);
-                println!("Keep the AppCode and AppSecret now: they cannot be shown again.");
-                println!("Callers send: Authorization: APPCODE <app_code>, or sign with the key and secret.");
-                println!(
-                    "The app has no calls yet: renzheng apps grant {} --package trial",
-                    created.app_id
-                );
-            }
-        }
-        AppsCommand::List { json } => {
-            let apps = app.list_apps().await.map_err(explain)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&apps).expect("app views serialise")
-                );
-            } else if apps.is_empty() {
-                println!("no apps (create one with `renzheng apps create --name NAME`)");
-            } else {
-                for a in apps {
-                    let state = if a.enabled { "enabled" } else { "disabled" };
-                    println!("{}  {:<8}  {}", a.app_id, state, a.name);
-                }
-            }
-        }
-        AppsCommand::Disable { app_id } => switch(app, app_id, false).await?,
-        AppsCommand::Enable { app_id } => switch(app, app_id, true).await?,
+        AppsCommand::Create { name, json } => create(app, &name, json).await,
+        AppsCommand::List { json } => list(app, json).await,
+        AppsCommand::Disable { app_id } => switch(app, app_id, false).await,
+        AppsCommand::Enable { app_id } => switch(app, app_id, true).await,
         AppsCommand::Grant {
             app_id,
             package,
@@ -129,109 +89,25 @@ async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
             expires_at,
             json,
         } => {
-            let expires_at = expires_at
-                .map(|d| app.end_of_day_ms(&d))
-                .transpose()
-                .map_err(explain)?;
-            let id = AppId::from(app_id.clone());
-            let grant = app
-                .grant(
-                    &Actor::Cli,
-                    &id,
-                    GrantRequest {
-                        package,
-                        calls,
-                        expires_at,
-                    },
-                )
-                .await
-                .map_err(|e| not_found(e, &app_id))?;
-            if json {
-                println!("{}", serde_json::to_string(&grant)?);
-            } else {
-                let balance = app.balance(&id).await.map_err(explain)?;
-                println!(
-                    "granted {} calls to {app_id} (grant {}); remaining {}",
-                    grant.calls, grant.grant_id, balance.remaining
-                );
-            }
+            let grant = GrantArgs {
+                package,
+                calls,
+                expires_at,
+            };
+            self::grant(app, &app_id, grant, json).await
         }
         AppsCommand::Usage {
             app_id,
             from,
             to,
             json,
-        } => {
-            let id = AppId::from(app_id.clone());
-            let balance = app.balance(&id).await.map_err(|e| not_found(e, &app_id))?;
-            let usage = app
-                .usage(Some(&id), from.as_deref(), to.as_deref())
-                .await
-                .map_err(explain)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "app_id": app_id,
-                        "remaining": balance.remaining,
-                        "purchased": balance.purchased,
-                        // Every charge of the app, whatever the period.
-                        "charged": balance.charged,
-                        "reserved": balance.reserved,
-                        "grants": balance.grants,
-                        "ledger": balance.ledger,
-                        "period": {"calls": usage.calls, "charged": usage.charged},
-                        "days": usage.days,
-                    })
-                );
-            } else {
-                println!(
-                    "{app_id}: remaining {} of {} bought; charged {} in all",
-                    balance.remaining, balance.purchased, balance.charged
-                );
-                for d in usage.days {
-                    println!(
-                        "{}  calls {:>6}  charged {:>6}  errors {:>5}  results {:?}",
-                        d.date, d.calls, d.charged, d.errors, d.results
-                    );
-                }
-            }
-        }
+        } => usage(app, &app_id, from.as_deref(), to.as_deref(), json).await,
         AppsCommand::ResetCode {
             app_id,
             grace_seconds,
             json,
-        } => {
-            let code = app
-                .reset_app_code(
-                    &Actor::Cli,
-                    &AppId::from(app_id.clone()),
-                    grace_seconds.saturating_mul(1000),
-                )
-                .await
-                .map_err(|e| not_found(e, &app_id))?;
-            if json {
-                println!("{}", serde_json::to_string(&code)?);
-            } else {
-                println!("app_code: {}", code.app_code);
-                match code.previous_valid_until {
-                    Some(_) => println!("The old AppCode works for {grace_seconds} more seconds."),
-                    None => println!("The old AppCode no longer works."),
-                }
-            }
-        }
-        AppsCommand::ResetSecret { app_id, json } => {
-            let secret = app
-                .reset_app_secret(&Actor::Cli, &AppId::from(app_id.clone()))
-                .await
-                .map_err(|e| not_found(e, &app_id))?;
-            if json {
-                println!("{}", serde_json::to_string(&secret)?);
-            } else {
-                println!("app_key:    {}", secret.app_key);
-                println!("app_secret: {}", secret.app_secret);
-            }
-        }
+        } => reset_code(app, &app_id, grace_seconds, json).await,
+        AppsCommand::ResetSecret { app_id, json } => reset_secret(app, &app_id, json).await,
         AppsCommand::Policy {
             app_id,
             rate,
@@ -239,22 +115,180 @@ async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
             alert_percent,
             webhook,
         } => {
-            let view = app
-                .set_app_policy(
-                    &Actor::Cli,
-                    &AppId::from(app_id.clone()),
-                    PolicyView {
-                        rate_per_sec: rate,
-                        rate_burst: burst,
-                        alert_percent,
-                        webhook_url: webhook,
-                    },
-                )
-                .await
-                .map_err(|e| not_found(e, &app_id))?;
-            println!("{}", serde_json::to_string(&view.policy)?);
+            let policy = PolicyView {
+                rate_per_sec: rate,
+                rate_burst: burst,
+                alert_percent,
+                webhook_url: webhook,
+            };
+            self::policy(app, &app_id, policy).await
         }
     }
+}
+
+async fn create(app: &App, name: &str, json: bool) -> anyhow::Result<()> {
+    let name = AppName::parse(name).map_err(explain)?;
+    let created = app.create_app(&Actor::Cli, &name).await.map_err(explain)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "app_id": created.app_id,
+                "app_code": created.app_code,
+                "app_key": created.app_key,
+                "app_secret": created.app_secret,
+            })
+        );
+        return Ok(());
+    }
+    println!("app_id:     {}", created.app_id);
+    println!("app_code:   {}", created.app_code);
+    println!("app_key:    {}", created.app_key);
+    println!("app_secret: {}", created.app_secret);
+    println!("Keep the AppCode and AppSecret now: they cannot be shown again.");
+    println!("Callers send: Authorization: APPCODE <app_code>, or sign with the key and secret.");
+    println!(
+        "The app has no calls yet: renzheng apps grant {} --package trial",
+        created.app_id
+    );
+    Ok(())
+}
+
+async fn list(app: &App, json: bool) -> anyhow::Result<()> {
+    let apps = app.list_apps().await.map_err(explain)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&apps).expect("app views serialise")
+        );
+    } else if apps.is_empty() {
+        println!("no apps (create one with `renzheng apps create --name NAME`)");
+    } else {
+        for a in apps {
+            let state = if a.enabled { "enabled" } else { "disabled" };
+            println!("{}  {:<8}  {}", a.app_id, state, a.name);
+        }
+    }
+    Ok(())
+}
+
+/// What `apps grant` was asked for, before the expiry date is resolved.
+struct GrantArgs {
+    package: Option<String>,
+    calls: Option<i64>,
+    expires_at: Option<String>,
+}
+
+async fn grant(app: &App, app_id: &str, args: GrantArgs, json: bool) -> anyhow::Result<()> {
+    let expires_at = args
+        .expires_at
+        .map(|d| app.end_of_day_ms(&d))
+        .transpose()
+        .map_err(explain)?;
+    let id = AppId::from(app_id.to_owned());
+    let request = GrantRequest {
+        package: args.package,
+        calls: args.calls,
+        expires_at,
+    };
+    let grant = app
+        .grant(&Actor::Cli, &id, request)
+        .await
+        .map_err(|e| not_found(e, app_id))?;
+    if json {
+        println!("{}", serde_json::to_string(&grant)?);
+    } else {
+        let balance = app.balance(&id).await.map_err(explain)?;
+        println!(
+            "granted {} calls to {app_id} (grant {}); remaining {}",
+            grant.calls, grant.grant_id, balance.remaining
+        );
+    }
+    Ok(())
+}
+
+async fn usage(
+    app: &App,
+    app_id: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let id = AppId::from(app_id.to_owned());
+    let balance = app.balance(&id).await.map_err(|e| not_found(e, app_id))?;
+    let usage = app.usage(Some(&id), from, to).await.map_err(explain)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "app_id": app_id,
+                "remaining": balance.remaining,
+                "purchased": balance.purchased,
+                // Every charge of the app, whatever the period.
+                "charged": balance.charged,
+                "reserved": balance.reserved,
+                "grants": balance.grants,
+                "ledger": balance.ledger,
+                "period": {"calls": usage.calls, "charged": usage.charged},
+                "days": usage.days,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "{app_id}: remaining {} of {} bought; charged {} in all",
+        balance.remaining, balance.purchased, balance.charged
+    );
+    for d in usage.days {
+        println!(
+            "{}  calls {:>6}  charged {:>6}  errors {:>5}  results {:?}",
+            d.date, d.calls, d.charged, d.errors, d.results
+        );
+    }
+    Ok(())
+}
+
+async fn reset_code(app: &App, app_id: &str, grace_seconds: i64, json: bool) -> anyhow::Result<()> {
+    let code = app
+        .reset_app_code(
+            &Actor::Cli,
+            &AppId::from(app_id.to_owned()),
+            grace_seconds.saturating_mul(1000),
+        )
+        .await
+        .map_err(|e| not_found(e, app_id))?;
+    if json {
+        println!("{}", serde_json::to_string(&code)?);
+        return Ok(());
+    }
+    println!("app_code: {}", code.app_code);
+    match code.previous_valid_until {
+        Some(_) => println!("The old AppCode works for {grace_seconds} more seconds."),
+        None => println!("The old AppCode no longer works."),
+    }
+    Ok(())
+}
+
+async fn reset_secret(app: &App, app_id: &str, json: bool) -> anyhow::Result<()> {
+    let secret = app
+        .reset_app_secret(&Actor::Cli, &AppId::from(app_id.to_owned()))
+        .await
+        .map_err(|e| not_found(e, app_id))?;
+    if json {
+        println!("{}", serde_json::to_string(&secret)?);
+    } else {
+        println!("app_key:    {}", secret.app_key);
+        println!("app_secret: {}", secret.app_secret);
+    }
+    Ok(())
+}
+
+async fn policy(app: &App, app_id: &str, policy: PolicyView) -> anyhow::Result<()> {
+    let view = app
+        .set_app_policy(&Actor::Cli, &AppId::from(app_id.to_owned()), policy)
+        .await
+        .map_err(|e| not_found(e, app_id))?;
+    println!("{}", serde_json::to_string(&view.policy)?);
     Ok(())
 }
 
