@@ -4,7 +4,9 @@
 //! `Arc<dyn Store>`, so backends can be swapped by configuration. Two backends
 //! exist: [`SqliteStore`], one database file for one node, and [`PgStore`], a
 //! PostgreSQL database that several nodes can share (every quota, rate and
-//! replay rule holds across them). The integration test suite (`tests/suite`) is
+//! replay rule holds across them). Both run one SQL layer (`src/sql/`): the statements
+//! and row mapping are written once, and what differs between the databases is kept in
+//! each backend's `dialect.rs`. The integration test suite (`tests/suite`) is
 //! written against the trait and runs unchanged against both (`tests/sqlite.rs`,
 //! and `tests/postgres.rs` when `RENZHENG_TEST_DATABASE_URL` names a server).
 //!
@@ -27,6 +29,7 @@ mod embedding;
 mod error;
 mod metering;
 mod model;
+// Each backend compiles the shared SQL layer, `src/sql/`, as a module of its own.
 mod postgres;
 mod sqlite;
 
