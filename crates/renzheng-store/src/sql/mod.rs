@@ -160,6 +160,7 @@ impl Store for Backend {
         &self,
         name: &str,
         fingerprint: &str,
+        now_ms: i64,
     ) -> Result<String, StoreError> {
         sqlx::query(
             "INSERT INTO key_fingerprints (name, fingerprint, created_at) VALUES ($1, $2, $3)
@@ -167,7 +168,7 @@ impl Store for Backend {
         )
         .bind(name)
         .bind(fingerprint)
-        .bind(crate::now_ms())
+        .bind(now_ms)
         .execute(&self.pool)
         .await?;
         Ok(
@@ -182,7 +183,7 @@ impl Store for Backend {
         Backend::close(self).await;
     }
 
-    async fn create_app(&self, new: &NewApp) -> Result<App, StoreError> {
+    async fn create_app(&self, new: &NewApp, now_ms: i64) -> Result<App, StoreError> {
         let id = AppId::generate();
         sqlx::query(
             "INSERT INTO apps (id, name, code_hash, enabled, created_at, app_key, secret_sealed)
@@ -191,7 +192,7 @@ impl Store for Backend {
         .bind(id.as_str())
         .bind(&new.name)
         .bind(new.code_hash.as_str())
-        .bind(crate::now_ms())
+        .bind(now_ms)
         .bind(&new.app_key)
         .bind(&new.secret_sealed)
         .execute(&self.pool)
@@ -480,8 +481,13 @@ impl Store for Backend {
         Ok(())
     }
 
-    async fn upsert_person(&self, id: &IdNumber, name: &PersonName) -> Result<Person, StoreError> {
-        upsert_person_with(&self.pool, &self.templates, id, name, crate::now_ms()).await
+    async fn upsert_person(
+        &self,
+        id: &IdNumber,
+        name: &PersonName,
+        now_ms: i64,
+    ) -> Result<Person, StoreError> {
+        upsert_person_with(&self.pool, &self.templates, id, name, now_ms).await
     }
 
     async fn enrol(
@@ -489,11 +495,11 @@ impl Store for Backend {
         id: &IdNumber,
         name: &PersonName,
         portraits: Vec<NewPortrait>,
+        now_ms: i64,
     ) -> Result<Person, StoreError> {
         if portraits.iter().any(|p| p.embedding.is_empty()) {
             return Err(StoreError::Invalid("embedding is empty".to_owned()));
         }
-        let now_ms = crate::now_ms();
         let key = self.templates.person_key(id.as_str());
         let mut tx = self.pool.begin().await?;
         let person = upsert_person_with(&mut *tx, &self.templates, id, name, now_ms).await?;
@@ -520,7 +526,12 @@ impl Store for Backend {
         Ok(person)
     }
 
-    async fn add_portrait(&self, id: &IdNumber, portrait: NewPortrait) -> Result<i64, StoreError> {
+    async fn add_portrait(
+        &self,
+        id: &IdNumber,
+        portrait: NewPortrait,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
         if portrait.embedding.is_empty() {
             return Err(StoreError::Invalid("embedding is empty".to_owned()));
         }
@@ -537,7 +548,7 @@ impl Store for Backend {
         )
         .bind(quality)
         .bind(portrait.photo)
-        .bind(crate::now_ms())
+        .bind(now_ms)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| StoreError::from_write(e, "portrait", "person"))?;

@@ -233,7 +233,7 @@ mod tests {
             app_key: crate::generate_app_key(),
             secret_sealed: vec![1; 40],
         };
-        store.create_app(&new).await.unwrap();
+        store.create_app(&new, 0).await.unwrap();
         // A second pool connection would see an empty database.
         for _ in 0..3 {
             assert!(store
@@ -289,7 +289,7 @@ mod tests {
             photo: None,
         };
         store
-            .enrol(&id, &name, vec![portrait(&values)])
+            .enrol(&id, &name, vec![portrait(&values)], 0)
             .await
             .unwrap();
         let blob: Vec<u8> = sqlx::query_scalar("SELECT embedding FROM portraits")
@@ -363,7 +363,7 @@ mod tests {
         let store = SqliteStore::in_memory().await.unwrap();
         let id = IdNumber::parse("11010519491231002X").unwrap();
         store
-            .upsert_person(&id, &PersonName::parse("张三").unwrap())
+            .upsert_person(&id, &PersonName::parse("张三").unwrap(), 0)
             .await
             .unwrap();
         let portrait = NewPortrait {
@@ -372,7 +372,7 @@ mod tests {
             quality: None,
             photo: None,
         };
-        store.add_portrait(&id, portrait).await.unwrap();
+        store.add_portrait(&id, portrait, 0).await.unwrap();
         sqlx::query("DELETE FROM persons WHERE id_number = ?")
             .bind(store.templates.person_key(id.as_str()))
             .execute(&store.pool)
@@ -390,7 +390,7 @@ mod tests {
         let store = SqliteStore::in_memory().await.unwrap();
         let id = IdNumber::parse("11010519491231002X").unwrap();
         let name = PersonName::parse("张三").unwrap();
-        store.upsert_person(&id, &name).await.unwrap();
+        store.upsert_person(&id, &name, 0).await.unwrap();
         sqlx::query(
             "INSERT INTO portraits (id_number, model_id, embedding, created_at)
              VALUES (?, 'm', x'010203', 0)",
@@ -417,7 +417,7 @@ mod tests {
             quality: None,
             photo: Some(sealed.clone()),
         };
-        store.enrol(&id, &name, vec![portrait]).await.unwrap();
+        store.enrol(&id, &name, vec![portrait], 0).await.unwrap();
         let stored: Vec<u8> = sqlx::query_scalar("SELECT photo FROM portraits")
             .fetch_one(&store.pool)
             .await
