@@ -230,12 +230,15 @@ impl App {
         let secret = generate_secret();
         let app = self
             .store
-            .create_app(&NewApp {
-                name: name.as_str().to_owned(),
-                code_hash: hash,
-                secret_sealed: self.secrets.seal(&app_key, &secret),
-                app_key: app_key.clone(),
-            })
+            .create_app(
+                &NewApp {
+                    name: name.as_str().to_owned(),
+                    code_hash: hash,
+                    secret_sealed: self.secrets.seal(&app_key, &secret),
+                    app_key: app_key.clone(),
+                },
+                self.now_ms(),
+            )
             .await?;
         tracing::info!(app_id = %app.id, "app created");
         let mut event = self.event(actor, "app.created");

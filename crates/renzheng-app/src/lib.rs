@@ -165,7 +165,7 @@ impl App {
         }
         for (name, fingerprint) in fingerprints {
             let recorded = store
-                .claim_key_fingerprint(name, &fingerprint)
+                .claim_key_fingerprint(name, &fingerprint, SystemClock.now_ms())
                 .await
                 .map_err(|source| OpenError::Store {
                     path: settings.database_label(),

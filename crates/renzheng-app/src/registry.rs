@@ -154,7 +154,7 @@ impl App {
         portraits: Vec<NewPortrait>,
     ) -> Result<PersonRecord, AppError> {
         let count = portraits.len();
-        self.store.enrol(id, name, portraits).await?;
+        self.store.enrol(id, name, portraits, self.now_ms()).await?;
         let record = self
             .store
             .get_person(id)
@@ -312,7 +312,9 @@ impl App {
             }
             let count = portraits.len();
             for portrait in portraits {
-                self.store.add_portrait(&id, portrait).await?;
+                self.store
+                    .add_portrait(&id, portrait, self.now_ms())
+                    .await?;
             }
             tracing::info!(id_number = %id, portraits = count, "person re-embedded");
             let mut event = self

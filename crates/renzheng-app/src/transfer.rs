@@ -213,7 +213,9 @@ impl App {
                     })
                 })
                 .collect::<Result<Vec<_>, AppError>>()?;
-            self.store.enrol(&id, &name, portraits).await?;
+            self.store
+                .enrol(&id, &name, portraits, self.now_ms())
+                .await?;
             summary.imported += 1;
         }
         if !finished {

@@ -4,9 +4,14 @@
 //! `Arc<dyn Store>`, so backends can be swapped by configuration. Two backends
 //! exist: [`SqliteStore`], one database file for one node, and [`PgStore`], a
 //! PostgreSQL database that several nodes can share (every quota, rate and
-//! replay rule holds across them). The integration test suite (`tests/suite`) is
+//! replay rule holds across them). Both run one SQL layer (`src/sql/`): the statements
+//! and row mapping are written once, and what differs between the databases is kept in
+//! each backend's `dialect.rs`. The integration test suite (`tests/suite`) is
 //! written against the trait and runs unchanged against both (`tests/sqlite.rs`,
 //! and `tests/postgres.rs` when `RENZHENG_TEST_DATABASE_URL` names a server).
+//!
+//! The store reads no clock: every time it records comes from its caller (an `at` or a
+//! `now_ms`), so that the caller's clock, real or fixed in a test, is the only one.
 //!
 //! What is stored, and what deliberately is not:
 //!
@@ -27,6 +32,7 @@ mod embedding;
 mod error;
 mod metering;
 mod model;
+// Each backend compiles the shared SQL layer, `src/sql/`, as a module of its own.
 mod postgres;
 mod sqlite;
 
@@ -57,23 +63,26 @@ pub trait Store: Send + Sync {
     /// Checks that the database answers (for the readiness probe).
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// The fingerprint recorded for the key `name`, recording `fingerprint` first when
-    /// there is none (the first node to start sets it; every later one must match).
+    /// The fingerprint recorded for the key `name`, recording `fingerprint` (at `now_ms`)
+    /// first when there is none (the first node to start sets it; every later one must
+    /// match).
     async fn claim_key_fingerprint(
         &self,
         name: &str,
         fingerprint: &str,
+        now_ms: i64,
     ) -> Result<String, StoreError>;
 
     /// Closes the connections, waiting for in-flight statements (commands call it before
     /// exiting, so that the database files are left checkpointed).
     async fn close(&self);
 
-    /// Registers a new, enabled app with a freshly generated id and the default policy.
+    /// Registers a new, enabled app with a freshly generated id and the default policy,
+    /// created at `now_ms`.
     ///
     /// Fails with [`StoreError::Conflict`] if an app already has this code
     /// hash or AppKey.
-    async fn create_app(&self, new: &NewApp) -> Result<App, StoreError>;
+    async fn create_app(&self, new: &NewApp, now_ms: i64) -> Result<App, StoreError>;
 
     /// The app whose AppCode hashes to `code_hash`, enabled or not: its current code, or
     /// the code it replaced while that one's grace period lasts (at `now_ms`).
@@ -232,20 +241,31 @@ pub trait Store: Send + Sync {
     async fn set_app_enabled(&self, id: &AppId, enabled: bool) -> Result<(), StoreError>;
 
     /// Creates the person, or renames them if they exist (their portraits
-    /// are kept).
-    async fn upsert_person(&self, id: &IdNumber, name: &PersonName) -> Result<Person, StoreError>;
+    /// are kept); `now_ms` is the creation or renaming time.
+    async fn upsert_person(
+        &self,
+        id: &IdNumber,
+        name: &PersonName,
+        now_ms: i64,
+    ) -> Result<Person, StoreError>;
 
-    /// Adds a portrait to an existing person and returns its id;
+    /// Adds a portrait (added at `now_ms`) to an existing person and returns its id;
     /// [`StoreError::NotFound`] if the person does not exist.
-    async fn add_portrait(&self, id: &IdNumber, portrait: NewPortrait) -> Result<i64, StoreError>;
+    async fn add_portrait(
+        &self,
+        id: &IdNumber,
+        portrait: NewPortrait,
+        now_ms: i64,
+    ) -> Result<i64, StoreError>;
 
-    /// Creates or renames the person and adds `portraits`, all in one transaction:
-    /// either everything is stored or nothing is.
+    /// Creates or renames the person and adds `portraits`, all in one transaction and
+    /// all at `now_ms`: either everything is stored or nothing is.
     async fn enrol(
         &self,
         id: &IdNumber,
         name: &PersonName,
         portraits: Vec<NewPortrait>,
+        now_ms: i64,
     ) -> Result<Person, StoreError>;
 
     /// The person and their portraits (oldest first; photos not loaded).
@@ -315,13 +335,4 @@ pub(crate) fn parse_identity(id: &str, name: &str) -> Result<(IdNumber, PersonNa
     let name = PersonName::parse(name)
         .map_err(|e| StoreError::Corrupt(format!("stored name does not parse: {e}")))?;
     Ok((id, name))
-}
-
-/// Current time as unix milliseconds, the timestamp format of every table.
-#[allow(clippy::disallowed_methods)] // Until the callers pass the time in.
-pub(crate) fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("system clock is after 1970");
-    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit in i64 until year 292 million")
 }

@@ -113,10 +113,10 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    /// An entry timestamped now, with every optional field empty.
-    pub fn new(request_id: impl Into<String>, http_status: u16, latency_ms: u64) -> Self {
+    /// An entry timestamped `at` (unix ms), with every optional field empty.
+    pub fn new(at: i64, request_id: impl Into<String>, http_status: u16, latency_ms: u64) -> Self {
         AuditEntry {
-            at: crate::now_ms(),
+            at,
             request_id: request_id.into(),
             app_id: None,
             name_masked: None,

@@ -211,7 +211,7 @@ async fn the_ledger_refuses_update_delete_and_truncate() {
         return;
     };
     let app = store
-        .create_app(&new_app())
+        .create_app(&new_app(), NOW)
         .await
         .expect("create an app")
         .id;
@@ -249,7 +249,7 @@ async fn two_nodes_reserving_at_once_hold_exactly_what_was_granted() {
         .await
         .expect("a second node");
     let nodes: [Arc<PgStore>; 2] = [Arc::new(first), Arc::new(second)];
-    let app = nodes[0].create_app(&new_app()).await.unwrap().id;
+    let app = nodes[0].create_app(&new_app(), NOW).await.unwrap().id;
     nodes[0].grant(&app, None, 20, None, NOW).await.unwrap();
 
     let attempts: Vec<_> = (0..64)
@@ -306,7 +306,10 @@ async fn registry_identities_are_sealed_and_clear_rows_are_converted_on_connect(
         quality: None,
         photo: None,
     };
-    store.enrol(&id, &name, vec![portrait(0.25)]).await.unwrap();
+    store
+        .enrol(&id, &name, vec![portrait(0.25)], NOW)
+        .await
+        .unwrap();
     let mut raw = PgConnection::connect(&db.url).await.unwrap();
     let dump: String = sqlx::query_scalar(
         "SELECT string_agg(id_number || '|' || name || '|' || encode(sealed, 'escape'), ';') FROM persons",

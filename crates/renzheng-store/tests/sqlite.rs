@@ -62,6 +62,7 @@ async fn a_removed_person_is_gone_from_the_database_files() {
             &removed,
             &PersonName::parse("欧阳娜娜").unwrap(),
             vec![portrait()],
+            0,
         )
         .await
         .unwrap();
@@ -70,6 +71,7 @@ async fn a_removed_person_is_gone_from_the_database_files() {
             &kept,
             &PersonName::parse("张三丰").unwrap(),
             vec![portrait()],
+            0,
         )
         .await
         .unwrap();

@@ -54,8 +54,12 @@ impl App {
                 "check completed"
             );
         }
-        let mut entry = AuditEntry::new(record.request_id, record.status, record.latency_ms);
-        entry.at = record.arrived_ms;
+        let mut entry = AuditEntry::new(
+            record.arrived_ms,
+            record.request_id,
+            record.status,
+            record.latency_ms,
+        );
         entry.app_id = record.app_id;
         entry.result = record.result.map(|r| i64::from(r.code()));
         entry.score = record.score;

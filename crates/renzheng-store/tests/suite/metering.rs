@@ -13,7 +13,7 @@ const HOLD: i64 = 60_000;
 
 async fn app(store: &dyn Store) -> AppId {
     store
-        .create_app(&new_app("shop", &AppCode::generate().hash()))
+        .create_app(&new_app("shop", &AppCode::generate().hash()), NOW)
         .await
         .unwrap()
         .id
@@ -31,8 +31,7 @@ fn held(r: Reserved) -> renzheng_store::ReservationId {
 }
 
 fn ok_entry(app: &AppId, request: &str, status: u16) -> AuditEntry {
-    let mut entry = AuditEntry::new(request, status, 5);
-    entry.at = NOW;
+    let mut entry = AuditEntry::new(NOW, request, status, 5);
     entry.app_id = Some(app.clone());
     entry.result = (status == 200).then_some(1);
     entry
@@ -440,7 +439,7 @@ pub async fn alerts_are_recorded_once_per_period(store: &dyn Store) {
 
 pub async fn app_codes_rotate_with_a_grace_period(store: &dyn Store) {
     let old = AppCode::generate().hash();
-    let app = store.create_app(&new_app("shop", &old)).await.unwrap();
+    let app = store.create_app(&new_app("shop", &old), NOW).await.unwrap();
     let key = app.app_key.clone().expect("apps get an AppKey");
     assert_eq!(
         store.find_app_by_key(&key).await.unwrap().unwrap().id,

@@ -154,7 +154,10 @@ pub async fn ping_succeeds(store: &dyn Store) {
 
 pub async fn app_round_trip(store: &dyn Store) {
     let (code, hash) = AppCode::generate_with_hash();
-    let app = store.create_app(&new_app("shop", &hash)).await.unwrap();
+    let app = store
+        .create_app(&new_app("shop", &hash), NOW)
+        .await
+        .unwrap();
     assert!(app.id.as_str().starts_with("app_"));
     assert!(app.enabled);
     let found = store
@@ -167,9 +170,12 @@ pub async fn app_round_trip(store: &dyn Store) {
 
 pub async fn duplicate_app_code_conflicts(store: &dyn Store) {
     let hash = AppCode::generate().hash();
-    store.create_app(&new_app("first", &hash)).await.unwrap();
+    store
+        .create_app(&new_app("first", &hash), NOW)
+        .await
+        .unwrap();
     let err = store
-        .create_app(&new_app("second", &hash))
+        .create_app(&new_app("second", &hash), NOW)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict("app")), "{err:?}");
@@ -178,7 +184,7 @@ pub async fn duplicate_app_code_conflicts(store: &dyn Store) {
 
 pub async fn unknown_app_code_finds_nothing(store: &dyn Store) {
     store
-        .create_app(&new_app("shop", &AppCode::generate().hash()))
+        .create_app(&new_app("shop", &AppCode::generate().hash()), NOW)
         .await
         .unwrap();
     let other = AppCode::generate().hash();
@@ -193,19 +199,24 @@ pub async fn apps_are_listed_oldest_first(store: &dyn Store) {
     let mut created = Vec::new();
     for n in 0..3 {
         let app = store
-            .create_app(&new_app(&format!("app {n}"), &AppCode::generate().hash()))
+            // Distinct creation times, so the expected order is unambiguous.
+            .create_app(
+                &new_app(&format!("app {n}"), &AppCode::generate().hash()),
+                NOW + n,
+            )
             .await
             .unwrap();
         created.push(app);
-        // Distinct creation times, so the expected order is unambiguous.
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     assert_eq!(store.list_apps().await.unwrap(), created);
 }
 
 pub async fn app_can_be_disabled_and_enabled(store: &dyn Store) {
     let hash = AppCode::generate().hash();
-    let app = store.create_app(&new_app("shop", &hash)).await.unwrap();
+    let app = store
+        .create_app(&new_app("shop", &hash), NOW)
+        .await
+        .unwrap();
     store.set_app_enabled(&app.id, false).await.unwrap();
     let found = store
         .find_app_by_code_hash(&hash, NOW)
@@ -231,13 +242,18 @@ pub async fn enabling_unknown_app_is_not_found(store: &dyn Store) {
 }
 
 pub async fn upsert_creates_then_renames(store: &dyn Store) {
-    let created = store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    let created = store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
     assert_eq!(created.created_at, created.updated_at);
-    store.add_portrait(&alice(), portrait(1)).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    store
+        .add_portrait(&alice(), portrait(1), NOW)
+        .await
+        .unwrap();
 
     let renamed = store
-        .upsert_person(&alice(), &name("买买提・艾力"))
+        .upsert_person(&alice(), &name("买买提・艾力"), NOW + 2)
         .await
         .unwrap();
     assert_eq!(renamed.created_at, created.created_at);
@@ -250,12 +266,21 @@ pub async fn upsert_creates_then_renames(store: &dyn Store) {
 }
 
 pub async fn portraits_round_trip_bit_exact(store: &dyn Store) {
-    store.upsert_person(&alice(), &name("张三")).await.unwrap();
-    let first = store.add_portrait(&alice(), portrait(1)).await.unwrap();
+    store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
+    let first = store
+        .add_portrait(&alice(), portrait(1), NOW)
+        .await
+        .unwrap();
     let mut second_portrait = portrait(2);
     second_portrait.quality = None;
     second_portrait.model_id = "other-model".to_owned();
-    let second = store.add_portrait(&alice(), second_portrait).await.unwrap();
+    let second = store
+        .add_portrait(&alice(), second_portrait, NOW)
+        .await
+        .unwrap();
     assert!(second > first);
 
     let record = store.get_person(&alice()).await.unwrap().unwrap();
@@ -274,25 +299,37 @@ pub async fn portraits_round_trip_bit_exact(store: &dyn Store) {
 }
 
 pub async fn portrait_for_unknown_person_is_not_found(store: &dyn Store) {
-    let err = store.add_portrait(&alice(), portrait(1)).await.unwrap_err();
+    let err = store
+        .add_portrait(&alice(), portrait(1), NOW)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound("person")), "{err:?}");
 }
 
 pub async fn empty_embedding_is_rejected(store: &dyn Store) {
-    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
     let mut empty = portrait(1);
     empty.embedding.clear();
-    let err = store.add_portrait(&alice(), empty).await.unwrap_err();
+    let err = store.add_portrait(&alice(), empty, NOW).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
 }
 
 pub async fn photo_is_stored_but_not_loaded_with_the_person(store: &dyn Store) {
-    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
     let sealed = vec![0u8, 1, 2, 255, 0, 7];
     let mut with_photo = portrait(1);
     with_photo.photo = Some(sealed.clone());
-    let with = store.add_portrait(&alice(), with_photo).await.unwrap();
-    let without = store.add_portrait(&alice(), portrait(2)).await.unwrap();
+    let with = store.add_portrait(&alice(), with_photo, NOW).await.unwrap();
+    let without = store
+        .add_portrait(&alice(), portrait(2), NOW)
+        .await
+        .unwrap();
 
     let record = store.get_person(&alice()).await.unwrap().unwrap();
     assert_eq!(record.portraits[0].id, with);
@@ -302,18 +339,30 @@ pub async fn photo_is_stored_but_not_loaded_with_the_person(store: &dyn Store) {
 }
 
 pub async fn unknown_person_is_none(store: &dyn Store) {
-    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
     assert_eq!(store.get_person(&bob()).await.unwrap(), None);
 }
 
 pub async fn remove_deletes_person_and_portraits(store: &dyn Store) {
-    store.upsert_person(&alice(), &name("张三")).await.unwrap();
-    store.upsert_person(&bob(), &name("李四")).await.unwrap();
+    store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
+    store
+        .upsert_person(&bob(), &name("李四"), NOW)
+        .await
+        .unwrap();
     let mut with_photo = portrait(1);
     with_photo.photo = Some(vec![9; 32]);
-    store.add_portrait(&alice(), with_photo).await.unwrap();
-    store.add_portrait(&alice(), portrait(2)).await.unwrap();
-    let bob_portrait = store.add_portrait(&bob(), portrait(3)).await.unwrap();
+    store.add_portrait(&alice(), with_photo, NOW).await.unwrap();
+    store
+        .add_portrait(&alice(), portrait(2), NOW)
+        .await
+        .unwrap();
+    let bob_portrait = store.add_portrait(&bob(), portrait(3), NOW).await.unwrap();
 
     assert!(store.remove_person(&alice(), AUDIT_KEY).await.unwrap());
 
@@ -324,7 +373,10 @@ pub async fn remove_deletes_person_and_portraits(store: &dyn Store) {
     assert_eq!(bob_record.portraits[0].id, bob_portrait);
 
     // Re-registering starts from nothing.
-    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
     let record = store.get_person(&alice()).await.unwrap().unwrap();
     assert!(record.portraits.is_empty());
 }
@@ -337,7 +389,7 @@ pub async fn audit_round_trip_newest_first(store: &dyn Store) {
     assert!(store.recent_audit(10).await.unwrap().is_empty());
     let key = b"audit key";
 
-    let mut ok = AuditEntry::new("req-1", 200, 42)
+    let mut ok = AuditEntry::new(NOW, "req-1", 200, 42)
         .with_name(&name("张三"))
         .with_id_number(&alice(), key);
     ok.app_id = Some(AppId::from("app_0123456789abcdef".to_owned()));
@@ -345,7 +397,7 @@ pub async fn audit_round_trip_newest_first(store: &dyn Store) {
     ok.score = Some(0.8125);
     store.record_audit(&ok).await.unwrap();
 
-    let mut failed = AuditEntry::new("req-2", 400, 3);
+    let mut failed = AuditEntry::new(NOW, "req-2", 400, 3);
     failed.error_code = Some("InvalidIdNumber".to_owned());
     store.record_audit(&failed).await.unwrap();
 
@@ -381,10 +433,8 @@ pub async fn audit_round_trip_newest_first(store: &dyn Store) {
 }
 
 pub async fn audit_is_purged_by_age(store: &dyn Store) {
-    let mut old = AuditEntry::new("old", 200, 1);
-    old.at = 1_000;
-    let mut new = AuditEntry::new("new", 200, 1);
-    new.at = 5_000;
+    let old = AuditEntry::new(1_000, "old", 200, 1);
+    let new = AuditEntry::new(5_000, "new", 200, 1);
     store.record_audit(&old).await.unwrap();
     store.record_audit(&new).await.unwrap();
     assert_eq!(store.purge_audit_before(5_000).await.unwrap(), 1);
@@ -395,7 +445,7 @@ pub async fn audit_is_purged_by_age(store: &dyn Store) {
 }
 
 pub async fn audit_never_holds_clear_identity(store: &dyn Store) {
-    let entry = AuditEntry::new("req", 200, 1)
+    let entry = AuditEntry::new(NOW, "req", 200, 1)
         .with_name(&name("欧阳娜娜"))
         .with_id_number(&alice(), b"k");
     store.record_audit(&entry).await.unwrap();
@@ -409,7 +459,7 @@ pub async fn audit_never_holds_clear_identity(store: &dyn Store) {
 
 pub async fn enrol_stores_person_and_portraits_together(store: &dyn Store) {
     store
-        .enrol(&alice(), &name("张三"), vec![portrait(1), portrait(2)])
+        .enrol(&alice(), &name("张三"), vec![portrait(1), portrait(2)], NOW)
         .await
         .unwrap();
     let rec = store.get_person(&alice()).await.unwrap().unwrap();
@@ -417,7 +467,7 @@ pub async fn enrol_stores_person_and_portraits_together(store: &dyn Store) {
     assert_eq!(rec.portraits.len(), 2);
     // Enrolling again renames and adds.
     store
-        .enrol(&alice(), &name("张四"), vec![portrait(3)])
+        .enrol(&alice(), &name("张四"), vec![portrait(3)], NOW)
         .await
         .unwrap();
     let rec = store.get_person(&alice()).await.unwrap().unwrap();
@@ -428,18 +478,21 @@ pub async fn failed_enrol_leaves_nothing(store: &dyn Store) {
     let mut bad = portrait(2);
     bad.embedding.clear();
     assert!(store
-        .enrol(&bob(), &name("李四"), vec![portrait(1), bad])
+        .enrol(&bob(), &name("李四"), vec![portrait(1), bad], NOW)
         .await
         .is_err());
     assert!(store.get_person(&bob()).await.unwrap().is_none());
 }
 
 pub async fn remove_unlinks_the_audit_trail(store: &dyn Store) {
-    store.upsert_person(&alice(), &name("张三")).await.unwrap();
-    let mine = AuditEntry::new("req-a", 200, 5)
+    store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
+    let mine = AuditEntry::new(NOW, "req-a", 200, 5)
         .with_name(&name("张三"))
         .with_id_number(&alice(), AUDIT_KEY);
-    let other = AuditEntry::new("req-b", 200, 5)
+    let other = AuditEntry::new(NOW, "req-b", 200, 5)
         .with_name(&name("李四"))
         .with_id_number(&bob(), AUDIT_KEY);
     store.record_audit(&mine).await.unwrap();
@@ -489,7 +542,10 @@ pub async fn events_round_trip_newest_first(store: &dyn Store) {
 }
 
 pub async fn remove_unlinks_person_events(store: &dyn Store) {
-    store.upsert_person(&alice(), &name("张三")).await.unwrap();
+    store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
     let about_alice =
         AdminEvent::new(1_000, "cli", "person.enrolled").about_person(&alice(), AUDIT_KEY);
     let about_bob =
@@ -504,14 +560,23 @@ pub async fn remove_unlinks_person_events(store: &dyn Store) {
 }
 
 pub async fn persons_without_a_model_and_kept_photos(store: &dyn Store) {
-    store.upsert_person(&alice(), &name("张三")).await.unwrap();
-    store.upsert_person(&bob(), &name("李四")).await.unwrap();
+    store
+        .upsert_person(&alice(), &name("张三"), NOW)
+        .await
+        .unwrap();
+    store
+        .upsert_person(&bob(), &name("李四"), NOW)
+        .await
+        .unwrap();
     let mut old = portrait(1);
     old.model_id = "dlib-face-recognition-resnet-v1".to_owned();
     old.photo = Some(b"sealed photo".to_vec());
-    store.add_portrait(&alice(), old.clone()).await.unwrap();
-    store.add_portrait(&bob(), old).await.unwrap();
-    store.add_portrait(&bob(), portrait(2)).await.unwrap();
+    store
+        .add_portrait(&alice(), old.clone(), NOW)
+        .await
+        .unwrap();
+    store.add_portrait(&bob(), old, NOW).await.unwrap();
+    store.add_portrait(&bob(), portrait(2), NOW).await.unwrap();
     // Bob has a portrait of the new model, Alice only of the old one.
     let missing = store.persons_without_model("sface-2021dec").await.unwrap();
     assert_eq!(missing, vec![alice()]);
@@ -529,16 +594,25 @@ pub async fn persons_without_a_model_and_kept_photos(store: &dyn Store) {
 
 pub async fn key_fingerprints_are_claimed_once(store: &dyn Store) {
     assert_eq!(
-        store.claim_key_fingerprint("audit", "aa").await.unwrap(),
+        store
+            .claim_key_fingerprint("audit", "aa", NOW)
+            .await
+            .unwrap(),
         "aa"
     );
     // A second node with another key learns the first one's fingerprint.
     assert_eq!(
-        store.claim_key_fingerprint("audit", "bb").await.unwrap(),
+        store
+            .claim_key_fingerprint("audit", "bb", NOW)
+            .await
+            .unwrap(),
         "aa"
     );
     assert_eq!(
-        store.claim_key_fingerprint("template", "cc").await.unwrap(),
+        store
+            .claim_key_fingerprint("template", "cc", NOW)
+            .await
+            .unwrap(),
         "cc"
     );
 }
@@ -546,7 +620,7 @@ pub async fn key_fingerprints_are_claimed_once(store: &dyn Store) {
 pub async fn person_ids_are_listed_in_pages(store: &dyn Store) {
     assert!(store.list_person_ids(None, 10).await.unwrap().is_empty());
     for (id, n) in [(bob(), "李四"), (alice(), "张三")] {
-        store.upsert_person(&id, &name(n)).await.unwrap();
+        store.upsert_person(&id, &name(n), NOW).await.unwrap();
     }
     let all = store.list_person_ids(None, 10).await.unwrap();
     assert_eq!(all.len(), 2);

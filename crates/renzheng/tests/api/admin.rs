@@ -321,6 +321,7 @@ async fn reembed_over_http_lists_who_lacks_the_active_packs_embeddings() {
                 quality: None,
                 photo: None,
             }],
+            app.state.app.now_ms(),
         )
         .await
         .unwrap();

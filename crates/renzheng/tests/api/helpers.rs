@@ -376,7 +376,10 @@ async fn start(
                 .into_iter()
                 .collect(),
         };
-        store.enrol(&id, &name, portraits).await.expect("enrolling");
+        store
+            .enrol(&id, &name, portraits, state.app.now_ms())
+            .await
+            .expect("enrolling");
     }
 
     tokio::spawn(app.run_until_stopped());

@@ -1,12 +1,12 @@
 //! Console sessions: idle and absolute expiry are applied in SQL, on every read.
 
-use sqlx::postgres::PgRow;
 use sqlx::Row;
 
-use super::PgStore;
+use super::dialect::Backend;
+use super::DbRow;
 use crate::{ConsoleSession, StoreError};
 
-fn session_from_row(row: &PgRow) -> Result<ConsoleSession, StoreError> {
+fn session_from_row(row: &DbRow) -> Result<ConsoleSession, StoreError> {
     Ok(ConsoleSession {
         token_hash: row.try_get("token_hash")?,
         operator: row.try_get("operator")?,
@@ -17,7 +17,7 @@ fn session_from_row(row: &PgRow) -> Result<ConsoleSession, StoreError> {
     })
 }
 
-impl PgStore {
+impl Backend {
     pub(super) async fn do_create_console_session(
         &self,
         s: &ConsoleSession,

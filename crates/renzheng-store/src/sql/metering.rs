@@ -1,14 +1,24 @@
-//! The SQLite side of metering, limits, history and alerts.
+//! Metering, limits, history and alerts, for both databases.
 //!
-//! Every rule that must hold under concurrency is one statement or one transaction whose
-//! first statement writes (so SQLite takes its write lock before reading anything): a
-//! reservation is a single `UPDATE … WHERE used + reserved < calls`, a charge is written
-//! with its audit row, and counters are upserts guarded by their limit.
+//! Every rule that must hold under concurrency (across nodes, on PostgreSQL) is one
+//! statement or one transaction:
+//!
+//! * a reservation is a single `UPDATE … WHERE used + reserved < calls` on the grant
+//!   chosen inside it, after `dialect::lock_app` (on SQLite the transaction's first
+//!   statement writes, so it holds the one write lock before it reads anything; on
+//!   PostgreSQL an advisory lock on the app makes the reservations of one app run one
+//!   after the other, each seeing the units the previous one took);
+//!   `used + reserved <= calls` stays the database's backstop;
+//! * a charge is written with its audit row in one transaction;
+//! * counters (rate, attempts, nonces, alerts) are single `INSERT … ON CONFLICT`
+//!   upserts guarded by their limit, atomic on the row.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use std::collections::BTreeMap;
 
-use super::{audit_from_row, SqliteStore};
+use sqlx::{Row, Transaction};
+
+use super::dialect::{self, Backend, Db, DELETE_LAPSED_HOLDS, GREATEST};
+use super::{audit_from_row, DbRow};
 use crate::{
     AlertKind, AlertRecord, AppId, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance,
     Grant, NewAlert, Package, QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle,
@@ -18,7 +28,7 @@ use crate::{
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
-pub(super) fn package_from_row(row: &SqliteRow) -> Result<Package, StoreError> {
+pub(super) fn package_from_row(row: &DbRow) -> Result<Package, StoreError> {
     Ok(Package {
         name: row.try_get("name")?,
         title: row.try_get("title")?,
@@ -29,7 +39,7 @@ pub(super) fn package_from_row(row: &SqliteRow) -> Result<Package, StoreError> {
     })
 }
 
-fn grant_from_row(row: &SqliteRow) -> Result<Grant, StoreError> {
+fn grant_from_row(row: &DbRow) -> Result<Grant, StoreError> {
     Ok(Grant {
         id: row.try_get("id")?,
         app_id: AppId::from(row.try_get::<String, _>("app_id")?),
@@ -42,7 +52,7 @@ fn grant_from_row(row: &SqliteRow) -> Result<Grant, StoreError> {
     })
 }
 
-fn alert_from_row(row: &SqliteRow) -> Result<AlertRecord, StoreError> {
+fn alert_from_row(row: &DbRow) -> Result<AlertRecord, StoreError> {
     let kind: String = row.try_get("kind")?;
     Ok(AlertRecord {
         id: row.try_get("id")?,
@@ -61,14 +71,24 @@ fn alert_from_row(row: &SqliteRow) -> Result<AlertRecord, StoreError> {
     })
 }
 
+fn usage_from_row(row: &DbRow) -> Result<UsageRow, StoreError> {
+    Ok(UsageRow {
+        day: row.try_get("day")?,
+        result: row.try_get("result")?,
+        calls: row.try_get("calls")?,
+        succeeded: row.try_get("succeeded")?,
+        charged: row.try_get("charged")?,
+    })
+}
+
 /// The grant units are taken from: unexpired, with room, the one expiring first
 /// (never-expiring grants last).
 const NEXT_GRANT: &str = "SELECT id FROM grants
-     WHERE app_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) AND used + reserved < calls
+     WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2) AND used + reserved < calls
      ORDER BY expires_at IS NULL, expires_at, id LIMIT 1";
 
 async fn insert_audit(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     entry: &AuditEntry,
     charged: bool,
 ) -> Result<(), StoreError> {
@@ -76,7 +96,7 @@ async fn insert_audit(
     sqlx::query(
         "INSERT INTO audit (at, request_id, app_id, name_masked, id_masked, id_hash,
                             result, score, http_status, latency_ms, error_code, charged)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(entry.at)
     .bind(&entry.request_id)
@@ -97,27 +117,27 @@ async fn insert_audit(
 
 /// Gives a held unit back to its grant; whether the hold still existed.
 async fn drop_hold(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Db>,
     id: ReservationId,
     charge: bool,
 ) -> Result<Option<i64>, StoreError> {
     let grant: Option<i64> =
-        sqlx::query_scalar("DELETE FROM reservations WHERE id = ? RETURNING grant_id")
+        sqlx::query_scalar("DELETE FROM reservations WHERE id = $1 RETURNING grant_id")
             .bind(id.0)
             .fetch_optional(&mut **tx)
             .await?;
     if let Some(grant) = grant {
         let sql = if charge {
-            "UPDATE grants SET reserved = reserved - 1, used = used + 1 WHERE id = ?"
+            "UPDATE grants SET reserved = reserved - 1, used = used + 1 WHERE id = $1"
         } else {
-            "UPDATE grants SET reserved = reserved - 1 WHERE id = ?"
+            "UPDATE grants SET reserved = reserved - 1 WHERE id = $1"
         };
         sqlx::query(sql).bind(grant).execute(&mut **tx).await?;
     }
     Ok(grant)
 }
 
-impl SqliteStore {
+impl Backend {
     pub(super) async fn do_grant(
         &self,
         app_id: &AppId,
@@ -132,7 +152,7 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO grants (app_id, package, calls, expires_at, created_at)
-             VALUES (?, ?, ?, ?, ?) RETURNING *",
+             VALUES ($1, $2, $3, $4, $5) RETURNING *",
         )
         .bind(app_id.as_str())
         .bind(package)
@@ -144,7 +164,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::from_write(e, "grant", "app"))?;
         let grant = grant_from_row(&row)?;
         sqlx::query(
-            "INSERT INTO ledger (at, app_id, grant_id, kind, calls) VALUES (?, ?, ?, 'grant', ?)",
+            "INSERT INTO ledger (at, app_id, grant_id, kind, calls) VALUES ($1, $2, $3, 'grant', $4)",
         )
         .bind(now_ms)
         .bind(app_id.as_str())
@@ -162,7 +182,7 @@ impl SqliteStore {
         now_ms: i64,
     ) -> Result<Balance, StoreError> {
         let grants = sqlx::query(
-            "SELECT * FROM grants WHERE app_id = ? ORDER BY expires_at IS NULL, expires_at, id",
+            "SELECT * FROM grants WHERE app_id = $1 ORDER BY expires_at IS NULL, expires_at, id",
         )
         .bind(app_id.as_str())
         .fetch_all(&self.pool)
@@ -187,6 +207,7 @@ impl SqliteStore {
         hold_ms: i64,
     ) -> Result<Reserved, StoreError> {
         let mut tx = self.pool.begin().await?;
+        dialect::lock_app(&mut tx, app_id.as_str()).await?;
         let sql = format!(
             "UPDATE grants SET reserved = reserved + 1 WHERE id = ({NEXT_GRANT}) RETURNING id"
         );
@@ -197,7 +218,7 @@ impl SqliteStore {
             .await?;
         let Some(grant) = grant else {
             let expired_left: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM grants WHERE app_id = ? AND expires_at <= ?
+                "SELECT EXISTS (SELECT 1 FROM grants WHERE app_id = $1 AND expires_at <= $2
                                 AND used + reserved < calls)",
             )
             .bind(app_id.as_str())
@@ -213,7 +234,7 @@ impl SqliteStore {
         };
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO reservations (grant_id, app_id, expires_at, created_at)
-             VALUES (?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(grant)
         .bind(app_id.as_str())
@@ -243,6 +264,7 @@ impl SqliteStore {
                     // The hold lapsed and was reclaimed (the check outlived it): take the
                     // unit afresh if one is left.
                     let app_id = entry.app_id.as_ref().map(AppId::as_str).unwrap_or("");
+                    dialect::lock_app(&mut tx, app_id).await?;
                     let sql = format!(
                         "UPDATE grants SET used = used + 1 WHERE id = ({NEXT_GRANT}) RETURNING id"
                     );
@@ -264,7 +286,7 @@ impl SqliteStore {
         if let Some(grant) = charged_grant {
             sqlx::query(
                 "INSERT INTO ledger (at, app_id, grant_id, kind, calls, request_id)
-                 VALUES (?, ?, ?, 'charge', 1, ?)",
+                 VALUES ($1, $2, $3, 'charge', 1, $4)",
             )
             .bind(entry.at)
             .bind(entry.app_id.as_ref().map(AppId::as_str))
@@ -287,13 +309,18 @@ impl SqliteStore {
 
     pub(super) async fn do_reclaim(&self, now_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let grants: Vec<i64> =
-            sqlx::query_scalar("DELETE FROM reservations WHERE expires_at <= ? RETURNING grant_id")
-                .bind(now_ms)
-                .fetch_all(&mut *tx)
-                .await?;
+        let grants: Vec<i64> = sqlx::query_scalar(DELETE_LAPSED_HOLDS)
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut per_grant = BTreeMap::<i64, i64>::new();
         for grant in &grants {
-            sqlx::query("UPDATE grants SET reserved = reserved - 1 WHERE id = ?")
+            *per_grant.entry(*grant).or_default() += 1;
+        }
+        // In grant order, so that two reclaiming nodes lock grants in the same order.
+        for (grant, units) in &per_grant {
+            sqlx::query("UPDATE grants SET reserved = reserved - $1 WHERE id = $2")
+                .bind(units)
                 .bind(grant)
                 .execute(&mut *tx)
                 .await?;
@@ -312,14 +339,14 @@ impl SqliteStore {
     ) -> Result<Reconciliation, StoreError> {
         let row = sqlx::query(
             "SELECT
-               (SELECT COUNT(*) FROM ledger WHERE app_id = ?1 AND kind = 'charge' AND at >= ?2)
+               (SELECT COUNT(*) FROM ledger WHERE app_id = $1 AND kind = 'charge' AND at >= $2)
                  AS ledger_charges,
-               (SELECT COALESCE(SUM(calls), 0) FROM ledger
-                 WHERE app_id = ?1 AND kind = 'grant' AND at >= ?2) AS ledger_granted,
-               (SELECT COUNT(*) FROM audit WHERE app_id = ?1 AND charged = 1 AND at >= ?2)
+               (SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM ledger
+                 WHERE app_id = $1 AND kind = 'grant' AND at >= $2) AS ledger_granted,
+               (SELECT COUNT(*) FROM audit WHERE app_id = $1 AND charged AND at >= $2)
                  AS audit_charged,
                (SELECT COUNT(*) FROM audit
-                 WHERE app_id = ?1 AND http_status BETWEEN 200 AND 299 AND at >= ?2)
+                 WHERE app_id = $1 AND http_status BETWEEN 200 AND 299 AND at >= $2)
                  AS audit_succeeded",
         )
         .bind(app_id.as_str())
@@ -345,22 +372,23 @@ impl SqliteStore {
         let window_us = interval_us.saturating_mul(i64::from(burst.max(1)));
         // GCRA: allowed when the next theoretical arrival time stays within the burst
         // window; the guarded upsert makes check-and-take one atomic statement.
-        let taken: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO rate_limits (app_id, tat) VALUES (?1, ?2 + ?3)
-             ON CONFLICT (app_id) DO UPDATE SET tat = MAX(tat, ?2) + ?3
-               WHERE MAX(tat, ?2) + ?3 - ?2 <= ?4
-             RETURNING tat",
-        )
-        .bind(app_id.as_str())
-        .bind(now_us)
-        .bind(interval_us)
-        .bind(window_us)
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = format!(
+            "INSERT INTO rate_limits (app_id, tat) VALUES ($1, $2 + $3)
+             ON CONFLICT (app_id) DO UPDATE SET tat = {GREATEST}(rate_limits.tat, $2) + $3
+               WHERE {GREATEST}(rate_limits.tat, $2) + $3 - $2 <= $4
+             RETURNING tat"
+        );
+        let taken: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(app_id.as_str())
+            .bind(now_us)
+            .bind(interval_us)
+            .bind(window_us)
+            .fetch_optional(&self.pool)
+            .await?;
         if taken.is_some() {
             return Ok(None);
         }
-        let tat: i64 = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE app_id = ?")
+        let tat: i64 = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE app_id = $1")
             .bind(app_id.as_str())
             .fetch_optional(&self.pool)
             .await?
@@ -387,9 +415,9 @@ impl SqliteStore {
             }
             let counted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO id_attempts (app_id, id_hash, window_kind, window_start, count)
-                 VALUES (?, ?, ?, ?, 1)
+                 VALUES ($1, $2, $3, $4, 1)
                  ON CONFLICT (app_id, id_hash, window_kind, window_start)
-                 DO UPDATE SET count = count + 1 WHERE count < ?
+                 DO UPDATE SET count = id_attempts.count + 1 WHERE id_attempts.count < $5
                  RETURNING count",
             )
             .bind(app_id.as_str())
@@ -417,8 +445,8 @@ impl SqliteStore {
         expires_at: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO nonces (app_id, nonce, expires_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (app_id, nonce) DO UPDATE SET expires_at = ?3 WHERE expires_at <= ?4",
+            "INSERT INTO nonces (app_id, nonce, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (app_id, nonce) DO UPDATE SET expires_at = $3 WHERE nonces.expires_at <= $4",
         )
         .bind(app_id.as_str())
         .bind(nonce)
@@ -430,13 +458,13 @@ impl SqliteStore {
     }
 
     pub(super) async fn do_purge_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let nonces = sqlx::query("DELETE FROM nonces WHERE expires_at <= ?")
+        let nonces = sqlx::query("DELETE FROM nonces WHERE expires_at <= $1")
             .bind(now_ms)
             .execute(&self.pool)
             .await?
             .rows_affected();
         // A day window is over one day after it started.
-        let attempts = sqlx::query("DELETE FROM id_attempts WHERE window_start <= ?")
+        let attempts = sqlx::query("DELETE FROM id_attempts WHERE window_start <= $1")
             .bind(now_ms - DAY_MS)
             .execute(&self.pool)
             .await?
@@ -454,10 +482,10 @@ impl SqliteStore {
             "SELECT id, at, request_id, app_id, name_masked, id_masked, id_hash, result, score,
                     http_status, latency_ms, error_code, charged
              FROM audit
-             WHERE (?1 IS NULL OR app_id = ?1) AND (?2 IS NULL OR at >= ?2)
-               AND (?3 IS NULL OR at < ?3) AND (?4 IS NULL OR result = ?4)
-               AND (?5 IS NULL OR http_status = ?5) AND (?6 IS NULL OR id < ?6)
-             ORDER BY id DESC LIMIT ?7",
+             WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR at >= $2)
+               AND ($3 IS NULL OR at < $3) AND ($4 IS NULL OR result = $4)
+               AND ($5 IS NULL OR http_status = $5) AND ($6 IS NULL OR id < $6)
+             ORDER BY id DESC LIMIT $7",
         )
         .bind(q.app_id.as_ref().map(AppId::as_str))
         .bind(q.from_ms)
@@ -481,13 +509,13 @@ impl SqliteStore {
         offset_ms: i64,
     ) -> Result<Vec<UsageRow>, StoreError> {
         sqlx::query(
-            "SELECT (at + ?4) / 86400000 AS day,
+            "SELECT (at + $4) / 86400000 AS day,
                     result, COUNT(*) AS calls,
-                    SUM(http_status BETWEEN 200 AND 299) AS succeeded,
-                    SUM(charged) AS charged
+                    COUNT(*) FILTER (WHERE http_status BETWEEN 200 AND 299) AS succeeded,
+                    COUNT(*) FILTER (WHERE charged) AS charged
              FROM audit
-             WHERE (?1 IS NULL OR app_id = ?1) AND at >= ?2 AND at < ?3
-             GROUP BY day, result ORDER BY day, result",
+             WHERE ($1 IS NULL OR app_id = $1) AND at >= $2 AND at < $3
+             GROUP BY day, result ORDER BY day, result NULLS FIRST",
         )
         .bind(app_id.map(AppId::as_str))
         .bind(from_ms)
@@ -496,22 +524,14 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| {
-            Ok(UsageRow {
-                day: row.try_get("day")?,
-                result: row.try_get("result")?,
-                calls: row.try_get("calls")?,
-                succeeded: row.try_get("succeeded")?,
-                charged: row.try_get("charged")?,
-            })
-        })
+        .map(usage_from_row)
         .collect()
     }
 
     pub(super) async fn do_record_alert(&self, a: &NewAlert) -> Result<Option<i64>, StoreError> {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO alerts (at, app_id, kind, period, remaining, purchased)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (app_id, kind, period) DO NOTHING RETURNING id",
         )
         .bind(a.at)
@@ -532,8 +552,8 @@ impl SqliteStore {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE alerts SET attempts = attempts + 1, delivered_at = ?, last_error = ?
-             WHERE id = ?",
+            "UPDATE alerts SET attempts = attempts + 1, delivered_at = $1, last_error = $2
+             WHERE id = $3",
         )
         .bind(delivered_at)
         .bind(error)
@@ -549,7 +569,7 @@ impl SqliteStore {
         limit: u32,
     ) -> Result<Vec<AlertRecord>, StoreError> {
         sqlx::query(
-            "SELECT * FROM alerts WHERE (?1 IS NULL OR app_id = ?1) ORDER BY id DESC LIMIT ?2",
+            "SELECT * FROM alerts WHERE ($1 IS NULL OR app_id = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(app_id.map(AppId::as_str))
         .bind(i64::from(limit))
