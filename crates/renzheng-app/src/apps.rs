@@ -9,20 +9,21 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Actor;
 use crate::{App, AppError};
 
-/// Longest app name, in characters.
-const MAX_APP_NAME_CHARS: usize = 100;
-
-/// An app's display name: trimmed, 1 to 100 characters.
+/// An app's display name: trimmed, 1 to [`AppName::MAX_CHARS`] characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppName(String);
 
 impl AppName {
+    /// Longest app name, in characters (the console's form takes its limit from here).
+    pub const MAX_CHARS: usize = 100;
+
     /// Parses a name.
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let name = raw.trim();
-        if name.is_empty() || name.chars().count() > MAX_APP_NAME_CHARS {
+        if name.is_empty() || name.chars().count() > Self::MAX_CHARS {
             return Err(AppError::InvalidAppName(format!(
-                "name must be 1 to {MAX_APP_NAME_CHARS} characters"
+                "name must be 1 to {} characters",
+                Self::MAX_CHARS
             )));
         }
         Ok(AppName(name.to_owned()))
@@ -144,29 +145,49 @@ impl From<AppPolicy> for PolicyView {
 }
 
 impl PolicyView {
+    /// Highest rate limit, checks per second (and highest burst).
+    pub const MAX_RATE_PER_SEC: u32 = 100_000;
+    /// Highest alert threshold, percent.
+    pub const MAX_ALERT_PERCENT: u8 = 100;
+    /// Longest webhook URL, in bytes.
+    pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
+
     /// The policy, if every value is within its rule.
     fn parse(self) -> Result<AppPolicy, AppError> {
         let invalid = |m: &str| Err(AppError::Invalid(m.to_owned()));
         if let Some(rate) = self.rate_per_sec {
-            if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
-                return invalid("rate_per_sec must be above 0 and at most 100000");
+            if !(rate.is_finite() && rate > 0.0 && rate <= f64::from(Self::MAX_RATE_PER_SEC)) {
+                return Err(AppError::Invalid(format!(
+                    "rate_per_sec must be above 0 and at most {}",
+                    Self::MAX_RATE_PER_SEC
+                )));
             }
         } else if self.rate_burst.is_some() {
             return invalid("rate_burst needs rate_per_sec");
         }
-        if self.rate_burst == Some(0) || self.rate_burst.is_some_and(|b| b > 100_000) {
-            return invalid("rate_burst must be 1 to 100000");
+        if self.rate_burst == Some(0) || self.rate_burst.is_some_and(|b| b > Self::MAX_RATE_PER_SEC)
+        {
+            return Err(AppError::Invalid(format!(
+                "rate_burst must be 1 to {}",
+                Self::MAX_RATE_PER_SEC
+            )));
         }
-        if self.alert_percent > 100 {
-            return invalid("alert_percent must be 0 to 100");
+        if self.alert_percent > Self::MAX_ALERT_PERCENT {
+            return Err(AppError::Invalid(format!(
+                "alert_percent must be 0 to {}",
+                Self::MAX_ALERT_PERCENT
+            )));
         }
         if let Some(hook) = &self.webhook_url {
             match url::Url::parse(hook) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
                 _ => return invalid("webhook_url must be an http(s) URL"),
             }
-            if hook.len() > 2048 {
-                return invalid("webhook_url must be at most 2048 characters");
+            if hook.len() > Self::MAX_WEBHOOK_URL_LEN {
+                return Err(AppError::Invalid(format!(
+                    "webhook_url must be at most {} characters",
+                    Self::MAX_WEBHOOK_URL_LEN
+                )));
             }
         }
         Ok(AppPolicy {

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::RangeInclusive;
 
 use renzheng_domain::IdNumber;
 use renzheng_store::{
@@ -73,28 +74,58 @@ impl From<Package> for PackageView {
 }
 
 impl PackageView {
+    /// Longest package name (ASCII letters, digits, `-`, `_`).
+    pub const MAX_NAME_LEN: usize = 32;
+    /// Longest title, in characters.
+    pub const MAX_TITLE_CHARS: usize = 100;
+    /// The calls a package may add.
+    pub const CALLS: RangeInclusive<i64> = 1..=100_000_000;
+    /// Highest price, in 分.
+    pub const MAX_PRICE_FEN: i64 = 10_000_000_000;
+    /// The validity a package may have, in days.
+    pub const VALID_DAYS: RangeInclusive<i64> = 1..=36_500;
+
     fn parse(self) -> Result<Package, AppError> {
-        let invalid = |m: &str| Err(AppError::Invalid(m.to_owned()));
-        let name_ok = (1..=32).contains(&self.name.len())
+        let name_ok = (1..=Self::MAX_NAME_LEN).contains(&self.name.len())
             && self
                 .name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
-            return invalid("package name must be 1-32 letters, digits, '-' or '_'");
+            return Err(AppError::Invalid(format!(
+                "package name must be 1-{} letters, digits, '-' or '_'",
+                Self::MAX_NAME_LEN
+            )));
         }
         let title = self.title.trim();
-        if title.is_empty() || title.chars().count() > 100 {
-            return invalid("package title must be 1-100 characters");
+        if title.is_empty() || title.chars().count() > Self::MAX_TITLE_CHARS {
+            return Err(AppError::Invalid(format!(
+                "package title must be 1-{} characters",
+                Self::MAX_TITLE_CHARS
+            )));
         }
-        if !(1..=100_000_000).contains(&self.calls) {
-            return invalid("package calls must be 1 to 100000000");
+        if !Self::CALLS.contains(&self.calls) {
+            return Err(AppError::Invalid(format!(
+                "package calls must be {} to {}",
+                Self::CALLS.start(),
+                Self::CALLS.end()
+            )));
         }
-        if !(0..=10_000_000_000).contains(&self.price_fen) {
-            return invalid("package price_fen must be 0 to 10000000000");
+        if !(0..=Self::MAX_PRICE_FEN).contains(&self.price_fen) {
+            return Err(AppError::Invalid(format!(
+                "package price_fen must be 0 to {}",
+                Self::MAX_PRICE_FEN
+            )));
         }
-        if self.valid_days.is_some_and(|d| !(1..=36_500).contains(&d)) {
-            return invalid("package valid_days must be 1 to 36500");
+        if self
+            .valid_days
+            .is_some_and(|d| !Self::VALID_DAYS.contains(&d))
+        {
+            return Err(AppError::Invalid(format!(
+                "package valid_days must be {} to {}",
+                Self::VALID_DAYS.start(),
+                Self::VALID_DAYS.end()
+            )));
         }
         Ok(Package {
             name: self.name,

@@ -84,6 +84,10 @@ pub struct IdNumber {
 }
 
 impl IdNumber {
+    /// Characters of the canonical number (the longest form accepted; the console's
+    /// field takes its limit from here).
+    pub const CHARS: usize = 18;
+
     /// Parses `input` using today's date in China to reject future birth
     /// dates. See [`parse_on`](Self::parse_on).
     pub fn parse(input: &str) -> Result<Self, IdNumberError> {
@@ -107,7 +111,7 @@ impl IdNumber {
         let mut bytes: Vec<u8> = folded.into_bytes();
 
         match char_count {
-            18 => {
+            Self::CHARS => {
                 if let Some(position) = bytes.iter().position(|b| !b.is_ascii()) {
                     return Err(IdNumberError::Characters {
                         position: position + 1,

@@ -4,6 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use super::cookie::cookie;
+
 /// The console's languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -55,7 +57,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(super::session::cookie(&parts.headers, LANG_COOKIE)
+        Ok(cookie(&parts.headers, LANG_COOKIE)
             .and_then(|v| Lang::parse(&v))
             .unwrap_or(Lang::Zh))
     }

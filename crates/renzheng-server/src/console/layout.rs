@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 use renzheng_app::OperatorSession;
 
+use super::csrf;
 use super::i18n::Lang;
 
 /// The stylesheet, embedded in the binary.
@@ -69,22 +70,6 @@ pub struct Page<'a> {
     pub flash: Vec<Flash>,
 }
 
-/// The hidden CSRF field of every form.
-pub fn csrf_field(operator: &OperatorSession) -> Markup {
-    html! { input type="hidden" name="csrf" value=(operator.csrf); }
-}
-
-/// The labelled field of a person's ID number. Browsers are told not to remember what
-/// was typed: ID numbers must not end up in an operator's autocomplete history.
-pub fn id_number_field(lang: Lang) -> Markup {
-    html! { label { (lang.t().id_number) input name="id_number" required maxlength="18" autocomplete="off"; } }
-}
-
-/// The labelled field of a person's name (not remembered either).
-pub fn person_name_field(lang: Lang) -> Markup {
-    html! { label { (lang.t().name) input name="name" required maxlength="64" autocomplete="off"; } }
-}
-
 /// A whole page with `status`.
 pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
     let t = page.lang.t();
@@ -125,7 +110,7 @@ pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
                         @if let Some(op) = page.operator {
                             span .muted .who { (t.signed_in_as) " " (op.operator) }
                             form #sign-out method="post" action="/console/sign-out" {
-                                (csrf_field(op))
+                                (csrf::field(op))
                                 button .link type="submit" { (t.sign_out) }
                             }
                         }

@@ -1,11 +1,24 @@
 //! The operator console at `/console`: server-rendered pages over the same use cases as
 //! the admin API, for an operator signed in with the configured account.
 //!
-//! * [`session`] — sign-in, sign-out, the [`Operator`](session::Operator) extractor, CSRF;
+//! * [`sign_in`] — the sign-in page and form, sign-out;
+//! * [`session`] — the session cookie, the [`Operator`](session::Operator) extractor;
+//! * [`verified`] — the CSRF rule of every POST: the [`Verified`](verified::Verified)
+//!   form extractor (origin, session, token) and the same-origin layer;
+//! * [`csrf`] — the token itself: the hidden field of every form, its check;
 //! * [`layout`] — the page shell, the embedded stylesheet and script, security headers;
+//! * [`fields`] — the form fields whose limits are domain rules (from their constants);
+//! * [`errors`] — the 404, 403 and failure pages, the words of a refusal;
 //! * [`charts`] — the overview's charts as inline SVG (no script, no foreign library);
 //! * [`i18n`] — every text in Chinese (default) and English;
+//! * [`cookie`] — reading a request cookie; [`multipart`] — reading an upload form;
+//! * [`import_jobs`] — the folder imports in progress (held by the router's state);
 //! * [`pages`] — one module per page.
+//!
+//! The modules form layers and none imports one above it (no import circles): this
+//! module, the router, uses them all and none uses it; then `pages`; `sign_in`;
+//! `verified`; `session`; `errors`; `layout` and `fields`; `i18n`; and the leaves `csrf`,
+//! `cookie`, `multipart`, `charts`, `import_jobs` (the one the router's state holds).
 //!
 //! Nothing is fetched at run time: the assets are compiled into the binary. No personal
 //! data goes into a URL: ID numbers are only ever sent in POST bodies, and pages show
@@ -13,27 +26,34 @@
 //! operator as actor, so it lands in the operator events like the CLI's and the API's.
 
 pub mod charts;
+pub mod cookie;
+pub mod csrf;
+pub mod errors;
+pub mod fields;
 pub mod i18n;
+pub mod import_jobs;
 pub mod layout;
 pub mod multipart;
 pub mod pages;
 pub mod session;
+pub mod sign_in;
+pub mod verified;
 
 use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::header::{LOCATION, REFERER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
-use maud::html;
-use renzheng_app::{AppError, OperatorSession};
 
+use self::errors::not_found;
 use self::i18n::{Lang, LANG_COOKIE};
-use self::layout::{html_page, Flash, Page};
+use self::verified::form_post;
 use crate::state::AppState;
 
 /// The console's routes (mounted by the server's router; not in the OpenAPI document,
-/// which describes the JSON API).
+/// which describes the JSON API). Every POST is a [`form_post`] (its handler takes a
+/// [`Verified`](verified::Verified) form) but the sign-in form's, which has no session.
 pub fn router(max_body_bytes: usize) -> Router<AppState> {
     Router::new()
         .route(
@@ -46,46 +66,58 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
         )
         .route(
             "/console/sign-in",
-            get(session::sign_in_page).post(session::sign_in),
+            get(sign_in::page).post(sign_in::sign_in),
         )
-        .route("/console/sign-out", post(session::sign_out))
+        .route("/console/sign-out", form_post(sign_in::sign_out))
         .route("/console/lang/{lang}", get(choose_language))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
         .route("/console/overview", get(pages::overview::page))
         .route(
             "/console/apps",
-            get(pages::apps::page).post(pages::apps::create),
+            get(pages::apps::page).merge(form_post(pages::apps::create)),
         )
-        .route("/console/apps/{id}/{action}", post(pages::apps::act))
+        .route("/console/apps/{id}/{action}", form_post(pages::apps::act))
         .route(
             "/console/packages",
-            get(pages::packages::page).post(pages::packages::put),
+            get(pages::packages::page).merge(form_post(pages::packages::put)),
         )
-        .route("/console/grants", post(pages::packages::grant))
+        .route("/console/grants", form_post(pages::packages::grant))
         .route("/console/calls", get(pages::calls::page))
         .route("/console/calls.csv", get(pages::calls::csv))
         .route("/console/registry", get(pages::registry::page))
-        .route("/console/registry/lookup", post(pages::registry::lookup))
-        .route("/console/registry/enrol", post(pages::registry::enrol))
-        .route("/console/registry/remove", post(pages::registry::remove))
-        .route("/console/registry/import", post(pages::registry::import))
-        .route("/console/registry/reembed", post(pages::registry::reembed))
+        .route(
+            "/console/registry/lookup",
+            form_post(pages::registry::lookup),
+        )
+        .route("/console/registry/enrol", form_post(pages::registry::enrol))
+        .route(
+            "/console/registry/remove",
+            form_post(pages::registry::remove),
+        )
+        .route(
+            "/console/registry/import",
+            form_post(pages::registry::import),
+        )
+        .route(
+            "/console/registry/reembed",
+            form_post(pages::registry::reembed),
+        )
         .route(
             "/console/registry/import/{job}",
             get(pages::registry::import_progress),
         )
         .route(
             "/console/try",
-            get(pages::try_it::page).post(pages::try_it::check),
+            get(pages::try_it::page).merge(form_post(pages::try_it::check)),
         )
-        .route("/console/try/compare", post(pages::try_it::compare))
+        .route("/console/try/compare", form_post(pages::try_it::compare))
         .route("/console/about", get(pages::about::page))
         .route(
             "/console/{*rest}",
             get(|lang: Lang| async move { not_found(lang) }),
         )
-        .layer(axum::middleware::from_fn(session::same_origin))
+        .layer(axum::middleware::from_fn(verified::same_origin))
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
@@ -133,49 +165,4 @@ async fn choose_language(Path(code): Path<String>, headers: HeaderMap) -> Respon
         .expect("ASCII"),
     );
     response
-}
-
-/// The 404 page.
-pub fn not_found(lang: Lang) -> Response {
-    let t = lang.t();
-    html_page(
-        StatusCode::NOT_FOUND,
-        Page {
-            lang,
-            operator: None,
-            active: "",
-            title: t.not_found,
-            flash: Vec::new(),
-        },
-        html! { p { a href="/console/overview" { (t.overview) } } },
-    )
-}
-
-/// The page of a failure of ours (storage down, a bug): the detail goes to the log only.
-pub fn failure(lang: Lang, operator: Option<&OperatorSession>, e: &AppError) -> Response {
-    tracing::error!(error = %e, "console request failed");
-    let t = lang.t();
-    html_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        Page {
-            lang,
-            operator,
-            active: "",
-            title: t.failed,
-            flash: vec![Flash::error_because(t.failed, "internal")],
-        },
-        html! {},
-    )
-}
-
-/// What an operator is told when a use case refuses: its message (which never holds a
-/// name, ID number or photo), or a generic one for failures of ours.
-pub fn refusal_text(lang: Lang, e: &AppError) -> String {
-    match e {
-        AppError::Store(_) | AppError::Engine(_) | AppError::Internal(_) => {
-            tracing::error!(error = %e, "console request failed");
-            lang.t().failed.to_owned()
-        }
-        other => other.to_string(),
-    }
 }

@@ -13,28 +13,40 @@ pub struct Upload {
 }
 
 impl Upload {
-    /// Reads every field. A text field sent twice, a body over the limit or a malformed
-    /// body is refused with a message for the operator.
-    pub async fn read(mut multipart: Multipart) -> Result<Self, String> {
+    /// Reads every field, up to the first problem: a text field sent twice, a body over
+    /// the limit or a malformed body, told with a message for the operator. What was
+    /// read before the problem is kept (the CSRF token, the form's first field, is
+    /// checked on it).
+    pub async fn read(mut multipart: Multipart) -> (Self, Option<String>) {
         let mut upload = Upload::default();
-        while let Some(field) = multipart.next_field().await.map_err(|e| e.body_text())? {
+        let problem = loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break None,
+                Err(e) => break Some(e.body_text()),
+            };
             let name = field.name().unwrap_or_default().to_owned();
             let is_file = field.file_name().is_some();
-            let bytes = field.bytes().await.map_err(|e| e.body_text())?;
+            let bytes = match field.bytes().await {
+                Ok(bytes) => bytes,
+                Err(e) => break Some(e.body_text()),
+            };
             if is_file {
                 // A file input left empty still sends an empty part.
                 if !bytes.is_empty() {
                     upload.files.push((name, bytes.to_vec()));
                 }
             } else {
-                let value = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| format!("the field {name} is not UTF-8 text"))?;
-                if upload.text.insert(name.clone(), value).is_some() {
-                    return Err(format!("the field {name} is sent more than once"));
+                let Ok(value) = String::from_utf8(bytes.to_vec()) else {
+                    break Some(format!("the field {name} is not UTF-8 text"));
+                };
+                if upload.text.contains_key(&name) {
+                    break Some(format!("the field {name} is sent more than once"));
                 }
+                upload.text.insert(name, value);
             }
-        }
-        Ok(upload)
+        };
+        (upload, problem)
     }
 
     /// A text field.

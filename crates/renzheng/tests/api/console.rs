@@ -278,6 +278,115 @@ async fn forms_without_the_session_csrf_token_or_from_another_origin_are_refused
 }
 
 #[tokio::test]
+async fn every_console_post_but_sign_in_is_refused_without_the_sessions_token() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let before = (
+        serde_json::to_value(app.state.app.list_apps().await.unwrap()).unwrap(),
+        app.state.app.packages().await.unwrap(),
+        app.state.app.recent_events(50).await.unwrap().len(),
+    );
+    let id = HU.id();
+    let apps = format!("/console/apps/{}", app.app_id);
+    let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/console/sign-out".into(), vec![]),
+        ("/console/apps".into(), vec![("name", "x")]),
+        (format!("{apps}/disable"), vec![]),
+        (format!("{apps}/reset-code"), vec![]),
+        (format!("{apps}/policy"), vec![("alert_percent", "50")]),
+        (
+            "/console/packages".into(),
+            vec![("name", "p"), ("calls", "1"), ("price_yuan", "1")],
+        ),
+        (
+            "/console/grants".into(),
+            vec![("app_id", app.app_id.as_str()), ("package", "p")],
+        ),
+        (
+            "/console/registry/lookup".into(),
+            vec![("id_number", id.as_str())],
+        ),
+        (
+            "/console/registry/remove".into(),
+            vec![("id_number", id.as_str()), ("confirm", "yes")],
+        ),
+        ("/console/registry/reembed".into(), vec![]),
+        ("/console/registry/import".into(), vec![("folder", "/tmp")]),
+    ];
+    for (path, fields) in &forms {
+        assert_eq!(
+            b.post_form(path, fields).await.0,
+            403,
+            "{path} without a token"
+        );
+        let mut forged = fields.clone();
+        forged.push(("csrf", "forged"));
+        assert_eq!(b.post_form(path, &forged).await.0, 403, "{path} forged");
+    }
+    // The uploads carry the token in a multipart field.
+    for path in [
+        "/console/registry/enrol",
+        "/console/try",
+        "/console/try/compare",
+    ] {
+        let fields = [("name", HU.name), ("id_number", id.as_str())];
+        let photo: &[u8] = b"not a photo";
+        let files = [("photo", photo), ("photo_a", photo), ("photo_b", photo)];
+        let (status, _) = b.post_multipart(path, &fields, &files).await;
+        assert_eq!(status, 403, "{path} without a token");
+        let forged = [("csrf", "forged"), fields[0], fields[1]];
+        let (status, _) = b.post_multipart(path, &forged, &files).await;
+        assert_eq!(status, 403, "{path} forged");
+    }
+    let after = (
+        serde_json::to_value(app.state.app.list_apps().await.unwrap()).unwrap(),
+        app.state.app.packages().await.unwrap(),
+        app.state.app.recent_events(50).await.unwrap().len(),
+    );
+    assert_eq!(after, before, "nothing changed");
+    assert_eq!(b.get("/console/overview").await.0, 200, "still signed in");
+}
+
+#[tokio::test]
+async fn console_form_limits_are_the_domain_rules() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let (_, apps, _) = b.get("/console/apps").await;
+    let app_name = format!(
+        "name=\"name\" required maxlength=\"{}\"",
+        renzheng_app::AppName::MAX_CHARS
+    );
+    assert!(apps.contains(&app_name), "{apps}");
+    let (_, registry, _) = b.get("/console/registry").await;
+    for field in [
+        format!(
+            "name=\"id_number\" required maxlength=\"{}\"",
+            renzheng_domain::IdNumber::CHARS
+        ),
+        format!(
+            "name=\"name\" required maxlength=\"{}\"",
+            renzheng_domain::MAX_NAME_CHARS
+        ),
+    ] {
+        assert!(registry.contains(&field), "{field}: {registry}");
+    }
+    let (_, packages, _) = b.get("/console/packages").await;
+    let package = format!(
+        "name=\"name\" required maxlength=\"{}\"",
+        renzheng_app::PackageView::MAX_NAME_LEN
+    );
+    assert!(packages.contains(&package), "{packages}");
+    // The longest name the rule allows is accepted by the use case behind the form.
+    let csrf = b.csrf().await;
+    let longest = "名".repeat(renzheng_app::AppName::MAX_CHARS);
+    let (status, page) = b
+        .post_form("/console/apps", &[("name", &longest), ("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+}
+
+#[tokio::test]
 async fn a_new_apps_secrets_are_shown_once_and_its_appcode_works() {
     let app = spawn_test_app_with(with_console).await;
     let b = signed_in(&app).await;

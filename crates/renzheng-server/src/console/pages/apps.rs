@@ -8,13 +8,16 @@ use axum::response::Response;
 use axum::Form;
 use maud::{html, Markup};
 use renzheng_app::{AppName, PolicyView};
-use renzheng_store::AppId;
+use renzheng_store::{AppId, AppPolicy};
 use serde::Deserialize;
 
+use crate::console::csrf;
+use crate::console::errors::{failure, not_found, refusal_text};
+use crate::console::fields;
 use crate::console::i18n::Lang;
-use crate::console::layout::{csrf_field, format_time, html_page, Flash, Page};
+use crate::console::layout::{format_time, html_page, Flash, Page};
 use crate::console::session::Operator;
-use crate::console::{failure, refusal_text};
+use crate::console::verified::Verified;
 use crate::state::AppState;
 
 async fn render(
@@ -30,7 +33,7 @@ async fn render(
         Err(e) => return failure(lang, Some(&op.session), &e),
     };
     let offset = state.app.settings().metering.utc_offset_minutes;
-    let csrf = csrf_field(&op.session);
+    let csrf = csrf::field(&op.session);
     html_page(
         StatusCode::OK,
         Page {
@@ -46,7 +49,7 @@ async fn render(
                 h2 { (t.create_app) }
                 form #create-app .row method="post" action="/console/apps" {
                     (csrf)
-                    label { (t.app_name) input name="name" required maxlength="64"; }
+                    (fields::app_name(lang))
                     button type="submit" { (t.create) }
                 }
             }
@@ -77,9 +80,9 @@ async fn render(
                                 }
                                 form .row .policy method="post" action={ (base) "/policy" } {
                                     (csrf)
-                                    label { (t.rate_limit) input name="rate_per_second" type="number" min="0" step="any" value=[app.policy.rate_per_sec]; }
-                                    label { (t.alert_percent) input name="alert_percent" type="number" min="0" max="100" value=(app.policy.alert_percent); }
-                                    label { (t.webhook) input name="webhook_url" type="url" value=[app.policy.webhook_url.as_deref()]; }
+                                    (fields::rate_per_second(lang, app.policy.rate_per_sec))
+                                    (fields::alert_percent(lang, app.policy.alert_percent))
+                                    (fields::webhook_url(lang, app.policy.webhook_url.as_deref()))
                                     button .secondary type="submit" { (t.save_policy) }
                                 }
                             }
@@ -99,7 +102,6 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
 /// The create form.
 #[derive(Deserialize)]
 pub struct CreateForm {
-    csrf: Option<String>,
     name: String,
 }
 
@@ -122,13 +124,10 @@ fn secret_box(lang: Lang, rows: &[(&str, &str, &str)]) -> Markup {
 /// `POST /console/apps`: creates an app and shows its AppCode, AppKey and AppSecret once.
 pub async fn create(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    Form(form): Form<CreateForm>,
+    form: Verified<Form<CreateForm>>,
 ) -> Response {
-    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
-        return refused;
-    }
+    let (op, form) = form.into_parts();
     let created = match AppName::parse(&form.name) {
         Ok(name) => state.app.create_app(&op.session.actor(), &name).await,
         Err(e) => Err(e),
@@ -162,7 +161,6 @@ pub async fn create(
 /// The fields any app action may carry.
 #[derive(Deserialize)]
 pub struct ActionForm {
-    csrf: Option<String>,
     rate_per_second: Option<String>,
     alert_percent: Option<String>,
     webhook_url: Option<String>,
@@ -171,14 +169,11 @@ pub struct ActionForm {
 /// `POST /console/apps/{id}/{disable|enable|reset-code|reset-secret|policy|test-alert}`.
 pub async fn act(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<ActionForm>,
+    form: Verified<Form<ActionForm>>,
 ) -> Response {
-    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
-        return refused;
-    }
+    let (op, form) = form.into_parts();
     let t = lang.t();
     let app = &state.app;
     let actor = op.session.actor();
@@ -217,7 +212,7 @@ pub async fn act(
                 Ok(()) => Flash::ok(t.test_alert_sent),
                 Err(why) => Flash::error(format!("{}: {why}", t.test_alert_failed)),
             }),
-        _ => return crate::console::not_found(lang),
+        _ => return not_found(lang),
     };
     let flash = outcome.unwrap_or_else(|e| Flash::error(refusal_text(lang, &e)));
     render(&state, &op, lang, vec![flash], shown).await
@@ -244,7 +239,7 @@ fn policy_of(form: &ActionForm) -> Result<PolicyView, renzheng_app::AppError> {
                 .map_err(|_| invalid("the alert threshold must be 0 to 100"))
         })
         .transpose()?
-        .unwrap_or(20);
+        .unwrap_or(AppPolicy::default().alert_percent);
     Ok(PolicyView {
         rate_per_sec,
         rate_burst: None,

@@ -11,10 +11,10 @@ use renzheng_app::CallFilter;
 use renzheng_store::AppId;
 use serde::Deserialize;
 
+use crate::console::errors::{failure, refusal_text};
 use crate::console::i18n::Lang;
 use crate::console::layout::{format_time, html_page, with_headers, Flash, Page};
 use crate::console::session::Operator;
-use crate::console::{failure, refusal_text};
 use crate::state::AppState;
 
 /// Calls per page.

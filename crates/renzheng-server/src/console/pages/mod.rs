@@ -1,5 +1,6 @@
 //! One module per console page: each reads its figures from the use cases and renders
-//! them; POST handlers check the CSRF token first, then call one use case.
+//! them; POST handlers take their form as a [`Verified`](super::verified::Verified) (origin,
+//! session, CSRF token checked), then call one use case.
 
 pub mod about;
 pub mod apps;

@@ -25,11 +25,11 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
     let t = lang.t();
     let overview = match state.app.overview(DAYS).await {
         Ok(o) => o,
-        Err(e) => return crate::console::failure(lang, Some(&op.session), &e),
+        Err(e) => return crate::console::errors::failure(lang, Some(&op.session), &e),
     };
     let events = match state.app.recent_events(10).await {
         Ok(e) => e,
-        Err(e) => return crate::console::failure(lang, Some(&op.session), &e),
+        Err(e) => return crate::console::errors::failure(lang, Some(&op.session), &e),
     };
     let offset = state.app.settings().metering.utc_offset_minutes;
     let labels: Vec<String> = overview.days.iter().map(|d| d.date.clone()).collect();

@@ -10,10 +10,13 @@ use renzheng_app::{AppError, GrantRequest, PackageView};
 use renzheng_store::AppId;
 use serde::Deserialize;
 
+use crate::console::csrf;
+use crate::console::errors::{failure, refusal_text};
+use crate::console::fields;
 use crate::console::i18n::Lang;
-use crate::console::layout::{csrf_field, format_time, html_page, Flash, Page};
+use crate::console::layout::{format_time, html_page, Flash, Page};
 use crate::console::session::Operator;
-use crate::console::{failure, refusal_text};
+use crate::console::verified::Verified;
 use crate::state::AppState;
 
 /// `12.5` 元 from 1250 分.
@@ -51,7 +54,7 @@ async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) 
         (Err(e), _) | (_, Err(e)) => return failure(lang, Some(&op.session), &e),
     };
     let offset = app.settings().metering.utc_offset_minutes;
-    let csrf = csrf_field(&op.session);
+    let csrf = csrf::field(&op.session);
     html_page(
         StatusCode::OK,
         Page {
@@ -119,11 +122,11 @@ async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) 
                 h2 { (t.save_package) }
                 form #put-package .row method="post" action="/console/packages" {
                     (csrf)
-                    label { (t.package) input name="name" required pattern="[A-Za-z0-9_-]{1,32}"; }
-                    label { (t.title) input name="title"; }
-                    label { (t.calls_count) input name="calls" type="number" min="1" required; }
+                    (fields::package_name(lang))
+                    (fields::package_title(lang))
+                    (fields::package_calls(lang))
                     label { (t.price_yuan) input name="price_yuan" inputmode="decimal" required; }
-                    label { (t.valid_days) input name="valid_days" type="number" min="1"; }
+                    (fields::package_valid_days(lang))
                     label { input name="active" type="checkbox" value="1" checked; " " (t.active) }
                     button type="submit" { (t.save_package) }
                 }
@@ -140,7 +143,6 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
 /// The catalogue form.
 #[derive(Deserialize)]
 pub struct PackageForm {
-    csrf: Option<String>,
     name: String,
     title: Option<String>,
     calls: String,
@@ -152,13 +154,10 @@ pub struct PackageForm {
 /// `POST /console/packages`: adds or replaces a package.
 pub async fn put(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    Form(form): Form<PackageForm>,
+    form: Verified<Form<PackageForm>>,
 ) -> Response {
-    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
-        return refused;
-    }
+    let (op, form) = form.into_parts();
     let invalid = |m: &str| AppError::Invalid(m.to_owned());
     let parsed = (|| {
         let calls = form
@@ -208,7 +207,6 @@ pub async fn put(
 /// The grant form.
 #[derive(Deserialize)]
 pub struct GrantForm {
-    csrf: Option<String>,
     app_id: String,
     package: String,
 }
@@ -216,13 +214,10 @@ pub struct GrantForm {
 /// `POST /console/grants`: grants a package to an app.
 pub async fn grant(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    Form(form): Form<GrantForm>,
+    form: Verified<Form<GrantForm>>,
 ) -> Response {
-    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
-        return refused;
-    }
+    let (op, form) = form.into_parts();
     let request = GrantRequest {
         package: Some(form.package),
         calls: None,

@@ -2,84 +2,27 @@
 //! photos (the engine's refusal reasons shown), remove after an explicit confirmation,
 //! import a server-side folder with a progress page.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
-use renzheng_app::{EnrolFields, EnrolRequest, ImportSummary, PersonView};
+use renzheng_app::{EnrolFields, EnrolRequest, PersonView};
 use renzheng_domain::IdNumber;
 use serde::Deserialize;
 
+use crate::console::csrf;
+use crate::console::errors::{not_found, refusal_text};
+use crate::console::fields;
 use crate::console::i18n::Lang;
-use crate::console::layout::{
-    csrf_field, format_time, html_page, id_number_field, person_name_field, Flash, Page,
-};
-use crate::console::multipart::Upload;
-use crate::console::refusal_text;
+use crate::console::import_jobs::ImportJobs;
+use crate::console::layout::{format_time, html_page, Flash, Page};
 use crate::console::session::Operator;
+use crate::console::verified::{NoFields, Verified};
 use crate::state::AppState;
-
-/// Finished imports remembered for their progress pages, at most.
-const JOBS_KEPT: usize = 32;
-
-/// Folder imports started from the console, by job id (this node's memory: a progress
-/// page is served by the node that runs the import).
-#[derive(Default)]
-pub struct ImportJobs {
-    jobs: Mutex<HashMap<String, ImportJob>>,
-}
-
-/// One import's progress.
-#[derive(Clone, Default)]
-struct ImportJob {
-    started: i64,
-    done: usize,
-    total: usize,
-    finished: Option<Result<ImportSummary, String>>,
-}
-
-impl ImportJobs {
-    fn update(&self, id: &str, f: impl FnOnce(&mut ImportJob)) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            if let Some(job) = jobs.get_mut(id) {
-                f(job);
-            }
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<ImportJob> {
-        self.jobs.lock().ok()?.get(id).cloned()
-    }
-
-    fn start(&self, id: String, now: i64) {
-        let Ok(mut jobs) = self.jobs.lock() else {
-            return;
-        };
-        if jobs.len() >= JOBS_KEPT {
-            // Forget the oldest finished one.
-            if let Some(oldest) = jobs
-                .iter()
-                .filter(|(_, j)| j.finished.is_some())
-                .min_by_key(|(_, j)| j.started)
-                .map(|(k, _)| k.clone())
-            {
-                jobs.remove(&oldest);
-            }
-        }
-        jobs.insert(
-            id,
-            ImportJob {
-                started: now,
-                ..ImportJob::default()
-            },
-        );
-    }
-}
 
 fn person_card(lang: Lang, person: &PersonView, offset: i32) -> Markup {
     let t = lang.t();
@@ -99,7 +42,7 @@ fn person_card(lang: Lang, person: &PersonView, offset: i32) -> Markup {
 
 fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -> Response {
     let t = lang.t();
-    let csrf = csrf_field(&op.session);
+    let csrf = csrf::field(&op.session);
     html_page(
         StatusCode::OK,
         Page {
@@ -115,7 +58,7 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                     h2 { (t.lookup) }
                     form #lookup .row method="post" action="/console/registry/lookup" {
                         (csrf)
-                        (id_number_field(lang))
+                        (fields::id_number(lang))
                         button type="submit" { (t.find) }
                     }
                     @if let Some(shown) = shown { (shown) }
@@ -124,8 +67,8 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                     h2 { (t.enrol) }
                     form #enrol method="post" action="/console/registry/enrol" enctype="multipart/form-data" {
                         (csrf)
-                        (person_name_field(lang))
-                        (id_number_field(lang))
+                        (fields::person_name(lang))
+                        (fields::id_number(lang))
                         label { (t.photos) input name="photo" type="file" accept="image/*" multiple; }
                         button type="submit" { (t.enrol) }
                     }
@@ -134,7 +77,7 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                     h2 { (t.remove) }
                     form #remove method="post" action="/console/registry/remove" data-confirm=(t.remove_confirm) {
                         (csrf)
-                        (id_number_field(lang))
+                        (fields::id_number(lang))
                         label { input name="confirm" type="checkbox" value="yes"; " " (t.remove_confirm) }
                         button .danger type="submit" { (t.remove_button) }
                     }
@@ -169,7 +112,6 @@ pub async fn page(op: Operator, lang: Lang) -> Response {
 /// The lookup and remove forms.
 #[derive(Deserialize)]
 pub struct PersonForm {
-    csrf: Option<String>,
     id_number: String,
     confirm: Option<String>,
 }
@@ -177,13 +119,10 @@ pub struct PersonForm {
 /// `POST /console/registry/lookup`.
 pub async fn lookup(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    Form(form): Form<PersonForm>,
+    form: Verified<Form<PersonForm>>,
 ) -> Response {
-    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
-        return refused;
-    }
+    let (op, form) = form.into_parts();
     let offset = state.app.settings().metering.utc_offset_minutes;
     let found = match IdNumber::parse(&form.id_number) {
         Ok(id) => state.app.person(&id).await,
@@ -207,17 +146,14 @@ pub async fn lookup(
 /// `POST /console/registry/enrol` (multipart: `csrf`, `name`, `id_number`, `photo`…).
 pub async fn enrol(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    multipart: Multipart,
+    form: Verified<Multipart>,
 ) -> Response {
-    let upload = match Upload::read(multipart).await {
+    let (op, upload) = form.into_parts();
+    let upload = match upload {
         Ok(u) => u,
         Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
     };
-    if let Some(refused) = op.refuse_bad_csrf(lang, upload.text("csrf")) {
-        return refused;
-    }
     let fields = EnrolFields {
         name: upload.text("name").map(str::to_owned),
         id_card: upload.text("id_number").map(str::to_owned),
@@ -246,13 +182,10 @@ pub async fn enrol(
 /// `POST /console/registry/remove`: only with the confirmation ticked.
 pub async fn remove(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    Form(form): Form<PersonForm>,
+    form: Verified<Form<PersonForm>>,
 ) -> Response {
-    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
-        return refused;
-    }
+    let (op, form) = form.into_parts();
     let t = lang.t();
     if form.confirm.as_deref() != Some("yes") {
         return render(
@@ -280,13 +213,10 @@ pub async fn remove(
 /// `POST /console/registry/reembed`: the active pack's embeddings from kept photos.
 pub async fn reembed(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    Form(form): Form<crate::console::session::CsrfForm>,
+    form: Verified<Form<NoFields>>,
 ) -> Response {
-    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
-        return refused;
-    }
+    let (op, NoFields {}) = form.into_parts();
     let t = lang.t();
     match state.app.reembed(&op.session.actor()).await {
         Ok(s) => {
@@ -306,7 +236,6 @@ pub async fn reembed(
 /// The import form.
 #[derive(Deserialize)]
 pub struct ImportForm {
-    csrf: Option<String>,
     folder: String,
 }
 
@@ -314,13 +243,10 @@ pub struct ImportForm {
 /// its progress page.
 pub async fn import(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    Form(form): Form<ImportForm>,
+    form: Verified<Form<ImportForm>>,
 ) -> Response {
-    if let Some(refused) = op.refuse_bad_csrf(lang, form.csrf.as_deref()) {
-        return refused;
-    }
+    let (op, form) = form.into_parts();
     let dir = PathBuf::from(form.folder.trim());
     if !dir.is_dir() {
         let flash = Flash::error_because(
@@ -362,7 +288,7 @@ pub async fn import_progress(
 ) -> Response {
     let t = lang.t();
     let Some(j) = state.imports.get(&job) else {
-        return crate::console::not_found(lang);
+        return not_found(lang);
     };
     let (label, data_state) = match &j.finished {
         None => (t.import_running, "running"),

@@ -16,20 +16,20 @@ use renzheng_app::{CheckFields, Checked, Origin, Scored};
 use renzheng_vision::{Analysis, Verdict};
 
 use crate::check::{self, CheckData};
+use crate::console::csrf;
+use crate::console::errors::refusal_text;
+use crate::console::fields;
 use crate::console::i18n::Lang;
-use crate::console::layout::{
-    csrf_field, html_page, id_number_field, person_name_field, Flash, Page,
-};
-use crate::console::multipart::Upload;
-use crate::console::refusal_text;
+use crate::console::layout::{html_page, Flash, Page};
 use crate::console::session::Operator;
+use crate::console::verified::Verified;
 use crate::error::{ApiError, Envelope, NoData};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
 fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) -> Response {
     let t = lang.t();
-    let csrf = csrf_field(&op.session);
+    let csrf = csrf::field(&op.session);
     html_page(
         StatusCode::OK,
         Page {
@@ -47,8 +47,8 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) 
                     h2 { (t.try_it) }
                     form #try method="post" action="/console/try" enctype="multipart/form-data" {
                         (csrf)
-                        (person_name_field(lang))
-                        (id_number_field(lang))
+                        (fields::person_name(lang))
+                        (fields::id_number(lang))
                         label { (t.photo) input name="photo" type="file" accept="image/*" required; }
                         button type="submit" { (t.run_check) }
                     }
@@ -154,17 +154,14 @@ fn quality_list(lang: Lang, analysis: &Analysis) -> Markup {
 /// `POST /console/try` (multipart: `csrf`, `name`, `id_number`, `photo`).
 pub async fn check(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    multipart: Multipart,
+    form: Verified<Multipart>,
 ) -> Response {
-    let upload = match Upload::read(multipart).await {
+    let (op, upload) = form.into_parts();
+    let upload = match upload {
         Ok(u) => u,
         Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
     };
-    if let Some(refused) = op.refuse_bad_csrf(lang, upload.text("csrf")) {
-        return refused;
-    }
     let photo = upload.files("photo").next().cloned().unwrap_or_default();
     let fields = CheckFields {
         name: upload.text("name").map(str::to_owned),
@@ -230,17 +227,14 @@ pub async fn check(
 /// `POST /console/try/compare` (multipart: `csrf`, `photo_a`, `photo_b`).
 pub async fn compare(
     State(state): State<AppState>,
-    op: Operator,
     lang: Lang,
-    multipart: Multipart,
+    form: Verified<Multipart>,
 ) -> Response {
-    let upload = match Upload::read(multipart).await {
+    let (op, upload) = form.into_parts();
+    let upload = match upload {
         Ok(u) => u,
         Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
     };
-    if let Some(refused) = op.refuse_bad_csrf(lang, upload.text("csrf")) {
-        return refused;
-    }
     let t = lang.t();
     let limit = state.app.settings().limits.max_photo_bytes;
     let photo = |name: &str| -> Result<Vec<u8>, renzheng_app::AppError> {

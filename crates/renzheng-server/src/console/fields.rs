@@ -1,0 +1,62 @@
+//! The console's form fields whose limits are rules of the domain or of the use cases.
+//! Each field is written once, here, and its `maxlength`, `min`, `max` or `pattern` is
+//! the rule's own constant, so the form cannot drift from what the server accepts (the
+//! server still checks: these only spare the operator a round trip).
+
+use maud::{html, Markup};
+use renzheng_app::{AppName, PackageView, PolicyView};
+use renzheng_domain::{IdNumber, MAX_NAME_CHARS};
+
+use super::i18n::Lang;
+
+/// A person's ID number. Browsers are told not to remember what was typed: ID numbers
+/// must not end up in an operator's autocomplete history.
+pub fn id_number(lang: Lang) -> Markup {
+    html! { label { (lang.t().id_number) input name="id_number" required maxlength=(IdNumber::CHARS) autocomplete="off"; } }
+}
+
+/// A person's name (not remembered either).
+pub fn person_name(lang: Lang) -> Markup {
+    html! { label { (lang.t().name) input name="name" required maxlength=(MAX_NAME_CHARS) autocomplete="off"; } }
+}
+
+/// An app's name.
+pub fn app_name(lang: Lang) -> Markup {
+    html! { label { (lang.t().app_name) input name="name" required maxlength=(AppName::MAX_CHARS); } }
+}
+
+/// An app's rate limit, checks per second (blank: none).
+pub fn rate_per_second(lang: Lang, value: Option<f64>) -> Markup {
+    html! { label { (lang.t().rate_limit) input name="rate_per_second" type="number" min="0" max=(PolicyView::MAX_RATE_PER_SEC) step="any" value=[value]; } }
+}
+
+/// An app's alert threshold, percent.
+pub fn alert_percent(lang: Lang, value: u8) -> Markup {
+    html! { label { (lang.t().alert_percent) input name="alert_percent" type="number" min="0" max=(PolicyView::MAX_ALERT_PERCENT) value=(value); } }
+}
+
+/// An app's alert webhook (blank: none).
+pub fn webhook_url(lang: Lang, value: Option<&str>) -> Markup {
+    html! { label { (lang.t().webhook) input name="webhook_url" type="url" maxlength=(PolicyView::MAX_WEBHOOK_URL_LEN) value=[value]; } }
+}
+
+/// A package's name: ASCII letters, digits, `-` and `_`.
+pub fn package_name(lang: Lang) -> Markup {
+    let pattern = format!("[A-Za-z0-9_\\-]{{1,{}}}", PackageView::MAX_NAME_LEN);
+    html! { label { (lang.t().package) input name="name" required maxlength=(PackageView::MAX_NAME_LEN) pattern=(pattern); } }
+}
+
+/// A package's title (blank: made from its price and calls).
+pub fn package_title(lang: Lang) -> Markup {
+    html! { label { (lang.t().title) input name="title" maxlength=(PackageView::MAX_TITLE_CHARS); } }
+}
+
+/// The calls a package adds.
+pub fn package_calls(lang: Lang) -> Markup {
+    html! { label { (lang.t().calls_count) input name="calls" type="number" min=(PackageView::CALLS.start()) max=(PackageView::CALLS.end()) required; } }
+}
+
+/// A package's validity in days (blank: forever).
+pub fn package_valid_days(lang: Lang) -> Markup {
+    html! { label { (lang.t().valid_days) input name="valid_days" type="number" min=(PackageView::VALID_DAYS.start()) max=(PackageView::VALID_DAYS.end()); } }
+}
