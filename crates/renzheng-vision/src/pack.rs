@@ -5,14 +5,13 @@
 //! matches the sha256 in its manifest. The format is documented in `docs/model-pack.md`.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use crate::detector::DetectorParams;
 use crate::error::EngineError;
+pub use crate::hash::{sha256_file, sha256_hex};
 use crate::quality::QualityThresholds;
 use crate::score::{Metric, ScoreMap, VerdictThresholds};
 pub use crate::yunet::YunetParams;
@@ -791,26 +790,6 @@ pub fn default_pack_dir_for(kind: PackKind) -> PathBuf {
     cache_dir().join("packs").join(kind.pack_id())
 }
 
-/// sha256 of bytes, lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// sha256 of a file, lower-case hex, streamed.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -933,15 +912,5 @@ mod tests {
         let d = temp_dir("empty");
         let err = ModelPack::open(&d).unwrap_err().to_string();
         assert!(err.contains("renzheng models install"), "{err}");
-    }
-
-    #[test]
-    fn known_sha256() {
-        let d = temp_dir("sha");
-        std::fs::write(d.join("abc"), b"abc").unwrap();
-        assert_eq!(
-            sha256_file(&d.join("abc")).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }
