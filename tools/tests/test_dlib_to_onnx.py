@@ -376,7 +376,7 @@ def test_a_68_point_model_is_refused(tmp_path):
 
 
 def cache_dir() -> Path:
-    """Where `renzheng models install` caches its downloads (pack.rs: cache_dir)."""
+    """Where `renzheng models install` caches its downloads (pack/mod.rs: cache_dir)."""
     if os.environ.get("RENZHENG_CACHE_DIR"):
         return Path(os.environ["RENZHENG_CACHE_DIR"])
     if os.environ.get("XDG_CACHE_HOME"):

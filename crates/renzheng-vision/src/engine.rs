@@ -177,11 +177,6 @@ impl Engine {
         &self.thresholds
     }
 
-    /// The quality limits in force (the configuration's, else the pack's).
-    pub fn quality_thresholds(&self) -> &QualityThresholds {
-        &self.quality
-    }
-
     /// How embeddings are compared (the pack's metric).
     pub fn metric(&self) -> Metric {
         self.pack.manifest().metric

@@ -125,31 +125,11 @@ impl Rect {
         x >= self.left && x <= self.right && y >= self.top && y <= self.bottom
     }
 
-    /// The rectangle moved by `(dx, dy)`.
-    pub fn translate(&self, dx: i64, dy: i64) -> Rect {
-        Rect::new(
-            self.left + dx,
-            self.top + dy,
-            self.right + dx,
-            self.bottom + dy,
-        )
-    }
-
     /// Real-valued centre, `((l + r) / 2, (t + b) / 2)`.
     pub fn center(&self) -> Point {
         Point::new(
             (self.left + self.right) as f64 / 2.0,
             (self.top + self.bottom) as f64 / 2.0,
-        )
-    }
-
-    /// As a real rectangle with the same corners.
-    pub fn to_drect(self) -> DRect {
-        DRect::new(
-            self.left as f64,
-            self.top as f64,
-            self.right as f64,
-            self.bottom as f64,
         )
     }
 

@@ -47,6 +47,7 @@ mod engine;
 mod error;
 mod face_engine;
 mod geometry;
+mod hash;
 mod landmarks;
 pub mod pack;
 mod quality;

@@ -13,6 +13,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
 use crate::error::EngineError;
+use crate::hash::sha256_file;
 
 static ENVIRONMENT: OnceLock<(PathBuf, Environment)> = OnceLock::new();
 static INIT_LOCK: Mutex<()> = Mutex::new(());
@@ -53,9 +54,7 @@ pub fn environment(library: &Path) -> Result<Environment, EngineError> {
 
 fn same_file_contents(a: &Path, b: &Path) -> bool {
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
-    size(a).is_some()
-        && size(a) == size(b)
-        && crate::pack::sha256_file(a).ok() == crate::pack::sha256_file(b).ok()
+    size(a).is_some() && size(a) == size(b) && sha256_file(a).ok() == sha256_file(b).ok()
 }
 
 /// A fixed set of sessions of one model.

@@ -16,7 +16,6 @@
 //! and clearly different colours are different people. [`solid_png`] makes such photos.
 
 use std::io::Cursor;
-use std::time::Duration;
 
 use image::{ImageFormat, RgbImage};
 
@@ -36,7 +35,6 @@ pub struct TestEngine {
     model_id: String,
     thresholds: VerdictThresholds,
     limits: DecodeLimits,
-    delay: Duration,
 }
 
 impl Default for TestEngine {
@@ -57,19 +55,12 @@ impl TestEngine {
                 score: None,
             },
             limits: DecodeLimits::default(),
-            delay: Duration::ZERO,
         }
     }
 
     /// The same engine reporting another model id (embeddings of other ids never compare).
     pub fn with_model_id(mut self, id: impl Into<String>) -> Self {
         self.model_id = id.into();
-        self
-    }
-
-    /// Makes every analysis take at least `delay` (for backpressure and timeout tests).
-    pub fn with_delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
         self
     }
 
@@ -93,14 +84,10 @@ impl FaceEngine for TestEngine {
     }
 
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError> {
-        let started = std::time::Instant::now();
         let (img, _) = decode::decode_rgb(photo, &self.limits)?;
         let (w, h) = img.dimensions();
         let mean = mean_colour(&img);
         let brightness = mean.iter().map(|&c| f64::from(c)).sum::<f64>() / 3.0;
-        if !self.delay.is_zero() {
-            std::thread::sleep(self.delay.saturating_sub(started.elapsed()));
-        }
         if brightness < 16.0 {
             return Ok(Analysis {
                 width: w,

