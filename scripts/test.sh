@@ -10,20 +10,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${RENZHENG_PYTHON:-python3}"
+
+# Each stage says when it starts and how long the one before it took; the end, the total.
+last=$SECONDS
+stage() {
+  echo "==> $* (previous stage: $((SECONDS - last)) s; elapsed: ${SECONDS} s)"
+  last=$SECONDS
+}
 CACHE="${RENZHENG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/renzheng}"
 
-echo "==> cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "==> building"
+stage "building"
 cargo build --locked -p renzheng
 
 # Before any test: nothing but this command downloads or builds the pack.
-echo "==> installing the model packs (cached after the first run)"
+stage "installing the model packs (cached after the first run)"
 ./target/debug/renzheng models install --pack dlib
 ./target/debug/renzheng models install --pack sface
 
-echo "==> converter: ruff and pytest (tool virtualenv cached by requirements hash)"
+stage "converter: ruff and pytest (tool virtualenv cached by requirements hash)"
 # Keyed by the pins, so a changed pin builds a fresh environment and an unchanged one
 # costs nothing. Built beside its final place and renamed, so an interrupted build is never
 # mistaken for a finished one (the tools are run as `python -m`, which works from a moved
@@ -46,7 +53,10 @@ fi
 "$venv/bin/python" -m ruff check --no-cache tools/
 "$venv/bin/python" -m pytest -p no:cacheprovider tools/tests -q
 
-echo "==> cargo clippy"
+stage "no module cycles (tools/module_cycles.py)"
+"$PYTHON" tools/module_cycles.py
+
+stage "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 # PostgreSQL: the store suite and the service's PostgreSQL tests run against the server
@@ -58,13 +68,15 @@ if [ -z "${RENZHENG_TEST_DATABASE_URL:-}" ] && command -v pg_isready >/dev/null 
   export RENZHENG_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
 fi
 if [ -n "${RENZHENG_TEST_DATABASE_URL:-}" ]; then
-  echo "==> PostgreSQL tests: on"
+  echo "    PostgreSQL tests: on"
 else
-  echo "==> PostgreSQL tests: skipped (no RENZHENG_TEST_DATABASE_URL, no server on loopback)"
+  echo "    PostgreSQL tests: skipped (no RENZHENG_TEST_DATABASE_URL, no server on loopback)"
 fi
 
-echo "==> cargo test"
+stage "cargo test"
 cargo test --locked --workspace
 
-echo "==> console in headless Chromium"
+stage "console in headless Chromium"
 bash scripts/browser-test.sh
+
+echo "==> all stages passed (last stage: $((SECONDS - last)) s; total: ${SECONDS} s)"

@@ -24,19 +24,22 @@ inline levels first. A `mod` declaration is not a reference, and neither is a `p
 of a module's own descendants (a facade publishing its children's items depends on
 nothing). `--skip-tests` leaves out `#[cfg(test)]` modules; by default they count.
 
-Edges (granularity). The graph links a module only with its siblings, its parent and its
-children, so that each cycle shows the level at which the design goes round in a circle.
-A reference from module A to module B (A != B) adds one edge:
+Edges (granularity). The graph links a module only with its siblings and its children,
+so that each cycle shows the level at which the design goes round in a circle. A reference
+from module A to module B (A != B) adds at most one edge:
 
 - B is neither inside A nor around it: from the ancestor-or-self of A to the
   ancestor-or-self of B that are children of their lowest common ancestor (`a::x` using
   `crate::b::y` is `a -> b`; two siblings give an edge between themselves);
-- B contains A (a child uses its parent, e.g. `super::Item` or an item defined in
-  `lib.rs`): from the ancestor-or-self of A that is a child of B, to B;
 - A contains B (a parent uses a descendant, e.g. calls `x::run()`): from A to the
-  ancestor-or-self of B that is a child of A.
+  ancestor-or-self of B that is a child of A;
+- B contains A (a child uses what its parent or the crate root defines, e.g.
+  `super::Item`, or `crate::App` defined in `lib.rs`): no edge. A module lives in its
+  ancestors' namespace and may extend it (the app crate's use cases are `impl App` blocks
+  in its modules, beside the `App` that `lib.rs` defines); a circle worth breaking is
+  between modules side by side, which the first rule catches at every level.
 
-A cycle of this graph lies within one module and its children. Every elementary cycle is
+A cycle of this graph lies among the children of one module. Every elementary cycle is
 printed (at most 1,000 per crate root), with one reference (file:line) behind each edge;
 a crate root without cycles prints nothing. Exit status: 0 without cycles, 1 with, 2 when
 WORKSPACE holds no `crates/*/src`.
@@ -405,8 +408,8 @@ def family_edge(
     common = 0
     while common < min(len(a), len(b)) and a[common] == b[common]:
         common += 1
-    if common == len(b):  # b contains a
-        return a[: common + 1], b
+    if common == len(b):  # b contains a: a module may use its ancestors' items
+        return None
     if common == len(a):  # a contains b
         return a, b[: common + 1]
     return a[: common + 1], b[: common + 1]

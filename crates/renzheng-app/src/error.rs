@@ -8,8 +8,8 @@ use renzheng_domain::{IdNumberError, PersonNameError};
 use renzheng_store::{AttemptWindow, StoreError};
 use renzheng_vision::EngineError;
 
-use crate::check::PhotoError;
 use crate::fetch::FetchError;
+use crate::photo::PhotoError;
 
 /// Why a use case did not succeed.
 #[derive(Debug, thiserror::Error)]

@@ -29,7 +29,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, LOCATION};
 use url::{Host, Url};
 
-use crate::check::{check_photo_bytes, PhotoError};
+use crate::photo::{check_photo_bytes, PhotoError};
 use crate::settings::ImgUrlSettings;
 
 /// Why `imgUrl` gave no photo.

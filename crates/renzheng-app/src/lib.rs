@@ -40,6 +40,7 @@ mod gate;
 mod import;
 pub mod keys;
 pub mod metering;
+mod photo;
 mod registry;
 pub mod settings;
 pub mod telemetry;

@@ -9,7 +9,8 @@
 //! * [`ops`] — `/healthz`, `/readyz`, `/metrics`, `/openapi.json`;
 //! * [`signature`] — the Alibaba API-gateway AppKey/AppSecret request signature, pure;
 //! * [`startup`] — the application, the router and its middleware, graceful shutdown;
-//! * [`auth`], [`error`], [`metrics`], [`request_id`], [`state`] — the pieces around them.
+//! * [`auth`], [`error`], [`metrics`], [`request_id`], [`state`], [`import_jobs`] (the
+//!   console's folder imports in progress) — the pieces around them.
 //!
 //! ```text
 //! request ─▶ request_context (id, span, timeout, metrics) ─▶ route ─▶ handler
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod check;
 pub mod console;
 pub mod error;
+pub mod import_jobs;
 pub mod metering;
 pub mod metrics;
 mod middleware;

@@ -19,7 +19,7 @@ pub struct AppState {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Folder imports started from the console (their progress pages).
-    pub imports: Arc<crate::console::import_jobs::ImportJobs>,
+    pub imports: Arc<crate::import_jobs::ImportJobs>,
 }
 
 impl FromRef<AppState> for Arc<App> {

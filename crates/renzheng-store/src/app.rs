@@ -5,8 +5,6 @@ use std::fmt;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::AppPolicy;
-
 /// An app's identifier, `app_` followed by 16 hex digits.
 ///
 /// The id, not the AppCode, is what other records refer to, so that a code
@@ -155,6 +153,30 @@ pub fn generate_app_key() -> String {
     let mut bytes = [0u8; 10];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+/// An app's operator-set policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppPolicy {
+    /// Sustained requests per second; `None`: no rate limit.
+    pub rate_per_sec: Option<f64>,
+    /// Requests allowed at once above the sustained rate (at least 1).
+    pub rate_burst: Option<u32>,
+    /// Alert when the remaining calls fall to this percentage of those bought.
+    pub alert_percent: u8,
+    /// Where balance alerts are posted.
+    pub webhook_url: Option<String>,
+}
+
+impl Default for AppPolicy {
+    fn default() -> Self {
+        AppPolicy {
+            rate_per_sec: None,
+            rate_burst: None,
+            alert_percent: 20,
+            webhook_url: None,
+        }
+    }
 }
 
 #[cfg(test)]

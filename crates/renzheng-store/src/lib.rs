@@ -39,13 +39,13 @@ mod sqlite;
 use async_trait::async_trait;
 use renzheng_domain::{IdNumber, PersonName};
 
-pub use app::{generate_app_key, App, AppCode, AppCodeHash, AppId, NewApp};
+pub use app::{generate_app_key, App, AppCode, AppCodeHash, AppId, AppPolicy, NewApp};
 pub use console::ConsoleSession;
 pub use embedding::{decode_embedding, encode_embedding, TemplateKey};
 pub use error::StoreError;
 pub use metering::{
-    AlertKind, AlertRecord, AppPolicy, AttemptWindow, AuditQuery, Balance, Grant, NewAlert,
-    Package, QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle, UsageRow,
+    AlertKind, AlertRecord, AttemptWindow, AuditQuery, Balance, Grant, NewAlert, Package,
+    QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle, UsageRow,
 };
 pub use model::{
     AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, NewPortrait, Person, PersonRecord,

@@ -100,34 +100,10 @@ pub enum Reserved {
 pub enum Settle {
     /// There was none (the check was refused before reserving).
     Nothing,
-    /// Charge it: the check was answered with a 2xx.
+    /// Charge it: the check was answered.
     Charge(ReservationId),
     /// Give it back: the check failed.
     Release(ReservationId),
-}
-
-/// An app's operator-set policy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppPolicy {
-    /// Sustained requests per second; `None`: no rate limit.
-    pub rate_per_sec: Option<f64>,
-    /// Requests allowed at once above the sustained rate (at least 1).
-    pub rate_burst: Option<u32>,
-    /// Alert when the remaining calls fall to this percentage of those bought.
-    pub alert_percent: u8,
-    /// Where balance alerts are posted.
-    pub webhook_url: Option<String>,
-}
-
-impl Default for AppPolicy {
-    fn default() -> Self {
-        AppPolicy {
-            rate_per_sec: None,
-            rate_burst: None,
-            alert_percent: 20,
-            webhook_url: None,
-        }
-    }
 }
 
 /// Which per-ID attempt window refused a check.

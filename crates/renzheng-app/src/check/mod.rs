@@ -10,7 +10,6 @@
 //! Parsing refuses, in the order name → idCard → photo, anything the caller got wrong;
 //! verifying runs the product's steps in order, each cheaper than the next.
 
-mod photo;
 mod record;
 mod ticket;
 mod verify;
@@ -18,9 +17,9 @@ mod verify;
 use renzheng_domain::{IdNumber, PersonName};
 use url::Url;
 
-pub use self::photo::{check_photo_bytes, decode_image_field, PhotoError};
 pub use self::ticket::{CheckTicket, Checked, Ending, Origin, ABANDONED_STATUS};
 pub use self::verify::{IdFacts, ResultCode, Scored, Verification};
+pub use crate::photo::{check_photo_bytes, decode_image_field, PhotoError};
 use crate::{App, AppError};
 
 /// The four fields of a check, as sent (all optional until parsed).

@@ -12,13 +12,13 @@
 //! * [`charts`] — the overview's charts as inline SVG (no script, no foreign library);
 //! * [`i18n`] — every text in Chinese (default) and English;
 //! * [`cookie`] — reading a request cookie; [`multipart`] — reading an upload form;
-//! * [`import_jobs`] — the folder imports in progress (held by the router's state);
 //! * [`pages`] — one module per page.
 //!
 //! The modules form layers and none imports one above it (no import circles): this
 //! module, the router, uses them all and none uses it; then `pages`; `sign_in`;
 //! `verified`; `session`; `errors`; `layout` and `fields`; `i18n`; and the leaves `csrf`,
-//! `cookie`, `multipart`, `charts`, `import_jobs` (the one the router's state holds).
+//! `cookie`, `multipart`, `charts`. The folder imports in progress are
+//! `crate::import_jobs`, beside the router's state that holds them.
 //!
 //! Nothing is fetched at run time: the assets are compiled into the binary. No personal
 //! data goes into a URL: ID numbers are only ever sent in POST bodies, and pages show
@@ -31,7 +31,6 @@ pub mod csrf;
 pub mod errors;
 pub mod fields;
 pub mod i18n;
-pub mod import_jobs;
 pub mod layout;
 pub mod multipart;
 pub mod pages;

@@ -18,10 +18,10 @@ use crate::console::csrf;
 use crate::console::errors::{not_found, refusal_text};
 use crate::console::fields;
 use crate::console::i18n::Lang;
-use crate::console::import_jobs::ImportJobs;
 use crate::console::layout::{format_time, html_page, Flash, Page};
 use crate::console::session::Operator;
 use crate::console::verified::{NoFields, Verified};
+use crate::import_jobs::ImportJobs;
 use crate::state::AppState;
 
 fn person_card(lang: Lang, person: &PersonView, offset: i32) -> Markup {
