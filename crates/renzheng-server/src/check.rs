@@ -123,13 +123,11 @@ async fn authenticate(
     body: Body,
 ) -> Result<Read, ApiError> {
     let presented = Presented::of(parts, state.app.now_ms())?;
-    let Authentication::NeedsSignature { secret } =
-        ticket.authenticate(presented.credential()).await?
+    let authentication = ticket.authenticate(presented.credential()).await?;
+    let (Authentication::NeedsSignature { secret }, Presented::Signed(signed)) =
+        (authentication, &presented)
     else {
         return Ok(Read::Pending(body));
-    };
-    let Presented::Signed(signed) = &presented else {
-        return Err(ApiError::internal("an AppCode asked for a signature"));
     };
     let limit = state.app.settings().limits.max_body_bytes;
     let bytes = read_body(body, limit, ticket.deadline()).await?;

@@ -329,12 +329,6 @@ impl IntoResponse for ApiError {
         let header_message = match &self {
             // Keeps the caller's own (possibly Chinese) parameters byte for byte.
             ApiError::Signature(e) => e.header_value(),
-            ApiError::App(AppError::UnknownAppKey) => {
-                crate::signature::SignatureError::InvalidAppKey.header_value()
-            }
-            ApiError::App(AppError::NonceUsed) => {
-                crate::signature::SignatureError::NonceUsed.header_value()
-            }
             _ => header_safe(&message),
         };
         headers.insert(X_CA_ERROR_MESSAGE, header_message);

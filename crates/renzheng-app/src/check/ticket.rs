@@ -165,7 +165,9 @@ impl CheckTicket {
     /// attempt against the per-ID limits (API checks), then verifies under the deadline
     /// ([`AppError::TimedOut`] past it).
     pub async fn run(&mut self, fields: CheckFields) -> Result<Checked, AppError> {
-        self.proven_caller_or_console()?;
+        if !self.proven {
+            return Err(out_of_order());
+        }
         let request = self.app.parse_check(fields)?;
         let request = self.request.insert(request);
         if let (Origin::Api, Some(caller)) = (self.origin, &self.caller) {
@@ -189,17 +191,12 @@ impl CheckTicket {
     /// A check whose caller was never proven is not recorded (refused credentials are
     /// the metrics' business, so a client hammering with bad ones cannot grow the audit).
     pub async fn finish(mut self, ending: Ending<'_>) -> Result<bool, AppError> {
-        if !self.known() {
+        if !self.proven {
             self.finished = true;
             return Ok(false);
         }
         let record = self.take_record(ending);
         self.app.record_check(record).await
-    }
-
-    /// Whether the check is someone's to record: a proven caller's, or the console's.
-    fn known(&self) -> bool {
-        self.proven || self.reservation.is_some()
     }
 
     /// The check's record, once: the ticket is finished from here.
@@ -238,13 +235,6 @@ impl CheckTicket {
             _ => Err(out_of_order()),
         }
     }
-
-    fn proven_caller_or_console(&self) -> Result<(), AppError> {
-        match self.origin {
-            Origin::Console => Ok(()),
-            Origin::Api => self.proven_caller().map(drop),
-        }
-    }
 }
 
 /// A step taken before the one it needs: a bug of the edge, refused rather than run
@@ -258,7 +248,7 @@ impl Drop for CheckTicket {
     /// its unit given back now rather than when its hold lapses. The write runs on the
     /// runtime; [`App::settle_abandoned`] waits for it at shutdown.
     fn drop(&mut self) {
-        if self.finished || !self.known() {
+        if self.finished || !self.proven {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -98,3 +98,51 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     assert_eq!(r.status(), 200);
     drop(held);
 }
+
+/// Sends a check's head announcing a large body, and never the body: the answer must
+/// come from the head alone.
+async fn head_only_answer(app: &TestApp, credentials: &str) -> (String, Duration) {
+    let mut stream = connect(app).await;
+    let head = format!(
+        "POST /faceidcard/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 1900000\r\n{credentials}\r\n"
+    );
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut answer))
+        .await
+        .expect("answered without waiting for the body")
+        .unwrap();
+    (
+        String::from_utf8_lossy(&answer[..n]).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Strangers cost no body read: a wrong AppCode, and a signature naming an AppKey no app
+/// has, are refused from the request's head while the announced body is still unsent.
+#[tokio::test]
+async fn strangers_are_refused_before_their_body_is_read() {
+    let app = spawn_test_app().await;
+    let (text, took) = head_only_answer(&app, "Authorization: APPCODE wrong-code\r\n").await;
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // The wall clock here is the client's, for a fresh X-Ca-Timestamp.
+    #[allow(clippy::disallowed_methods)]
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let signed = format!(
+        "X-Ca-Key: no-such-key\r\nX-Ca-Signature: c2lnbmF0dXJl\r\n\
+         X-Ca-Signature-Method: HmacSHA256\r\nX-Ca-Timestamp: {now_ms}\r\n\
+         X-Ca-Nonce: 2d8a6f1e-0b7c-4a55-9e2f-5b1f3c9d7e01\r\n\
+         X-Ca-Signature-Headers: x-ca-key,x-ca-nonce,x-ca-timestamp\r\n"
+    );
+    let (text, took) = head_only_answer(&app, &signed).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("InvalidAppKey"), "{text}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
