@@ -161,6 +161,10 @@ mod tests {
             self.analyze_cancellable(photo, &Cancel::new())
         }
 
+        fn duplicate_line(&self) -> renzheng_vision::DuplicateLine {
+            renzheng_vision::testing::TestEngine::new().duplicate_line()
+        }
+
         fn analyze_cancellable(&self, _: &[u8], cancel: &Cancel) -> Result<Analysis, EngineError> {
             for _ in 0..500 {
                 if cancel.is_cancelled() {

@@ -53,6 +53,36 @@ pub enum AppError {
         /// Why, for the operator.
         reason: String,
     },
+    /// The ID number is enrolled under another name: a name changes only by an explicit
+    /// rename, with a reason.
+    #[error("this ID number is enrolled under another name; to change the name, use `renzheng registry rename --id-number ID --name NEW --reason TEXT` (or the console's rename form)")]
+    NameMismatch,
+    /// A new portrait does not show the person of the other portraits.
+    #[error("photo {index} does not match {against} (score {score:.3}): a person's portraits must all show them; nothing was stored (to replace a person's portraits, use `renzheng registry replace`)")]
+    PortraitMismatch {
+        /// 1-based position of the photo.
+        index: usize,
+        /// What it was compared with.
+        against: crate::Against,
+        /// The comparison's score.
+        score: f64,
+    },
+    /// A new portrait's face is enrolled under another ID number.
+    #[error("photo {index}: this face is already enrolled under {other} ({handle}, score {score:.3}); nothing was stored (if both ID numbers really belong to one person, allow it with --allow-duplicate-face --reason TEXT)")]
+    DuplicateFace {
+        /// 1-based position of the photo.
+        index: usize,
+        /// The other person's masked ID number.
+        other: String,
+        /// The other person's handle.
+        handle: String,
+        /// The comparison's score.
+        score: f64,
+    },
+    /// The operation needs the operator's reason (a rename, a replacement, a duplicate
+    /// face allowed).
+    #[error("a reason is required (--reason TEXT)")]
+    ReasonRequired,
     /// A folder to import cannot be read (missing, no CSV, unreadable CSV).
     #[error("{0}")]
     Import(String),

@@ -9,6 +9,7 @@ use renzheng_domain::{IdNumber, PersonName};
 use serde::Serialize;
 
 use crate::audit::Actor;
+use crate::integrity::{Against, NewFace};
 use crate::{App, AppError};
 
 const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp"];
@@ -31,6 +32,9 @@ pub struct ImportSummary {
     pub portraits: usize,
     /// Persons enrolled without a photo (their checks answer 5).
     pub without_photo: usize,
+    /// Photos skipped because the person already has them on record (the same photo, or
+    /// a re-encoded copy): importing a folder twice changes nothing.
+    pub already_on_record: usize,
     /// Everything refused, with reasons.
     pub refused: Vec<ImportRefusal>,
 }
@@ -88,13 +92,19 @@ impl App {
         let mut batch = Vec::with_capacity(total);
         for (done, (line, id, name)) in people.into_iter().enumerate() {
             let files = photos.get(id.as_str()).cloned().unwrap_or_default();
-            let mut portraits = Vec::new();
+            let mut faces = Vec::new();
+            let mut labels = Vec::new();
             for path in &files {
+                let label = masked_file_name(&id, path);
                 let refusal = match tokio::fs::read(path).await {
                     Err(e) => Some(format!("cannot read: {e}")),
                     Ok(bytes) => match self.analyze_portrait(bytes).await {
                         Ok(Ok(portrait)) => {
-                            portraits.push(portrait);
+                            faces.push(NewFace {
+                                index: faces.len() + 1,
+                                portrait,
+                            });
+                            labels.push(label.clone());
                             None
                         }
                         Ok(Err(reason)) => Some(reason),
@@ -104,23 +114,18 @@ impl App {
                 };
                 if let Some(reason) = refusal {
                     summary.refused.push(ImportRefusal {
-                        item: masked_file_name(&id, path),
+                        item: label,
                         reason,
                     });
                 }
             }
-            if !files.is_empty() && portraits.is_empty() {
+            if !files.is_empty() && faces.is_empty() {
                 summary.refused.push(ImportRefusal {
                     item: format!("CSV line {line} ({id})"),
                     reason: "not enrolled: none of the person's photos is usable".into(),
                 });
             } else {
-                if files.is_empty() {
-                    summary.without_photo += 1;
-                }
-                summary.persons += 1;
-                summary.portraits += portraits.len();
-                batch.push((id.clone(), name, portraits));
+                batch.push((line, id.clone(), name, faces, labels));
             }
             progress(&ImportProgress {
                 done: done + 1,
@@ -129,11 +134,59 @@ impl App {
             });
         }
         // Written after every photo was analysed, so that an engine failure midway leaves
-        // the registry as it was.
-        for (id, name, portraits) in batch {
-            self.store_enrolment(actor, &id, &name, portraits).await?;
+        // the registry as it was. Each person is checked against the registry as the
+        // import has left it so far, so two rows with one face are caught too.
+        for (line, id, name, faces, labels) in batch {
+            let photos = faces.len();
+            match self.enrol_faces(actor, &id, &name, faces, None).await {
+                Ok(enrolled) => {
+                    if photos == 0 {
+                        summary.without_photo += 1;
+                    }
+                    summary.persons += 1;
+                    summary.portraits += enrolled.added;
+                    summary.already_on_record += enrolled.skipped.len();
+                }
+                Err(refusal @ AppError::NameMismatch) => summary.refused.push(ImportRefusal {
+                    item: format!("CSV line {line} ({id})"),
+                    reason: refusal.to_string(),
+                }),
+                Err(
+                    refusal @ (AppError::PortraitMismatch { index, .. }
+                    | AppError::DuplicateFace { index, .. }),
+                ) => summary.refused.push(ImportRefusal {
+                    item: labels
+                        .get(index - 1)
+                        .cloned()
+                        .unwrap_or_else(|| format!("CSV line {line} ({id})")),
+                    reason: format!("person not enrolled: {}", refusal_reason(&refusal)),
+                }),
+                Err(e) => return Err(e),
+            }
         }
         Ok(summary)
+    }
+}
+
+/// A registry refusal's message for the import report, which names the file instead of
+/// the photo's position.
+fn refusal_reason(refusal: &AppError) -> String {
+    match refusal {
+        AppError::PortraitMismatch { against, score, .. } => match against {
+            Against::OnRecord(id) => {
+                format!("does not match the person's portrait #{id} on record (score {score:.3})")
+            }
+            Against::Photo(n) => {
+                format!("does not match the person's photo {n} in this folder (score {score:.3})")
+            }
+        },
+        AppError::DuplicateFace {
+            other,
+            handle,
+            score,
+            ..
+        } => format!("this face is already enrolled under {other} ({handle}, score {score:.3})"),
+        other => other.to_string(),
     }
 }
 

@@ -38,6 +38,7 @@ mod error;
 pub mod fetch;
 mod gate;
 mod import;
+mod integrity;
 pub mod keys;
 pub mod metering;
 mod photo;
@@ -67,11 +68,16 @@ pub use crate::engine::EngineObserver;
 pub use crate::error::AppError;
 pub use crate::gate::{EngineGate, Saturated};
 pub use crate::import::{ImportProgress, ImportRefusal, ImportSummary};
+pub use crate::integrity::{
+    Against, Disagreement, DuplicatePair, DuplicateReport, Reason, ReportedPerson, ScanProgress,
+};
 pub use crate::metering::{
     Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, LedgerCheck,
     PackageView, UsageDay, UsageView,
 };
-pub use crate::registry::{EnrolFields, EnrolRequest, PersonView, PortraitView, ReembedSummary};
+pub use crate::registry::{
+    EnrolFields, EnrolRequest, Enrolled, PersonView, PortraitView, ReembedSummary,
+};
 pub use crate::settings::Settings;
 pub use crate::transfer::TransferSummary;
 
@@ -136,6 +142,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     /// Records of abandoned checks still being written ([`App::settle_abandoned`]).
     settling: Arc<std::sync::atomic::AtomicUsize>,
+    face_index: Arc<integrity::FaceIndex>,
 }
 
 impl std::fmt::Debug for App {
@@ -197,6 +204,7 @@ impl App {
             webhooks,
             clock: Arc::new(SystemClock),
             settling: Arc::default(),
+            face_index: Arc::default(),
         })
     }
 

@@ -2,12 +2,15 @@
 //! everything about them. The CLI and the admin API both come here.
 
 use renzheng_domain::{IdNumber, PersonName};
-use renzheng_store::{NewPortrait, PersonRecord};
+use renzheng_store::{NewPortrait, PersonHandle, PersonRecord, StoreError};
 use renzheng_vision::{EngineError, FaceEngine, Outcome};
 use serde::Serialize;
 
 use crate::audit::Actor;
 use crate::check::required;
+use crate::integrity::{
+    first_disagreement, skip_on_record, DuplicateHit, NewFace, Reason, WRITE_ATTEMPTS,
+};
 use crate::keys::PhotoCipher;
 use crate::{App, AppError};
 
@@ -24,6 +27,10 @@ pub struct EnrolFields {
     pub id_card: Option<String>,
     /// Portrait photos, as bytes.
     pub photos: Vec<Vec<u8>>,
+    /// Enrol even when a face is enrolled under another ID number (needs `reason`).
+    pub allow_duplicate_face: bool,
+    /// The operator's reason for `allow_duplicate_face`.
+    pub reason: Option<String>,
 }
 
 /// An enrolment whose name and ID number parsed. No `Debug`: clear personal data.
@@ -34,6 +41,9 @@ pub struct EnrolRequest {
     pub id: IdNumber,
     /// Portrait photos (zero or more; without any, checks answer 5).
     pub photos: Vec<Vec<u8>>,
+    /// Enrol even when a photo's face is enrolled under another ID number, for this
+    /// reason (recorded with the event).
+    pub allow_duplicate_face: Option<Reason>,
 }
 
 impl EnrolRequest {
@@ -45,6 +55,11 @@ impl EnrolRequest {
             name: PersonName::parse(&name)?,
             id: IdNumber::parse(&id)?,
             photos: fields.photos,
+            allow_duplicate_face: match (fields.allow_duplicate_face, fields.reason) {
+                (false, _) => None,
+                (true, Some(reason)) => Some(Reason::parse(&reason)?),
+                (true, None) => return Err(AppError::ReasonRequired),
+            },
         })
     }
 }
@@ -121,52 +136,338 @@ impl App {
         }
     }
 
-    /// Enrols (or renames) a person with the request's portraits. Every photo must show a
-    /// usable face, else nothing is written and the error says which photo and why.
-    pub async fn enrol(
+    /// Analyses every photo of a submission; the first refused one fails it all (and is
+    /// recorded as a refusal about `id`).
+    async fn analyse_faces(
         &self,
         actor: &Actor,
-        request: EnrolRequest,
-    ) -> Result<PersonView, AppError> {
-        let EnrolRequest { name, id, photos } = request;
-        let mut portraits = Vec::with_capacity(photos.len());
-        for (index, photo) in photos.into_iter().enumerate() {
+        id: &IdNumber,
+        photos: Vec<Vec<u8>>,
+    ) -> Result<Vec<NewFace>, AppError> {
+        let mut faces = Vec::with_capacity(photos.len());
+        for (i, photo) in photos.into_iter().enumerate() {
             match self.analyze_portrait(photo).await? {
-                Ok(portrait) => portraits.push(portrait),
+                Ok(portrait) => faces.push(NewFace {
+                    index: i + 1,
+                    portrait,
+                }),
                 Err(reason) => {
-                    return Err(AppError::PortraitRefused {
-                        index: index + 1,
+                    let refusal = AppError::PortraitRefused {
+                        index: i + 1,
                         reason,
-                    })
+                    };
+                    self.record_refusal(actor, id, &refusal).await;
+                    return Err(refusal);
                 }
             }
         }
-        let record = self.store_enrolment(actor, &id, &name, portraits).await?;
-        Ok(PersonView::from(&record))
+        Ok(faces)
     }
 
-    /// Writes one enrolment (one transaction) and its event.
-    pub(crate) async fn store_enrolment(
+    /// Records a refused registry write about `id` (`person.portrait-refused`), so that an
+    /// operator sees what was tried.
+    async fn record_refusal(&self, actor: &Actor, id: &IdNumber, refusal: &AppError) {
+        let mut event = self
+            .event(actor, "person.portrait-refused")
+            .about_person(id, &self.audit_key);
+        event.detail = Some(refusal.to_string());
+        self.record_event(event).await;
+    }
+
+    /// Enrols a person, or adds portraits to an enrolled one, under the registry's rules
+    /// (`integrity.rs`): every photo must show a usable face that matches the person's
+    /// other portraits and is not enrolled under another ID number (unless
+    /// `allow_duplicate_face`); an enrolled person is never renamed here
+    /// ([`AppError::NameMismatch`]). Photos already on record are skipped. On any refusal
+    /// nothing is written.
+    pub async fn enrol(&self, actor: &Actor, request: EnrolRequest) -> Result<Enrolled, AppError> {
+        let EnrolRequest {
+            name,
+            id,
+            photos,
+            allow_duplicate_face,
+        } = request;
+        let faces = self.analyse_faces(actor, &id, photos).await?;
+        self.enrol_faces(actor, &id, &name, faces, allow_duplicate_face.as_ref())
+            .await
+    }
+
+    /// [`enrol`](Self::enrol) with the photos analysed.
+    pub(crate) async fn enrol_faces(
         &self,
         actor: &Actor,
         id: &IdNumber,
         name: &PersonName,
-        portraits: Vec<NewPortrait>,
-    ) -> Result<PersonRecord, AppError> {
-        let count = portraits.len();
-        self.store.enrol(id, name, portraits, self.now_ms()).await?;
-        let record = self
+        faces: Vec<NewFace>,
+        allow_duplicate_face: Option<&Reason>,
+    ) -> Result<Enrolled, AppError> {
+        let engine = if faces.is_empty() {
+            None
+        } else {
+            Some(self.engine().await?)
+        };
+        let handle = self.store.person_handle(id);
+        for _ in 0..WRITE_ATTEMPTS {
+            let index = match &engine {
+                Some(engine) => Some(self.current_index(engine).await?),
+                None => None,
+            };
+            let version = match index.as_ref().and_then(|g| g.as_ref()) {
+                Some(state) => state.version(),
+                None => self.store.registry_version().await?,
+            };
+            let existing = self.store.get_person(id).await?;
+            if existing.as_ref().is_some_and(|r| r.person.name != *name) {
+                let refusal = AppError::NameMismatch;
+                self.record_refusal(actor, id, &refusal).await;
+                return Err(refusal);
+            }
+            let on_record = existing.map(|r| r.portraits).unwrap_or_default();
+            let (faces, skipped, duplicates) = match (&engine, &index) {
+                (Some(engine), Some(index)) => {
+                    let (kept, skipped) =
+                        skip_on_record(engine.as_ref(), &on_record, faces.clone());
+                    if let Some((index, against, score)) =
+                        first_disagreement(engine.as_ref(), &on_record, &kept)
+                    {
+                        let refusal = AppError::PortraitMismatch {
+                            index,
+                            against,
+                            score,
+                        };
+                        self.record_refusal(actor, id, &refusal).await;
+                        return Err(refusal);
+                    }
+                    let state = index.as_ref().expect("the index is built when locked");
+                    let hits = self.duplicate_hits(engine, state, handle, &kept).await?;
+                    (kept, skipped, hits)
+                }
+                _ => (Vec::new(), Vec::new(), Vec::new()),
+            };
+            self.allow_duplicates(actor, id, &duplicates, allow_duplicate_face)
+                .await?;
+            let added = faces.len();
+            let portraits = faces.into_iter().map(|f| f.portrait).collect();
+            match self
+                .store
+                .enrol(id, name, portraits, Some(version), self.now_ms())
+                .await
+            {
+                Err(StoreError::Stale) => continue,
+                Err(StoreError::Conflict(_)) => return Err(AppError::NameMismatch),
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+            drop(index);
+            self.record_duplicates_allowed(actor, id, &duplicates, allow_duplicate_face)
+                .await;
+            tracing::info!(
+                portraits = added,
+                skipped = skipped.len(),
+                "person enrolled"
+            );
+            let mut event = self
+                .event(actor, "person.enrolled")
+                .about_person(id, &self.audit_key);
+            event.detail = Some(format!(
+                "{added} portrait(s) added, {} already on record",
+                skipped.len()
+            ));
+            self.record_event(event).await;
+            let record = self
+                .store
+                .get_person(id)
+                .await?
+                .ok_or(AppError::NotFound("person"))?;
+            return Ok(Enrolled {
+                person: PersonView::from(&record),
+                added,
+                skipped,
+            });
+        }
+        Err(AppError::Busy {
+            retry_after_secs: 1,
+        })
+    }
+
+    /// Refuses the write when faces are enrolled under other ID numbers and the operator
+    /// gave no reason to allow it.
+    async fn allow_duplicates(
+        &self,
+        actor: &Actor,
+        id: &IdNumber,
+        hits: &[DuplicateHit],
+        allow: Option<&Reason>,
+    ) -> Result<(), AppError> {
+        match (hits.first(), allow) {
+            (None, _) | (Some(_), Some(_)) => Ok(()),
+            (Some(hit), None) => {
+                let refusal = AppError::DuplicateFace {
+                    index: hit.index,
+                    other: hit.other.masked(),
+                    handle: hit.handle.to_string(),
+                    score: hit.score,
+                };
+                self.record_refusal(actor, id, &refusal).await;
+                Err(refusal)
+            }
+        }
+    }
+
+    /// One `person.duplicate-allowed` event per face allowed under a second ID number.
+    async fn record_duplicates_allowed(
+        &self,
+        actor: &Actor,
+        id: &IdNumber,
+        hits: &[DuplicateHit],
+        allow: Option<&Reason>,
+    ) {
+        let Some(reason) = allow else { return };
+        for hit in hits {
+            let mut event = self
+                .event(actor, "person.duplicate-allowed")
+                .about_person(id, &self.audit_key);
+            event.detail = Some(format!(
+                "photo {}: the face enrolled under {} ({}), score {:.3}",
+                hit.index,
+                hit.other.masked(),
+                hit.handle,
+                hit.score
+            ));
+            event.reason = Some(reason.as_str().to_owned());
+            self.record_event(event).await;
+        }
+    }
+
+    /// Replaces all of an enrolled person's portraits with `photos` (at least one), for
+    /// `reason`: the new photos must agree with each other and, unless
+    /// `allow_duplicate_face`, not be enrolled under another ID number. The old portraits
+    /// (and their kept photos) are deleted in the same transaction.
+    pub async fn replace_portraits(
+        &self,
+        actor: &Actor,
+        id: &IdNumber,
+        photos: Vec<Vec<u8>>,
+        reason: Reason,
+        allow_duplicate_face: Option<Reason>,
+    ) -> Result<Enrolled, AppError> {
+        if photos.is_empty() {
+            return Err(AppError::MissingField("photo"));
+        }
+        let before = self
             .store
             .get_person(id)
             .await?
             .ok_or(AppError::NotFound("person"))?;
-        tracing::info!(id_number = %id, name = %name, portraits = count, "person enrolled");
+        let faces = self.analyse_faces(actor, id, photos).await?;
+        let engine = self.engine().await?;
+        if let Some((index, against, score)) = first_disagreement(engine.as_ref(), &[], &faces) {
+            let refusal = AppError::PortraitMismatch {
+                index,
+                against,
+                score,
+            };
+            self.record_refusal(actor, id, &refusal).await;
+            return Err(refusal);
+        }
+        let handle = self.store.person_handle(id);
+        for _ in 0..WRITE_ATTEMPTS {
+            let index = self.current_index(&engine).await?;
+            let state = index.as_ref().expect("the index is built when locked");
+            let version = state.version();
+            let hits = self.duplicate_hits(&engine, state, handle, &faces).await?;
+            self.allow_duplicates(actor, id, &hits, allow_duplicate_face.as_ref())
+                .await?;
+            let portraits = faces.iter().map(|f| f.portrait.clone()).collect();
+            match self
+                .store
+                .replace_portraits(id, portraits, Some(version), self.now_ms())
+                .await
+            {
+                Err(StoreError::Stale) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+            drop(index);
+            self.record_duplicates_allowed(actor, id, &hits, allow_duplicate_face.as_ref())
+                .await;
+            tracing::info!(portraits = faces.len(), "portraits replaced");
+            let mut event = self
+                .event(actor, "person.portraits-replaced")
+                .about_person(id, &self.audit_key);
+            event.detail = Some(format!(
+                "{} portrait(s) replaced by {}",
+                before.portraits.len(),
+                faces.len()
+            ));
+            event.reason = Some(reason.as_str().to_owned());
+            self.record_event(event).await;
+            let record = self
+                .store
+                .get_person(id)
+                .await?
+                .ok_or(AppError::NotFound("person"))?;
+            return Ok(Enrolled {
+                person: PersonView::from(&record),
+                added: faces.len(),
+                skipped: Vec::new(),
+            });
+        }
+        Err(AppError::Busy {
+            retry_after_secs: 1,
+        })
+    }
+
+    /// Gives an enrolled person another name, for `reason` (`person.renamed`).
+    pub async fn rename_person(
+        &self,
+        actor: &Actor,
+        id: &IdNumber,
+        name: &PersonName,
+        reason: Reason,
+    ) -> Result<PersonView, AppError> {
+        let before = self
+            .store
+            .get_person(id)
+            .await?
+            .ok_or(AppError::NotFound("person"))?;
+        if before.person.name == *name {
+            return Err(AppError::Invalid("the person already has this name".into()));
+        }
+        match self.store.rename_person(id, name, self.now_ms()).await {
+            Err(StoreError::NotFound(_)) => return Err(AppError::NotFound("person")),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        tracing::info!("person renamed");
         let mut event = self
-            .event(actor, "person.enrolled")
+            .event(actor, "person.renamed")
             .about_person(id, &self.audit_key);
-        event.detail = Some(format!("{count} portrait(s) added"));
+        event.detail = Some(format!(
+            "name {} -> {}",
+            before.person.name.masked(),
+            name.masked()
+        ));
+        event.reason = Some(reason.as_str().to_owned());
         self.record_event(event).await;
-        Ok(record)
+        self.person(id).await?.ok_or(AppError::NotFound("person"))
+    }
+
+    /// The ID number an operator named: an ID number, or a person handle (`p-…`) as the
+    /// registry's reports print them.
+    pub async fn resolve_person(&self, text: &str) -> Result<IdNumber, AppError> {
+        let text = text.trim();
+        if text.starts_with("p-") {
+            let handle: PersonHandle = text
+                .parse()
+                .map_err(|e: StoreError| AppError::Invalid(e.to_string()))?;
+            return self
+                .store
+                .person_by_handle(handle)
+                .await?
+                .ok_or(AppError::NotFound("person"));
+        }
+        Ok(IdNumber::parse(text)?)
     }
 
     /// The person, masked; `None` when they are not in the registry.
@@ -191,10 +492,27 @@ impl App {
     }
 }
 
+/// What an enrolment or a replacement did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Enrolled {
+    /// The person as now enrolled, masked (its fields at the top level of the JSON, as
+    /// the enrolment's answer has always had them).
+    #[serde(flatten)]
+    pub person: PersonView,
+    /// Portraits added.
+    pub added: usize,
+    /// 1-based positions of the photos skipped because they were already on record.
+    pub skipped: Vec<usize>,
+}
+
 /// A person, masked, for display.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonView {
+    /// The person's stable handle (`p-` and 16 hex digits), accepted wherever an ID
+    /// number is.
+    pub handle: String,
     /// Masked ID number (`11**************2X`).
     pub id_number: String,
     /// Masked name (`张*`).
@@ -224,6 +542,7 @@ pub struct PortraitView {
 impl From<&PersonRecord> for PersonView {
     fn from(r: &PersonRecord) -> Self {
         PersonView {
+            handle: r.person.handle.to_string(),
             id_number: r.person.id_number.masked(),
             name: r.person.name.masked(),
             created_at: r.person.created_at,

@@ -214,7 +214,7 @@ impl App {
                 })
                 .collect::<Result<Vec<_>, AppError>>()?;
             self.store
-                .enrol(&id, &name, portraits, self.now_ms())
+                .enrol(&id, &name, portraits, None, self.now_ms())
                 .await?;
             summary.imported += 1;
         }

@@ -30,6 +30,7 @@ fn enrolment(name: &str, id: &str, photos: Vec<Vec<u8>>) -> EnrolRequest {
         name: Some(name.into()),
         id_card: Some(id.into()),
         photos,
+        ..EnrolFields::default()
     })
     .expect("valid enrolment")
 }
@@ -101,7 +102,11 @@ async fn a_refused_portrait_writes_nothing_and_says_which() {
     }
     let id = IdNumber::parse(ALICE_ID).unwrap();
     assert_eq!(app.person(&id).await.unwrap(), None);
-    assert!(app.recent_events(10).await.unwrap().is_empty());
+    // Only the refusal is on record.
+    let events = app.recent_events(10).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["person.portrait-refused"]);
+    assert_eq!(events[0].target.as_deref(), Some(id.masked().as_str()));
 }
 
 #[tokio::test]

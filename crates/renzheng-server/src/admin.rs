@@ -2,9 +2,13 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | POST | `/admin/persons` | enrol: JSON `{"name","idCard","photos":[base64…]}` or multipart (`name`, `idCard`, `photo` files) |
-//! | GET | `/admin/persons/{id}` | show, masked |
-//! | DELETE | `/admin/persons/{id}` | remove everything about the person |
+//! | POST | `/admin/persons` | enrol or add portraits: JSON `{"name","idCard","photos":[base64…],"allowDuplicateFace","reason"}` or multipart (`name`, `idCard`, `photo` files…); 409 `NameMismatch` / `PortraitMismatch` / `DuplicateFace` when the registry's rules refuse |
+//! | POST | `/admin/persons/lookup` | show, masked: `{"idCard"}` (an ID number or a `p-…` handle) |
+//! | POST | `/admin/persons/rename` | `{"idCard","name","reason"}` |
+//! | POST | `/admin/persons/replace` | replace all portraits: `{"idCard","photos","reason","allowDuplicateFace"}` |
+//! | POST | `/admin/persons/remove` | `{"idCard"}`: remove everything about the person |
+//! | POST | `/admin/registry/duplicates` | the duplicate-face report `{"reveal","reason"}` |
+//! | GET, DELETE | `/admin/persons/{id}` | show, remove (deprecated: the ID number in the path reaches access logs; use the POST forms) |
 //! | POST | `/admin/registry/reembed` | embeddings of the active pack from kept photos |
 //! | POST | `/admin/apps` | create an app `{"name"}`; the AppCode is in this answer only |
 //! | GET | `/admin/apps` | list apps |
@@ -24,9 +28,10 @@ use axum::Extension;
 use renzheng_app::check::decode_image_field;
 use renzheng_app::settings::Limits;
 use renzheng_app::{
-    Actor, AppError, AppName, AppView, CreatedApp, EnrolFields, EnrolRequest, PersonView,
+    Actor, AppError, AppName, AppView, CreatedApp, DuplicateReport, EnrolFields, EnrolRequest,
+    Enrolled, PersonView, Reason,
 };
-use renzheng_domain::IdNumber;
+use renzheng_domain::{IdNumber, PersonName};
 use renzheng_store::AppId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -42,6 +47,11 @@ use crate::state::AppState;
 pub fn router(limits: &Limits) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(enrol))
+        .routes(routes!(lookup))
+        .routes(routes!(rename))
+        .routes(routes!(replace))
+        .routes(routes!(remove_by_body))
+        .routes(routes!(duplicates))
         .routes(routes!(show, remove))
         .routes(routes!(reembed))
         .routes(routes!(create_app, list_apps))
@@ -71,6 +81,11 @@ struct EnrolJson {
     /// Portraits, base64 (each optionally a `data:` URI).
     #[serde(default)]
     photos: Vec<String>,
+    /// Enrol even if a face is already enrolled under another ID number (needs `reason`).
+    #[serde(default, rename = "allowDuplicateFace")]
+    allow_duplicate_face: bool,
+    /// Why (recorded with the event).
+    reason: Option<String>,
 }
 
 /// A multipart enrolment.
@@ -86,6 +101,11 @@ struct EnrolMultipart {
     /// Portrait files, one field each.
     #[schema(value_type = Vec<String>, format = Binary)]
     photo: Vec<Vec<u8>>,
+    /// `true` to enrol even if a face is enrolled under another ID number.
+    #[schema(rename = "allowDuplicateFace")]
+    allow_duplicate_face: Option<bool>,
+    /// Why (recorded with the event).
+    reason: Option<String>,
 }
 
 async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolFields, ApiError> {
@@ -126,6 +146,10 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
                 "name" => once(&mut fields.name, text()?)?,
                 "idCard" | "id_number" | "idNumber" => once(&mut fields.id_card, text()?)?,
                 "photo" | "photos" | "image" => fields.photos.push(bytes.to_vec()),
+                "allowDuplicateFace" => {
+                    fields.allow_duplicate_face = matches!(text()?.trim(), "true" | "1" | "on")
+                }
+                "reason" => once(&mut fields.reason, text()?)?,
                 _ => {}
             }
         }
@@ -150,6 +174,8 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
             name: parsed.name,
             id_card: parsed.id_card,
             photos,
+            allow_duplicate_face: parsed.allow_duplicate_face,
+            reason: parsed.reason,
         })
     }
 }
@@ -168,8 +194,9 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
         (EnrolMultipart = "multipart/form-data"),
     )),
     responses(
-        (status = 201, description = "Enrolled; the person, masked", body = Envelope<PersonView>),
+        (status = 201, description = "Enrolled; the person, masked, with the portraits added and those skipped as already on record", body = Envelope<Enrolled>),
         (status = 400, description = "Invalid field or refused portrait", body = Envelope<NoData>),
+        (status = 409, description = "Refused by the registry's rules: `NameMismatch` (enrolled under another name), `PortraitMismatch` (a photo does not match the person's portraits), `DuplicateFace` (the face is enrolled under another ID number); nothing was stored", body = Envelope<NoData>),
         (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
         (status = 404, description = "The admin API is off", body = Envelope<NoData>),
         (status = 413, description = "Body over the limit", body = Envelope<NoData>),
@@ -185,6 +212,237 @@ pub async fn enrol(
     let request = EnrolRequest::parse(fields)?;
     let person = state.app.enrol(&actor(&id), request).await?;
     Ok(success(StatusCode::CREATED, person))
+}
+
+/// Parses a JSON body, or says what was expected.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::MalformedBody(format!(
+            "expected {expected} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// A body naming one person: the ID number stays out of the path (and so out of access
+/// logs and proxies).
+#[derive(Deserialize, ToSchema)]
+struct PersonJson {
+    /// An ID number, or a person handle (`p-…`) from the registry's reports.
+    #[serde(rename = "idCard", alias = "id_number", alias = "idNumber")]
+    id_card: String,
+}
+
+/// `POST /admin/persons/lookup`: the person, masked.
+#[utoipa::path(
+    post,
+    path = "/admin/persons/lookup",
+    tag = "admin",
+    summary = "Show a person, masked",
+    security(("adminToken" = [])),
+    request_body(content((PersonJson = "application/json"))),
+    responses(
+        (status = 200, description = "The person, masked", body = Envelope<PersonView>),
+        (status = 400, description = "Invalid ID number or handle", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such person", body = Envelope<NoData>),
+    ),
+)]
+pub async fn lookup(
+    _: Admin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let PersonJson { id_card } = json_body(&body, "{\"idCard\"}")?;
+    let id = state.app.resolve_person(&id_card).await?;
+    let person = state
+        .app
+        .person(&id)
+        .await?
+        .ok_or(ApiError::App(AppError::NotFound("person")))?;
+    Ok(success(StatusCode::OK, person))
+}
+
+/// `POST /admin/persons/remove`: removes the person and everything about them.
+#[utoipa::path(
+    post,
+    path = "/admin/persons/remove",
+    tag = "admin",
+    summary = "Remove a person and everything about them",
+    security(("adminToken" = [])),
+    request_body(content((PersonJson = "application/json"))),
+    responses(
+        (status = 200, description = "Removed", body = Envelope<Done>),
+        (status = 400, description = "Invalid ID number or handle", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such person", body = Envelope<NoData>),
+    ),
+)]
+pub async fn remove_by_body(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let PersonJson { id_card } = json_body(&body, "{\"idCard\"}")?;
+    let id = state.app.resolve_person(&id_card).await?;
+    state.app.remove_person(&actor(&request_id), &id).await?;
+    Ok(success(StatusCode::OK, Done { done: true }))
+}
+
+/// Body of `POST /admin/persons/rename`.
+#[derive(Deserialize, ToSchema)]
+struct RenameJson {
+    /// An ID number, or a person handle (`p-…`).
+    #[serde(rename = "idCard", alias = "id_number", alias = "idNumber")]
+    id_card: String,
+    /// The new name.
+    name: String,
+    /// Why (recorded with the event).
+    reason: Option<String>,
+}
+
+/// `POST /admin/persons/rename`: gives an enrolled person another name, for a reason.
+#[utoipa::path(
+    post,
+    path = "/admin/persons/rename",
+    tag = "admin",
+    summary = "Rename a person (with a reason)",
+    security(("adminToken" = [])),
+    request_body(content((RenameJson = "application/json"))),
+    responses(
+        (status = 200, description = "Renamed; the person, masked", body = Envelope<PersonView>),
+        (status = 400, description = "Invalid field, or no reason", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such person", body = Envelope<NoData>),
+    ),
+)]
+pub async fn rename(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let RenameJson {
+        id_card,
+        name,
+        reason,
+    } = json_body(&body, "{\"idCard\", \"name\", \"reason\"}")?;
+    let reason = Reason::parse(reason.as_deref().unwrap_or_default())?;
+    let name = PersonName::parse(&name).map_err(AppError::from)?;
+    let id = state.app.resolve_person(&id_card).await?;
+    let person = state
+        .app
+        .rename_person(&actor(&request_id), &id, &name, reason)
+        .await?;
+    Ok(success(StatusCode::OK, person))
+}
+
+/// Body of `POST /admin/persons/replace`.
+#[derive(Deserialize, ToSchema)]
+struct ReplaceJson {
+    /// An ID number, or a person handle (`p-…`).
+    #[serde(rename = "idCard", alias = "id_number", alias = "idNumber")]
+    id_card: String,
+    /// The new portraits, base64 (at least one; they must agree with each other).
+    photos: Vec<String>,
+    /// Why (recorded with the event).
+    reason: Option<String>,
+    /// Replace even if a face is enrolled under another ID number.
+    #[serde(default, rename = "allowDuplicateFace")]
+    allow_duplicate_face: bool,
+}
+
+/// `POST /admin/persons/replace`: replaces all of a person's portraits, for a reason.
+#[utoipa::path(
+    post,
+    path = "/admin/persons/replace",
+    tag = "admin",
+    summary = "Replace all of a person's portraits (with a reason)",
+    security(("adminToken" = [])),
+    request_body(content((ReplaceJson = "application/json"))),
+    responses(
+        (status = 200, description = "Replaced; the person, masked", body = Envelope<Enrolled>),
+        (status = 400, description = "Invalid field, refused photo, or no reason", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such person", body = Envelope<NoData>),
+        (status = 409, description = "`PortraitMismatch` or `DuplicateFace`; nothing was changed", body = Envelope<NoData>),
+    ),
+)]
+pub async fn replace(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let ReplaceJson {
+        id_card,
+        photos,
+        reason,
+        allow_duplicate_face,
+    } = json_body(&body, "{\"idCard\", \"photos\": [base64…], \"reason\"}")?;
+    let reason = Reason::parse(reason.as_deref().unwrap_or_default())?;
+    let limit = state.app.settings().limits.max_admin_body_bytes;
+    let photos = photos
+        .iter()
+        .map(|p| decode_image_field(p, limit))
+        .collect::<Result<Vec<_>, _>>()?;
+    let id = state.app.resolve_person(&id_card).await?;
+    let allow = allow_duplicate_face.then(|| reason.clone());
+    let done = state
+        .app
+        .replace_portraits(&actor(&request_id), &id, photos, reason, allow)
+        .await?;
+    Ok(success(StatusCode::OK, done))
+}
+
+/// Body of `POST /admin/registry/duplicates`.
+#[derive(Deserialize, ToSchema, Default)]
+struct DuplicatesJson {
+    /// Show full ID numbers (recorded as an event; needs `reason`).
+    #[serde(default)]
+    reveal: bool,
+    /// Why the numbers are revealed.
+    reason: Option<String>,
+}
+
+/// `POST /admin/registry/duplicates`: faces enrolled under two ID numbers, and persons
+/// whose own portraits disagree.
+#[utoipa::path(
+    post,
+    path = "/admin/registry/duplicates",
+    tag = "admin",
+    summary = "The duplicate-face report",
+    description = "Every template of the active pack is searched against every other person's at the pack's duplicate line for the registry's size; persons whose own portraits a check would not call one person are listed too. Persons are named by masked ID number and handle; `reveal` shows full numbers and is recorded.",
+    security(("adminToken" = [])),
+    request_body(content((DuplicatesJson = "application/json"))),
+    responses(
+        (status = 200, description = "The report", body = Envelope<DuplicateReport>),
+        (status = 400, description = "`reveal` without a reason", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
+pub async fn duplicates(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let DuplicatesJson { reveal, reason } = if body.is_empty() {
+        DuplicatesJson::default()
+    } else {
+        json_body(&body, "{\"reveal\", \"reason\"}")?
+    };
+    let reveal = match (reveal, reason) {
+        (false, _) => None,
+        (true, reason) => Some(Reason::parse(reason.as_deref().unwrap_or_default())?),
+    };
+    let report = state
+        .app
+        .duplicate_report(&actor(&request_id), reveal, |_| {})
+        .await?;
+    Ok(success(StatusCode::OK, report))
 }
 
 /// `GET /admin/persons/{id}`: the person, masked.
@@ -484,6 +742,8 @@ pub struct EventView {
     pub request_id: Option<String>,
     /// Free-form detail.
     pub detail: Option<String>,
+    /// The operator's reason, for the changes that need one.
+    pub reason: Option<String>,
 }
 
 /// `GET /admin/events`.
@@ -517,6 +777,7 @@ pub async fn events(
             target: e.target,
             request_id: e.request_id,
             detail: e.detail,
+            reason: e.reason,
         })
         .collect();
     Ok(success(StatusCode::OK, rows))

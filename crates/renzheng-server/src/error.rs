@@ -213,6 +213,12 @@ fn app_status_and_code(e: &AppError) -> (StatusCode, &'static str) {
             (StatusCode::BAD_REQUEST, "InvalidParameter")
         }
         AppError::PortraitRefused { .. } => (StatusCode::BAD_REQUEST, "PortraitRefused"),
+        // The registry's own rules: the request is well formed, but conflicts with what
+        // is on record; the codes are what the console translates.
+        AppError::NameMismatch => (StatusCode::CONFLICT, "NameMismatch"),
+        AppError::PortraitMismatch { .. } => (StatusCode::CONFLICT, "PortraitMismatch"),
+        AppError::DuplicateFace { .. } => (StatusCode::CONFLICT, "DuplicateFace"),
+        AppError::ReasonRequired => (StatusCode::BAD_REQUEST, "ReasonRequired"),
         AppError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
         AppError::SignInRefused => (StatusCode::UNAUTHORIZED, "AdminUnauthorized"),
         AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceBusy"),
@@ -237,6 +243,32 @@ fn app_message(e: &AppError) -> Cow<'static, str> {
             format!("invalid request: {reason}").into()
         }
         AppError::PortraitRefused { .. } => format!("portrait refused: {e}").into(),
+        // The admin API's own words for what the CLI says with flags.
+        AppError::NameMismatch => "this ID number is enrolled under another name; to change \
+            the name, POST /admin/persons/rename with idCard, name and reason"
+            .into(),
+        AppError::PortraitMismatch {
+            index,
+            against,
+            score,
+        } => format!(
+            "photo {index} does not match {against} (score {score:.3}): a person's portraits \
+             must all show them; nothing was stored (to replace their portraits, POST \
+             /admin/persons/replace with a reason)"
+        )
+        .into(),
+        AppError::DuplicateFace {
+            index,
+            other,
+            handle,
+            score,
+        } => format!(
+            "photo {index}: this face is already enrolled under {other} ({handle}, score \
+             {score:.3}); nothing was stored (if both ID numbers really belong to one person, \
+             send allowDuplicateFace: true with a reason)"
+        )
+        .into(),
+        AppError::ReasonRequired => "a reason is required (field reason)".into(),
         AppError::SignInRefused => ApiError::AdminUnauthorized.to_string().into(),
         AppError::Store(renzheng_store::StoreError::Database(_)) => {
             "the database is unavailable; retry later".into()

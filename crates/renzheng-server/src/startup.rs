@@ -38,6 +38,9 @@ pub enum StartupError {
     /// The face engine could not be loaded.
     #[error("{0}")]
     Engine(AppError),
+    /// The registry's templates could not be read into the duplicate-face index.
+    #[error("reading the registry's templates: {0}")]
+    Registry(AppError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -87,6 +90,10 @@ impl Application {
         // A server answers checks: it loads the engine before it listens, never on the
         // first request.
         app.engine().await.map_err(StartupError::Engine)?;
+        // The registry's template index too: the first enrolment does not build it.
+        app.warm_template_index()
+            .await
+            .map_err(StartupError::Registry)?;
         warn_about_unembedded_persons(&app).await;
         let listener = TcpListener::bind(addr)
             .await

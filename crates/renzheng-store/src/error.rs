@@ -11,6 +11,10 @@ pub enum StoreError {
     /// The thing being created (named in the payload) already exists.
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// The registry changed since the version a guarded write was checked against: check
+    /// again and retry.
+    #[error("the registry changed meanwhile")]
+    Stale,
     /// The caller passed something the store cannot keep.
     #[error("invalid input: {0}")]
     Invalid(String),

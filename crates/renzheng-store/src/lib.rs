@@ -48,8 +48,8 @@ pub use metering::{
     QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle, UsageRow,
 };
 pub use model::{
-    AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, NewPortrait, Person, PersonRecord,
-    Portrait,
+    AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, NewPortrait, Person, PersonHandle,
+    PersonRecord, Portrait, StoredTemplate, TemplateChanges,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -258,15 +258,68 @@ pub trait Store: Send + Sync {
         now_ms: i64,
     ) -> Result<i64, StoreError>;
 
-    /// Creates or renames the person and adds `portraits`, all in one transaction and
-    /// all at `now_ms`: either everything is stored or nothing is.
+    /// Creates the person if new and adds `portraits`, all in one transaction and all at
+    /// `now_ms`: either everything is stored or nothing is. Never renames: an enrolled
+    /// person under another name is [`StoreError::Conflict`] (see
+    /// [`rename_person`](Self::rename_person)). With `expected_version`, the write
+    /// happens only while the registry is still at that version (the one its checks
+    /// were made against), else [`StoreError::Stale`].
     async fn enrol(
         &self,
         id: &IdNumber,
         name: &PersonName,
         portraits: Vec<NewPortrait>,
+        expected_version: Option<i64>,
         now_ms: i64,
     ) -> Result<Person, StoreError>;
+
+    /// Gives an enrolled person another name ([`StoreError::NotFound`] without them).
+    async fn rename_person(
+        &self,
+        id: &IdNumber,
+        name: &PersonName,
+        now_ms: i64,
+    ) -> Result<Person, StoreError>;
+
+    /// Replaces all of an enrolled person's portraits (of every model) with `portraits`,
+    /// in one transaction; `expected_version` as for [`enrol`](Self::enrol).
+    async fn replace_portraits(
+        &self,
+        id: &IdNumber,
+        portraits: Vec<NewPortrait>,
+        expected_version: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Person, StoreError>;
+
+    /// The registry's version: it grows with every change to its templates.
+    async fn registry_version(&self) -> Result<i64, StoreError>;
+
+    /// Up to `limit` templates of `model_id` with portrait ids above `after`, in id order
+    /// (building the in-memory index page by page).
+    async fn templates_after(
+        &self,
+        model_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredTemplate>, StoreError>;
+
+    /// The templates of these portraits that still exist (re-scoring an index's
+    /// candidates exactly).
+    async fn templates_by_ids(&self, ids: &[i64]) -> Result<Vec<StoredTemplate>, StoreError>;
+
+    /// What changed in the templates of `model_id` after version `after` (bringing an
+    /// index up to date).
+    async fn template_changes(
+        &self,
+        model_id: &str,
+        after: i64,
+    ) -> Result<TemplateChanges, StoreError>;
+
+    /// The handle the person with this ID number has (or would have once enrolled).
+    fn person_handle(&self, id: &IdNumber) -> PersonHandle;
+
+    /// The ID number of the person with this handle, if enrolled.
+    async fn person_by_handle(&self, handle: PersonHandle) -> Result<Option<IdNumber>, StoreError>;
 
     /// The person and their portraits (oldest first; photos not loaded).
     async fn get_person(&self, id: &IdNumber) -> Result<Option<PersonRecord>, StoreError>;

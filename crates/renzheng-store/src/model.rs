@@ -2,11 +2,13 @@
 
 use renzheng_domain::{IdNumber, PersonName};
 
-use crate::AppId;
+use crate::{AppId, StoreError};
 
 /// A registered person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Person {
+    /// Their stable opaque handle.
+    pub handle: PersonHandle,
     /// Their ID number (the registry key).
     pub id_number: IdNumber,
     /// Their name as registered.
@@ -210,6 +212,9 @@ pub struct AdminEvent {
     pub request_id: Option<String>,
     /// Free-form detail; never personal data.
     pub detail: Option<String>,
+    /// The operator's reason, where a rule asks for one (a rename, a replacement of
+    /// portraits, a duplicate face allowed).
+    pub reason: Option<String>,
 }
 
 impl AdminEvent {
@@ -224,6 +229,7 @@ impl AdminEvent {
             person_hash: None,
             request_id: None,
             detail: None,
+            reason: None,
         }
     }
 
@@ -258,4 +264,96 @@ pub struct AdminEventRecord {
     pub request_id: Option<String>,
     /// Free-form detail.
     pub detail: Option<String>,
+    /// The operator's reason, if the action needed one.
+    pub reason: Option<String>,
+}
+
+/// A stable, opaque name for a registry person: the first 64 bits of the keyed hash their
+/// row is stored under, written `p-` and 16 hex digits. It names the person in reports
+/// (the duplicate-face report, refusals) without their ID number, and commands accept it
+/// wherever they accept an ID number. It reveals nothing without the template key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PersonHandle(u64);
+
+impl PersonHandle {
+    /// The handle of the row stored under `person_key` (a hex keyed hash).
+    pub(crate) fn from_key(person_key: &str) -> Result<Self, StoreError> {
+        person_key
+            .get(..16)
+            .and_then(|prefix| u64::from_str_radix(prefix, 16).ok())
+            .map(PersonHandle)
+            .ok_or_else(|| StoreError::Corrupt("a person key is not hex".into()))
+    }
+
+    /// The handle as a signed integer (the in-memory index's owner field).
+    pub fn as_i64(self) -> i64 {
+        self.0 as i64
+    }
+
+    /// The handle whose [`as_i64`](Self::as_i64) is `value`.
+    pub fn from_i64(value: i64) -> Self {
+        PersonHandle(value as u64)
+    }
+
+    /// The key prefix the handle stands for (16 hex digits).
+    pub(crate) fn key_prefix(self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+impl std::fmt::Display for PersonHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "p-{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for PersonHandle {
+    type Err = StoreError;
+
+    /// Parses `p-` and 16 hex digits.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s
+            .strip_prefix("p-")
+            .filter(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| StoreError::Invalid("a person handle is p- and 16 hex digits".into()))?;
+        u64::from_str_radix(hex, 16)
+            .map(PersonHandle)
+            .map_err(|_| StoreError::Invalid("a person handle is p- and 16 hex digits".into()))
+    }
+}
+
+/// One stored template of the registry, opened: for the in-memory index and for
+/// re-scoring its candidates exactly.
+#[derive(Clone, PartialEq)]
+pub struct StoredTemplate {
+    /// The portrait's id.
+    pub portrait_id: i64,
+    /// Whose.
+    pub owner: PersonHandle,
+    /// Their ID number.
+    pub id_number: IdNumber,
+    /// The embedding.
+    pub embedding: Vec<f32>,
+}
+
+impl std::fmt::Debug for StoredTemplate {
+    // No ID number, no embedding: biometric and personal data stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTemplate")
+            .field("portrait_id", &self.portrait_id)
+            .field("owner", &self.owner)
+            .field("dims", &self.embedding.len())
+            .finish()
+    }
+}
+
+/// What changed in the registry's templates of one model after a version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplateChanges {
+    /// The registry's version these changes lead to.
+    pub version: i64,
+    /// Portraits removed (some may never have been seen by the reader).
+    pub removed: Vec<i64>,
+    /// Portraits added and still present, of the model asked for.
+    pub added: Vec<StoredTemplate>,
 }

@@ -307,7 +307,7 @@ async fn registry_identities_are_sealed_and_clear_rows_are_converted_on_connect(
         photo: None,
     };
     store
-        .enrol(&id, &name, vec![portrait(0.25)], NOW)
+        .enrol(&id, &name, vec![portrait(0.25)], None, NOW)
         .await
         .unwrap();
     let mut raw = PgConnection::connect(&db.url).await.unwrap();

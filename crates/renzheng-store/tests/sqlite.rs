@@ -62,6 +62,7 @@ async fn a_removed_person_is_gone_from_the_database_files() {
             &removed,
             &PersonName::parse("欧阳娜娜").unwrap(),
             vec![portrait()],
+            None,
             0,
         )
         .await
@@ -71,6 +72,7 @@ async fn a_removed_person_is_gone_from_the_database_files() {
             &kept,
             &PersonName::parse("张三丰").unwrap(),
             vec![portrait()],
+            None,
             0,
         )
         .await

@@ -408,6 +408,10 @@ impl FaceEngine for Engine {
         Some(Engine::manifest(self))
     }
 
+    fn duplicate_line(&self) -> crate::DuplicateLine {
+        pack::duplicate_line(Engine::manifest(self))
+    }
+
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError> {
         Engine::analyze(self, photo)
     }

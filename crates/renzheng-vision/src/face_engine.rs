@@ -44,6 +44,10 @@ pub trait FaceEngine: Send + Sync + std::fmt::Debug {
         Metric::Euclidean
     }
 
+    /// The pack's duplicate-face line (how close two persons' portraits must be to be
+    /// called one face under two ID numbers), for registry searches.
+    fn duplicate_line(&self) -> crate::DuplicateLine;
+
     /// Compares two embeddings of this engine under its [`metric`](Self::metric) and
     /// [`thresholds`](Self::thresholds).
     fn compare(&self, a: &Embedding, b: &Embedding) -> Comparison {

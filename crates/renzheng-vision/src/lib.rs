@@ -43,6 +43,7 @@ mod config;
 mod decode;
 mod detection;
 mod detector;
+mod duplicate;
 mod engine;
 mod error;
 mod face_engine;
@@ -66,6 +67,7 @@ pub use crate::decode::{
     decode_rgb, decode_rgb_as_stored, sniff_format, DecodeLimits, PhotoFormat,
 };
 pub use crate::detector::{Detection, DetectorParams};
+pub use crate::duplicate::{DuplicateLine, FALSE_MATCH_BUDGET};
 pub use crate::engine::Engine;
 pub use crate::error::{EngineError, ImageError};
 pub use crate::face_engine::FaceEngine;

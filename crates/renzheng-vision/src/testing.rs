@@ -83,6 +83,17 @@ impl FaceEngine for TestEngine {
         &self.thresholds
     }
 
+    /// Colours within 0.05 of each other (about 13 of 255 on one channel) are one face
+    /// under two ID numbers, whatever the registry's size.
+    fn duplicate_line(&self) -> crate::DuplicateLine {
+        crate::DuplicateLine {
+            anchor_distance: 0.39,
+            anchor_rate: 1e-3,
+            scale: 0.02,
+            floor_distance: 0.05,
+        }
+    }
+
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError> {
         let (img, _) = decode::decode_rgb(photo, &self.limits)?;
         let (w, h) = img.dimensions();

@@ -70,7 +70,12 @@ pub enum ConsoleCommand {
 /// `renzheng registry …`.
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
-    /// Enrol (or rename) a person, with zero or more portrait photos.
+    /// Enrol a person, or add portraits to an enrolled one, with zero or more photos.
+    ///
+    /// Every photo must match the person's portraits on record and the other photos given,
+    /// and its face must not be enrolled under another ID number; otherwise nothing is
+    /// stored and the command fails. A photo already on record is skipped. An enrolled
+    /// person is never renamed here (see `registry rename`).
     ///
     /// Leave out --name and --id-number to read them from standard input (the name on the
     /// first line, the ID number on the next): arguments are visible to every user in `ps`
@@ -86,9 +91,63 @@ pub enum RegistryCommand {
         /// A portrait photo; repeat for several. Without any, checks answer 5 (no portrait).
         #[arg(long = "photo", value_name = "FILE")]
         photos: Vec<PathBuf>,
+        /// Enrol even if a photo's face is already enrolled under another ID number (one
+        /// person legitimately holding two numbers); needs --reason.
+        #[arg(long, requires = "reason")]
+        allow_duplicate_face: bool,
+        /// Why (recorded with the event).
+        #[arg(long)]
+        reason: Option<String>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Give an enrolled person another name (a correction, a legal name change).
+    Rename {
+        /// The ID number or person handle (`p-…`) (default: read from standard input).
+        #[arg(long = "id-number")]
+        id_number: Option<String>,
+        /// The new name (default: read from standard input, after the ID number).
+        #[arg(long)]
+        name: Option<String>,
+        /// Why (recorded with the event).
+        #[arg(long)]
+        reason: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace all of a person's portraits with new photos (which must agree with each
+    /// other); the old portraits and their kept photos are deleted.
+    Replace {
+        /// The ID number or person handle (`p-…`) (default: read from standard input).
+        #[arg(long = "id-number")]
+        id_number: Option<String>,
+        /// A new portrait photo; repeat for several (at least one).
+        #[arg(long = "photo", value_name = "FILE", required = true)]
+        photos: Vec<PathBuf>,
+        /// Why (recorded with the event).
+        #[arg(long)]
+        reason: String,
+        /// Replace even if a photo's face is enrolled under another ID number.
+        #[arg(long)]
+        allow_duplicate_face: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report the faces enrolled under two ID numbers, and the persons whose own
+    /// portraits disagree.
+    Duplicates {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print full ID numbers instead of masked ones (recorded as an event).
+        #[arg(long)]
+        reveal: bool,
+        /// Why the numbers are revealed (required with --reveal).
+        #[arg(long, required_if_eq("reveal", "true"))]
+        reason: Option<String>,
     },
     /// Enrol everyone in a folder: photos named by ID number (`<id>.jpg`, `<id>_2.jpg`…)
     /// plus a CSV of `id,name`.
@@ -127,13 +186,13 @@ pub enum RegistryCommand {
     },
     /// Remove a person and everything stored about them.
     Remove {
-        /// The ID number (default: read from standard input, which keeps it out of `ps`
+        /// The ID number or person handle (`p-…`) (default: read from standard input, which keeps it out of `ps`
         /// and the shell's history).
         id_number: Option<String>,
     },
     /// Show a person (masked).
     Show {
-        /// The ID number (default: read from standard input, which keeps it out of `ps`
+        /// The ID number or person handle (`p-…`) (default: read from standard input, which keeps it out of `ps`
         /// and the shell's history).
         id_number: Option<String>,
         /// Print as JSON.

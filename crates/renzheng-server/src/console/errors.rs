@@ -61,11 +61,84 @@ pub fn failure(lang: Lang, operator: Option<&OperatorSession>, e: &AppError) -> 
 /// What an operator is told when a use case refuses: its message (which never holds a
 /// name, ID number or photo), or a generic one for failures of ours.
 pub fn refusal_text(lang: Lang, e: &AppError) -> String {
+    use renzheng_app::Against;
+    match (e, lang) {
+        (AppError::NameMismatch, Lang::Zh) => {
+            return "该身份证号已以其他姓名录入，未作任何更改。如需更改姓名，请使用“更名”并填写原因。"
+                .into()
+        }
+        (AppError::NameMismatch, Lang::En) => {
+            return "This ID number is enrolled under another name; nothing was changed. To \
+                    change the name, use Rename, with a reason."
+                .into()
+        }
+        (
+            AppError::PortraitMismatch {
+                index,
+                against,
+                score,
+            },
+            lang,
+        ) => {
+            return match (lang, against) {
+                (Lang::Zh, Against::OnRecord(id)) => format!(
+                    "照片 {index} 与库中照片 #{id} 不是同一人（分数 {score:.3}），未保存任何内容。同一人员的照片必须都是本人；如需整体更换照片，请使用“更换照片”并填写原因。"
+                ),
+                (Lang::Zh, Against::Photo(n)) => format!(
+                    "照片 {index} 与本次提交的照片 {n} 不是同一人（分数 {score:.3}），未保存任何内容。"
+                ),
+                (Lang::En, Against::OnRecord(id)) => format!(
+                    "Photo {index} does not match portrait #{id} on record (score {score:.3}); \
+                     nothing was stored. A person's portraits must all show them: to replace \
+                     them, use Replace portraits, with a reason."
+                ),
+                (Lang::En, Against::Photo(n)) => format!(
+                    "Photo {index} does not match photo {n} of this submission (score \
+                     {score:.3}); nothing was stored."
+                ),
+            }
+        }
+        (
+            AppError::DuplicateFace {
+                index,
+                other,
+                handle,
+                score,
+            },
+            lang,
+        ) => {
+            return match lang {
+                Lang::Zh => format!(
+                    "照片 {index} 的人脸已在身份证号 {other}（{handle}，分数 {score:.3}）下录入，未保存任何内容。若两个证号确属同一人，请勾选“允许一人多证”并填写原因。"
+                ),
+                Lang::En => format!(
+                    "Photo {index}: this face is already enrolled under {other} ({handle}, \
+                     score {score:.3}); nothing was stored. If both ID numbers really belong to \
+                     one person, tick \"allow a duplicate face\" and give a reason."
+                ),
+            }
+        }
+        (AppError::ReasonRequired, Lang::Zh) => return "请填写原因。".into(),
+        (AppError::ReasonRequired, Lang::En) => return "A reason is required.".into(),
+        _ => {}
+    }
     match e {
         AppError::Store(_) | AppError::Engine(_) | AppError::Internal(_) => {
             tracing::error!(error = %e, "console request failed");
             lang.t().failed.to_owned()
         }
         other => other.to_string(),
+    }
+}
+
+/// The `data-reason` of a refusal's flash: what kind of refusal, for the page's script and
+/// the tests.
+pub fn refusal_reason(e: &AppError) -> &'static str {
+    match e {
+        AppError::NameMismatch => "name-mismatch",
+        AppError::PortraitMismatch { .. } => "portrait-mismatch",
+        AppError::DuplicateFace { .. } => "duplicate-face",
+        AppError::ReasonRequired => "reason-required",
+        _ => "refused",
     }
 }

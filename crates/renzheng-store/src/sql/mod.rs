@@ -26,6 +26,7 @@
 
 mod console;
 mod metering;
+mod registry;
 
 use async_trait::async_trait;
 use renzheng_domain::{IdNumber, PersonName};
@@ -35,8 +36,9 @@ use super::dialect::{self, Backend, Db, BYTE_ORDER};
 use crate::{
     decode_embedding, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
     AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, ConsoleSession, Grant,
-    NewAlert, NewApp, NewPortrait, Package, Person, PersonRecord, Portrait, Reconciliation,
-    Reserved, Settle, Store, StoreError, TemplateKey, UsageRow,
+    NewAlert, NewApp, NewPortrait, Package, Person, PersonHandle, PersonRecord, Portrait,
+    Reconciliation, Reserved, Settle, Store, StoreError, StoredTemplate, TemplateChanges,
+    TemplateKey, UsageRow,
 };
 
 /// A row of this database.
@@ -146,6 +148,7 @@ fn event_from_row(row: &DbRow) -> Result<AdminEventRecord, StoreError> {
         target: row.try_get("target")?,
         request_id: row.try_get("request_id")?,
         detail: row.try_get("detail")?,
+        reason: row.try_get("reason")?,
     })
 }
 
@@ -495,35 +498,65 @@ impl Store for Backend {
         id: &IdNumber,
         name: &PersonName,
         portraits: Vec<NewPortrait>,
+        expected_version: Option<i64>,
         now_ms: i64,
     ) -> Result<Person, StoreError> {
-        if portraits.iter().any(|p| p.embedding.is_empty()) {
-            return Err(StoreError::Invalid("embedding is empty".to_owned()));
-        }
-        let key = self.templates.person_key(id.as_str());
-        let mut tx = self.pool.begin().await?;
-        let person = upsert_person_with(&mut *tx, &self.templates, id, name, now_ms).await?;
-        for portrait in portraits {
-            let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
-            sqlx::query(
-                "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
-                 VALUES ($1, $2, $3, TRUE, $4, $5, $6)",
-            )
-            .bind(&key)
-            .bind(&portrait.model_id)
-            .bind(
-                self.templates
-                    .seal(id.as_str(), &portrait.model_id, &portrait.embedding),
-            )
-            .bind(quality)
-            .bind(portrait.photo)
-            .bind(now_ms)
-            .execute(&mut *tx)
+        self.do_enrol(id, name, portraits, expected_version, now_ms)
             .await
-            .map_err(|e| StoreError::from_write(e, "portrait", "person"))?;
-        }
-        tx.commit().await?;
-        Ok(person)
+    }
+
+    async fn rename_person(
+        &self,
+        id: &IdNumber,
+        name: &PersonName,
+        now_ms: i64,
+    ) -> Result<Person, StoreError> {
+        self.do_rename_person(id, name, now_ms).await
+    }
+
+    async fn replace_portraits(
+        &self,
+        id: &IdNumber,
+        portraits: Vec<NewPortrait>,
+        expected_version: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Person, StoreError> {
+        self.do_replace_portraits(id, portraits, expected_version, now_ms)
+            .await
+    }
+
+    async fn registry_version(&self) -> Result<i64, StoreError> {
+        self.do_registry_version().await
+    }
+
+    async fn templates_after(
+        &self,
+        model_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredTemplate>, StoreError> {
+        self.do_templates_after(model_id, after, limit).await
+    }
+
+    async fn templates_by_ids(&self, ids: &[i64]) -> Result<Vec<StoredTemplate>, StoreError> {
+        self.do_templates_by_ids(ids).await
+    }
+
+    async fn template_changes(
+        &self,
+        model_id: &str,
+        after: i64,
+    ) -> Result<TemplateChanges, StoreError> {
+        self.do_template_changes(model_id, after).await
+    }
+
+    fn person_handle(&self, id: &IdNumber) -> PersonHandle {
+        PersonHandle::from_key(&self.templates.person_key(id.as_str()))
+            .expect("a person key is hex")
+    }
+
+    async fn person_by_handle(&self, handle: PersonHandle) -> Result<Option<IdNumber>, StoreError> {
+        self.do_person_by_handle(handle).await
     }
 
     async fn add_portrait(
@@ -532,27 +565,13 @@ impl Store for Backend {
         portrait: NewPortrait,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
-        if portrait.embedding.is_empty() {
-            return Err(StoreError::Invalid("embedding is empty".to_owned()));
-        }
-        let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
-        let row = sqlx::query(
-            "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
-             VALUES ($1, $2, $3, TRUE, $4, $5, $6) RETURNING id",
-        )
-        .bind(self.templates.person_key(id.as_str()))
-        .bind(&portrait.model_id)
-        .bind(
-            self.templates
-                .seal(id.as_str(), &portrait.model_id, &portrait.embedding),
-        )
-        .bind(quality)
-        .bind(portrait.photo)
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| StoreError::from_write(e, "portrait", "person"))?;
-        Ok(row.try_get("id")?)
+        let mut tx = self.pool.begin().await?;
+        let version = registry::bump_version(&mut tx, None).await?;
+        let portrait_id =
+            registry::insert_portrait(&mut tx, &self.templates, version, id, portrait, now_ms)
+                .await?;
+        tx.commit().await?;
+        Ok(portrait_id)
     }
 
     async fn get_person(&self, id: &IdNumber) -> Result<Option<PersonRecord>, StoreError> {
@@ -576,6 +595,7 @@ impl Store for Backend {
             ));
         }
         let person = Person {
+            handle: PersonHandle::from_key(&key)?,
             id_number: id.clone(),
             name,
             created_at: row.try_get("created_at")?,
@@ -647,6 +667,8 @@ impl Store for Backend {
     async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError> {
         let key = self.templates.person_key(id.as_str());
         let mut tx = self.pool.begin().await?;
+        let version = registry::bump_version(&mut tx, None).await?;
+        registry::log_person_removal(&mut tx, version, &key).await?;
         // Portraits explicitly rather than by cascade alone: the cascade silently does
         // nothing on a SQLite connection with foreign keys off, and biometric data must
         // not outlive its person.
@@ -713,8 +735,8 @@ impl Store for Backend {
             .clone()
             .or_else(|| event.app_id.as_ref().map(|a| a.as_str().to_owned()));
         sqlx::query(
-            "INSERT INTO admin_events (at, actor, action, target, target_hash, request_id, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO admin_events (at, actor, action, target, target_hash, request_id, detail, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(event.at)
         .bind(&event.actor)
@@ -723,6 +745,7 @@ impl Store for Backend {
         .bind(event.person_hash.as_deref())
         .bind(event.request_id.as_deref())
         .bind(event.detail.as_deref())
+        .bind(event.reason.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -730,7 +753,7 @@ impl Store for Backend {
 
     async fn recent_events(&self, limit: u32) -> Result<Vec<AdminEventRecord>, StoreError> {
         sqlx::query(
-            "SELECT id, at, actor, action, target, request_id, detail
+            "SELECT id, at, actor, action, target, request_id, detail, reason
              FROM admin_events ORDER BY id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
@@ -784,6 +807,7 @@ where
     .fetch_one(executor)
     .await?;
     Ok(Person {
+        handle: PersonHandle::from_key(&key)?,
         id_number: id.clone(),
         name: name.clone(),
         created_at: row.try_get("created_at")?,

@@ -289,7 +289,7 @@ mod tests {
             photo: None,
         };
         store
-            .enrol(&id, &name, vec![portrait(&values)], 0)
+            .enrol(&id, &name, vec![portrait(&values)], None, 0)
             .await
             .unwrap();
         let blob: Vec<u8> = sqlx::query_scalar("SELECT embedding FROM portraits")
@@ -417,7 +417,10 @@ mod tests {
             quality: None,
             photo: Some(sealed.clone()),
         };
-        store.enrol(&id, &name, vec![portrait], 0).await.unwrap();
+        store
+            .enrol(&id, &name, vec![portrait], None, 0)
+            .await
+            .unwrap();
         let stored: Vec<u8> = sqlx::query_scalar("SELECT photo FROM portraits")
             .fetch_one(&store.pool)
             .await

@@ -44,6 +44,11 @@ macro_rules! store_suite {
             remove_unlinks_the_audit_trail,
             enrol_stores_person_and_portraits_together,
             failed_enrol_leaves_nothing,
+            guarded_writes_need_the_version_they_were_checked_at,
+            renames_only_on_purpose,
+            replace_swaps_every_portrait_at_once,
+            template_changes_follow_every_write,
+            handles_name_persons,
             remove_unknown_person_is_false,
             audit_round_trip_newest_first,
             audit_never_holds_clear_identity,
@@ -459,26 +464,223 @@ pub async fn audit_never_holds_clear_identity(store: &dyn Store) {
 
 pub async fn enrol_stores_person_and_portraits_together(store: &dyn Store) {
     store
-        .enrol(&alice(), &name("张三"), vec![portrait(1), portrait(2)], NOW)
+        .enrol(
+            &alice(),
+            &name("张三"),
+            vec![portrait(1), portrait(2)],
+            None,
+            NOW,
+        )
         .await
         .unwrap();
     let rec = store.get_person(&alice()).await.unwrap().unwrap();
     assert_eq!(rec.person.name.as_str(), "张三");
     assert_eq!(rec.portraits.len(), 2);
-    // Enrolling again renames and adds.
+    // Enrolling again adds, and never renames.
     store
-        .enrol(&alice(), &name("张四"), vec![portrait(3)], NOW)
+        .enrol(&alice(), &name("张三"), vec![portrait(3)], None, NOW)
         .await
         .unwrap();
     let rec = store.get_person(&alice()).await.unwrap().unwrap();
-    assert_eq!((rec.person.name.as_str(), rec.portraits.len()), ("张四", 3));
+    assert_eq!((rec.person.name.as_str(), rec.portraits.len()), ("张三", 3));
+    let err = store
+        .enrol(&alice(), &name("张四"), vec![portrait(4)], None, NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let rec = store.get_person(&alice()).await.unwrap().unwrap();
+    assert_eq!((rec.person.name.as_str(), rec.portraits.len()), ("张三", 3));
+}
+
+pub async fn guarded_writes_need_the_version_they_were_checked_at(store: &dyn Store) {
+    let seen = store.registry_version().await.unwrap();
+    store
+        .enrol(&alice(), &name("张三"), vec![portrait(1)], Some(seen), NOW)
+        .await
+        .unwrap();
+    let now = store.registry_version().await.unwrap();
+    assert!(now > seen);
+    // A write checked against the older registry is refused, and leaves nothing.
+    let err = store
+        .enrol(&bob(), &name("李四"), vec![portrait(2)], Some(seen), NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Stale), "{err:?}");
+    assert!(store.get_person(&bob()).await.unwrap().is_none());
+    let err = store
+        .replace_portraits(&alice(), vec![portrait(3)], Some(seen), NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Stale), "{err:?}");
+    assert_eq!(
+        store
+            .get_person(&alice())
+            .await
+            .unwrap()
+            .unwrap()
+            .portraits
+            .len(),
+        1
+    );
+    assert_eq!(store.registry_version().await.unwrap(), now);
+}
+
+pub async fn renames_only_on_purpose(store: &dyn Store) {
+    let err = store
+        .rename_person(&alice(), &name("张四"), NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    store
+        .enrol(&alice(), &name("张三"), vec![portrait(1)], None, NOW)
+        .await
+        .unwrap();
+    let version = store.registry_version().await.unwrap();
+    let renamed = store
+        .rename_person(&alice(), &name("张四"), NOW + 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.updated_at),
+        ("张四", NOW + 5)
+    );
+    let rec = store.get_person(&alice()).await.unwrap().unwrap();
+    assert_eq!((rec.person.name.as_str(), rec.portraits.len()), ("张四", 1));
+    // A rename changes no template.
+    assert_eq!(store.registry_version().await.unwrap(), version);
+}
+
+pub async fn replace_swaps_every_portrait_at_once(store: &dyn Store) {
+    let err = store
+        .replace_portraits(&alice(), vec![portrait(1)], None, NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let mut kept = portrait(1);
+    kept.photo = Some(vec![1, 2, 3]);
+    store
+        .enrol(&alice(), &name("张三"), vec![kept, portrait(2)], None, NOW)
+        .await
+        .unwrap();
+    // A failing replacement (an empty embedding) changes nothing.
+    let mut bad = portrait(4);
+    bad.embedding.clear();
+    assert!(store
+        .replace_portraits(&alice(), vec![portrait(3), bad], None, NOW)
+        .await
+        .is_err());
+    assert_eq!(
+        store
+            .get_person(&alice())
+            .await
+            .unwrap()
+            .unwrap()
+            .portraits
+            .len(),
+        2
+    );
+    store
+        .replace_portraits(&alice(), vec![portrait(3)], None, NOW + 1)
+        .await
+        .unwrap();
+    let rec = store.get_person(&alice()).await.unwrap().unwrap();
+    assert_eq!(rec.portraits.len(), 1);
+    assert_eq!(bits(&rec.portraits[0].embedding), bits(&embedding(3)));
+    // The old kept photo went with its portrait.
+    assert!(store.kept_photos(&alice()).await.unwrap().is_empty());
+}
+
+pub async fn template_changes_follow_every_write(store: &dyn Store) {
+    let model = "sface-2021dec";
+    let start = store.registry_version().await.unwrap();
+    store
+        .enrol(
+            &alice(),
+            &name("张三"),
+            vec![portrait(1), portrait(2)],
+            None,
+            NOW,
+        )
+        .await
+        .unwrap();
+    let mut other = portrait(9);
+    other.model_id = "dlib-v1".into();
+    store
+        .enrol(&bob(), &name("李四"), vec![portrait(3), other], None, NOW)
+        .await
+        .unwrap();
+    let all = store.templates_after(model, 0, 100).await.unwrap();
+    assert_eq!(all.len(), 3, "only the model asked for");
+    assert_eq!(bits(&all[0].embedding), bits(&embedding(1)));
+    assert_eq!(all[0].id_number, alice());
+    assert_eq!(all[2].id_number, bob());
+    assert_eq!(all[0].owner, store.person_handle(&alice()));
+    let page = store
+        .templates_after(model, all[0].portrait_id, 1)
+        .await
+        .unwrap();
+    assert_eq!(page[0].portrait_id, all[1].portrait_id);
+
+    let changes = store.template_changes(model, start).await.unwrap();
+    assert_eq!(changes.added.len(), 3);
+    assert!(changes.removed.is_empty());
+    let after_enrol = changes.version;
+    assert!(store
+        .template_changes(model, after_enrol)
+        .await
+        .unwrap()
+        .added
+        .is_empty());
+
+    store
+        .replace_portraits(&alice(), vec![portrait(5)], None, NOW)
+        .await
+        .unwrap();
+    store.remove_person(&bob(), AUDIT_KEY).await.unwrap();
+    let changes = store.template_changes(model, after_enrol).await.unwrap();
+    let mut removed = changes.removed.clone();
+    removed.sort_unstable();
+    let mut expected: Vec<i64> = all.iter().map(|t| t.portrait_id).collect();
+    // Bob's dlib portrait is logged too (readers ignore ids they never held).
+    expected.push(all[2].portrait_id + 1);
+    expected.sort_unstable();
+    assert_eq!(removed, expected);
+    assert_eq!(changes.added.len(), 1);
+    assert_eq!(bits(&changes.added[0].embedding), bits(&embedding(5)));
+
+    let ids: Vec<i64> = vec![changes.added[0].portrait_id, all[0].portrait_id];
+    let found = store.templates_by_ids(&ids).await.unwrap();
+    assert_eq!(found.len(), 1, "removed portraits are gone");
+}
+
+pub async fn handles_name_persons(store: &dyn Store) {
+    store
+        .enrol(&alice(), &name("张三"), vec![], None, NOW)
+        .await
+        .unwrap();
+    let handle = store.person_handle(&alice());
+    assert_ne!(handle, store.person_handle(&bob()));
+    let text = handle.to_string();
+    assert!(text.starts_with("p-") && text.len() == 18, "{text}");
+    let parsed: renzheng_store::PersonHandle = text.parse().unwrap();
+    assert_eq!(store.person_by_handle(parsed).await.unwrap(), Some(alice()));
+    assert_eq!(
+        store
+            .person_by_handle(store.person_handle(&bob()))
+            .await
+            .unwrap(),
+        None
+    );
+    let rec = store.get_person(&alice()).await.unwrap().unwrap();
+    assert_eq!(rec.person.handle, handle);
+    assert!("p-xyz".parse::<renzheng_store::PersonHandle>().is_err());
 }
 
 pub async fn failed_enrol_leaves_nothing(store: &dyn Store) {
     let mut bad = portrait(2);
     bad.embedding.clear();
     assert!(store
-        .enrol(&bob(), &name("李四"), vec![portrait(1), bad], NOW)
+        .enrol(&bob(), &name("李四"), vec![portrait(1), bad], None, NOW)
         .await
         .is_err());
     assert!(store.get_person(&bob()).await.unwrap().is_none());

@@ -287,3 +287,22 @@ fn manifest_from_report(report: &ConverterReport, staging: &Path) -> Result<Mani
         quality: None,
     })
 }
+
+/// The `dlib` pack's duplicate-face line: calibrated, `docs/calibration.md`
+/// § Duplicate-face line (`tools/duplicate_line.py` reproduces it). Fitted on the 15,837
+/// East-Asian impostor pairs of `lfw_eastasian_dev` (all against all): 1 % of them lie at
+/// or below distance 0.455 (rounded down to 0.45); the exponential scale's estimate is
+/// 0.024; 0.028 is its 95th percentile over resamples of the set's 43 people (0.0273,
+/// rounded up). LFW fold 1 and celeb5 ask for no stricter line. The floor 0.25 catches
+/// every JPEG re-encode at quality 90 or 70 and 95.5 % of the clean copies of 60 photos;
+/// it lies 0.115 below the closest East-Asian impostor (0.365), at a modelled impostor
+/// rate of 7.9e-6: beyond about 1,300 portraits the line rests on the floor and exceeds
+/// the false-match budget (prefer the `sface` pack for large registries).
+pub fn dlib_duplicate_line() -> crate::DuplicateLine {
+    crate::DuplicateLine {
+        anchor_distance: 0.45,
+        anchor_rate: 0.01,
+        scale: 0.028,
+        floor_distance: 0.25,
+    }
+}

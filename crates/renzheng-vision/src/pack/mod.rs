@@ -215,6 +215,14 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("renzheng")
 }
 
+/// The pack's duplicate-face line (`docs/calibration.md`), by pack family.
+pub fn duplicate_line(manifest: &Manifest) -> crate::DuplicateLine {
+    match &manifest.pipeline {
+        Pipeline::Dlib(_) => dlib::dlib_duplicate_line(),
+        Pipeline::YunetSface(_) => sface::sface_duplicate_line(),
+    }
+}
+
 /// The default pack directory of the default [`PackKind`]: see [`default_pack_dir_for`].
 pub fn default_pack_dir() -> PathBuf {
     default_pack_dir_for(PackKind::default())

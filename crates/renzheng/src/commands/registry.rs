@@ -1,4 +1,4 @@
-//! `renzheng registry add|import|reembed|remove|show`.
+//! `renzheng registry add|rename|replace|duplicates|import|reembed|remove|show`.
 //!
 //! Output never shows a name or ID number in clear: people are printed masked, and photo
 //! file names (which are ID numbers) are printed with their ID part masked.
@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use renzheng_app::{Actor, AppError, EnrolFields, EnrolRequest, PersonView, Settings};
-use renzheng_domain::IdNumber;
+use renzheng_app::{
+    Actor, AppError, EnrolFields, EnrolRequest, Enrolled, PersonView, Reason, Settings,
+};
 
 use super::{explain, with_app};
 use crate::cli::RegistryCommand;
@@ -71,13 +72,87 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             name,
             id_number,
             photos,
+            allow_duplicate_face,
+            reason,
             json,
         } => {
             let mut stdin = Stdin::new();
             let name = stdin.or_read(name, "name")?;
             let id_number = stdin.or_read(id_number, "ID number")?;
-            add(settings, name, id_number, &photos, json)
+            let allow = match (allow_duplicate_face, reason) {
+                (true, Some(reason)) => Some(Reason::parse(&reason).map_err(explain)?),
+                (true, None) => return Err(explain(AppError::ReasonRequired)),
+                (false, _) => None,
+            };
+            add(settings, name, id_number, &photos, allow, json)
         }
+        RegistryCommand::Rename {
+            id_number,
+            name,
+            reason,
+            json,
+        } => {
+            let reason = Reason::parse(&reason).map_err(explain)?;
+            let mut stdin = Stdin::new();
+            let who = stdin.or_read(id_number, "ID number")?;
+            let name = stdin.or_read(name, "new name")?;
+            let name = renzheng_domain::PersonName::parse(&name)
+                .map_err(|e| anyhow!("invalid name: {e}"))?;
+            with_app(settings, |app| async move {
+                let result = async {
+                    let id = app.resolve_person(&who).await?;
+                    app.rename_person(&Actor::Cli, &id, &name, reason).await
+                }
+                .await
+                .map(|view| {
+                    if json {
+                        print_person(&view, true);
+                    } else {
+                        println!("renamed {} to {}", view.id_number, view.name);
+                    }
+                })
+                .map_err(not_found_or_explain);
+                (app, result)
+            })
+        }
+        RegistryCommand::Replace {
+            id_number,
+            photos,
+            reason,
+            allow_duplicate_face,
+            json,
+        } => {
+            let reason = Reason::parse(&reason).map_err(explain)?;
+            let allow = allow_duplicate_face.then(|| reason.clone());
+            let who = Stdin::new().or_read(id_number, "ID number")?;
+            let bytes = read_photos(&photos)?;
+            with_app(settings, |app| async move {
+                let result = async {
+                    let id = app.resolve_person(&who).await?;
+                    app.replace_portraits(&Actor::Cli, &id, bytes, reason, allow)
+                        .await
+                }
+                .await
+                .map(|done| {
+                    if json {
+                        println!("{}", serde_json::to_string(&done).expect("serialises"));
+                    } else {
+                        println!(
+                            "replaced the portraits of {}: {} portrait(s) now",
+                            done.person.id_number,
+                            done.person.portraits.len()
+                        );
+                    }
+                })
+                .map_err(|e| refusal(e, &photos));
+                (app, result)
+            })
+        }
+        RegistryCommand::Duplicates {
+            json,
+            reveal,
+            reason,
+        } => super::duplicates::run(settings, json, reveal, reason),
         RegistryCommand::Import { dir, csv, json } if dir.is_file() && csv.is_none() => {
             import_export(settings, &dir, json)
         }
@@ -94,32 +169,28 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             json,
         } => reembed(settings, json),
         RegistryCommand::Remove { id_number } => {
-            let id = parse_id(&Stdin::new().or_read(id_number, "ID number")?)?;
+            let who = Stdin::new().or_read(id_number, "ID number")?;
             with_app(settings, |app| async move {
-                let result = match app.remove_person(&Actor::Cli, &id).await {
-                    Ok(()) => {
-                        println!("removed {id}");
-                        Ok(())
-                    }
-                    Err(AppError::NotFound(_)) => {
-                        Err(anyhow!("no person with ID number {id} in the registry"))
-                    }
-                    Err(e) => Err(explain(e)),
-                };
+                let result = async {
+                    let id = app.resolve_person(&who).await?;
+                    app.remove_person(&Actor::Cli, &id).await.map(|()| id)
+                }
+                .await
+                .map(|id| println!("removed {id}"))
+                .map_err(not_found_or_explain);
                 (app, result)
             })
         }
         RegistryCommand::Show { id_number, json } => {
-            let id = parse_id(&Stdin::new().or_read(id_number, "ID number")?)?;
+            let who = Stdin::new().or_read(id_number, "ID number")?;
             with_app(settings, |app| async move {
-                let result = match app.person(&id).await {
-                    Ok(Some(view)) => {
-                        print_person(&view, json);
-                        Ok(())
-                    }
-                    Ok(None) => Err(anyhow!("no person with ID number {id} in the registry")),
-                    Err(e) => Err(explain(e)),
-                };
+                let result = async {
+                    let id = app.resolve_person(&who).await?;
+                    app.person(&id).await?.ok_or(AppError::NotFound("person"))
+                }
+                .await
+                .map(|view| print_person(&view, json))
+                .map_err(not_found_or_explain);
                 (app, result)
             })
         }
@@ -190,8 +261,52 @@ fn reembed(settings: &Settings, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_id(raw: &str) -> anyhow::Result<IdNumber> {
-    IdNumber::parse(raw).map_err(|e| anyhow!("invalid ID number: {e}"))
+/// A missing person said plainly; anything else explained.
+fn not_found_or_explain(e: AppError) -> anyhow::Error {
+    match e {
+        AppError::NotFound("person") => {
+            anyhow!("no person with this ID number or handle in the registry")
+        }
+        other => explain(other),
+    }
+}
+
+/// A refused photo named by its (masked) file; anything else explained.
+fn refusal(e: AppError, photos: &[PathBuf]) -> anyhow::Error {
+    match e {
+        AppError::PortraitRefused { index, reason } => {
+            anyhow!("photo {} refused: {reason}", photos_label(photos, index))
+        }
+        AppError::PortraitMismatch {
+            index,
+            against,
+            score,
+        } => anyhow!(
+            "photo {} refused: it does not match {against} (score {score:.3}); a person's \
+             portraits must all show them, and nothing was stored. To replace their portraits: \
+             renzheng registry replace --id-number ID --photo FILE --reason TEXT",
+            photos_label(photos, index)
+        ),
+        AppError::DuplicateFace {
+            index,
+            other,
+            handle,
+            score,
+        } => anyhow!(
+            "photo {} refused: this face is already enrolled under {other} ({handle}, score \
+             {score:.3}); nothing was stored. If both ID numbers really belong to one person, \
+             add --allow-duplicate-face --reason TEXT",
+            photos_label(photos, index)
+        ),
+        other => not_found_or_explain(other),
+    }
+}
+
+fn read_photos(photos: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    photos
+        .iter()
+        .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
+        .collect()
 }
 
 fn print_person(view: &PersonView, json: bool) {
@@ -201,6 +316,7 @@ fn print_person(view: &PersonView, json: bool) {
             serde_json::to_string(view).expect("a view serialises")
         );
     } else {
+        println!("handle:    {}", view.handle);
         println!("id_number: {}", view.id_number);
         println!("name:      {}", view.name);
         println!("portraits: {}", view.portraits.len());
@@ -220,48 +336,88 @@ fn add(
     name: String,
     id_number: String,
     photos: &[PathBuf],
+    allow_duplicate_face: Option<Reason>,
     json: bool,
 ) -> anyhow::Result<()> {
     let mut request = EnrolRequest::parse(EnrolFields {
         name: Some(name),
         id_card: Some(id_number),
-        photos: Vec::new(),
+        ..EnrolFields::default()
     })
     .map_err(explain)?;
-    for path in photos {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        request.photos.push(bytes);
-    }
+    request.photos = read_photos(photos)?;
+    request.allow_duplicate_face = allow_duplicate_face;
     with_app(settings, |app| async move {
         let result = match app.enrol(&Actor::Cli, request).await {
-            Ok(view) => {
-                if json {
-                    print_person(&view, true);
-                } else {
-                    println!(
-                        "enrolled {} ({}) with {} portrait(s)",
-                        view.id_number,
-                        view.name,
-                        view.portraits.len()
-                    );
-                }
+            Ok(done) => {
+                print_enrolled(&done, photos, json);
                 Ok(())
             }
-            Err(AppError::PortraitRefused { index, reason }) => Err(anyhow!(
-                "photo {} refused: {reason}",
-                photos_label(photos, index)
-            )),
-            Err(e) => Err(explain(e)),
+            Err(e) => Err(refusal(e, photos)),
         };
         (app, result)
     })
 }
 
-/// The file the operator named for the `index`-th (1-based) photo.
+fn print_enrolled(done: &Enrolled, photos: &[PathBuf], json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(done).expect("serialises"));
+        return;
+    }
+    let view = &done.person;
+    println!(
+        "enrolled {} ({}, {}): {} portrait(s) added, {} on record",
+        view.id_number,
+        view.name,
+        view.handle,
+        done.added,
+        view.portraits.len()
+    );
+    for index in &done.skipped {
+        println!(
+            "  photo {} skipped: already on record",
+            photos_label(photos, *index)
+        );
+    }
+}
+
+/// The file the operator named for the `index`-th (1-based) photo, with anything that
+/// looks like an ID number masked (photo files are often named by it).
 fn photos_label(photos: &[PathBuf], index: usize) -> String {
-    photos
-        .get(index.saturating_sub(1))
-        .map_or_else(|| index.to_string(), |p| p.display().to_string())
+    photos.get(index.saturating_sub(1)).map_or_else(
+        || index.to_string(),
+        |p| mask_id_runs(&p.display().to_string()),
+    )
+}
+
+/// Masks every run of 15 or more digits (an `X` may end it), keeping its first two and last
+/// two characters.
+fn mask_id_runs(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let mut j = i;
+        while j < chars.len() && chars[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j < chars.len() && j > i && matches!(chars[j], 'X' | 'x') {
+            j += 1;
+        }
+        if j - i >= 15 {
+            out.extend(&chars[i..i + 2]);
+            out.extend(std::iter::repeat_n('*', j - i - 4));
+            out.extend(&chars[j - 2..j]);
+            i = j;
+        } else if j > i {
+            out.extend(&chars[i..j]);
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn import(settings: &Settings, dir: &Path, csv: Option<&Path>, json: bool) -> anyhow::Result<()> {
@@ -298,10 +454,11 @@ fn import(settings: &Settings, dir: &Path, csv: Option<&Path>, json: bool) -> an
         );
     } else {
         println!(
-            "imported {} person(s) with {} portrait(s); {} without a photo; {} item(s) refused",
+            "imported {} person(s) with {} portrait(s); {} without a photo; {} photo(s) already on record; {} item(s) refused",
             summary.persons,
             summary.portraits,
             summary.without_photo,
+            summary.already_on_record,
             summary.refused.len()
         );
         for r in &summary.refused {
@@ -309,4 +466,19 @@ fn import(settings: &Settings, dir: &Path, csv: Option<&Path>, json: bool) -> an
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_id_runs;
+
+    #[test]
+    fn id_numbers_in_file_names_are_masked() {
+        assert_eq!(
+            mask_id_runs("/photos/11010519491231002X_2.jpg"),
+            "/photos/11**************2X_2.jpg"
+        );
+        assert_eq!(mask_id_runs("portrait-2024.jpg"), "portrait-2024.jpg");
+        assert_eq!(mask_id_runs("123456789012345.png"), "12***********45.png");
+    }
 }

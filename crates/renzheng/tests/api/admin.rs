@@ -39,7 +39,7 @@ async fn enrol_show_check_remove_over_http() {
         .json(&json!({
             "name": person.name,
             "idCard": person.id(),
-            "photos": [format!("data:image/jpeg;base64,{}", photo_b64(HU_SAME))]
+            "photos": [format!("data:image/jpeg;base64,{}", photo_b64(WEN_PORTRAIT))]
         }))
         .send()
         .await
@@ -69,7 +69,7 @@ async fn enrol_show_check_remove_over_http() {
     // The enrolled portrait verifies (a differently typed middle dot is the same name).
     let typed = person.name.replace('·', "・");
     let response = app
-        .check_json(&json!({"name": typed, "idCard": person.id(), "image": photo_b64("lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0004.jpg")}))
+        .check_json(&json!({"name": typed, "idCard": person.id(), "image": photo_b64(WEN_SAME)}))
         .await;
     let (status, body) = status_and_body(response).await;
     assert_eq!(status, 200, "{body}");
@@ -88,7 +88,7 @@ async fn enrol_show_check_remove_over_http() {
         .await
         .unwrap();
     assert_eq!(error_of(response).await.0, 404);
-    let data = app.check_result(person, HU_SAME).await;
+    let data = app.check_result(person, WEN_SAME).await;
     assert_eq!(data["result"], 7);
 }
 
@@ -136,7 +136,7 @@ async fn enrolment_refuses_unusable_portraits_with_the_reason() {
         .text("idCard", person.id())
         .part(
             "photo",
-            reqwest::multipart::Part::bytes(photo(HU_SAME)).file_name("p.jpg"),
+            reqwest::multipart::Part::bytes(photo(WEN_SAME)).file_name("p.jpg"),
         );
     let response = app
         .admin(Method::POST, "/admin/persons")
@@ -228,7 +228,7 @@ async fn every_admin_mutation_leaves_an_event() {
     let person = DOT_NAME;
     let response = app
         .admin(Method::POST, "/admin/persons")
-        .json(&json!({"name": person.name, "idCard": person.id(), "photos": [app.photo_b64(HU_SAME)]}))
+        .json(&json!({"name": person.name, "idCard": person.id(), "photos": [app.photo_b64(WEN_PORTRAIT)]}))
         .send()
         .await
         .unwrap();
@@ -321,6 +321,7 @@ async fn reembed_over_http_lists_who_lacks_the_active_packs_embeddings() {
                 quality: None,
                 photo: None,
             }],
+            None,
             app.state.app.now_ms(),
         )
         .await

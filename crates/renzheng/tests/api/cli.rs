@@ -229,7 +229,12 @@ fn registry_import_reports_refusals() {
         std::fs::copy(faces_dir().join(rel), folder.path().join(name)).unwrap()
     };
     copy(HU.portrait.unwrap(), format!("{}.jpg", HU.id()));
-    copy(HU_SAME, format!("{}_2.jpg", HU.id()));
+    // Another photo of Hu Jintao (HU_SAME is so close to his portrait that the registry
+    // takes it for a copy already on record).
+    copy(
+        "lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0001.jpg",
+        format!("{}_2.jpg", HU.id()),
+    );
     copy(JIANG.portrait.unwrap(), format!("{}.jpg", JIANG.id()));
     copy(NO_FACE, format!("{}.png", UNKNOWN.id())); // the only photo of UNKNOWN: refused
     copy(HU_SAME, "not-an-id.jpg".into());
@@ -274,6 +279,183 @@ fn registry_import_reports_refusals() {
             .len(),
         2
     );
+
+    // Importing the same folder again changes nothing: every photo is already on record.
+    let again = ok_json(
+        data.path(),
+        &[
+            "registry",
+            "import",
+            folder.path().to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(
+        (
+            again["portraits"].clone(),
+            again["already_on_record"].clone()
+        ),
+        (serde_json::json!(0), serde_json::json!(3)),
+        "{again}"
+    );
+    assert_eq!(
+        ok_json(data.path(), &["registry", "show", &HU.id(), "--json"])["portraits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A row whose photo is another person's face is refused, its file named masked.
+    let stranger = with_check_char("44030519850101021");
+    copy(JIANG.portrait.unwrap(), format!("{stranger}.jpg"));
+    std::fs::write(
+        folder.path().join("people.csv"),
+        format!("id,name\n{stranger},赵六\n"),
+    )
+    .unwrap();
+    let third = ok_json(
+        data.path(),
+        &[
+            "registry",
+            "import",
+            folder.path().to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let refused = third["refused"].to_string();
+    assert!(
+        refused.contains("44**************") && refused.contains("already enrolled under"),
+        "{third}"
+    );
+    assert!(
+        !refused.contains(&stranger) && !refused.contains(&JIANG.id()),
+        "{refused}"
+    );
+    fails_with(data.path(), &["registry", "show", &stranger], "no person");
+}
+
+#[test]
+fn registry_rules_refuse_with_a_non_zero_exit_and_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |rel: &str| faces_dir().join(rel).to_str().unwrap().to_owned();
+    let add = |person: Person, photos: &[&str], extra: &[&str]| {
+        let id = person.id();
+        let mut args = vec!["registry", "add", "--name", person.name, "--id-number", &id];
+        let paths: Vec<String> = photos.iter().map(|p| path(p)).collect();
+        for p in &paths {
+            args.extend(["--photo", p.as_str()]);
+        }
+        args.extend(extra);
+        renzheng(dir.path(), &args)
+    };
+    let out = add(HU, &[HU.portrait.unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Another person's face under HU's ID number.
+    let out = add(HU, &[WEN_PORTRAIT], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not match portrait #") && stderr.contains("registry replace"),
+        "{stderr}"
+    );
+    // The same name and ID with another name: refused, pointing to rename.
+    let renamed = Person {
+        name: "胡锦滔",
+        ..HU
+    };
+    let out = add(renamed, &[], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("renzheng registry rename"), "{stderr}");
+    // HU's face under another ID number: refused, naming HU masked; allowed with a reason.
+    let out = add(UNKNOWN, &[HU_SAME], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hu_masked = format!("{}**************{}", &HU.id()[..2], &HU.id()[16..]);
+    assert!(
+        stderr.contains(&hu_masked) && stderr.contains("--allow-duplicate-face"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&HU.id()), "{stderr}");
+    let out = add(UNKNOWN, &[HU_SAME], &["--allow-duplicate-face"]);
+    assert!(!out.status.success(), "a reason is required");
+    let out = add(
+        UNKNOWN,
+        &[HU_SAME],
+        &[
+            "--allow-duplicate-face",
+            "--reason",
+            "one person, two numbers",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The duplicates report names the pair; a handle works wherever an ID number does.
+    let report = ok_json(dir.path(), &["registry", "duplicates", "--json"]);
+    assert_eq!(report["pairs"].as_array().unwrap().len(), 1, "{report}");
+    let handle = report["pairs"][0]["a"]["handle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = ok_json(dir.path(), &["registry", "show", &handle, "--json"]);
+    assert_eq!(shown["handle"], handle.as_str());
+    let out = renzheng(dir.path(), &["registry", "duplicates", "--reveal"]);
+    assert!(!out.status.success(), "revealing needs a reason");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reason"));
+
+    // Rename and replace, each with a reason.
+    let id = HU.id();
+    let out = renzheng(
+        dir.path(),
+        &[
+            "registry",
+            "rename",
+            "--id-number",
+            &id,
+            "--name",
+            renamed.name,
+            "--reason",
+            "户籍更名",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (wen_1, wen_2) = (path(WEN_PORTRAIT), path(WEN_SAME));
+    let out = renzheng(
+        dir.path(),
+        &[
+            "registry",
+            "replace",
+            "--id-number",
+            &id,
+            "--photo",
+            &wen_1,
+            "--photo",
+            &wen_2,
+            "--reason",
+            "重新办证",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = ok_json(dir.path(), &["registry", "show", &id, "--json"]);
+    assert_eq!(shown["portraits"].as_array().unwrap().len(), 2);
 }
 
 #[test]

@@ -620,8 +620,16 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
     assert!(page.contains("photo 1"), "{page}");
     let parsed = renzheng_domain::IdNumber::parse(&id).unwrap();
     assert!(app.state.app.person(&parsed).await.unwrap().is_none());
-    // A portrait: enrolled; the page shows the person masked.
+    // A face enrolled under another ID number: refused, in the console's words.
     let page = enrol(app.photo(HU_SAME)).await;
+    assert!(page.contains("data-reason=\"duplicate-face\""), "{page}");
+    assert!(
+        !page.contains("--allow-duplicate-face"),
+        "no CLI flags in the console: {page}"
+    );
+    assert!(app.state.app.person(&parsed).await.unwrap().is_none());
+    // A portrait: enrolled; the page shows the person masked.
+    let page = enrol(app.photo(WEN_PORTRAIT)).await;
     assert!(page.contains("class=\"flash ok\""), "{page}");
     assert!(page.contains("data-portraits=\"1\""), "{page}");
     assert!(
@@ -673,7 +681,7 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
     let (good, faceless) = (UNKNOWN.id(), with_check_char("44030519850101013"));
     std::fs::write(
         folder.path().join(format!("{good}.jpg")),
-        app.photo(HU_SAME),
+        app.photo(WEN_PORTRAIT),
     )
     .unwrap();
     std::fs::write(

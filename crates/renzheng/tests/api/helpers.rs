@@ -90,6 +90,11 @@ pub const HU_SAME: &str = "lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0008.jpg";
 /// 0.28–0.45) and 0.21 to Hu Jintao. (On the dlib pack, Jiang Zemin's own 0003 photo plays
 /// this role.)
 pub const JIANG_OTHER: &str = "lfw_eastasian_dev/Li_Peng/Li_Peng_0007.jpg";
+/// Someone enrolled by no test app at start: Wen Jiabao, for the tests that enrol a new
+/// face (the registry refuses a face already enrolled under another ID number).
+pub const WEN_PORTRAIT: &str = "lfw_eastasian_dev/Wen_Jiabao/Wen_Jiabao_0001.jpg";
+/// Wen Jiabao in another photo: "same" as [`WEN_PORTRAIT`] on both packs.
+pub const WEN_SAME: &str = "lfw_eastasian_dev/Wen_Jiabao/Wen_Jiabao_0002.jpg";
 /// No face at all.
 pub const NO_FACE: &str = "bad_inputs/no_face/skimage_horse.png";
 /// A face, too dark (verified: the engine's quality gate says `too_dark`).
@@ -222,6 +227,8 @@ const HU_RGB: [u8; 3] = [200, 40, 40];
 const JIANG_RGB: [u8; 3] = [40, 60, 200];
 /// Distance ≈ 0.55 from JIANG_RGB: "can't tell", as the real JIANG_OTHER is.
 const JIANG_OTHER_RGB: [u8; 3] = [40, 200, 200];
+/// Far from both: a third person.
+const WEN_RGB: [u8; 3] = [40, 200, 60];
 
 /// The generated photo that plays the role of the shared photo `rel` on the colour engine.
 pub fn colour_photo(rel: &str) -> Vec<u8> {
@@ -233,6 +240,8 @@ pub fn colour_photo(rel: &str) -> Vec<u8> {
         HU_SAME => solid_png(HU_RGB, 48),
         r if r == jiang => solid_png(JIANG_RGB, 64),
         JIANG_OTHER => solid_png(JIANG_OTHER_RGB, 64),
+        WEN_PORTRAIT => solid_png(WEN_RGB, 64),
+        WEN_SAME => solid_png(WEN_RGB, 48),
         NO_FACE => solid_png([0, 0, 0], 64),
         // The colour engine's quality refusal is over-exposure, not darkness.
         TOO_DARK => solid_png([255, 255, 255], 64),
@@ -377,7 +386,7 @@ async fn start(
                 .collect(),
         };
         store
-            .enrol(&id, &name, portraits, state.app.now_ms())
+            .enrol(&id, &name, portraits, None, state.app.now_ms())
             .await
             .expect("enrolling");
     }

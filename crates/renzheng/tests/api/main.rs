@@ -11,5 +11,6 @@ mod metering;
 mod ops;
 mod pii;
 mod postgres;
+mod registry_integrity;
 mod results;
 mod validation;

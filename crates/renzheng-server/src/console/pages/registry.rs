@@ -15,7 +15,7 @@ use renzheng_domain::IdNumber;
 use serde::Deserialize;
 
 use crate::console::csrf;
-use crate::console::errors::{not_found, refusal_text};
+use crate::console::errors::{not_found, refusal_reason, refusal_text};
 use crate::console::fields;
 use crate::console::i18n::Lang;
 use crate::console::layout::{format_time, html_page, Flash, Page};
@@ -158,6 +158,8 @@ pub async fn enrol(
         name: upload.text("name").map(str::to_owned),
         id_card: upload.text("id_number").map(str::to_owned),
         photos: upload.files("photo").cloned().collect(),
+        allow_duplicate_face: upload.text("allow_duplicate_face") == Some("yes"),
+        reason: upload.text("reason").map(str::to_owned),
     };
     let enrolled = match EnrolRequest::parse(fields) {
         Ok(request) => state.app.enrol(&op.session.actor(), request).await,
@@ -165,7 +167,8 @@ pub async fn enrol(
     };
     let offset = state.app.settings().metering.utc_offset_minutes;
     match enrolled {
-        Ok(person) => {
+        Ok(enrolled) => {
+            let person = enrolled.person;
             let card = person_card(lang, &person, offset);
             let flash = Flash::ok(format!("{} · {}", lang.t().enrolled, person.id_number));
             render(&op, lang, vec![flash], Some(card))
@@ -173,7 +176,10 @@ pub async fn enrol(
         Err(e) => render(
             &op,
             lang,
-            vec![Flash::error_because(refusal_text(lang, &e), "refused")],
+            vec![Flash::error_because(
+                refusal_text(lang, &e),
+                refusal_reason(&e),
+            )],
             None,
         ),
     }

@@ -1,0 +1,27 @@
+-- Registry integrity (issue 19).
+--
+-- Every change to the registry's templates bumps one version, in the transaction that
+-- makes it, and logs which portraits it added or removed under that version:
+--
+-- * an enrolment checked against the registry as of version V (duplicate faces, the
+--   person's own portraits) is written only while the version is still V, so two
+--   enrolments cannot both pass their checks against a registry that no longer holds;
+-- * every node keeps an in-memory index of the templates and brings it up to date by
+--   reading the log after the version it holds.
+CREATE TABLE registry_state (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    version  INTEGER NOT NULL
+) STRICT;
+INSERT INTO registry_state (id, version) VALUES (1, 0);
+
+CREATE TABLE registry_log (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    version      INTEGER NOT NULL,
+    change       TEXT    NOT NULL CHECK (change IN ('added', 'removed')),
+    portrait_id  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX registry_log_by_version ON registry_log (version);
+
+-- Why an operator did what the registry refuses by default (a rename, a replacement of
+-- portraits, a face allowed under a second ID number): their own words.
+ALTER TABLE admin_events ADD COLUMN reason TEXT;

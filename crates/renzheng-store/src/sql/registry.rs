@@ -1,0 +1,347 @@
+//! The registry's guarded writes and the reads of its templates.
+//!
+//! Every write that adds or removes portraits goes through [`bump_version`] first, in its
+//! own transaction: that takes the registry's one write lock (the `registry_state` row),
+//! refuses a write checked against an older version ([`StoreError::Stale`]) and returns
+//! the version the write's log entries carry. Readers of the log (every node's in-memory
+//! index) apply each version's changes once.
+
+use renzheng_domain::{IdNumber, PersonName};
+use sqlx::{Row, Transaction};
+
+use super::dialect::{self, Backend, Db};
+use super::{identity_from_row, upsert_person_with, DbRow};
+use crate::{
+    decode_embedding, NewPortrait, Person, PersonHandle, StoreError, StoredTemplate,
+    TemplateChanges, TemplateKey,
+};
+
+/// The columns [`template_from_row`] reads: the person's (key, sealed identity) and the
+/// portrait's.
+const TEMPLATE_COLUMNS: &str = "p.id_number, p.name, p.sealed, q.id AS portrait_id, q.model_id,
+    q.embedding, q.sealed AS template_sealed";
+
+/// Most ids bound in one `IN (…)` list (SQLite allows 32,766 parameters).
+const IDS_PER_QUERY: usize = 500;
+
+fn template_from_row(row: &DbRow, templates: &TemplateKey) -> Result<StoredTemplate, StoreError> {
+    let (id_number, _) = identity_from_row(row, templates)?;
+    let key: String = row.try_get("id_number")?;
+    let model_id: String = row.try_get("model_id")?;
+    let blob = row.try_get::<&[u8], _>("embedding")?;
+    let embedding = if row.try_get::<bool, _>("template_sealed")? {
+        templates.open(id_number.as_str(), &model_id, blob)?
+    } else {
+        decode_embedding(blob)?
+    };
+    Ok(StoredTemplate {
+        portrait_id: row.try_get("portrait_id")?,
+        owner: PersonHandle::from_key(&key)?,
+        id_number,
+        embedding,
+    })
+}
+
+/// Takes the registry's write lock until `tx` ends and moves it to the next version,
+/// which it returns; with `expected`, only from that version ([`StoreError::Stale`]
+/// otherwise). The lock is the row's: PostgreSQL holds it until commit, and SQLite's
+/// first write takes the database's one write lock.
+pub(super) async fn bump_version(
+    tx: &mut Transaction<'_, Db>,
+    expected: Option<i64>,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "UPDATE registry_state SET version = version + 1
+         WHERE id = 1 AND (CAST($1 AS BIGINT) IS NULL OR version = $1) RETURNING version",
+    )
+    .bind(expected)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some(row) => Ok(row.try_get("version")?),
+        None => Err(StoreError::Stale),
+    }
+}
+
+/// Logs that the portraits of `person_key` are about to be removed (call before deleting).
+pub(super) async fn log_person_removal(
+    tx: &mut Transaction<'_, Db>,
+    version: i64,
+    person_key: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO registry_log (version, change, portrait_id)
+         SELECT $1, 'removed', id FROM portraits WHERE id_number = $2",
+    )
+    .bind(version)
+    .bind(person_key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts one portrait of the person stored under `key` and logs it; returns its id.
+pub(super) async fn insert_portrait(
+    tx: &mut Transaction<'_, Db>,
+    templates: &TemplateKey,
+    version: i64,
+    id: &IdNumber,
+    portrait: NewPortrait,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    if portrait.embedding.is_empty() {
+        return Err(StoreError::Invalid("embedding is empty".to_owned()));
+    }
+    let quality = portrait.quality.as_ref().map(serde_json::Value::to_string);
+    let row = sqlx::query(
+        "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
+         VALUES ($1, $2, $3, TRUE, $4, $5, $6) RETURNING id",
+    )
+    .bind(templates.person_key(id.as_str()))
+    .bind(&portrait.model_id)
+    .bind(templates.seal(id.as_str(), &portrait.model_id, &portrait.embedding))
+    .bind(quality)
+    .bind(portrait.photo)
+    .bind(now_ms)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| StoreError::from_write(e, "portrait", "person"))?;
+    let portrait_id: i64 = row.try_get("id")?;
+    sqlx::query("INSERT INTO registry_log (version, change, portrait_id) VALUES ($1, 'added', $2)")
+        .bind(version)
+        .bind(portrait_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(portrait_id)
+}
+
+/// The person stored under `key`, read in `tx`.
+async fn person_in(
+    tx: &mut Transaction<'_, Db>,
+    templates: &TemplateKey,
+    key: &str,
+) -> Result<Option<Person>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT id_number, name, sealed, created_at, updated_at FROM persons WHERE id_number = $1",
+    )
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (id_number, name) = identity_from_row(&row, templates)?;
+    Ok(Some(Person {
+        handle: PersonHandle::from_key(key)?,
+        id_number,
+        name,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    }))
+}
+
+impl Backend {
+    pub(super) async fn do_enrol(
+        &self,
+        id: &IdNumber,
+        name: &PersonName,
+        portraits: Vec<NewPortrait>,
+        expected_version: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Person, StoreError> {
+        if portraits.iter().any(|p| p.embedding.is_empty()) {
+            return Err(StoreError::Invalid("embedding is empty".to_owned()));
+        }
+        let key = self.templates.person_key(id.as_str());
+        let mut tx = self.pool.begin().await?;
+        let version = bump_version(&mut tx, expected_version).await?;
+        let person = match person_in(&mut tx, &self.templates, &key).await? {
+            Some(person) if person.name != *name => {
+                return Err(StoreError::Conflict("person under another name"))
+            }
+            Some(person) => person,
+            None => upsert_person_with(&mut *tx, &self.templates, id, name, now_ms).await?,
+        };
+        for portrait in portraits {
+            insert_portrait(&mut tx, &self.templates, version, id, portrait, now_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(person)
+    }
+
+    pub(super) async fn do_rename_person(
+        &self,
+        id: &IdNumber,
+        name: &PersonName,
+        now_ms: i64,
+    ) -> Result<Person, StoreError> {
+        let key = self.templates.person_key(id.as_str());
+        let row = sqlx::query(
+            "UPDATE persons SET sealed = $2, updated_at = $3 WHERE id_number = $1
+             RETURNING created_at, updated_at",
+        )
+        .bind(&key)
+        .bind(self.templates.seal_person(&key, id.as_str(), name.as_str()))
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("person"))?;
+        Ok(Person {
+            handle: PersonHandle::from_key(&key)?,
+            id_number: id.clone(),
+            name: name.clone(),
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    pub(super) async fn do_replace_portraits(
+        &self,
+        id: &IdNumber,
+        portraits: Vec<NewPortrait>,
+        expected_version: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Person, StoreError> {
+        if portraits.iter().any(|p| p.embedding.is_empty()) {
+            return Err(StoreError::Invalid("embedding is empty".to_owned()));
+        }
+        let key = self.templates.person_key(id.as_str());
+        let mut tx = self.pool.begin().await?;
+        let version = bump_version(&mut tx, expected_version).await?;
+        let person = person_in(&mut tx, &self.templates, &key)
+            .await?
+            .ok_or(StoreError::NotFound("person"))?;
+        log_person_removal(&mut tx, version, &key).await?;
+        sqlx::query("DELETE FROM portraits WHERE id_number = $1")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        for portrait in portraits {
+            insert_portrait(&mut tx, &self.templates, version, id, portrait, now_ms).await?;
+        }
+        tx.commit().await?;
+        dialect::after_removal(self).await;
+        Ok(person)
+    }
+
+    pub(super) async fn do_registry_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT version FROM registry_state WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("version")?)
+    }
+
+    pub(super) async fn do_templates_after(
+        &self,
+        model_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredTemplate>, StoreError> {
+        let sql = format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM portraits q JOIN persons p ON p.id_number = q.id_number
+             WHERE q.model_id = $1 AND q.id > $2 ORDER BY q.id LIMIT $3"
+        );
+        sqlx::query(&sql)
+            .bind(model_id)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| template_from_row(row, &self.templates))
+            .collect()
+    }
+
+    pub(super) async fn do_templates_by_ids(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<StoredTemplate>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM portraits q
+                 JOIN persons p ON p.id_number = q.id_number
+                 WHERE q.id IN ({}) ORDER BY q.id",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                found.push(template_from_row(&row, &self.templates)?);
+            }
+        }
+        Ok(found)
+    }
+
+    pub(super) async fn do_template_changes(
+        &self,
+        model_id: &str,
+        after: i64,
+    ) -> Result<TemplateChanges, StoreError> {
+        let mut tx = dialect::begin_snapshot(&self.pool).await?;
+        let version: i64 = sqlx::query("SELECT version FROM registry_state WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("version")?;
+        if version == after {
+            tx.commit().await?;
+            return Ok(TemplateChanges {
+                version,
+                ..TemplateChanges::default()
+            });
+        }
+        let removed = sqlx::query(
+            "SELECT portrait_id FROM registry_log WHERE version > $1 AND change = 'removed'",
+        )
+        .bind(after)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get("portrait_id"))
+        .collect::<Result<Vec<i64>, _>>()?;
+        let sql = format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM registry_log l
+             JOIN portraits q ON q.id = l.portrait_id
+             JOIN persons p ON p.id_number = q.id_number
+             WHERE l.version > $1 AND l.change = 'added' AND q.model_id = $2 ORDER BY q.id"
+        );
+        let added = sqlx::query(&sql)
+            .bind(after)
+            .bind(model_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| template_from_row(row, &self.templates))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        Ok(TemplateChanges {
+            version,
+            removed,
+            added,
+        })
+    }
+
+    pub(super) async fn do_person_by_handle(
+        &self,
+        handle: PersonHandle,
+    ) -> Result<Option<IdNumber>, StoreError> {
+        // The handle is the key's first 16 hex digits: a range over the primary key ('g'
+        // sorts after every hex digit in any collation).
+        let prefix = handle.key_prefix();
+        let rows = sqlx::query(
+            "SELECT id_number, name, sealed FROM persons WHERE id_number >= $1 AND id_number < $2",
+        )
+        .bind(&prefix)
+        .bind(format!("{prefix}g"))
+        .fetch_all(&self.pool)
+        .await?;
+        match rows.as_slice() {
+            [] => Ok(None),
+            [row] => Ok(Some(identity_from_row(row, &self.templates)?.0)),
+            _ => Err(StoreError::Conflict("several persons under one handle")),
+        }
+    }
+}
