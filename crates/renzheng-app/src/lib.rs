@@ -76,7 +76,8 @@ pub use crate::metering::{
     PackageView, UsageDay, UsageView,
 };
 pub use crate::registry::{
-    EnrolFields, EnrolRequest, Enrolled, PersonView, PortraitView, ReembedSummary,
+    EnrolFields, EnrolRequest, Enrolled, PersonLine, PersonView, PortraitView, ReembedSummary,
+    RegistryPage,
 };
 pub use crate::settings::Settings;
 pub use crate::transfer::TransferSummary;

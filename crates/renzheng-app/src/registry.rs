@@ -453,6 +453,60 @@ impl App {
         self.person(id).await?.ok_or(AppError::NotFound("person"))
     }
 
+    /// A page of the registry (newest enrolment first), masked, with its size.
+    pub async fn registry_page(&self, offset: u64, limit: u32) -> Result<RegistryPage, AppError> {
+        Ok(RegistryPage {
+            total: self.store.count_persons().await?,
+            persons: self
+                .store
+                .persons_page(offset, limit)
+                .await?
+                .iter()
+                .map(PersonLine::from)
+                .collect(),
+        })
+    }
+
+    /// The persons an operator's search names, masked: a full ID number or a handle (at
+    /// most one person), or else an exact name (everyone registered under it, up to
+    /// `limit`).
+    pub async fn find_persons(&self, query: &str, limit: u32) -> Result<Vec<PersonLine>, AppError> {
+        let query = query.trim();
+        let by_id = if query.starts_with("p-") {
+            Some(self.resolve_person(query).await)
+        } else {
+            IdNumber::parse(query).ok().map(Ok)
+        };
+        if let Some(id) = by_id {
+            return match id {
+                Err(AppError::NotFound(_)) => Ok(Vec::new()),
+                Err(e) => Err(e),
+                Ok(id) => Ok(self
+                    .store
+                    .get_person(&id)
+                    .await?
+                    .map(|r| {
+                        vec![PersonLine {
+                            handle: r.person.handle.to_string(),
+                            id_number: r.person.id_number.masked(),
+                            name: r.person.name.masked(),
+                            portraits: u32::try_from(r.portraits.len()).unwrap_or(u32::MAX),
+                            created_at: r.person.created_at,
+                        }]
+                    })
+                    .unwrap_or_default()),
+            };
+        }
+        let name = PersonName::parse(query)?;
+        Ok(self
+            .store
+            .persons_named(&name, limit)
+            .await?
+            .iter()
+            .map(PersonLine::from)
+            .collect())
+    }
+
     /// The ID number an operator named: an ID number, or a person handle (`p-…`) as the
     /// registry's reports print them.
     pub async fn resolve_person(&self, text: &str) -> Result<IdNumber, AppError> {
@@ -490,6 +544,44 @@ impl App {
         self.record_event(self.event(actor, "person.removed")).await;
         Ok(())
     }
+}
+
+/// One person of the registry's list, masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PersonLine {
+    /// The person's handle (`p-…`).
+    pub handle: String,
+    /// Masked ID number.
+    pub id_number: String,
+    /// Masked name.
+    pub name: String,
+    /// Portraits on record.
+    pub portraits: u32,
+    /// Enrolment time, unix milliseconds.
+    pub created_at: i64,
+}
+
+impl From<&renzheng_store::PersonSummary> for PersonLine {
+    fn from(s: &renzheng_store::PersonSummary) -> Self {
+        PersonLine {
+            handle: s.handle.to_string(),
+            id_number: s.id_number.masked(),
+            name: s.name.masked(),
+            portraits: s.portraits,
+            created_at: s.created_at,
+        }
+    }
+}
+
+/// A page of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegistryPage {
+    /// Persons in the registry.
+    pub total: u64,
+    /// This page, newest enrolment first.
+    pub persons: Vec<PersonLine>,
 }
 
 /// What an enrolment or a replacement did.

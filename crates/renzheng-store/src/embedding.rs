@@ -62,6 +62,17 @@ impl TemplateKey {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// The lookup hash of a (normalised) name: hex HMAC-SHA256 under the same derived key,
+    /// domain-separated from the ID numbers' keys. The console finds persons by exact name
+    /// through it; the name itself stays sealed.
+    pub fn name_key(&self, name: &str) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.index).expect("HMAC takes any key length");
+        mac.update(b"name\0");
+        mac.update(name.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// Seals a person's ID number and name for the row of `key` (its [`person_key`]):
     /// `nonce ‖ ciphertext` of `id \0 name`, authenticated with the key, so a sealed
     /// identity moved to another row does not open.

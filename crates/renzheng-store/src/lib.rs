@@ -49,7 +49,7 @@ pub use metering::{
 };
 pub use model::{
     AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, NewPortrait, Person, PersonHandle,
-    PersonRecord, Portrait, StoredTemplate, TemplateChanges,
+    PersonRecord, PersonSummary, Portrait, StoredTemplate, TemplateChanges,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -314,6 +314,21 @@ pub trait Store: Send + Sync {
         model_id: &str,
         after: i64,
     ) -> Result<TemplateChanges, StoreError>;
+
+    /// How many persons the registry holds.
+    async fn count_persons(&self) -> Result<u64, StoreError>;
+
+    /// A page of the registry, newest enrolment first.
+    async fn persons_page(&self, offset: u64, limit: u32)
+        -> Result<Vec<PersonSummary>, StoreError>;
+
+    /// The persons registered under exactly this (normalised) name, newest first (found
+    /// through the name's keyed hash).
+    async fn persons_named(
+        &self,
+        name: &PersonName,
+        limit: u32,
+    ) -> Result<Vec<PersonSummary>, StoreError>;
 
     /// The handle the person with this ID number has (or would have once enrolled).
     fn person_handle(&self, id: &IdNumber) -> PersonHandle;

@@ -357,3 +357,29 @@ pub struct TemplateChanges {
     /// Portraits added and still present, of the model asked for.
     pub added: Vec<StoredTemplate>,
 }
+
+/// One line of the registry's list (the console's registry page).
+#[derive(Clone, PartialEq)]
+pub struct PersonSummary {
+    /// The person's handle.
+    pub handle: PersonHandle,
+    /// Their ID number (shown masked).
+    pub id_number: IdNumber,
+    /// Their name (shown masked).
+    pub name: PersonName,
+    /// How many portraits they have (of every model).
+    pub portraits: u32,
+    /// When they were enrolled, unix milliseconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for PersonSummary {
+    // Masked: this is personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonSummary")
+            .field("handle", &self.handle)
+            .field("id_number", &self.id_number.masked())
+            .field("portraits", &self.portraits)
+            .finish()
+    }
+}

@@ -25,3 +25,9 @@ CREATE INDEX registry_log_by_version ON registry_log (version);
 -- Why an operator did what the registry refuses by default (a rename, a replacement of
 -- portraits, a face allowed under a second ID number): their own words.
 ALTER TABLE admin_events ADD COLUMN reason TEXT;
+
+-- The console finds a person by exact name through a keyed hash of the normalised name
+-- (the name itself stays sealed); filled when a person is written, and for the rows of
+-- older releases when the store opens.
+ALTER TABLE persons ADD COLUMN name_hash TEXT;
+CREATE INDEX persons_by_name_hash ON persons (name_hash);

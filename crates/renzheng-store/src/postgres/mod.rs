@@ -50,6 +50,7 @@ impl PgStore {
         MIGRATOR.run(&pool).await?;
         let store = PgStore { pool, templates };
         store.seal_clear_persons().await?;
+        store.fill_name_hashes().await?;
         Ok(store)
     }
 

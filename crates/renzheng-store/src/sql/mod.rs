@@ -36,8 +36,8 @@ use super::dialect::{self, Backend, Db, BYTE_ORDER};
 use crate::{
     decode_embedding, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
     AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, ConsoleSession, Grant,
-    NewAlert, NewApp, NewPortrait, Package, Person, PersonHandle, PersonRecord, Portrait,
-    Reconciliation, Reserved, Settle, Store, StoreError, StoredTemplate, TemplateChanges,
+    NewAlert, NewApp, NewPortrait, Package, Person, PersonHandle, PersonRecord, PersonSummary,
+    Portrait, Reconciliation, Reserved, Settle, Store, StoreError, StoredTemplate, TemplateChanges,
     TemplateKey, UsageRow,
 };
 
@@ -550,6 +550,26 @@ impl Store for Backend {
         self.do_template_changes(model_id, after).await
     }
 
+    async fn count_persons(&self) -> Result<u64, StoreError> {
+        self.do_count_persons().await
+    }
+
+    async fn persons_page(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<PersonSummary>, StoreError> {
+        self.do_persons_page(offset, limit).await
+    }
+
+    async fn persons_named(
+        &self,
+        name: &PersonName,
+        limit: u32,
+    ) -> Result<Vec<PersonSummary>, StoreError> {
+        self.do_persons_named(name, limit).await
+    }
+
     fn person_handle(&self, id: &IdNumber) -> PersonHandle {
         PersonHandle::from_key(&self.templates.person_key(id.as_str()))
             .expect("a person key is hex")
@@ -797,13 +817,16 @@ where
 {
     let key = templates.person_key(id.as_str());
     let row = sqlx::query(
-        "INSERT INTO persons (id_number, name, sealed, created_at, updated_at) VALUES ($1, '', $2, $3, $3)
-         ON CONFLICT (id_number) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
+        "INSERT INTO persons (id_number, name, sealed, name_hash, created_at, updated_at)
+         VALUES ($1, '', $2, $4, $3, $3)
+         ON CONFLICT (id_number) DO UPDATE SET sealed = excluded.sealed,
+             name_hash = excluded.name_hash, updated_at = excluded.updated_at
          RETURNING created_at, updated_at",
     )
     .bind(&key)
     .bind(templates.seal_person(&key, id.as_str(), name.as_str()))
     .bind(now_ms)
+    .bind(templates.name_key(name.as_str()))
     .fetch_one(executor)
     .await?;
     Ok(Person {

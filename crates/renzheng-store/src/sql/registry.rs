@@ -12,7 +12,7 @@ use sqlx::{Row, Transaction};
 use super::dialect::{self, Backend, Db};
 use super::{identity_from_row, upsert_person_with, DbRow};
 use crate::{
-    decode_embedding, NewPortrait, Person, PersonHandle, StoreError, StoredTemplate,
+    decode_embedding, NewPortrait, Person, PersonHandle, PersonSummary, StoreError, StoredTemplate,
     TemplateChanges, TemplateKey,
 };
 
@@ -177,12 +177,13 @@ impl Backend {
     ) -> Result<Person, StoreError> {
         let key = self.templates.person_key(id.as_str());
         let row = sqlx::query(
-            "UPDATE persons SET sealed = $2, updated_at = $3 WHERE id_number = $1
+            "UPDATE persons SET sealed = $2, updated_at = $3, name_hash = $4 WHERE id_number = $1
              RETURNING created_at, updated_at",
         )
         .bind(&key)
         .bind(self.templates.seal_person(&key, id.as_str(), name.as_str()))
         .bind(now_ms)
+        .bind(self.templates.name_key(name.as_str()))
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound("person"))?;
@@ -343,5 +344,88 @@ impl Backend {
             [row] => Ok(Some(identity_from_row(row, &self.templates)?.0)),
             _ => Err(StoreError::Conflict("several persons under one handle")),
         }
+    }
+}
+
+impl Backend {
+    pub(super) async fn do_count_persons(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM persons")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    pub(super) async fn do_persons_page(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<PersonSummary>, StoreError> {
+        sqlx::query(
+            "SELECT p.id_number, p.name, p.sealed, p.created_at,
+                    (SELECT COUNT(*) FROM portraits q WHERE q.id_number = p.id_number) AS portraits
+             FROM persons p ORDER BY p.created_at DESC, p.id_number DESC LIMIT $1 OFFSET $2",
+        )
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| self.summary_from_row(row))
+        .collect()
+    }
+
+    pub(super) async fn do_persons_named(
+        &self,
+        name: &PersonName,
+        limit: u32,
+    ) -> Result<Vec<PersonSummary>, StoreError> {
+        sqlx::query(
+            "SELECT p.id_number, p.name, p.sealed, p.created_at,
+                    (SELECT COUNT(*) FROM portraits q WHERE q.id_number = p.id_number) AS portraits
+             FROM persons p WHERE p.name_hash = $1
+             ORDER BY p.created_at DESC, p.id_number DESC LIMIT $2",
+        )
+        .bind(self.templates.name_key(name.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| self.summary_from_row(row))
+        // The hash matched; the sealed name must too (a hash collision is not a match).
+        .filter(|s| s.as_ref().map_or(true, |s| s.name == *name))
+        .collect()
+    }
+
+    fn summary_from_row(&self, row: &DbRow) -> Result<PersonSummary, StoreError> {
+        let (id_number, name) = identity_from_row(row, &self.templates)?;
+        let key: String = row.try_get("id_number")?;
+        Ok(PersonSummary {
+            handle: PersonHandle::from_key(&key)?,
+            id_number,
+            name,
+            portraits: u32::try_from(row.try_get::<i64, _>("portraits")?).unwrap_or(u32::MAX),
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    /// Fills the name hash of the rows written before it existed (opening each sealed
+    /// identity); returns how many. Idempotent, so nodes opening at once do no harm.
+    pub(crate) async fn fill_name_hashes(&self) -> Result<u64, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id_number, name, sealed FROM persons WHERE name_hash IS NULL AND sealed IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let key: String = row.try_get("id_number")?;
+            let (_, name) = identity_from_row(row, &self.templates)?;
+            sqlx::query("UPDATE persons SET name_hash = $1 WHERE id_number = $2")
+                .bind(self.templates.name_key(name.as_str()))
+                .bind(&key)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(rows.len() as u64)
     }
 }

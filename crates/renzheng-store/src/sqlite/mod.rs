@@ -116,6 +116,7 @@ impl SqliteStore {
         let store = SqliteStore { pool, templates };
         store.seal_clear_templates().await?;
         store.seal_clear_persons().await?;
+        store.fill_name_hashes().await?;
         Ok(store)
     }
 

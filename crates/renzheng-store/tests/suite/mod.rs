@@ -49,6 +49,7 @@ macro_rules! store_suite {
             replace_swaps_every_portrait_at_once,
             template_changes_follow_every_write,
             handles_name_persons,
+            the_registry_is_listed_and_found_by_exact_name,
             remove_unknown_person_is_false,
             audit_round_trip_newest_first,
             audit_never_holds_clear_identity,
@@ -831,4 +832,57 @@ pub async fn person_ids_are_listed_in_pages(store: &dyn Store) {
     assert_eq!(first, all[..1]);
     let rest = store.list_person_ids(Some(&first[0]), 10).await.unwrap();
     assert_eq!(rest, all[1..]);
+}
+
+pub async fn the_registry_is_listed_and_found_by_exact_name(store: &dyn Store) {
+    assert_eq!(store.count_persons().await.unwrap(), 0);
+    store
+        .enrol(
+            &alice(),
+            &name("张三"),
+            vec![portrait(1), portrait(2)],
+            None,
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .enrol(&bob(), &name("李四"), vec![], None, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(store.count_persons().await.unwrap(), 2);
+    let page = store.persons_page(0, 10).await.unwrap();
+    let listed: Vec<(IdNumber, u32)> = page
+        .iter()
+        .map(|p| (p.id_number.clone(), p.portraits))
+        .collect();
+    assert_eq!(listed, vec![(bob(), 0), (alice(), 2)], "newest first");
+    assert_eq!(store.persons_page(1, 10).await.unwrap().len(), 1);
+    assert!(store.persons_page(2, 10).await.unwrap().is_empty());
+
+    let found = store.persons_named(&name("张三"), 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id_number, alice());
+    assert!(
+        store
+            .persons_named(&name("张"), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "exact only"
+    );
+    // A rename moves the lookup with it.
+    store
+        .rename_person(&alice(), &name("张四"), NOW + 2)
+        .await
+        .unwrap();
+    assert!(store
+        .persons_named(&name("张三"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.persons_named(&name("张四"), 10).await.unwrap().len(),
+        1
+    );
 }

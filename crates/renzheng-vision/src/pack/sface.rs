@@ -294,6 +294,25 @@ fn embedding_digest(files: &BTreeMap<String, String>, alignment: &Alignment) -> 
     sha256_hex(text.as_bytes())[..12].to_string()
 }
 
+/// The `sface` pack's duplicate-face line: calibrated, `docs/calibration.md`
+/// § Duplicate-face line (`tools/duplicate_line.py` reproduces it). Fitted on the 15,837
+/// East-Asian impostor pairs of `lfw_eastasian_dev` (all against all): 1 % of them lie at
+/// or below cosine distance 0.671 (rounded down to 0.67); the exponential scale's
+/// estimate is 0.042; 0.054 is its 95th percentile over resamples of the set's 43 people
+/// (0.0536, rounded up: the tail rests on a few look-alike pairs). LFW fold 1 and celeb5
+/// have fewer close impostors and ask for no stricter line. The floor 0.15 catches every
+/// JPEG re-encode at quality 90 or 70 and 96.8 % of the clean copies (re-encoded,
+/// resized, cropped, grey, watermarked) of 60 photos; it lies 0.28 below the closest of
+/// the three sets' 345,676 impostor pairs (0.428), at a modelled impostor rate of 6.6e-7.
+pub fn sface_duplicate_line() -> crate::DuplicateLine {
+    crate::DuplicateLine {
+        anchor_distance: 0.67,
+        anchor_rate: 0.01,
+        scale: 0.054,
+        floor_distance: 0.15,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -379,24 +398,5 @@ mod tests {
         let err = manifest_from_report(&wrong, &dir).unwrap_err().to_string();
         assert!(err.contains(SFACE_SHA256), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
-/// The `sface` pack's duplicate-face line: calibrated, `docs/calibration.md`
-/// § Duplicate-face line (`tools/duplicate_line.py` reproduces it). Fitted on the 15,837
-/// East-Asian impostor pairs of `lfw_eastasian_dev` (all against all): 1 % of them lie at
-/// or below cosine distance 0.671 (rounded down to 0.67); the exponential scale's
-/// estimate is 0.042; 0.054 is its 95th percentile over resamples of the set's 43 people
-/// (0.0536, rounded up: the tail rests on a few look-alike pairs). LFW fold 1 and celeb5
-/// have fewer close impostors and ask for no stricter line. The floor 0.15 catches every
-/// JPEG re-encode at quality 90 or 70 and 96.8 % of the clean copies (re-encoded,
-/// resized, cropped, grey, watermarked) of 60 photos; it lies 0.28 below the closest of
-/// the three sets' 345,676 impostor pairs (0.428), at a modelled impostor rate of 6.6e-7.
-pub fn sface_duplicate_line() -> crate::DuplicateLine {
-    crate::DuplicateLine {
-        anchor_distance: 0.67,
-        anchor_rate: 0.01,
-        scale: 0.054,
-        floor_distance: 0.15,
     }
 }
