@@ -16,12 +16,11 @@
 //! are re-scored exactly from the store. A guarded write names the registry version its
 //! checks saw; if another write landed meanwhile, the checks run again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use renzheng_domain::IdNumber;
 use renzheng_index::{Metric as IndexMetric, TemplateIndex};
-use renzheng_store::{NewPortrait, PersonHandle, Portrait, StoredTemplate};
+use renzheng_store::{DuplicateScan, NewPortrait, PersonHandle, Portrait, StoredTemplate};
 use renzheng_vision::{
     Comparison, DuplicateLine, Embedding, FaceEngine, Metric, QualityReport, Verdict,
 };
@@ -50,6 +49,15 @@ pub(crate) struct IndexState {
 #[derive(Default)]
 pub(crate) struct FaceIndex {
     slot: Mutex<Option<IndexState>>,
+}
+
+/// The size of the in-memory template index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TemplateIndexStats {
+    /// Templates held (the active pack's portraits).
+    pub templates: usize,
+    /// Bytes the index holds.
+    pub memory_bytes: usize,
 }
 
 /// An operator's reason for doing what the registry refuses by default.
@@ -255,12 +263,14 @@ impl App {
     }
 
     /// Builds (or brings up to date) the template index now: the server calls it at
-    /// start, so that the first enrolment does not pay for it. Returns how many templates
-    /// it holds.
-    pub async fn warm_template_index(&self) -> Result<usize, AppError> {
+    /// start, so that the first enrolment does not pay for it.
+    pub async fn warm_template_index(&self) -> Result<TemplateIndexStats, AppError> {
         let engine = self.engine().await?;
         let guard = self.current_index(&engine).await?;
-        Ok(guard.as_ref().map_or(0, IndexState::len))
+        Ok(TemplateIndexStats {
+            templates: guard.as_ref().map_or(0, IndexState::len),
+            memory_bytes: guard.as_ref().map_or(0, IndexState::memory_bytes),
+        })
     }
 
     /// The faces among `faces` that the registry holds under another person than `owner`
@@ -448,6 +458,28 @@ pub struct ScanProgress {
     pub pass: u8,
 }
 
+/// What a scan has found so far, as saved between batches: person handles (as integers),
+/// best score and distance per pair of persons.
+#[derive(Debug, Default, serde::Deserialize, Serialize)]
+struct ScanFindings {
+    /// Templates searched.
+    done: usize,
+    /// `(handle a, handle b, score, distance)`, a < b, best per pair.
+    pairs: Vec<(i64, i64, f64, f64)>,
+}
+
+impl ScanFindings {
+    fn note(&mut self, x: PersonHandle, y: PersonHandle, score: f64, distance: f64) {
+        let (a, b) = if x < y { (x, y) } else { (y, x) };
+        let (a, b) = (a.as_i64(), b.as_i64());
+        match self.pairs.iter_mut().find(|p| p.0 == a && p.1 == b) {
+            Some(p) if score > p.2 => *p = (a, b, score, distance),
+            Some(_) => {}
+            None => self.pairs.push((a, b, score, distance)),
+        }
+    }
+}
+
 /// Templates searched per lock of the index: other registry writes of this node wait at
 /// most one batch.
 const SCAN_BATCH: u32 = 500;
@@ -469,26 +501,32 @@ impl App {
             let guard = self.current_index(&engine).await?;
             guard.as_ref().map_or(0, IndexState::len)
         };
-        let line = duplicate_distance(engine.as_ref(), total);
-        let show = |id: &IdNumber, handle: PersonHandle| ReportedPerson {
-            handle: handle.to_string(),
-            id_number: if reveal.is_some() {
-                id.as_str().to_owned()
-            } else {
-                id.masked()
-            },
+        // An interrupted scan resumes where it stopped, at the line it started with.
+        let mut scan = match self.store.duplicate_scan(&model_id).await? {
+            Some(saved) => {
+                let findings: ScanFindings =
+                    serde_json::from_str(&saved.findings).unwrap_or_default();
+                (saved, findings)
+            }
+            None => (
+                DuplicateScan {
+                    model_id: model_id.clone(),
+                    started_at: self.now_ms(),
+                    line_distance: duplicate_distance(engine.as_ref(), total),
+                    cursor: 0,
+                    findings: String::new(),
+                    updated_at: self.now_ms(),
+                },
+                ScanFindings::default(),
+            ),
         };
-        // Best pair per pair of persons, keyed by their handles in order.
-        let mut best: HashMap<(PersonHandle, PersonHandle), DuplicatePair> = HashMap::new();
-        let mut after = 0;
-        let mut done = 0;
+        let line = scan.0.line_distance;
         loop {
             let page = self
                 .store
-                .templates_after(&model_id, after, SCAN_BATCH)
+                .templates_after(&model_id, scan.0.cursor, SCAN_BATCH)
                 .await?;
             let Some(last) = page.last() else { break };
-            after = last.portrait_id;
             let found: Vec<(usize, Vec<i64>)> = {
                 let guard = self.current_index(&engine).await?;
                 let state = guard.as_ref().expect("the index is built when locked");
@@ -513,40 +551,53 @@ impl App {
                         continue;
                     }
                     let c = engine.compare(&query, &Embedding(other.embedding.clone()));
-                    if c.distance > line {
-                        continue;
+                    if c.distance <= line {
+                        scan.1.note(t.owner, other.owner, c.score, c.distance);
                     }
-                    let (first, second) = if t.owner < other.owner {
-                        ((&t.id_number, t.owner), (&other.id_number, other.owner))
-                    } else {
-                        ((&other.id_number, other.owner), (&t.id_number, t.owner))
-                    };
-                    let pair = DuplicatePair {
-                        a: show(first.0, first.1),
-                        b: show(second.0, second.1),
-                        score: c.score,
-                        distance: c.distance,
-                    };
-                    best.entry((first.1, second.1))
-                        .and_modify(|b| {
-                            if pair.score > b.score {
-                                *b = pair.clone();
-                            }
-                        })
-                        .or_insert(pair);
                 }
             }
-            done += page.len();
+            scan.1.done += page.len();
+            scan.0.cursor = last.portrait_id;
+            scan.0.updated_at = self.now_ms();
+            scan.0.findings = serde_json::to_string(&scan.1).expect("findings serialise");
+            self.store.save_duplicate_scan(&scan.0).await?;
             progress(ScanProgress {
-                done,
-                total: total.max(done),
+                done: scan.1.done,
+                total: total.max(scan.1.done),
                 pass: 1,
             });
         }
-        let mut pairs: Vec<DuplicatePair> = best.into_values().collect();
+        let (_, findings) = scan;
+        let done = findings.done;
+        let show = |id: &IdNumber, handle: PersonHandle| ReportedPerson {
+            handle: handle.to_string(),
+            id_number: if reveal.is_some() {
+                id.as_str().to_owned()
+            } else {
+                id.masked()
+            },
+        };
+        let mut pairs = Vec::with_capacity(findings.pairs.len());
+        for (a, b, score, distance) in findings.pairs {
+            let (a, b) = (PersonHandle::from_i64(a), PersonHandle::from_i64(b));
+            // A person removed since the pair was found is no longer a duplicate.
+            let (Some(id_a), Some(id_b)) = (
+                self.store.person_by_handle(a).await?,
+                self.store.person_by_handle(b).await?,
+            ) else {
+                continue;
+            };
+            pairs.push(DuplicatePair {
+                a: show(&id_a, a),
+                b: show(&id_b, b),
+                score,
+                distance,
+            });
+        }
         pairs.sort_by(|a, b| b.score.total_cmp(&a.score));
 
         let disagreeing = self.disagreeing_persons(&engine, &show, &progress).await?;
+        self.store.end_duplicate_scan(&model_id).await?;
         let report = DuplicateReport {
             model_id,
             templates: done,
@@ -567,6 +618,13 @@ impl App {
             self.record_event(event).await;
         }
         Ok(report)
+    }
+
+    /// Forgets an unfinished duplicate scan of the active pack, so that the next report
+    /// starts over (at the line for the registry's size now).
+    pub async fn restart_duplicate_scan(&self) -> Result<(), AppError> {
+        let engine = self.engine().await?;
+        Ok(self.store.end_duplicate_scan(engine.model_id()).await?)
     }
 
     /// Every person whose portraits of the active pack a check would not call one person,

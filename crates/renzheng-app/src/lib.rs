@@ -70,6 +70,7 @@ pub use crate::gate::{EngineGate, Saturated};
 pub use crate::import::{ImportProgress, ImportRefusal, ImportSummary};
 pub use crate::integrity::{
     Against, Disagreement, DuplicatePair, DuplicateReport, Reason, ReportedPerson, ScanProgress,
+    TemplateIndexStats,
 };
 pub use crate::metering::{
     Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, LedgerCheck,

@@ -9,6 +9,7 @@ use renzheng_app::{
 };
 use renzheng_domain::IdNumber;
 use renzheng_vision::testing::{solid_png, TestEngine};
+use renzheng_vision::FaceEngine;
 
 const ALICE_ID: &str = "11010519491231002X";
 const BOB_ID: &str = "330106199003070022";
@@ -510,4 +511,71 @@ async fn balance_alerts_repeat_daily_until_topped_up() {
     assert!(app.evaluate_alerts(&id).await.is_empty());
     advance(DAY);
     assert!(app.evaluate_alerts(&id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_duplicate_scan_saves_its_progress_and_resumes_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(&dir).await;
+    app.enrol(
+        &Actor::Cli,
+        enrolment("张三", ALICE_ID, vec![solid_png(RED, 64)]),
+    )
+    .await
+    .unwrap();
+    // The same face under Bob's number, allowed with a reason.
+    let mut request = enrolment("李四", BOB_ID, vec![solid_png(RED, 48)]);
+    assert!(matches!(
+        app.enrol(
+            &Actor::Cli,
+            enrolment("李四", BOB_ID, vec![solid_png(RED, 48)])
+        )
+        .await,
+        Err(AppError::DuplicateFace { index: 1, .. })
+    ));
+    request.allow_duplicate_face = Some(renzheng_app::Reason::parse("一人两证").unwrap());
+    app.enrol(&Actor::Cli, request).await.unwrap();
+
+    // A scan interrupted after both portraits (its state as a scan saves it): resuming
+    // searches nothing more, so it reports what it had found, here nothing.
+    let model = TestEngine::new().model_id().to_owned();
+    let last = app
+        .store()
+        .templates_after(&model, 0, 10)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .portrait_id;
+    app.store()
+        .save_duplicate_scan(&renzheng_store::DuplicateScan {
+            model_id: model.clone(),
+            started_at: 0,
+            line_distance: 0.3,
+            cursor: last,
+            findings: r#"{"done":2,"pairs":[]}"#.into(),
+            updated_at: 0,
+        })
+        .await
+        .unwrap();
+    let resumed = app
+        .duplicate_report(&Actor::Cli, None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((resumed.templates, resumed.pairs.len()), (2, 0));
+    assert_eq!(resumed.line_distance, 0.3, "a resumed scan keeps its line");
+    // Finished, the state is gone: the next scan starts over and finds the pair.
+    assert_eq!(app.store().duplicate_scan(&model).await.unwrap(), None);
+    let fresh = app
+        .duplicate_report(&Actor::Cli, None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(fresh.pairs.len(), 1);
+    let ids = [
+        fresh.pairs[0].a.id_number.clone(),
+        fresh.pairs[0].b.id_number.clone(),
+    ];
+    assert!(ids.contains(&IdNumber::parse(ALICE_ID).unwrap().masked()));
+    assert!(ids.contains(&IdNumber::parse(BOB_ID).unwrap().masked()));
+    app.close().await;
 }

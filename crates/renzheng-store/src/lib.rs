@@ -48,8 +48,8 @@ pub use metering::{
     QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle, UsageRow,
 };
 pub use model::{
-    AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, NewPortrait, Person, PersonHandle,
-    PersonRecord, PersonSummary, Portrait, StoredTemplate, TemplateChanges,
+    AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, DuplicateScan, NewPortrait, Person,
+    PersonHandle, PersonRecord, PersonSummary, Portrait, StoredTemplate, TemplateChanges,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -329,6 +329,15 @@ pub trait Store: Send + Sync {
         name: &PersonName,
         limit: u32,
     ) -> Result<Vec<PersonSummary>, StoreError>;
+
+    /// The unfinished duplicate-face scan of `model_id`, if any.
+    async fn duplicate_scan(&self, model_id: &str) -> Result<Option<DuplicateScan>, StoreError>;
+
+    /// Records how far a duplicate-face scan has come (replacing its previous state).
+    async fn save_duplicate_scan(&self, scan: &DuplicateScan) -> Result<(), StoreError>;
+
+    /// Forgets the duplicate-face scan of `model_id` (finished, or started over).
+    async fn end_duplicate_scan(&self, model_id: &str) -> Result<(), StoreError>;
 
     /// The handle the person with this ID number has (or would have once enrolled).
     fn person_handle(&self, id: &IdNumber) -> PersonHandle;

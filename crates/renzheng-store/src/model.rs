@@ -383,3 +383,22 @@ impl std::fmt::Debug for PersonSummary {
             .finish()
     }
 }
+
+/// A duplicate-face scan in progress (one per model): where it is and what it has found,
+/// as the application wrote it (`findings` is its own JSON: person handles, portrait ids,
+/// scores; never an identity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicateScan {
+    /// The model whose templates are scanned.
+    pub model_id: String,
+    /// When the scan started, unix milliseconds.
+    pub started_at: i64,
+    /// The duplicate line it runs at (a resumed scan must keep it).
+    pub line_distance: f64,
+    /// The last portrait id searched.
+    pub cursor: i64,
+    /// What was found so far.
+    pub findings: String,
+    /// When it last advanced, unix milliseconds.
+    pub updated_at: i64,
+}

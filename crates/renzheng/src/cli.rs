@@ -137,7 +137,8 @@ pub enum RegistryCommand {
         json: bool,
     },
     /// Report the faces enrolled under two ID numbers, and the persons whose own
-    /// portraits disagree.
+    /// portraits disagree. The scan saves its progress as it goes: interrupted, it resumes
+    /// where it stopped the next time (unless --restart).
     Duplicates {
         /// Print as JSON.
         #[arg(long)]
@@ -148,6 +149,9 @@ pub enum RegistryCommand {
         /// Why the numbers are revealed (required with --reveal).
         #[arg(long, required_if_eq("reveal", "true"))]
         reason: Option<String>,
+        /// Start over instead of resuming an interrupted scan.
+        #[arg(long)]
+        restart: bool,
     },
     /// Enrol everyone in a folder: photos named by ID number (`<id>.jpg`, `<id>_2.jpg`…)
     /// plus a CSV of `id,name`.

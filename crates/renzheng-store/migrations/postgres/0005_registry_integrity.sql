@@ -32,3 +32,15 @@ ALTER TABLE admin_events ADD COLUMN reason TEXT;
 -- older releases when the store opens.
 ALTER TABLE persons ADD COLUMN name_hash TEXT;
 CREATE INDEX persons_by_name_hash ON persons (name_hash);
+
+-- A duplicate-face scan in progress, per model: how far it came (the last portrait id
+-- searched) and what it found so far (person handles, portrait ids and scores: no
+-- identity), so that an interrupted scan resumes instead of starting over.
+CREATE TABLE duplicate_scans (
+    model_id       TEXT PRIMARY KEY,
+    started_at     BIGINT NOT NULL,
+    line_distance  DOUBLE PRECISION NOT NULL,
+    cursor         BIGINT NOT NULL,
+    findings       TEXT NOT NULL,
+    updated_at     BIGINT NOT NULL
+);

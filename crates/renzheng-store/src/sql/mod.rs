@@ -35,10 +35,10 @@ use sqlx::Row;
 use super::dialect::{self, Backend, Db, BYTE_ORDER};
 use crate::{
     decode_embedding, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
-    AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, ConsoleSession, Grant,
-    NewAlert, NewApp, NewPortrait, Package, Person, PersonHandle, PersonRecord, PersonSummary,
-    Portrait, Reconciliation, Reserved, Settle, Store, StoreError, StoredTemplate, TemplateChanges,
-    TemplateKey, UsageRow,
+    AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, ConsoleSession,
+    DuplicateScan, Grant, NewAlert, NewApp, NewPortrait, Package, Person, PersonHandle,
+    PersonRecord, PersonSummary, Portrait, Reconciliation, Reserved, Settle, Store, StoreError,
+    StoredTemplate, TemplateChanges, TemplateKey, UsageRow,
 };
 
 /// A row of this database.
@@ -568,6 +568,18 @@ impl Store for Backend {
         limit: u32,
     ) -> Result<Vec<PersonSummary>, StoreError> {
         self.do_persons_named(name, limit).await
+    }
+
+    async fn duplicate_scan(&self, model_id: &str) -> Result<Option<DuplicateScan>, StoreError> {
+        self.do_duplicate_scan(model_id).await
+    }
+
+    async fn save_duplicate_scan(&self, scan: &DuplicateScan) -> Result<(), StoreError> {
+        self.do_save_duplicate_scan(scan).await
+    }
+
+    async fn end_duplicate_scan(&self, model_id: &str) -> Result<(), StoreError> {
+        self.do_end_duplicate_scan(model_id).await
     }
 
     fn person_handle(&self, id: &IdNumber) -> PersonHandle {

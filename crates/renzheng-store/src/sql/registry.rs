@@ -12,8 +12,8 @@ use sqlx::{Row, Transaction};
 use super::dialect::{self, Backend, Db};
 use super::{identity_from_row, upsert_person_with, DbRow};
 use crate::{
-    decode_embedding, NewPortrait, Person, PersonHandle, PersonSummary, StoreError, StoredTemplate,
-    TemplateChanges, TemplateKey,
+    decode_embedding, DuplicateScan, NewPortrait, Person, PersonHandle, PersonSummary, StoreError,
+    StoredTemplate, TemplateChanges, TemplateKey,
 };
 
 /// The columns [`template_from_row`] reads: the person's (key, sealed identity) and the
@@ -427,5 +427,61 @@ impl Backend {
                 .await?;
         }
         Ok(rows.len() as u64)
+    }
+}
+
+impl Backend {
+    pub(super) async fn do_duplicate_scan(
+        &self,
+        model_id: &str,
+    ) -> Result<Option<DuplicateScan>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT model_id, started_at, line_distance, cursor, findings, updated_at
+             FROM duplicate_scans WHERE model_id = $1",
+        )
+        .bind(model_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(DuplicateScan {
+            model_id: row.try_get("model_id")?,
+            started_at: row.try_get("started_at")?,
+            line_distance: row.try_get("line_distance")?,
+            cursor: row.try_get("cursor")?,
+            findings: row.try_get("findings")?,
+            updated_at: row.try_get("updated_at")?,
+        }))
+    }
+
+    pub(super) async fn do_save_duplicate_scan(
+        &self,
+        scan: &DuplicateScan,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO duplicate_scans (model_id, started_at, line_distance, cursor, findings, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (model_id) DO UPDATE SET started_at = excluded.started_at,
+                 line_distance = excluded.line_distance, cursor = excluded.cursor,
+                 findings = excluded.findings, updated_at = excluded.updated_at",
+        )
+        .bind(&scan.model_id)
+        .bind(scan.started_at)
+        .bind(scan.line_distance)
+        .bind(scan.cursor)
+        .bind(&scan.findings)
+        .bind(scan.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn do_end_duplicate_scan(&self, model_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM duplicate_scans WHERE model_id = $1")
+            .bind(model_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

@@ -50,6 +50,7 @@ macro_rules! store_suite {
             template_changes_follow_every_write,
             handles_name_persons,
             the_registry_is_listed_and_found_by_exact_name,
+            a_duplicate_scan_resumes_where_it_stopped,
             remove_unknown_person_is_false,
             audit_round_trip_newest_first,
             audit_never_holds_clear_identity,
@@ -885,4 +886,27 @@ pub async fn the_registry_is_listed_and_found_by_exact_name(store: &dyn Store) {
         store.persons_named(&name("张四"), 10).await.unwrap().len(),
         1
     );
+}
+
+pub async fn a_duplicate_scan_resumes_where_it_stopped(store: &dyn Store) {
+    assert_eq!(store.duplicate_scan("sface-2021dec").await.unwrap(), None);
+    let mut scan = renzheng_store::DuplicateScan {
+        model_id: "sface-2021dec".into(),
+        started_at: NOW,
+        line_distance: 0.15,
+        cursor: 500,
+        findings: "[]".into(),
+        updated_at: NOW,
+    };
+    store.save_duplicate_scan(&scan).await.unwrap();
+    scan.cursor = 1000;
+    scan.findings = "[[1,2,0.9,0.1]]".into();
+    store.save_duplicate_scan(&scan).await.unwrap();
+    assert_eq!(
+        store.duplicate_scan("sface-2021dec").await.unwrap(),
+        Some(scan)
+    );
+    assert_eq!(store.duplicate_scan("dlib-v1").await.unwrap(), None);
+    store.end_duplicate_scan("sface-2021dec").await.unwrap();
+    assert_eq!(store.duplicate_scan("sface-2021dec").await.unwrap(), None);
 }

@@ -13,6 +13,7 @@ pub fn run(
     json: bool,
     reveal: bool,
     reason: Option<String>,
+    restart: bool,
 ) -> anyhow::Result<()> {
     let reveal = match (reveal, reason) {
         (true, Some(reason)) => Some(Reason::parse(&reason).map_err(explain)?),
@@ -28,6 +29,11 @@ pub fn run(
     let report = with_app(settings, |app| {
         let bar = bar.clone();
         async move {
+            if restart {
+                if let Err(e) = app.restart_duplicate_scan().await {
+                    return (app, Err(explain(e)));
+                }
+            }
             let result = app
                 .duplicate_report(&Actor::Cli, reveal, |p| {
                     bar.set_message(if p.pass == 1 {

@@ -152,7 +152,8 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             json,
             reveal,
             reason,
-        } => super::duplicates::run(settings, json, reveal, reason),
+            restart,
+        } => super::duplicates::run(settings, json, reveal, reason, restart),
         RegistryCommand::Import { dir, csv, json } if dir.is_file() && csv.is_none() => {
             import_export(settings, &dir, json)
         }
