@@ -63,7 +63,7 @@ pub enum AppError {
         /// 1-based position of the photo.
         index: usize,
         /// What it was compared with.
-        against: crate::Against,
+        against: Against,
         /// The comparison's score.
         score: f64,
     },
@@ -148,5 +148,23 @@ impl From<EngineError> for AppError {
 impl From<tokio::task::JoinError> for AppError {
     fn from(e: tokio::task::JoinError) -> Self {
         AppError::Internal(format!("a background task failed: {e}"))
+    }
+}
+
+/// What a refused photo was compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Against {
+    /// A portrait on record (its id).
+    OnRecord(i64),
+    /// Another photo of the submission (1-based).
+    Photo(usize),
+}
+
+impl std::fmt::Display for Against {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Against::OnRecord(id) => write!(f, "portrait #{id} on record"),
+            Against::Photo(index) => write!(f, "photo {index} of this submission"),
+        }
     }
 }

@@ -9,7 +9,8 @@ use renzheng_domain::{IdNumber, PersonName};
 use serde::Serialize;
 
 use crate::audit::Actor;
-use crate::integrity::{Against, NewFace};
+use crate::error::Against;
+use crate::integrity::NewFace;
 use crate::{App, AppError};
 
 const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp"];

@@ -28,6 +28,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::audit::Actor;
+use crate::error::Against;
 use crate::{App, AppError};
 
 /// Templates read from the store per page when the index is built.
@@ -338,24 +339,6 @@ pub(crate) fn skip_on_record(
         }
     }
     (kept, skipped)
-}
-
-/// What a refused photo was compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Against {
-    /// A portrait on record (its id).
-    OnRecord(i64),
-    /// Another photo of the submission (1-based).
-    Photo(usize),
-}
-
-impl std::fmt::Display for Against {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Against::OnRecord(id) => write!(f, "portrait #{id} on record"),
-            Against::Photo(index) => write!(f, "photo {index} of this submission"),
-        }
-    }
 }
 
 /// The first new face a check would not answer "same person" (result 1) for against a

@@ -65,11 +65,11 @@ pub use crate::check::{
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::console::{AppQuota, OperatorSession, Overview, OverviewDay, SignedIn};
 pub use crate::engine::EngineObserver;
-pub use crate::error::AppError;
+pub use crate::error::{Against, AppError};
 pub use crate::gate::{EngineGate, Saturated};
 pub use crate::import::{ImportProgress, ImportRefusal, ImportSummary};
 pub use crate::integrity::{
-    Against, Disagreement, DuplicatePair, DuplicateReport, Reason, ReportedPerson, ScanProgress,
+    Disagreement, DuplicatePair, DuplicateReport, Reason, ReportedPerson, ScanProgress,
     TemplateIndexStats,
 };
 pub use crate::metering::{

@@ -5,21 +5,11 @@ use std::mem::size_of;
 
 use crate::kernel::{for_each_dot, BLOCK};
 use crate::quant::{check_template, encode_query, Meta, QueryCode, NORM_ROUNDING, SLACK};
-use crate::IndexError;
+use crate::{IndexError, Metric};
 
 /// Largest dimension an index accepts. Beyond it the query codes would have to be
 /// coarsened below 8 bits to keep the kernel's `i32` sums from overflowing.
 pub const MAX_DIM: usize = 65_536;
-
-/// How two templates are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Metric {
-    /// `1 − cos(a, b)`, in `[0, 2]`. Templates need not be unit length: only their
-    /// direction is stored, so a template's norm never changes its distances.
-    Cosine,
-    /// `‖a − b‖₂`.
-    Euclidean,
-}
 
 /// One search hit.
 #[derive(Debug, Clone, Copy, PartialEq)]

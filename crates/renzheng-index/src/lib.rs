@@ -61,7 +61,9 @@
 mod error;
 mod index;
 mod kernel;
+mod metric;
 mod quant;
 
 pub use error::IndexError;
-pub use index::{Candidate, Metric, TemplateIndex, MAX_DIM};
+pub use index::{Candidate, TemplateIndex, MAX_DIM};
+pub use metric::Metric;

@@ -10,7 +10,8 @@
 //! * [`signature`] — the Alibaba API-gateway AppKey/AppSecret request signature, pure;
 //! * [`startup`] — the application, the router and its middleware, graceful shutdown;
 //! * [`auth`], [`error`], [`metrics`], [`request_id`], [`state`], [`import_jobs`] (the
-//!   console's folder imports in progress) — the pieces around them.
+//!   console's background jobs: folder imports, duplicate-face scans) — the pieces around
+//!   them.
 //!
 //! ```text
 //! request ─▶ request_context (id, span, timeout, metrics) ─▶ route ─▶ handler

@@ -91,9 +91,15 @@ impl Application {
         // first request.
         app.engine().await.map_err(StartupError::Engine)?;
         // The registry's template index too: the first enrolment does not build it.
-        app.warm_template_index()
+        let index = app
+            .warm_template_index()
             .await
             .map_err(StartupError::Registry)?;
+        tracing::info!(
+            templates = index.templates,
+            memory_bytes = index.memory_bytes,
+            "duplicate-face index ready"
+        );
         warn_about_unembedded_persons(&app).await;
         let listener = TcpListener::bind(addr)
             .await
@@ -104,6 +110,7 @@ impl Application {
             app,
             metrics,
             imports: Arc::default(),
+            duplicates: Arc::default(),
         };
         let router = router(state.clone());
         Ok(Application {

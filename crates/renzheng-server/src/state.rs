@@ -20,6 +20,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Folder imports started from the console (their progress pages).
     pub imports: Arc<crate::import_jobs::ImportJobs>,
+    /// Duplicate-face scans started from the console (their progress pages).
+    pub duplicates: Arc<crate::import_jobs::DuplicateJobs>,
 }
 
 impl FromRef<AppState> for Arc<App> {

@@ -4,7 +4,7 @@
 //! server still checks: these only spare the operator a round trip).
 
 use maud::{html, Markup};
-use renzheng_app::{AppName, PackageView, PolicyView};
+use renzheng_app::{AppName, PackageView, PolicyView, Reason};
 use renzheng_domain::{IdNumber, MAX_NAME_CHARS};
 
 use super::i18n::Lang;
@@ -18,6 +18,38 @@ pub fn id_number(lang: Lang) -> Markup {
 /// A person's name (not remembered either).
 pub fn person_name(lang: Lang) -> Markup {
     html! { label { (lang.t().name) input name="name" required maxlength=(MAX_NAME_CHARS) autocomplete="off"; } }
+}
+
+/// Characters of a person handle (`p-` and 16 hex digits).
+const HANDLE_CHARS: usize = 18;
+
+/// A person named by ID number or handle (not remembered either).
+pub fn person_ref(lang: Lang) -> Markup {
+    html! { label { (lang.t().person_ref) input name="person" required maxlength=(IdNumber::CHARS.max(HANDLE_CHARS)) autocomplete="off"; } }
+}
+
+/// A person's new name.
+pub fn new_name(lang: Lang) -> Markup {
+    html! { label { (lang.t().new_name) input name="name" required maxlength=(MAX_NAME_CHARS) autocomplete="off"; } }
+}
+
+/// What the registry search takes: a full ID number, a handle or an exact name.
+pub fn search_query(lang: Lang) -> Markup {
+    let longest = IdNumber::CHARS.max(HANDLE_CHARS).max(MAX_NAME_CHARS);
+    html! { label { (lang.t().search_query) input name="query" type="search" required maxlength=(longest) autocomplete="off"; } }
+}
+
+/// An operator's reason (`required`: always; otherwise only when a box says so).
+pub fn reason(lang: Lang, required: bool) -> Markup {
+    html! { label { (lang.t().reason) input name="reason" required[required] maxlength=(Reason::MAX_CHARS) autocomplete="off"; } }
+}
+
+/// The box allowing a face enrolled under another ID number (with a reason).
+pub fn allow_duplicate_face(lang: Lang) -> Markup {
+    let t = lang.t();
+    html! {
+        label { input name="allow_duplicate_face" type="checkbox" value="yes"; " " (t.allow_duplicate_face) }
+    }
 }
 
 /// An app's name.

@@ -17,8 +17,8 @@
 //! The modules form layers and none imports one above it (no import circles): this
 //! module, the router, uses them all and none uses it; then `pages`; `sign_in`;
 //! `verified`; `session`; `errors`; `layout` and `fields`; `i18n`; and the leaves `csrf`,
-//! `cookie`, `multipart`, `charts`. The folder imports in progress are
-//! `crate::import_jobs`, beside the router's state that holds them.
+//! `cookie`, `multipart`, `charts`. The folder imports and duplicate-face scans in
+//! progress are `crate::import_jobs`, beside the router's state that holds them.
 //!
 //! Nothing is fetched at run time: the assets are compiled into the binary. No personal
 //! data goes into a URL: ID numbers are only ever sent in POST bodies, and pages show
@@ -90,6 +90,26 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
             form_post(pages::registry::lookup),
         )
         .route("/console/registry/enrol", form_post(pages::registry::enrol))
+        .route(
+            "/console/registry/search",
+            form_post(pages::registry::search),
+        )
+        .route(
+            "/console/registry/rename",
+            form_post(pages::registry::rename),
+        )
+        .route(
+            "/console/registry/replace",
+            form_post(pages::registry::replace),
+        )
+        .route(
+            "/console/registry/duplicates",
+            get(pages::duplicates::page).merge(form_post(pages::duplicates::start)),
+        )
+        .route(
+            "/console/registry/duplicates/{job}",
+            get(pages::duplicates::progress),
+        )
         .route(
             "/console/registry/remove",
             form_post(pages::registry::remove),

@@ -312,6 +312,19 @@ async fn every_console_post_but_sign_in_is_refused_without_the_sessions_token() 
         ),
         ("/console/registry/reembed".into(), vec![]),
         ("/console/registry/import".into(), vec![("folder", "/tmp")]),
+        (
+            "/console/registry/search".into(),
+            vec![("query", id.as_str())],
+        ),
+        (
+            "/console/registry/rename".into(),
+            vec![
+                ("person", id.as_str()),
+                ("name", JIANG.name),
+                ("reason", "typo"),
+            ],
+        ),
+        ("/console/registry/duplicates".into(), vec![]),
     ];
     for (path, fields) in &forms {
         assert_eq!(
@@ -326,6 +339,7 @@ async fn every_console_post_but_sign_in_is_refused_without_the_sessions_token() 
     // The uploads carry the token in a multipart field.
     for path in [
         "/console/registry/enrol",
+        "/console/registry/replace",
         "/console/try",
         "/console/try/compare",
     ] {
@@ -344,6 +358,10 @@ async fn every_console_post_but_sign_in_is_refused_without_the_sessions_token() 
         app.state.app.recent_events(50).await.unwrap().len(),
     );
     assert_eq!(after, before, "nothing changed");
+    assert!(
+        app.state.duplicates.latest().is_none(),
+        "no duplicate scan started"
+    );
     assert_eq!(b.get("/console/overview").await.0, 200, "still signed in");
 }
 
@@ -949,4 +967,457 @@ async fn bad_console_input_gets_a_clear_refusal_and_changes_nothing() {
         .await;
     assert!(page.contains("class=\"flash error\""), "{page}");
     assert_eq!(app.state.app.list_apps().await.unwrap().len(), apps);
+}
+
+/// The masked form of a test person's ID number, as pages show it.
+fn masked_id(person: Person) -> String {
+    renzheng_domain::IdNumber::parse(&person.id())
+        .unwrap()
+        .masked()
+}
+
+/// The rows of the table `id` on `page` (`<tr data-handle=…>` rows).
+fn table_rows(page: &str, id: &str) -> usize {
+    let Some(at) = page.find(&format!("<table id=\"{id}\"")) else {
+        return 0;
+    };
+    let table = page[at..].split("</table>").next().unwrap();
+    table.matches("<tr data-handle=").count()
+}
+
+/// The text of the flash with `data-reason="{reason}"`, if the page has one.
+fn flash_text(page: &str, reason: &str) -> Option<String> {
+    let at = page.find(&format!("data-reason=\"{reason}\""))?;
+    let text = page[at..].split_once('>')?.1.split("</p>").next()?;
+    Some(text.to_owned())
+}
+
+/// The registry's event row of `action` on `page`, if shown.
+fn event_row(page: &str, action: &str) -> Option<String> {
+    let at = page.find("id=\"registry-events\"")?;
+    let table = page[at..].split("</table>").next()?;
+    let row = table.find(&format!("<tr data-action=\"{action}\""))?;
+    Some(table[row..].split("</tr>").next()?.to_owned())
+}
+
+#[tokio::test]
+async fn the_registry_lists_persons_masked_in_pages_and_finds_them_by_id_number_handle_or_name() {
+    let app = spawn_test_app_with(with_console).await;
+    // Three persons at start (HU, JIANG, NO_PHOTO) and 22 more: two pages of 20.
+    let mut clear = vec![
+        (HU.id(), HU.name.to_owned()),
+        (JIANG.id(), JIANG.name.to_owned()),
+        (NO_PHOTO.id(), NO_PHOTO.name.to_owned()),
+    ];
+    for (i, c) in "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉戌亥"
+        .chars()
+        .enumerate()
+    {
+        let id = with_check_char(&format!("11010519800101{:03}", 100 + i));
+        let name = format!("欧阳{c}");
+        app.store
+            .enrol(
+                &renzheng_domain::IdNumber::parse(&id).unwrap(),
+                &renzheng_domain::PersonName::parse(&name).unwrap(),
+                Vec::new(),
+                None,
+                app.state.app.now_ms(),
+            )
+            .await
+            .unwrap();
+        clear.push((id, name));
+    }
+    let b = signed_in(&app).await;
+    let nothing_clear = |page: &str| {
+        for (id, name) in &clear {
+            assert!(
+                !page.contains(id.as_str()) && !page.contains(name.as_str()),
+                "{id} or {name} in clear: {page}"
+            );
+        }
+    };
+    let (status, first, _) = b.get("/console/registry").await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first.contains("id=\"person-count\">25<"), "{first}");
+    assert_eq!(table_rows(&first, "persons"), 20);
+    assert!(
+        first.contains("href=\"/console/registry?page=2\""),
+        "{first}"
+    );
+    assert!(!first.contains("id=\"prev-page\""));
+    assert!(first.contains("<code>11**************"), "masked: {first}");
+    nothing_clear(&first);
+    let (status, second, _) = b.get("/console/registry?page=2").await;
+    assert_eq!(status, 200);
+    assert_eq!(table_rows(&second, "persons"), 5);
+    assert!(
+        second.contains("href=\"/console/registry?page=1\""),
+        "{second}"
+    );
+    assert!(!second.contains("id=\"next-page\""));
+    nothing_clear(&second);
+    // The first enrolled (HU) is on the last page, masked, with its handle.
+    assert!(second.contains(&masked_id(HU)), "{second}");
+    let handle = app
+        .state
+        .app
+        .find_persons(&HU.id(), 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .handle;
+    assert!(second.contains(&handle));
+    // A page past the end: empty, with the way back; a bad page number: the first.
+    let (status, past, _) = b.get("/console/registry?page=9").await;
+    assert_eq!(status, 200);
+    assert_eq!(table_rows(&past, "persons"), 0);
+    assert!(past.contains("id=\"prev-page\""), "{past}");
+    let (_, bad, _) = b.get("/console/registry?page=x").await;
+    assert_eq!(table_rows(&bad, "persons"), 20);
+
+    // Search: by full ID number, by handle, by exact name (posted, never shown back).
+    let csrf = b.csrf().await;
+    let search = |query: String| {
+        let (b, csrf) = (&b, &csrf);
+        async move {
+            let (status, page) = b
+                .post_form(
+                    "/console/registry/search",
+                    &[("csrf", csrf), ("query", &query)],
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            page
+        }
+    };
+    for query in [HU.id(), handle.clone(), HU.name.to_owned()] {
+        let page = search(query.clone()).await;
+        assert!(page.contains("data-found=\"1\""), "{query}: {page}");
+        assert_eq!(table_rows(&page, "found"), 1);
+        let found = page.find("id=\"found\"").unwrap();
+        assert!(page[found..].contains(&masked_id(HU)), "{page}");
+        assert!(page[found..].contains(&handle), "{page}");
+        nothing_clear(&page);
+    }
+    let page = search(UNKNOWN.id()).await;
+    assert!(page.contains("data-found=\"0\""), "{page}");
+    assert!(!page.contains(&UNKNOWN.id()));
+    let page = search("欧阳甲".into()).await;
+    assert!(page.contains("data-found=\"1\""), "{page}");
+    nothing_clear(&page);
+}
+
+#[tokio::test]
+async fn a_rename_needs_a_reason_and_the_events_show_who_renamed_and_why() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    let new_name = "胡某某";
+    let id = HU.id();
+    // Without a reason: refused, nothing changed.
+    for reason in ["", "   "] {
+        let (status, page) = b
+            .post_form(
+                "/console/registry/rename",
+                &[
+                    ("csrf", &csrf),
+                    ("person", &id),
+                    ("name", new_name),
+                    ("reason", reason),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(page.contains("data-reason=\"reason-required\""), "{page}");
+    }
+    let (_, page) = b
+        .post_form(
+            "/console/registry/rename",
+            &[("csrf", &csrf), ("person", &id), ("name", new_name)],
+        )
+        .await;
+    assert!(page.contains("data-reason=\"reason-required\""), "{page}");
+    let still = app.state.app.find_persons(HU.name, 5).await.unwrap();
+    assert_eq!(still.len(), 1, "the name is unchanged");
+    assert!(app
+        .state
+        .app
+        .find_persons(new_name, 5)
+        .await
+        .unwrap()
+        .is_empty());
+    // An unknown person.
+    let (_, page) = b
+        .post_form(
+            "/console/registry/rename",
+            &[
+                ("csrf", &csrf),
+                ("person", &UNKNOWN.id()),
+                ("name", new_name),
+                ("reason", "typo"),
+            ],
+        )
+        .await;
+    assert!(page.contains("data-reason=\"unknown\""), "{page}");
+    // By handle, with a reason: renamed; the page shows the person masked and the event
+    // with the operator and the reason.
+    let reason = "证件信息更正 / ID card corrected";
+    let (status, page) = b
+        .post_form(
+            "/console/registry/rename",
+            &[
+                ("csrf", &csrf),
+                ("person", &still[0].handle),
+                ("name", new_name),
+                ("reason", reason),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    assert!(page.contains("id=\"person\""), "{page}");
+    assert!(page.contains("胡*"), "the new name, masked: {page}");
+    assert!(
+        !page.contains(&id) && !page.contains(new_name) && !page.contains(HU.name),
+        "clear personal data shown: {page}"
+    );
+    let row = event_row(&page, "person.renamed").expect("the rename in the events");
+    assert!(
+        row.contains(reason) && row.contains("console:admin"),
+        "{row}"
+    );
+    assert!(row.contains(&masked_id(HU)), "{row}");
+    assert_eq!(
+        app.state.app.find_persons(new_name, 5).await.unwrap().len(),
+        1
+    );
+    assert!(app
+        .state
+        .app
+        .find_persons(HU.name, 5)
+        .await
+        .unwrap()
+        .is_empty());
+    // The registry page shows it too.
+    let (_, page, _) = b.get("/console/registry").await;
+    assert!(event_row(&page, "person.renamed").is_some(), "{page}");
+}
+
+#[tokio::test]
+async fn replacing_portraits_needs_one_person_in_the_photos_and_a_reason() {
+    let app = spawn_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
+    let id = HU.id();
+    let parsed = renzheng_domain::IdNumber::parse(&id).unwrap();
+    let before = app.state.app.person(&parsed).await.unwrap().unwrap();
+    let replace = |reason: &'static str, photos: Vec<Vec<u8>>| {
+        let (b, csrf, id) = (&b, &csrf, &id);
+        async move {
+            let files: Vec<(&str, &[u8])> = photos.iter().map(|p| ("photo", &p[..])).collect();
+            let (status, page) = b
+                .post_multipart(
+                    "/console/registry/replace",
+                    &[("csrf", csrf), ("person", id), ("reason", reason)],
+                    &files,
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            page
+        }
+    };
+    // Two people's photos: refused, nothing changed.
+    let page = replace(
+        "new photos",
+        vec![app.photo(HU_SAME), app.photo(WEN_PORTRAIT)],
+    )
+    .await;
+    assert!(page.contains("data-reason=\"portrait-mismatch\""), "{page}");
+    assert!(!page.contains("renzheng registry"), "no CLI in the console");
+    assert_eq!(
+        app.state.app.person(&parsed).await.unwrap().unwrap(),
+        before
+    );
+    // Without a reason: refused.
+    let page = replace("", vec![app.photo(WEN_PORTRAIT), app.photo(WEN_SAME)]).await;
+    assert!(page.contains("data-reason=\"reason-required\""), "{page}");
+    assert_eq!(
+        app.state.app.person(&parsed).await.unwrap().unwrap(),
+        before
+    );
+    // One person's two photos and a reason: replaced.
+    let reason = "portraits were of the wrong person";
+    let page = replace(reason, vec![app.photo(WEN_PORTRAIT), app.photo(WEN_SAME)]).await;
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    assert!(page.contains("data-portraits=\"2\""), "{page}");
+    assert!(!page.contains(&id) && !page.contains(HU.name));
+    let after = app.state.app.person(&parsed).await.unwrap().unwrap();
+    assert_eq!(after.portraits.len(), 2);
+    assert!(after
+        .portraits
+        .iter()
+        .all(|p| before.portraits.iter().all(|old| old.id != p.id)));
+    let row = event_row(&page, "person.portraits-replaced").expect("the replacement");
+    assert!(row.contains(reason), "{row}");
+}
+
+/// Enrols UNKNOWN from the console with HU's other photo; the page.
+async fn enrol_unknown_with_hus_face(app: &TestApp, b: &Browser, extra: &[(&str, &str)]) -> String {
+    let csrf = b.csrf().await;
+    let id = UNKNOWN.id();
+    let mut fields = vec![
+        ("csrf", csrf.as_str()),
+        ("name", UNKNOWN.name),
+        ("id_number", id.as_str()),
+    ];
+    fields.extend_from_slice(extra);
+    let (status, page) = b
+        .post_multipart(
+            "/console/registry/enrol",
+            &fields,
+            &[("photo", &app.photo(HU_SAME))],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+#[tokio::test]
+async fn a_face_under_another_id_number_is_enrolled_only_when_allowed_with_a_reason() {
+    let app = spawn_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let parsed = renzheng_domain::IdNumber::parse(&UNKNOWN.id()).unwrap();
+    // The form offers the box and the reason.
+    let (_, form, _) = b.get("/console/registry").await;
+    let enrol_form = form[form.find("id=\"enrol\"").unwrap()..]
+        .split("</form>")
+        .next()
+        .unwrap();
+    assert!(
+        enrol_form.contains("name=\"allow_duplicate_face\" type=\"checkbox\" value=\"yes\""),
+        "{enrol_form}"
+    );
+    assert!(enrol_form.contains("name=\"reason\""), "{enrol_form}");
+    // Refused: the message names HU masked, with no CLI flag anywhere on the page.
+    let page = enrol_unknown_with_hus_face(&app, &b, &[]).await;
+    let message = flash_text(&page, "duplicate-face").expect("a duplicate-face refusal");
+    assert!(message.contains(&masked_id(HU)), "{message}");
+    assert!(!page.contains("--"), "no CLI flags in the console: {page}");
+    assert!(!page.contains(&HU.id()) && !page.contains(&UNKNOWN.id()));
+    assert!(app.state.app.person(&parsed).await.unwrap().is_none());
+    // Ticked without a reason: refused.
+    let page = enrol_unknown_with_hus_face(&app, &b, &[("allow_duplicate_face", "yes")]).await;
+    assert!(page.contains("data-reason=\"reason-required\""), "{page}");
+    assert!(app.state.app.person(&parsed).await.unwrap().is_none());
+    // Ticked with a reason: enrolled, and the override is in the events with its reason.
+    let reason = "twins registered by the bureau";
+    let page = enrol_unknown_with_hus_face(
+        &app,
+        &b,
+        &[("allow_duplicate_face", "yes"), ("reason", reason)],
+    )
+    .await;
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    assert!(page.contains("data-portraits=\"1\""), "{page}");
+    assert!(app.state.app.person(&parsed).await.unwrap().is_some());
+    let row = event_row(&page, "person.duplicate-allowed").expect("the override");
+    assert!(
+        row.contains(reason) && row.contains("console:admin"),
+        "{row}"
+    );
+    assert!(
+        event_row(&page, "person.portrait-refused").is_some(),
+        "the refusals are shown too"
+    );
+    assert!(!page.contains("--"), "{page}");
+}
+
+#[tokio::test]
+async fn the_duplicate_scan_runs_in_the_background_and_lists_the_pair_masked() {
+    let app = spawn_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let page = enrol_unknown_with_hus_face(
+        &app,
+        &b,
+        &[
+            ("allow_duplicate_face", "yes"),
+            ("reason", "one person, two IDs"),
+        ],
+    )
+    .await;
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    let (status, start, _) = b.get("/console/registry/duplicates").await;
+    assert_eq!(status, 200);
+    assert!(!start.contains("id=\"latest-scan\""), "no scan yet");
+    let csrf = b.csrf().await;
+    let r = b
+        .request(Method::POST, "/console/registry/duplicates")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(url_encode(&[("csrf", &csrf)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let progress = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        progress.starts_with("/console/registry/duplicates/"),
+        "{progress}"
+    );
+    let mut page = String::new();
+    for _ in 0..300 {
+        let (status, body, headers) = b.get(&progress).await;
+        assert_eq!(status, 200);
+        page = body;
+        if page.contains("data-state=\"done\"") {
+            assert!(
+                headers.get("refresh").is_none(),
+                "a finished scan stops refreshing"
+            );
+            break;
+        }
+        assert!(page.contains("data-state=\"running\""), "{page}");
+        assert_eq!(headers["refresh"], "1");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(page.contains("data-state=\"done\""), "{page}");
+    // The pair, both masked with their handles; nothing in clear.
+    let handle = |person: Person| {
+        let app = &app;
+        async move {
+            app.state
+                .app
+                .find_persons(&person.id(), 1)
+                .await
+                .unwrap()
+                .remove(0)
+                .handle
+        }
+    };
+    let (hu, unknown) = (handle(HU).await, handle(UNKNOWN).await);
+    let at = page.find("id=\"duplicate-pairs\"").expect("a pairs table");
+    let table = page[at..].split("</table>").next().unwrap();
+    let row = table
+        .split("<tr ")
+        .find(|r| r.contains(&hu) && r.contains(&unknown))
+        .unwrap_or_else(|| panic!("the pair is listed: {table}"));
+    assert!(
+        row.contains(&masked_id(HU)) && row.contains(&masked_id(UNKNOWN)),
+        "{row}"
+    );
+    for person in [HU, JIANG, UNKNOWN] {
+        assert!(
+            !page.contains(&person.id()) && !page.contains(person.name),
+            "clear personal data: {page}"
+        );
+    }
+    // No reveal from the console.
+    let events = app.state.app.recent_events(50).await.unwrap();
+    assert!(!events
+        .iter()
+        .any(|e| e.action == "registry.duplicates-revealed"));
+    // The scan page links the latest scan; an unknown job is a 404.
+    let (_, start, _) = b.get("/console/registry/duplicates").await;
+    assert!(start.contains(&format!("href=\"{progress}\"")), "{start}");
+    let (status, _, _) = b.get("/console/registry/duplicates/nope").await;
+    assert_eq!(status, 404);
 }

@@ -5,6 +5,7 @@
 pub mod about;
 pub mod apps;
 pub mod calls;
+pub mod duplicates;
 pub mod overview;
 pub mod packages;
 pub mod registry;

@@ -1,21 +1,26 @@
-//! Registry: look a person up (the ID number is posted, never put in a URL), enrol with
-//! photos (the engine's refusal reasons shown), remove after an explicit confirmation,
-//! import a server-side folder with a progress page.
+//! Registry: the persons enrolled (a paged list and a search, masked), look a person up
+//! (the ID number is posted, never put in a URL), enrol with photos (the engine's and the
+//! registry's refusal reasons shown, a duplicate face allowed only with a reason), rename
+//! and replace portraits (each with a reason), remove after an explicit confirmation,
+//! import a server-side folder with a progress page, and the registry's operator events
+//! with who did what and why. The duplicate-face scan has its own page
+//! ([`duplicates`](super::duplicates)).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
-use renzheng_app::{EnrolFields, EnrolRequest, PersonView};
-use renzheng_domain::IdNumber;
+use renzheng_app::{AppError, EnrolFields, EnrolRequest, PersonLine, PersonView, Reason};
+use renzheng_domain::{IdNumber, PersonName};
+use renzheng_store::AdminEventRecord;
 use serde::Deserialize;
 
 use crate::console::csrf;
-use crate::console::errors::{not_found, refusal_reason, refusal_text};
+use crate::console::errors::{failure, not_found, refusal_reason, refusal_text};
 use crate::console::fields;
 use crate::console::i18n::Lang;
 use crate::console::layout::{format_time, html_page, Flash, Page};
@@ -24,11 +29,21 @@ use crate::console::verified::{NoFields, Verified};
 use crate::import_jobs::ImportJobs;
 use crate::state::AppState;
 
+/// Persons per page of the list.
+const PER_PAGE: u32 = 20;
+
+/// Persons a search shows, at most (an exact name may be shared).
+const SEARCH_LIMIT: u32 = 50;
+
+/// Operator events read to find the registry's latest ones, and how many are shown.
+const EVENTS_READ: u32 = 200;
+const EVENTS_SHOWN: usize = 20;
+
 fn person_card(lang: Lang, person: &PersonView, offset: i32) -> Markup {
     let t = lang.t();
     html! {
-        section #person .card data-portraits=(person.portraits.len()) {
-            p { strong { (person.name) } " · " code { (person.id_number) } }
+        section #person .card data-portraits=(person.portraits.len()) data-handle=(person.handle) {
+            p { strong { (person.name) } " · " code { (person.id_number) } " · " code .handle { (person.handle) } }
             p .muted { (t.created_at) " " (format_time(person.created_at, offset)) }
             p { (t.portraits) ": " (person.portraits.len()) }
             ul {
@@ -40,8 +55,106 @@ fn person_card(lang: Lang, person: &PersonView, offset: i32) -> Markup {
     }
 }
 
-fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -> Response {
+/// A table of persons, masked (the list's page, a search's results).
+fn person_table(lang: Lang, id: &str, lines: &[PersonLine], offset: i32) -> Markup {
     let t = lang.t();
+    html! {
+        div .table-wrap { table id=(id) {
+            thead { tr { th { (t.name) } th { (t.id_number) } th { (t.handle) } th .num { (t.portraits) } th { (t.enrolled_at) } } }
+            tbody {
+                @for p in lines {
+                    tr data-handle=(p.handle) {
+                        td { (p.name) }
+                        td { code { (p.id_number) } }
+                        td { code { (p.handle) } }
+                        td .num { (p.portraits) }
+                        td { (format_time(p.created_at, offset)) }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+/// An event's detail as the console shows it: the use cases' messages end with a hint
+/// for the command line (a `--flag`, a `renzheng …` command), which is not the
+/// console's way; the clause holding it is left out.
+fn shown_detail(detail: &str) -> &str {
+    let Some(hint) = ["--", "`renzheng"]
+        .iter()
+        .filter_map(|h| detail.find(h))
+        .min()
+    else {
+        return detail;
+    };
+    let before = &detail[..hint];
+    let cut = [" (", "; "]
+        .iter()
+        .filter_map(|c| before.rfind(c))
+        .max()
+        .unwrap_or(hint);
+    detail[..cut].trim_end()
+}
+
+/// Whether an operator event is about the registry.
+fn is_registry_event(e: &AdminEventRecord) -> bool {
+    e.action.starts_with("person.") || e.action.starts_with("registry.")
+}
+
+fn events_table(lang: Lang, events: &[AdminEventRecord], offset: i32) -> Markup {
+    let t = lang.t();
+    html! {
+        @if events.is_empty() {
+            p .muted { (t.no_data) }
+        } @else {
+            div .table-wrap { table #registry-events {
+                thead { tr { th { (t.time) } th { (t.who) } th { (t.what) } th { (t.target) } th { (t.detail) } th { (t.reason) } } }
+                tbody {
+                    @for e in events {
+                        tr data-action=(e.action) {
+                            td { (format_time(e.at, offset)) }
+                            td { (e.actor) }
+                            td { code { (e.action) } }
+                            td { code { (e.target.as_deref().unwrap_or("")) } }
+                            td .wrap { (e.detail.as_deref().map(shown_detail).unwrap_or("")) }
+                            td .wrap .reason { (e.reason.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// The registry page: its list at `page` (1-based), `flash`, and `shown` (a person, a
+/// search's results, a summary) above the forms.
+async fn render(
+    state: &AppState,
+    op: &Operator,
+    lang: Lang,
+    page: u64,
+    flash: Vec<Flash>,
+    shown: Option<Markup>,
+) -> Response {
+    let t = lang.t();
+    let offset = state.app.settings().metering.utc_offset_minutes;
+    let page = page.max(1);
+    let listed = state
+        .app
+        .registry_page((page - 1).saturating_mul(u64::from(PER_PAGE)), PER_PAGE)
+        .await;
+    let events = state.app.recent_events(EVENTS_READ).await;
+    let (listed, events) = match (listed, events) {
+        (Ok(l), Ok(e)) => (l, e),
+        (Err(e), _) | (_, Err(e)) => return failure(lang, Some(&op.session), &e),
+    };
+    let events: Vec<AdminEventRecord> = events
+        .into_iter()
+        .filter(is_registry_event)
+        .take(EVENTS_SHOWN)
+        .collect();
+    let pages = listed.total.div_ceil(u64::from(PER_PAGE)).max(1);
+    let latest_scan = state.duplicates.latest();
     let csrf = csrf::field(&op.session);
     html_page(
         StatusCode::OK,
@@ -53,7 +166,19 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
             flash,
         },
         html! {
+            div .figures {
+                div .figure { span .muted { (t.person_count) } b #person-count { (listed.total) } }
+            }
+            @if let Some(shown) = shown { (shown) }
             div .grid {
+                section .card {
+                    h2 { (t.search) }
+                    form #search .row method="post" action="/console/registry/search" {
+                        (csrf)
+                        (fields::search_query(lang))
+                        button type="submit" { (t.search_button) }
+                    }
+                }
                 section .card {
                     h2 { (t.lookup) }
                     form #lookup .row method="post" action="/console/registry/lookup" {
@@ -61,7 +186,6 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                         (fields::id_number(lang))
                         button type="submit" { (t.find) }
                     }
-                    @if let Some(shown) = shown { (shown) }
                 }
                 section .card {
                     h2 { (t.enrol) }
@@ -70,7 +194,33 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                         (fields::person_name(lang))
                         (fields::id_number(lang))
                         label { (t.photos) input name="photo" type="file" accept="image/*" multiple; }
+                        (fields::allow_duplicate_face(lang))
+                        (fields::reason(lang, false))
+                        p .muted #enrol-reason-hint { (t.reason_hint) }
                         button type="submit" { (t.enrol) }
+                    }
+                }
+                section .card {
+                    h2 { (t.rename) }
+                    p .muted { (t.rename_intro) }
+                    form #rename method="post" action="/console/registry/rename" {
+                        (csrf)
+                        (fields::person_ref(lang))
+                        (fields::new_name(lang))
+                        (fields::reason(lang, true))
+                        button type="submit" { (t.rename) }
+                    }
+                }
+                section .card {
+                    h2 { (t.replace) }
+                    p .muted { (t.replace_intro) }
+                    form #replace method="post" action="/console/registry/replace" enctype="multipart/form-data" {
+                        (csrf)
+                        (fields::person_ref(lang))
+                        label { (t.photos) input name="photo" type="file" accept="image/*" multiple required; }
+                        (fields::reason(lang, true))
+                        (fields::allow_duplicate_face(lang))
+                        button type="submit" { (t.replace_button) }
                     }
                 }
                 section .card {
@@ -80,6 +230,20 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                         (fields::id_number(lang))
                         label { input name="confirm" type="checkbox" value="yes"; " " (t.remove_confirm) }
                         button .danger type="submit" { (t.remove_button) }
+                    }
+                }
+                section .card {
+                    h2 { (t.duplicates) }
+                    p .muted { (t.duplicates_intro) }
+                    form #duplicates method="post" action="/console/registry/duplicates" {
+                        (csrf)
+                        button .secondary type="submit" { (t.duplicates_button) }
+                    }
+                    p {
+                        a href="/console/registry/duplicates" { (t.duplicates_open) }
+                        @if let Some((job, _)) = latest_scan {
+                            " · " a #latest-scan href={ "/console/registry/duplicates/" (job) } { (t.last_scan) " →" }
+                        }
                     }
                 }
                 section .card {
@@ -100,13 +264,94 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, shown: Option<Markup>) -
                     }
                 }
             }
+            section #persons-list .card data-page=(page) data-pages=(pages) data-total=(listed.total) {
+                h2 { (t.persons_list) }
+                @if listed.persons.is_empty() {
+                    p .muted { (t.no_data) }
+                } @else {
+                    (person_table(lang, "persons", &listed.persons, offset))
+                }
+                p .pager {
+                    @if page > 1 {
+                        a #prev-page href={ "/console/registry?page=" (page.min(pages + 1) - 1) } { "← " (t.prev_page) }
+                        " "
+                    }
+                    span .muted { (t.page) " " (page) " / " (pages) }
+                    @if page < pages {
+                        " "
+                        a #next-page href={ "/console/registry?page=" (page + 1) } { (t.next_page) " →" }
+                    }
+                }
+            }
+            section .card {
+                h2 { (t.registry_events) }
+                (events_table(lang, &events, offset))
+            }
         },
     )
 }
 
-/// `GET /console/registry`.
-pub async fn page(op: Operator, lang: Lang) -> Response {
-    render(&op, lang, Vec::new(), None)
+/// The list's page in the URL (`?page=N`, 1-based; anything else is the first).
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<String>,
+}
+
+/// `GET /console/registry[?page=N]`.
+pub async fn page(
+    State(state): State<AppState>,
+    op: Operator,
+    lang: Lang,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let page = q
+        .page
+        .and_then(|p| p.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    render(&state, &op, lang, page, Vec::new(), None).await
+}
+
+/// The flash of a refused registry form: a person that is not there, or the use case's
+/// refusal in the console's words.
+fn refusal_flash(lang: Lang, e: &AppError) -> Flash {
+    match e {
+        AppError::NotFound("person") => Flash::error_because(lang.t().not_in_registry, "unknown"),
+        e => Flash::error_because(refusal_text(lang, e), refusal_reason(e)),
+    }
+}
+
+/// The search form.
+#[derive(Deserialize)]
+pub struct SearchForm {
+    query: String,
+}
+
+/// `POST /console/registry/search`: a full ID number, a handle or an exact name (posted:
+/// it is personal data), the persons it names, masked. The query is not shown back.
+pub async fn search(
+    State(state): State<AppState>,
+    lang: Lang,
+    form: Verified<Form<SearchForm>>,
+) -> Response {
+    let (op, form) = form.into_parts();
+    let t = lang.t();
+    let offset = state.app.settings().metering.utc_offset_minutes;
+    match state.app.find_persons(&form.query, SEARCH_LIMIT).await {
+        Ok(found) => {
+            let shown = html! {
+                section #search-results .card data-found=(found.len()) {
+                    h2 { (t.search_results) " (" (found.len()) ")" }
+                    @if found.is_empty() {
+                        p .muted { (t.no_match) }
+                    } @else {
+                        (person_table(lang, "found", &found, offset))
+                    }
+                }
+            };
+            render(&state, &op, lang, 1, Vec::new(), Some(shown)).await
+        }
+        Err(e) => render(&state, &op, lang, 1, vec![refusal_flash(lang, &e)], None).await,
+    }
 }
 
 /// The lookup and remove forms.
@@ -128,22 +373,19 @@ pub async fn lookup(
         Ok(id) => state.app.person(&id).await,
         Err(e) => Err(e.into()),
     };
-    match found {
-        Ok(Some(person)) => {
-            let card = person_card(lang, &person, offset);
-            render(&op, lang, Vec::new(), Some(card))
-        }
-        Ok(None) => render(
-            &op,
-            lang,
+    let (flash, shown) = match found {
+        Ok(Some(person)) => (Vec::new(), Some(person_card(lang, &person, offset))),
+        Ok(None) => (
             vec![Flash::error_because(lang.t().not_in_registry, "unknown")],
             None,
         ),
-        Err(e) => render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None),
-    }
+        Err(e) => (vec![Flash::error(refusal_text(lang, &e))], None),
+    };
+    render(&state, &op, lang, 1, flash, shown).await
 }
 
-/// `POST /console/registry/enrol` (multipart: `csrf`, `name`, `id_number`, `photo`…).
+/// `POST /console/registry/enrol` (multipart: `csrf`, `name`, `id_number`, `photo`…,
+/// `allow_duplicate_face`, `reason`).
 pub async fn enrol(
     State(state): State<AppState>,
     lang: Lang,
@@ -152,7 +394,7 @@ pub async fn enrol(
     let (op, upload) = form.into_parts();
     let upload = match upload {
         Ok(u) => u,
-        Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
+        Err(why) => return render(&state, &op, lang, 1, vec![Flash::error(why)], None).await,
     };
     let fields = EnrolFields {
         name: upload.text("name").map(str::to_owned),
@@ -166,23 +408,95 @@ pub async fn enrol(
         Err(e) => Err(e),
     };
     let offset = state.app.settings().metering.utc_offset_minutes;
-    match enrolled {
+    let (flash, shown) = match enrolled {
         Ok(enrolled) => {
             let person = enrolled.person;
-            let card = person_card(lang, &person, offset);
             let flash = Flash::ok(format!("{} · {}", lang.t().enrolled, person.id_number));
-            render(&op, lang, vec![flash], Some(card))
+            (flash, Some(person_card(lang, &person, offset)))
         }
-        Err(e) => render(
-            &op,
-            lang,
-            vec![Flash::error_because(
-                refusal_text(lang, &e),
-                refusal_reason(&e),
-            )],
-            None,
-        ),
+        Err(e) => (refusal_flash(lang, &e), None),
+    };
+    render(&state, &op, lang, 1, vec![flash], shown).await
+}
+
+/// The rename form.
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    person: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /console/registry/rename`: a person (ID number or handle) gets a new name, for
+/// a reason (`person.renamed`).
+pub async fn rename(
+    State(state): State<AppState>,
+    lang: Lang,
+    form: Verified<Form<RenameForm>>,
+) -> Response {
+    let (op, form) = form.into_parts();
+    let renamed = async {
+        let reason = Reason::parse(&form.reason)?;
+        let name = PersonName::parse(&form.name)?;
+        let id = state.app.resolve_person(&form.person).await?;
+        state
+            .app
+            .rename_person(&op.session.actor(), &id, &name, reason)
+            .await
     }
+    .await;
+    let offset = state.app.settings().metering.utc_offset_minutes;
+    let (flash, shown) = match renamed {
+        Ok(person) => (
+            Flash::ok(format!("{} · {}", lang.t().renamed, person.id_number)),
+            Some(person_card(lang, &person, offset)),
+        ),
+        Err(e) => (refusal_flash(lang, &e), None),
+    };
+    render(&state, &op, lang, 1, vec![flash], shown).await
+}
+
+/// `POST /console/registry/replace` (multipart: `csrf`, `person`, `photo`…, `reason`,
+/// `allow_duplicate_face`): all of a person's portraits replaced by the photos, for a
+/// reason; the same reason allows a face enrolled under another ID number when the box
+/// is ticked.
+pub async fn replace(
+    State(state): State<AppState>,
+    lang: Lang,
+    form: Verified<Multipart>,
+) -> Response {
+    let (op, upload) = form.into_parts();
+    let upload = match upload {
+        Ok(u) => u,
+        Err(why) => return render(&state, &op, lang, 1, vec![Flash::error(why)], None).await,
+    };
+    let replaced = async {
+        let reason = Reason::parse(upload.text("reason").unwrap_or_default())?;
+        let id = state
+            .app
+            .resolve_person(upload.text("person").unwrap_or_default())
+            .await?;
+        let allow = (upload.text("allow_duplicate_face") == Some("yes")).then(|| reason.clone());
+        let photos = upload.files("photo").cloned().collect();
+        state
+            .app
+            .replace_portraits(&op.session.actor(), &id, photos, reason, allow)
+            .await
+    }
+    .await;
+    let offset = state.app.settings().metering.utc_offset_minutes;
+    let (flash, shown) = match replaced {
+        Ok(enrolled) => {
+            let person = enrolled.person;
+            let flash = Flash::ok(format!("{} · {}", lang.t().replaced, person.id_number));
+            (flash, Some(person_card(lang, &person, offset)))
+        }
+        Err(e) => (refusal_flash(lang, &e), None),
+    };
+    render(&state, &op, lang, 1, vec![flash], shown).await
 }
 
 /// `POST /console/registry/remove`: only with the confirmation ticked.
@@ -194,12 +508,8 @@ pub async fn remove(
     let (op, form) = form.into_parts();
     let t = lang.t();
     if form.confirm.as_deref() != Some("yes") {
-        return render(
-            &op,
-            lang,
-            vec![Flash::error_because(t.confirm_required, "confirm")],
-            None,
-        );
+        let flash = Flash::error_because(t.confirm_required, "confirm");
+        return render(&state, &op, lang, 1, vec![flash], None).await;
     }
     let removed = match IdNumber::parse(&form.id_number) {
         Ok(id) => state
@@ -213,7 +523,7 @@ pub async fn remove(
         Ok(masked) => Flash::ok(format!("{} · {masked}", t.removed)),
         Err(e) => Flash::error(refusal_text(lang, &e)),
     };
-    render(&op, lang, vec![flash], None)
+    render(&state, &op, lang, 1, vec![flash], None).await
 }
 
 /// `POST /console/registry/reembed`: the active pack's embeddings from kept photos.
@@ -224,7 +534,7 @@ pub async fn reembed(
 ) -> Response {
     let (op, NoFields {}) = form.into_parts();
     let t = lang.t();
-    match state.app.reembed(&op.session.actor()).await {
+    let (flash, shown) = match state.app.reembed(&op.session.actor()).await {
         Ok(s) => {
             let shown = html! {
                 section #reembed-summary .card {
@@ -233,10 +543,11 @@ pub async fn reembed(
                     @for id in s.without_photo.iter().chain(&s.refused) { p .muted { code { (id) } } }
                 }
             };
-            render(&op, lang, vec![Flash::ok(t.saved)], Some(shown))
+            (Flash::ok(t.saved), Some(shown))
         }
-        Err(e) => render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None),
-    }
+        Err(e) => (Flash::error(refusal_text(lang, &e)), None),
+    };
+    render(&state, &op, lang, 1, vec![flash], shown).await
 }
 
 /// The import form.
@@ -259,7 +570,7 @@ pub async fn import(
             format!("{}: {}", lang.t().import_failed, dir.display()),
             "folder",
         );
-        return render(&op, lang, vec![flash], None);
+        return render(&state, &op, lang, 1, vec![flash], None).await;
     }
     let job = uuid::Uuid::new_v4().simple().to_string();
     let jobs: Arc<ImportJobs> = state.imports.clone();
@@ -337,4 +648,36 @@ pub async fn import_progress(
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_detail;
+
+    #[test]
+    fn event_details_are_shown_without_their_command_line_hints() {
+        assert_eq!(
+            shown_detail(
+                "photo 1: this face is already enrolled under 11**************1X \
+                 (p-0123456789abcdef, score 0.912); nothing was stored (if both ID numbers \
+                 really belong to one person, allow it with --allow-duplicate-face --reason TEXT)"
+            ),
+            "photo 1: this face is already enrolled under 11**************1X \
+             (p-0123456789abcdef, score 0.912); nothing was stored"
+        );
+        assert_eq!(
+            shown_detail(
+                "photo 2 does not match photo 1 (score 0.100): a person's portraits must all \
+                 show them; nothing was stored (to replace a person's portraits, use \
+                 `renzheng registry replace`)"
+            ),
+            "photo 2 does not match photo 1 (score 0.100): a person's portraits must all \
+             show them; nothing was stored"
+        );
+        assert_eq!(
+            shown_detail("name 张* -> 李*"),
+            "name 张* -> 李*",
+            "no hint, nothing cut"
+        );
+    }
 }
