@@ -126,6 +126,7 @@ on_both_databases!(
     one_face_under_two_id_numbers_is_refused_unless_allowed,
     a_reused_photo_is_always_caught,
     portraits_are_replaced_only_by_agreeing_photos_with_a_reason,
+    a_folder_import_skips_what_is_on_record_and_lists_each_refusal,
 );
 
 async fn another_persons_face_is_never_added_under_an_enrolled_id(app: &TestApp) {
@@ -398,6 +399,77 @@ async fn portraits_are_replaced_only_by_agreeing_photos_with_a_reason(app: &Test
     // The old face is free again: another ID number may be enrolled with it.
     let response = enrol(app, UNKNOWN, &[photo(HU_SAME)], json!({})).await;
     assert_eq!(response.status(), 201);
+}
+
+async fn a_folder_import_skips_what_is_on_record_and_lists_each_refusal(app: &TestApp) {
+    let folder = tempfile::tempdir().unwrap();
+    let put =
+        |bytes: Vec<u8>, name: String| std::fs::write(folder.path().join(name), bytes).unwrap();
+    // HU's own portrait, re-encoded: already on record. Wen for UNKNOWN: new. Jiang's face
+    // under NO_PHOTO's number: refused, the file named masked.
+    put(
+        recompressed(HU.portrait.unwrap(), 0.9, 85),
+        format!("{}.jpg", HU.id()),
+    );
+    put(photo(WEN_1), format!("{}.jpg", UNKNOWN.id()));
+    put(
+        photo(JIANG.portrait.unwrap()),
+        format!("{}.jpg", NO_PHOTO.id()),
+    );
+    let csv = format!(
+        "id,name\n{},{}\n{},{}\n{},{}\n",
+        HU.id(),
+        HU.name,
+        UNKNOWN.id(),
+        UNKNOWN.name,
+        NO_PHOTO.id(),
+        NO_PHOTO.name
+    );
+    std::fs::write(folder.path().join("people.csv"), csv).unwrap();
+    let actor = renzheng_app::Actor::Cli;
+    let summary = app
+        .state
+        .app
+        .import_folder(&actor, folder.path(), None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            summary.persons,
+            summary.portraits,
+            summary.already_on_record
+        ),
+        (2, 1, 1),
+        "{summary:?}"
+    );
+    assert_eq!(summary.refused.len(), 1, "{summary:?}");
+    let refusal = &summary.refused[0];
+    assert_eq!(refusal.item, format!("{}.jpg", masked(NO_PHOTO)));
+    assert!(refusal.reason.contains(&masked(JIANG)), "{refusal:?}");
+    assert!(
+        refusal.reason.contains("already enrolled under"),
+        "{refusal:?}"
+    );
+    assert_eq!(
+        app.check_result(NO_PHOTO, JIANG.portrait.unwrap()).await["result"],
+        5
+    );
+    assert_eq!(app.check_result(UNKNOWN, WEN_2).await["result"], 1);
+
+    // Again: nothing changes.
+    let again = app
+        .state
+        .app
+        .import_folder(&actor, folder.path(), None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.portraits, again.already_on_record),
+        (0, 2),
+        "{again:?}"
+    );
+    assert_eq!(portraits_of(app, HU).await, 1);
+    assert_eq!(portraits_of(app, UNKNOWN).await, 1);
 }
 
 /// Two nodes sharing PostgreSQL: what one enrols, the other's index knows before its next
