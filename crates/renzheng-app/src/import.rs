@@ -9,8 +9,7 @@ use renzheng_domain::{IdNumber, PersonName};
 use serde::Serialize;
 
 use crate::audit::Actor;
-use crate::error::Against;
-use crate::integrity::NewFace;
+use crate::integrity::{refusal_cause, NewFace};
 use crate::{App, AppError};
 
 const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp"];
@@ -150,7 +149,7 @@ impl App {
                 }
                 Err(refusal @ AppError::NameMismatch) => summary.refused.push(ImportRefusal {
                     item: format!("CSV line {line} ({id})"),
-                    reason: refusal.to_string(),
+                    reason: refusal_cause(&refusal),
                 }),
                 Err(
                     refusal @ (AppError::PortraitMismatch { index, .. }
@@ -160,34 +159,12 @@ impl App {
                         .get(index - 1)
                         .cloned()
                         .unwrap_or_else(|| format!("CSV line {line} ({id})")),
-                    reason: format!("person not enrolled: {}", refusal_reason(&refusal)),
+                    reason: format!("person not enrolled: {}", refusal_cause(&refusal)),
                 }),
                 Err(e) => return Err(e),
             }
         }
         Ok(summary)
-    }
-}
-
-/// A registry refusal's message for the import report, which names the file instead of
-/// the photo's position.
-fn refusal_reason(refusal: &AppError) -> String {
-    match refusal {
-        AppError::PortraitMismatch { against, score, .. } => match against {
-            Against::OnRecord(id) => {
-                format!("does not match the person's portrait #{id} on record (score {score:.3})")
-            }
-            Against::Photo(n) => {
-                format!("does not match the person's photo {n} in this folder (score {score:.3})")
-            }
-        },
-        AppError::DuplicateFace {
-            other,
-            handle,
-            score,
-            ..
-        } => format!("this face is already enrolled under {other} ({handle}, score {score:.3})"),
-        other => other.to_string(),
     }
 }
 

@@ -341,14 +341,19 @@ pub(crate) fn skip_on_record(
     (kept, skipped)
 }
 
-/// The first new face a check would not answer "same person" (result 1) for against a
-/// portrait on record or another new face, with the comparison's score.
+/// The refusal of the first new face a check would not answer "same person" (result 1)
+/// for against a portrait on record or another new face, with the comparison's score.
 pub(crate) fn first_disagreement(
     engine: &dyn FaceEngine,
     on_record: &[Portrait],
     faces: &[NewFace],
-) -> Option<(usize, Against, f64)> {
+) -> Option<AppError> {
     let model = engine.model_id();
+    let refusal = |index, against, c: Comparison| AppError::PortraitMismatch {
+        index,
+        against,
+        score: c.score,
+    };
     for (i, face) in faces.iter().enumerate() {
         let a = (
             face.portrait.embedding.as_slice(),
@@ -357,7 +362,7 @@ pub(crate) fn first_disagreement(
         for p in on_record.iter().filter(|p| p.model_id == model) {
             let c = portrait_comparison(engine, a, (&p.embedding, quality_warned(&p.quality)));
             if c.verdict != Verdict::Same {
-                return Some((face.index, Against::OnRecord(p.id), c.score));
+                return Some(refusal(face.index, Against::OnRecord(p.id), c));
             }
         }
         for other in &faces[..i] {
@@ -367,11 +372,33 @@ pub(crate) fn first_disagreement(
             );
             let c = portrait_comparison(engine, a, b);
             if c.verdict != Verdict::Same {
-                return Some((face.index, Against::Photo(other.index), c.score));
+                return Some(refusal(face.index, Against::Photo(other.index), c));
             }
         }
     }
     None
+}
+
+/// What a registry refusal is about, in words every edge can show and every record can
+/// keep: neither the photo's position (the edges name the photo their own way) nor the
+/// advice each edge adds (a CLI flag, an admin-API field, a console form).
+pub(crate) fn refusal_cause(refusal: &AppError) -> String {
+    match refusal {
+        AppError::NameMismatch => "this ID number is enrolled under another name (a name \
+            changes only by a rename, with a reason)"
+            .into(),
+        AppError::PortraitMismatch { against, score, .. } => {
+            format!("does not match {against} (score {score:.3})")
+        }
+        AppError::DuplicateFace {
+            other,
+            handle,
+            score,
+            ..
+        } => format!("this face is already enrolled under {other} ({handle}, score {score:.3})"),
+        AppError::PortraitRefused { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// One person in the duplicate-face report.

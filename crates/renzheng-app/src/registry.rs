@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::audit::Actor;
 use crate::check::required;
 use crate::integrity::{
-    first_disagreement, skip_on_record, DuplicateHit, NewFace, Reason, WRITE_ATTEMPTS,
+    first_disagreement, refusal_cause, skip_on_record, DuplicateHit, NewFace, Reason,
+    WRITE_ATTEMPTS,
 };
 use crate::keys::PhotoCipher;
 use crate::{App, AppError};
@@ -156,8 +157,7 @@ impl App {
                         index: i + 1,
                         reason,
                     };
-                    self.record_refusal(actor, id, &refusal).await;
-                    return Err(refusal);
+                    return Err(self.refused(actor, id, refusal).await);
                 }
             }
         }
@@ -165,13 +165,20 @@ impl App {
     }
 
     /// Records a refused registry write about `id` (`person.portrait-refused`), so that an
-    /// operator sees what was tried.
-    async fn record_refusal(&self, actor: &Actor, id: &IdNumber, refusal: &AppError) {
+    /// operator sees what was tried, and gives the refusal back to be returned.
+    async fn refused(&self, actor: &Actor, id: &IdNumber, refusal: AppError) -> AppError {
+        let cause = refusal_cause(&refusal);
         let mut event = self
             .event(actor, "person.portrait-refused")
             .about_person(id, &self.audit_key);
-        event.detail = Some(refusal.to_string());
+        event.detail = Some(match &refusal {
+            AppError::PortraitRefused { index, .. }
+            | AppError::PortraitMismatch { index, .. }
+            | AppError::DuplicateFace { index, .. } => format!("photo {index}: {cause}"),
+            _ => cause,
+        });
         self.record_event(event).await;
+        refusal
     }
 
     /// Enrols a person, or adds portraits to an enrolled one, under the registry's rules
@@ -218,25 +225,15 @@ impl App {
             };
             let existing = self.store.get_person(id).await?;
             if existing.as_ref().is_some_and(|r| r.person.name != *name) {
-                let refusal = AppError::NameMismatch;
-                self.record_refusal(actor, id, &refusal).await;
-                return Err(refusal);
+                return Err(self.refused(actor, id, AppError::NameMismatch).await);
             }
             let on_record = existing.map(|r| r.portraits).unwrap_or_default();
             let (faces, skipped, duplicates) = match (&engine, &index) {
                 (Some(engine), Some(index)) => {
                     let (kept, skipped) =
                         skip_on_record(engine.as_ref(), &on_record, faces.clone());
-                    if let Some((index, against, score)) =
-                        first_disagreement(engine.as_ref(), &on_record, &kept)
-                    {
-                        let refusal = AppError::PortraitMismatch {
-                            index,
-                            against,
-                            score,
-                        };
-                        self.record_refusal(actor, id, &refusal).await;
-                        return Err(refusal);
+                    if let Some(refusal) = first_disagreement(engine.as_ref(), &on_record, &kept) {
+                        return Err(self.refused(actor, id, refusal).await);
                     }
                     let state = index.as_ref().expect("the index is built when locked");
                     let hits = self.duplicate_hits(engine, state, handle, &kept).await?;
@@ -308,8 +305,7 @@ impl App {
                     handle: hit.handle.to_string(),
                     score: hit.score,
                 };
-                self.record_refusal(actor, id, &refusal).await;
-                Err(refusal)
+                Err(self.refused(actor, id, refusal).await)
             }
         }
     }
@@ -361,14 +357,8 @@ impl App {
             .ok_or(AppError::NotFound("person"))?;
         let faces = self.analyse_faces(actor, id, photos).await?;
         let engine = self.engine().await?;
-        if let Some((index, against, score)) = first_disagreement(engine.as_ref(), &[], &faces) {
-            let refusal = AppError::PortraitMismatch {
-                index,
-                against,
-                score,
-            };
-            self.record_refusal(actor, id, &refusal).await;
-            return Err(refusal);
+        if let Some(refusal) = first_disagreement(engine.as_ref(), &[], &faces) {
+            return Err(self.refused(actor, id, refusal).await);
         }
         let handle = self.store.person_handle(id);
         for _ in 0..WRITE_ATTEMPTS {
@@ -485,16 +475,9 @@ impl App {
                     .store
                     .get_person(&id)
                     .await?
-                    .map(|r| {
-                        vec![PersonLine {
-                            handle: r.person.handle.to_string(),
-                            id_number: r.person.id_number.masked(),
-                            name: r.person.name.masked(),
-                            portraits: u32::try_from(r.portraits.len()).unwrap_or(u32::MAX),
-                            created_at: r.person.created_at,
-                        }]
-                    })
-                    .unwrap_or_default()),
+                    .iter()
+                    .map(PersonLine::from)
+                    .collect()),
             };
         }
         let name = PersonName::parse(query)?;
@@ -570,6 +553,18 @@ impl From<&renzheng_store::PersonSummary> for PersonLine {
             name: s.name.masked(),
             portraits: s.portraits,
             created_at: s.created_at,
+        }
+    }
+}
+
+impl From<&PersonRecord> for PersonLine {
+    fn from(r: &PersonRecord) -> Self {
+        PersonLine {
+            handle: r.person.handle.to_string(),
+            id_number: r.person.id_number.masked(),
+            name: r.person.name.masked(),
+            portraits: u32::try_from(r.portraits.len()).unwrap_or(u32::MAX),
+            created_at: r.person.created_at,
         }
     }
 }

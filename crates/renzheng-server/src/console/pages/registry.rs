@@ -76,26 +76,6 @@ fn person_table(lang: Lang, id: &str, lines: &[PersonLine], offset: i32) -> Mark
     }
 }
 
-/// An event's detail as the console shows it: the use cases' messages end with a hint
-/// for the command line (a `--flag`, a `renzheng …` command), which is not the
-/// console's way; the clause holding it is left out.
-fn shown_detail(detail: &str) -> &str {
-    let Some(hint) = ["--", "`renzheng"]
-        .iter()
-        .filter_map(|h| detail.find(h))
-        .min()
-    else {
-        return detail;
-    };
-    let before = &detail[..hint];
-    let cut = [" (", "; "]
-        .iter()
-        .filter_map(|c| before.rfind(c))
-        .max()
-        .unwrap_or(hint);
-    detail[..cut].trim_end()
-}
-
 /// Whether an operator event is about the registry.
 fn is_registry_event(e: &AdminEventRecord) -> bool {
     e.action.starts_with("person.") || e.action.starts_with("registry.")
@@ -116,7 +96,7 @@ fn events_table(lang: Lang, events: &[AdminEventRecord], offset: i32) -> Markup 
                             td { (e.actor) }
                             td { code { (e.action) } }
                             td { code { (e.target.as_deref().unwrap_or("")) } }
-                            td .wrap { (e.detail.as_deref().map(shown_detail).unwrap_or("")) }
+                            td .wrap { (e.detail.as_deref().unwrap_or("")) }
                             td .wrap .reason { (e.reason.as_deref().unwrap_or("")) }
                         }
                     }
@@ -648,36 +628,4 @@ pub async fn import_progress(
         );
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shown_detail;
-
-    #[test]
-    fn event_details_are_shown_without_their_command_line_hints() {
-        assert_eq!(
-            shown_detail(
-                "photo 1: this face is already enrolled under 11**************1X \
-                 (p-0123456789abcdef, score 0.912); nothing was stored (if both ID numbers \
-                 really belong to one person, allow it with --allow-duplicate-face --reason TEXT)"
-            ),
-            "photo 1: this face is already enrolled under 11**************1X \
-             (p-0123456789abcdef, score 0.912); nothing was stored"
-        );
-        assert_eq!(
-            shown_detail(
-                "photo 2 does not match photo 1 (score 0.100): a person's portraits must all \
-                 show them; nothing was stored (to replace a person's portraits, use \
-                 `renzheng registry replace`)"
-            ),
-            "photo 2 does not match photo 1 (score 0.100): a person's portraits must all \
-             show them; nothing was stored"
-        );
-        assert_eq!(
-            shown_detail("name 张* -> 李*"),
-            "name 张* -> 李*",
-            "no hint, nothing cut"
-        );
-    }
 }
