@@ -349,3 +349,115 @@ async fn reembed_over_http_lists_who_lacks_the_active_packs_embeddings() {
         "clear ID number: {body}"
     );
 }
+
+#[tokio::test]
+async fn the_registry_endpoints_refuse_bad_input_with_a_clear_error() {
+    let app = spawn_test_app().await;
+    let post = |path: &'static str, body: serde_json::Value| {
+        app.admin(Method::POST, path).json(&body).send()
+    };
+    // Not JSON at all.
+    for path in [
+        "/admin/persons/lookup",
+        "/admin/persons/rename",
+        "/admin/persons/replace",
+        "/admin/persons/remove",
+        "/admin/registry/duplicates",
+    ] {
+        let response = app
+            .admin(Method::POST, path)
+            .header("Content-Type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        let (status, code, _) = error_of(response).await;
+        assert_eq!((status, code.as_str()), (400, "MalformedBody"), "{path}");
+    }
+    let hu = HU.id();
+    let cases = [
+        (
+            "/admin/persons/lookup",
+            json!({"idCard": "p-xyz"}),
+            400,
+            "InvalidParameter",
+        ),
+        (
+            "/admin/persons/lookup",
+            json!({"idCard": "12345"}),
+            400,
+            "InvalidIdCard",
+        ),
+        (
+            "/admin/persons/lookup",
+            json!({"idCard": UNKNOWN.id()}),
+            404,
+            "NotFound",
+        ),
+        (
+            "/admin/persons/lookup",
+            json!({"idCard": "p-0000000000000000"}),
+            404,
+            "NotFound",
+        ),
+        (
+            "/admin/persons/remove",
+            json!({"idCard": UNKNOWN.id()}),
+            404,
+            "NotFound",
+        ),
+        (
+            "/admin/persons/rename",
+            json!({"idCard": hu, "name": "A1", "reason": "更正"}),
+            400,
+            "InvalidName",
+        ),
+        (
+            "/admin/persons/rename",
+            json!({"idCard": UNKNOWN.id(), "name": "李五", "reason": "更正"}),
+            404,
+            "NotFound",
+        ),
+        (
+            "/admin/persons/rename",
+            json!({"idCard": hu, "name": "胡锦滔", "reason": "x".repeat(501)}),
+            400,
+            "InvalidParameter",
+        ),
+        (
+            "/admin/persons/rename",
+            json!({"idCard": hu, "name": "胡锦滔", "reason": "line\nbreak"}),
+            400,
+            "InvalidParameter",
+        ),
+        (
+            "/admin/persons/replace",
+            json!({"idCard": hu, "photos": [], "reason": "重新办证"}),
+            400,
+            "MissingParameter",
+        ),
+        (
+            "/admin/persons/replace",
+            json!({"idCard": hu, "photos": ["%%% not base64"], "reason": "重新办证"}),
+            400,
+            "InvalidImage",
+        ),
+        (
+            "/admin/registry/duplicates",
+            json!({"reveal": true, "reason": " "}),
+            400,
+            "ReasonRequired",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let (got, got_code, message) = error_of(post(path, body.clone()).await.unwrap()).await;
+        assert_eq!(
+            (got, got_code.as_str()),
+            (status, code),
+            "{path} {body}: {message}"
+        );
+        assert!(!message.contains(&hu), "{message}");
+    }
+    // Nothing changed.
+    assert_eq!(app.check_result(HU, HU_SAME).await["result"], 1);
+}
