@@ -1,7 +1,6 @@
 //! Packages, quota, limits, signatures, history and alerts, through the real server and
 //! database (the deterministic colour engine: none of this is about faces).
 
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
@@ -303,28 +302,6 @@ async fn reset_code_rotates_the_appcode_with_an_optional_grace() {
         200
     );
     assert_eq!(balance(&app, &id).await["charged"], 3);
-}
-
-/// Signs a request with the independent implementation (`tools/ca_signature.py`).
-fn python_sign(request: &Value) -> Value {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/ca_signature.py");
-    let python = std::env::var("RENZHENG_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut child = Command::new(python)
-        .arg(script)
-        .arg("--sign")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs tools/ca_signature.py");
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        request.to_string().as_bytes(),
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 struct Signed {
@@ -754,13 +731,15 @@ async fn an_unreachable_webhook_is_retried_and_never_delays_a_check() {
     let app = spawn_test_app_with(|s| {
         s.alerts.webhook_backoff_ms = 50;
         s.alerts.webhook_attempts = 3;
+        s.alerts.webhook_timeout_ms = 1_000;
     })
     .await;
-    // A port nothing listens on.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/hook", l.local_addr().unwrap())
-    };
+    // A port bound for the whole test but never listening: connections are refused, and
+    // no other test can take the port and hold the webhook open (a dropped listener's
+    // port can be handed to a parallel test's silent server).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = format!("http://{}/hook", reserved.local_addr().unwrap());
     let (id, code, _, _) = new_app(&app, Some(1)).await;
     app.admin(Method::PUT, &format!("/admin/apps/{id}/policy"))
         .json(&json!({"alert_percent": 20, "webhook_url": dead}))
@@ -785,6 +764,7 @@ async fn an_unreachable_webhook_is_retried_and_never_delays_a_check() {
         assert!(std::time::Instant::now() < deadline, "{alerts:?}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    drop(reserved);
 }
 
 #[tokio::test]
