@@ -323,7 +323,9 @@ def sign_request(req: dict) -> dict:
     body = req.get("body", "").encode("utf-8")
     headers = [list(h) for h in req.get("headers", [])]
     md5 = content_md5(body) if body else ""
-    if body and header(headers, "Content-MD5") is None:
+    # "no_content_md5": sign as a client that sends none (a form needs none; the server
+    # must refuse any other body signed so).
+    if body and not req.get("no_content_md5") and header(headers, "Content-MD5") is None:
         headers.append(["Content-MD5", md5])
     sts = string_to_sign(
         req["method"], req["path"], req.get("query", ""), headers, body

@@ -29,6 +29,11 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|| Uri::from_static("/faceidcard/check"));
     if let Ok(Some(signed)) = signature::parse(&headers) {
         let _ = signature::check_freshness_and_md5(&signed, &headers, body, 1_700_000_000_000);
+        let _ = signed.require(true, true);
+        let _ = signed.replay_token();
+        if let Err(e) = signature::check_body_is_signed(&uri, &headers, body) {
+            let _ = e.header_value();
+        }
         let _ = signature::string_to_sign(&Method::POST, &uri, &headers, &signed, body);
         if let Err(e) = signature::verify(b"secret", &Method::POST, &uri, &headers, body, &signed) {
             let _ = e.header_value();

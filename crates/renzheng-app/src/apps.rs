@@ -382,7 +382,7 @@ impl App {
     }
 
     /// The enabled app with this AppKey and its AppSecret, for verifying a signature;
-    /// `None` for an unknown or disabled key (the same answer, so probing learns nothing).
+    /// `None` for an unknown key, [`AppError::Unauthorized`] for a disabled app.
     pub(crate) async fn signing_secret(
         &self,
         app_key: &str,
@@ -391,7 +391,9 @@ impl App {
             return Ok(None);
         };
         if !app.enabled {
-            return Ok(None);
+            // The product's one answer for an app that may not call, whichever credential
+            // it presents (an unknown AppKey keeps the gateway's `Invalid AppKey`).
+            return Err(AppError::Unauthorized);
         }
         let Some(sealed) = &app.secret_sealed else {
             return Ok(None);
@@ -406,8 +408,9 @@ impl App {
 
     /// Names the caller a request's head presents: an AppCode proves it by itself
     /// ([`AppError::Unauthorized`] when it names no enabled app); an AppKey must name an
-    /// app allowed to call ([`AppError::UnknownAppKey`] otherwise), and the request must
-    /// then verify under the secret returned.
+    /// app ([`AppError::UnknownAppKey`] otherwise) that is allowed to call
+    /// ([`AppError::Unauthorized`] otherwise), and the request must then verify under the
+    /// secret returned.
     pub async fn identify(
         &self,
         credential: Credential<'_>,

@@ -31,8 +31,9 @@ fn env_keys() -> Vec<String> {
     }
 }
 
-/// A secret string (admin token, audit key) whose `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A secret string (admin token, audit key) whose `Debug` never shows the value, nor its
+/// serialization inside [`Settings::redacted`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -111,6 +112,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The operator console at `/console`.
     pub console: ConsoleSettings,
+    /// AppKey/AppSecret signatures (the gateway's digest authentication).
+    pub signature: SignatureSettings,
 }
 
 impl Default for Settings {
@@ -135,6 +138,33 @@ impl Default for Settings {
             img_url: ImgUrlSettings::default(),
             log: LogSettings::default(),
             console: ConsoleSettings::default(),
+            signature: SignatureSettings::default(),
+        }
+    }
+}
+
+/// What a signed request must carry. Whatever it carries is enforced and must be signed
+/// (listed in `X-Ca-Signature-Headers`); these say what it may leave out. SECURITY.md
+/// says what each protects against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignatureSettings {
+    /// Refuse a signed request without `X-Ca-Nonce` (`RENZHENG_SIGNATURE__REQUIRE_NONCE`).
+    /// Off by default, as on the gateway, whose Java demo sends none: without a nonce the
+    /// signature itself is spent once within the timestamp window.
+    pub require_nonce: bool,
+    /// Refuse a signed request without `X-Ca-Timestamp`
+    /// (`RENZHENG_SIGNATURE__REQUIRE_TIMESTAMP`). On by default: every Alibaba client sends
+    /// one, and without it a request's freshness cannot be judged, so a nonce-less
+    /// signature is remembered only for the replay window.
+    pub require_timestamp: bool,
+}
+
+impl Default for SignatureSettings {
+    fn default() -> Self {
+        SignatureSettings {
+            require_nonce: false,
+            require_timestamp: true,
         }
     }
 }
@@ -557,6 +587,101 @@ impl Settings {
 /// Figment errors can span lines; the CLI promises one-line reasons.
 fn one_line(e: &figment::Error) -> String {
     e.to_string().replace('\n', " ")
+}
+
+/// What [`Settings::redacted`] shows in place of a secret that is set.
+pub const REDACTED: &str = "<redacted>";
+
+/// What [`Settings::redacted`] shows for a secret that is not set.
+pub const UNSET: &str = "<unset>";
+
+/// The dotted keys of the settings that hold a [`Secret`], for [`Settings::redacted`] to
+/// mark the unset ones; the set ones are redacted whatever this list says (see
+/// [`Secret`]'s `Serialize`). `docs/configuration.md` marks exactly these as secret
+/// (checked by `tests/config_reference.rs`).
+pub const SECRET_KEYS: [&str; 7] = [
+    "database_url",
+    "admin_token",
+    "audit_key",
+    "secrets_key",
+    "template_key",
+    "photo_key",
+    "console.password_hash",
+];
+
+thread_local! {
+    /// Set while [`Settings::redacted`] serializes: every [`Secret`] then writes
+    /// [`REDACTED`]. A flag rather than a list of fields, so that a secret added later is
+    /// redacted without anyone remembering to list it.
+    static REDACTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if REDACTING.with(std::cell::Cell::get) {
+            serializer.serialize_str(REDACTED)
+        } else {
+            serializer.serialize_str(&self.0)
+        }
+    }
+}
+
+/// Clears [`REDACTING`] when dropped, so that a panic mid-serialization cannot leave the
+/// thread redacting the layer of defaults `load` serializes.
+struct RedactingGuard;
+
+impl RedactingGuard {
+    fn set() -> Self {
+        REDACTING.with(|r| r.set(true));
+        RedactingGuard
+    }
+}
+
+impl Drop for RedactingGuard {
+    fn drop(&mut self) {
+        REDACTING.with(|r| r.set(false));
+    }
+}
+
+impl Settings {
+    /// The settings as a JSON tree, for showing to an operator (`renzheng config show`):
+    /// every secret that is set reads [`REDACTED`], every one in [`SECRET_KEYS`] that is
+    /// not reads [`UNSET`], and `database_url` keeps everything but its password, which
+    /// is what tells an operator which database a node uses.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut tree = {
+            let _redacting = RedactingGuard::set();
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        };
+        for key in SECRET_KEYS {
+            let pointer = format!("/{}", key.replace('.', "/"));
+            if let Some(value) = tree.pointer_mut(&pointer) {
+                if value.is_null() {
+                    *value = UNSET.into();
+                }
+            }
+        }
+        if let (Some(url), Some(value)) = (&self.database_url, tree.get_mut("database_url")) {
+            *value = redacted_url(url.expose()).into();
+        }
+        tree
+    }
+}
+
+/// A database URL with its password (if any) replaced by [`REDACTED`]; the whole value
+/// redacted if it does not parse, since it might then hold the password anywhere.
+fn redacted_url(url: &str) -> String {
+    // A placeholder the URL serializer keeps as it is (`<` and `>` would be escaped).
+    const PLACEHOLDER: &str = "REDACTEDPASSWORD";
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.has_host() => {
+            if parsed.password().is_some() && parsed.set_password(Some(PLACEHOLDER)).is_err() {
+                return REDACTED.into();
+            }
+            parsed.to_string().replace(PLACEHOLDER, REDACTED)
+        }
+        _ => REDACTED.into(),
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,13 @@
 //!   code is `403 Unauthorized`, the same answer in every case so that probing learns
 //!   nothing;
 //! * an AppKey/AppSecret signature ([`crate::signature`]): `X-Ca-Key`, `X-Ca-Signature`,
-//!   `X-Ca-Timestamp` (±15 minutes), `X-Ca-Nonce` (once, across nodes: the store keeps
-//!   it), over the method, headers, path, parameters and `Content-MD5`; refusals carry
-//!   the gateway's messages.
+//!   `X-Ca-Timestamp` (±15 minutes; required unless `signature.require_timestamp` is
+//!   off), `X-Ca-Nonce` (optional unless `signature.require_nonce`), over the method,
+//!   headers, path, parameters and `Content-MD5`; whichever of timestamp and nonce is
+//!   sent must be signed. A verified request is answered once: its nonce, or without
+//!   one its signature, is spent across nodes (the store keeps it). An unknown AppKey
+//!   is the gateway's 400 `Invalid AppKey`; a disabled app is 403 `Unauthorized`, as by
+//!   AppCode. Refusals carry the gateway's messages.
 //!
 //! The check handler authenticates through its [`CheckTicket`](renzheng_app::CheckTicket):
 //! [`Presented::of`] reads the head, the ticket names the caller, and a signed request is
@@ -23,7 +27,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 /// Compares secrets in time independent of where they differ (one rule, in `renzheng-app`).
 pub use renzheng_app::keys::constant_time_eq;
-use renzheng_app::settings::Secret;
+use renzheng_app::settings::{Secret, SignatureSettings};
 use renzheng_app::{App, AppError, Authentication, Caller, Credential};
 
 use crate::error::ApiError;
@@ -41,16 +45,16 @@ pub enum Presented {
 }
 
 impl Presented {
-    /// Reads the head: an AppCode, else the signature headers, which must carry a nonce
-    /// and a timestamp within the window (without both, a captured request could be
-    /// replayed for ever). Nothing here needs the body, so a stranger is refused before
-    /// it is read.
-    pub fn of(parts: &Parts, now_ms: i64) -> Result<Self, ApiError> {
+    /// Reads the head: an AppCode, else the signature headers, which must carry what
+    /// `rules` require, sign the timestamp and nonce they carry, and be within the
+    /// timestamp window. Nothing here needs the body, so a stranger is refused before it
+    /// is read.
+    pub fn of(parts: &Parts, now_ms: i64, rules: &SignatureSettings) -> Result<Self, ApiError> {
         if let Some(code) = appcode_of(parts) {
             return Ok(Presented::AppCode(code.to_owned()));
         }
         let signed = signature::parse(&parts.headers)?.ok_or(AppError::Unauthorized)?;
-        signed.require_replay_protection()?;
+        signed.require(rules.require_nonce, rules.require_timestamp)?;
         signature::check_freshness(&signed, now_ms)?;
         Ok(Presented::Signed(signed))
     }
@@ -64,15 +68,17 @@ impl Presented {
     }
 }
 
-/// Verifies a signed request (its `Content-MD5`, then the signature) under the app's
-/// `secret`; returns the nonce it may spend.
-pub fn verify_signed<'s>(
-    signed: &'s SignedHeaders,
+/// Verifies a signed request under the app's `secret`: that the signature covers what
+/// the server will read ([`signature::check_body_is_signed`]), then the signature.
+/// Returns what it must spend to be answered once
+/// ([`SignedHeaders::replay_token`]).
+pub fn verify_signed(
+    signed: &SignedHeaders,
     parts: &Parts,
     body: &[u8],
     secret: &str,
-) -> Result<&'s str, SignatureError> {
-    signature::check_content_md5(&parts.headers, body)?;
+) -> Result<String, SignatureError> {
+    signature::check_body_is_signed(&parts.uri, &parts.headers, body)?;
     signature::verify(
         secret.as_bytes(),
         &parts.method,
@@ -81,7 +87,7 @@ pub fn verify_signed<'s>(
         body,
         signed,
     )?;
-    Ok(signed.nonce.as_deref().unwrap_or_default())
+    Ok(signed.replay_token())
 }
 
 /// The code in an `APPCODE <code>` header value (scheme case-insensitive).
@@ -115,13 +121,13 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = <Arc<App>>::from_ref(state);
-        let presented = Presented::of(parts, app.now_ms())?;
+        let presented = Presented::of(parts, app.now_ms(), &app.settings().signature)?;
         let (caller, authentication) = app.identify(presented.credential()).await?;
         if let (Authentication::NeedsSignature { secret }, Presented::Signed(signed)) =
             (authentication, &presented)
         {
-            let nonce = verify_signed(signed, parts, b"", &secret)?;
-            app.use_nonce(&caller, nonce, NONCE_VALID_MS).await?;
+            let token = verify_signed(signed, parts, b"", &secret)?;
+            app.use_nonce(&caller, &token, NONCE_VALID_MS).await?;
         }
         tracing::Span::current().record("app_id", caller.app_id.as_str());
         Ok(Authenticated(caller))

@@ -30,10 +30,11 @@ pub fn router(limits: &Limits) -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
 }
 
-/// The body of a check: a JSON object, or the same fields form-encoded.
-// Documentation only: `fields_from_json` and `fields_from_form` read these names.
+/// The JSON body of a check (`application/json`); [`CheckForm`] is the same fields
+/// form-encoded.
+// Documentation only: `fields_from_json` reads these names.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)] // Only its schema is used: the parsers read the fields by name.
+#[allow(dead_code)] // Only its schema is used: the parser reads the fields by name.
 pub struct CheckBody {
     /// 姓名, the name on the ID card.
     name: String,
@@ -42,6 +43,30 @@ pub struct CheckBody {
     id_card: String,
     // The configured size limit is appended when the document is built.
     /// The photo as base64, optionally a `data:` URI; wins over `imgUrl`.
+    image: Option<String>,
+    /// An http(s) URL of the photo; non-public addresses are refused.
+    #[schema(rename = "imgUrl")]
+    img_url: Option<String>,
+}
+
+/// The form-encoded body of a check (`application/x-www-form-urlencoded`): the fields of
+/// [`CheckBody`], under the same names, each a string.
+// A schema of its own rather than `CheckBody` twice: client generators make one type per
+// schema and choose the encoding by the type of the body they are given, so one schema
+// under both media types gives a client that cannot say which to send
+// (openapi-python-client's sends every body form-encoded). Documentation only:
+// `fields_from_form` reads these names.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // Only its schema is used: the parser reads the fields by name.
+pub struct CheckForm {
+    /// 姓名, the name on the ID card.
+    name: String,
+    /// 身份证号: 18 characters, or a legacy 15-digit number.
+    #[schema(rename = "idCard")]
+    id_card: String,
+    // The configured size limit is appended when the document is built.
+    /// The photo as base64 (percent-encoded, as every form value is), optionally a
+    /// `data:` URI; wins over `imgUrl`.
     image: Option<String>,
     /// An http(s) URL of the photo; non-public addresses are refused.
     #[schema(rename = "imgUrl")]
@@ -63,7 +88,7 @@ pub struct ResultLabel(pub u8);
     security(("appCode" = []), ("appKeySignature" = [])),
     request_body(content(
         (CheckBody = "application/json"),
-        (CheckBody = "application/x-www-form-urlencoded"),
+        (CheckForm = "application/x-www-form-urlencoded"),
     )),
     responses(
         (status = 200, description = "A result 1-8 in `data`", body = Envelope<CheckData>),
@@ -122,7 +147,7 @@ async fn authenticate(
     parts: &Parts,
     body: Body,
 ) -> Result<Read, ApiError> {
-    let presented = Presented::of(parts, state.app.now_ms())?;
+    let presented = Presented::of(parts, state.app.now_ms(), &state.app.settings().signature)?;
     let authentication = ticket.authenticate(presented.credential()).await?;
     let (Authentication::NeedsSignature { secret }, Presented::Signed(signed)) =
         (authentication, &presented)
@@ -131,8 +156,8 @@ async fn authenticate(
     };
     let limit = state.app.settings().limits.max_body_bytes;
     let bytes = read_body(body, limit, ticket.deadline()).await?;
-    let nonce = verify_signed(signed, parts, &bytes, &secret)?;
-    ticket.signature_verified(nonce, NONCE_VALID_MS).await?;
+    let token = verify_signed(signed, parts, &bytes, &secret)?;
+    ticket.signature_verified(&token, NONCE_VALID_MS).await?;
     Ok(Read::Done(bytes))
 }
 
@@ -182,9 +207,19 @@ enum Encoding {
     Form,
 }
 
-fn encoding_of(headers: &HeaderMap) -> Result<Option<Encoding>, ApiError> {
+/// The encoding a body is read in: JSON and form by their media types; under any other
+/// type, or none, a body that starts with `{` is read as a JSON object. Alibaba's own
+/// Python demo can send JSON only as `application/octet-stream`, and other clients send
+/// `text/plain`; such a body is still unmistakably JSON. Anything else is form data
+/// without a type (what `curl -d` sends), or unsupported under another type.
+fn encoding_of(headers: &HeaderMap, body: &[u8]) -> Result<Encoding, ApiError> {
+    let looks_like_json = body.trim_ascii_start().first() == Some(&b'{');
     let Some(value) = headers.get(CONTENT_TYPE) else {
-        return Ok(None);
+        return Ok(if looks_like_json {
+            Encoding::Json
+        } else {
+            Encoding::Form
+        });
     };
     let essence = value
         .to_str()
@@ -195,9 +230,10 @@ fn encoding_of(headers: &HeaderMap) -> Result<Option<Encoding>, ApiError> {
         .trim()
         .to_ascii_lowercase();
     match essence.as_str() {
-        "application/json" | "text/json" => Ok(Some(Encoding::Json)),
-        e if e.ends_with("+json") => Ok(Some(Encoding::Json)),
-        "application/x-www-form-urlencoded" => Ok(Some(Encoding::Form)),
+        "application/json" | "text/json" => Ok(Encoding::Json),
+        e if e.ends_with("+json") => Ok(Encoding::Json),
+        "application/x-www-form-urlencoded" => Ok(Encoding::Form),
+        _ if looks_like_json => Ok(Encoding::Json),
         _ => Err(ApiError::UnsupportedMediaType),
     }
 }
@@ -224,17 +260,9 @@ async fn read_body(
     }
 }
 
-/// Parses a body by its content type; without one, a body starting with `{` is JSON and
-/// anything else form data.
+/// Parses a body in its encoding ([`encoding_of`]).
 fn fields_of(headers: &HeaderMap, body: &[u8]) -> Result<CheckFields, ApiError> {
-    let encoding = encoding_of(headers)?.unwrap_or_else(|| {
-        if body.trim_ascii_start().first() == Some(&b'{') {
-            Encoding::Json
-        } else {
-            Encoding::Form
-        }
-    });
-    match encoding {
+    match encoding_of(headers, body)? {
         Encoding::Json => fields_from_json(body),
         Encoding::Form => fields_from_form(body),
     }

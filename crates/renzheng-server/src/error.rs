@@ -17,12 +17,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::request_id::RequestId;
+use crate::signature::header_text;
 
 /// `X-Ca-Request-Id`: the request's id, on every response.
 pub const X_CA_REQUEST_ID: HeaderName = HeaderName::from_static("x-ca-request-id");
 /// `X-Ca-Error-Code`: machine-readable error code, on every error response.
 pub const X_CA_ERROR_CODE: HeaderName = HeaderName::from_static("x-ca-error-code");
-/// `X-Ca-Error-Message`: short English reason, on every error response.
+/// `X-Ca-Error-Message`: short English reason, on every error response; ASCII, with any
+/// other character percent-encoded as UTF-8 ([`header_text`]). The body's `msg` keeps
+/// the text as it is.
 pub const X_CA_ERROR_MESSAGE: HeaderName = HeaderName::from_static("x-ca-error-message");
 
 /// The JSON envelope of every API response, success or failure.
@@ -43,8 +46,25 @@ pub struct Envelope<T> {
 }
 
 /// The `data` of an error envelope: always `null`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct NoData;
+
+// By hand: the derived schema of a unit struct is "any value, by default null", which
+// generators type as an untyped value; the schema of what is sent is `null`.
+impl utoipa::PartialSchema for NoData {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Null)
+            .description(Some("The `data` of an error envelope: always `null`."))
+            .into()
+    }
+}
+
+impl ToSchema for NoData {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("NoData")
+    }
+}
 
 /// The envelope of every error response (`success: false`, `data: null`); the same
 /// code and message are in `X-Ca-Error-Code` and `X-Ca-Error-Message`.
@@ -290,6 +310,8 @@ fn signature_code(e: &crate::signature::SignatureError) -> &'static str {
         NonceUsed => "NonceUsed",
         InvalidContentMd5 => "InvalidContentMd5",
         InvalidSignature { .. } => "InvalidSignature",
+        UnsignedHeader { .. } => "InvalidSignatureHeader",
+        RepeatedParameter { .. } => "RepeatedParameter",
     }
 }
 
@@ -341,11 +363,18 @@ impl IntoResponse for ApiError {
             ) => {
                 tracing::error!(error.code = code, error.source = %e, "internal error");
             }
+            // The code and status only: a message can quote the request (a signature's
+            // string-to-sign holds the decoded name and ID number; a parse error can quote
+            // a field), and logs must never hold either.
             _ if status.is_server_error() => {
-                tracing::warn!(error.code = code, error.message = %message, "request refused");
+                tracing::warn!(error.code = code, "request refused");
             }
             _ => {
-                tracing::info!(status = status.as_u16(), error.code = code, error.message = %message, "request rejected")
+                tracing::info!(
+                    status = status.as_u16(),
+                    error.code = code,
+                    "request rejected"
+                )
             }
         }
         let body = ErrorEnvelope {
@@ -358,12 +387,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(X_CA_ERROR_CODE, HeaderValue::from_static(code));
-        let header_message = match &self {
-            // Keeps the caller's own (possibly Chinese) parameters byte for byte.
-            ApiError::Signature(e) => e.header_value(),
-            _ => header_safe(&message),
-        };
-        headers.insert(X_CA_ERROR_MESSAGE, header_message);
+        headers.insert(X_CA_ERROR_MESSAGE, header_text(&message));
         match &self {
             ApiError::App(AppError::Busy { retry_after_secs }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -387,22 +411,6 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// Header values must be visible ASCII; the messages are English but may quote a
-/// non-ASCII format name, which becomes `?`.
-fn header_safe(message: &str) -> HeaderValue {
-    let ascii: String = message
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    HeaderValue::from_str(&ascii).unwrap_or_else(|_| HeaderValue::from_static("error"))
 }
 
 #[cfg(test)]

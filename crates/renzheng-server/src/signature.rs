@@ -9,8 +9,16 @@
 //!
 //! ```text
 //! parse(headers) ─▶ None: not a signed request
-//!                └▶ Some(signed) ─▶ check_freshness ─▶ [caller: secret] ─▶ check_content_md5 ─▶ verify ─▶ [nonce]
+//!                └▶ Some(signed) ─▶ require ─▶ check_freshness ─▶ [caller: secret]
+//!                     ─▶ check_body_is_signed ─▶ verify ─▶ [caller: spend replay_token]
 //! ```
+//!
+//! Where the gateway's scheme leaves a hole, this module closes it (SECURITY.md, "Signed
+//! requests"): a timestamp or nonce that is sent must be signed ([`SignedHeaders::require`]);
+//! a body must be covered, by `Content-MD5` unless it is a form, and no parameter may be
+//! sent twice ([`check_body_is_signed`]); without a nonce the signature itself is spent
+//! ([`SignedHeaders::replay_token`]); the echo of the string-to-sign hides the values of
+//! headers other than `X-Ca-*`.
 //!
 //! The scheme, from the gateway's documentation ("Use digest authentication to call an
 //! API", <https://www.alibabacloud.com/help/en/api-gateway/traditional-api-gateway/user-guide/use-digest-authentication-to-call-an-api>,
@@ -141,20 +149,52 @@ pub struct SignedHeaders {
 }
 
 impl SignedHeaders {
-    /// Refuses a request without `X-Ca-Timestamp` or `X-Ca-Nonce`. The gateway accepts
-    /// both as optional, and so do [`parse`] and [`check_freshness_and_md5`]; without
-    /// them, though, a captured request can be replayed for ever, so a caller that wants
-    /// replay protection calls this too.
-    pub fn require_replay_protection(&self) -> Result<(), SignatureError> {
-        if self.timestamp_ms.is_none() {
+    /// Refuses a request without the headers the operator requires (`X-Ca-Nonce` when
+    /// `nonce`, `X-Ca-Timestamp` when `timestamp`), and one that carries either without
+    /// signing it. The gateway documents both as optional, and so do [`parse`] and
+    /// [`check_freshness`]; but a timestamp or nonce left out of
+    /// `X-Ca-Signature-Headers` can be replaced by anyone who captured the request, and
+    /// then protects nothing.
+    pub fn require(&self, nonce: bool, timestamp: bool) -> Result<(), SignatureError> {
+        if timestamp && self.timestamp_ms.is_none() {
             return Err(SignatureError::MissingHeader {
                 name: "X-Ca-Timestamp",
             });
         }
-        if self.nonce.is_none() {
+        if nonce && self.nonce.is_none() {
             return Err(SignatureError::MissingHeader { name: "X-Ca-Nonce" });
         }
+        let signs = |name: &str| {
+            self.signed_header_names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+        };
+        if self.timestamp_ms.is_some() && !signs(X_CA_TIMESTAMP) {
+            return Err(SignatureError::UnsignedHeader {
+                name: "X-Ca-Timestamp",
+            });
+        }
+        if self.nonce.is_some() && !signs(X_CA_NONCE) {
+            return Err(SignatureError::UnsignedHeader { name: "X-Ca-Nonce" });
+        }
         Ok(())
+    }
+
+    /// What a verified request spends so that it is answered once within the window: its
+    /// nonce, or without one the signature itself (canonical base64 of the tag, so that no
+    /// other spelling of the same tag passes as new). A newline starts the latter, which
+    /// no header value (so no nonce) can hold: the two never collide.
+    pub fn replay_token(&self) -> String {
+        match &self.nonce {
+            Some(nonce) => nonce.clone(),
+            None => {
+                let canonical = STANDARD
+                    .decode(self.signature.as_bytes())
+                    .map(|tag| STANDARD.encode(tag))
+                    .unwrap_or_else(|_| self.signature.clone());
+                format!("\nsig:{canonical}")
+            }
+        }
     }
 }
 
@@ -186,6 +226,23 @@ pub enum SignatureError {
     MissingHeader {
         /// The header, as the gateway spells it.
         name: &'static str,
+    },
+    /// `X-Ca-Timestamp` or `X-Ca-Nonce` is sent but not listed in
+    /// `X-Ca-Signature-Headers`, so anyone could change it. Ours, worded as the gateway's
+    /// header errors: ``Header `${HeaderName}` must be Signed``, 400.
+    #[error("header {name} is not signed")]
+    UnsignedHeader {
+        /// The header, as the gateway spells it.
+        name: &'static str,
+    },
+    /// A parameter is sent twice (twice in the query, twice in a form body, or in both):
+    /// the string-to-sign takes the first value and a handler might read another, so a
+    /// signature could vouch for parameters the server does not use. Ours:
+    /// ``Invalid Parameter `${Name}` sent more than once``, 400.
+    #[error("parameter sent more than once")]
+    RepeatedParameter {
+        /// The parameter's key, as sent (a key, never a value).
+        key: String,
     },
     /// A header is unusable: not UTF-8, too long, too many names listed, an unknown
     /// `X-Ca-Signature-Method`. Gateway: ``Invalid Header `${HeaderName}` ${Reason}``, 400.
@@ -238,6 +295,12 @@ impl SignatureError {
     pub fn gateway_message(&self) -> String {
         match self {
             SignatureError::MissingHeader { name } => format!("Header `{name}` is Required"),
+            SignatureError::UnsignedHeader { name } => {
+                format!("Header `{name}` must be Signed (listed in X-Ca-Signature-Headers)")
+            }
+            SignatureError::RepeatedParameter { key } => {
+                format!("Invalid Parameter `{key}` sent more than once")
+            }
             SignatureError::InvalidHeader { name, reason } => {
                 format!("Invalid Header `{name}` {reason}")
             }
@@ -270,22 +333,10 @@ impl SignatureError {
         }
     }
 
-    /// [`SignatureError::gateway_message`] as a header value. Decoded parameters can hold
-    /// bytes no header may (CR, NUL, DEL): each becomes `?`, so this never fails; UTF-8
-    /// text (Chinese names) passes as the obs-text bytes it is.
+    /// [`SignatureError::gateway_message`] as a header value, by [`header_text`]: the
+    /// client's own Chinese parameters in an echoed string-to-sign arrive percent-encoded.
     pub fn header_value(&self) -> HeaderValue {
-        let bytes: Vec<u8> = self
-            .gateway_message()
-            .bytes()
-            .map(|b| {
-                if (b >= 0x20 && b != 0x7f) || b == b'\t' {
-                    b
-                } else {
-                    b'?'
-                }
-            })
-            .collect();
-        HeaderValue::from_bytes(&bytes).unwrap_or(HeaderValue::from_static("Invalid Header"))
+        header_text(&self.gateway_message())
     }
 
     /// The HTTP status the gateway answers with: 403 for `Unauthorized`, 400 otherwise.
@@ -295,6 +346,23 @@ impl SignatureError {
             _ => StatusCode::BAD_REQUEST,
         }
     }
+}
+
+/// A message as an `X-Ca-Error-Message` value: printable ASCII as it is, every other
+/// byte of its UTF-8 (non-ASCII text, control characters) and `%` itself
+/// percent-encoded (RFC 3986 `%XX`), so that a client decodes it back to the exact text
+/// and no client sees `?` or mojibake. Header values are bytes; the HTTP spec leaves
+/// non-ASCII bytes undefined and clients differ (Java reads them as Latin-1).
+pub fn header_text(message: &str) -> HeaderValue {
+    let mut out = String::with_capacity(message.len());
+    for b in message.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&out).unwrap_or(HeaderValue::from_static("Invalid Header"))
 }
 
 /// The first value of a header as text; `Err` when it is not UTF-8, since the signature
@@ -460,6 +528,34 @@ pub fn string_to_sign(
     signed: &SignedHeaders,
     body: &[u8],
 ) -> String {
+    build_string_to_sign(method, uri, headers, signed, body, false)
+}
+
+/// The string-to-sign as an `Invalid Signature` message shows it: the values of signed
+/// headers other than `X-Ca-*` are hidden, since a proxy in front of Renzheng may add
+/// headers (`X-Forwarded-For`, `X-Real-IP`, its own tokens) that its client should not
+/// read back by listing them.
+fn echoed_string_to_sign(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    signed: &SignedHeaders,
+    body: &[u8],
+) -> String {
+    build_string_to_sign(method, uri, headers, signed, body, true)
+}
+
+/// What an echo shows in place of a hidden header value.
+const HIDDEN: &str = "<hidden>";
+
+fn build_string_to_sign(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    signed: &SignedHeaders,
+    body: &[u8],
+    echo: bool,
+) -> String {
     let mut out = method.as_str().to_ascii_uppercase();
     out.push('\n');
     for name in [
@@ -474,16 +570,19 @@ pub fn string_to_sign(
     for name in &signed.signed_header_names {
         out.push_str(name);
         out.push(':');
-        out.push_str(&lossy(client_named(headers, name)));
+        let value = lossy(client_named(headers, name));
+        let shown = !echo
+            || value.is_empty()
+            || name
+                .get(..5)
+                .is_some_and(|p| p.eq_ignore_ascii_case("x-ca-"));
+        out.push_str(if shown { &value } else { HIDDEN });
         out.push('\n');
     }
     out.push_str(uri.path());
 
-    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes());
-    let form = url::form_urlencoded::parse(if is_form(headers) { body } else { b"" });
     let mut seen = HashSet::new();
-    let mut params: Vec<(Cow<'_, str>, Cow<'_, str>)> = query
-        .chain(form)
+    let mut params: Vec<(Cow<'_, str>, Cow<'_, str>)> = parameters(uri, headers, body)
         .filter(|(k, _)| !k.is_empty() && seen.insert(k.clone()))
         .collect();
     params.sort_by(|a, b| java_order(&a.0, &b.0));
@@ -496,6 +595,55 @@ pub fn string_to_sign(
         }
     }
     out
+}
+
+/// The signed parameters, decoded: the query's, then a form body's.
+fn parameters<'a>(
+    uri: &'a Uri,
+    headers: &HeaderMap,
+    body: &'a [u8],
+) -> impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)> {
+    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes());
+    let form = url::form_urlencoded::parse(if is_form(headers) { body } else { b"" });
+    query.chain(form)
+}
+
+/// Refuses a request whose signature would not cover what the server reads:
+///
+/// * a body without `Content-Type` (the string-to-sign holds it, and the server parses
+///   the body by it);
+/// * a body that is not a form without `Content-MD5` (only the MD5 signs such a body:
+///   without it the body could be swapped under a valid signature);
+/// * a parameter sent twice (the string-to-sign takes the first value; a handler could
+///   read the other).
+///
+/// Then checks `Content-MD5` against the body ([`check_content_md5`]).
+pub fn check_body_is_signed(
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    if !body.is_empty() {
+        if headers.get(CONTENT_TYPE).is_none() {
+            return Err(SignatureError::MissingHeader {
+                name: "Content-Type",
+            });
+        }
+        if !is_form(headers) && headers.get(CONTENT_MD5).is_none() {
+            return Err(SignatureError::MissingHeader {
+                name: "Content-MD5",
+            });
+        }
+    }
+    let mut seen = HashSet::new();
+    for (key, _) in parameters(uri, headers, body) {
+        if !key.is_empty() && !seen.insert(key.clone()) {
+            return Err(SignatureError::RepeatedParameter {
+                key: key.chars().take(64).collect(),
+            });
+        }
+    }
+    check_content_md5(headers, body)
 }
 
 fn keyed<M: Mac + KeyInit>(secret: &[u8], string_to_sign: &str) -> Option<M> {
@@ -543,11 +691,14 @@ pub fn verify(
     // documentation lower-cases them, older SDKs (and the gateway's own error example)
     // keep the client's spelling. Both are accepted; a refusal shows the string as the
     // gateway does, in the client's spelling.
+    let refused = || SignatureError::InvalidSignature {
+        server_string_to_sign: ServerStringToSign(echoed_string_to_sign(
+            method, uri, headers, signed, body,
+        )),
+    };
     let sts = string_to_sign(method, uri, headers, signed, body);
     let Ok(tag) = STANDARD.decode(signed.signature.as_bytes()) else {
-        return Err(SignatureError::InvalidSignature {
-            server_string_to_sign: ServerStringToSign(sts),
-        });
+        return Err(refused());
     };
     if tag_matches(secret, signed.method, &sts, &tag) {
         return Ok(());
@@ -559,9 +710,7 @@ pub fn verify(
             return Ok(());
         }
     }
-    Err(SignatureError::InvalidSignature {
-        server_string_to_sign: ServerStringToSign(sts),
-    })
+    Err(refused())
 }
 
 /// The same signed headers with lower-cased names, in their sorted order.
@@ -802,7 +951,9 @@ mod tests {
         c.headers
             .insert("x-custom-b", HeaderValue::from_static("wasp"));
         let msg = expect_invalid_signature(verify_case(&c));
-        assert!(msg.contains("#x-custom-b:wasp#"), "{msg}");
+        // A header outside the gateway's own is not echoed (a proxy may have set it).
+        assert!(msg.contains("#x-custom-b:<hidden>#"), "{msg}");
+        assert!(!msg.contains("wasp"), "{msg}");
     }
 
     #[test]
@@ -835,12 +986,10 @@ mod tests {
         assert!(!format!("{err:?}").contains("张三"));
         assert!(!err.to_string().contains("张三"));
         assert!(err.gateway_message().contains("name=张三"));
-        // UTF-8 passes into the header value as obs-text bytes.
-        assert!(err
-            .header_value()
-            .as_bytes()
-            .windows(6)
-            .any(|w| w == "张三".as_bytes()));
+        // UTF-8 reaches the header percent-encoded.
+        let value = err.header_value();
+        assert!(value.as_bytes().is_ascii());
+        assert!(value.to_str().unwrap().contains("name=%E5%BC%A0%E4%B8%89"));
     }
 
     #[test]
@@ -906,22 +1055,158 @@ mod tests {
         let signed = parse(&c.headers).unwrap().unwrap();
         assert_eq!(signed.timestamp_ms, None);
         assert!(check_freshness_and_md5(&signed, &c.headers, &c.body, 0).is_ok());
-        let err = signed.require_replay_protection().unwrap_err();
+        let err = signed.require(false, true).unwrap_err();
         assert_eq!(err.gateway_message(), "Header `X-Ca-Timestamp` is Required");
+        assert!(signed.require(false, false).is_ok());
 
         let mut c = case("get_with_query");
         c.headers.insert(X_CA_NONCE, HeaderValue::from_static(""));
         let signed = parse(&c.headers).unwrap().unwrap();
         assert_eq!(signed.nonce, None);
-        let err = signed.require_replay_protection().unwrap_err();
+        let err = signed.require(true, true).unwrap_err();
         assert_eq!(err.gateway_message(), "Header `X-Ca-Nonce` is Required");
+        // The gateway's default: no nonce needed (Alibaba's Java demo sends none).
+        assert!(signed.require(false, true).is_ok());
 
         let signed = parse(&case("get_with_query").headers).unwrap().unwrap();
-        assert!(signed.require_replay_protection().is_ok());
+        assert!(signed.require(true, true).is_ok());
         assert_eq!(
             signed.nonce.as_deref(),
             Some("c9f15cbf-f4ac-4a6c-b54d-f51abf4b5b44")
         );
+    }
+
+    #[test]
+    fn a_timestamp_or_nonce_sent_must_be_signed() {
+        for (listed, refused) in [
+            ("x-ca-key,x-ca-nonce", "X-Ca-Timestamp"),
+            ("x-ca-key,X-CA-TIMESTAMP", "X-Ca-Nonce"),
+            ("", "X-Ca-Timestamp"),
+        ] {
+            let mut c = case("get_with_query");
+            c.headers.insert(
+                X_CA_SIGNATURE_HEADERS,
+                HeaderValue::from_str(listed).unwrap(),
+            );
+            let signed = parse(&c.headers).unwrap().unwrap();
+            // Required or not, a header that is present is enforced and must be signed.
+            for (nonce, timestamp) in [(false, false), (true, true)] {
+                let err = signed.require(nonce, timestamp).unwrap_err();
+                assert!(matches!(err, SignatureError::UnsignedHeader { .. }));
+                assert_eq!(
+                    err.gateway_message(),
+                    format!("Header `{refused}` must be Signed (listed in X-Ca-Signature-Headers)")
+                );
+            }
+        }
+        let mut c = case("get_with_query");
+        c.headers.remove(X_CA_NONCE);
+        c.headers.insert(
+            X_CA_SIGNATURE_HEADERS,
+            HeaderValue::from_static("X-Ca-Timestamp"),
+        );
+        assert!(parse(&c.headers)
+            .unwrap()
+            .unwrap()
+            .require(false, true)
+            .is_ok());
+    }
+
+    #[test]
+    fn without_a_nonce_the_signature_is_what_is_spent() {
+        let signed = parse(&case("get_with_query").headers).unwrap().unwrap();
+        assert_eq!(
+            signed.replay_token(),
+            "c9f15cbf-f4ac-4a6c-b54d-f51abf4b5b44"
+        );
+        let mut c = case("get_with_query");
+        c.headers.remove(X_CA_NONCE);
+        let signed = parse(&c.headers).unwrap().unwrap();
+        let token = signed.replay_token();
+        assert_eq!(token, format!("\nsig:{}", c.signature));
+        // Not a value any nonce header can carry.
+        assert!(HeaderValue::from_str(&token).is_err());
+    }
+
+    #[test]
+    fn a_body_the_signature_does_not_cover_is_refused() {
+        let uri: Uri = "/faceidcard/check".parse().unwrap();
+        let json = br#"{"name":"a"}"#;
+        let mut headers = HeaderMap::new();
+        let missing = |h: &HeaderMap, body: &[u8]| {
+            check_body_is_signed(&uri, h, body)
+                .unwrap_err()
+                .gateway_message()
+        };
+        assert_eq!(missing(&headers, json), "Header `Content-Type` is Required");
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert_eq!(missing(&headers, json), "Header `Content-MD5` is Required");
+        headers.insert(
+            CONTENT_MD5,
+            HeaderValue::from_str(&STANDARD.encode(Md5::digest(json))).unwrap(),
+        );
+        assert!(check_body_is_signed(&uri, &headers, json).is_ok());
+        // A form is signed parameter by parameter: no MD5 needed.
+        let mut form = HeaderMap::new();
+        form.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=UTF-8"),
+        );
+        assert!(check_body_is_signed(&uri, &form, b"name=a&idCard=1").is_ok());
+        // No body, nothing to cover.
+        assert!(check_body_is_signed(&uri, &HeaderMap::new(), b"").is_ok());
+    }
+
+    #[test]
+    fn a_parameter_sent_twice_is_refused() {
+        let mut form = HeaderMap::new();
+        form.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        for (uri, body) in [
+            // The query shadows the form field in the string-to-sign.
+            ("/faceidcard/check?name=a", &b"name=b&idCard=1"[..]),
+            ("/v1/app/calls?limit=1&limit=1000", b""),
+            ("/faceidcard/check", b"name=a&name=b"),
+            ("/faceidcard/check?%6Eame=a", b"name=b"),
+        ] {
+            let err = check_body_is_signed(&uri.parse().unwrap(), &form, body).unwrap_err();
+            assert!(
+                matches!(&err, SignatureError::RepeatedParameter { key } if key == "name" || key == "limit"),
+                "{uri} {err:?}"
+            );
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        }
+        // Distinct keys, and empty items, are fine.
+        let ok = check_body_is_signed(&"/p?a=1&&b=2".parse().unwrap(), &form, b"c=3&");
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn the_echo_shows_only_gateway_headers() {
+        let mut c = case("signed_headers_unsorted_with_custom");
+        c.secret = "wrong".to_owned();
+        let msg = expect_invalid_signature(verify_case(&c));
+        assert!(!msg.contains("x-custom-b:bee"), "{msg}");
+        assert!(msg.contains("x-custom-b:<hidden>#"), "{msg}");
+        assert!(msg.contains("x-ca-key:"), "{msg}");
+    }
+
+    #[test]
+    fn error_messages_are_ascii_with_the_rest_percent_encoded() {
+        let value = header_text("9000×40 pixels, 100% 张三\r\n");
+        assert_eq!(
+            value.to_str().unwrap(),
+            "9000%C3%9740 pixels, 100%25 %E5%BC%A0%E4%B8%89%0D%0A"
+        );
+        let decoded: String =
+            url::form_urlencoded::parse(format!("x={}", value.to_str().unwrap()).as_bytes())
+                .next()
+                .unwrap()
+                .1
+                .into_owned();
+        assert_eq!(decoded, "9000×40 pixels, 100% 张三\r\n");
     }
 
     #[test]

@@ -544,3 +544,27 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
         body["msg"].as_str().unwrap_or_default().to_owned(),
     )
 }
+
+/// Signs a request with the independent implementation (`tools/ca_signature.py`):
+/// `{method, path, query, headers: [[name, value]], body, secret}` in, `{signature,
+/// content_md5, string_to_sign}` out.
+pub fn python_sign(request: &Value) -> Value {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/ca_signature.py");
+    let python = std::env::var("RENZHENG_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .arg("--sign")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs tools/ca_signature.py");
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        request.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}

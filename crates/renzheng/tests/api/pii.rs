@@ -44,6 +44,46 @@ async fn logs_never_contain_names_or_id_numbers_in_clear() {
         .send()
         .await
         .unwrap();
+    // A form-encoded check whose signature fails: its string-to-sign holds the decoded
+    // name and ID number, and goes back to the client only.
+    let body = url_encode(&[("name", HU.name), ("idCard", &HU.id())]);
+    let mut headers = vec![
+        (
+            "Content-Type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+        ("X-Ca-Key".to_owned(), app.app_key.clone()),
+        (
+            "X-Ca-Timestamp".to_owned(),
+            app.state.app.now_ms().to_string(),
+        ),
+        (
+            "X-Ca-Signature-Headers".to_owned(),
+            "X-Ca-Key,X-Ca-Timestamp".to_owned(),
+        ),
+    ];
+    let signed = python_sign(&json!({
+        "method": "POST", "path": "/faceidcard/check", "headers": headers, "body": body,
+        "secret": "not-the-secret", "no_content_md5": true,
+    }));
+    headers.push((
+        "X-Ca-Signature".into(),
+        signed["signature"].as_str().unwrap().into(),
+    ));
+    let mut request = app.request(Method::POST, "/faceidcard/check");
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    let response = request.body(body).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let echoed = response.headers()["x-ca-error-message"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        echoed.contains(&HU.id()),
+        "the client gets its own string-to-sign"
+    );
 
     let logs = captured_logs();
     assert!(logs.contains("check completed"), "the logs were captured");
