@@ -744,6 +744,33 @@ impl App {
             }
         }
     }
+
+    /// Calls left now in each enabled app's unexpired grants (what a check can still
+    /// use; held units count as used), for the metrics scrape: at most `limit` apps,
+    /// oldest first, and the number of enabled apps in all. Disabled apps are left out,
+    /// as the alert scan leaves them out: they cannot call, so their quota is nobody's
+    /// alarm. One balance query per app, without [`balance`](Self::balance)'s ledger
+    /// reconciliation, which a scrape has no use for.
+    pub async fn remaining_quotas(
+        &self,
+        limit: usize,
+    ) -> Result<(Vec<(AppId, i64)>, usize), AppError> {
+        let now = self.now_ms();
+        let enabled: Vec<AppId> = self
+            .store
+            .list_apps()
+            .await?
+            .into_iter()
+            .filter(|a| a.enabled)
+            .map(|a| a.id)
+            .collect();
+        let mut quotas = Vec::with_capacity(enabled.len().min(limit));
+        for id in enabled.iter().take(limit) {
+            let remaining = self.store.balance(id, now).await?.remaining;
+            quotas.push((id.clone(), remaining));
+        }
+        Ok((quotas, enabled.len()))
+    }
 }
 
 /// A CSV field: quoted when it holds a separator, a quote or a line break; a leading

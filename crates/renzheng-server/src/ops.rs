@@ -2,8 +2,8 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::HeaderValue;
+use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, Envelope, NoData};
+use crate::metrics::{Format, Scrape};
 use crate::state::AppState;
 
 /// The operational routes, documented.
@@ -84,20 +85,43 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
     }))
 }
 
-/// `GET /metrics`: Prometheus/OpenMetrics text.
+/// `GET /metrics`: the metrics, in the format the scraper asks for (see
+/// [`Format::negotiate`]). The process, build and quota figures are read now, for this
+/// scrape.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "ops",
     summary = "Prometheus metrics",
-    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)),
+    description = "OpenMetrics 1.0.0 when `Accept` asks for `application/openmetrics-text` (as Prometheus does) at least as strongly as for `text/plain`; otherwise (`text/plain; version=0.0.4`, `*/*`, no `Accept`) the classic Prometheus text format 0.0.4. Counters, histograms and gauges of requests, latency, engine stages, refusals; the process (`process_*`, Linux); `renzheng_build_info{version,pack}`; `renzheng_app_quota_remaining{app_id}` per enabled app (metering on).",
+    responses(
+        (status = 200, description = "The metrics, in the negotiated format (`Vary: Accept`)",
+            content(
+                (String = "application/openmetrics-text"),
+                (String = "text/plain"),
+            ),
+        ),
+    ),
 )]
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut response = state.metrics.render().into_response();
-    response.headers_mut().insert(
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // Several Accept headers are one list (RFC 9110, 5.3).
+    let accept = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let format = Format::negotiate(&accept);
+    let scrape = Scrape::collect(&state.app).await;
+    let mut response = state.metrics.render(&scrape, format).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        HeaderValue::from_static(format.content_type()),
     );
+    // The answer depends on Accept: a cache between the scraper and us must not hand
+    // one format to a client that asked for the other.
+    headers.insert(VARY, HeaderValue::from_static("accept"));
     response
 }
 
