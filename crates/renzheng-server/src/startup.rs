@@ -1,6 +1,7 @@
 //! Building and running the server: the application, the router with its middleware, the
 //! listener, graceful shutdown.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use axum::{Extension, Router};
 use renzheng_app::settings::{Limits, SettingsError};
 use renzheng_app::{App, AppError, EngineSource, OpenError, Settings};
 use renzheng_vision::FaceEngine;
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -215,6 +217,11 @@ pub fn routes(limits: &Limits) -> OpenApiRouter<AppState> {
         title = "Renzheng",
         description = "Self-hosted face ↔ ID-card verification, compatible with the Alibaba Cloud API Market product 人脸身份证比对V2 (POST /faceidcard/check). Every response carries X-Ca-Request-Id, equal to taskNo in the body; error responses carry X-Ca-Error-Code and X-Ca-Error-Message.",
     ),
+    // Relative: "the host that served this document". The service knows only the address
+    // it binds (often 0.0.0.0, or a port a proxy hides), not the one its callers use, so
+    // an absolute URL from `listen` would be wrong behind any proxy; "/" is right on every
+    // host and is what generators and proxies accept (a client is given its base URL).
+    servers((url = "/", description = "The host that served this document")),
     modifiers(&SecuritySchemes),
     tags(
         (name = "check", description = "The Alibaba-compatible verification endpoint (AppCode or AppKey signature; only 2xx answers use quota)"),
@@ -253,8 +260,9 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The OpenAPI document of [`routes`], with the configured photo limit written into the
-/// check body's field descriptions.
+/// The OpenAPI document of [`routes`], in the shapes client generators read
+/// ([`for_generators`]), with the configured photo limit written into the check body's
+/// field descriptions.
 pub fn openapi_document(limits: &Limits) -> serde_json::Value {
     let (_, api) = routes(limits).split_for_parts();
     document_with_limits(api, limits)
@@ -262,20 +270,174 @@ pub fn openapi_document(limits: &Limits) -> serde_json::Value {
 
 fn document_with_limits(api: utoipa::openapi::OpenApi, limits: &Limits) -> serde_json::Value {
     let mut doc = serde_json::to_value(&api).expect("an OpenAPI document serializes");
+    for_generators(&mut doc);
     let photo_limit = human_bytes(limits.max_photo_bytes);
-    let properties = "/components/schemas/CheckBody/properties";
-    for (field, note) in [
-        ("image", format!("At most {photo_limit} decoded.")),
-        ("imgUrl", format!("At most {photo_limit}.")),
-    ] {
-        if let Some(serde_json::Value::String(text)) =
-            doc.pointer_mut(&format!("{properties}/{field}/description"))
-        {
-            text.push(' ');
-            text.push_str(&note);
+    // The check's body in each of its encodings.
+    for schema in ["CheckBody", "CheckForm"] {
+        for (field, note) in [
+            ("image", format!("At most {photo_limit} decoded.")),
+            ("imgUrl", format!("At most {photo_limit}.")),
+        ] {
+            let pointer = format!("/components/schemas/{schema}/properties/{field}/description");
+            if let Some(serde_json::Value::String(text)) = doc.pointer_mut(&pointer) {
+                text.push(' ');
+                text.push_str(&note);
+            }
         }
     }
     doc
+}
+
+/// Rewrites three things utoipa writes into the shapes client generators read; each keeps
+/// what the document says:
+/// * a tuple's `items: false` (nothing past its `prefixItems`) becomes `minItems` and
+///   `maxItems`: openapi-python-client cannot parse a boolean schema, and fails on the
+///   whole document;
+/// * a generic's argument, which utoipa copies inline (the `data` of `Envelope<CheckData>`
+///   is a copy of `CheckData`), becomes a `$ref` to the component it copies, so that a
+///   generator makes one type for it rather than one per envelope;
+/// * every property of a schema that only responses use is required. Serde writes every
+///   field of our response types, `null` for a `None` (none uses `skip_serializing_if`),
+///   but utoipa lists an `Option` as optional, and a generator then types the field
+///   "maybe absent" as well as "maybe null". A schema that a request also uses keeps
+///   utoipa's reading: there an `Option` may be left out.
+fn for_generators(doc: &mut Value) {
+    close_tuples(doc);
+    refer_to_copies(doc);
+    let mut in_requests = BTreeSet::new();
+    let mut in_responses = BTreeSet::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for operation in paths
+            .values()
+            .filter_map(Value::as_object)
+            .flat_map(|item| item.values())
+        {
+            referenced(doc, &operation["requestBody"], &mut in_requests);
+            referenced(doc, &operation["parameters"], &mut in_requests);
+            referenced(doc, &operation["responses"], &mut in_responses);
+        }
+    }
+    for name in in_responses.difference(&in_requests) {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            require_all(schema);
+        }
+    }
+    // Schemas written inline in a response.
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for operation in item.values_mut() {
+                require_all(&mut operation["responses"]);
+            }
+        }
+    }
+}
+
+/// `items: false` beside `prefixItems` → `minItems` = `maxItems` = their number.
+fn close_tuples(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let tuple = map
+                .get("prefixItems")
+                .and_then(Value::as_array)
+                .map(Vec::len);
+            if let (Some(Value::Bool(false)), Some(len)) = (map.get("items"), tuple) {
+                map.remove("items");
+                map.insert("minItems".into(), len.into());
+                map.insert("maxItems".into(), len.into());
+            }
+            map.values_mut().for_each(close_tuples);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_tuples),
+        _ => {}
+    }
+}
+
+/// Replaces each inline copy of a component object schema, anywhere below the
+/// components' roots and in the paths, by a `$ref` to that component.
+fn refer_to_copies(doc: &mut Value) {
+    let Some(schemas) = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    else {
+        return;
+    };
+    // Objects only: a copy of a scalar schema is no type of its own to a generator.
+    let models: Vec<(String, Value)> = schemas
+        .iter()
+        .filter(|(_, schema)| schema.get("properties").is_some() || schema.get("allOf").is_some())
+        .map(|(name, schema)| (name.clone(), schema.clone()))
+        .collect();
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for schema in schemas.values_mut() {
+            replace_copies(schema, &models);
+        }
+    }
+    replace_copies(&mut doc["paths"], &models);
+}
+
+/// [`refer_to_copies`] below `value` (not `value` itself).
+fn replace_copies(value: &mut Value, models: &[(String, Value)]) {
+    let children: Vec<&mut Value> = match value {
+        Value::Object(map) => map.values_mut().collect(),
+        Value::Array(items) => items.iter_mut().collect(),
+        _ => return,
+    };
+    for child in children {
+        match models.iter().find(|(_, model)| *model == *child) {
+            Some((name, _)) => *child = json!({ "$ref": format!("#/components/schemas/{name}") }),
+            None => replace_copies(child, models),
+        }
+    }
+}
+
+/// Adds to `names` every component `value` refers to, directly or through others.
+fn referenced(doc: &Value, value: &Value, names: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+                let name = reference.trim_start_matches("#/components/schemas/");
+                if names.insert(name.to_owned()) {
+                    if let Some(schema) = doc.pointer(&format!("/components/schemas/{name}")) {
+                        referenced(doc, schema, names);
+                    }
+                }
+            }
+            map.values()
+                .for_each(|member| referenced(doc, member, names));
+        }
+        Value::Array(items) => items.iter().for_each(|item| referenced(doc, item, names)),
+        _ => {}
+    }
+}
+
+/// Lists every property of every object schema in `value` (itself and the inline ones
+/// below it) as required.
+fn require_all(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let names: Vec<String> = map
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|properties| properties.keys().cloned().collect())
+                .unwrap_or_default();
+            if !names.is_empty() {
+                let required = map.entry("required").or_insert_with(|| json!([]));
+                if let Value::Array(required) = required {
+                    for name in names {
+                        if !required.iter().any(|r| r == name.as_str()) {
+                            required.push(name.into());
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(require_all);
+        }
+        Value::Array(items) => items.iter_mut().for_each(require_all),
+        _ => {}
+    }
 }
 
 /// `1048576` → `1 MB`; other sizes in KB or bytes, as the product's page writes them.
@@ -346,8 +508,17 @@ mod tests {
 
     #[test]
     fn photo_limit_follows_the_configuration() {
-        let doc = openapi_document(&limits(512 * 1024)).to_string();
-        assert!(doc.contains("At most 512 KB decoded"), "{doc}");
+        let document = openapi_document(&limits(512 * 1024));
+        // In both encodings of the check's body.
+        for schema in ["CheckBody", "CheckForm"] {
+            let image = &document["components"]["schemas"][schema]["properties"]["image"];
+            let text = image["description"].as_str().unwrap();
+            assert!(
+                text.ends_with("At most 512 KB decoded."),
+                "{schema}: {text}"
+            );
+        }
+        let doc = document.to_string();
         assert!(!doc.contains("1 MB"));
         assert_eq!(human_bytes(1024 * 1024), "1 MB");
         assert_eq!(human_bytes(1000), "1000 bytes");
