@@ -73,6 +73,13 @@ else
   echo "    PostgreSQL tests: skipped (no RENZHENG_TEST_DATABASE_URL, no server on loopback)"
 fi
 
+stage "compatibility clients (Java, Python, npm): setup"
+# The gateway's own clients (tests/compat/) for the API suite's compat tests: a JDK,
+# aliyun-api-gateway from npm, the Python virtualenv. Exports RENZHENG_COMPAT_REQUIRED=1
+# (a missing client fails instead of skipping) and RENZHENG_COMPAT_PYTHON.
+compat_env="$(bash scripts/compat-setup.sh)"
+eval "$compat_env"
+
 stage "cargo test"
 cargo test --locked --workspace
 

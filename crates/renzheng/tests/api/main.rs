@@ -3,14 +3,17 @@
 
 mod admin;
 mod cli;
+mod compat;
 mod console;
 mod helpers;
 mod hostile_clients;
 mod img_url;
 mod metering;
+mod openapi_client;
 mod ops;
 mod pii;
 mod postgres;
 mod registry_integrity;
 mod results;
+mod signatures;
 mod validation;
