@@ -47,7 +47,10 @@ pub enum Command {
     /// The operator console (`/console`).
     #[command(subcommand)]
     Console(ConsoleCommand),
-    /// Install or verify the model pack.
+    /// The configuration (docs/configuration.md).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Install, verify, export or import the model pack.
     Models(vision_cli::models::Args),
     /// Compare the faces in two photos.
     Compare(vision_cli::compare::Args),
@@ -55,6 +58,20 @@ pub enum Command {
     Eval(vision_cli::eval::Args),
     /// Benchmark the engine.
     Bench(vision_cli::bench::Args),
+}
+
+/// `renzheng config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the configuration every command would run with — defaults, then --config
+    /// FILE, then RENZHENG_* variables, then --pack, loaded and validated as `serve` loads
+    /// them — as TOML. Secrets print as "<redacted>" ("<unset>" when not set), the
+    /// database URL without its password.
+    Show {
+        /// Print JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `renzheng console …`.

@@ -1,6 +1,7 @@
 //! The service-side commands: `serve`, `registry`, `apps`.
 
 pub mod apps;
+pub mod config;
 pub mod duplicates;
 pub mod registry;
 pub mod serve;

@@ -716,3 +716,101 @@ fn the_registry_moves_between_databases_through_a_sealed_export() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
 }
+
+/// `config show` prints the configuration as `serve` would load it (defaults → file →
+/// environment → `--pack`), as TOML or JSON, with every secret redacted and the database
+/// URL without its password; it needs neither a database nor a model pack.
+#[test]
+fn config_show_prints_the_effective_configuration_without_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("renzheng.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9100\"\n[limits]\nper_id_per_day = 9\nper_id_per_minute = 3\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let admin_token = "an-admin-token-nobody-may-see";
+    let env = [
+        ("RENZHENG_ADMIN_TOKEN", admin_token),
+        ("RENZHENG_LIMITS__PER_ID_PER_DAY", "11"),
+        ("RENZHENG_IMG_URL__ALLOW", "[127.0.0.1/32]"),
+        (
+            "RENZHENG_DATABASE_URL",
+            "postgres://renzheng:db-password-nobody-may-see@db.internal:5432/renzheng",
+        ),
+    ];
+    let json_out = renzheng_env(
+        dir.path(),
+        &env,
+        &[
+            "--config", file, "--pack", "dlib", "config", "show", "--json",
+        ],
+    );
+    let toml_out = renzheng_env(
+        dir.path(),
+        &env,
+        &["--config", file, "--pack", "dlib", "config", "show"],
+    );
+    for out in [&json_out, &toml_out] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains("nobody-may-see"),
+            "a secret was printed: {text}"
+        );
+    }
+    let shown: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    // The layers, in order: the file's listen, the environment over the file's
+    // per-day limit, the file's per-minute limit, --pack over everything.
+    assert_eq!(shown["listen"], "127.0.0.1:9100");
+    assert_eq!(shown["limits"]["per_id_per_day"], 11);
+    assert_eq!(shown["limits"]["per_id_per_minute"], 3);
+    assert_eq!(
+        shown["img_url"]["allow"],
+        serde_json::json!(["127.0.0.1/32"])
+    );
+    assert_eq!(shown["engine"]["pack"], "dlib");
+    assert_eq!(shown["admin_token"], "<redacted>");
+    assert_eq!(shown["audit_key"], "<unset>");
+    assert_eq!(shown["console"]["password_hash"], "<unset>");
+    assert_eq!(
+        shown["database_url"],
+        "postgres://renzheng:<redacted>@db.internal:5432/renzheng"
+    );
+    assert_eq!(shown["signature"]["require_timestamp"], true);
+    assert_eq!(
+        shown["data_dir"],
+        dir.path().to_str().unwrap(),
+        "the environment's data_dir"
+    );
+
+    let toml = String::from_utf8_lossy(&toml_out.stdout);
+    for line in [
+        "listen = \"127.0.0.1:9100\"",
+        "admin_token = \"<redacted>\"",
+        "\n[limits]\n",
+        "per_id_per_day = 11",
+        "allow = [\"127.0.0.1/32\"]",
+        "pack = \"dlib\"",
+        "\n[signature]\n",
+    ] {
+        assert!(toml.contains(line), "{line:?} in {toml}");
+    }
+    // Nothing was created: showing the configuration touches no database or key.
+    assert!(!dir.path().join("renzheng.db").exists());
+    assert!(!dir.path().join("keys").exists());
+
+    // An invalid configuration fails as every command does, with one line.
+    let bad = renzheng_env(
+        dir.path(),
+        &[("RENZHENG_LIMITS__MAX_CONNECTIONS", "0")],
+        &["config", "show"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("max_connections"));
+}
