@@ -244,7 +244,36 @@ fn key_path(settings: &Settings, file: &str) -> Result<PathBuf, KeyError> {
     Ok(path)
 }
 
-/// Reads the 32-byte key at `path`, creating it when absent.
+/// Tightens an existing key file to 0600 and its directory to 0700 when they are open to
+/// other users (a key copied in with `cp` under the default umask, a directory made by
+/// hand), saying so: a key others can read is a key to assume exposed, so the warning
+/// names the file for the operator to judge (rotate, or not).
+fn tighten(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        for (target, wanted) in [(Some(path), 0o600), (dir, 0o700)] {
+            let Some(target) = target else { continue };
+            let mode = std::fs::metadata(target)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %target.display(),
+                    mode = format!("{mode:o}"),
+                    wanted = format!("{wanted:o}"),
+                    "a key file or key directory was open to other users; tightened"
+                );
+                std::fs::set_permissions(target, std::fs::Permissions::from_mode(wanted))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Reads the 32-byte key at `path` (tightening its permissions, [`tighten`]), creating it
+/// when absent.
 pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyError> {
     let io = |source| KeyError::Io {
         path: path.display().to_string(),
@@ -252,6 +281,7 @@ pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyError> {
     };
     match std::fs::read_to_string(path) {
         Ok(text) => {
+            tighten(path).map_err(io)?;
             let key = hex::decode(text.trim())
                 .map_err(|_| KeyError::Corrupt(path.display().to_string()))?;
             if key.len() != 32 {
@@ -400,6 +430,23 @@ mod tests {
             assert_eq!(mode(dir.path().join("keys")), 0o700);
             assert_eq!(mode(dir.path().join("keys").join(AUDIT_KEY_FILE)), 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_and_their_directory_open_to_others_are_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let file = keys.join(TEMPLATE_KEY_FILE);
+        std::fs::write(&file, hex::encode([7u8; 32])).unwrap();
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(load_or_create_key(&file).unwrap(), vec![7u8; 32]);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&keys), 0o700);
+        assert_eq!(mode(&file), 0o600);
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl SqliteStore {
     ///
     /// Directories it creates are private (0700) and the database file is created 0600
     /// (SQLite gives its `-wal` and `-shm` files the database's mode); an existing database
-    /// file is made 0600 too. Deleted rows are overwritten (`secure_delete`). Face
+    /// file is made 0600 too, and the directory holding it 0700. Deleted rows are overwritten (`secure_delete`). Face
     /// templates are sealed with `templates`; clear ones left by an older release are
     /// sealed on opening.
     pub async fn open(path: impl AsRef<Path>, templates: TemplateKey) -> Result<Self, StoreError> {
@@ -195,7 +195,10 @@ impl SqliteStore {
 }
 
 /// Creates the database's missing parent directories 0700 and the file itself 0600 (or
-/// tightens an existing file to 0600), before SQLite opens it.
+/// tightens an existing file to 0600), before SQLite opens it. The directory the file
+/// lives in is tightened to 0700 too when it is open to others: SQLite writes its
+/// journal and WAL files beside the database, and a directory made by a package or
+/// `mkdir` under the default umask (0755) would let anyone list them.
 fn private_database_file(path: &Path) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let mut dirs = std::fs::DirBuilder::new();
@@ -203,6 +206,18 @@ fn private_database_file(path: &Path) -> std::io::Result<()> {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
         dirs.create(parent)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(parent)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    mode = format!("{:o}", mode & 0o777),
+                    "the data directory was open to other users; tightened to 0700"
+                );
+                std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
     }
     let mut file = std::fs::OpenOptions::new();
     file.write(true).create(true).truncate(false);
@@ -243,6 +258,22 @@ mod tests {
                 .unwrap()
                 .is_some());
         }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_data_directory_open_to_others_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        SqliteStore::open(data.join("db.sqlite"), TemplateKey::random())
+            .await
+            .unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("db.sqlite")), 0o600);
     }
 
     #[tokio::test]
