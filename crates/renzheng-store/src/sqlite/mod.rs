@@ -45,9 +45,9 @@ impl SqliteStore {
     ///
     /// Directories it creates are private (0700) and the database file is created 0600
     /// (SQLite gives its `-wal` and `-shm` files the database's mode); an existing database
-    /// file is made 0600 too, and the directory holding it 0700. Deleted rows are overwritten (`secure_delete`). Face
-    /// templates are sealed with `templates`; clear ones left by an older release are
-    /// sealed on opening.
+    /// file is made 0600 too, and the directory holding it 0700. Deleted rows are
+    /// overwritten (`secure_delete`). Face templates are sealed with `templates`; clear
+    /// ones left by an older release are sealed on opening.
     pub async fn open(path: impl AsRef<Path>, templates: TemplateKey) -> Result<Self, StoreError> {
         let path = path.as_ref().to_owned();
         tokio::task::spawn_blocking({
