@@ -147,6 +147,11 @@ impl From<AppPolicy> for PolicyView {
 impl PolicyView {
     /// Highest rate limit, checks per second (and highest burst).
     pub const MAX_RATE_PER_SEC: u32 = 100_000;
+    /// Lowest rate limit, checks per second: one check every 1,000 s. Below it the
+    /// interval between checks leaves the range the limiter's arithmetic is exact in (at
+    /// 1e-14 it overflowed and failed every check of the app); an app that should not
+    /// call is disabled instead.
+    pub const MIN_RATE_PER_SEC: f64 = 0.001;
     /// Highest alert threshold, percent.
     pub const MAX_ALERT_PERCENT: u8 = 100;
     /// Longest webhook URL, in bytes.
@@ -156,9 +161,13 @@ impl PolicyView {
     fn parse(self) -> Result<AppPolicy, AppError> {
         let invalid = |m: &str| Err(AppError::Invalid(m.to_owned()));
         if let Some(rate) = self.rate_per_sec {
-            if !(rate.is_finite() && rate > 0.0 && rate <= f64::from(Self::MAX_RATE_PER_SEC)) {
+            if !(rate.is_finite()
+                && rate >= Self::MIN_RATE_PER_SEC
+                && rate <= f64::from(Self::MAX_RATE_PER_SEC))
+            {
                 return Err(AppError::Invalid(format!(
-                    "rate_per_sec must be above 0 and at most {}",
+                    "rate_per_sec must be from {} to {}",
+                    Self::MIN_RATE_PER_SEC,
                     Self::MAX_RATE_PER_SEC
                 )));
             }
@@ -521,10 +530,15 @@ mod tests {
     fn policies_are_checked() {
         let ok = policy(Some(2.5), None, 20, Some("https://hooks.example.com/x")).parse();
         assert_eq!(ok.unwrap().rate_burst, Some(3));
+        let slowest = policy(Some(PolicyView::MIN_RATE_PER_SEC), None, 20, None).parse();
+        assert_eq!(slowest.unwrap().rate_burst, Some(1));
         for bad in [
             policy(Some(0.0), None, 20, None),
             policy(Some(f64::NAN), None, 20, None),
             policy(Some(-1.0), None, 20, None),
+            // Tiny rates overflowed the limiter's arithmetic and failed every check.
+            policy(Some(1e-14), None, 20, None),
+            policy(Some(PolicyView::MIN_RATE_PER_SEC / 2.0), None, 20, None),
             policy(None, Some(3), 20, None),
             policy(Some(1.0), Some(0), 20, None),
             policy(None, None, 101, None),
