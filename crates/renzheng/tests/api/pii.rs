@@ -85,6 +85,56 @@ async fn logs_never_contain_names_or_id_numbers_in_clear() {
         "the client gets its own string-to-sign"
     );
 
+    // The registry's refusals, which quote what is on record to the caller.
+    for (path, body) in [
+        (
+            "/admin/persons",
+            json!({"name": JIANG.name, "idCard": HU.id(), "photos": []}),
+        ),
+        (
+            "/admin/persons/rename",
+            json!({"idCard": HU.id(), "name": JIANG.name, "reason": ""}),
+        ),
+        (
+            "/admin/persons/rename",
+            json!({"idCard": format!("{}0", &HU.id()[..17]), "name": HU.name, "reason": "x"}),
+        ),
+        ("/admin/persons/lookup", json!({"idCard": UNKNOWN.id()})),
+        (
+            "/admin/persons",
+            json!({"name": UNKNOWN.name, "idCard": UNKNOWN.id(), "photos": [photo_b64(HU_SAME)]}),
+        ),
+    ] {
+        let response = app
+            .admin(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(!response.status().is_success(), "{path}");
+    }
+    // A form body the check cannot read, and a JSON one that quotes the ID number back.
+    let _ = app
+        .request(Method::POST, "/faceidcard/check")
+        .header("Authorization", format!("APPCODE {}", app.app_code))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("name={}&idCard={}&image=%%%", HU.name, HU.id()))
+        .send()
+        .await
+        .unwrap();
+    let _ = app
+        .request(Method::POST, "/faceidcard/check")
+        .header("Authorization", format!("APPCODE {}", app.app_code))
+        .header("Content-Type", "application/json")
+        .body(format!(
+            r#"{{"name":"{}","idCard":["{}"]}}"#,
+            HU.name,
+            HU.id()
+        ))
+        .send()
+        .await
+        .unwrap();
+
     let logs = captured_logs();
     assert!(logs.contains("check completed"), "the logs were captured");
     for person in ALL_PEOPLE {
