@@ -102,6 +102,9 @@ case "$password_hash" in
 esac
 
 # start NAME PORT [VAR=VALUE...]: one server with its own data and key directories.
+# The session cookie is `Secure` (`__Host-`), as in production: Chromium treats
+# http://localhost as a secure context and stores it, so the suite proves a real browser
+# signs in with the default setting (it could not when the cookie had `Path=/console`).
 start() {
   local name="$1" port="$2"
   shift 2
@@ -114,7 +117,7 @@ start() {
     RENZHENG_ADMIN_TOKEN="$admin_token" \
     RENZHENG_CONSOLE__OPERATOR="$operator" \
     RENZHENG_CONSOLE__PASSWORD_HASH="$password_hash" \
-    RENZHENG_CONSOLE__SECURE_COOKIE=false \
+    RENZHENG_CONSOLE__SECURE_COOKIE=true \
     "$@" \
     "$bin" serve >"$tmp/$name.log" 2>&1 &
   pids+=("$!")
@@ -164,6 +167,7 @@ status=0
   CONSOLE_TEST_BASE_URL="http://localhost:$port" \
     CONSOLE_TEST_SHORT_IDLE_URL="http://localhost:$short_port" \
     CONSOLE_TEST_SHORT_IDLE_SECS=2 \
+    CONSOLE_TEST_SECURE_COOKIE=1 \
     CONSOLE_TEST_OPERATOR="$operator" \
     CONSOLE_TEST_PASSWORD="$password" \
     CONSOLE_TEST_ADMIN_TOKEN="$admin_token" \

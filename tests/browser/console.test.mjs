@@ -153,6 +153,12 @@ test('sign-in with the right password opens the overview with a strict session c
   assert.ok(session, `cannot tell the session cookie among ${added.map((c) => c.name).join(', ')}`);
   assert.equal(session.httpOnly, true, `session cookie ${session.name} is not HttpOnly`);
   assert.equal(session.sameSite, 'Strict', `session cookie ${session.name} is not SameSite=Strict`);
+  if (env.secureCookie) {
+    // The browser stored it: a `__Host-` cookie must be Secure, host-only, with Path=/.
+    assert.equal(session.secure, true, `session cookie ${session.name} is not Secure`);
+    assert.ok(session.name.startsWith('__Host-'), `session cookie ${session.name} has no __Host- prefix`);
+    assert.equal(session.path, '/', `session cookie ${session.name} has path ${session.path}`);
+  }
   state.signedIn = true;
 
   state.totalBefore = await overviewTotal();

@@ -19,6 +19,9 @@ export const env = {
   baseUrl: required('CONSOLE_TEST_BASE_URL'),
   shortIdleUrl: required('CONSOLE_TEST_SHORT_IDLE_URL'),
   shortIdleSecs: Number(process.env.CONSOLE_TEST_SHORT_IDLE_SECS ?? '2'),
+  // Whether the servers run with console.secure_cookie on (the session cookie then must
+  // be `__Host-`, Secure, Path=/).
+  secureCookie: process.env.CONSOLE_TEST_SECURE_COOKIE === '1',
   operator: required('CONSOLE_TEST_OPERATOR'),
   password: required('CONSOLE_TEST_PASSWORD'),
   adminToken: required('CONSOLE_TEST_ADMIN_TOKEN'),

@@ -8,6 +8,7 @@
 //! sign-out is an operator event.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv6Addr};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -23,12 +24,18 @@ use crate::keys::constant_time_eq;
 use crate::metering::{format_day, grant_view, GrantView, DAY_MS};
 use crate::{App, AppError, AppView};
 
-/// The rate key of sign-in attempts in the GCRA table (not an app: no app id has a colon).
+/// The rate key of all sign-in attempts together in the GCRA table (not an app: no app
+/// id has a colon); one client's key is this, a colon and its address's keyed hash.
 const SIGN_IN_RATE_KEY: &str = "console:sign-in";
-/// One attempt every 3 s on average, 5 at once: a person mistyping is never slowed, a
-/// guesser gets 20 tries a minute.
+/// One client: one attempt every 3 s on average, 5 at once: a person mistyping is never
+/// slowed, a guesser gets 20 tries a minute.
 const SIGN_IN_INTERVAL_US: i64 = 3_000_000;
 const SIGN_IN_BURST: u32 = 5;
+/// All clients together: ten times one client's rate. The ceiling bounds how fast many
+/// addresses together can guess, yet one client guessing at its own limit (or nine) leaves
+/// room for the operator.
+const SIGN_IN_ALL_INTERVAL_US: i64 = SIGN_IN_INTERVAL_US / 10;
+const SIGN_IN_ALL_BURST: u32 = SIGN_IN_BURST * 10;
 /// Calls whose latency the overview reads (the newest), at most.
 const LATENCY_SAMPLE: u32 = 5_000;
 
@@ -169,26 +176,45 @@ impl App {
         self.settings.console.password_hash.is_some()
     }
 
-    /// Signs the operator in: a new session when `operator` and `password` are the
-    /// configured ones. Refused attempts answer [`AppError::SignInRefused`] without
-    /// saying which part was wrong; too many attempts, [`AppError::Throttled`].
-    pub async fn sign_in(&self, operator: &str, password: &str) -> Result<SignedIn, AppError> {
+    /// Signs the operator in from `client` (the address the edge judged to be the
+    /// client's; `None` when it has none, and then such clients share one budget): a new
+    /// session when `operator` and `password` are the configured ones. Refused attempts
+    /// answer [`AppError::SignInRefused`] without saying which part was wrong; too many
+    /// attempts from the client, or from everyone together, [`AppError::Throttled`].
+    pub async fn sign_in(
+        &self,
+        client: Option<IpAddr>,
+        operator: &str,
+        password: &str,
+    ) -> Result<SignedIn, AppError> {
         let console = &self.settings.console;
         let Some(hash) = console.password_hash.clone() else {
             return Err(AppError::NotFound("console"));
         };
         let now = self.now_ms();
-        if let Some(retry_after_ms) = self
+        // Both budgets are taken before the password is verified, so concurrent guesses
+        // cannot all pass one check, and given back when it verifies: only failures
+        // count. Both live in the store, so they hold across nodes.
+        let client_key = self.sign_in_client_key(client);
+        let all_key = AppId::from(SIGN_IN_RATE_KEY.to_owned());
+        let taken = self
             .store
-            .take_rate(
-                &AppId::from(SIGN_IN_RATE_KEY.to_owned()),
-                now,
-                SIGN_IN_INTERVAL_US,
-                SIGN_IN_BURST,
-            )
-            .await?
-        {
-            tracing::warn!("console sign-in throttled");
+            .take_rate(&client_key, now, SIGN_IN_INTERVAL_US, SIGN_IN_BURST)
+            .await?;
+        if let Some(retry_after_ms) = taken {
+            tracing::warn!(scope = "client", "console sign-in throttled");
+            return Err(AppError::Throttled { retry_after_ms });
+        }
+        let taken = self
+            .store
+            .take_rate(&all_key, now, SIGN_IN_ALL_INTERVAL_US, SIGN_IN_ALL_BURST)
+            .await?;
+        if let Some(retry_after_ms) = taken {
+            // Not this client's doing: its attempt is not held against it.
+            self.store
+                .give_back_rate(&client_key, SIGN_IN_INTERVAL_US)
+                .await?;
+            tracing::warn!(scope = "all", "console sign-in throttled");
             return Err(AppError::Throttled { retry_after_ms });
         }
         // The password is verified even for a wrong operator name, so the time taken does
@@ -212,6 +238,12 @@ impl App {
             .await;
             return Err(AppError::SignInRefused);
         }
+        self.store
+            .give_back_rate(&client_key, SIGN_IN_INTERVAL_US)
+            .await?;
+        self.store
+            .give_back_rate(&all_key, SIGN_IN_ALL_INTERVAL_US)
+            .await?;
         let token = random_token();
         let (idle_ms, max_ms) = (
             millis(console.session_idle_secs),
@@ -234,6 +266,28 @@ impl App {
             session,
             max_age_secs: console.session_max_secs,
         })
+    }
+
+    /// The rate key of one client's sign-in attempts: the prefix, then an HMAC of its
+    /// address under the audit key (shared by every node, so a client has one budget
+    /// across them; the database never holds the address). An IPv6 client counts by its
+    /// /64, which one host usually holds whole: per address, it would have 2^64 budgets.
+    fn sign_in_client_key(&self, client: Option<IpAddr>) -> AppId {
+        use hmac::{Hmac, Mac};
+        let client = match client.map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V6(v6)) => {
+                let prefix = u128::from(v6) & !(u128::MAX >> 64);
+                format!("{}/64", Ipv6Addr::from(prefix))
+            }
+            Some(v4) => v4.to_string(),
+            None => "unknown".to_owned(),
+        };
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.audit_key)
+            .expect("HMAC takes any key length");
+        mac.update(b"console sign-in client\0");
+        mac.update(client.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        AppId::from(format!("{SIGN_IN_RATE_KEY}:{}", hex::encode(&digest[..16])))
     }
 
     /// The live session of a cookie's token, its idle time renewed; `None` when unknown,

@@ -175,6 +175,10 @@ pub trait Store: Send + Sync {
         burst: u32,
     ) -> Result<Option<i64>, StoreError>;
 
+    /// Gives back one request taken from `key`'s rate with [`take_rate`](Self::take_rate)
+    /// at `interval_us` (the console's sign-in does not count an attempt that succeeded).
+    async fn give_back_rate(&self, key: &AppId, interval_us: i64) -> Result<(), StoreError>;
+
     /// Counts one attempt on an ID number (by keyed hash) for an app, unless the current
     /// minute or day already holds `per_minute` / `per_day` of them (0: no limit); then
     /// nothing is counted and the full window is returned.

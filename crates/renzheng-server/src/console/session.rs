@@ -1,18 +1,18 @@
 //! The operator's session: its cookie, and the signed-in operator as an extractor.
 //!
 //! The session cookie holds a random token (the store keeps its hash); it is `HttpOnly`,
-//! `SameSite=Strict`, `Path=/console` and, unless `console.secure_cookie` is off,
-//! `Secure` with the `__Host-` prefix. Signing in and out is in `sign_in.rs`;
-//! the CSRF rule of the forms a session posts is in `verified.rs`.
+//! `SameSite=Strict`, `Path=/` and, unless `console.secure_cookie` is off, `Secure` with
+//! the `__Host-` prefix (see [`session_cookie`] for why the path is `/`). Signing in and
+//! out is in `sign_in.rs`; the CSRF rule of the forms a session posts is in `verified.rs`.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use renzheng_app::OperatorSession;
 
-use super::cookie::cookie;
+use super::cookie::cookies;
 use super::errors::{failure, not_found};
 use super::i18n::Lang;
 use crate::state::AppState;
@@ -26,6 +26,11 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
         "renzheng_console"
     }
 }
+
+/// Session cookies of one request looked up at most: a browser sends one per path and
+/// domain it holds (e.g. one of the old `Path=/console` beside the current one), never
+/// more than a few; a client sending many gets the first ones tried.
+const SESSION_COOKIES_TRIED: usize = 4;
 
 /// The signed-in operator (with the session's token, for sign-out). A request without a
 /// live session is sent to the sign-in page.
@@ -53,35 +58,110 @@ impl FromRequestParts<AppState> for Operator {
             return Err(not_found(lang));
         }
         let secure = state.app.settings().console.secure_cookie;
-        let Some(token) = cookie(&parts.headers, session_cookie_name(secure)) else {
+        let tokens: Vec<String> = cookies(&parts.headers, session_cookie_name(secure))
+            .take(SESSION_COOKIES_TRIED)
+            .collect();
+        if tokens.is_empty() {
             return Err(Redirect::to("/console/sign-in").into_response());
-        };
-        match state.app.console_session(&token).await {
-            Ok(Some(session)) => Ok(Operator { session, token }),
-            Ok(None) => {
-                let mut response = Redirect::to("/console/sign-in?expired=1").into_response();
-                response
-                    .headers_mut()
-                    .append(SET_COOKIE, clear_cookie(secure));
-                Err(response)
-            }
-            Err(e) => Err(failure(lang, None, &e)),
         }
+        for token in tokens {
+            match state.app.console_session(&token).await {
+                Ok(Some(session)) => return Ok(Operator { session, token }),
+                Ok(None) => continue,
+                Err(e) => return Err(failure(lang, None, &e)),
+            }
+        }
+        let mut response = Redirect::to("/console/sign-in?expired=1").into_response();
+        append_clear_cookies(response.headers_mut(), secure);
+        Err(response)
     }
 }
 
 /// The `Set-Cookie` of the session cookie holding `token` for `max_age_secs` (an empty
 /// token with 0 clears it).
+///
+/// Why `Path=/` and not `Path=/console`: a browser stores a `__Host-` cookie only when it
+/// is `Secure`, has no `Domain` and has `Path=/`; anything else is refused (Chromium:
+/// `InvalidPrefix`), so with `Path=/console` nobody could sign in with the default
+/// `secure_cookie = true`. The prefix is worth the wider path: it ties the cookie to this
+/// exact host over HTTPS, so neither a plain-HTTP response nor a sibling subdomain can
+/// set or shadow it (`__Secure-` with `Path=/console` would give only the first). The
+/// wider path grants nothing: a path is no security boundary within an origin (a page
+/// of it can read a `/console` cookie through a frame), and every other route (the check,
+/// the admin API, the metrics) authenticates by header and never reads a cookie. It is
+/// sent there by a browser only, never cross-site (`SameSite=Strict`), never to a script
+/// (`HttpOnly`). The plain-HTTP cookie has the same path, so the setting changes only the
+/// prefix and `Secure`.
 pub fn session_cookie(secure: bool, token: &str, max_age_secs: u64) -> HeaderValue {
     let name = session_cookie_name(secure);
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{name}={token}; Path=/console; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
     ))
     .expect("the token is base64url")
 }
 
-/// The `Set-Cookie` that clears the session cookie.
-pub fn clear_cookie(secure: bool) -> HeaderValue {
-    session_cookie(secure, "", 0)
+/// Appends the `Set-Cookie`s that clear the session cookie: the current one, and the
+/// plain-HTTP cookie of earlier releases, which had `Path=/console` (a browser would keep
+/// sending it beside the current one until it lapsed). Their `__Host-` cookie needs no
+/// clearing: no browser ever stored it.
+pub fn append_clear_cookies(headers: &mut HeaderMap, secure: bool) {
+    headers.append(SET_COOKIE, session_cookie(secure, "", 0));
+    append_clear_legacy_cookie(headers);
+}
+
+/// Appends the `Set-Cookie` that clears the plain-HTTP session cookie of earlier
+/// releases (`Path=/console`), sent with a new session too.
+pub fn append_clear_legacy_cookie(headers: &mut HeaderMap) {
+    headers.append(
+        SET_COOKIE,
+        HeaderValue::from_static(
+            "renzheng_console=; Path=/console; Max-Age=0; HttpOnly; SameSite=Strict",
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secure_cookie_is_one_browsers_accept_under_its_prefix() {
+        let cookie = session_cookie(true, "tok", 60);
+        let cookie = cookie.to_str().unwrap();
+        // What a `__Host-` cookie must be (RFC 6265bis §4.1.3.2): Secure, Path=/, no Domain.
+        assert!(
+            cookie.starts_with("__Host-renzheng_console=tok;"),
+            "{cookie}"
+        );
+        let attributes: Vec<&str> = cookie.split(';').skip(1).map(str::trim).collect();
+        for wanted in [
+            "Path=/",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=60",
+        ] {
+            assert!(attributes.contains(&wanted), "{wanted} missing: {cookie}");
+        }
+        assert!(!cookie.to_ascii_lowercase().contains("domain"), "{cookie}");
+        let plain = session_cookie(false, "tok", 60);
+        let plain = plain.to_str().unwrap();
+        assert!(plain.starts_with("renzheng_console=tok;") && !plain.contains("Secure"));
+        assert!(plain.contains("; Path=/;"), "{plain}");
+    }
+
+    #[test]
+    fn clearing_also_clears_the_old_path() {
+        let mut headers = HeaderMap::new();
+        append_clear_cookies(&mut headers, false);
+        let set: Vec<&str> = headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(set.len(), 2);
+        assert!(set.iter().all(|c| c.contains("Max-Age=0")));
+        assert!(set[0].contains("Path=/;") && set[1].contains("Path=/console;"));
+    }
 }

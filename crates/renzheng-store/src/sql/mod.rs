@@ -401,6 +401,10 @@ impl Store for Backend {
         self.do_take_rate(app_id, now_ms, interval_us, burst).await
     }
 
+    async fn give_back_rate(&self, key: &AppId, interval_us: i64) -> Result<(), StoreError> {
+        self.do_give_back_rate(key, interval_us).await
+    }
+
     async fn count_attempt(
         &self,
         app_id: &AppId,

@@ -162,7 +162,7 @@ async fn sign_in_refuses_wrong_credentials_and_sets_a_strict_session_cookie() {
         "HttpOnly",
         "SameSite=Strict",
         "Secure",
-        "Path=/console",
+        "Path=/;",
     ] {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
     }
@@ -1420,4 +1420,327 @@ async fn the_duplicate_scan_runs_in_the_background_and_lists_the_pair_masked() {
     assert!(start.contains(&format!("href=\"{progress}\"")), "{start}");
     let (status, _, _) = b.get("/console/registry/duplicates/nope").await;
     assert_eq!(status, 404);
+}
+
+// ---- Sign-in per client, its body limit, a cookie browsers accept (issue 21) ----------
+
+/// A wrong-password sign-in from `client` (`X-Forwarded-For`, when given) through the
+/// HTTP client `http`: its status and `Retry-After`.
+async fn sign_in_as(
+    app: &TestApp,
+    http: &reqwest::Client,
+    forwarded_for: Option<&str>,
+    password: &str,
+) -> (u16, Option<String>) {
+    let mut r = http
+        .post(format!("{}/console/sign-in", app.address))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(url_encode(&[("operator", "admin"), ("password", password)]));
+    if let Some(xff) = forwarded_for {
+        r = r.header("X-Forwarded-For", xff);
+    }
+    let r = r.send().await.unwrap();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), retry_after)
+}
+
+fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_client_guessing_does_not_lock_out_another_behind_a_trusted_proxy() {
+    let app = spawn_test_app_with(|s| {
+        with_console(s);
+        // The test client connects from 127.0.0.1: it plays the proxy.
+        s.console.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let http = plain_client();
+    let a = Some("203.0.113.1");
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(sign_in_as(&app, &http, a, "not the password").await);
+    }
+    assert!(
+        statuses[..5].iter().all(|(s, _)| *s == 401)
+            && statuses[5..].iter().all(|(s, _)| *s == 429),
+        "{statuses:?}"
+    );
+    assert!(statuses[6]
+        .1
+        .as_deref()
+        .is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+    // Client A cannot escape by writing another address in front of the proxy's entry.
+    let spoofed = sign_in_as(&app, &http, Some("198.51.100.9, 203.0.113.1"), PASSWORD).await;
+    assert_eq!(spoofed.0, 429);
+    // Client B, through the same proxy, is refused only for its password, and signs in.
+    let b = Some("203.0.113.2");
+    assert_eq!(sign_in_as(&app, &http, b, "not the password").await.0, 401);
+    assert_eq!(sign_in_as(&app, &http, b, PASSWORD).await.0, 303);
+    // An IPv6 client counts by its /64: another address of it is the same client.
+    for _ in 0..5 {
+        let (status, _) =
+            sign_in_as(&app, &http, Some("2001:db8:1:2::10"), "not the password").await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        sign_in_as(&app, &http, Some("2001:db8:1:2::99"), PASSWORD)
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        sign_in_as(&app, &http, Some("2001:db8:1:3::10"), PASSWORD)
+            .await
+            .0,
+        303
+    );
+    // The logs name no client address.
+    let logs = captured_logs();
+    assert!(
+        !logs.contains("203.0.113.1"),
+        "a client address in the logs"
+    );
+}
+
+#[tokio::test]
+async fn without_a_trusted_proxy_the_connection_address_is_the_client() {
+    let app = spawn_test_app_with(with_console).await;
+    let http = plain_client();
+    // X-Forwarded-For is not believed: every attempt here is 127.0.0.1's.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let xff = format!("203.0.113.{i}");
+        statuses.push(
+            sign_in_as(&app, &http, Some(&xff), "not the password")
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    // Another source address is another client (Linux routes all of 127/8 to loopback).
+    let other = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    assert_eq!(sign_in_as(&app, &other, None, PASSWORD).await.0, 303);
+    assert_eq!(sign_in_as(&app, &http, None, PASSWORD).await.0, 429);
+}
+
+#[tokio::test]
+async fn a_successful_sign_in_is_not_counted() {
+    let app = spawn_test_app_with(with_console).await;
+    let http = plain_client();
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        assert_eq!(
+            sign_in_as(&app, &http, None, "not the password").await.0,
+            401
+        );
+    }
+    // Were successes counted, the second would be refused (the burst is 5).
+    for _ in 0..8 {
+        assert_eq!(sign_in_as(&app, &http, None, PASSWORD).await.0, 303);
+    }
+    assert_eq!(
+        sign_in_as(&app, &http, None, "not the password").await.0,
+        401
+    );
+    assert_eq!(
+        sign_in_as(&app, &http, None, "not the password").await.0,
+        429
+    );
+    // One attempt comes back every 3 s: the test means nothing if it took that long.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "too slow to tell"
+    );
+}
+
+#[tokio::test]
+async fn many_clients_together_meet_the_global_ceiling() {
+    let app = spawn_test_app_with(|s| {
+        with_console(s);
+        s.console.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let http = plain_client();
+    // 16 clients, 4 attempts each: none over its own budget (5), 64 in all, over the
+    // ceiling's burst (50).
+    let started = std::time::Instant::now();
+    let attempts = (0..64).map(|i| {
+        let (app, http) = (&app, &http);
+        async move {
+            let xff = format!("198.51.100.{}", i % 16);
+            sign_in_as(app, http, Some(&xff), "not the password").await
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let elapsed = started.elapsed();
+    let refused = statuses.iter().filter(|(s, _)| *s == 429).count();
+    let answered = statuses.iter().filter(|(s, _)| *s == 401).count();
+    assert_eq!(refused + answered, 64, "{statuses:?}");
+    // The ceiling: 50 at once, then one every 0.3 s.
+    let allowed = 50 + (elapsed.as_millis() / 300) as usize + 1;
+    assert!(answered <= allowed, "{answered} > {allowed} in {elapsed:?}");
+    assert!(refused > 0, "{statuses:?} in {elapsed:?}");
+    assert!(statuses
+        .iter()
+        .filter(|(s, _)| *s == 429)
+        .all(|(_, retry)| retry.is_some()));
+}
+
+/// Sends a request head (and `body`, if any) on a fresh connection and reads the answer's
+/// status line within `within`; `None` if none came.
+async fn raw_status(
+    app: &TestApp,
+    head: &str,
+    body: &[u8],
+    within: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer and close before taking it all: a failed write is fine.
+    let _ = stream.write_all(body).await;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(within, async {
+        while !got.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok()?;
+    let text = String::from_utf8_lossy(&got);
+    text.split("\r\n")
+        .next()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+}
+
+fn sign_in_head(app: &TestApp, length: &str) -> String {
+    format!(
+        "POST /console/sign-in HTTP/1.1\r\nHost: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n{length}\r\n",
+        app.address.trim_start_matches("http://")
+    )
+}
+
+#[tokio::test]
+async fn a_large_sign_in_body_is_refused_without_being_read() {
+    let app = spawn_test_app_with(with_console).await;
+    let quick = std::time::Duration::from_secs(2);
+    // 32 MB declared, one byte sent: answered from the head.
+    let head = sign_in_head(&app, "Content-Length: 33554432\r\n");
+    let status = raw_status(&app, &head, b"o", quick).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 413 Payload Too Large"));
+    // Undeclared (chunked): read only up to the limit, then refused.
+    let head = sign_in_head(&app, "Transfer-Encoding: chunked\r\n");
+    let chunk = format!("1000\r\n{}\r\n", "a".repeat(4096));
+    let status = raw_status(&app, &head, chunk.repeat(3).as_bytes(), quick).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 413 Payload Too Large"));
+    // A form of ordinary size is read as before.
+    let r = plain_client()
+        .post(format!("{}/console/sign-in", app.address))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("operator=admin&password={}", "p".repeat(7000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn with_the_console_off_sign_in_is_404_without_reading_the_body() {
+    let app = spawn_test_app().await;
+    let head = sign_in_head(&app, "Content-Length: 33554432\r\n");
+    let status = raw_status(&app, &head, b"", std::time::Duration::from_secs(2)).await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 404 Not Found"));
+}
+
+#[tokio::test]
+async fn the_secure_session_cookie_is_one_browsers_accept() {
+    let app = spawn_test_app_with(|s| {
+        with_console(s);
+        s.console.secure_cookie = true;
+    })
+    .await;
+    let mut b = Browser::new(&app);
+    let r = b.sign_in("admin", PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    let set: Vec<String> = r
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    // A `__Host-` cookie must be Secure, with Path=/ and no Domain, or browsers drop it.
+    let session = &set[0];
+    let attributes: Vec<&str> = session.split(';').map(str::trim).collect();
+    assert!(
+        attributes[0].starts_with("__Host-renzheng_console="),
+        "{session}"
+    );
+    for wanted in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(attributes.contains(&wanted), "{wanted} missing: {session}");
+    }
+    assert!(
+        !session.to_ascii_lowercase().contains("domain="),
+        "{session}"
+    );
+    // The other cookie clears the plain cookie of the old path (earlier releases).
+    assert!(
+        set[1..]
+            .iter()
+            .any(|c| c.starts_with("renzheng_console=;") && c.contains("Path=/console;")),
+        "{set:?}"
+    );
+    let (status, _, _) = b.get("/console/overview").await;
+    assert_eq!(status, 200);
+    // The plain name is not read when the cookie is Secure.
+    let token = b.cookie.clone().unwrap();
+    let plain = token.replace("__Host-renzheng_console=", "renzheng_console=");
+    b.cookie = Some(plain);
+    assert_eq!(b.get("/console/overview").await.0, 303);
+}
+
+#[tokio::test]
+async fn a_stale_cookie_of_the_old_path_beside_the_new_one_does_not_sign_out() {
+    let app = spawn_test_app_with(with_console).await;
+    let mut b = signed_in(&app).await;
+    // A browser sends the longer path's cookie first: the old /console one.
+    let current = b.cookie.clone().unwrap();
+    b.cookie = Some(format!("renzheng_console=stale-token; {current}"));
+    let (status, page, _) = b.get("/console/overview").await;
+    assert_eq!(status, 200, "{page}");
+    // Only stale ones: signed out, both paths cleared.
+    b.cookie = Some("renzheng_console=stale-token".into());
+    let (status, _, headers) = b.get("/console/overview").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers[LOCATION], "/console/sign-in?expired=1");
+    let cleared: Vec<&str> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(cleared.iter().any(|c| c.contains("Path=/;")), "{cleared:?}");
+    assert!(
+        cleared.iter().any(|c| c.contains("Path=/console;")),
+        "{cleared:?}"
+    );
 }
