@@ -6,8 +6,15 @@
 //! (dropped when full; the periodic scan catches up), and deliveries run in their own
 //! tasks with retries. The store's unique (app, kind, day) row makes the alert
 //! de-duplicated across nodes: whichever node records it delivers it.
+//!
+//! A webhook is an address the server connects to, so it is held to imgUrl's address
+//! policy (public addresses, plus the networks of `img_url.allow`): checked when set
+//! ([`App::check_webhook_url`]) and at every delivery, at connection time (DNS can
+//! change). Whether a delivery failed, and why, stays in the log and the alert's row: the
+//! operator's test alert says only "delivered" or not, so it cannot map which ports answer
+//! on the server's network.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -15,8 +22,11 @@ use renzheng_store::{AlertKind, AppId, NewAlert, Store};
 use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::mpsc;
+use url::Url;
 
 use crate::audit::Actor;
+use crate::fetch::{self, AddressPolicy, FetchError};
+use crate::metering::RefusalCounts;
 use crate::{App, AppError};
 
 const DAY_MS: i64 = 86_400_000;
@@ -29,12 +39,17 @@ const REFUSAL_DEBOUNCE_MS: i64 = 60_000;
 /// Apps remembered for the debounce; beyond, the memory is cleared (the scan catches up).
 const REFUSALS_REMEMBERED: usize = 4096;
 
-/// The queue from the checks to the alert runner.
+/// What the checks tell the alert runner (and the metrics): the queue of apps to look at,
+/// and the checks refused at admission.
 pub(crate) struct AlertQueue {
     tx: mpsc::Sender<AppId>,
     rx: std::sync::Mutex<Option<mpsc::Receiver<AppId>>>,
     /// When each app was last queued for a refusal (unix ms).
     refused: std::sync::Mutex<std::collections::HashMap<AppId, i64>>,
+    /// Checks refused at admission, per reason ([`App::refused_checks`]).
+    pub(crate) refused_checks: RefusalCounts,
+    /// The webhook client when `img_url.allow` opens networks (built on first use).
+    allowing_client: OnceLock<reqwest::Client>,
 }
 
 impl AlertQueue {
@@ -44,9 +59,17 @@ impl AlertQueue {
             tx,
             rx: std::sync::Mutex::new(Some(rx)),
             refused: std::sync::Mutex::new(std::collections::HashMap::new()),
+            refused_checks: RefusalCounts::default(),
+            allowing_client: OnceLock::new(),
         }
     }
 }
+
+/// What the operator is told when a test alert did not arrive: nothing more (the reason is
+/// in the log), so the test cannot tell a closed port from a refused address or a slow
+/// receiver.
+pub const TEST_ALERT_NOT_DELIVERED: &str =
+    "not delivered (no 2xx answer from an allowed address; the server log says why)";
 
 /// The JSON posted to a webhook.
 #[derive(Debug, Clone, Serialize)]
@@ -177,10 +200,18 @@ impl App {
                     alert_percent: app.policy.alert_percent,
                     at: now,
                 };
+                let client = match self.webhook_http() {
+                    Ok(client) => client,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not build the webhook client");
+                        continue;
+                    }
+                };
                 tokio::spawn(deliver(
                     Delivery {
                         store: self.store.clone(),
-                        client: self.webhooks.clone(),
+                        client,
+                        policy: self.fetcher.policy().clone(),
                         attempts: self.settings.alerts.webhook_attempts,
                         backoff: Duration::from_millis(self.settings.alerts.webhook_backoff_ms),
                         clock: self.clock.clone(),
@@ -194,9 +225,45 @@ impl App {
         Ok(recorded)
     }
 
+    /// The client webhooks are posted with, under the address policy: the one `App::open`
+    /// built (public addresses only) unless `img_url.allow` opens networks; then one built
+    /// with those networks, once.
+    fn webhook_http(&self) -> Result<reqwest::Client, reqwest::Error> {
+        if self.settings.img_url.allow.is_empty() {
+            return Ok(self.webhooks.clone());
+        }
+        if let Some(client) = self.alerts.allowing_client.get() {
+            return Ok(client.clone());
+        }
+        let client = fetch::guarded_client(
+            self.fetcher.policy().clone(),
+            Duration::from_millis(self.settings.alerts.webhook_timeout_ms),
+        )?;
+        Ok(self.alerts.allowing_client.get_or_init(|| client).clone())
+    }
+
+    /// Checks a webhook URL as it is set: http(s), and leading to an address the policy
+    /// allows (public, or in `img_url.allow`), as far as DNS tells now; nothing is
+    /// connected to. Every delivery checks again.
+    pub async fn check_webhook_url(&self, raw: &str) -> Result<(), AppError> {
+        let url = Url::parse(raw)
+            .map_err(|_| AppError::Invalid("webhook_url must be an http(s) URL".into()))?;
+        match fetch::check_destination(self.fetcher.policy(), &url).await {
+            Ok(()) => Ok(()),
+            Err(FetchError::Refused { .. }) => Err(AppError::Invalid(
+                "webhook_url must lead to a public address (or a network in img_url.allow)".into(),
+            )),
+            Err(_) => Err(AppError::Invalid(
+                "webhook_url must be an http(s) URL".into(),
+            )),
+        }
+    }
+
     /// Posts one test alert (kind `test`, alert id 0, the app's current balance) to the
     /// app's webhook, signed like a real one, once and without recording an alert: the
-    /// operator sees at once whether the receiver works. `Ok(Err(why))` when it did not.
+    /// operator sees at once whether the receiver works. `Ok(Err(_))` when it did not,
+    /// always with the same words ([`TEST_ALERT_NOT_DELIVERED`]): why is logged (without
+    /// the URL), never answered, so the test cannot be used to map a network.
     pub async fn send_test_alert(
         &self,
         actor: &Actor,
@@ -226,15 +293,34 @@ impl App {
             at: now,
         };
         let body = serde_json::to_vec(&payload).expect("alert payloads serialize");
-        let outcome = post_once(&self.webhooks, url, secret.as_deref(), "test", &body, now).await;
+        let outcome = match self.webhook_http() {
+            Ok(client) => {
+                let target = Target {
+                    client: &client,
+                    policy: self.fetcher.policy(),
+                };
+                post_once(target, url, secret.as_deref(), "test", &body, now).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not build the webhook client");
+                Err("no client")
+            }
+        };
+        if let Err(why) = outcome {
+            tracing::warn!(app_id = %app_id, error = why, "test alert not delivered");
+        }
         let mut event = self.event(actor, "app.test-alert");
         event.app_id = Some(app_id.clone());
-        event.detail = Some(match &outcome {
-            Ok(()) => "delivered".into(),
-            Err(e) => e.clone(),
-        });
+        event.detail = Some(
+            if outcome.is_ok() {
+                "delivered"
+            } else {
+                "not delivered"
+            }
+            .into(),
+        );
         self.record_event(event).await;
-        Ok(outcome)
+        Ok(outcome.map_err(|_| TEST_ALERT_NOT_DELIVERED.to_owned()))
     }
 
     /// Looks at the apps named by charges as they come, and at every app each
@@ -270,6 +356,7 @@ impl App {
 struct Delivery {
     store: Arc<dyn Store>,
     client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
     attempts: u32,
     backoff: Duration,
     clock: Arc<dyn crate::Clock>,
@@ -280,8 +367,12 @@ async fn deliver(d: Delivery, url: String, secret: Option<String>, payload: Aler
     let body = serde_json::to_vec(&payload).expect("alert payloads serialize");
     let mut wait = d.backoff;
     for attempt in 1..=d.attempts {
+        let target = Target {
+            client: &d.client,
+            policy: &d.policy,
+        };
         let outcome = post_once(
-            &d.client,
+            target,
             &url,
             secret.as_deref(),
             payload.kind,
@@ -292,11 +383,7 @@ async fn deliver(d: Delivery, url: String, secret: Option<String>, payload: Aler
         let delivered = outcome.is_ok().then(|| d.clock.now_ms());
         if let Err(e) = d
             .store
-            .alert_attempted(
-                payload.alert_id,
-                delivered,
-                outcome.as_ref().err().map(String::as_str),
-            )
+            .alert_attempted(payload.alert_id, delivered, outcome.err())
             .await
         {
             tracing::warn!(error = %e, "could not note a webhook attempt");
@@ -315,17 +402,32 @@ async fn deliver(d: Delivery, url: String, secret: Option<String>, payload: Aler
     }
 }
 
-/// One signed POST of an alert body; the error says what happened without the URL (it
-/// may carry the customer's token).
+/// Where a webhook goes out: a client whose resolver applies `policy`, and the policy,
+/// for the IP literals no resolver sees.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    client: &'a reqwest::Client,
+    policy: &'a AddressPolicy,
+}
+
+/// One signed POST of an alert body, if the URL's address is allowed; the error says what
+/// happened, for the log and the alert's row, without the URL (it may carry the customer's
+/// token) or the address.
 async fn post_once(
-    client: &reqwest::Client,
+    target: Target<'_>,
     url: &str,
     secret: Option<&str>,
     kind: &str,
     body: &[u8],
     now_ms: i64,
-) -> Result<(), String> {
-    let mut request = client
+) -> Result<(), &'static str> {
+    const REFUSED: &str = "refused: not an allowed address";
+    let url = Url::parse(url).map_err(|_| "not a valid URL")?;
+    if target.policy.check_url_host(&url).is_err() {
+        return Err(REFUSED);
+    }
+    let mut request = target
+        .client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Renzheng-Alert", kind)
@@ -338,20 +440,23 @@ async fn post_once(
     }
     match request.send().await {
         Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-        Err(e) if e.is_timeout() => Err("timed out".to_owned()),
-        Err(e) if e.is_connect() => Err("connection failed".to_owned()),
-        Err(_) => Err("request failed".to_owned()),
+        Ok(r) if r.status().is_redirection() => Err("answered with a redirect"),
+        Ok(r) if r.status().is_client_error() => Err("answered 4xx"),
+        Ok(_) => Err("answered 5xx"),
+        Err(e) => match fetch::classify(&e) {
+            FetchError::Refused { .. } => Err(REFUSED),
+            _ if e.is_timeout() => Err("timed out"),
+            _ if e.is_connect() => Err("connection failed"),
+            _ => Err("request failed"),
+        },
     }
 }
 
-/// The webhook client: no redirects (a webhook answers where it is), bounded time.
+/// The webhook client under the default address policy (public addresses only): no proxy,
+/// no redirects (a webhook answers where it is), bounded time. With `img_url.allow` set,
+/// deliveries use one built with those networks instead.
 pub(crate) fn webhook_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
+    fetch::guarded_client(Arc::new(AddressPolicy::default()), timeout)
 }
 
 #[cfg(test)]

@@ -372,6 +372,11 @@ impl App {
         policy: PolicyView,
     ) -> Result<AppView, AppError> {
         let policy = policy.parse()?;
+        // Every way in (admin API, console, CLI) meets the webhook's address policy when
+        // it is set; deliveries check again, since DNS can change.
+        if let Some(hook) = &policy.webhook_url {
+            self.check_webhook_url(hook).await?;
+        }
         match self.store.set_app_policy(app_id, &policy).await {
             Ok(()) => {}
             Err(StoreError::NotFound(_)) => return Err(AppError::NotFound("app")),

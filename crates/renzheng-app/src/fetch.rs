@@ -18,6 +18,11 @@
 //!
 //! Operators may open specific networks with `img_url.allow` (the test suite opens
 //! `127.0.0.1/32`).
+//!
+//! The balance alerts' webhooks go out under the same [`AddressPolicy`] (`img_url.allow`
+//! included), through a client built by [`guarded_client`]: the address is checked when
+//! the webhook is set ([`check_destination`]) and again at every delivery, at connection
+//! time, since DNS can change in between.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -169,6 +174,18 @@ impl AddressPolicy {
         AddressPolicy { allow }
     }
 
+    /// `Ok` when the host of `url` may be reached as far as can be told without DNS: an
+    /// IP literal is judged here, a name only by the resolver of [`guarded_client`] at
+    /// connection time (or by [`check_destination`]).
+    pub fn check_url_host(&self, url: &Url) -> Result<(), FetchError> {
+        match url.host() {
+            Some(Host::Ipv4(ip)) => self.check(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => self.check(IpAddr::V6(ip)),
+            Some(Host::Domain(_)) => Ok(()),
+            None => Err(FetchError::InvalidUrl("no host")),
+        }
+    }
+
     /// `Ok` when `ip` may be fetched, else why not.
     pub fn check(&self, ip: IpAddr) -> Result<(), FetchError> {
         let unwrapped = match ip {
@@ -228,6 +245,50 @@ impl Resolve for PolicyResolver {
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
+}
+
+/// An HTTP client that connects only where `policy` allows: names are resolved by the
+/// policy's resolver and connected to exactly the addresses it kept (no second lookup);
+/// no proxy from the environment; no redirects; `timeout` for a whole request. IP literals
+/// never reach a resolver: check them with [`AddressPolicy::check_url_host`] before each
+/// request.
+pub(crate) fn guarded_client(
+    policy: Arc<AddressPolicy>,
+    timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(PolicyResolver { policy }))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("renzheng/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Checks, without connecting, that `url` leads somewhere `policy` allows: an IP
+/// literal by the policy; a name by resolving it now, refused when every address it has is
+/// refused. A name that does not resolve now is not refused (DNS may be down, or not yet
+/// set up); whatever it resolves to is checked again at each connection.
+pub(crate) async fn check_destination(policy: &AddressPolicy, url: &Url) -> Result<(), FetchError> {
+    check_scheme(url)?;
+    policy.check_url_host(url)?;
+    let Some(Host::Domain(name)) = url.host() else {
+        return Ok(());
+    };
+    let Ok(found) = tokio::net::lookup_host((name, 0)).await else {
+        return Ok(());
+    };
+    let mut first_refusal = None;
+    for address in found {
+        match policy.check(address.ip()) {
+            Ok(()) => return Ok(()),
+            Err(refused) => {
+                first_refusal.get_or_insert(refused);
+            }
+        }
+    }
+    first_refusal.map_or(Ok(()), Err)
 }
 
 /// Bounds on concurrent fetches: all of them, and per host.
@@ -336,6 +397,11 @@ impl Fetcher {
         })
     }
 
+    /// The address policy (`img_url.allow` included), which webhooks share.
+    pub(crate) fn policy(&self) -> &Arc<AddressPolicy> {
+        &self.policy
+    }
+
     /// Parses and checks the syntax of `imgUrl` (the validation step; nothing is fetched).
     pub fn parse_url(&self, raw: &str) -> Result<Url, FetchError> {
         if !self.enabled {
@@ -397,13 +463,8 @@ impl Fetcher {
     /// Refuses a wrong scheme or a forbidden IP literal before any connection.
     fn precheck(&self, url: &Url) -> Result<(), FetchError> {
         check_scheme(url)?;
-        match url.host() {
-            Some(Host::Ipv4(ip)) => self.policy.check(IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => self.policy.check(IpAddr::V6(ip)),
-            // Names are checked by the resolver, at connection time.
-            Some(Host::Domain(_)) => Ok(()),
-            None => Err(FetchError::InvalidUrl("no host")),
-        }
+        // Names are checked by the resolver, at connection time.
+        self.policy.check_url_host(url)
     }
 
     async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, FetchError> {
@@ -438,7 +499,7 @@ fn check_scheme(url: &Url) -> Result<(), FetchError> {
 
 /// Turns a reqwest error into ours, finding the resolver's refusal in the chain. Never
 /// quotes the URL (its query may carry anything).
-fn classify(e: &reqwest::Error) -> FetchError {
+pub(crate) fn classify(e: &reqwest::Error) -> FetchError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(AllAddressesRefused(ip, reason)) = err.downcast_ref::<AllAddressesRefused>() {

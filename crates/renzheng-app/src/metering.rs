@@ -8,15 +8,24 @@
 //! only answered checks (the 2xx) are charged, nothing is charged twice, and the ledger reconciles with
 //! the audit log by construction. A node that dies holding a unit gives it back when the
 //! hold lapses (`metering.hold_ms`).
+//!
+//! A check refused at admission (throttled, or no quota) writes no audit row: it is only
+//! counted ([`App::refused_checks`], the metric `renzheng_checks_refused_total`), so a
+//! client hammering an app with no quota or a low rate cannot grow the database. The
+//! app's own endpoints (`/v1/app/*`) have a small limit of their own
+//! ([`App::admit_own_request`]), and the CSV export is read from the store a page at a
+//! time ([`CallsCsv`]), never built whole in memory.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use renzheng_domain::IdNumber;
 use renzheng_store::{
     AppId, AttemptWindow, AuditQuery, AuditRecord, Grant, Package, QuotaRefusal, ReservationId,
-    Reserved, StoreError,
+    Reserved, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +37,80 @@ pub(crate) const DAY_MS: i64 = 86_400_000;
 pub const MAX_PAGE: u32 = 500;
 /// The most records one CSV export holds.
 pub const MAX_EXPORT: u32 = 100_000;
+
+/// The app's own endpoints (`/v1/app/*`: balance, usage, history): one request every
+/// 200 ms per app on average, 20 at once. Generous for a dashboard or a script paging
+/// through its history, and a bound on what one AppCode can make the database read.
+pub const OWN_API_INTERVAL_US: i64 = 200_000;
+/// The burst of [`OWN_API_INTERVAL_US`].
+pub const OWN_API_BURST: u32 = 20;
+/// CSV exports (up to [`MAX_EXPORT`] rows each) of the app's own history: one a minute per
+/// app on average, 3 at once, on top of [`OWN_API_INTERVAL_US`].
+pub const OWN_EXPORT_INTERVAL_US: i64 = 60_000_000;
+/// The burst of [`OWN_EXPORT_INTERVAL_US`].
+pub const OWN_EXPORT_BURST: u32 = 3;
+
+/// Why a check was refused at admission: counted, never audited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionRefusal {
+    /// No calls left (`Quota Exhausted`).
+    QuotaExhausted,
+    /// The remaining calls have expired (`Quota Expired`).
+    QuotaExpired,
+    /// The app's rate limit (`Throttled by APP Flow Control`).
+    Throttled,
+}
+
+impl AdmissionRefusal {
+    /// Every reason, in the order [`App::refused_checks`] reports them.
+    pub const ALL: [AdmissionRefusal; 3] = [
+        AdmissionRefusal::QuotaExhausted,
+        AdmissionRefusal::QuotaExpired,
+        AdmissionRefusal::Throttled,
+    ];
+
+    /// The reason as a metric label: `quota_exhausted`, `quota_expired` or `throttled`.
+    pub fn label(self) -> &'static str {
+        match self {
+            AdmissionRefusal::QuotaExhausted => "quota_exhausted",
+            AdmissionRefusal::QuotaExpired => "quota_expired",
+            AdmissionRefusal::Throttled => "throttled",
+        }
+    }
+
+    /// The admission refusal an error is, if it is one.
+    pub fn of(error: &AppError) -> Option<Self> {
+        match error {
+            AppError::QuotaExhausted => Some(AdmissionRefusal::QuotaExhausted),
+            AppError::QuotaExpired => Some(AdmissionRefusal::QuotaExpired),
+            AppError::Throttled { .. } => Some(AdmissionRefusal::Throttled),
+            _ => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            AdmissionRefusal::QuotaExhausted => 0,
+            AdmissionRefusal::QuotaExpired => 1,
+            AdmissionRefusal::Throttled => 2,
+        }
+    }
+}
+
+/// Checks refused at admission since this process started, per reason. In memory and per
+/// node, like every other counter of the metrics: the scrape adds the nodes up.
+#[derive(Debug, Default)]
+pub(crate) struct RefusalCounts([AtomicU64; 3]);
+
+impl RefusalCounts {
+    pub(crate) fn add(&self, refusal: AdmissionRefusal) {
+        self.0[refusal.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self, refusal: AdmissionRefusal) -> u64 {
+        self.0[refusal.index()].load(Ordering::Relaxed)
+    }
+}
 
 /// What a check holds once admitted: the unit it will be charged, when metering is on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -429,6 +512,46 @@ impl App {
         }
     }
 
+    /// Counts a check refused at admission (it writes no audit row).
+    pub(crate) fn count_refused_check(&self, refusal: AdmissionRefusal) {
+        self.alerts.refused_checks.add(refusal);
+    }
+
+    /// Checks refused at admission by this node since it started, per reason (every
+    /// reason, in [`AdmissionRefusal::ALL`]'s order, zeros included), for the metrics.
+    pub fn refused_checks(&self) -> [(AdmissionRefusal, u64); 3] {
+        AdmissionRefusal::ALL.map(|r| (r, self.alerts.refused_checks.get(r)))
+    }
+
+    /// Admits a request of `caller` to its own endpoints (`/v1/app/*`): at most one
+    /// every [`OWN_API_INTERVAL_US`] on average ([`OWN_API_BURST`] at once), and for a CSV
+    /// `export` also one every [`OWN_EXPORT_INTERVAL_US`] ([`OWN_EXPORT_BURST`] at once);
+    /// [`AppError::Throttled`] beyond. A budget of its own, apart from the checks' rate
+    /// limit, so reading the history never throttles the checks; nothing is charged.
+    pub async fn admit_own_request(&self, caller: &Caller, export: bool) -> Result<(), AppError> {
+        let now = self.now_ms();
+        // Keys of their own in the rate table: no app id has a colon.
+        let key = AppId::from(format!("app-api:{}", caller.app_id));
+        if let Some(retry_after_ms) = self
+            .store
+            .take_rate(&key, now, OWN_API_INTERVAL_US, OWN_API_BURST)
+            .await?
+        {
+            return Err(AppError::Throttled { retry_after_ms });
+        }
+        if export {
+            let key = AppId::from(format!("app-export:{}", caller.app_id));
+            if let Some(retry_after_ms) = self
+                .store
+                .take_rate(&key, now, OWN_EXPORT_INTERVAL_US, OWN_EXPORT_BURST)
+                .await?
+            {
+                return Err(AppError::Throttled { retry_after_ms });
+            }
+        }
+        Ok(())
+    }
+
     /// Counts a check of `id` by `caller` against `limits.per_id_per_minute` and
     /// `limits.per_id_per_day`; refused (not counted) when a window is full.
     pub(crate) async fn limit_attempts(
@@ -694,43 +817,36 @@ impl App {
             .collect())
     }
 
-    /// The calls matching `filter` as CSV (newest first, at most 100,000, masked).
+    /// The calls matching `filter` as CSV (newest first, at most 100,000, masked), whole.
+    /// Only for the operator's console; the API streams [`calls_csv_export`](Self::calls_csv_export).
     pub async fn calls_csv(
         &self,
         app_id: Option<&AppId>,
         filter: &CallFilter,
     ) -> Result<String, AppError> {
-        let mut query = self.audit_query(app_id, filter, MAX_PAGE)?;
-        let mut out = String::from(
-            "id,at,task_no,app_id,result,score,http_status,charged,latency_ms,error_code,name,id_card\n",
-        );
-        let mut written = 0;
-        while written < MAX_EXPORT {
-            let page = self.store.audit_page(&query).await?;
-            let Some(last) = page.last() else { break };
-            query.before_id = Some(last.id);
-            for r in page {
-                let c = CallView::from(r);
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{},{},{},{},{},{},{},{},{}",
-                    c.id,
-                    c.at,
-                    csv_field(&c.task_no),
-                    csv_field(c.app_id.as_deref().unwrap_or("")),
-                    c.result.map(|r| r.to_string()).unwrap_or_default(),
-                    c.score.map(|s| s.to_string()).unwrap_or_default(),
-                    c.http_status,
-                    u8::from(c.charged),
-                    c.latency_ms,
-                    csv_field(c.error_code.as_deref().unwrap_or("")),
-                    csv_field(c.name.as_deref().unwrap_or("")),
-                    csv_field(c.id_card.as_deref().unwrap_or("")),
-                );
-                written += 1;
-            }
+        let mut export = self.calls_csv_export(app_id, filter)?;
+        let mut out = String::new();
+        while let Some(chunk) = export.next_chunk().await? {
+            out.push_str(&chunk);
         }
         Ok(out)
+    }
+
+    /// The calls matching `filter` as CSV (newest first, at most [`MAX_EXPORT`], masked),
+    /// to be read a page at a time with [`CallsCsv::next_chunk`]. The filter is checked
+    /// here, so a bad one is refused before anything is sent.
+    pub fn calls_csv_export(
+        &self,
+        app_id: Option<&AppId>,
+        filter: &CallFilter,
+    ) -> Result<CallsCsv, AppError> {
+        Ok(CallsCsv {
+            store: self.store.clone(),
+            query: self.audit_query(app_id, filter, MAX_PAGE)?,
+            written: 0,
+            header_sent: false,
+            done: false,
+        })
     }
 
     /// Gives back lapsed holds and forgets expired nonces and attempt windows, every 30
@@ -770,6 +886,76 @@ impl App {
             quotas.push((id.clone(), remaining));
         }
         Ok((quotas, enabled.len()))
+    }
+}
+
+/// A CSV export of calls in progress ([`App::calls_csv_export`]): the header, then one
+/// chunk per page of at most [`MAX_PAGE`] rows read from the store, until [`MAX_EXPORT`]
+/// rows or the end. Holds one page at a time, whatever the export's size.
+pub struct CallsCsv {
+    store: Arc<dyn Store>,
+    query: AuditQuery,
+    written: u32,
+    header_sent: bool,
+    done: bool,
+}
+
+impl std::fmt::Debug for CallsCsv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallsCsv")
+            .field("written", &self.written)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallsCsv {
+    /// The columns, the first line of every export.
+    pub const HEADER: &'static str =
+        "id,at,task_no,app_id,result,score,http_status,charged,latency_ms,error_code,name,id_card\n";
+
+    /// The next chunk of the export (the header first, then a page of rows); `None` once
+    /// it is complete.
+    pub async fn next_chunk(&mut self) -> Result<Option<String>, AppError> {
+        if !self.header_sent {
+            self.header_sent = true;
+            return Ok(Some(Self::HEADER.to_owned()));
+        }
+        if self.done || self.written >= MAX_EXPORT {
+            return Ok(None);
+        }
+        self.query.limit = MAX_PAGE.min(MAX_EXPORT - self.written);
+        let page = self.store.audit_page(&self.query).await?;
+        let Some(last) = page.last() else {
+            self.done = true;
+            return Ok(None);
+        };
+        self.query.before_id = Some(last.id);
+        if page.len() < self.query.limit as usize {
+            self.done = true;
+        }
+        let mut out = String::with_capacity(page.len() * 96);
+        for r in page {
+            let c = CallView::from(r);
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{}",
+                c.id,
+                c.at,
+                csv_field(&c.task_no),
+                csv_field(c.app_id.as_deref().unwrap_or("")),
+                c.result.map(|r| r.to_string()).unwrap_or_default(),
+                c.score.map(|s| s.to_string()).unwrap_or_default(),
+                c.http_status,
+                u8::from(c.charged),
+                c.latency_ms,
+                csv_field(c.error_code.as_deref().unwrap_or("")),
+                csv_field(c.name.as_deref().unwrap_or("")),
+                csv_field(c.id_card.as_deref().unwrap_or("")),
+            );
+            self.written += 1;
+        }
+        Ok(Some(out))
     }
 }
 

@@ -12,16 +12,24 @@
 //! | GET | `/admin/usage`, `/admin/calls` | admin | per day / call history, all apps or `app_id=` |
 //! | GET | `/v1/app/balance`, `/v1/app/usage`, `/v1/app/calls` | the app | its own |
 //!
-//! Call history answers JSON, or CSV with `format=csv`.
+//! Call history answers JSON, or CSV with `format=csv`, streamed a page of rows at a time.
+//! The app's own endpoints have a per-app limit of their own (`Throttled by APP Flow
+//! Control` with `Retry-After` beyond it; CSV exports a stricter one): see
+//! [`App::admit_own_request`](renzheng_app::App::admit_own_request).
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use renzheng_app::metering::CallsCsv;
 use renzheng_app::{
-    Actor, BalanceView, CallFilter, CallView, GrantRequest, GrantView, NewAppCode, NewAppSecret,
-    PackageView, PolicyView, UsageView,
+    Actor, BalanceView, CallFilter, CallView, Caller, GrantRequest, GrantView, NewAppCode,
+    NewAppSecret, PackageView, PolicyView, UsageView,
 };
 use renzheng_store::AppId;
 use serde::Deserialize;
@@ -286,6 +294,58 @@ impl HistoryQuery {
     }
 }
 
+/// Pages of a CSV export read ahead of the client, at most: memory stays at a few pages
+/// whatever the export's size, and a slow client slows the reads.
+const CSV_PAGES_AHEAD: usize = 2;
+
+/// A response body fed a page at a time by a task reading the export from the store. When
+/// the client goes away the body is dropped, and the task stops at its next page. A read
+/// that fails mid-way ends the body with an error, so the client sees a broken transfer,
+/// never a short file that looks complete.
+struct CsvBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl CsvBody {
+    fn spawn(mut export: CallsCsv) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(CSV_PAGES_AHEAD);
+        tokio::spawn(async move {
+            loop {
+                let chunk = match export.next_chunk().await {
+                    Ok(Some(chunk)) => Ok(Bytes::from(chunk)),
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the calls export stopped");
+                        Err(std::io::Error::other("the export could not be read"))
+                    }
+                };
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        CsvBody(rx)
+    }
+}
+
+impl HttpBody for CsvBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| c.map(hyper::body::Frame::data)))
+    }
+}
+
+/// The calling app's own request, within its limit (`export`: a CSV export).
+async fn admit_own(state: &AppState, caller: &Caller, export: bool) -> Result<(), ApiError> {
+    Ok(state.app.admit_own_request(caller, export).await?)
+}
+
 async fn usage_of(
     state: &AppState,
     app: Option<&AppId>,
@@ -309,14 +369,14 @@ async fn calls_of(
             state.app.calls(app, &q.filter()).await?,
         )),
         Some("csv") => {
-            let csv = state.app.calls_csv(app, &q.filter()).await?;
+            let export = state.app.calls_csv_export(app, &q.filter())?;
             Ok((
                 StatusCode::OK,
                 [
                     (CONTENT_TYPE, "text/csv; charset=utf-8"),
                     (CONTENT_DISPOSITION, "attachment; filename=\"calls.csv\""),
                 ],
-                csv,
+                Body::new(CsvBody::spawn(export)),
             )
                 .into_response())
         }
@@ -372,13 +432,14 @@ pub async fn admin_calls(
     responses(
         (status = 200, description = "Balance", body = Envelope<BalanceView>),
         (status = 400, description = "A signature that does not verify", body = Envelope<NoData>),
-        (status = 403, description = "Missing, unknown or disabled credentials", body = Envelope<NoData>),
+        (status = 403, description = "Missing, unknown or disabled credentials; or too many requests to the app's own endpoints (`Throttled by APP Flow Control`, with `Retry-After`)", body = Envelope<NoData>),
     ),
 )]
 pub async fn own_balance(
     Authenticated(caller): Authenticated,
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
+    admit_own(&state, &caller, false).await?;
     Ok(success(
         StatusCode::OK,
         state.app.balance(&caller.app_id).await?,
@@ -393,7 +454,7 @@ pub async fn own_balance(
     responses(
         (status = 200, description = "Usage", body = Envelope<UsageView>),
         (status = 400, description = "Bad date or range, or a signature that does not verify", body = Envelope<NoData>),
-        (status = 403, description = "Missing, unknown or disabled credentials", body = Envelope<NoData>),
+        (status = 403, description = "Missing, unknown or disabled credentials; or too many requests to the app's own endpoints (`Throttled by APP Flow Control`, with `Retry-After`)", body = Envelope<NoData>),
     ),
 )]
 pub async fn own_usage(
@@ -401,6 +462,7 @@ pub async fn own_usage(
     State(state): State<AppState>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
+    admit_own(&state, &caller, false).await?;
     if q.app_id.is_some() {
         return Err(ApiError::BadRequest(
             "app_id is the caller's own here".into(),
@@ -417,7 +479,7 @@ pub async fn own_usage(
     responses(
         (status = 200, description = "Calls (or text/csv with format=csv)", body = Envelope<Vec<CallView>>),
         (status = 400, description = "Bad filter, or a signature that does not verify", body = Envelope<NoData>),
-        (status = 403, description = "Missing, unknown or disabled credentials", body = Envelope<NoData>),
+        (status = 403, description = "Missing, unknown or disabled credentials; or too many requests to the app's own endpoints, or more than a CSV export a minute (`Throttled by APP Flow Control`, with `Retry-After`)", body = Envelope<NoData>),
     ),
 )]
 pub async fn own_calls(
@@ -425,6 +487,7 @@ pub async fn own_calls(
     State(state): State<AppState>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
+    admit_own(&state, &caller, q.format.as_deref() == Some("csv")).await?;
     if q.app_id.is_some() {
         return Err(ApiError::BadRequest(
             "app_id is the caller's own here".into(),

@@ -310,6 +310,9 @@ pub struct Scrape {
     pub quotas: Option<Vec<(String, i64)>>,
     /// The process.
     pub process: ProcessStats,
+    /// Checks this node refused at admission since it started, per reason
+    /// (`quota_exhausted`, `quota_expired`, `throttled`): counted here, not audited.
+    pub refused_checks: Vec<(&'static str, u64)>,
 }
 
 impl Scrape {
@@ -349,6 +352,11 @@ impl Scrape {
             pack,
             quotas,
             process: ProcessStats::read(),
+            refused_checks: app
+                .refused_checks()
+                .into_iter()
+                .map(|(reason, count)| (reason.label(), count))
+                .collect(),
         }
     }
 
@@ -426,8 +434,34 @@ impl Scrape {
                 family,
             );
         }
+        register_refused_checks(renzheng, &self.refused_checks);
         registry
     }
+}
+
+/// Labels of `renzheng_checks_refused_total`: one of the three admission refusals.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    reason: &'static str,
+}
+
+/// `renzheng_checks_refused_total{reason}`: checks of a proven caller refused at admission
+/// (a counter read from the app at scrape time: the refusals write no audit row).
+fn register_refused_checks(registry: &mut Registry, refused: &[(&'static str, u64)]) {
+    if refused.is_empty() {
+        return;
+    }
+    let family = Family::<RefusedLabels, Counter>::default();
+    for (reason, count) in refused {
+        family
+            .get_or_create(&RefusedLabels { reason })
+            .inc_by(*count);
+    }
+    registry.register(
+        "checks_refused",
+        "Checks of a proven caller refused at admission since the process started, not audited: no quota left (quota_exhausted), only expired quota (quota_expired), or the app's rate limit (throttled)",
+        family,
+    );
 }
 
 /// Says once per process that the quota gauge was capped: every scrape would say it
@@ -878,6 +912,11 @@ mod tests {
                 resident_memory_bytes: Some(4096),
                 ..ProcessStats::default()
             },
+            refused_checks: vec![
+                ("quota_exhausted", 7),
+                ("quota_expired", 0),
+                ("throttled", 2),
+            ],
         };
         let open = metrics.render(&scrape, Format::OpenMetrics);
         assert!(open.ends_with("# EOF\n"), "{open}");
@@ -894,6 +933,7 @@ mod tests {
             "process_resident_memory_bytes gauge",
             "renzheng_build_info gauge",
             "renzheng_app_quota_remaining gauge",
+            "renzheng_checks_refused_total counter",
         ] {
             let name = family.split(' ').next().unwrap();
             assert!(
@@ -911,6 +951,9 @@ mod tests {
             "process_resident_memory_bytes 4096",
             "renzheng_build_info{version=\"",
             "renzheng_app_quota_remaining{app_id=\"a1\"} 41",
+            "renzheng_checks_refused_total{reason=\"quota_exhausted\"} 7",
+            "renzheng_checks_refused_total{reason=\"quota_expired\"} 0",
+            "renzheng_checks_refused_total{reason=\"throttled\"} 2",
         ] {
             assert!(classic.contains(line), "{line}: {classic}");
         }

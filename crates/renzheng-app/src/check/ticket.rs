@@ -8,11 +8,13 @@
 //!                  ─▶ finish (one record; the held unit charged for an answer, else given back)
 //! ```
 //!
-//! The ticket keeps the rule "one audit record per check of a known caller, charged only
-//! when answered, the unit given back when it was not": a ticket dropped unfinished (its
-//! request timed out or its client left) records itself as abandoned and gives its unit
-//! back at once. The record functions are private to the crate, so a check cannot be
-//! recorded any other way.
+//! The ticket keeps the rule "one audit record per admitted check of a known caller,
+//! charged only when answered, the unit given back when it was not": a ticket dropped
+//! unfinished (its request timed out or its client left) records itself as abandoned and
+//! gives its unit back at once. A check refused at admission (throttled, or no quota left)
+//! holds no unit and is only counted ([`App::refused_checks`]), never recorded: otherwise
+//! a client hammering an app without quota would write a row per request. The record
+//! functions are private to the crate, so a check cannot be recorded any other way.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use renzheng_vision::Analysis;
 use super::record::CheckRecord;
 use super::{CheckFields, CheckRequest, Verification};
 use crate::apps::{Authentication, Credential};
+use crate::metering::AdmissionRefusal;
 use crate::{App, AppError, Caller};
 
 /// Who a check is made for.
@@ -79,6 +82,8 @@ pub struct CheckTicket {
     caller: Option<Caller>,
     proven: bool,
     reservation: Option<ReservationId>,
+    /// Refused at admission: counted, not recorded.
+    refused: Option<AdmissionRefusal>,
     request: Option<CheckRequest>,
     finished: bool,
 }
@@ -97,6 +102,7 @@ impl App {
             caller: None,
             proven: origin == Origin::Console,
             reservation: None,
+            refused: None,
             request: None,
             finished: false,
         }
@@ -150,15 +156,26 @@ impl CheckTicket {
 
     /// Admits the check: the app's rate limit, then one unit of quota held. Before any
     /// parsing or engine work; never before the caller is proven. Console checks are
-    /// neither limited nor metered.
+    /// neither limited nor metered. A refusal here (throttled, no quota) is counted and
+    /// the check will not be recorded.
     pub async fn admit(&mut self) -> Result<(), AppError> {
         if self.origin == Origin::Console {
             return Ok(());
         }
         let caller = self.proven_caller()?;
-        let admission = self.app.admit(caller).await?;
-        self.reservation = admission.reservation;
-        Ok(())
+        match self.app.admit(caller).await {
+            Ok(admission) => {
+                self.reservation = admission.reservation;
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(refusal) = AdmissionRefusal::of(&e) {
+                    self.app.count_refused_check(refusal);
+                    self.refused = Some(refusal);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Runs the check: parses the fields (the first problem is the answer), counts the
@@ -189,9 +206,10 @@ impl CheckTicket {
     /// must not give it as a success, and the held unit lapses back.
     ///
     /// A check whose caller was never proven is not recorded (refused credentials are
-    /// the metrics' business, so a client hammering with bad ones cannot grow the audit).
+    /// the metrics' business, so a client hammering with bad ones cannot grow the audit),
+    /// nor is one refused at admission (counted when refused; it holds no unit).
     pub async fn finish(mut self, ending: Ending<'_>) -> Result<bool, AppError> {
-        if !self.proven {
+        if !self.recorded() {
             self.finished = true;
             return Ok(false);
         }
@@ -229,6 +247,12 @@ impl CheckTicket {
         }
     }
 
+    /// Whether this check is to be recorded: its caller proven and admitted (or the
+    /// console's).
+    fn recorded(&self) -> bool {
+        self.proven && self.refused.is_none()
+    }
+
     fn proven_caller(&self) -> Result<&Caller, AppError> {
         match (&self.caller, self.proven) {
             (Some(caller), true) => Ok(caller),
@@ -248,7 +272,7 @@ impl Drop for CheckTicket {
     /// its unit given back now rather than when its hold lapses. The write runs on the
     /// runtime; [`App::settle_abandoned`] waits for it at shutdown.
     fn drop(&mut self) {
-        if self.finished || !self.proven {
+        if self.finished || !self.recorded() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

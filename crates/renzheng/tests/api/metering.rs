@@ -818,3 +818,368 @@ async fn a_client_that_goes_away_gets_its_unit_back_at_once_and_is_audited() {
     }
     hold.abort();
 }
+
+/// The audit rows of one app (at most 500).
+async fn audit_rows(app: &TestApp, id: &str) -> Vec<renzheng_store::AuditRecord> {
+    app.store
+        .audit_page(&renzheng_store::AuditQuery {
+            app_id: Some(renzheng_store::AppId::from(id.to_owned())),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// `renzheng_checks_refused_total{reason}` as the app's `/metrics` says now.
+async fn refused_metric(app: &TestApp, reason: &str) -> u64 {
+    let text = app
+        .request(Method::GET, "/metrics")
+        .header("Accept", "text/plain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("renzheng_checks_refused_total{{reason=\"{reason}\"}} ");
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix}in {text}"));
+    value.parse::<f64>().unwrap() as u64
+}
+
+/// Issue 21, item 5: quota and throttle refusals are counted, not written. 1,000 checks
+/// of an app without quota write no row; the throttled and expired ones neither; the
+/// checks that were admitted are recorded as before.
+async fn refusals_are_counted_not_audited(app: &TestApp) {
+    let (id, code, _, _) = new_app(app, None).await;
+    let body = check_body(app);
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let batch = (0..50).map(|_| check_with(app, &code, &body));
+        for response in futures_util::future::join_all(batch).await {
+            assert_eq!(response.status(), 403);
+            assert_eq!(message(&response), "Quota Exhausted");
+        }
+    }
+    let rows = audit_rows(app, &id).await;
+    eprintln!(
+        "1000 quota-refused checks in {:?}: {} audit rows written",
+        started.elapsed(),
+        rows.len()
+    );
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!(refused_metric(app, "quota_exhausted").await, 1000);
+
+    // Expired calls: refused, counted, not written.
+    let now = app.state.app.now_ms();
+    let app_id = renzheng_store::AppId::from(id.clone());
+    app.store
+        .grant(&app_id, None, 5, Some(now - 1), now - 10_000)
+        .await
+        .unwrap();
+    let response = check_with(app, &code, &body).await;
+    assert_eq!(message(&response), "Quota Expired");
+    assert_eq!(refused_metric(app, "quota_expired").await, 1);
+    assert!(audit_rows(app, &id).await.is_empty());
+
+    // Throttled: the admitted check is recorded (and charged), the throttled one is not.
+    grant(app, &id, json!({"calls": 10})).await;
+    let response = app
+        .admin(Method::PUT, &format!("/admin/apps/{id}/policy"))
+        .json(&json!({"rate_per_sec": 0.1, "rate_burst": 1, "alert_percent": 20}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(check_with(app, &code, &body).await.status(), 200);
+    let response = check_with(app, &code, &body).await;
+    assert_eq!(message(&response), "Throttled by APP Flow Control");
+    assert_eq!(refused_metric(app, "throttled").await, 1);
+    let rows = audit_rows(app, &id).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].http_status, rows[0].charged), (200, true));
+    // Other refusals of an admitted check are still recorded, and free.
+    app.admin(Method::PUT, &format!("/admin/apps/{id}/policy"))
+        .json(&json!({"alert_percent": 20}))
+        .send()
+        .await
+        .unwrap();
+    let response = check_with(app, &code, &json!({"name": HU.name, "idCard": "12"})).await;
+    assert_eq!(response.status(), 400);
+    let rows = audit_rows(app, &id).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].http_status, rows[0].charged), (400, false));
+    // The ledger still reconciles with the audit.
+    let rec = app.store.reconcile(&app_id, 0).await.unwrap();
+    assert_eq!((rec.ledger_charges, rec.audit_charged), (1, 1));
+}
+
+#[tokio::test]
+async fn quota_and_throttle_refusals_are_counted_not_audited() {
+    let app = spawn_test_app_with(|s| {
+        s.limits.max_queued_jobs = 256;
+    })
+    .await;
+    refusals_are_counted_not_audited(&app).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_quota_and_throttle_refusals_are_counted_not_audited() {
+    let Some(db) = crate::postgres::scratch_database("refusals_are_counted_not_audited").await
+    else {
+        return;
+    };
+    let app = spawn_test_app_with(crate::postgres::node(&db)).await;
+    refusals_are_counted_not_audited(&app).await;
+}
+
+/// Issue 21, item 5: the app's own endpoints have a limit of their own (apart from the
+/// checks' rate limit, which they do not use up), and CSV exports a stricter one.
+async fn own_endpoints_are_limited(app: &TestApp) {
+    let (_, code, _, _) = new_app(app, Some(5)).await;
+    let get = |path: &'static str| {
+        app.request(Method::GET, path)
+            .header("Authorization", format!("APPCODE {code}"))
+            .send()
+    };
+    let responses = futures_util::future::join_all((0..40).map(|_| get("/v1/app/balance"))).await;
+    let mut ok = 0;
+    let mut throttled = 0;
+    for response in responses {
+        let response = response.unwrap();
+        match response.status().as_u16() {
+            200 => ok += 1,
+            403 => {
+                assert_eq!(message(&response), "Throttled by APP Flow Control");
+                assert!(response.headers().contains_key("retry-after"));
+                throttled += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        ok >= 20 && throttled >= 1,
+        "{ok} answered, {throttled} throttled"
+    );
+    // The checks have their own budget.
+    assert_eq!(check_with(app, &code, &check_body(app)).await.status(), 200);
+
+    // Exports: three at once, then one a minute.
+    let (_, code, _, _) = new_app(app, Some(5)).await;
+    let export = || {
+        app.request(Method::GET, "/v1/app/calls?format=csv")
+            .header("Authorization", format!("APPCODE {code}"))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(export().await.unwrap().status(), 200);
+    }
+    let response = export().await.unwrap();
+    assert_eq!(message(&response), "Throttled by APP Flow Control");
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // JSON pages are not exports.
+    let response = app
+        .request(Method::GET, "/v1/app/calls")
+        .header("Authorization", format!("APPCODE {code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn the_apps_own_endpoints_have_a_limit_of_their_own() {
+    let app = spawn_test_app().await;
+    own_endpoints_are_limited(&app).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_the_apps_own_endpoints_have_a_limit_of_their_own() {
+    let Some(db) = crate::postgres::scratch_database("own_endpoints_are_limited").await else {
+        return;
+    };
+    let app = spawn_test_app_with(crate::postgres::node(&db)).await;
+    own_endpoints_are_limited(&app).await;
+}
+
+/// Issue 21, item 5: the CSV export is streamed a page at a time (no length known in
+/// advance), every row once, newest first, across pages.
+#[tokio::test]
+async fn the_csv_export_is_streamed_page_by_page() {
+    let app = spawn_test_app().await;
+    let (id, code, _, _) = new_app(&app, None).await;
+    let now = app.state.app.now_ms();
+    let rows = 1_203;
+    for n in 0..rows {
+        let mut entry =
+            renzheng_store::AuditEntry::new(now - 1_000 + n, format!("task-{n}"), 400, 1);
+        entry.app_id = Some(renzheng_store::AppId::from(id.clone()));
+        entry.error_code = Some("InvalidIdCard".into());
+        app.store
+            .finish_check(&entry, renzheng_store::Settle::Nothing)
+            .await
+            .unwrap();
+    }
+    for (request, what) in [
+        (
+            app.request(Method::GET, "/v1/app/calls?format=csv")
+                .header("Authorization", format!("APPCODE {code}")),
+            "the app's",
+        ),
+        (
+            app.admin(Method::GET, &format!("/admin/calls?format=csv&app_id={id}")),
+            "the operator's",
+        ),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{what}");
+        assert!(
+            response.headers().get("content-length").is_none(),
+            "{what} export is streamed: {:?}",
+            response.headers()
+        );
+        let csv = response.text().await.unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some(renzheng_app::metering::CallsCsv::HEADER.trim_end())
+        );
+        let ids: Vec<i64> = lines
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(ids.len(), rows as usize, "{what}");
+        assert!(
+            ids.windows(2).all(|w| w[0] > w[1]),
+            "{what}: newest first, once"
+        );
+    }
+    // A bad filter is refused before anything is sent.
+    let response = app
+        .request(Method::GET, "/v1/app/calls?format=csv&from=2026-13-01")
+        .header("Authorization", format!("APPCODE {code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 400);
+}
+
+/// Issue 21, item 7: webhooks are held to imgUrl's address policy when set and when
+/// delivered, and the test alert says only whether it arrived.
+#[tokio::test]
+async fn webhooks_reach_only_allowed_addresses_and_the_test_alert_says_only_delivered_or_not() {
+    // No network opened: loopback and private addresses are refused when set.
+    let strict = spawn_test_app_with(|s| s.img_url.allow = Vec::new()).await;
+    let (hook, received) = webhook_receiver().await;
+    let (id, code, _, _) = new_app(&strict, Some(1)).await;
+    let port = hook.split(':').nth(2).unwrap().split('/').next().unwrap();
+    for url in [
+        hook.clone(),
+        format!("http://localhost:{port}/hook"),
+        "http://10.1.2.3/hook".to_owned(),
+        "http://[::1]/hook".to_owned(),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        "http://[::ffff:127.0.0.1]/hook".to_owned(),
+    ] {
+        let response = strict
+            .admin(Method::PUT, &format!("/admin/apps/{id}/policy"))
+            .json(&json!({"alert_percent": 20, "webhook_url": url}))
+            .send()
+            .await
+            .unwrap();
+        let (status, _, why) = error_of(response).await;
+        assert_eq!(status, 400, "{url}");
+        assert!(why.contains("public address"), "{url}: {why}");
+    }
+    // One set before this release (or whose name now resolves elsewhere) is checked
+    // again at delivery: nothing is posted, neither the test alert nor a real one.
+    let app_id = renzheng_store::AppId::from(id.clone());
+    let stored = renzheng_store::AppPolicy {
+        webhook_url: Some(hook.clone()),
+        ..Default::default()
+    };
+    strict.store.set_app_policy(&app_id, &stored).await.unwrap();
+    let refused = strict
+        .state
+        .app
+        .send_test_alert(&renzheng_app::Actor::Cli, &app_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.as_ref().unwrap_err(),
+        "not delivered (no 2xx answer from an allowed address; the server log says why)"
+    );
+    assert_eq!(
+        check_with(&strict, &code, &check_body(&strict))
+            .await
+            .status(),
+        200
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let alerts = strict.store.recent_alerts(Some(&app_id), 10).await.unwrap();
+        if let Some(alert) = alerts.first().filter(|a| a.last_error.is_some()) {
+            assert!(alert.delivered_at.is_none());
+            assert_eq!(
+                alert.last_error.as_deref(),
+                Some("refused: not an allowed address")
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{alerts:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "nothing reached loopback"
+    );
+
+    // With the network opened (img_url.allow), the webhook works; a closed port and a
+    // refused address read the same to the operator.
+    let open = spawn_test_app().await;
+    let (id, _, _, _) = new_app(&open, Some(1)).await;
+    let app_id = renzheng_store::AppId::from(id.clone());
+    let set = |url: String| {
+        let open = &open;
+        let id = id.clone();
+        async move {
+            let response = open
+                .admin(Method::PUT, &format!("/admin/apps/{id}/policy"))
+                .json(&json!({"alert_percent": 20, "webhook_url": url}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    };
+    set(hook.clone()).await;
+    let sent = open
+        .state
+        .app
+        .send_test_alert(&renzheng_app::Actor::Cli, &app_id)
+        .await
+        .unwrap();
+    assert_eq!(sent, Ok(()));
+    assert_eq!(received.lock().unwrap().len(), 1);
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    set(format!("http://{}/hook", closed.local_addr().unwrap())).await;
+    let not_sent = open
+        .state
+        .app
+        .send_test_alert(&renzheng_app::Actor::Cli, &app_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        not_sent, refused,
+        "a closed port reads as a refused address"
+    );
+    drop(closed);
+}
