@@ -103,9 +103,8 @@ impl Application {
             "duplicate-face index ready"
         );
         warn_about_unembedded_persons(&app).await;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
+        let listener =
+            crate::serve::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
         let app = Arc::new(app);
         let state = AppState {
             admin_token,

@@ -146,3 +146,130 @@ async fn strangers_are_refused_before_their_body_is_read() {
     assert!(text.contains("InvalidAppKey"), "{text}");
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+/// Whether the server has closed `stream` (end of stream or reset) within `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // An answer (e.g. a 408) before the close: keep reading.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Sends a `/healthz` on a fresh connection and returns the status line and how long the
+/// answer took.
+async fn timed_healthz(app: &TestApp) -> (String, Duration) {
+    let started = Instant::now();
+    let mut stream = connect(app).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut stream, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&answer);
+    (
+        text.lines().next().unwrap_or("").to_owned(),
+        started.elapsed(),
+    )
+}
+
+/// hyper's own header timer starts only once HTTP/1 has been detected: a connection that
+/// never sends a byte is closed by the server's first-request deadline.
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let app = spawn_test_app_with(|s| s.limits.header_read_timeout_ms = 500).await;
+    let mut silent = connect(&app).await;
+    let started = Instant::now();
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+}
+
+/// Half an HTTP/2 preface keeps the protocol undecided; the deadline covers that too.
+#[tokio::test]
+async fn a_stalled_http2_preface_is_closed_after_the_header_timeout() {
+    let app = spawn_test_app_with(|s| s.limits.header_read_timeout_ms = 500).await;
+    let mut stream = connect(&app).await;
+    let started = Instant::now();
+    stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    assert!(closed_within(&mut stream, Duration::from_secs(3)).await);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+}
+
+/// Every connection taken by clients that send nothing, and more of them waiting: a
+/// request still gets in (within about the second it takes an idle connection to become
+/// displaceable), taking the place of the longest-idle connection, while the newcomers
+/// that send nothing are turned away.
+#[tokio::test]
+async fn when_full_a_request_takes_the_place_of_the_longest_idle_connection() {
+    let app = spawn_test_app_with(|s| {
+        s.limits.max_connections = 4;
+        s.limits.header_read_timeout_ms = 20_000;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect(&app).await);
+        // Accepted one after the other: the first is the longest idle.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // More than the waiting room (4 here) behind them.
+    let mut extra = Vec::new();
+    for _ in 0..30 {
+        extra.push(connect(&app).await);
+    }
+    let (status, took) = timed_healthz(&app).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The longest idle made room; the extra ones, which sent nothing, were closed.
+    assert!(closed_within(&mut held[0], Duration::from_millis(500)).await);
+    for stream in &mut extra {
+        assert!(closed_within(stream, Duration::from_secs(3)).await);
+    }
+}
+
+/// A connection with a request in flight is never closed to make room, however long it
+/// has been since its last byte: the newcomer waits.
+#[tokio::test]
+async fn a_request_in_flight_is_not_displaced() {
+    let app = spawn_test_app_with(|s| {
+        s.limits.max_connections = 1;
+        s.limits.header_read_timeout_ms = 20_000;
+    })
+    .await;
+    let mut busy = connect(&app).await;
+    let body = br#"{"name":"x"}"#;
+    let head = format!(
+        "POST /faceidcard/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nAuthorization: APPCODE {}\r\nConnection: close\r\n\r\n",
+        body.len(),
+        app.app_code
+    );
+    // The head now, the body later: the handler is reading it.
+    busy.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(1_500))
+        .build()
+        .unwrap();
+    assert!(
+        client
+            .get(format!("{}/healthz", app.address))
+            .send()
+            .await
+            .is_err(),
+        "the only slot is busy: the newcomer waits"
+    );
+    busy.write_all(body).await.unwrap();
+    let answer = read_to_close(&mut busy, Duration::from_secs(5)).await;
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 "),
+        "the request in flight was answered"
+    );
+}
