@@ -137,6 +137,13 @@ async fn drop_hold(
     Ok(grant)
 }
 
+/// The longest interval between two requests a rate limit may have, in µs (a year), and
+/// the widest burst window (2^50 µs, ~36 years). Times are µs since 1970 (~2^51 today), so
+/// every sum the limiter computes stays far inside i64: SQLite turns an overflowing integer
+/// sum into a REAL, which then fails to read back, and every check of the app failed.
+const MAX_INTERVAL_US: i64 = 365 * 24 * 3600 * 1_000_000;
+const MAX_WINDOW_US: i64 = 1 << 50;
+
 impl Backend {
     pub(super) async fn do_grant(
         &self,
@@ -368,8 +375,11 @@ impl Backend {
         interval_us: i64,
         burst: u32,
     ) -> Result<Option<i64>, StoreError> {
-        let now_us = now_ms.saturating_mul(1000);
-        let window_us = interval_us.saturating_mul(i64::from(burst.max(1)));
+        let now_us = now_ms.clamp(0, i64::MAX / 4_000).saturating_mul(1000);
+        let interval_us = interval_us.clamp(1, MAX_INTERVAL_US);
+        let window_us = interval_us
+            .saturating_mul(i64::from(burst.max(1)))
+            .min(MAX_WINDOW_US);
         // GCRA: allowed when the next theoretical arrival time stays within the burst
         // window; the guarded upsert makes check-and-take one atomic statement.
         let sql = format!(
@@ -393,8 +403,27 @@ impl Backend {
             .fetch_optional(&self.pool)
             .await?
             .unwrap_or(now_us);
-        let wait_us = tat.max(now_us) + interval_us - window_us - now_us;
-        Ok(Some((wait_us.max(0) + 999) / 1000))
+        let wait_us = tat
+            .max(now_us)
+            .saturating_add(interval_us)
+            .saturating_sub(window_us)
+            .saturating_sub(now_us);
+        Ok(Some(wait_us.max(0).saturating_add(999) / 1000))
+    }
+
+    pub(super) async fn do_give_back_rate(
+        &self,
+        key: &AppId,
+        interval_us: i64,
+    ) -> Result<(), StoreError> {
+        // One interval earlier is the arrival time as if the request had not been taken; a
+        // time already in the past means a full bucket, as GREATEST(tat, now) reads it.
+        sqlx::query("UPDATE rate_limits SET tat = tat - $2 WHERE app_id = $1")
+            .bind(key.as_str())
+            .bind(interval_us.clamp(1, MAX_INTERVAL_US))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub(super) async fn do_count_attempt(
@@ -471,7 +500,16 @@ impl Backend {
             .rows_affected();
         let holds = self.do_reclaim(now_ms).await?;
         let sessions = self.purge_console_sessions(now_ms).await?;
-        Ok(nonces + attempts + holds + sessions)
+        // The console's sign-in keeps one rate row per client address (hash): a row whose
+        // arrival time has passed is a full bucket, the same as no row, so it goes.
+        let sign_in_rates = sqlx::query(
+            "DELETE FROM rate_limits WHERE app_id LIKE 'console:sign-in:%' AND tat <= $1",
+        )
+        .bind(now_ms.saturating_mul(1000))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(nonces + attempts + holds + sessions + sign_in_rates)
     }
 
     pub(super) async fn do_audit_page(

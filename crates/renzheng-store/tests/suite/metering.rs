@@ -291,6 +291,24 @@ pub async fn rate_limits_allow_a_burst_then_the_rate(store: &dyn Store) {
     }
 }
 
+/// An interval or burst far past any sane policy (a rate of 1e-14/s is an interval of
+/// 1e20 µs) is clamped, not summed into an overflow: the store keeps answering.
+pub async fn extreme_rates_never_overflow(store: &dyn Store) {
+    let app = app(store).await;
+    for (interval_us, burst) in [(i64::MAX, u32::MAX), (i64::MAX, 1), (1, u32::MAX)] {
+        let first = store.take_rate(&app, NOW, interval_us, burst).await;
+        assert!(first.is_ok(), "{interval_us} {burst}: {first:?}");
+        let second = store.take_rate(&app, NOW, interval_us, burst).await;
+        assert!(second.is_ok(), "{interval_us} {burst}: {second:?}");
+        store.give_back_rate(&app, interval_us).await.unwrap();
+    }
+    // The limiter still throttles with a finite wait: a second request within the
+    // clamped interval (a year) waits.
+    store.take_rate(&app, NOW + DAY, i64::MAX, 1).await.unwrap();
+    let wait = store.take_rate(&app, NOW + DAY, i64::MAX, 1).await.unwrap();
+    assert!(wait.is_some_and(|w| w > 0), "{wait:?}");
+}
+
 pub async fn attempts_per_id_are_limited_per_minute_and_day(store: &dyn Store) {
     let app = app(store).await;
     let count = |now, hash: &'static str| store.count_attempt(&app, hash, now, 2, 3);

@@ -68,6 +68,7 @@ macro_rules! store_suite {
             concurrent_reservations_never_overdraw,
             lapsed_holds_are_given_back,
             rate_limits_allow_a_burst_then_the_rate,
+            extreme_rates_never_overflow,
             attempts_per_id_are_limited_per_minute_and_day,
             nonces_are_single_use_within_their_window,
             console_sessions_slide_until_idle_or_ended,
