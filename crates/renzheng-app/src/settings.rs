@@ -187,6 +187,11 @@ pub struct ConsoleSettings {
     /// Mark the session cookie `Secure` (sent over HTTPS only). Turn off only for a
     /// console reached over plain HTTP on a trusted network (or `localhost`).
     pub secure_cookie: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, e.g. `["10.0.0.5/32"]`
+    /// (`RENZHENG_CONSOLE__TRUSTED_PROXIES`): behind one, the sign-in throttle counts per
+    /// client the right-most address a trusted proxy did not add. Empty by default: the
+    /// header is ignored and the connection's address is the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for ConsoleSettings {
@@ -197,6 +202,7 @@ impl Default for ConsoleSettings {
             session_idle_secs: 30 * 60,
             session_max_secs: 12 * 3600,
             secure_cookie: true,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -224,12 +230,16 @@ pub struct Limits {
     pub retry_after_secs: u64,
     /// How long a shutdown waits for in-flight requests, milliseconds.
     pub shutdown_grace_ms: u64,
-    /// Time a client has to send a request's headers, milliseconds; it also bounds how
-    /// long an idle keep-alive connection is kept (a slow-header client is cut off here).
+    /// Time a client has to send a request's headers, milliseconds, counted for a new
+    /// connection from its accept (protocol detection included: a connection that sends
+    /// nothing is closed after it); it also bounds how long an idle keep-alive connection
+    /// is kept (a slow-header client is cut off here).
     pub header_read_timeout_ms: u64,
-    /// Open client connections at most; further clients wait in the listen backlog.
-    /// Keep it below the process's file-descriptor limit (`LimitNOFILE`), which also
-    /// covers the database and outbound `imgUrl` fetches.
+    /// Open client connections at most. When all are taken, a new client with a request
+    /// takes the place of the connection idle for longest (at least a second); others
+    /// wait in the listen backlog. Lowered at start, with a warning, to stay below the
+    /// process's open-file limit (`LimitNOFILE`, raised to its hard limit where allowed)
+    /// less a reserve for the database, models, logs and outbound `imgUrl` fetches.
     pub max_connections: usize,
     /// Checks of one ID number by one app per minute (0: no limit); more are refused
     /// (429, not charged), against enumeration and brute force.
