@@ -14,6 +14,19 @@ use crate::{App, AppError};
 
 const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp"];
 
+/// The largest file (photo or CSV) a folder import reads: a photo is read whole before it
+/// is decoded, and a folder may hold anything.
+pub const MAX_IMPORT_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// How a folder is walked: as the CLI walks the operator's own folder (links followed),
+/// or as the console walks one under `console.import_root` (only regular files: a link
+/// could lead out of the root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    FollowLinks,
+    RegularFilesOnly,
+}
+
 /// One refused item of an import.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportRefusal {
@@ -65,9 +78,47 @@ impl App {
         csv: Option<&Path>,
         progress: impl Fn(&ImportProgress),
     ) -> Result<ImportSummary, AppError> {
-        let csv_path = find_csv(dir, csv)?;
+        self.import_walked(actor, dir, csv, Walk::FollowLinks, progress)
+            .await
+    }
+
+    /// The console's folder import: `folder` as the operator typed it, taken relative to
+    /// `console.import_root` (an absolute path must lie inside it), resolved without
+    /// leaving it, and walked for regular files only. [`AppError::Import`] when the
+    /// console's import is off (no root) or the folder is not inside the root.
+    pub async fn import_folder_under_root(
+        &self,
+        actor: &Actor,
+        folder: &str,
+        progress: impl Fn(&ImportProgress),
+    ) -> Result<ImportSummary, AppError> {
+        let dir = self.folder_under_root(folder)?;
+        self.import_walked(actor, &dir, None, Walk::RegularFilesOnly, progress)
+            .await
+    }
+
+    /// `folder` resolved under `console.import_root` (see
+    /// [`App::import_folder_under_root`]), for the console to refuse a bad folder at once.
+    pub fn folder_under_root(&self, folder: &str) -> Result<PathBuf, AppError> {
+        let Some(root) = &self.settings.console.import_root else {
+            return Err(AppError::Import(
+                "folder import from the console is off (set console.import_root)".into(),
+            ));
+        };
+        confined_dir(root, folder)
+    }
+
+    async fn import_walked(
+        &self,
+        actor: &Actor,
+        dir: &Path,
+        csv: Option<&Path>,
+        walk: Walk,
+        progress: impl Fn(&ImportProgress),
+    ) -> Result<ImportSummary, AppError> {
+        let csv_path = find_csv(dir, csv, walk)?;
         let mut summary = ImportSummary::default();
-        let photos = photos_by_id(dir, &mut summary)?;
+        let photos = photos_by_id(dir, walk, &mut summary)?;
         let people = read_people(&csv_path, &mut summary)?;
         for (id_text, paths) in &photos {
             if !people.iter().any(|(_, id, _)| id.as_str() == id_text) {
@@ -96,7 +147,7 @@ impl App {
             let mut labels = Vec::new();
             for path in &files {
                 let label = masked_file_name(&id, path);
-                let refusal = match tokio::fs::read(path).await {
+                let refusal = match read_capped(path).await {
                     Err(e) => Some(format!("cannot read: {e}")),
                     Ok(bytes) => match self.analyze_portrait(bytes).await {
                         Ok(Ok(portrait)) => {
@@ -183,13 +234,67 @@ fn id_stem(file: &str) -> &str {
     file.split(['_', '-', '.']).next().unwrap_or(file)
 }
 
-fn find_csv(dir: &Path, csv: Option<&Path>) -> Result<PathBuf, AppError> {
+/// `folder` under `root`, both resolved (links included), refused unless the result is a
+/// directory inside the resolved root: `..` and links cannot lead out.
+fn confined_dir(root: &Path, folder: &str) -> Result<PathBuf, AppError> {
+    let root = root
+        .canonicalize()
+        .map_err(|e| unreadable(Path::new("console.import_root"), e))?;
+    let asked = Path::new(folder.trim());
+    let joined = if asked.is_absolute() {
+        asked.to_owned()
+    } else {
+        root.join(asked)
+    };
+    let outside = || {
+        AppError::Import(format!(
+            "{} is not a folder inside console.import_root ({})",
+            asked.display(),
+            root.display()
+        ))
+    };
+    let dir = joined.canonicalize().map_err(|_| outside())?;
+    if !dir.starts_with(&root) || !dir.is_dir() {
+        return Err(outside());
+    }
+    Ok(dir)
+}
+
+/// Whether a folder entry is read: a regular file, or with [`Walk::FollowLinks`] anything
+/// that leads to one.
+fn is_readable_file(entry: &std::fs::DirEntry, walk: Walk) -> bool {
+    match walk {
+        Walk::FollowLinks => entry.path().is_file(),
+        Walk::RegularFilesOnly => entry.file_type().is_ok_and(|t| t.is_file()),
+    }
+}
+
+/// A file's bytes, refused beyond [`MAX_IMPORT_FILE_BYTES`] before any is read.
+async fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+    let len = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| e.to_string())?
+        .len();
+    if len > MAX_IMPORT_FILE_BYTES {
+        return Err(format!(
+            "the file is over {} MiB",
+            MAX_IMPORT_FILE_BYTES / (1024 * 1024)
+        ));
+    }
+    tokio::fs::read(path).await.map_err(|e| e.to_string())
+}
+
+fn find_csv(dir: &Path, csv: Option<&Path>, walk: Walk) -> Result<PathBuf, AppError> {
     if let Some(csv) = csv {
         return Ok(csv.to_owned());
     }
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| unreadable(dir, e))? {
-        let path = entry.map_err(|e| unreadable(dir, e))?.path();
+        let entry = entry.map_err(|e| unreadable(dir, e))?;
+        if !is_readable_file(&entry, walk) {
+            continue;
+        }
+        let path = entry.path();
         if path
             .extension()
             .and_then(|e| e.to_str())
@@ -214,14 +319,25 @@ fn find_csv(dir: &Path, csv: Option<&Path>) -> Result<PathBuf, AppError> {
 /// Photos by canonical ID number; files whose name is not an ID number are refused.
 fn photos_by_id(
     dir: &Path,
+    walk: Walk,
     summary: &mut ImportSummary,
 ) -> Result<BTreeMap<String, Vec<PathBuf>>, AppError> {
     let mut photos: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir)
         .map_err(|e| unreadable(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
+        .filter_map(Result::ok)
+    {
+        if is_readable_file(&entry, walk) {
+            entries.push(entry.path());
+        } else if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            // Said, not silently skipped: the operator sees why a photo is missing.
+            summary.refused.push(ImportRefusal {
+                item: "a link".into(),
+                reason: "symbolic links are not followed in a console import".into(),
+            });
+        }
+    }
     entries.sort();
     for path in entries {
         let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
@@ -250,6 +366,15 @@ fn read_people(
     csv_path: &Path,
     summary: &mut ImportSummary,
 ) -> Result<Vec<(usize, IdNumber, PersonName)>, AppError> {
+    let len = std::fs::metadata(csv_path)
+        .map_err(|e| unreadable(csv_path, e))?
+        .len();
+    if len > MAX_IMPORT_FILE_BYTES {
+        return Err(unreadable(
+            csv_path,
+            format!("over {} MiB", MAX_IMPORT_FILE_BYTES / (1024 * 1024)),
+        ));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

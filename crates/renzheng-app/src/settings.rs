@@ -192,6 +192,12 @@ pub struct ConsoleSettings {
     /// client the right-most address a trusted proxy did not add. Empty by default: the
     /// header is ignored and the connection's address is the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// The only directory the console may import folders from
+    /// (`RENZHENG_CONSOLE__IMPORT_ROOT`): a folder typed in the console is taken relative
+    /// to it (or absolute, then it must lie inside it), symbolic links are not followed
+    /// out of it, and each file is capped. Unset: the console's folder import is off
+    /// (`renzheng registry import DIR` on the server is not affected).
+    pub import_root: Option<PathBuf>,
 }
 
 impl Default for ConsoleSettings {
@@ -203,6 +209,7 @@ impl Default for ConsoleSettings {
             session_max_secs: 12 * 3600,
             secure_cookie: true,
             trusted_proxies: Vec::new(),
+            import_root: None,
         }
     }
 }

@@ -188,7 +188,9 @@ fn changed(key: &str, default: &Value) -> Option<(String, Value)> {
         ("admin_token" | "audit_key", _) => text("a-long-enough-secret-value"),
         ("secrets_key" | "template_key" | "photo_key", _) => text(&"ab".repeat(32)),
         ("console.password_hash", _) => text("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
-        ("key_dir" | "engine.pack_dir", _) => text("/tmp/renzheng-reference"),
+        ("key_dir" | "engine.pack_dir" | "console.import_root", _) => {
+            text("/tmp/renzheng-reference")
+        }
         // The page's own syntax for a whole table and for a list.
         ("engine.quality", _) => Some((
             "{min_sharpness=2.5}".into(),

@@ -692,10 +692,25 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
 
 #[tokio::test]
 async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_refusals() {
-    let app = spawn_app_with(with_console).await;
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().to_owned();
+    let app = spawn_app_with(|s| {
+        with_console(s);
+        s.console.import_root = Some(root_path);
+    })
+    .await;
     let b = signed_in(&app).await;
     let csrf = b.csrf().await;
-    let folder = tempfile::tempdir().unwrap();
+    let folder = tempfile::tempdir_in(root.path()).unwrap();
+    // Outside the root: a photo a link in the folder leads to is not followed.
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.jpg");
+    std::fs::write(&secret, app.photo(WEN_SAME)).unwrap();
+    std::os::unix::fs::symlink(
+        &secret,
+        folder.path().join(format!("{}_2.jpg", UNKNOWN.id())),
+    )
+    .unwrap();
     let (good, faceless) = (UNKNOWN.id(), with_check_char("44030519850101013"));
     std::fs::write(
         folder.path().join(format!("{good}.jpg")),
@@ -717,7 +732,11 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(url_encode(&[
             ("csrf", &csrf),
-            ("folder", folder.path().to_str().unwrap()),
+            // Relative to the root, as an operator types it.
+            (
+                "folder",
+                folder.path().file_name().unwrap().to_str().unwrap(),
+            ),
         ]))
         .send()
         .await
@@ -746,22 +765,45 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
     }
     assert!(page.contains("data-state=\"done\""), "{page}");
     assert!(page.contains("data-done=\"2\" data-total=\"2\""), "{page}");
-    // The faceless photo is refused with its reason, its file name masked.
+    // The faceless photo is refused with its reason, its file name masked; the link is
+    // refused, not followed.
     assert!(page.contains("no face"), "{page}");
+    assert!(page.contains("symbolic links are not followed"), "{page}");
     assert!(
         !page.contains(&faceless) && !page.contains(&good),
         "an ID number in clear: {page}"
     );
     let id = renzheng_domain::IdNumber::parse(&good).unwrap();
     assert!(app.state.app.person(&id).await.unwrap().is_some());
-    // A folder that is not there is refused at once.
+    // A folder that is not there, or not inside the root (absolute, by `..`, or by a
+    // link), is refused at once.
+    std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).unwrap();
+    let outside_abs = outside.path().to_str().unwrap().to_owned();
+    for asked in ["/no/such/folder", "../", outside_abs.as_str(), "escape"] {
+        let (_, page) = b
+            .post_form(
+                "/console/registry/import",
+                &[("csrf", &csrf), ("folder", asked)],
+            )
+            .await;
+        assert!(page.contains("data-reason=\"folder\""), "{asked}: {page}");
+        assert!(page.contains("console.import_root"), "{asked}: {page}");
+    }
+}
+
+#[tokio::test]
+async fn without_an_import_root_the_console_imports_no_folder() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let csrf = b.csrf().await;
     let (_, page) = b
         .post_form(
             "/console/registry/import",
-            &[("csrf", &csrf), ("folder", "/no/such/folder")],
+            &[("csrf", &csrf), ("folder", "/tmp")],
         )
         .await;
     assert!(page.contains("data-reason=\"folder\""), "{page}");
+    assert!(page.contains("set console.import_root"), "{page}");
 }
 
 #[tokio::test]

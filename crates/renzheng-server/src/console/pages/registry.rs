@@ -6,7 +6,6 @@
 //! with who did what and why. The duplicate-face scan has its own page
 //! ([`duplicates`](super::duplicates)).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Multipart, Path, Query, State};
@@ -239,7 +238,7 @@ async fn render(
                     p .muted { "<id>.jpg, <id>_2.jpg … + people.csv (id,name)" }
                     form #import method="post" action="/console/registry/import" {
                         (csrf)
-                        label { (t.folder) input name="folder" required placeholder="/srv/renzheng/import"; }
+                        label { (t.folder) input name="folder" required placeholder="batch-2026-12"; }
                         button type="submit" { (t.import_button) }
                     }
                 }
@@ -544,14 +543,13 @@ pub async fn import(
     form: Verified<Form<ImportForm>>,
 ) -> Response {
     let (op, form) = form.into_parts();
-    let dir = PathBuf::from(form.folder.trim());
-    if !dir.is_dir() {
-        let flash = Flash::error_because(
-            format!("{}: {}", lang.t().import_failed, dir.display()),
-            "folder",
-        );
+    // Only a folder inside `console.import_root` (none: the import is off), refused here
+    // at once rather than on the progress page.
+    if let Err(e) = state.app.folder_under_root(&form.folder) {
+        let flash = Flash::error_because(format!("{}: {e}", lang.t().import_failed), "folder");
         return render(&state, &op, lang, 1, vec![flash], None).await;
     }
+    let folder = form.folder;
     let job = uuid::Uuid::new_v4().simple().to_string();
     let jobs: Arc<ImportJobs> = state.imports.clone();
     jobs.start(job.clone(), state.app.now_ms());
@@ -562,7 +560,7 @@ pub async fn import(
         let progress_jobs = jobs.clone();
         let progress_id = id.clone();
         let outcome = app
-            .import_folder(&actor, &dir, None, move |p| {
+            .import_folder_under_root(&actor, &folder, move |p| {
                 progress_jobs.update(&progress_id, |j| {
                     j.done = p.done;
                     j.total = p.total;
