@@ -286,7 +286,7 @@ test('enrolling a person with one photo through the registry page', async () => 
   await page.locator('.flash.ok').first().waitFor({ state: 'visible' });
   assert.ok(!page.url().includes(PERSON.id), 'the ID number went into the URL');
 
-  const shown = await admin(page.request, 'GET', `/admin/persons/${PERSON.id}`);
+  const shown = await admin(page.request, 'POST', '/admin/persons/lookup', { idCard: PERSON.id });
   assert.equal(shown.status(), 200, 'the admin API does not find the enrolled person');
   assert.equal((await shown.json()).data.portraits.length, 1, 'the person was not enrolled with exactly one portrait');
   state.enrolled = true;
@@ -305,7 +305,7 @@ test('enrolling with a photo without a face is refused, saying why', async () =>
   const why = `${await text(error)} ${(await error.getAttribute('data-reason')) ?? ''}`;
   assert.match(why, /face|脸/i, `the refusal does not say that no face was found: "${why}"`);
   assert.equal(await page.locator('.flash.ok').count(), 0, 'a refused enrolment also shows .flash.ok');
-  const shown = await admin(page.request, 'GET', `/admin/persons/${NO_FACE.id}`);
+  const shown = await admin(page.request, 'POST', '/admin/persons/lookup', { idCard: NO_FACE.id });
   assert.equal(shown.status(), 404, 'a refused enrolment wrote the person anyway');
 });
 
@@ -468,7 +468,7 @@ test('removing a person needs the confirmation tick', async () => {
   });
   await submit(page, form);
   await page.locator('.flash.error').first().waitFor({ state: 'visible' });
-  let shown = await admin(page.request, 'GET', `/admin/persons/${PERSON.id}`);
+  let shown = await admin(page.request, 'POST', '/admin/persons/lookup', { idCard: PERSON.id });
   assert.equal(shown.status(), 200, 'the person was removed without the confirmation tick');
 
   await page.goto('/console/registry');
@@ -479,7 +479,7 @@ test('removing a person needs the confirmation tick', async () => {
   await page.locator('.flash.ok').first().waitFor({ state: 'visible' });
   assert.ok(page.dialogs.length > asked, 'the removal did not ask for a confirmation');
   assert.ok(!page.url().includes(PERSON.id), 'the ID number went into the URL');
-  shown = await admin(page.request, 'GET', `/admin/persons/${PERSON.id}`);
+  shown = await admin(page.request, 'POST', '/admin/persons/lookup', { idCard: PERSON.id });
   assert.equal(shown.status(), 404, 'the person is still in the registry');
 
   await page.goto('/console/registry');

@@ -2,7 +2,7 @@
 //!
 //! Logs never contain a clear name, ID number, photo or embedding: handlers only ever log
 //! the domain types, whose `Display`/`Debug` are masked, and spans carry the route
-//! template (`/admin/persons/{id}`), never the raw path.
+//! template (`/admin/apps/{id}`), never the raw path.
 
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;

@@ -8,7 +8,7 @@
 //! | POST | `/admin/persons/replace` | replace all portraits: `{"idCard","photos","reason","allowDuplicateFace"}` |
 //! | POST | `/admin/persons/remove` | `{"idCard"}`: remove everything about the person |
 //! | POST | `/admin/registry/duplicates` | the duplicate-face report `{"reveal","reason"}` |
-//! | GET, DELETE | `/admin/persons/{id}` | show, remove (deprecated: the ID number in the path reaches access logs; use the POST forms) |
+//! | GET, DELETE | `/admin/persons/{handle}` | show, remove by the person's handle (`p-…`); an ID number in the path is refused (it would reach access logs: use the POST forms) |
 //! | POST | `/admin/registry/reembed` | embeddings of the active pack from kept photos |
 //! | POST | `/admin/apps` | create an app `{"name"}`; the AppCode is in this answer only |
 //! | GET | `/admin/apps` | list apps |
@@ -445,17 +445,30 @@ pub async fn duplicates(
     Ok(success(StatusCode::OK, report))
 }
 
-/// `GET /admin/persons/{id}`: the person, masked.
+/// The person a URL names: only by handle. An ID number in a path is written to every
+/// access log and proxy log on the way, so it is refused with where to send it instead.
+async fn person_in_path(state: &AppState, raw: &str) -> Result<IdNumber, ApiError> {
+    if !raw.trim().starts_with("p-") {
+        return Err(ApiError::BadRequest(
+            "persons are named in URLs by handle (p-…) only: an ID number in a URL reaches \
+             access logs; POST it to /admin/persons/lookup or /admin/persons/remove as idCard"
+                .into(),
+        ));
+    }
+    Ok(state.app.resolve_person(raw).await?)
+}
+
+/// `GET /admin/persons/{handle}`: the person, masked.
 #[utoipa::path(
     get,
-    path = "/admin/persons/{id}",
+    path = "/admin/persons/{handle}",
     tag = "admin",
-    summary = "Show a person, masked",
+    summary = "Show a person by handle, masked",
     security(("adminToken" = [])),
-    params(("id" = String, Path, description = "The ID number")),
+    params(("handle" = String, Path, description = "The person's handle (`p-` and 16 hex digits); an ID number is refused")),
     responses(
         (status = 200, description = "The person, masked", body = Envelope<PersonView>),
-        (status = 400, description = "Invalid ID number", body = Envelope<NoData>),
+        (status = 400, description = "Not a handle (an ID number is refused)", body = Envelope<NoData>),
         (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
         (status = 404, description = "No such person", body = Envelope<NoData>),
     ),
@@ -465,7 +478,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = IdNumber::parse(&raw)?;
+    let id = person_in_path(&state, &raw).await?;
     let person = state
         .app
         .person(&id)
@@ -481,17 +494,17 @@ pub struct Done {
     pub done: bool,
 }
 
-/// `DELETE /admin/persons/{id}`: removes the person and everything about them.
+/// `DELETE /admin/persons/{handle}`: removes the person and everything about them.
 #[utoipa::path(
     delete,
-    path = "/admin/persons/{id}",
+    path = "/admin/persons/{handle}",
     tag = "admin",
-    summary = "Remove a person and everything about them",
+    summary = "Remove a person by handle, and everything about them",
     security(("adminToken" = [])),
-    params(("id" = String, Path, description = "The ID number")),
+    params(("handle" = String, Path, description = "The person's handle (`p-` and 16 hex digits); an ID number is refused")),
     responses(
         (status = 200, description = "Removed", body = Envelope<Done>),
-        (status = 400, description = "Invalid ID number", body = Envelope<NoData>),
+        (status = 400, description = "Not a handle (an ID number is refused)", body = Envelope<NoData>),
         (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
         (status = 404, description = "No such person", body = Envelope<NoData>),
     ),
@@ -502,7 +515,7 @@ pub async fn remove(
     Extension(request_id): Extension<RequestId>,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = IdNumber::parse(&raw)?;
+    let id = person_in_path(&state, &raw).await?;
     state.app.remove_person(&actor(&request_id), &id).await?;
     Ok(success(StatusCode::OK, Done { done: true }))
 }

@@ -55,7 +55,8 @@ async fn enrol_show_check_remove_over_http() {
 
     // Show is masked.
     let response = app
-        .admin(Method::GET, &format!("/admin/persons/{}", person.id()))
+        .admin(Method::POST, "/admin/persons/lookup")
+        .json(&json!({"idCard": person.id()}))
         .send()
         .await
         .unwrap();
@@ -77,13 +78,15 @@ async fn enrol_show_check_remove_over_http() {
 
     // Remove, then the ID is unknown.
     let response = app
-        .admin(Method::DELETE, &format!("/admin/persons/{}", person.id()))
+        .admin(Method::POST, "/admin/persons/remove")
+        .json(&json!({"idCard": person.id()}))
         .send()
         .await
         .unwrap();
     assert_eq!(status_and_body(response).await.0, 200);
     let response = app
-        .admin(Method::DELETE, &format!("/admin/persons/{}", person.id()))
+        .admin(Method::POST, "/admin/persons/remove")
+        .json(&json!({"idCard": person.id()}))
         .send()
         .await
         .unwrap();
@@ -124,7 +127,8 @@ async fn enrolment_refuses_unusable_portraits_with_the_reason() {
     }
     // Nothing was written.
     let response = app
-        .admin(Method::GET, &format!("/admin/persons/{}", person.id()))
+        .admin(Method::POST, "/admin/persons/lookup")
+        .json(&json!({"idCard": person.id()}))
         .send()
         .await
         .unwrap();
@@ -258,7 +262,8 @@ async fn every_admin_mutation_leaves_an_event() {
     assert_eq!(enrolled["target"], person_masked(person));
 
     let response = app
-        .admin(Method::DELETE, &format!("/admin/persons/{}", person.id()))
+        .admin(Method::POST, "/admin/persons/remove")
+        .json(&json!({"idCard": person.id()}))
         .send()
         .await
         .unwrap();
@@ -460,4 +465,55 @@ async fn the_registry_endpoints_refuse_bad_input_with_a_clear_error() {
     }
     // Nothing changed.
     assert_eq!(app.check_result(HU, HU_SAME).await["result"], 1);
+}
+
+#[tokio::test]
+async fn a_person_is_named_in_a_url_by_handle_never_by_id_number() {
+    let app = spawn_test_app().await;
+    let lookup = app
+        .admin(Method::POST, "/admin/persons/lookup")
+        .json(&json!({"idCard": HU.id()}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_body(lookup).await;
+    assert_eq!(status, 200, "{body}");
+    let handle = body["data"]["handle"].as_str().unwrap().to_owned();
+    // The ID number in a path would reach every access log on the way: refused, unread.
+    for method in [Method::GET, Method::DELETE] {
+        let response = app
+            .admin(method.clone(), &format!("/admin/persons/{}", HU.id()))
+            .send()
+            .await
+            .unwrap();
+        let (status, code, msg) = error_of(response).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "InvalidParameter"),
+            "{method}"
+        );
+        assert!(msg.contains("/admin/persons/lookup"), "{msg}");
+    }
+    let (status, body) = status_and_body(
+        app.admin(Method::GET, &format!("/admin/persons/{handle}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["handle"], handle.as_str());
+    let response = app
+        .admin(Method::DELETE, &format!("/admin/persons/{handle}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.check_result(HU, HU_SAME).await["result"], 7);
+    let gone = app
+        .admin(Method::GET, &format!("/admin/persons/{handle}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(gone).await.0, 404);
 }

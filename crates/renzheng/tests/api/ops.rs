@@ -425,7 +425,9 @@ async fn openapi_documents_exactly_what_is_routed() {
     assert_eq!((unrouted.0, wrong_method.0), (404, 405));
     let paths = doc["paths"].as_object().unwrap();
     for (path, item) in paths {
-        let concrete = path.replace("{id}", "11010519491231002X");
+        let concrete = path
+            .replace("{id}", "11010519491231002X")
+            .replace("{handle}", "p-0123456789abcdef");
         for method in item.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let response = app.admin(method.clone(), &concrete).send().await.unwrap();
@@ -447,8 +449,8 @@ async fn openapi_documents_exactly_what_is_routed() {
         ("/metrics", "get"),
         ("/openapi.json", "get"),
         ("/admin/persons", "post"),
-        ("/admin/persons/{id}", "get"),
-        ("/admin/persons/{id}", "delete"),
+        ("/admin/persons/{handle}", "get"),
+        ("/admin/persons/{handle}", "delete"),
         ("/admin/apps", "post"),
         ("/admin/apps", "get"),
         ("/admin/apps/{id}/disable", "post"),

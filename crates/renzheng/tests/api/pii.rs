@@ -35,12 +35,14 @@ async fn logs_never_contain_names_or_id_numbers_in_clear() {
         .await
         .unwrap();
     let _ = app
-        .admin(Method::GET, &format!("/admin/persons/{}", DOT_NAME.id()))
+        .admin(Method::POST, "/admin/persons/lookup")
+        .json(&json!({"idCard": DOT_NAME.id()}))
         .send()
         .await
         .unwrap();
     let _ = app
-        .admin(Method::DELETE, &format!("/admin/persons/{}", DOT_NAME.id()))
+        .admin(Method::POST, "/admin/persons/remove")
+        .json(&json!({"idCard": DOT_NAME.id()}))
         .send()
         .await
         .unwrap();

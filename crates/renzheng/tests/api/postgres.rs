@@ -122,7 +122,8 @@ async fn the_engines_answers_on_postgresql() {
     assert_eq!(app.check_result(NO_PHOTO, HU_SAME).await["result"], 5);
     // Removal deletes the person everywhere.
     let response = app
-        .admin(Method::DELETE, &format!("/admin/persons/{}", HU.id()))
+        .admin(Method::POST, "/admin/persons/remove")
+        .json(&json!({"idCard": HU.id()}))
         .send()
         .await
         .unwrap();
@@ -279,7 +280,8 @@ async fn a_sqlite_registry_moves_to_postgresql() {
     // A PostgreSQL node without the test people: only the import brings HU.
     let pg = spawn_app_with(node(&db)).await;
     let response = pg
-        .admin(Method::DELETE, &format!("/admin/persons/{}", HU.id()))
+        .admin(Method::POST, "/admin/persons/remove")
+        .json(&json!({"idCard": HU.id()}))
         .send()
         .await
         .unwrap();
