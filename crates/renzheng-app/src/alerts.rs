@@ -14,7 +14,7 @@
 //! operator's test alert says only "delivered" or not, so it cannot map which ports answer
 //! on the server's network.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -48,8 +48,6 @@ pub(crate) struct AlertQueue {
     refused: std::sync::Mutex<std::collections::HashMap<AppId, i64>>,
     /// Checks refused at admission, per reason ([`App::refused_checks`]).
     pub(crate) refused_checks: RefusalCounts,
-    /// The webhook client when `img_url.allow` opens networks (built on first use).
-    allowing_client: OnceLock<reqwest::Client>,
 }
 
 impl AlertQueue {
@@ -60,7 +58,6 @@ impl AlertQueue {
             rx: std::sync::Mutex::new(Some(rx)),
             refused: std::sync::Mutex::new(std::collections::HashMap::new()),
             refused_checks: RefusalCounts::default(),
-            allowing_client: OnceLock::new(),
         }
     }
 }
@@ -200,17 +197,10 @@ impl App {
                     alert_percent: app.policy.alert_percent,
                     at: now,
                 };
-                let client = match self.webhook_http() {
-                    Ok(client) => client,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not build the webhook client");
-                        continue;
-                    }
-                };
                 tokio::spawn(deliver(
                     Delivery {
                         store: self.store.clone(),
-                        client,
+                        client: self.webhooks.clone(),
                         policy: self.fetcher.policy().clone(),
                         attempts: self.settings.alerts.webhook_attempts,
                         backoff: Duration::from_millis(self.settings.alerts.webhook_backoff_ms),
@@ -223,23 +213,6 @@ impl App {
             }
         }
         Ok(recorded)
-    }
-
-    /// The client webhooks are posted with, under the address policy: the one `App::open`
-    /// built (public addresses only) unless `img_url.allow` opens networks; then one built
-    /// with those networks, once.
-    fn webhook_http(&self) -> Result<reqwest::Client, reqwest::Error> {
-        if self.settings.img_url.allow.is_empty() {
-            return Ok(self.webhooks.clone());
-        }
-        if let Some(client) = self.alerts.allowing_client.get() {
-            return Ok(client.clone());
-        }
-        let client = fetch::guarded_client(
-            self.fetcher.policy().clone(),
-            Duration::from_millis(self.settings.alerts.webhook_timeout_ms),
-        )?;
-        Ok(self.alerts.allowing_client.get_or_init(|| client).clone())
     }
 
     /// Checks a webhook URL as it is set: http(s), and leading to an address the policy
@@ -293,19 +266,11 @@ impl App {
             at: now,
         };
         let body = serde_json::to_vec(&payload).expect("alert payloads serialize");
-        let outcome = match self.webhook_http() {
-            Ok(client) => {
-                let target = Target {
-                    client: &client,
-                    policy: self.fetcher.policy(),
-                };
-                post_once(target, url, secret.as_deref(), "test", &body, now).await
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not build the webhook client");
-                Err("no client")
-            }
+        let target = Target {
+            client: &self.webhooks,
+            policy: self.fetcher.policy(),
         };
+        let outcome = post_once(target, url, secret.as_deref(), "test", &body, now).await;
         if let Err(why) = outcome {
             tracing::warn!(app_id = %app_id, error = why, "test alert not delivered");
         }
@@ -452,12 +417,6 @@ async fn post_once(
     }
 }
 
-/// The webhook client under the default address policy (public addresses only): no proxy,
-/// no redirects (a webhook answers where it is), bounded time. With `img_url.allow` set,
-/// deliveries use one built with those networks instead.
-pub(crate) fn webhook_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    fetch::guarded_client(Arc::new(AddressPolicy::default()), timeout)
-}
 
 #[cfg(test)]
 mod tests {

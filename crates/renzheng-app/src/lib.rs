@@ -188,10 +188,12 @@ impl App {
         }
         let photo_cipher = photo_key.map(|key| PhotoCipher::new(&key));
         let secrets = SecretBox::new(&secrets_key);
-        let webhooks = alerts::webhook_client(std::time::Duration::from_millis(
-            settings.alerts.webhook_timeout_ms,
-        ))?;
         let fetcher = Fetcher::new(&settings.img_url, settings.limits.max_photo_bytes)?;
+        // Webhooks go out under imgUrl's address policy, `img_url.allow` included.
+        let webhooks = fetch::guarded_client(
+            fetcher.policy().clone(),
+            std::time::Duration::from_millis(settings.alerts.webhook_timeout_ms),
+        )?;
         let engine = EngineRoom::new(engine, settings.engine.sessions, &settings.limits);
         Ok(App {
             settings: Arc::new(settings),

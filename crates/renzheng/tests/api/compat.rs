@@ -457,44 +457,15 @@ fn percent_decode(s: &str) -> String {
 
 /// A new app with `calls` granted: `(id, code, key, secret)`.
 async fn new_app(app: &TestApp, calls: i64) -> (String, String, String, String) {
-    let response = app
-        .admin(Method::POST, "/admin/apps")
-        .json(&json!({"name": "compat"}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = status_and_body(response).await;
-    assert_eq!(status, 201, "{body}");
-    let d = &body["data"];
-    let id = d["app_id"].as_str().unwrap().to_owned();
-    let response = app
-        .admin(Method::POST, &format!("/admin/apps/{id}/grants"))
-        .json(&json!({"calls": calls}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = status_and_body(response).await;
-    assert_eq!(status, 201, "{body}");
-    (
-        id,
-        d["app_code"].as_str().unwrap().to_owned(),
-        d["app_key"].as_str().unwrap().to_owned(),
-        d["app_secret"].as_str().unwrap().to_owned(),
-    )
+    crate::metering::new_app(app, Some(calls)).await
 }
 
 /// `(remaining, charged)` of an app.
 async fn balance(app: &TestApp, id: &str) -> (i64, i64) {
-    let response = app
-        .admin(Method::GET, &format!("/admin/apps/{id}/balance"))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = status_and_body(response).await;
-    assert_eq!(status, 200, "{body}");
+    let b = crate::metering::balance(app, id).await;
     (
-        body["data"]["remaining"].as_i64().unwrap(),
-        body["data"]["charged"].as_i64().unwrap(),
+        b["remaining"].as_i64().unwrap(),
+        b["charged"].as_i64().unwrap(),
     )
 }
 

@@ -10,7 +10,7 @@ use crate::helpers::*;
 
 /// A new app (through the admin API) with `calls` granted, if any: `(id, code, key,
 /// secret)`.
-async fn new_app(app: &TestApp, calls: Option<i64>) -> (String, String, String, String) {
+pub async fn new_app(app: &TestApp, calls: Option<i64>) -> (String, String, String, String) {
     let response = app
         .admin(Method::POST, "/admin/apps")
         .json(&json!({"name": "metered"}))
@@ -57,7 +57,8 @@ async fn check_with(app: &TestApp, code: &str, body: &Value) -> reqwest::Respons
         .unwrap()
 }
 
-async fn balance(app: &TestApp, id: &str) -> Value {
+/// The app's balance as the admin API gives it (`remaining`, `charged`…).
+pub async fn balance(app: &TestApp, id: &str) -> Value {
     let response = app
         .admin(Method::GET, &format!("/admin/apps/{id}/balance"))
         .send()

@@ -114,14 +114,9 @@ fn message(response: &reqwest::Response) -> String {
 
 /// Calls charged to the test app so far.
 async fn charged(app: &TestApp) -> i64 {
-    let response = app
-        .admin(Method::GET, &format!("/admin/apps/{}/balance", app.app_id))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = status_and_body(response).await;
-    assert_eq!(status, 200, "{body}");
-    body["data"]["charged"].as_i64().unwrap()
+    crate::metering::balance(app, &app.app_id).await["charged"]
+        .as_i64()
+        .unwrap()
 }
 
 fn hu_check(app: &TestApp) -> Value {
