@@ -417,7 +417,6 @@ async fn post_once(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
