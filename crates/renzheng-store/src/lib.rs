@@ -30,6 +30,7 @@ mod app;
 mod console;
 mod embedding;
 mod error;
+mod keys;
 mod metering;
 mod model;
 // Each backend compiles the shared SQL layer, `src/sql/`, as a module of its own.
@@ -41,8 +42,12 @@ use renzheng_domain::{IdNumber, PersonName};
 
 pub use app::{generate_app_key, App, AppCode, AppCodeHash, AppId, AppPolicy, NewApp};
 pub use console::ConsoleSession;
-pub use embedding::{decode_embedding, encode_embedding, TemplateKey};
+pub use embedding::{
+    decode_embedding, encode_embedding, key_fingerprint, key_id_of_fingerprint, subkey,
+    TemplateKey, SEALED_PREFIX_LEN, SEALED_V2,
+};
 pub use error::StoreError;
+pub use keys::{KeyRecord, RekeyBatch, SealedData, SealedPhoto};
 pub use metering::{
     AlertKind, AlertRecord, AttemptWindow, AuditQuery, Balance, Grant, NewAlert, Package,
     QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle, UsageRow,
@@ -72,6 +77,77 @@ pub trait Store: Send + Sync {
         fingerprint: &str,
         now_ms: i64,
     ) -> Result<String, StoreError>;
+
+    /// The record of the key `name`, if any node has claimed one.
+    async fn key_record(&self, name: &str) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Makes `to` the current key of `name` in place of `from`, which becomes the previous
+    /// key (the start of a rotation; at `now_ms`). Nothing changes when `to` is already
+    /// current (a rotation resumed); [`StoreError::Conflict`] when the current key is
+    /// neither, or another rotation's previous key is not retired yet.
+    async fn begin_key_rotation(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Retires the previous key of `name`, which must be `fingerprint` (at `now_ms`).
+    async fn retire_key(
+        &self,
+        name: &str,
+        fingerprint: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// How many `data` values are not sealed under the key whose blobs start with
+    /// `prefix` (see [`SEALED_V2`]).
+    async fn count_not_sealed_under(
+        &self,
+        data: SealedData,
+        prefix: &[u8],
+    ) -> Result<u64, StoreError>;
+
+    /// Uses `templates` from now on (a key rotation changed which key seals).
+    fn set_template_key(&self, templates: TemplateKey);
+
+    /// Moves up to `limit` persons whose row keys come after `after` (from the start when
+    /// `None`), and whose identity is not sealed under the current template key, to it:
+    /// new lookup hashes, identity and templates re-sealed, the index told (their
+    /// portraits logged removed and added), in one transaction under the registry's lock.
+    /// Also re-seals templates of current persons left under another key.
+    async fn rekey_registry(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<RekeyBatch, StoreError>;
+
+    /// Up to `limit` kept photos with portrait ids above `after` not sealed under the key
+    /// whose blobs start with `prefix`, in id order.
+    async fn photos_not_sealed_under(
+        &self,
+        prefix: &[u8],
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<SealedPhoto>, StoreError>;
+
+    /// Replaces a kept photo's sealed bytes if they are still `old` (compare and set: a
+    /// portrait replaced meanwhile is left alone); whether it did.
+    async fn reseal_photo(
+        &self,
+        portrait_id: i64,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces an app's sealed AppSecret if it is still `old`; whether it did.
+    async fn reseal_app_secret(
+        &self,
+        id: &AppId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
 
     /// Closes the connections, waiting for in-flight statements (commands call it before
     /// exiting, so that the database files are left checkpointed).
@@ -371,10 +447,10 @@ pub trait Store: Send + Sync {
 
     /// Deletes the person and everything stored about them, atomically: the person,
     /// their portraits (embeddings and photos), and the link from past audit rows to them
-    /// and from past admin events (the masked name/ID and the keyed hash made with
-    /// `audit_key` are cleared; the anonymous statistics stay). Returns whether they
+    /// and from past admin events (the masked name/ID and the keyed hash made with each of
+    /// `audit_keys` are cleared; the anonymous statistics stay). Returns whether they
     /// existed.
-    async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError>;
+    async fn remove_person(&self, id: &IdNumber, audit_keys: &[&[u8]]) -> Result<bool, StoreError>;
 
     /// Appends an audit entry (of something that reserved nothing; see
     /// [`finish_check`](Self::finish_check)).

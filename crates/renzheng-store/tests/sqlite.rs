@@ -93,7 +93,7 @@ async fn a_removed_person_is_gone_from_the_database_files() {
     );
     assert!(contains(&before, &removed_key) && contains(&before, &kept_key));
 
-    assert!(store.remove_person(&removed, b"key").await.unwrap());
+    assert!(store.remove_person(&removed, &[b"key"]).await.unwrap());
     for (when, bytes) in [
         ("while open", database_bytes(&data)),
         ("after close", {

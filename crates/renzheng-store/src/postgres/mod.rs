@@ -25,8 +25,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// Seals face templates at rest.
-    templates: TemplateKey,
+    /// Seals face templates at rest; replaced whole when a key rotation changes which
+    /// key seals ([`Store::set_template_key`](crate::Store::set_template_key)).
+    templates: std::sync::Arc<std::sync::RwLock<TemplateKey>>,
 }
 
 impl PgStore {
@@ -48,7 +49,10 @@ impl PgStore {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        let store = PgStore { pool, templates };
+        let store = PgStore {
+            pool,
+            templates: std::sync::Arc::new(std::sync::RwLock::new(templates)),
+        };
         store.seal_clear_persons().await?;
         store.fill_name_hashes().await?;
         Ok(store)
@@ -69,12 +73,12 @@ impl PgStore {
         for row in &rows {
             let clear: String = row.try_get("id_number")?;
             let name: String = row.try_get("name")?;
-            let key = self.templates.person_key(&clear);
+            let key = self.templates().person_key(&clear);
             sqlx::query(
                 "UPDATE persons SET id_number = $1, name = '', sealed = $2 WHERE id_number = $3",
             )
             .bind(&key)
-            .bind(self.templates.seal_person(&key, &clear, &name))
+            .bind(self.templates().seal_person(&key, &clear, &name))
             .bind(&clear)
             .execute(&mut *tx)
             .await?;
@@ -87,6 +91,22 @@ impl PgStore {
             );
         }
         Ok(())
+    }
+
+    /// The template key ring in force (a cheap clone).
+    pub(crate) fn templates(&self) -> TemplateKey {
+        self.templates
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the template key ring.
+    pub(crate) fn replace_templates(&self, templates: TemplateKey) {
+        *self
+            .templates
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = templates;
     }
 
     /// Waits for in-flight queries and closes every connection.

@@ -25,6 +25,7 @@
 //! backend's `mod.rs`.
 
 mod console;
+mod keys;
 mod metering;
 mod registry;
 
@@ -33,6 +34,7 @@ use renzheng_domain::{IdNumber, PersonName};
 use sqlx::Row;
 
 use super::dialect::{self, Backend, Db, BYTE_ORDER};
+use crate::embedding::ViewIndex;
 use crate::{
     decode_embedding, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
     AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, ConsoleSession,
@@ -180,6 +182,76 @@ impl Store for Backend {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn key_record(&self, name: &str) -> Result<Option<crate::KeyRecord>, StoreError> {
+        self.do_key_record(name).await
+    }
+
+    async fn begin_key_rotation(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.do_begin_key_rotation(name, from, to, now_ms).await
+    }
+
+    async fn retire_key(
+        &self,
+        name: &str,
+        fingerprint: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.do_retire_key(name, fingerprint, now_ms).await
+    }
+
+    async fn count_not_sealed_under(
+        &self,
+        data: crate::SealedData,
+        prefix: &[u8],
+    ) -> Result<u64, StoreError> {
+        self.do_count_not_sealed_under(data, prefix).await
+    }
+
+    fn set_template_key(&self, templates: TemplateKey) {
+        self.replace_templates(templates);
+    }
+
+    async fn rekey_registry(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<crate::RekeyBatch, StoreError> {
+        self.do_rekey_registry(after, limit).await
+    }
+
+    async fn photos_not_sealed_under(
+        &self,
+        prefix: &[u8],
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::SealedPhoto>, StoreError> {
+        self.do_photos_not_sealed_under(prefix, after, limit).await
+    }
+
+    async fn reseal_photo(
+        &self,
+        portrait_id: i64,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.do_reseal_photo(portrait_id, old, new).await
+    }
+
+    async fn reseal_app_secret(
+        &self,
+        id: &AppId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.do_reseal_app_secret(id, old, new).await
     }
 
     async fn close(&self) {
@@ -494,7 +566,9 @@ impl Store for Backend {
         name: &PersonName,
         now_ms: i64,
     ) -> Result<Person, StoreError> {
-        upsert_person_with(&self.pool, &self.templates, id, name, now_ms).await
+        let templates = self.templates();
+        let (key, view) = locate(&self.pool, &templates, id).await?;
+        upsert_person_with(&self.pool, &templates, &key, view, id, name, now_ms).await
     }
 
     async fn enrol(
@@ -587,7 +661,7 @@ impl Store for Backend {
     }
 
     fn person_handle(&self, id: &IdNumber) -> PersonHandle {
-        PersonHandle::from_key(&self.templates.person_key(id.as_str()))
+        PersonHandle::from_key(&self.templates().person_key(id.as_str()))
             .expect("a person key is hex")
     }
 
@@ -601,11 +675,20 @@ impl Store for Backend {
         portrait: NewPortrait,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
+        let templates = self.templates();
         let mut tx = self.pool.begin().await?;
         let version = registry::bump_version(&mut tx, None).await?;
-        let portrait_id =
-            registry::insert_portrait(&mut tx, &self.templates, version, id, portrait, now_ms)
-                .await?;
+        let (key, view) = locate(&mut *tx, &templates, id).await?;
+        let portrait_id = registry::insert_portrait(
+            &mut tx,
+            &templates,
+            (&key, view),
+            version,
+            id,
+            portrait,
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(portrait_id)
     }
@@ -613,8 +696,10 @@ impl Store for Backend {
     async fn get_person(&self, id: &IdNumber) -> Result<Option<PersonRecord>, StoreError> {
         // Both reads on one snapshot, so that a concurrent removal or enrolment cannot
         // leave us with half of either.
+        let templates = self.templates();
         let mut tx = dialect::begin_snapshot(&self.pool).await?;
-        let key = self.templates.person_key(id.as_str());
+        // Found on the same snapshot too: a key rotation moves persons between keys.
+        let (key, _) = locate(&mut *tx, &templates, id).await?;
         let Some(row) = sqlx::query(
             "SELECT id_number, name, sealed, created_at, updated_at FROM persons WHERE id_number = $1",
         )
@@ -624,7 +709,7 @@ impl Store for Backend {
         else {
             return Ok(None);
         };
-        let (stored_id, name) = identity_from_row(&row, &self.templates)?;
+        let (stored_id, name) = identity_from_row(&row, &templates)?;
         if stored_id != *id {
             return Err(StoreError::Corrupt(
                 "a registry row holds another identity".into(),
@@ -645,7 +730,7 @@ impl Store for Backend {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|row| portrait_from_row(row, id, &self.templates))
+        .map(|row| portrait_from_row(row, id, &templates))
         .collect::<Result<_, _>>()?;
         tx.commit().await?;
         Ok(Some(PersonRecord { person, portraits }))
@@ -662,7 +747,7 @@ impl Store for Backend {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| identity_from_row(row, &self.templates).map(|(id, _)| id))
+        .map(|row| identity_from_row(row, &self.templates()).map(|(id, _)| id))
         .collect::<Result<Vec<_>, _>>()?;
         ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         Ok(ids)
@@ -679,31 +764,34 @@ impl Store for Backend {
              ORDER BY id_number {BYTE_ORDER} LIMIT $2"
         );
         sqlx::query(&sql)
-            .bind(after.map(|id| self.templates.person_key(id.as_str())))
+            .bind(after.map(|id| self.templates().person_key(id.as_str())))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| identity_from_row(row, &self.templates).map(|(id, _)| id))
+            .map(|row| identity_from_row(row, &self.templates()).map(|(id, _)| id))
             .collect()
     }
 
     async fn kept_photos(&self, id: &IdNumber) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut tx = dialect::begin_snapshot(&self.pool).await?;
+        let (key, _) = locate(&mut *tx, &self.templates(), id).await?;
         let rows = sqlx::query(
             "SELECT photo FROM portraits WHERE id_number = $1 AND photo IS NOT NULL ORDER BY id",
         )
-        .bind(self.templates.person_key(id.as_str()))
-        .fetch_all(&self.pool)
+        .bind(key)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|row| Ok(row.try_get::<Vec<u8>, _>("photo")?))
             .collect()
     }
 
-    async fn remove_person(&self, id: &IdNumber, audit_key: &[u8]) -> Result<bool, StoreError> {
-        let key = self.templates.person_key(id.as_str());
+    async fn remove_person(&self, id: &IdNumber, audit_keys: &[&[u8]]) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let version = registry::bump_version(&mut tx, None).await?;
+        let (key, _) = locate(&mut *tx, &self.templates(), id).await?;
         registry::log_person_removal(&mut tx, version, &key).await?;
         // Portraits explicitly rather than by cascade alone: the cascade silently does
         // nothing on a SQLite connection with foreign keys off, and biometric data must
@@ -717,22 +805,25 @@ impl Store for Backend {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query(
-            "UPDATE audit SET name_masked = NULL, id_masked = NULL, id_hash = NULL WHERE id_hash = $1",
-        )
-        .bind(id.keyed_hash(audit_key))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE admin_events SET target = NULL, target_hash = NULL WHERE target_hash = $1",
-        )
-        .bind(id.keyed_hash(audit_key))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM id_attempts WHERE id_hash = $1")
-            .bind(id.keyed_hash(audit_key))
+        for audit_key in audit_keys {
+            let hash = id.keyed_hash(audit_key);
+            sqlx::query(
+                "UPDATE audit SET name_masked = NULL, id_masked = NULL, id_hash = NULL WHERE id_hash = $1",
+            )
+            .bind(&hash)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "UPDATE admin_events SET target = NULL, target_hash = NULL WHERE target_hash = $1",
+            )
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM id_attempts WHERE id_hash = $1")
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         dialect::after_removal(self).await;
         Ok(deleted > 0)
@@ -819,11 +910,46 @@ impl Store for Backend {
     }
 }
 
+/// The row key the person `id` is stored under and the view of the key ring that made
+/// it; where they are not enrolled, the current key's (where a write puts them). While a
+/// key rotation runs a person may be under either key, so every lookup by ID number goes
+/// through here.
+pub(super) async fn locate<'c, E>(
+    executor: E,
+    templates: &TemplateKey,
+    id: &IdNumber,
+) -> Result<(String, ViewIndex), StoreError>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
+    let candidates = templates.person_keys(id.as_str());
+    if candidates.len() == 1 {
+        return Ok(candidates.into_iter().next().expect("one candidate"));
+    }
+    let placeholders: Vec<String> = (1..=candidates.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id_number FROM persons WHERE id_number IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for (key, _) in &candidates {
+        query = query.bind(key);
+    }
+    let found = query.fetch_all(executor).await?;
+    Ok(candidates
+        .iter()
+        .find(|(key, _)| found.contains(key))
+        .unwrap_or(&candidates[0])
+        .clone())
+}
+
 /// Creates or renames a person on any connection (the pool, or a transaction): the row
-/// is keyed by the ID number's keyed hash and holds the identity sealed.
+/// `key` (made by `view`, see [`locate`]) holds the identity sealed.
 async fn upsert_person_with<'c, E>(
     executor: E,
     templates: &TemplateKey,
+    key: &str,
+    view: ViewIndex,
     id: &IdNumber,
     name: &PersonName,
     now_ms: i64,
@@ -831,7 +957,6 @@ async fn upsert_person_with<'c, E>(
 where
     E: sqlx::Executor<'c, Database = Db>,
 {
-    let key = templates.person_key(id.as_str());
     let row = sqlx::query(
         "INSERT INTO persons (id_number, name, sealed, name_hash, created_at, updated_at)
          VALUES ($1, '', $2, $4, $3, $3)
@@ -839,14 +964,14 @@ where
              name_hash = excluded.name_hash, updated_at = excluded.updated_at
          RETURNING created_at, updated_at",
     )
-    .bind(&key)
-    .bind(templates.seal_person(&key, id.as_str(), name.as_str()))
+    .bind(key)
+    .bind(templates.seal_person_in(view, key, id.as_str(), name.as_str()))
     .bind(now_ms)
-    .bind(templates.name_key(name.as_str()))
+    .bind(templates.name_key_in(view, name.as_str()))
     .fetch_one(executor)
     .await?;
     Ok(Person {
-        handle: PersonHandle::from_key(&key)?,
+        handle: PersonHandle::from_key(key)?,
         id_number: id.clone(),
         name: name.clone(),
         created_at: row.try_get("created_at")?,

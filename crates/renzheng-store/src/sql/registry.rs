@@ -10,7 +10,8 @@ use renzheng_domain::{IdNumber, PersonName};
 use sqlx::{Row, Transaction};
 
 use super::dialect::{self, Backend, Db};
-use super::{identity_from_row, upsert_person_with, DbRow};
+use super::{identity_from_row, locate, upsert_person_with, DbRow};
+use crate::embedding::ViewIndex;
 use crate::{
     decode_embedding, DuplicateScan, NewPortrait, Person, PersonHandle, PersonSummary, StoreError,
     StoredTemplate, TemplateChanges, TemplateKey,
@@ -63,6 +64,16 @@ pub(super) async fn bump_version(
     }
 }
 
+/// Takes the registry's write lock until `tx` ends without moving the version (a write
+/// that changes no template, such as a rename, but must not run while a key rotation
+/// moves the person).
+pub(super) async fn lock_registry(tx: &mut Transaction<'_, Db>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE registry_state SET version = version WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Logs that the portraits of `person_key` are about to be removed (call before deleting).
 pub(super) async fn log_person_removal(
     tx: &mut Transaction<'_, Db>,
@@ -80,10 +91,12 @@ pub(super) async fn log_person_removal(
     Ok(())
 }
 
-/// Inserts one portrait of the person stored under `key` and logs it; returns its id.
+/// Inserts one portrait of the person stored under `key` (made by `view`, see
+/// [`locate`]), sealed by the same key, and logs it; returns its id.
 pub(super) async fn insert_portrait(
     tx: &mut Transaction<'_, Db>,
     templates: &TemplateKey,
+    (key, view): (&str, ViewIndex),
     version: i64,
     id: &IdNumber,
     portrait: NewPortrait,
@@ -97,9 +110,9 @@ pub(super) async fn insert_portrait(
         "INSERT INTO portraits (id_number, model_id, embedding, sealed, quality, photo, created_at)
          VALUES ($1, $2, $3, TRUE, $4, $5, $6) RETURNING id",
     )
-    .bind(templates.person_key(id.as_str()))
+    .bind(key)
     .bind(&portrait.model_id)
-    .bind(templates.seal(id.as_str(), &portrait.model_id, &portrait.embedding))
+    .bind(templates.seal_in(view, id.as_str(), &portrait.model_id, &portrait.embedding))
     .bind(quality)
     .bind(portrait.photo)
     .bind(now_ms)
@@ -152,18 +165,28 @@ impl Backend {
         if portraits.iter().any(|p| p.embedding.is_empty()) {
             return Err(StoreError::Invalid("embedding is empty".to_owned()));
         }
-        let key = self.templates.person_key(id.as_str());
+        let templates = self.templates();
         let mut tx = self.pool.begin().await?;
         let version = bump_version(&mut tx, expected_version).await?;
-        let person = match person_in(&mut tx, &self.templates, &key).await? {
+        let (key, view) = locate(&mut *tx, &templates, id).await?;
+        let person = match person_in(&mut tx, &templates, &key).await? {
             Some(person) if person.name != *name => {
                 return Err(StoreError::Conflict("person under another name"))
             }
             Some(person) => person,
-            None => upsert_person_with(&mut *tx, &self.templates, id, name, now_ms).await?,
+            None => upsert_person_with(&mut *tx, &templates, &key, view, id, name, now_ms).await?,
         };
         for portrait in portraits {
-            insert_portrait(&mut tx, &self.templates, version, id, portrait, now_ms).await?;
+            insert_portrait(
+                &mut tx,
+                &templates,
+                (&key, view),
+                version,
+                id,
+                portrait,
+                now_ms,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(person)
@@ -175,18 +198,24 @@ impl Backend {
         name: &PersonName,
         now_ms: i64,
     ) -> Result<Person, StoreError> {
-        let key = self.templates.person_key(id.as_str());
+        let templates = self.templates();
+        // Under the registry's lock, so that a key rotation does not move the person
+        // between finding and writing them.
+        let mut tx = self.pool.begin().await?;
+        lock_registry(&mut tx).await?;
+        let (key, view) = locate(&mut *tx, &templates, id).await?;
         let row = sqlx::query(
             "UPDATE persons SET sealed = $2, updated_at = $3, name_hash = $4 WHERE id_number = $1
              RETURNING created_at, updated_at",
         )
         .bind(&key)
-        .bind(self.templates.seal_person(&key, id.as_str(), name.as_str()))
+        .bind(templates.seal_person_in(view, &key, id.as_str(), name.as_str()))
         .bind(now_ms)
-        .bind(self.templates.name_key(name.as_str()))
-        .fetch_optional(&self.pool)
+        .bind(templates.name_key_in(view, name.as_str()))
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound("person"))?;
+        tx.commit().await?;
         Ok(Person {
             handle: PersonHandle::from_key(&key)?,
             id_number: id.clone(),
@@ -206,10 +235,11 @@ impl Backend {
         if portraits.iter().any(|p| p.embedding.is_empty()) {
             return Err(StoreError::Invalid("embedding is empty".to_owned()));
         }
-        let key = self.templates.person_key(id.as_str());
+        let templates = self.templates();
         let mut tx = self.pool.begin().await?;
         let version = bump_version(&mut tx, expected_version).await?;
-        let person = person_in(&mut tx, &self.templates, &key)
+        let (key, view) = locate(&mut *tx, &templates, id).await?;
+        let person = person_in(&mut tx, &templates, &key)
             .await?
             .ok_or(StoreError::NotFound("person"))?;
         log_person_removal(&mut tx, version, &key).await?;
@@ -218,7 +248,16 @@ impl Backend {
             .execute(&mut *tx)
             .await?;
         for portrait in portraits {
-            insert_portrait(&mut tx, &self.templates, version, id, portrait, now_ms).await?;
+            insert_portrait(
+                &mut tx,
+                &templates,
+                (&key, view),
+                version,
+                id,
+                portrait,
+                now_ms,
+            )
+            .await?;
         }
         tx.commit().await?;
         dialect::after_removal(self).await;
@@ -249,7 +288,7 @@ impl Backend {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| template_from_row(row, &self.templates))
+            .map(|row| template_from_row(row, &self.templates()))
             .collect()
     }
 
@@ -271,7 +310,7 @@ impl Backend {
                 query = query.bind(*id);
             }
             for row in query.fetch_all(&self.pool).await? {
-                found.push(template_from_row(&row, &self.templates)?);
+                found.push(template_from_row(&row, &self.templates())?);
             }
         }
         Ok(found)
@@ -315,7 +354,7 @@ impl Backend {
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(|row| template_from_row(row, &self.templates))
+            .map(|row| template_from_row(row, &self.templates()))
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await?;
         Ok(TemplateChanges {
@@ -341,7 +380,7 @@ impl Backend {
         .await?;
         match rows.as_slice() {
             [] => Ok(None),
-            [row] => Ok(Some(identity_from_row(row, &self.templates)?.0)),
+            [row] => Ok(Some(identity_from_row(row, &self.templates())?.0)),
             _ => Err(StoreError::Conflict("several persons under one handle")),
         }
     }
@@ -380,25 +419,34 @@ impl Backend {
         name: &PersonName,
         limit: u32,
     ) -> Result<Vec<PersonSummary>, StoreError> {
-        sqlx::query(
-            "SELECT p.id_number, p.name, p.sealed, p.created_at,
-                    (SELECT COUNT(*) FROM portraits q WHERE q.id_number = p.id_number) AS portraits
-             FROM persons p WHERE p.name_hash = $1
-             ORDER BY p.created_at DESC, p.id_number DESC LIMIT $2",
-        )
-        .bind(self.templates.name_key(name.as_str()))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| self.summary_from_row(row))
-        // The hash matched; the sealed name must too (a hash collision is not a match).
-        .filter(|s| s.as_ref().map_or(true, |s| s.name == *name))
-        .collect()
+        // One hash per key of the ring: while a rotation runs, a person may be under either.
+        let mut found = Vec::new();
+        for name_key in self.templates().name_keys(name.as_str()) {
+            let rows = sqlx::query(
+                "SELECT p.id_number, p.name, p.sealed, p.created_at,
+                        (SELECT COUNT(*) FROM portraits q WHERE q.id_number = p.id_number) AS portraits
+                 FROM persons p WHERE p.name_hash = $1
+                 ORDER BY p.created_at DESC, p.id_number DESC LIMIT $2",
+            )
+            .bind(name_key)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                let summary = self.summary_from_row(row)?;
+                // The hash matched; the sealed name must too (a collision is not a match).
+                if summary.name == *name {
+                    found.push(summary);
+                }
+            }
+        }
+        found.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 
     fn summary_from_row(&self, row: &DbRow) -> Result<PersonSummary, StoreError> {
-        let (id_number, name) = identity_from_row(row, &self.templates)?;
+        let (id_number, name) = identity_from_row(row, &self.templates())?;
         let key: String = row.try_get("id_number")?;
         Ok(PersonSummary {
             handle: PersonHandle::from_key(&key)?,
@@ -419,9 +467,14 @@ impl Backend {
         .await?;
         for row in &rows {
             let key: String = row.try_get("id_number")?;
-            let (_, name) = identity_from_row(row, &self.templates)?;
+            let templates = self.templates();
+            let (id, name) = identity_from_row(row, &templates)?;
+            // Under the key that made the row's own key (a row of an older release).
+            let view = templates
+                .view_of(id.as_str(), &key)
+                .unwrap_or(ViewIndex::CURRENT);
             sqlx::query("UPDATE persons SET name_hash = $1 WHERE id_number = $2")
-                .bind(self.templates.name_key(name.as_str()))
+                .bind(templates.name_key_in(view, name.as_str()))
                 .bind(&key)
                 .execute(&self.pool)
                 .await?;

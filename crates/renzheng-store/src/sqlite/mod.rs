@@ -35,8 +35,9 @@ const MAX_CONNECTIONS: u32 = 8;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Seals face templates at rest.
-    templates: TemplateKey,
+    /// Seals face templates at rest; replaced whole when a key rotation changes which
+    /// key seals ([`Store::set_template_key`](crate::Store::set_template_key)).
+    templates: std::sync::Arc<std::sync::RwLock<TemplateKey>>,
 }
 
 impl SqliteStore {
@@ -106,6 +107,22 @@ impl SqliteStore {
         Self::migrated(pool, TemplateKey::random()).await
     }
 
+    /// The template key ring in force (a cheap clone).
+    pub(crate) fn templates(&self) -> TemplateKey {
+        self.templates
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the template key ring.
+    pub(crate) fn replace_templates(&self, templates: TemplateKey) {
+        *self
+            .templates
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = templates;
+    }
+
     /// Waits for in-flight queries and closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -113,7 +130,10 @@ impl SqliteStore {
 
     async fn migrated(pool: SqlitePool, templates: TemplateKey) -> Result<Self, StoreError> {
         MIGRATOR.run(&pool).await?;
-        let store = SqliteStore { pool, templates };
+        let store = SqliteStore {
+            pool,
+            templates: std::sync::Arc::new(std::sync::RwLock::new(templates)),
+        };
         store.seal_clear_templates().await?;
         store.seal_clear_persons().await?;
         store.fill_name_hashes().await?;
@@ -136,7 +156,7 @@ impl SqliteStore {
         for row in &rows {
             let clear: String = row.try_get("id_number")?;
             let name: String = row.try_get("name")?;
-            let key = self.templates.person_key(&clear);
+            let key = self.templates().person_key(&clear);
             sqlx::query("UPDATE portraits SET id_number = ? WHERE id_number = ?")
                 .bind(&key)
                 .bind(&clear)
@@ -146,7 +166,7 @@ impl SqliteStore {
                 "UPDATE persons SET id_number = ?, name = '', sealed = ? WHERE id_number = ?",
             )
             .bind(&key)
-            .bind(self.templates.seal_person(&key, &clear, &name))
+            .bind(self.templates().seal_person(&key, &clear, &name))
             .bind(&clear)
             .execute(&mut *tx)
             .await?;
@@ -177,7 +197,7 @@ impl SqliteStore {
             let model_id: String = row.try_get("model_id")?;
             let values = decode_embedding(row.try_get::<&[u8], _>("embedding")?)?;
             sqlx::query("UPDATE portraits SET embedding = ?, sealed = 1 WHERE id = ?")
-                .bind(self.templates.seal(&id_number, &model_id, &values))
+                .bind(self.templates().seal(&id_number, &model_id, &values))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -406,7 +426,7 @@ mod tests {
         };
         store.add_portrait(&id, portrait, 0).await.unwrap();
         sqlx::query("DELETE FROM persons WHERE id_number = ?")
-            .bind(store.templates.person_key(id.as_str()))
+            .bind(store.templates().person_key(id.as_str()))
             .execute(&store.pool)
             .await
             .unwrap();
@@ -427,7 +447,7 @@ mod tests {
             "INSERT INTO portraits (id_number, model_id, embedding, created_at)
              VALUES (?, 'm', x'010203', 0)",
         )
-        .bind(store.templates.person_key(id.as_str()))
+        .bind(store.templates().person_key(id.as_str()))
         .execute(&store.pool)
         .await
         .unwrap();

@@ -15,7 +15,9 @@ use renzheng_store::{
     Store, StoreError,
 };
 
+mod keys;
 mod metering;
+pub use keys::*;
 pub use metering::*;
 
 macro_rules! store_suite {
@@ -75,6 +77,9 @@ macro_rules! store_suite {
             history_is_filtered_and_paged,
             alerts_are_recorded_once_per_period,
             app_codes_rotate_with_a_grace_period,
+            a_template_key_rotation_moves_every_person,
+            key_records_follow_rotations_and_retirements,
+            sealed_secrets_and_photos_are_replaced_only_if_unchanged,
         );
     };
     (@each required $make:expr; $($check:ident),* $(,)?) => {
@@ -372,7 +377,7 @@ pub async fn remove_deletes_person_and_portraits(store: &dyn Store) {
         .unwrap();
     let bob_portrait = store.add_portrait(&bob(), portrait(3), NOW).await.unwrap();
 
-    assert!(store.remove_person(&alice(), AUDIT_KEY).await.unwrap());
+    assert!(store.remove_person(&alice(), &[AUDIT_KEY]).await.unwrap());
 
     assert_eq!(store.get_person(&alice()).await.unwrap(), None);
     // Others are untouched.
@@ -390,7 +395,7 @@ pub async fn remove_deletes_person_and_portraits(store: &dyn Store) {
 }
 
 pub async fn remove_unknown_person_is_false(store: &dyn Store) {
-    assert!(!store.remove_person(&alice(), AUDIT_KEY).await.unwrap());
+    assert!(!store.remove_person(&alice(), &[AUDIT_KEY]).await.unwrap());
 }
 
 pub async fn audit_round_trip_newest_first(store: &dyn Store) {
@@ -639,7 +644,7 @@ pub async fn template_changes_follow_every_write(store: &dyn Store) {
         .replace_portraits(&alice(), vec![portrait(5)], None, NOW)
         .await
         .unwrap();
-    store.remove_person(&bob(), AUDIT_KEY).await.unwrap();
+    store.remove_person(&bob(), &[AUDIT_KEY]).await.unwrap();
     let changes = store.template_changes(model, after_enrol).await.unwrap();
     let mut removed = changes.removed.clone();
     removed.sort_unstable();
@@ -702,7 +707,7 @@ pub async fn remove_unlinks_the_audit_trail(store: &dyn Store) {
         .with_id_number(&bob(), AUDIT_KEY);
     store.record_audit(&mine).await.unwrap();
     store.record_audit(&other).await.unwrap();
-    assert!(store.remove_person(&alice(), AUDIT_KEY).await.unwrap());
+    assert!(store.remove_person(&alice(), &[AUDIT_KEY]).await.unwrap());
     let rows = store.recent_audit(10).await.unwrap();
     let a = rows.iter().find(|r| r.request_id == "req-a").unwrap();
     assert_eq!(
@@ -757,7 +762,7 @@ pub async fn remove_unlinks_person_events(store: &dyn Store) {
         AdminEvent::new(1_001, "cli", "person.enrolled").about_person(&bob(), AUDIT_KEY);
     store.record_event(&about_alice).await.unwrap();
     store.record_event(&about_bob).await.unwrap();
-    assert!(store.remove_person(&alice(), AUDIT_KEY).await.unwrap());
+    assert!(store.remove_person(&alice(), &[AUDIT_KEY]).await.unwrap());
     let events = store.recent_events(10).await.unwrap();
     assert_eq!(events.len(), 2, "events stay, unlinked");
     assert_eq!(events[1].target, None);
