@@ -185,7 +185,7 @@ impl App {
             recorded.push(kind);
             if let Some(url) = &app.policy.webhook_url {
                 let secret = match (&app.app_key, &app.secret_sealed) {
-                    (Some(key), Some(sealed)) => self.secrets.open(key, sealed),
+                    (Some(key), Some(sealed)) => self.secrets().open(key, sealed),
                     _ => None,
                 };
                 let payload = AlertPayload {
@@ -253,7 +253,7 @@ impl App {
         let now = self.now_ms();
         let balance = self.store.balance(app_id, now).await?;
         let secret = match (&app.app_key, &app.secret_sealed) {
-            (Some(key), Some(sealed)) => self.secrets.open(key, sealed),
+            (Some(key), Some(sealed)) => self.secrets().open(key, sealed),
             _ => None,
         };
         let payload = AlertPayload {
@@ -270,7 +270,15 @@ impl App {
             client: &self.webhooks,
             policy: self.fetcher.policy(),
         };
-        let outcome = post_once(target, url, secret.as_deref(), "test", &body, now).await;
+        let outcome = post_once(
+            target,
+            url,
+            secret.as_deref().map(String::as_str),
+            "test",
+            &body,
+            now,
+        )
+        .await;
         if let Err(why) = outcome {
             tracing::warn!(app_id = %app_id, error = why, "test alert not delivered");
         }
@@ -328,7 +336,12 @@ struct Delivery {
 }
 
 /// Posts the alert, retrying with doubling waits; every attempt is noted on the alert.
-async fn deliver(d: Delivery, url: String, secret: Option<String>, payload: AlertPayload) {
+async fn deliver(
+    d: Delivery,
+    url: String,
+    secret: Option<zeroize::Zeroizing<String>>,
+    payload: AlertPayload,
+) {
     let body = serde_json::to_vec(&payload).expect("alert payloads serialize");
     let mut wait = d.backoff;
     for attempt in 1..=d.attempts {
@@ -339,7 +352,7 @@ async fn deliver(d: Delivery, url: String, secret: Option<String>, payload: Aler
         let outcome = post_once(
             target,
             &url,
-            secret.as_deref(),
+            secret.as_deref().map(String::as_str),
             payload.kind,
             &body,
             d.clock.now_ms(),

@@ -51,8 +51,9 @@ pub enum Authentication {
     /// The caller is known and may call; the request must verify under this AppSecret
     /// before [`CheckTicket::signature_verified`](crate::CheckTicket::signature_verified).
     NeedsSignature {
-        /// The app's AppSecret, in clear: only for verifying this request.
-        secret: String,
+        /// The app's AppSecret, in clear: only for verifying this request (wiped when
+        /// dropped).
+        secret: zeroize::Zeroizing<String>,
     },
 }
 
@@ -264,7 +265,7 @@ impl App {
                 &NewApp {
                     name: name.as_str().to_owned(),
                     code_hash: hash,
-                    secret_sealed: self.secrets.seal(&app_key, &secret),
+                    secret_sealed: self.secrets().seal(&app_key, &secret),
                     app_key: app_key.clone(),
                 },
                 self.now_ms(),
@@ -348,7 +349,7 @@ impl App {
     ) -> Result<NewAppSecret, AppError> {
         let app_key = generate_app_key();
         let secret = generate_secret();
-        let sealed = self.secrets.seal(&app_key, &secret);
+        let sealed = self.secrets().seal(&app_key, &secret);
         match self.store.set_app_secret(app_id, &app_key, &sealed).await {
             Ok(()) => {}
             Err(StoreError::NotFound(_)) => return Err(AppError::NotFound("app")),
@@ -400,7 +401,7 @@ impl App {
     pub(crate) async fn signing_secret(
         &self,
         app_key: &str,
-    ) -> Result<Option<(Caller, String)>, AppError> {
+    ) -> Result<Option<(Caller, zeroize::Zeroizing<String>)>, AppError> {
         let Some(app) = self.store.find_app_by_key(app_key).await? else {
             return Ok(None);
         };
@@ -412,7 +413,7 @@ impl App {
         let Some(sealed) = &app.secret_sealed else {
             return Ok(None);
         };
-        let Some(secret) = self.secrets.open(app_key, sealed) else {
+        let Some(secret) = self.secrets().open(app_key, sealed) else {
             // Sealed under another master key: a node configured apart from the others.
             tracing::error!(app_id = %app.id, "an AppSecret does not open with this node's secrets key");
             return Err(AppError::Internal("AppSecret unreadable".into()));

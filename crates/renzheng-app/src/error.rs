@@ -130,6 +130,9 @@ pub enum AppError {
     /// Storage failed.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// A key operation could not be done (rotation, retirement), saying what to do.
+    #[error("{0}")]
+    Keys(String),
     /// A bug: a background task died.
     #[error("internal: {0}")]
     Internal(String),

@@ -149,7 +149,7 @@ impl App {
                 let label = masked_file_name(&id, path);
                 let refusal = match read_capped(path).await {
                     Err(e) => Some(format!("cannot read: {e}")),
-                    Ok(bytes) => match self.analyze_portrait(bytes).await {
+                    Ok(bytes) => match self.analyze_portrait(bytes, &id).await {
                         Ok(Ok(portrait)) => {
                             faces.push(NewFace {
                                 index: faces.len() + 1,

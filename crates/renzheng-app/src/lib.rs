@@ -43,6 +43,7 @@ pub mod keys;
 pub mod metering;
 mod photo;
 mod registry;
+pub mod rotation;
 pub mod settings;
 pub mod telemetry;
 mod transfer;
@@ -90,7 +91,7 @@ pub use renzheng_vision::testing;
 use crate::alerts::AlertQueue;
 use crate::engine::EngineRoom;
 use crate::fetch::Fetcher;
-use crate::keys::{KeyError, PhotoCipher, SecretBox};
+use crate::keys::{KeyError, KeyName, PhotoCipher, SecretBox};
 use crate::settings::SettingsError;
 
 /// Where the face engine comes from.
@@ -123,6 +124,10 @@ pub enum OpenError {
     /// This node's key differs from the one the database was written with.
     #[error("the {0} key differs from the one this database was written with: give this node the same key as the others (or the key directory it was created with)")]
     KeyMismatch(&'static str),
+    /// This node's keys do not open the database (a retired key, another key, the
+    /// previous key missing mid-rotation).
+    #[error(transparent)]
+    KeyRing(#[from] rotation::KeyRingError),
     /// The HTTP client for imgUrl could not be built.
     #[error("HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
@@ -136,8 +141,11 @@ pub struct App {
     engine: EngineRoom,
     fetcher: Fetcher,
     audit_key: Arc<[u8]>,
-    photo_cipher: Option<PhotoCipher>,
-    secrets: SecretBox,
+    /// What releases before 0.9 made pseudonyms with (an `audit_key` passphrase used raw):
+    /// a deletion clears those too.
+    audit_legacy: Option<Arc<[u8]>>,
+    /// The secrets and photo key rings in force (a rotation replaces them).
+    rings: Arc<std::sync::RwLock<rotation::Rings>>,
     export_box: SecretBox,
     alerts: AlertQueue,
     webhooks: reqwest::Client,
@@ -159,35 +167,59 @@ impl App {
     /// database was written with) and the imgUrl fetcher; the engine comes from `engine`.
     pub async fn open(settings: Settings, engine: EngineSource) -> Result<Self, OpenError> {
         settings.validate()?;
-        // Read once: it seals the templates and derives the export key.
-        let template_key = keys::template_key_bytes(&settings)?;
-        let store = Self::open_store(&settings, &template_key).await?;
-        let audit_key: Arc<[u8]> = keys::audit_key(&settings)?.into();
-        let photo_key = keys::photo_key(&settings)?;
-        let secrets_key = keys::secrets_key_bytes(&settings)?;
-        let mut fingerprints = vec![
-            ("audit", keys::fingerprint(&audit_key)),
-            ("template", keys::fingerprint(&template_key)),
-            ("secrets", keys::fingerprint(&secrets_key)),
-        ];
-        if let Some(key) = &photo_key {
-            fingerprints.push(("photo", keys::fingerprint(key)));
-        }
-        for (name, fingerprint) in fingerprints {
+        let now_ms = SystemClock.now_ms();
+        let template_held = keys::held_keys(&settings, KeyName::Template)?;
+        // Opened with the node's own key sealing; the database's record then says which
+        // of the held keys seals (a rotation may have moved on).
+        let first: Vec<&keys::HeldKey> = template_held.iter().collect();
+        let store = Self::open_store(&settings, rotation::template_ring(&first)).await?;
+        let database = |source| OpenError::Store {
+            path: settings.database_label(),
+            source,
+        };
+        let opened = Self::resolve_keys(&settings, &*store, template_held, now_ms).await;
+        let (template_ring, secrets_ring, photo_ring, current) = match opened {
+            Ok(rings) => rings,
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        };
+        let template_refs: Vec<&keys::HeldKey> = template_ring.iter().collect();
+        store.set_template_key(rotation::template_ring(&template_refs));
+        let audit = keys::audit_key(&settings)?;
+        // Only a random key's fingerprint is stored: one of a passphrase would let a copy
+        // of the database be searched for the passphrase.
+        if audit.random {
+            let fingerprint = keys::fingerprint(&audit.key);
             let recorded = store
-                .claim_key_fingerprint(name, &fingerprint, SystemClock.now_ms())
+                .claim_key_fingerprint("audit", &fingerprint, now_ms)
                 .await
-                .map_err(|source| OpenError::Store {
-                    path: settings.database_label(),
-                    source,
-                })?;
+                .map_err(database)?;
             if recorded != fingerprint {
                 store.close().await;
-                return Err(OpenError::KeyMismatch(name));
+                return Err(OpenError::KeyMismatch("audit"));
             }
         }
-        let photo_cipher = photo_key.map(|key| PhotoCipher::new(&key));
-        let secrets = SecretBox::new(&secrets_key);
+        let export_keys: Vec<[u8; 32]> = template_ring
+            .iter()
+            .map(|k| keys::derive(&k.bytes, "renzheng registry export key v1"))
+            .collect();
+        let export_others: Vec<&[u8]> = export_keys[1..].iter().map(|k| &k[..]).collect();
+        let export_box = SecretBox::from_ring(keys::Sealer::ring(
+            KeyName::Secrets,
+            &export_keys[0],
+            &export_others,
+        ));
+        let secrets_refs: Vec<&keys::HeldKey> = secrets_ring.iter().collect();
+        let rings = rotation::Rings {
+            secrets: SecretBox::from_ring(rotation::sealer(KeyName::Secrets, &secrets_refs)),
+            photo: photo_ring.map(|ring| {
+                let refs: Vec<&keys::HeldKey> = ring.iter().collect();
+                PhotoCipher::from_ring(rotation::sealer(KeyName::Photo, &refs))
+            }),
+            current,
+        };
         let fetcher = Fetcher::new(&settings.img_url, settings.limits.max_photo_bytes)?;
         // Webhooks go out under imgUrl's address policy, `img_url.allow` included.
         let webhooks = fetch::guarded_client(
@@ -200,10 +232,10 @@ impl App {
             store,
             engine,
             fetcher,
-            audit_key,
-            photo_cipher,
-            secrets,
-            export_box: transfer::export_box(&template_key),
+            audit_key: audit.key.to_vec().into(),
+            audit_legacy: audit.legacy.map(|k| k.to_vec().into()),
+            rings: Arc::new(std::sync::RwLock::new(rings)),
+            export_box,
             alerts: AlertQueue::new(),
             webhooks,
             clock: Arc::new(SystemClock),
@@ -212,13 +244,47 @@ impl App {
         })
     }
 
+    /// The rings of every key, ordered by the database's records: the template, secrets
+    /// and photo rings (current key first), and each key's current fingerprint.
+    #[allow(clippy::type_complexity)]
+    async fn resolve_keys(
+        settings: &Settings,
+        store: &dyn Store,
+        template_held: Vec<keys::HeldKey>,
+        now_ms: i64,
+    ) -> Result<
+        (
+            Vec<keys::HeldKey>,
+            Vec<keys::HeldKey>,
+            Option<Vec<keys::HeldKey>>,
+            Vec<(KeyName, String)>,
+        ),
+        OpenError,
+    > {
+        let mut current = Vec::new();
+        let (_, template) =
+            rotation::resolve(store, KeyName::Template, &template_held, now_ms).await?;
+        current.push((KeyName::Template, template[0].fingerprint.clone()));
+        let secrets_held = keys::held_keys(settings, KeyName::Secrets)?;
+        let (_, secrets) =
+            rotation::resolve(store, KeyName::Secrets, &secrets_held, now_ms).await?;
+        current.push((KeyName::Secrets, secrets[0].fingerprint.clone()));
+        let photo = if settings.keep_photos {
+            let held = keys::held_keys(settings, KeyName::Photo)?;
+            let (_, ring) = rotation::resolve(store, KeyName::Photo, &held, now_ms).await?;
+            current.push((KeyName::Photo, ring[0].fingerprint.clone()));
+            Some(ring)
+        } else {
+            None
+        };
+        Ok((template, secrets, photo, current))
+    }
+
     /// The configured store, migrated.
     async fn open_store(
         settings: &Settings,
-        template_key: &[u8],
+        templates: renzheng_store::TemplateKey,
     ) -> Result<Arc<dyn Store>, OpenError> {
-        let templates = renzheng_store::TemplateKey::from_bytes(template_key)
-            .ok_or_else(|| KeyError::Corrupt(keys::TEMPLATE_KEY_FILE.into()))?;
         let opened: Result<Arc<dyn Store>, StoreError> = match &settings.database_url {
             Some(url) => {
                 PgStore::connect(url.expose(), templates, settings.database_max_connections)

@@ -74,10 +74,12 @@ pub(crate) enum PortraitError {
     Engine(EngineError),
 }
 
-/// Analyses a portrait photo (blocking CPU work) and returns what to store, or why not.
+/// Analyses a portrait photo of `owner` (blocking CPU work) and returns what to store
+/// (the photo, when kept, sealed for `owner`), or why not.
 pub(crate) fn analyze_portrait(
     engine: &dyn FaceEngine,
     photo: &[u8],
+    owner: &IdNumber,
     cipher: Option<&PhotoCipher>,
 ) -> Result<NewPortrait, PortraitError> {
     let analysis = match engine.analyze(photo) {
@@ -114,7 +116,7 @@ pub(crate) fn analyze_portrait(
         model_id: engine.model_id().to_owned(),
         embedding: face.embedding.0.clone(),
         quality,
-        photo: cipher.map(|c| c.encrypt(photo)),
+        photo: cipher.map(|c| c.encrypt(owner.as_str(), photo)),
     })
 }
 
@@ -124,11 +126,13 @@ impl App {
     pub(crate) async fn analyze_portrait(
         &self,
         photo: Vec<u8>,
+        owner: &IdNumber,
     ) -> Result<Result<NewPortrait, String>, AppError> {
-        let cipher = self.photo_cipher.clone();
+        let cipher = self.photo_cipher();
+        let owner = owner.clone();
         let analysed = self
             .engine
-            .run(move |engine| analyze_portrait(engine, &photo, cipher.as_ref()))
+            .run(move |engine| analyze_portrait(engine, &photo, &owner, cipher.as_ref()))
             .await?;
         match analysed {
             Ok(portrait) => Ok(Ok(portrait)),
@@ -147,7 +151,7 @@ impl App {
     ) -> Result<Vec<NewFace>, AppError> {
         let mut faces = Vec::with_capacity(photos.len());
         for (i, photo) in photos.into_iter().enumerate() {
-            match self.analyze_portrait(photo).await? {
+            match self.analyze_portrait(photo, id).await? {
                 Ok(portrait) => faces.push(NewFace {
                     index: i + 1,
                     portrait,
@@ -519,7 +523,9 @@ impl App {
     /// Removes the person and everything about them (portraits, kept photos, the link from
     /// past audit rows and events); [`AppError::NotFound`] when there is no such person.
     pub async fn remove_person(&self, actor: &Actor, id: &IdNumber) -> Result<(), AppError> {
-        if !self.store.remove_person(id, &self.audit_key).await? {
+        let mut audit_keys: Vec<&[u8]> = vec![&self.audit_key];
+        audit_keys.extend(self.audit_legacy.as_deref());
+        if !self.store.remove_person(id, &audit_keys).await? {
             return Err(AppError::NotFound("person"));
         }
         tracing::info!(id_number = %id, "person removed");
@@ -696,8 +702,11 @@ impl App {
         };
         for id in missing {
             let sealed = self.store.kept_photos(&id).await?;
-            let photos: Vec<Vec<u8>> = match &self.photo_cipher {
-                Some(cipher) => sealed.iter().filter_map(|s| cipher.decrypt(s)).collect(),
+            let photos: Vec<Vec<u8>> = match self.photo_cipher() {
+                Some(cipher) => sealed
+                    .iter()
+                    .filter_map(|s| cipher.decrypt(id.as_str(), s).map(|p| p.to_vec()))
+                    .collect(),
                 None => Vec::new(),
             };
             if photos.is_empty() {
@@ -706,7 +715,7 @@ impl App {
             }
             let mut portraits = Vec::new();
             for photo in photos {
-                if let Ok(mut portrait) = self.analyze_portrait(photo).await? {
+                if let Ok(mut portrait) = self.analyze_portrait(photo, &id).await? {
                     // The photo is already kept with the person's first portrait.
                     portrait.photo = None;
                     portraits.push(portrait);

@@ -49,6 +49,14 @@ impl Secret {
     }
 }
 
+// Wiped when dropped: a key or token read from the environment should not outlive its
+// last use in freed memory.
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(****)")
@@ -98,6 +106,18 @@ pub struct Settings {
     /// Key encrypting kept photos, 64 hex digits (`RENZHENG_PHOTO_KEY`); when unset,
     /// `<key_dir>/photo.key` (generated once, unless `database_url` is set).
     pub photo_key: Option<Secret>,
+    /// The template key a rotation moves to, 64 hex digits (`RENZHENG_NEXT_TEMPLATE_KEY`):
+    /// with several nodes, every node is given it before `renzheng keys rotate template`
+    /// runs (made with `renzheng keys new template`), and reads and writes with either key
+    /// until the rotation is done. One node with `key_dir` needs none (`keys rotate` makes
+    /// it in the key directory).
+    pub next_template_key: Option<Secret>,
+    /// The secrets key a rotation moves to (`RENZHENG_NEXT_SECRETS_KEY`), as
+    /// `next_template_key`.
+    pub next_secrets_key: Option<Secret>,
+    /// The photo key a rotation moves to (`RENZHENG_NEXT_PHOTO_KEY`), as
+    /// `next_template_key`.
+    pub next_photo_key: Option<Secret>,
     /// Call packages and quotas.
     pub metering: MeteringSettings,
     /// Balance alerts.
@@ -131,6 +151,9 @@ impl Default for Settings {
             secrets_key: None,
             template_key: None,
             photo_key: None,
+            next_template_key: None,
+            next_secrets_key: None,
+            next_photo_key: None,
             metering: MeteringSettings::default(),
             alerts: AlertSettings::default(),
             engine: EngineConfig::default(),
@@ -465,8 +488,13 @@ impl Settings {
             }
         }
         if let Some(key) = &self.audit_key {
-            if key.expose().len() < 16 {
-                return invalid("audit_key must be at least 16 characters".into());
+            // 64 hex digits are the key itself; anything else is a passphrase, stretched.
+            let hex_key = hex::decode(key.expose().trim()).is_ok_and(|k| k.len() == 32);
+            if !hex_key && key.expose().chars().count() < 16 {
+                return invalid(
+                    "audit_key must be 64 hex digits, or a passphrase of at least 16 characters"
+                        .into(),
+                );
             }
         }
         let c = &self.console;
@@ -514,6 +542,9 @@ impl Settings {
             ("secrets_key", &self.secrets_key),
             ("template_key", &self.template_key),
             ("photo_key", &self.photo_key),
+            ("next_template_key", &self.next_template_key),
+            ("next_secrets_key", &self.next_secrets_key),
+            ("next_photo_key", &self.next_photo_key),
         ] {
             if let Some(key) = key {
                 if hex::decode(key.expose().trim()).map_or(true, |k| k.len() != 32) {
@@ -616,13 +647,16 @@ pub const UNSET: &str = "<unset>";
 /// mark the unset ones; the set ones are redacted whatever this list says (see
 /// [`Secret`]'s `Serialize`). `docs/configuration.md` marks exactly these as secret
 /// (checked by `tests/config_reference.rs`).
-pub const SECRET_KEYS: [&str; 7] = [
+pub const SECRET_KEYS: [&str; 10] = [
     "database_url",
     "admin_token",
     "audit_key",
     "secrets_key",
     "template_key",
     "photo_key",
+    "next_template_key",
+    "next_secrets_key",
+    "next_photo_key",
     "console.password_hash",
 ];
 

@@ -186,7 +186,11 @@ fn changed(key: &str, default: &Value) -> Option<(String, Value)> {
         ("engine.pack", _) => text("dlib"),
         ("database_url", _) => text("postgres://renzheng@db.internal/renzheng"),
         ("admin_token" | "audit_key", _) => text("a-long-enough-secret-value"),
-        ("secrets_key" | "template_key" | "photo_key", _) => text(&"ab".repeat(32)),
+        (
+            "secrets_key" | "template_key" | "photo_key" | "next_secrets_key" | "next_template_key"
+            | "next_photo_key",
+            _,
+        ) => text(&"ab".repeat(32)),
         ("console.password_hash", _) => text("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
         ("key_dir" | "engine.pack_dir" | "console.import_root", _) => {
             text("/tmp/renzheng-reference")

@@ -246,7 +246,7 @@ fn app_status_and_code(e: &AppError) -> (StatusCode, &'static str) {
         AppError::Store(renzheng_store::StoreError::Database(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, "DatabaseUnavailable")
         }
-        AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_) => {
+        AppError::Engine(_) | AppError::Store(_) | AppError::Keys(_) | AppError::Internal(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
         }
     }
@@ -293,7 +293,9 @@ fn app_message(e: &AppError) -> Cow<'static, str> {
         AppError::Store(renzheng_store::StoreError::Database(_)) => {
             "the database is unavailable; retry later".into()
         }
-        AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_) => "internal error".into(),
+        AppError::Engine(_) | AppError::Store(_) | AppError::Keys(_) | AppError::Internal(_) => {
+            "internal error".into()
+        }
         _ => e.to_string().into(),
     }
 }
@@ -359,7 +361,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(error.code = code, error.source = %detail, "database unavailable");
             }
             ApiError::App(
-                e @ (AppError::Engine(_) | AppError::Store(_) | AppError::Internal(_)),
+                e @ (AppError::Engine(_)
+                | AppError::Store(_)
+                | AppError::Keys(_)
+                | AppError::Internal(_)),
             ) => {
                 tracing::error!(error.code = code, error.source = %e, "internal error");
             }

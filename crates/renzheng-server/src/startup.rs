@@ -153,7 +153,7 @@ impl Application {
         tracing::info!(addr = %self.local_addr(), model_id, "listening");
         let limits = app.settings().limits.clone();
         // Background upkeep: audit retention, lapsed quota holds and expired counters,
-        // balance alerts. Each loops until the server stops.
+        // balance alerts, key records. Each loops until the server stops.
         let upkeep = [
             tokio::spawn({
                 let app = app.clone();
@@ -166,6 +166,11 @@ impl Application {
             tokio::spawn({
                 let app = app.clone();
                 async move { app.run_alerts().await }
+            }),
+            // A key rotation run elsewhere (`renzheng keys rotate`) is followed here.
+            tokio::spawn({
+                let app = app.clone();
+                async move { app.run_key_refresh().await }
             }),
         ];
         crate::serve::serve(self.listener, self.router, &limits, shutdown, grace).await;

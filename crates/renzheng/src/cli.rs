@@ -50,6 +50,9 @@ pub enum Command {
     /// The configuration (docs/configuration.md).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The keys: make, rotate, retire, and their state (docs/operations.md, key rotation).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Install, verify, export or import the model pack.
     Models(vision_cli::models::Args),
     /// Compare the faces in two photos.
@@ -58,6 +61,42 @@ pub enum Command {
     Eval(vision_cli::eval::Args),
     /// Benchmark the engine.
     Bench(vision_cli::bench::Args),
+}
+
+/// `renzheng keys …`. KEY is `template`, `secrets` or `photo`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random key (64 hex digits) on stdout and its fingerprint on stderr:
+    /// with several nodes, give it to every node as the next key (RENZHENG_NEXT_<KEY>_KEY)
+    /// before `keys rotate`.
+    New {
+        /// template, secrets or photo.
+        key: String,
+    },
+    /// Re-seal everything under KEY's next key, in batches, while the service answers;
+    /// both keys are accepted until it finishes. Re-running it resumes an interrupted
+    /// rotation. With one node and key_dir it makes the new key itself.
+    Rotate {
+        /// template, secrets or photo.
+        key: String,
+        /// How long serving nodes get to learn the new key before rows move (they look
+        /// every 2 s).
+        #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+        grace: f64,
+    },
+    /// Forget KEY's previous key once nothing is sealed under it (refused while rows
+    /// remain); a node holding only it then refuses to start.
+    Retire {
+        /// template, secrets or photo.
+        key: String,
+    },
+    /// Each key's fingerprint, the previous and retired ones, the rows still under
+    /// another key, and the keys this node holds.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `renzheng config …`.

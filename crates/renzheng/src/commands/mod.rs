@@ -1,8 +1,9 @@
-//! The service-side commands: `serve`, `registry`, `apps`.
+//! The service-side commands: `serve`, `registry`, `apps`, `keys`.
 
 pub mod apps;
 pub mod config;
 pub mod duplicates;
+pub mod keys;
 pub mod registry;
 pub mod serve;
 

@@ -8,6 +8,7 @@ mod console;
 mod helpers;
 mod hostile_clients;
 mod img_url;
+mod keys;
 mod metering;
 mod openapi_client;
 mod ops;

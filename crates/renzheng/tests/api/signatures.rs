@@ -119,6 +119,15 @@ async fn charged(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// A check of HU signed with the test app's AppSecret, as Alibaba's Java demo signs;
+/// its status.
+pub(crate) async fn signed_hu_check(app: &TestApp) -> u16 {
+    send_signed(app, &Call::java_demo(app, &hu_check(app)))
+        .await
+        .status()
+        .as_u16()
+}
+
 fn hu_check(app: &TestApp) -> Value {
     json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)})
 }
