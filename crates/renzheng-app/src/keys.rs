@@ -152,7 +152,7 @@ impl std::fmt::Debug for HeldKey {
         write!(
             f,
             "HeldKey({} from {})",
-            &self.fingerprint[..16],
+            self.fingerprint.get(..16).unwrap_or_default(),
             self.source
         )
     }

@@ -99,7 +99,7 @@ pub(crate) struct Rings {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
     /// The node's keys were all retired (or rotated away from).
-    #[error("the {0} key(s) this node holds were retired by a key rotation: give it the current {0} key (fingerprint {1}…), see `renzheng keys status`")]
+    #[error("the {0} key(s) this node holds were retired (or rotated away from) by a key rotation: give it the current {0} key (fingerprint {1}…), see `renzheng keys status`")]
     Retired(KeyName, String),
     /// The node holds no key the database knows.
     #[error("the {0} key differs from the one this database was written with: give this node the same key as the others (or the key directory it was created with)")]
@@ -113,6 +113,11 @@ pub enum KeyRingError {
     /// The database could not be read.
     #[error("database: {0}")]
     Store(#[from] renzheng_store::StoreError),
+}
+
+/// The first 16 hex digits of a fingerprint, as messages show it.
+pub fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..16).unwrap_or(fingerprint)
 }
 
 /// The prefix of what the key of fingerprint `fp` seals.
@@ -196,7 +201,10 @@ pub(crate) async fn resolve(
                 || record.previous.as_deref() == Some(k.fingerprint.as_str())
         };
         if held.iter().any(stale) {
-            return Err(KeyRingError::Retired(name, record.current[..16].to_owned()));
+            return Err(KeyRingError::Retired(
+                name,
+                short(&record.current).to_owned(),
+            ));
         }
         return Err(KeyRingError::Mismatch(name));
     };
@@ -289,13 +297,13 @@ impl App {
                     self.install(name, &ring);
                     tracing::info!(
                         key = name.as_str(),
-                        fingerprint = &record.current[..16],
+                        fingerprint = short(&record.current),
                         "a key rotation started: sealing with the new key"
                     );
                 }
                 None => tracing::error!(
                     key = name.as_str(),
-                    fingerprint = &record.current[..16],
+                    fingerprint = short(&record.current),
                     "a key rotation started, but this node lacks the new key: give it the next key (SECURITY.md, Key rotation)"
                 ),
             }
@@ -383,7 +391,7 @@ impl App {
             if !held.iter().any(|k| k.fingerprint == record.current) {
                 return Err(AppError::Keys(format!(
                     "a rotation of the {name} key to {}… was started, but this node lacks that key; give it the key as next_{name}_key (or run this where it was started)",
-                    &record.current[..16]
+                    short(&record.current)
                 )));
             }
             if rows_not_under(&*self.store, name, &record.current).await? == 0
@@ -395,8 +403,8 @@ impl App {
             }
             progress(format!(
                 "resuming the rotation of the {name} key {}… → {}…",
-                &previous[..16],
-                &record.current[..16]
+                short(&previous),
+                short(&record.current)
             ));
             from = previous;
             to = record.current.clone();
@@ -427,8 +435,8 @@ impl App {
                 .await?;
             progress(format!(
                 "the {name} key {}… → {}…: new writes now use the new key",
-                &record.current[..16],
-                &target[..16]
+                short(&record.current),
+                short(&target)
             ));
             from = record.current.clone();
             to = target;
@@ -618,6 +626,12 @@ impl App {
             return Err(AppError::Keys(format!(
                 "{left} rows are still sealed under another {name} key: finish the rotation with `renzheng keys rotate {name}` first"
             )));
+        }
+        if self.settings.database_url.is_none() && name_configured(&self.settings, name).is_none() {
+            // A rotation that stopped between its last batch and its files: the current
+            // key must be the key file before the previous one's file goes.
+            self.promote_key_files(name, &previous, &record.current)
+                .map_err(|e| AppError::Keys(e.to_string()))?;
         }
         self.store
             .retire_key(name.as_str(), &previous, self.now_ms())

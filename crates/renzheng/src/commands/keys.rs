@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use renzheng_app::keys::{self, KeyName};
+use renzheng_app::rotation::short;
 use renzheng_app::Settings;
 
 use super::{explain, with_app};
@@ -43,8 +44,8 @@ pub fn run(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
                         println!(
                             "rotated the {} key {}… → {}… in {:.1} s: {} persons, {} templates, {} AppSecrets, {} photos re-sealed; the previous key is kept until `renzheng keys retire {}`",
                             s.key,
-                            &s.from[..16],
-                            &s.to[..16],
+                            short(&s.from),
+                            short(&s.to),
                             s.seconds,
                             s.persons,
                             s.templates,
@@ -62,7 +63,7 @@ pub fn run(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
                 let result = app.retire_key(name).await.map_err(explain).map(|fp| {
                     println!(
                         "retired the previous {name} key {}…: nodes holding only it refuse to start",
-                        &fp[..16]
+                        short(&fp)
                     );
                 });
                 (app, result)
@@ -77,22 +78,22 @@ pub fn run(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
                     );
                 } else {
                     for key in &status {
-                        let short = |fp: &Option<String>| {
+                        let shown = |fp: &Option<String>| {
                             fp.as_deref()
-                                .map_or("-".to_owned(), |f| format!("{}…", &f[..16]))
+                                .map_or("-".to_owned(), |f| format!("{}…", short(f)))
                         };
                         println!(
                             "{:<9} current {}  previous {}  retired {}  rows under other keys {}",
                             key.key,
-                            short(&key.current),
-                            short(&key.previous),
+                            shown(&key.current),
+                            shown(&key.previous),
                             key.retired.len(),
                             key.rows_under_other_keys
                         );
                         for held in &key.held {
                             println!(
                                 "          holds {}… ({}) from {}",
-                                &held.fingerprint[..16],
+                                short(&held.fingerprint),
                                 held.role,
                                 held.source
                             );
