@@ -44,6 +44,7 @@ pub mod metering;
 mod photo;
 mod registry;
 pub mod rotation;
+pub mod rules;
 pub mod settings;
 pub mod telemetry;
 mod transfer;

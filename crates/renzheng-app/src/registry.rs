@@ -3,7 +3,7 @@
 
 use renzheng_domain::{IdNumber, PersonName};
 use renzheng_store::{NewPortrait, PersonHandle, PersonRecord, StoreError};
-use renzheng_vision::{EngineError, FaceEngine, Outcome};
+use renzheng_vision::{EngineError, FaceEngine};
 use serde::Serialize;
 
 use crate::audit::Actor;
@@ -14,10 +14,6 @@ use crate::integrity::{
 };
 use crate::keys::PhotoCipher;
 use crate::{App, AppError};
-
-/// A second face at least this fraction of the first one's area makes a portrait
-/// ambiguous (whose face is enrolled?). Smaller background faces are tolerated.
-const RIVAL_FACE_AREA: f64 = 0.5;
 
 /// An enrolment as sent (all optional until parsed). No `Debug`: clear personal data.
 #[derive(Default)]
@@ -89,28 +85,13 @@ pub(crate) fn analyze_portrait(
         }
         Err(e) => return Err(PortraitError::Engine(e)),
     };
-    let face = match (analysis.outcome(), &analysis.face) {
-        (Outcome::NoFace, _) | (_, None) => {
-            return Err(PortraitError::Refused("no face found".into()))
-        }
-        (Outcome::QualityRefused, Some(face)) => {
-            let issues: Vec<&str> = face.quality.issues.iter().map(|i| i.as_str()).collect();
-            return Err(PortraitError::Refused(format!(
-                "photo quality too low: {}",
-                issues.join(", ")
-            )));
-        }
-        (Outcome::Usable, Some(face)) => face,
-    };
-    if let [first, second, ..] = analysis.faces.as_slice() {
-        let (a, b) = (first.rect.area() as f64, second.rect.area() as f64);
-        if a > 0.0 && b / a >= RIVAL_FACE_AREA {
-            return Err(PortraitError::Refused(format!(
-                "{} faces of similar size; a portrait must show one person",
-                analysis.faces.len()
-            )));
-        }
+    if let Some(reason) = crate::rules::portrait_refusal(&analysis) {
+        return Err(PortraitError::Refused(reason));
     }
+    let face = analysis
+        .face
+        .as_ref()
+        .expect("a portrait the rule accepts has a face");
     let quality = serde_json::to_value(&face.quality).ok();
     Ok(NewPortrait {
         model_id: engine.model_id().to_owned(),

@@ -4,7 +4,7 @@
 //! request that can be answered early never costs inference.
 
 use renzheng_domain::{IdNumber, Sex};
-use renzheng_vision::{Analysis, Embedding, Outcome, QualityReport, Verdict};
+use renzheng_vision::{Analysis, Embedding, QualityReport, Verdict};
 
 use super::{CheckRequest, PhotoSource};
 use crate::{App, AppError};
@@ -184,57 +184,31 @@ impl App {
     }
 }
 
-/// Turns an analysis into result 6, 8 or 1/2/3 against the nearest portrait.
+/// Turns an analysis into result 6, 8, 5 or 1/2/3 against the nearest portrait (the
+/// check's rule, [`crate::rules::judge`]), with what the answer shows.
 fn decide(
     engine: &dyn renzheng_vision::FaceEngine,
     id: &IdNumber,
     analysis: &Analysis,
     enrolled: &[Embedding],
 ) -> Verification {
-    let faces = analysis.faces.len();
-    let face = match (analysis.outcome(), &analysis.face) {
-        (Outcome::NoFace, _) | (_, None) => {
-            let mut answer = Verification::of(ResultCode::NoFace, id);
-            answer.faces = Some(faces);
-            return answer;
-        }
-        (Outcome::QualityRefused, Some(face)) => {
-            let mut answer = Verification::of(ResultCode::PoorQuality, id);
-            answer.quality = Some(face.quality.clone());
-            answer.faces = Some(faces);
-            return answer;
-        }
-        (Outcome::Usable, Some(face)) => face,
-    };
-    let Some(nearest) = enrolled
-        .iter()
-        .filter(|r| r.0.len() == face.embedding.0.len())
-        .map(|r| engine.compare(&face.embedding, r))
-        .min_by(|a, b| a.distance.total_cmp(&b.distance))
-    else {
-        return Verification::of(ResultCode::NoPortrait, id);
-    };
-    // Product policy, not the engine's: a face with a quality warning may be compared, but
-    // never called the same person (the false-accept promise is made on clean photos).
-    let nearest = if face.quality.warned() {
-        nearest.capped(engine.thresholds())
-    } else {
-        nearest
-    };
-    let result = match nearest.verdict {
-        Verdict::Same => ResultCode::Same,
-        Verdict::Uncertain => ResultCode::Uncertain,
-        Verdict::Different => ResultCode::Different,
-    };
-    let (same, different) = engine.thresholds().as_scores();
-    let mut answer = Verification::of(result, id);
-    answer.scored = Some(Scored {
-        score: nearest.score,
-        same,
-        different,
-    });
-    answer.quality = Some(face.quality.clone());
-    answer.faces = Some(faces);
+    let judged = crate::rules::judge(engine, analysis, enrolled);
+    let mut answer = Verification::of(judged.code, id);
+    if judged.code == ResultCode::NoPortrait {
+        return answer;
+    }
+    answer.faces = Some(analysis.faces.len());
+    if judged.code != ResultCode::NoFace {
+        answer.quality = analysis.face.as_ref().map(|f| f.quality.clone());
+    }
+    if let Some(nearest) = judged.nearest {
+        let (same, different) = engine.thresholds().as_scores();
+        answer.scored = Some(Scored {
+            score: nearest.score,
+            same,
+            different,
+        });
+    }
     answer
 }
 

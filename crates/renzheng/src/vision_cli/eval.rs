@@ -1,10 +1,14 @@
 //! `renzheng eval --pairs FILE --root DIR`: accuracy of the engine on a pairs list.
 //!
-//! Every image is analysed once by the production pipeline. A pair whose photos both have
-//! a face is scored by distance; it then falls into result 1/2/3 at the configured
-//! thresholds, or 6 (no face in either photo) or 8 (a photo refused for quality) as the
-//! service would answer. Threshold-free figures (best accuracy, AUC, TAR at FAR) use every
-//! pair whose two photos have a face, quality aside, so they describe the embeddings.
+//! Every image is analysed once by the production pipeline. By default a pair is scored
+//! as the service answers it: `file_x` is the enrolled portrait (the enrolment's portrait
+//! rule applies: face found, one face, quality; a refused portrait is counted as such,
+//! result 0) and `file_y` the caller's photo, answered by the check's rule (6, 8, or 1/2/3,
+//! only the caller's photo's quality warnings capping "same") — both rules are
+//! `renzheng_app::rules`, the very functions the service runs. `--symmetric` applies the
+//! older rule instead: either photo's warning caps "same", and either photo's refusal
+//! answers 6 or 8. Threshold-free figures (best accuracy, AUC, TAR at FAR) use every pair
+//! whose two photos have a face, quality aside, so they describe the embeddings.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -42,6 +46,11 @@ pub struct Args {
     /// calibrated on. 0: off.
     #[arg(long, default_value_t = 0)]
     pub holdout_splits: usize,
+    /// Score both photos alike (either one's quality warning caps "same", either one's
+    /// refusal answers 6 or 8) instead of as the service does (`file_x` the enrolled
+    /// portrait, `file_y` the caller's photo).
+    #[arg(long)]
+    pub symmetric: bool,
 }
 
 /// One pair of the list.
@@ -59,6 +68,10 @@ struct ImageResult {
     faces: usize,
     embedding: Option<renzheng_vision::Embedding>,
     quality: Option<renzheng_vision::QualityReport>,
+    /// The analysis itself (`None`: the file did not decode).
+    analysis: Option<Analysis>,
+    /// Why the enrolment's portrait rule refuses it (`None`: it would be enrolled).
+    portrait_refusal: Option<String>,
 }
 
 /// The figures `eval` reports.
@@ -74,6 +87,12 @@ pub struct Report {
     pub quality_refused: usize,
     /// Images compared with a quality warning (never "same").
     pub quality_warned: usize,
+    /// How pairs were scored: `service` (`file_x` the enrolled portrait, `file_y` the
+    /// caller's photo) or `symmetric`.
+    pub rule: &'static str,
+    /// Pairs whose `file_x` the enrolment's portrait rule refuses (result 0; the service
+    /// rule only).
+    pub portrait_refused_pairs: usize,
     /// Pairs with a face in both photos (used for the threshold-free figures).
     pub scored_pairs: usize,
     /// Fraction of pairs answered correctly: genuine → 1, impostor → 3 or 2… see `accuracy_rule`.
@@ -170,12 +189,19 @@ pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
             (Some(ea), Some(eb)) => Some(engine.metric().distance(ea, eb)),
             _ => None,
         };
-        let warned = a.quality.as_ref().is_some_and(|q| q.warned())
-            || b.quality.as_ref().is_some_and(|q| q.warned());
-        let result = result_code(a.outcome, b.outcome, distance, warned, engine.thresholds());
+        let result = if args.symmetric {
+            let warned = a.quality.as_ref().is_some_and(|q| q.warned())
+                || b.quality.as_ref().is_some_and(|q| q.warned());
+            result_code(a.outcome, b.outcome, distance, warned, engine.thresholds())
+        } else {
+            service_result(&engine, a, b)
+        };
         per_pair.push((p.clone(), distance, result));
     }
     let mut report = summarise(&analysed, &per_pair, *engine.thresholds());
+    if args.symmetric {
+        report.rule = "symmetric";
+    }
     if args.holdout_splits > 0 {
         report.holdout = holdout(&per_pair, args.holdout_splits);
     }
@@ -346,6 +372,8 @@ fn analyse_all(
                                     faces: 0,
                                     embedding: None,
                                     quality: None,
+                                    analysis: None,
+                                    portrait_refusal: Some("unusable image".into()),
                                 },
                             );
                         } else {
@@ -371,7 +399,22 @@ fn image_result(a: &Analysis) -> ImageResult {
         faces: a.faces.len(),
         embedding: a.face.as_ref().map(|f| f.embedding.clone()),
         quality: a.face.as_ref().map(|f| f.quality.clone()),
+        analysis: Some(a.clone()),
+        portrait_refusal: renzheng_app::rules::portrait_refusal(a),
     }
+}
+
+/// The service's answer for a pair: `portrait` enrolled (result 0 when the portrait rule
+/// refuses it), `photo` checked against it.
+fn service_result(engine: &Engine, portrait: &ImageResult, photo: &ImageResult) -> u8 {
+    let (None, Some(enrolled)) = (&portrait.portrait_refusal, &portrait.embedding) else {
+        return 0;
+    };
+    let Some(analysis) = &photo.analysis else {
+        // Undecodable: the service answers 400; counted with "no face", as before.
+        return 6;
+    };
+    renzheng_app::rules::judge(engine, analysis, std::slice::from_ref(enrolled)).code as u8
 }
 
 /// The service's result code for a pair; a photo with a quality warning caps "same" at
@@ -450,6 +493,8 @@ fn summarise(
                 i.outcome == Outcome::Usable && i.quality.as_ref().is_some_and(|q| q.warned())
             })
             .count(),
+        rule: "service",
+        portrait_refused_pairs: per_pair.iter().filter(|(_, _, r)| *r == 0).count(),
         scored_pairs: scored.len(),
         accuracy: correct as f64 / per_pair.len().max(1) as f64,
         accuracy_rule: "genuine answered 1 or impostor answered 3, over all pairs",
@@ -616,6 +661,10 @@ fn print_report(pairs: &Path, r: &Report) {
     println!(
         "  pairs {}  images {}  no face {}  quality refused {}  warned {}  scored pairs {}",
         r.pairs, r.images, r.no_face, r.quality_refused, r.quality_warned, r.scored_pairs
+    );
+    println!(
+        "  scored as {}: {} pairs whose portrait (file_x) enrolment refuses (result 0)",
+        r.rule, r.portrait_refused_pairs
     );
     println!(
         "  accuracy {:.4} ({})  best accuracy {:.4} at distance {:.3}  AUC {:.4}",

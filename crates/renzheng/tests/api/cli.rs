@@ -814,3 +814,62 @@ fn config_show_prints_the_effective_configuration_without_its_secrets() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("max_connections"));
 }
+
+/// `renzheng eval` scores a pair as the service answers it: `file_x` enrolled as the
+/// portrait (a portrait enrolment refuses is result 0), `file_y` checked against it (only
+/// its own warnings cap "same"); `--symmetric` keeps the rule that treats both alike.
+#[test]
+fn eval_scores_pairs_as_the_service_answers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // The holder's portrait at 55 %: the face is found, with eyes too close for a clean
+    // photo (a quality warning), as on a small ID-card chip portrait.
+    let small = dir.path().join("small_portrait.png");
+    image::open(faces_dir().join(HU.portrait.unwrap()))
+        .unwrap()
+        .resize(137, 137, image::imageops::FilterType::Triangle)
+        .save(&small)
+        .unwrap();
+    let pairs = dir.path().join("pairs.csv");
+    std::fs::write(
+        &pairs,
+        format!(
+            "file_x,file_y,same\n{hu},{same},1\n{small},{same},1\n{no_face},{same},1\n{hu},{other},0\n",
+            hu = HU.portrait.unwrap(),
+            same = HU_SAME,
+            small = small.display(),
+            no_face = NO_FACE,
+            other = JIANG_OTHER,
+        ),
+    )
+    .unwrap();
+    let root = faces_dir();
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--pairs",
+            pairs.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+            "--json",
+            "--threads",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        ok_json(dir.path(), &args)
+    };
+    let service = eval(&[]);
+    assert_eq!(service["rule"], "service");
+    // The portrait with no face is refused at enrolment: result 0, not 6.
+    assert_eq!(service["portrait_refused_pairs"], 1, "{service}");
+    assert_eq!(service["results"]["0"], 1, "{service}");
+    // The warned portrait does not cap the clean photo's answer.
+    assert_eq!(service["results"]["1"], 2, "{service}");
+    assert_eq!(service["results"]["3"], 1, "{service}");
+
+    let symmetric = eval(&["--symmetric"]);
+    assert_eq!(symmetric["rule"], "symmetric");
+    assert_eq!(symmetric["portrait_refused_pairs"], 0);
+    assert_eq!(symmetric["results"]["6"], 1, "{symmetric}");
+    assert_eq!(symmetric["results"]["1"], 1, "{symmetric}");
+    assert_eq!(symmetric["results"]["2"], 1, "{symmetric}");
+}
