@@ -13,6 +13,7 @@ mod metering;
 mod openapi_client;
 mod ops;
 mod pii;
+mod portraits;
 mod postgres;
 mod registry_integrity;
 mod results;
