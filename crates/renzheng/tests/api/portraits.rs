@@ -29,7 +29,10 @@ async fn an_id_card_chip_portrait_is_enrolled_and_its_holders_photo_answers_1() 
     let app = spawn_app().await;
     let chip = chip_portrait(WEN_PORTRAIT);
     assert_eq!(
-        image::load_from_memory(&chip).unwrap().to_rgb8().dimensions(),
+        image::load_from_memory(&chip)
+            .unwrap()
+            .to_rgb8()
+            .dimensions(),
         (102, 126)
     );
     let holder = Person {
