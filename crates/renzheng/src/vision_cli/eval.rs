@@ -51,6 +51,16 @@ pub struct Args {
     /// portrait, `file_y` the caller's photo).
     #[arg(long)]
     pub symmetric: bool,
+    /// Degrade every `file_x` (the portrait) in memory before analysing it: `chip` (an
+    /// ID-card chip portrait, 102×126 JPEG, framed on the detected face),
+    /// `scale:F[:Q]` (downscaled by F, JPEG quality Q), `watermark:waves|mesh` (a
+    /// reticulate watermark).
+    #[arg(long, value_name = "SPEC", value_parser = super::degrade::parse_spec)]
+    pub portrait_as: Option<super::degrade::Degradation>,
+    /// Degrade every `file_y` (the caller's photo) the same way, e.g. `scale:0.3` for
+    /// small faces.
+    #[arg(long, value_name = "SPEC", value_parser = super::degrade::parse_spec)]
+    pub photo_as: Option<super::degrade::Degradation>,
 }
 
 /// One pair of the list.
@@ -126,6 +136,121 @@ pub struct Report {
     /// With `--holdout-splits`: the band rates over random halves of the people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holdout: Option<Holdout>,
+    /// The band rates by the face size of the caller's photo (`file_y`'s eye distance).
+    pub buckets: Vec<Bucket>,
+}
+
+/// The band rates of the pairs whose caller's photo falls in one face-size bucket, each
+/// with its 95 % Wilson interval (a bucket's evidence is small: the interval says how
+/// far the rate may be from the truth).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Bucket {
+    /// The bucket: eye distance of `file_y` in pixels (`"<20"`, `"20-30"`, `"30-45"`,
+    /// `">=45"`) or `"no face"`.
+    pub inter_eye_px: &'static str,
+    /// Genuine pairs answered 1, 2 or 3.
+    pub genuine: usize,
+    /// Impostor pairs answered 1, 2 or 3.
+    pub impostor: usize,
+    /// Genuine pairs answered 1.
+    pub genuine_same: Rate,
+    /// Genuine pairs answered 3.
+    pub genuine_different: Rate,
+    /// Impostor pairs answered 1.
+    pub impostor_same: Rate,
+    /// Impostor pairs answered 3.
+    pub impostor_different: Rate,
+}
+
+/// A proportion with its 95 % Wilson score interval.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Rate {
+    /// Pairs counted.
+    pub count: usize,
+    /// `count` over the pairs compared.
+    pub rate: f64,
+    /// Lower end of the interval.
+    pub low: f64,
+    /// Upper end of the interval.
+    pub high: f64,
+}
+
+impl Rate {
+    fn of(count: usize, total: usize) -> Rate {
+        if total == 0 {
+            return Rate {
+                count,
+                rate: 0.0,
+                low: 0.0,
+                high: 1.0,
+            };
+        }
+        let (n, p, z) = (total as f64, count as f64 / total as f64, 1.96f64);
+        let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+        let half = z * ((p * (1.0 - p) + z * z / (4.0 * n)) / n).sqrt() / (1.0 + z * z / n);
+        Rate {
+            count,
+            rate: p,
+            low: (centre - half).max(0.0),
+            high: (centre + half).min(1.0),
+        }
+    }
+}
+
+/// The face-size bucket of an eye distance.
+fn bucket_of(inter_eye_px: Option<f64>) -> &'static str {
+    match inter_eye_px {
+        None => "no face",
+        Some(d) if d < 20.0 => "<20",
+        Some(d) if d < 30.0 => "20-30",
+        Some(d) if d < 45.0 => "30-45",
+        Some(_) => ">=45",
+    }
+}
+
+/// The band rates per face-size bucket of the caller's photo.
+fn buckets(
+    per_pair: &[(Pair, Option<f64>, u8)],
+    images: &HashMap<String, ImageResult>,
+    key_y: &dyn Fn(&str) -> String,
+) -> Vec<Bucket> {
+    ["<20", "20-30", "30-45", ">=45", "no face"]
+        .into_iter()
+        .filter_map(|name| {
+            let inside: Vec<&(Pair, Option<f64>, u8)> = per_pair
+                .iter()
+                .filter(|(p, _, _)| {
+                    let y = &images[&key_y(&p.y)];
+                    bucket_of(y.quality.as_ref().map(|q| q.inter_eye_px)) == name
+                })
+                .collect();
+            if inside.is_empty() {
+                return None;
+            }
+            let compared = |same: bool| {
+                inside
+                    .iter()
+                    .filter(|(p, _, r)| p.same == same && (1..=3).contains(r))
+                    .count()
+            };
+            let answered = |same: bool, code: u8| {
+                inside
+                    .iter()
+                    .filter(|(p, _, r)| p.same == same && *r == code)
+                    .count()
+            };
+            let (genuine, impostor) = (compared(true), compared(false));
+            Some(Bucket {
+                inter_eye_px: name,
+                genuine,
+                impostor,
+                genuine_same: Rate::of(answered(true, 1), genuine),
+                genuine_different: Rate::of(answered(true, 3), genuine),
+                impostor_same: Rate::of(answered(false, 1), impostor),
+                impostor_different: Rate::of(answered(false, 3), impostor),
+            })
+        })
+        .collect()
 }
 
 /// Band rates over random halves of the people of a pairs list.
@@ -174,17 +299,41 @@ pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
     cfg.sessions = args.threads.max(1);
     let engine = Engine::open(&cfg)?;
 
-    let mut images: Vec<String> = pairs
+    // A degraded photo is a different image from its file: it is analysed under a key of
+    // its own ("portrait:" / "photo:" + the file), once.
+    let key_x = |name: &str| match &args.portrait_as {
+        Some(_) => format!("portrait:{name}"),
+        None => name.to_owned(),
+    };
+    let key_y = |name: &str| match &args.photo_as {
+        Some(_) => format!("photo:{name}"),
+        None => name.to_owned(),
+    };
+    let mut jobs: Vec<Job> = pairs
         .iter()
-        .flat_map(|p| [p.x.clone(), p.y.clone()])
+        .flat_map(|p| {
+            [
+                Job {
+                    key: key_x(&p.x),
+                    file: p.x.clone(),
+                    degradation: args.portrait_as.clone(),
+                },
+                Job {
+                    key: key_y(&p.y),
+                    file: p.y.clone(),
+                    degradation: args.photo_as.clone(),
+                },
+            ]
+        })
         .collect();
-    images.sort();
-    images.dedup();
-    let analysed = analyse_all(&engine, &root, &images, args.threads.max(1))?;
+    jobs.sort_by(|a, b| a.key.cmp(&b.key));
+    jobs.dedup_by(|a, b| a.key == b.key);
+    let images: Vec<String> = jobs.iter().map(|j| j.key.clone()).collect();
+    let analysed = analyse_all(&engine, &root, &jobs, args.threads.max(1))?;
 
     let mut per_pair = Vec::with_capacity(pairs.len());
     for p in &pairs {
-        let (a, b) = (&analysed[&p.x], &analysed[&p.y]);
+        let (a, b) = (&analysed[&key_x(&p.x)], &analysed[&key_y(&p.y)]);
         let distance = match (&a.embedding, &b.embedding) {
             (Some(ea), Some(eb)) => Some(engine.metric().distance(ea, eb)),
             _ => None,
@@ -199,6 +348,7 @@ pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
         per_pair.push((p.clone(), distance, result));
     }
     let mut report = summarise(&analysed, &per_pair, *engine.thresholds());
+    report.buckets = buckets(&per_pair, &analysed, &key_y);
     if args.symmetric {
         report.rule = "symmetric";
     }
@@ -329,10 +479,49 @@ fn read_pairs(path: &Path) -> anyhow::Result<Vec<Pair>> {
     Ok(pairs)
 }
 
+/// One image to analyse: a file of the list, degraded or not, under its key.
+#[derive(Debug, Clone)]
+struct Job {
+    key: String,
+    file: String,
+    degradation: Option<super::degrade::Degradation>,
+}
+
+/// The bytes of `job`'s photo, degraded as it says (a chip portrait is framed on the face
+/// the engine finds in the original).
+fn job_bytes(engine: &Engine, root: &Path, job: &Job, seed: u64) -> anyhow::Result<Vec<u8>> {
+    let path = root.join(&job.file);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let Some(degradation) = &job.degradation else {
+        return Ok(bytes);
+    };
+    let Ok(photo) = image::load_from_memory(&bytes) else {
+        // Undecodable stays undecodable (counted as "no face", as the service's 400).
+        return Ok(bytes);
+    };
+    let face = match degradation {
+        super::degrade::Degradation::Chip => engine.analyze(&bytes).ok().and_then(|a| {
+            a.face.map(|f| super::degrade::FaceBox {
+                x: f.rect.left as f32,
+                y: f.rect.top as f32,
+                width: (f.rect.right - f.rect.left) as f32,
+                height: (f.rect.bottom - f.rect.top) as f32,
+            })
+        }),
+        _ => None,
+    };
+    match super::degrade::apply(degradation, &photo, face, seed) {
+        Ok(degraded) => Ok(degraded),
+        // No face to frame a chip portrait around: the original, which the engine will
+        // find no face in either.
+        Err(_) => Ok(bytes),
+    }
+}
+
 fn analyse_all(
     engine: &Engine,
     root: &Path,
-    images: &[String],
+    images: &[Job],
     threads: usize,
 ) -> anyhow::Result<HashMap<String, ImageResult>> {
     let bar = ProgressBar::new(images.len() as u64);
@@ -347,9 +536,9 @@ fn analyse_all(
         for _ in 0..threads {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(name) = images.get(i) else { break };
-                let res = std::fs::read(root.join(name))
-                    .with_context(|| format!("reading {}", root.join(name).display()))
+                let Some(job) = images.get(i) else { break };
+                let name = &job.key;
+                let res = job_bytes(engine, root, job, i as u64)
                     .and_then(|bytes| Ok(engine.analyze(&bytes)?));
                 match res {
                     Ok(a) => {
@@ -510,6 +699,7 @@ fn summarise(
         results,
         thresholds,
         holdout: None,
+        buckets: Vec::new(),
     }
 }
 
@@ -685,6 +875,27 @@ fn print_report(pairs: &Path, r: &Report) {
     );
     let codes: Vec<String> = r.results.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     println!("  results {}", codes.join("  "));
+    println!("  by the caller's photo's eye distance (px), rate [95 % interval]:");
+    for b in &r.buckets {
+        let shown = |x: &Rate| {
+            format!(
+                "{:.1} % [{:.1}–{:.1}]",
+                100.0 * x.rate,
+                100.0 * x.low,
+                100.0 * x.high
+            )
+        };
+        println!(
+            "    {:>7}: genuine {} → 1 {}, → 3 {};  impostor {} → 1 {}, → 3 {}",
+            b.inter_eye_px,
+            b.genuine,
+            shown(&b.genuine_same),
+            shown(&b.genuine_different),
+            b.impostor,
+            shown(&b.impostor_same),
+            shown(&b.impostor_different)
+        );
+    }
     if let Some(h) = &r.holdout {
         println!(
             "  over {} random halves of the {} people (mean, 5th–95th percentile):",
@@ -801,6 +1012,24 @@ mod tests {
         assert!((h.genuine_same.mean + h.genuine_different.mean - 1.0).abs() < 1e-12);
         assert_eq!(holdout(&pairs, 400), holdout(&pairs, 400), "a fixed seed");
         assert!(holdout(&pairs[..1], 10).is_none(), "one person: no halves");
+    }
+
+    #[test]
+    fn wilson_intervals_are_honest_about_small_counts() {
+        // 0 of 100: the rate is 0 but the truth may be up to about 3.7 %.
+        let r = Rate::of(0, 100);
+        assert_eq!(r.rate, 0.0);
+        assert!((r.high - 0.0370).abs() < 1e-3, "{r:?}");
+        // 50 of 100: about 40–60 %.
+        let r = Rate::of(50, 100);
+        assert!(
+            (r.low - 0.4038).abs() < 1e-3 && (r.high - 0.5962).abs() < 1e-3,
+            "{r:?}"
+        );
+        assert_eq!(Rate::of(0, 0).high, 1.0, "no evidence: anything");
+        assert_eq!(bucket_of(Some(19.9)), "<20");
+        assert_eq!(bucket_of(Some(30.0)), "30-45");
+        assert_eq!(bucket_of(None), "no face");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod compare;
+pub mod degrade;
 pub mod eval;
 pub mod models;
 pub mod pack_archive;
