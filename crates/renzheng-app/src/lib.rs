@@ -220,6 +220,7 @@ impl App {
                 PhotoCipher::from_ring(rotation::sealer(KeyName::Photo, &refs))
             }),
             current,
+            missing: Vec::new(),
         };
         let fetcher = Fetcher::new(&settings.img_url, settings.limits.max_photo_bytes)?;
         // Webhooks go out under imgUrl's address policy, `img_url.allow` included.

@@ -93,6 +93,9 @@ pub(crate) struct Rings {
     pub(crate) photo: Option<PhotoCipher>,
     /// Fingerprint of the key that seals, per key.
     pub(crate) current: Vec<(KeyName, String)>,
+    /// Keys the database names that this node lacks, already logged (once each, not every
+    /// refresh).
+    pub(crate) missing: Vec<(KeyName, String)>,
 }
 
 /// Why a node cannot use its keys.
@@ -301,11 +304,21 @@ impl App {
                         "a key rotation started: sealing with the new key"
                     );
                 }
-                None => tracing::error!(
-                    key = name.as_str(),
-                    fingerprint = short(&record.current),
-                    "a key rotation started, but this node lacks the new key: give it the next key (SECURITY.md, Key rotation)"
-                ),
+                None => {
+                    let mut rings = self
+                        .rings
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let missing = (name, record.current.clone());
+                    if !rings.missing.contains(&missing) {
+                        rings.missing.push(missing);
+                        tracing::error!(
+                            key = name.as_str(),
+                            fingerprint = short(&record.current),
+                            "a key rotation started, but this node lacks the new key: give it the next key (SECURITY.md, Key rotation)"
+                        );
+                    }
+                }
             }
         }
         Ok(())

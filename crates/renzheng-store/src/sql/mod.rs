@@ -698,18 +698,28 @@ impl Store for Backend {
         // leave us with half of either.
         let templates = self.templates();
         let mut tx = dialect::begin_snapshot(&self.pool).await?;
-        // Found on the same snapshot too: a key rotation moves persons between keys.
-        let (key, _) = locate(&mut *tx, &templates, id).await?;
-        let Some(row) = sqlx::query(
-            "SELECT id_number, name, sealed, created_at, updated_at FROM persons WHERE id_number = $1",
-        )
-        .bind(&key)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
+        // Looked up under every key of the ring at once, on the same snapshot: a key
+        // rotation moves persons between keys (one query: this is every check's path).
+        let candidates = templates.person_keys(id.as_str());
+        let placeholders: Vec<String> = (1..=candidates.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id_number, name, sealed, created_at, updated_at FROM persons
+             WHERE id_number IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (key, _) in &candidates {
+            query = query.bind(key);
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
+        let Some((key, row)) = candidates.iter().find_map(|(key, _)| {
+            rows.iter()
+                .find(|row| row.try_get::<&str, _>("id_number").ok() == Some(key.as_str()))
+                .map(|row| (key.clone(), row))
+        }) else {
             return Ok(None);
         };
-        let (stored_id, name) = identity_from_row(&row, &templates)?;
+        let (stored_id, name) = identity_from_row(row, &templates)?;
         if stored_id != *id {
             return Err(StoreError::Corrupt(
                 "a registry row holds another identity".into(),
