@@ -470,3 +470,95 @@ fn keys_rotate_retire_and_status_through_the_cli() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("retired"), "{stderr}");
 }
+
+/// The one-node flow exactly as an operator runs it: the server answering, `renzheng keys
+/// rotate template` run beside it as another process on the same data and key
+/// directories; the server follows the new key and no check fails.
+#[tokio::test]
+async fn the_cli_rotates_the_key_of_a_running_server_while_it_answers() {
+    let app = spawn_test_app().await;
+    enrol_many(&app, 300).await;
+    let settings = app.state.app.settings().clone();
+    let (data_dir, key_dir) = (settings.data_dir.clone(), settings.key_dir.clone().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let checking = tokio::spawn({
+        let stop = stop.clone();
+        let address = app.address.clone();
+        let code = app.app_code.clone();
+        let body = json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)});
+        async move {
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            let (mut answered, mut failures) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let response = client
+                    .post(format!("{address}/faceidcard/check"))
+                    .header("Authorization", format!("APPCODE {code}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let (status, body) = status_and_body(response).await;
+                if status == 200 && body["data"]["result"] == 1 {
+                    answered += 1;
+                } else {
+                    failures.push(format!("{status} {body}"));
+                }
+            }
+            (answered, failures)
+        }
+    });
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_renzheng"))
+            .args(["keys", "rotate", "template", "--grace", "3"])
+            .env("RENZHENG_DATA_DIR", &data_dir)
+            .env("RENZHENG_KEY_DIR", &key_dir)
+            .env_remove("RENZHENG_LISTEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let (answered, failures) = checking.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(failures.is_empty(), "checks failed: {failures:?}");
+    assert!(answered > 0);
+    assert_eq!(rows_left(&app.state.app, "template").await, 0);
+    // The server seals with the new key now: a person enrolled through it is under it.
+    let new = keys::read_key(&settings.key_dir.unwrap().join("template.key")).unwrap();
+    let status = app.state.app.key_status().await.unwrap();
+    assert_eq!(
+        status[0].current.as_deref(),
+        Some(keys::fingerprint(&new).as_str())
+    );
+    let late = IdNumber::parse(&with_check_char("44052419800101888")).unwrap();
+    let template = app
+        .store
+        .get_person(&IdNumber::parse(&HU.id()).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .portraits[0]
+        .clone();
+    app.store
+        .enrol(
+            &late,
+            &PersonName::parse("钱七").unwrap(),
+            vec![NewPortrait {
+                model_id: template.model_id,
+                embedding: template.embedding,
+                quality: None,
+                photo: None,
+            }],
+            None,
+            app.state.app.now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows_left(&app.state.app, "template").await, 0);
+    assert_eq!(app.check_result(HU, HU_SAME).await["result"], 1);
+}
