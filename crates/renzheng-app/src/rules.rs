@@ -2,11 +2,52 @@
 //! acceptable portrait at enrolment, and what a caller's photo is answered against a
 //! person's portraits in a check. The service applies them (`registry.rs`,
 //! `check/verify.rs`) and so does `renzheng eval`, so that an evaluation measures what
-//! the service answers, not a rule of its own.
+//! the service answers, not a rule of its own. The product's result codes are their
+//! vocabulary, so they live here too.
 
 use renzheng_vision::{Analysis, Comparison, Embedding, FaceEngine, Outcome, Verdict};
 
-use crate::check::ResultCode;
+/// The product's result codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultCode {
+    /// 1: same person.
+    Same = 1,
+    /// 2: cannot tell.
+    Uncertain = 2,
+    /// 3: different people.
+    Different = 3,
+    /// 4: name and ID number do not match.
+    NameMismatch = 4,
+    /// 5: no portrait on record.
+    NoPortrait = 5,
+    /// 6: no face found in the photo.
+    NoFace = 6,
+    /// 7: no such ID number in the registry.
+    UnknownId = 7,
+    /// 8: the photo's quality is too low.
+    PoorQuality = 8,
+}
+
+impl ResultCode {
+    /// The code as sent (1–8).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The product's description, verbatim.
+    pub fn desc(self) -> &'static str {
+        match self {
+            ResultCode::Same => "身份证号与姓名匹配,照片系统判断为同一人",
+            ResultCode::Uncertain => "身份证号与姓名匹配,照片不能确定是否为同一人",
+            ResultCode::Different => "身份证号与姓名匹配,照片系统判断为不同人",
+            ResultCode::NameMismatch => "身份证号与姓名不匹配",
+            ResultCode::NoPortrait => "身份证号与姓名匹配,库中无照片",
+            ResultCode::NoFace => "身份证号与姓名匹配,照片检测失败",
+            ResultCode::UnknownId => "库中无此号",
+            ResultCode::PoorQuality => "照片质量不合格",
+        }
+    }
+}
 
 /// A second face at least this fraction of the first one's area makes a portrait
 /// ambiguous (whose face is enrolled?). Smaller background faces are tolerated.
