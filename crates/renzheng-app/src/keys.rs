@@ -104,7 +104,8 @@ impl KeyName {
         }
     }
 
-    fn configured(self, settings: &Settings) -> Option<&Secret> {
+    /// The key as configured (`*_key`), if it is.
+    pub(crate) fn configured(self, settings: &Settings) -> Option<&Secret> {
         match self {
             KeyName::Template => settings.template_key.as_ref(),
             KeyName::Secrets => settings.secrets_key.as_ref(),

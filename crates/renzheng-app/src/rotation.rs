@@ -493,7 +493,7 @@ impl App {
                 )));
             }
         }
-        if self.settings.database_url.is_none() && name_configured(&self.settings, name).is_none() {
+        if self.settings.database_url.is_none() && name.configured(&self.settings).is_none() {
             self.promote_key_files(name, &from, &to)
                 .map_err(|e| AppError::Keys(e.to_string()))?;
         }
@@ -640,7 +640,7 @@ impl App {
                 "{left} rows are still sealed under another {name} key: finish the rotation with `renzheng keys rotate {name}` first"
             )));
         }
-        if self.settings.database_url.is_none() && name_configured(&self.settings, name).is_none() {
+        if self.settings.database_url.is_none() && name.configured(&self.settings).is_none() {
             // A rotation that stopped between its last batch and its files: the current
             // key must be the key file before the previous one's file goes.
             self.promote_key_files(name, &previous, &record.current)
@@ -663,13 +663,5 @@ impl App {
             }
         }
         Ok(previous)
-    }
-}
-
-fn name_configured(settings: &crate::Settings, name: KeyName) -> Option<&crate::settings::Secret> {
-    match name {
-        KeyName::Template => settings.template_key.as_ref(),
-        KeyName::Secrets => settings.secrets_key.as_ref(),
-        KeyName::Photo => settings.photo_key.as_ref(),
     }
 }

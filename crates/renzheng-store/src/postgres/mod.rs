@@ -93,22 +93,6 @@ impl PgStore {
         Ok(())
     }
 
-    /// The template key ring in force (a cheap clone).
-    pub(crate) fn templates(&self) -> TemplateKey {
-        self.templates
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Replaces the template key ring.
-    pub(crate) fn replace_templates(&self, templates: TemplateKey) {
-        *self
-            .templates
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = templates;
-    }
-
     /// Waits for in-flight queries and closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;

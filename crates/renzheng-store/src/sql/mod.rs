@@ -698,28 +698,12 @@ impl Store for Backend {
         // leave us with half of either.
         let templates = self.templates();
         let mut tx = dialect::begin_snapshot(&self.pool).await?;
-        // Looked up under every key of the ring at once, on the same snapshot: a key
-        // rotation moves persons between keys (one query: this is every check's path).
-        let candidates = templates.person_keys(id.as_str());
-        let placeholders: Vec<String> = (1..=candidates.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id_number, name, sealed, created_at, updated_at FROM persons
-             WHERE id_number IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for (key, _) in &candidates {
-            query = query.bind(key);
-        }
-        let rows = query.fetch_all(&mut *tx).await?;
-        let Some((key, row)) = candidates.iter().find_map(|(key, _)| {
-            rows.iter()
-                .find(|row| row.try_get::<&str, _>("id_number").ok() == Some(key.as_str()))
-                .map(|row| (key.clone(), row))
-        }) else {
+        // Looked up under every key of the ring, on the same snapshot: a key rotation
+        // moves persons between keys.
+        let Some((key, _, row)) = person_row(&mut *tx, &templates, id).await? else {
             return Ok(None);
         };
-        let (stored_id, name) = identity_from_row(row, &templates)?;
+        let (stored_id, name) = identity_from_row(&row, &templates)?;
         if stored_id != *id {
             return Err(StoreError::Corrupt(
                 "a registry row holds another identity".into(),
@@ -920,6 +904,59 @@ impl Store for Backend {
     }
 }
 
+impl Backend {
+    /// The template key ring in force (a cheap clone).
+    pub(crate) fn templates(&self) -> TemplateKey {
+        self.templates
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the template key ring.
+    pub(crate) fn replace_templates(&self, templates: TemplateKey) {
+        *self
+            .templates
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = templates;
+    }
+}
+
+/// The `persons` row of `id` under whichever key of the ring made it (all looked up in
+/// one query), with that row key and view; `None` when not enrolled.
+async fn person_row<'c, E>(
+    executor: E,
+    templates: &TemplateKey,
+    id: &IdNumber,
+) -> Result<Option<(String, ViewIndex, DbRow)>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
+    let candidates = templates.person_keys(id.as_str());
+    let placeholders: Vec<String> = (1..=candidates.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id_number, name, sealed, created_at, updated_at FROM persons
+         WHERE id_number IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (key, _) in &candidates {
+        query = query.bind(key);
+    }
+    let mut rows = query.fetch_all(executor).await?;
+    // The first view that holds the person: the current key's when both do (never, once
+    // a rotation has moved the row, which it does whole).
+    for (key, view) in candidates {
+        if let Some(i) = rows
+            .iter()
+            .position(|row| row.try_get::<&str, _>("id_number").ok() == Some(key.as_str()))
+        {
+            return Ok(Some((key, view, rows.swap_remove(i))));
+        }
+    }
+    Ok(None)
+}
+
 /// The row key the person `id` is stored under and the view of the key ring that made
 /// it; where they are not enrolled, the current key's (where a write puts them). While a
 /// key rotation runs a person may be under either key, so every lookup by ID number goes
@@ -932,25 +969,10 @@ pub(super) async fn locate<'c, E>(
 where
     E: sqlx::Executor<'c, Database = Db>,
 {
-    let candidates = templates.person_keys(id.as_str());
-    if candidates.len() == 1 {
-        return Ok(candidates.into_iter().next().expect("one candidate"));
-    }
-    let placeholders: Vec<String> = (1..=candidates.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT id_number FROM persons WHERE id_number IN ({})",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query_scalar::<_, String>(&sql);
-    for (key, _) in &candidates {
-        query = query.bind(key);
-    }
-    let found = query.fetch_all(executor).await?;
-    Ok(candidates
-        .iter()
-        .find(|(key, _)| found.contains(key))
-        .unwrap_or(&candidates[0])
-        .clone())
+    Ok(match person_row(executor, templates, id).await? {
+        Some((key, view, _)) => (key, view),
+        None => (templates.person_key(id.as_str()), ViewIndex::CURRENT),
+    })
 }
 
 /// Creates or renames a person on any connection (the pool, or a transaction): the row

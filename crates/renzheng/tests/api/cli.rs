@@ -588,7 +588,7 @@ fn personal_data_can_come_from_standard_input_instead_of_arguments() {
     fails_with(dir.path(), &["registry", "show", &id], "no person");
 }
 
-fn renzheng_env(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub(crate) fn renzheng_env(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_renzheng"));
     command
         .args(args)

@@ -20,11 +20,29 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 use crate::postgres::{node, scratch_database};
 
-/// Enrols `n` more persons (sharing HU's template: the store does not judge faces) and
-/// returns their ID numbers.
-async fn enrol_many(app: &TestApp, n: usize) -> Vec<IdNumber> {
+/// Enrols `id` under `name` with HU's template (the store does not judge faces).
+async fn enrol_with_hus_template(app: &TestApp, id: &IdNumber, name: &str) {
     let hu = IdNumber::parse(&HU.id()).unwrap();
     let template = app.store.get_person(&hu).await.unwrap().unwrap().portraits[0].clone();
+    app.store
+        .enrol(
+            id,
+            &PersonName::parse(name).unwrap(),
+            vec![NewPortrait {
+                model_id: template.model_id,
+                embedding: template.embedding,
+                quality: None,
+                photo: None,
+            }],
+            None,
+            app.state.app.now_ms(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Enrols `n` more persons with HU's template and returns their ID numbers.
+async fn enrol_many(app: &TestApp, n: usize) -> Vec<IdNumber> {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let id = IdNumber::parse(&with_check_char(&format!(
@@ -33,21 +51,7 @@ async fn enrol_many(app: &TestApp, n: usize) -> Vec<IdNumber> {
             i % 1000
         )))
         .unwrap();
-        app.store
-            .enrol(
-                &id,
-                &PersonName::parse("王五").unwrap(),
-                vec![NewPortrait {
-                    model_id: template.model_id.clone(),
-                    embedding: template.embedding.clone(),
-                    quality: None,
-                    photo: None,
-                }],
-                None,
-                app.state.app.now_ms(),
-            )
-            .await
-            .unwrap();
+        enrol_with_hus_template(app, &id, "王五").await;
         ids.push(id);
     }
     ids
@@ -199,29 +203,7 @@ async fn two_nodes_on_postgresql_rotate_while_checks_run_and_a_retired_key_is_re
 
     // A person enrolled on one node after the rotation is found on the other.
     let late = IdNumber::parse(&with_check_char("44052419800101777")).unwrap();
-    let template = a
-        .store
-        .get_person(&IdNumber::parse(&HU.id()).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .portraits[0]
-        .clone();
-    b.store
-        .enrol(
-            &late,
-            &PersonName::parse("赵六").unwrap(),
-            vec![NewPortrait {
-                model_id: template.model_id,
-                embedding: template.embedding,
-                quality: None,
-                photo: None,
-            }],
-            None,
-            b.state.app.now_ms(),
-        )
-        .await
-        .unwrap();
+    enrol_with_hus_template(&b, &late, "赵六").await;
     assert!(a.store.get_person(&late).await.unwrap().is_some());
 
     let retired = rotator.retire_key(KeyName::Template).await.unwrap();
@@ -375,14 +357,7 @@ fn hex_of(bytes: &[u8]) -> String {
 }
 
 fn renzheng(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_renzheng"))
-        .args(args)
-        .env("RENZHENG_DATA_DIR", data_dir)
-        .env("RENZHENG_KEY_DIR", data_dir.join("keys"))
-        .env("RENZHENG_KEEP_PHOTOS", "true")
-        .env_remove("RENZHENG_LISTEN")
-        .output()
-        .expect("running renzheng")
+    crate::cli::renzheng_env(data_dir, &[("RENZHENG_KEEP_PHOTOS", "true")], args)
 }
 
 fn succeeds(data_dir: &Path, args: &[&str]) -> String {
@@ -536,29 +511,7 @@ async fn the_cli_rotates_the_key_of_a_running_server_while_it_answers() {
         Some(keys::fingerprint(&new).as_str())
     );
     let late = IdNumber::parse(&with_check_char("44052419800101888")).unwrap();
-    let template = app
-        .store
-        .get_person(&IdNumber::parse(&HU.id()).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .portraits[0]
-        .clone();
-    app.store
-        .enrol(
-            &late,
-            &PersonName::parse("钱七").unwrap(),
-            vec![NewPortrait {
-                model_id: template.model_id,
-                embedding: template.embedding,
-                quality: None,
-                photo: None,
-            }],
-            None,
-            app.state.app.now_ms(),
-        )
-        .await
-        .unwrap();
+    enrol_with_hus_template(&app, &late, "钱七").await;
     assert_eq!(rows_left(&app.state.app, "template").await, 0);
     assert_eq!(app.check_result(HU, HU_SAME).await["result"], 1);
 }
