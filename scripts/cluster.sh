@@ -52,7 +52,7 @@ trap cleanup EXIT
 export RENZHENG_DATABASE_URL="$DB_URL"
 export RENZHENG_TEMPLATE_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 export RENZHENG_SECRETS_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
-export RENZHENG_AUDIT_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+export RENZHENG_AUDIT_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 export RENZHENG_LIMITS__PER_ID_PER_MINUTE=0 RENZHENG_LIMITS__PER_ID_PER_DAY=0
 # Short holds, so that the dead node's units come back within the run.
 export RENZHENG_METERING__HOLD_MS=35000 RENZHENG_LIMITS__REQUEST_TIMEOUT_MS=30000
