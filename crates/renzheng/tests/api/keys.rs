@@ -403,6 +403,13 @@ fn keys_rotate_retire_and_status_through_the_cli() {
     );
     succeeds(data, &["apps", "create", "--name", "cli app"]);
 
+    // A key that is not rotatable, or a bad grace, is refused with the way out.
+    let out = renzheng(data, &["keys", "rotate", "audit"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("template, secrets or photo"));
+    let out = renzheng(data, &["keys", "rotate", "template", "--grace", "-1"]);
+    assert!(!out.status.success());
+
     let before = status_of(data);
     let old_template = key_entry(&before, "template")["current"]
         .as_str()
