@@ -5,7 +5,10 @@
 //! the service answers, not a rule of its own. The product's result codes are their
 //! vocabulary, so they live here too.
 
-use renzheng_vision::{Analysis, Comparison, Embedding, FaceEngine, Outcome, Verdict};
+use renzheng_vision::{
+    Analysis, AppliedBands, Comparison, Embedding, FaceEngine, Outcome, QualityIssue,
+    QualityReport, Verdict,
+};
 
 /// The product's result codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,42 +87,43 @@ pub struct Judgement {
     /// The comparison with the nearest portrait that decided 1/2/3 (capped for a warned
     /// photo).
     pub nearest: Option<Comparison>,
+    /// The bands that applied (1/2/3 only): the clean ones, or the size band of the
+    /// caller's face.
+    pub bands: Option<AppliedBands>,
+}
+
+impl Judgement {
+    fn bare(code: ResultCode) -> Self {
+        Self {
+            code,
+            nearest: None,
+            bands: None,
+        }
+    }
 }
 
 /// The check's rule: the caller's photo `analysis` against the person's `enrolled`
-/// portraits (the nearest decides). Only the caller's photo's quality caps "same": the
-/// portraits passed the portrait rule when they were enrolled.
+/// portraits (the nearest decides), under the bands for the photo's face size. Only the
+/// caller's photo's quality caps "same": the portraits passed the portrait rule when they
+/// were enrolled.
 pub fn judge(engine: &dyn FaceEngine, analysis: &Analysis, enrolled: &[Embedding]) -> Judgement {
     let face = match (analysis.outcome(), &analysis.face) {
-        (Outcome::NoFace, _) | (_, None) => {
-            return Judgement {
-                code: ResultCode::NoFace,
-                nearest: None,
-            }
-        }
-        (Outcome::QualityRefused, Some(_)) => {
-            return Judgement {
-                code: ResultCode::PoorQuality,
-                nearest: None,
-            }
-        }
+        (Outcome::NoFace, _) | (_, None) => return Judgement::bare(ResultCode::NoFace),
+        (Outcome::QualityRefused, Some(_)) => return Judgement::bare(ResultCode::PoorQuality),
         (Outcome::Usable, Some(face)) => face,
     };
+    let bands = engine.bands_for_face(face.quality.inter_eye_px);
+    let metric = engine.metric();
     let Some(nearest) = enrolled
         .iter()
         .filter(|r| r.0.len() == face.embedding.0.len())
-        .map(|r| engine.compare(&face.embedding, r))
+        .map(|r| Comparison::with_metric(&face.embedding, r, metric, &bands.thresholds))
         .min_by(|a, b| a.distance.total_cmp(&b.distance))
     else {
-        return Judgement {
-            code: ResultCode::NoPortrait,
-            nearest: None,
-        };
+        return Judgement::bare(ResultCode::NoPortrait);
     };
-    // Product policy, not the engine's: a face with a quality warning may be compared, but
-    // never called the same person (the false-accept promise is made on clean photos).
-    let nearest = if face.quality.warned() {
-        nearest.capped(engine.thresholds())
+    let nearest = if caps_same(&face.quality, bands.size_band.is_some()) {
+        nearest.capped(&bands.thresholds)
     } else {
         nearest
     };
@@ -131,5 +135,20 @@ pub fn judge(engine: &dyn FaceEngine, analysis: &Analysis, enrolled: &[Embedding
     Judgement {
         code,
         nearest: Some(nearest),
+        bands: Some(bands),
     }
+}
+
+/// Whether the caller's photo's quality caps "same" at "can't tell". Product policy, not
+/// the engine's: a face with a quality warning may be compared, but never called the same
+/// person (the false-accept promise is made on clean photos) — except a small face that
+/// has a size band (`in_size_band`): that band was calibrated on small faces as they come,
+/// soft ones included (an upscaled small face measures "blurry" on the aligned crop), so
+/// its "same" threshold carries the promise for "face too small" and "blurry". Other
+/// warnings (cut off, turned, unsure detection) still cap.
+pub fn caps_same(quality: &QualityReport, in_size_band: bool) -> bool {
+    quality.warnings.iter().any(|w| {
+        let covered_by_band = matches!(w, QualityIssue::FaceTooSmall | QualityIssue::Blurry);
+        !(covered_by_band && in_size_band)
+    })
 }

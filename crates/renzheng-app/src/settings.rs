@@ -584,6 +584,10 @@ impl Settings {
             v.validate()
                 .map_err(|e| SettingsError::Invalid(format!("engine.verdict: {e}")))?;
         }
+        if let Some(bands) = &self.engine.size_bands {
+            renzheng_vision::validate_size_bands(bands)
+                .map_err(|e| SettingsError::Invalid(format!("engine.size_bands: {e}")))?;
+        }
         let u = &self.img_url;
         if u.timeout_ms == 0 || u.connect_timeout_ms == 0 {
             return invalid(
@@ -841,6 +845,31 @@ mod tests {
         std::fs::write(&bad, "lisen = \"x\"\n").unwrap();
         assert!(Settings::load(Some(&bad)).is_err());
         assert!(Settings::load(Some(&dir.path().join("none.toml"))).is_err());
+    }
+
+    #[test]
+    fn calibrates_toml_block_loads_and_bad_size_bands_are_refused() {
+        // The block `renzheng calibrate` prints.
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("c.toml");
+        std::fs::write(
+            &good,
+            "[engine.verdict]\nsame_max_distance = 0.55\ndifferent_min_distance = 0.72\n\n[[engine.size_bands]]\nbelow_inter_eye_px = 20\nsame_max_distance = 0.55\ndifferent_min_distance = 0.92\n\n[[engine.size_bands]]\nbelow_inter_eye_px = 30\nsame_max_distance = 0.55\ndifferent_min_distance = 0.9\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&good)).unwrap();
+        let bands = s.engine.size_bands.as_deref().unwrap();
+        assert_eq!(bands.len(), 2);
+        assert_eq!(bands[0].below_inter_eye_px, 20.0);
+        assert_eq!(s.engine.verdict.unwrap().same_max_distance, 0.55);
+        let bad = dir.path().join("b.toml");
+        std::fs::write(
+            &bad,
+            "[[engine.size_bands]]\nbelow_inter_eye_px = 20\nsame_max_distance = 0.9\ndifferent_min_distance = 0.5\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&bad)).unwrap_err().to_string();
+        assert!(err.contains("engine.size_bands"), "{err}");
     }
 
     #[test]

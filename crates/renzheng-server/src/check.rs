@@ -376,6 +376,11 @@ pub struct Thresholds {
     pub same: f64,
     /// Scores at or below this are "different people".
     pub different: f64,
+    /// Present when the photo's face is small and its size band's thresholds applied
+    /// (calibrated on faces of that size): the band covers faces whose eyes are closer
+    /// than this many pixels. Absent: the pack's clean bands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_band_below_px: Option<f64>,
 }
 
 /// The photo's quality, as reported to the caller.
@@ -389,7 +394,8 @@ pub struct QualityView {
     pub reasons: Vec<&'static str>,
     /// Soft problems (`face_too_small`, `blurry`, `extreme_pose` — on packs that warn
     /// on it, `dlib` — and `face_cut_off`): the photo was compared, but such a face is
-    /// never judged "same person" (at most 2).
+    /// never judged "same person" (at most 2) — except a small face when the pack has a
+    /// size band for it, whose own thresholds then decide (see `thresholds`).
     pub warnings: Vec<&'static str>,
     /// Distance between the eyes, pixels.
     pub inter_eye_px: f64,
@@ -472,6 +478,7 @@ impl From<&Verification> for CheckData {
             thresholds: v.scored.map(|s| Thresholds {
                 same: round4(s.same),
                 different: round4(s.different),
+                size_band_below_px: s.size_band_below_px,
             }),
             sex: v.facts.sex.label(),
             birthday: v.facts.birthday.clone(),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::DecodeLimits;
 use crate::pack::{self, PackKind};
 use crate::quality::QualityThresholds;
-use crate::score::VerdictThresholds;
+use crate::score::{SizeBand, VerdictThresholds};
 
 /// How photos are scaled before detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +80,9 @@ pub struct EngineConfig {
     pub quality: Option<Box<QualityThresholds>>,
     /// Verdict thresholds; `None` uses the pack's calibrated ones.
     pub verdict: Option<VerdictThresholds>,
+    /// Bands for small faces; `None` uses the pack's. A value replaces the pack's list
+    /// whole (an empty list: no size bands, a small face is capped at "can't tell").
+    pub size_bands: Option<Vec<SizeBand>>,
 }
 
 impl Default for EngineConfig {
@@ -93,6 +96,7 @@ impl Default for EngineConfig {
             detection: DetectionConfig::default(),
             quality: None,
             verdict: None,
+            size_bands: None,
         }
     }
 }

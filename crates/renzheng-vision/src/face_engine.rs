@@ -2,7 +2,7 @@
 //! `Arc<dyn FaceEngine>` and its tests can swap in [`testing::TestEngine`](crate::testing)
 //! (feature `testing`) where the face decision is not what is under test.
 
-use crate::score::{Comparison, Embedding, Metric, VerdictThresholds};
+use crate::score::{AppliedBands, Comparison, Embedding, Metric, SizeBand, VerdictThresholds};
 use crate::{Analysis, EngineError};
 
 /// A face engine: photo bytes in, faces, quality and embeddings out.
@@ -17,6 +17,16 @@ pub trait FaceEngine: Send + Sync + std::fmt::Debug {
 
     /// The verdict bands in force.
     fn thresholds(&self) -> &VerdictThresholds;
+
+    /// The bands for small faces in force (none by default).
+    fn size_bands(&self) -> &[SizeBand] {
+        &[]
+    }
+
+    /// The bands that apply to a caller's photo whose eyes are `inter_eye_px` apart.
+    fn bands_for_face(&self, inter_eye_px: f64) -> AppliedBands {
+        crate::score::bands_for_face(self.thresholds(), self.size_bands(), inter_eye_px)
+    }
 
     /// Decodes `photo` and analyses the face chosen in it.
     fn analyze(&self, photo: &[u8]) -> Result<Analysis, EngineError>;

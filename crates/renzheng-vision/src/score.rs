@@ -233,6 +233,91 @@ impl VerdictThresholds {
     }
 }
 
+/// The bands for a caller's photo whose face is small, where the clean bands' promises
+/// do not hold: a small face's embedding drifts from its owner's (genuine distances grow)
+/// and strangers' small faces look more alike (the impostor tail moves closer), so such a
+/// photo gets bands calibrated on photos of its own size (`docs/calibration.md`,
+/// `renzheng calibrate`).
+///
+/// A band covers the eye distances (the quality report's `inter_eye_px`) from the next
+/// smaller band's bound up to, not including, `below_inter_eye_px`; the smallest band
+/// reaches down to the quality gate's refusal limit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeBand {
+    /// Faces whose eyes are closer than this many pixels (and not closer than the next
+    /// smaller band's bound) get this band.
+    pub below_inter_eye_px: f64,
+    /// Distances at or below this are "same person".
+    pub same_max_distance: f64,
+    /// Distances at or above this are "different people".
+    pub different_min_distance: f64,
+}
+
+impl SizeBand {
+    /// The band as thresholds with `clean`'s score map.
+    pub fn thresholds(&self, clean: &VerdictThresholds) -> VerdictThresholds {
+        VerdictThresholds {
+            same_max_distance: self.same_max_distance,
+            different_min_distance: self.different_min_distance,
+            score: clean.score,
+        }
+    }
+}
+
+/// Checks a list of size bands: each band valid, bounds positive and distinct.
+pub fn validate_size_bands(bands: &[SizeBand]) -> Result<(), String> {
+    let mut bounds = Vec::with_capacity(bands.len());
+    for b in bands {
+        if !(b.below_inter_eye_px.is_finite() && b.below_inter_eye_px > 0.0) {
+            return Err(format!(
+                "size band below_inter_eye_px = {} must be a positive number of pixels",
+                b.below_inter_eye_px
+            ));
+        }
+        VerdictThresholds {
+            same_max_distance: b.same_max_distance,
+            different_min_distance: b.different_min_distance,
+            score: None,
+        }
+        .validate()
+        .map_err(|e| format!("size band below {} px: {e}", b.below_inter_eye_px))?;
+        bounds.push(b.below_inter_eye_px);
+    }
+    bounds.sort_by(f64::total_cmp);
+    if bounds.windows(2).any(|w| w[0] == w[1]) {
+        return Err("two size bands have the same below_inter_eye_px".into());
+    }
+    Ok(())
+}
+
+/// The bands that apply to one caller's photo.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AppliedBands {
+    /// The thresholds in force for this photo.
+    pub thresholds: VerdictThresholds,
+    /// The size band they come from (`None`: the clean bands).
+    pub size_band: Option<SizeBand>,
+}
+
+/// The bands for a face whose eyes are `inter_eye_px` apart: the smallest size band whose
+/// bound lies above it, else `clean`.
+pub fn bands_for_face(
+    clean: &VerdictThresholds,
+    size_bands: &[SizeBand],
+    inter_eye_px: f64,
+) -> AppliedBands {
+    let band = size_bands
+        .iter()
+        .filter(|b| inter_eye_px < b.below_inter_eye_px)
+        .min_by(|a, b| a.below_inter_eye_px.total_cmp(&b.below_inter_eye_px))
+        .copied();
+    AppliedBands {
+        thresholds: band.map_or(*clean, |b| b.thresholds(clean)),
+        size_band: band,
+    }
+}
+
 /// The result of comparing two embeddings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Comparison {
@@ -376,6 +461,43 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn size_bands_pick_the_smallest_bound_above_the_face() {
+        let clean = VerdictThresholds::default();
+        let bands = [
+            SizeBand {
+                below_inter_eye_px: 30.0,
+                same_max_distance: 0.3,
+                different_min_distance: 0.8,
+            },
+            SizeBand {
+                below_inter_eye_px: 20.0,
+                same_max_distance: 0.2,
+                different_min_distance: 0.9,
+            },
+        ];
+        assert!(validate_size_bands(&bands).is_ok());
+        let at = |px: f64| bands_for_face(&clean, &bands, px);
+        assert_eq!(at(12.0).thresholds.same_max_distance, 0.2);
+        assert_eq!(at(20.0).thresholds.same_max_distance, 0.3);
+        assert_eq!(at(29.9).size_band, Some(bands[0]));
+        assert_eq!(at(30.0).size_band, None);
+        assert_eq!(at(30.0).thresholds, clean);
+        assert_eq!(bands_for_face(&clean, &[], 5.0).thresholds, clean);
+        let twice = [bands[0], bands[0]];
+        assert!(validate_size_bands(&twice).is_err());
+        let crossed = [SizeBand {
+            same_max_distance: 0.9,
+            ..bands[0]
+        }];
+        assert!(validate_size_bands(&crossed).is_err());
+        let nowhere = [SizeBand {
+            below_inter_eye_px: f64::NAN,
+            ..bands[0]
+        }];
+        assert!(validate_size_bands(&nowhere).is_err());
     }
 
     #[test]

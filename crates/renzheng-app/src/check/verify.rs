@@ -41,6 +41,9 @@ pub struct Scored {
     pub same: f64,
     /// Scores at or below this are "different people".
     pub different: f64,
+    /// When the bands of a small face applied: the bound of its size band (faces whose
+    /// eyes are closer than this many pixels); `None`: the clean bands.
+    pub size_band_below_px: Option<f64>,
 }
 
 /// The answer to a check.
@@ -134,6 +137,7 @@ impl App {
                         score: c.score,
                         same,
                         different,
+                        size_band_below_px: None,
                     },
                     c.verdict,
                 ))
@@ -161,12 +165,14 @@ fn decide(
     if judged.code != ResultCode::NoFace {
         answer.quality = analysis.face.as_ref().map(|f| f.quality.clone());
     }
-    if let Some(nearest) = judged.nearest {
-        let (same, different) = engine.thresholds().as_scores();
+    if let (Some(nearest), Some(bands)) = (judged.nearest, judged.bands) {
+        // The thresholds that decided this answer: the size band's for a small face.
+        let (same, different) = bands.thresholds.as_scores();
         answer.scored = Some(Scored {
             score: nearest.score,
             same,
             different,
+            size_band_below_px: bands.size_band.map(|b| b.below_inter_eye_px),
         });
     }
     answer

@@ -253,6 +253,8 @@ texts! {
     answer: "返回结果", "Answer";
     bands: "判定区间", "Bands";
     same_at: "同一人 ≥", "same ≥";
+    size_bands: "小人脸阈值(按两眼间距)", "bands for small faces (by eye distance)";
+    eyes_below: "两眼间距 <", "eyes closer than";
     different_at: "不同人 ≤", "different ≤";
     quality: "照片质量", "Photo quality";
     faces_found: "检测到人脸数", "Faces found";

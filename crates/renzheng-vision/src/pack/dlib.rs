@@ -17,7 +17,7 @@ use super::manifest::{
 };
 use crate::detector::DetectorParams;
 use crate::error::EngineError;
-use crate::score::{Metric, VerdictThresholds};
+use crate::score::{Metric, SizeBand, VerdictThresholds};
 
 /// The converter version this build expects in `convert_report.json`
 /// (`CONVERTER_VERSION` in `tools/dlib_to_onnx.py`); it is the `conv` part of [`PACK_ID`].
@@ -26,7 +26,7 @@ pub const CONVERTER_VERSION: u32 = 1;
 /// The id of the pack this build installs; its directory name under the cache. The
 /// verdict thresholds are calibrated for the pack's networks and shipped in its manifest,
 /// so a recalibration bumps the `cal` part and installs a fresh pack beside the old one.
-pub const PACK_ID: &str = concat!("dlib-frm0.3.0-ort", onnxruntime_version!(), "-conv1-cal1");
+pub const PACK_ID: &str = concat!("dlib-frm0.3.0-ort", onnxruntime_version!(), "-conv1-cal2");
 
 /// The sdist with dlib's networks (`mmod_human_face_detector.dat`,
 /// `shape_predictor_5_face_landmarks.dat`, `dlib_face_recognition_resnet_model_v1.dat`).
@@ -284,8 +284,35 @@ fn manifest_from_report(report: &ConverterReport, staging: &Path) -> Result<Mani
         }),
         metric: Metric::Euclidean,
         thresholds: VerdictThresholds::default(),
+        size_bands: dlib_size_bands(),
         quality: None,
     })
+}
+
+/// The `dlib` pack's bands for small faces (`cal2`; `docs/calibration.md`, "Bands by face
+/// size"), as `renzheng --pack dlib calibrate --bands 15,20,26 --keep-clean` suggests them
+/// on the same evidence as the `sface` pack's ([`super::sface_size_bands`]). "Same" stays
+/// the clean 0.39; "different" moves out from the clean 0.70 as faces shrink, where 1.6 %,
+/// 1.9 % and 3.3 % of the small-face genuine pairs of the three buckets would otherwise be
+/// told "different person".
+pub fn dlib_size_bands() -> Vec<SizeBand> {
+    vec![
+        SizeBand {
+            below_inter_eye_px: 15.0,
+            same_max_distance: 0.39,
+            different_min_distance: 0.77,
+        },
+        SizeBand {
+            below_inter_eye_px: 20.0,
+            same_max_distance: 0.39,
+            different_min_distance: 0.73,
+        },
+        SizeBand {
+            below_inter_eye_px: 26.0,
+            same_max_distance: 0.39,
+            different_min_distance: 0.73,
+        },
+    ]
 }
 
 /// The `dlib` pack's duplicate-face line: calibrated, `docs/calibration.md`

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detector::DetectorParams;
 use crate::quality::QualityThresholds;
-use crate::score::{Metric, ScoreMap, VerdictThresholds};
+use crate::score::{Metric, ScoreMap, SizeBand, VerdictThresholds};
 use crate::yunet::YunetParams;
 
 /// The manifest file's name inside a pack.
@@ -218,6 +218,10 @@ pub struct Manifest {
     pub metric: Metric,
     /// Calibrated verdict thresholds shipped with the pack (and its score map).
     pub thresholds: VerdictThresholds,
+    /// Bands for caller's photos with small faces, by eye distance (absent: none, and a
+    /// "face too small" warning caps "same" at "can't tell").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub size_bands: Vec<SizeBand>,
     /// The pack's quality limits; absent: the engine's defaults (calibrated for dlib).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<QualityThresholds>,

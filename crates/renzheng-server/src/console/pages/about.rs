@@ -47,6 +47,21 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
         .unwrap_or_default();
     let manifest = engine.as_ref().and_then(|e| e.manifest().cloned());
     let thresholds = engine.as_ref().map(|e| e.thresholds().as_scores());
+    // Each size band as (eye distance bound, same score, different score), smallest first:
+    // what an operator checks after setting `renzheng calibrate`'s TOML.
+    let mut size_bands: Vec<(f64, f64, f64)> = engine
+        .as_ref()
+        .map(|e| {
+            e.size_bands()
+                .iter()
+                .map(|b| {
+                    let (same, different) = b.thresholds(e.thresholds()).as_scores();
+                    (b.below_inter_eye_px, same, different)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    size_bands.sort_by(|a, b| a.0.total_cmp(&b.0));
     let missing = app
         .persons_without_embeddings()
         .await
@@ -68,6 +83,12 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
                 p { code #model-id { (model_id) } }
                 @if let Some((same, different)) = thresholds {
                     p { (t.bands) ": " (t.same_at) " " (format!("{same:.4}")) ", " (t.different_at) " " (format!("{different:.4}")) }
+                }
+                @if !size_bands.is_empty() {
+                    p { (t.size_bands) }
+                    ul #size-bands { @for (below, same, different) in &size_bands {
+                        li data-below-px=(below) { (t.eyes_below) " " (below) " px: " (t.same_at) " " (format!("{same:.4}")) ", " (t.different_at) " " (format!("{different:.4}")) }
+                    } }
                 }
                 h2 { (t.licence) }
                 ul #licences { @for (part, licence) in licences(&model_id) { li { (part) ": " strong { (licence) } } } }
