@@ -59,6 +59,10 @@ pub struct Analysis {
     pub faces: Vec<FaceBox>,
     /// The chosen face; `None` when no face was found.
     pub face: Option<AnalyzedFace>,
+    /// Whether a reticulate watermark (网纹) was found on the photo and removed before
+    /// detection and recognition (see `demesh`); `false` for a clean photo, which is
+    /// analysed exactly as decoded.
+    pub reticulate_removed: bool,
     /// Per-stage time.
     #[serde(skip)]
     pub timings: StageTimings,
@@ -97,6 +101,7 @@ mod tests {
             height: 1,
             faces: vec![],
             face: None,
+            reticulate_removed: false,
             timings: StageTimings::default(),
         };
         assert_eq!(a.outcome(), Outcome::NoFace);

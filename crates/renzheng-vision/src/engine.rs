@@ -24,7 +24,7 @@ use crate::pack::{self, DlibPipeline, ModelPack, Pipeline, YunetSfacePipeline};
 use crate::quality::{self, FacePoints, QualityThresholds};
 use crate::recognition;
 use crate::runtime::{self, SessionPool};
-use crate::score::{Comparison, Embedding, Metric, VerdictThresholds};
+use crate::score::{Comparison, Embedding, Metric, SizeBand, VerdictThresholds};
 use crate::sface;
 use crate::yunet::{self, YunetFace};
 
@@ -49,6 +49,7 @@ pub struct Engine {
     pack: ModelPack,
     config: EngineConfig,
     thresholds: VerdictThresholds,
+    size_bands: Vec<SizeBand>,
     quality: QualityThresholds,
     parts: Parts,
 }
@@ -95,6 +96,11 @@ impl Engine {
         thresholds
             .validate()
             .map_err(|e| EngineError::pack(&dir, e))?;
+        let size_bands = config
+            .size_bands
+            .clone()
+            .unwrap_or_else(|| m.size_bands.clone());
+        crate::score::validate_size_bands(&size_bands).map_err(|e| EngineError::pack(&dir, e))?;
         let quality = config
             .quality
             .as_deref()
@@ -152,6 +158,7 @@ impl Engine {
             pack,
             config: config.clone(),
             thresholds,
+            size_bands,
             quality,
             parts,
         })
@@ -175,6 +182,16 @@ impl Engine {
     /// The verdict thresholds in force.
     pub fn thresholds(&self) -> &VerdictThresholds {
         &self.thresholds
+    }
+
+    /// The quality limits in force.
+    pub fn quality(&self) -> &QualityThresholds {
+        &self.quality
+    }
+
+    /// The bands for small faces in force.
+    pub fn size_bands(&self) -> &[SizeBand] {
+        &self.size_bands
     }
 
     /// How embeddings are compared (the pack's metric).
@@ -212,6 +229,12 @@ impl Engine {
     fn analyze_pixels(&self, img: &RgbImage, cancel: &Cancel) -> Result<Analysis, EngineError> {
         let mut timings = StageTimings::default();
         let t = Instant::now();
+        // A reticulate watermark (网纹) hides faces and moves embeddings: when the photo
+        // carries one, everything below sees the photo with it removed. A clean photo is
+        // never touched. The filter's time counts as detection's.
+        let reticulate = crate::demesh::detect(img);
+        let demeshed = reticulate.map(|r| crate::demesh::remove(img, &r));
+        let img = demeshed.as_ref().unwrap_or(img);
         let mut found = self.find(img)?;
         cancel.check()?;
         detection::order_by_rect(&mut found, |f| f.rect, img.dimensions());
@@ -284,6 +307,7 @@ impl Engine {
             height: img.height(),
             faces,
             face,
+            reticulate_removed: reticulate.is_some(),
             timings,
         })
     }
@@ -398,6 +422,10 @@ impl FaceEngine for Engine {
 
     fn thresholds(&self) -> &VerdictThresholds {
         Engine::thresholds(self)
+    }
+
+    fn size_bands(&self) -> &[SizeBand] {
+        Engine::size_bands(self)
     }
 
     fn metric(&self) -> Metric {

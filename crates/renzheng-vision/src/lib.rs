@@ -26,11 +26,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Everything an application needs is at the crate root. Two modules are public because
+//! Everything an application needs is at the crate root. Three modules are public because
 //! their users need more than one item of them: [`pack`] (the model-pack contract that
-//! `renzheng models install` writes and [`Engine::open`] verifies) and [`runtime`] (the
+//! `renzheng models install` writes and [`Engine::open`] verifies), [`runtime`] (the
 //! process-wide ONNX Runtime environment and session pools, for benchmarks that time a
-//! bare session). [`testing`] (feature `testing`) holds a deterministic engine for tests
+//! bare session) and [`demesh`] (the reticulate-watermark filter the engine applies, for
+//! measuring it on its own). [`testing`] (feature `testing`) holds a deterministic engine for tests
 //! that are not about faces.
 
 #![deny(missing_docs)]
@@ -41,6 +42,7 @@ mod cancel;
 mod chip;
 mod config;
 mod decode;
+pub mod demesh;
 mod detection;
 mod detector;
 mod duplicate;
@@ -75,6 +77,7 @@ pub use crate::geometry::{Point, Rect};
 pub use crate::pack::PackKind;
 pub use crate::quality::{QualityIssue, QualityReport, QualityThresholds};
 pub use crate::score::{
-    score_from_distance, Comparison, Embedding, Metric, ScoreMap, Verdict, VerdictThresholds,
+    bands_for_face, score_from_distance, validate_size_bands, AppliedBands, Comparison, Embedding,
+    Metric, ScoreMap, SizeBand, Verdict, VerdictThresholds,
 };
 pub use crate::yunet::YunetFace;

@@ -105,6 +105,7 @@ impl FaceEngine for TestEngine {
                 height: h,
                 faces: Vec::new(),
                 face: None,
+                reticulate_removed: false,
                 timings: StageTimings::default(),
             });
         }
@@ -148,6 +149,7 @@ impl FaceEngine for TestEngine {
                 quality,
                 embedding: Self::embedding_of(mean),
             }),
+            reticulate_removed: false,
             timings: StageTimings::default(),
         })
     }
