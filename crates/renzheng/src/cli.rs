@@ -59,6 +59,8 @@ pub enum Command {
     Compare(vision_cli::compare::Args),
     /// Evaluate the engine on labelled pairs.
     Eval(vision_cli::eval::Args),
+    /// Suggest verdict bands, per face size, from one's own portrait-vs-photo pairs.
+    Calibrate(vision_cli::calibrate::Args),
     /// Benchmark the engine.
     Bench(vision_cli::bench::Args),
 }

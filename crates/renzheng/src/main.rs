@@ -58,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(args) => vision_cli::models::run(&args, &settings.engine),
         Command::Compare(args) => vision_cli::compare::run(&args, &settings.engine),
         Command::Eval(args) => vision_cli::eval::run(&args, &settings.engine),
+        Command::Calibrate(args) => vision_cli::calibrate::run(&args, &settings.engine),
         Command::Bench(args) => vision_cli::bench::run(&args, &settings.engine),
     }
 }

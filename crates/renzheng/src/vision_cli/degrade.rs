@@ -89,6 +89,9 @@ pub enum Degradation {
     },
     /// A reticulate watermark ([`watermark`]).
     Watermark(Watermark),
+    /// One degradation after another (`chip+watermark:mesh`: a chip portrait carrying a
+    /// watermark). A chip is framed on the original photo's face, so it comes first.
+    Chain(Vec<Degradation>),
 }
 
 /// The spec form [`parse_spec`] reads back, so an evaluation report can name the
@@ -100,12 +103,21 @@ impl fmt::Display for Degradation {
             Degradation::Scale { factor, quality } => write!(f, "scale:{factor}:{quality}"),
             Degradation::Watermark(Watermark::Waves) => f.write_str("watermark:waves"),
             Degradation::Watermark(Watermark::Mesh) => f.write_str("watermark:mesh"),
+            Degradation::Chain(steps) => {
+                for (i, step) in steps.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("+")?;
+                    }
+                    write!(f, "{step}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
 
 const SPEC_FORMS: &str =
-    "chip, scale:FACTOR, scale:FACTOR:QUALITY, watermark:waves or watermark:mesh";
+    "chip, scale:FACTOR, scale:FACTOR:QUALITY, watermark:waves or watermark:mesh, or several joined by + (chip+watermark:mesh)";
 
 /// Reads a degradation from its command-line form: `chip`, `scale:0.3` (JPEG quality
 /// [`DEFAULT_SCALE_QUALITY`]), `scale:0.3:60`, `watermark:waves` or `watermark:mesh`.
@@ -113,6 +125,18 @@ const SPEC_FORMS: &str =
 /// that says what was expected.
 pub fn parse_spec(s: &str) -> Result<Degradation, String> {
     let spec = s.trim();
+    if spec.contains('+') {
+        let steps = spec
+            .split('+')
+            .map(parse_spec)
+            .collect::<Result<Vec<_>, _>>()?;
+        if steps.iter().skip(1).any(|d| *d == Degradation::Chip) {
+            return Err(format!(
+                "`{spec}`: `chip` can only come first (it is framed on the original photo's face)"
+            ));
+        }
+        return Ok(Degradation::Chain(steps));
+    }
     let mut parts = spec.split(':');
     let kind = parts.next().unwrap_or_default();
     let params: Vec<&str> = parts.collect();
@@ -189,6 +213,21 @@ pub fn apply(
         Degradation::Watermark(family) => {
             encodable(size)?;
             Ok(watermark(photo, *family, seed))
+        }
+        Degradation::Chain(steps) => {
+            let mut bytes: Option<Vec<u8>> = None;
+            for step in steps {
+                let out = match &bytes {
+                    None => apply(step, photo, face, seed)?,
+                    Some(previous) => {
+                        let img = image::load_from_memory(previous)
+                            .map_err(|e| format!("re-reading a degraded copy: {e}"))?;
+                        apply(step, &img, None, seed)?
+                    }
+                };
+                bytes = Some(out);
+            }
+            bytes.ok_or_else(|| "an empty chain of degradations".to_string())
         }
     }
 }
@@ -463,6 +502,32 @@ mod tests {
 
     fn mean_luma(img: &RgbImage) -> f32 {
         img.pixels().map(luma).sum::<f32>() / (img.width() * img.height()) as f32
+    }
+
+    #[test]
+    fn chains_parse_print_and_apply_in_order() {
+        let chain = parse_spec("chip+watermark:mesh").unwrap();
+        assert_eq!(chain.to_string(), "chip+watermark:mesh");
+        assert_eq!(parse_spec(&chain.to_string()).unwrap(), chain);
+        assert!(parse_spec("watermark:mesh+chip").is_err());
+        assert!(parse_spec("scale:0.5+nothing").is_err());
+        let face = FaceBox {
+            x: 80.0,
+            y: 70.0,
+            width: 90.0,
+            height: 110.0,
+        };
+        let out = apply(&chain, &gradient(250, 250), Some(face), 7).unwrap();
+        let img = decode(&out);
+        assert_eq!(img.dimensions(), (CHIP_WIDTH, CHIP_HEIGHT));
+        let halved = apply(
+            &parse_spec("scale:0.5+scale:0.5").unwrap(),
+            &gradient(200, 200),
+            None,
+            0,
+        )
+        .unwrap();
+        assert_eq!(decode(&halved).dimensions(), (50, 50));
     }
 
     #[test]

@@ -65,23 +65,23 @@ pub struct Args {
 
 /// One pair of the list.
 #[derive(Debug, Clone)]
-struct Pair {
-    x: String,
-    y: String,
-    same: bool,
+pub(super) struct Pair {
+    pub(super) x: String,
+    pub(super) y: String,
+    pub(super) same: bool,
 }
 
 /// What one image amounted to.
 #[derive(Debug, Clone)]
-struct ImageResult {
-    outcome: Outcome,
+pub(super) struct ImageResult {
+    pub(super) outcome: Outcome,
     faces: usize,
-    embedding: Option<renzheng_vision::Embedding>,
-    quality: Option<renzheng_vision::QualityReport>,
+    pub(super) embedding: Option<renzheng_vision::Embedding>,
+    pub(super) quality: Option<renzheng_vision::QualityReport>,
     /// The analysis itself (`None`: the file did not decode).
     analysis: Option<Analysis>,
     /// Why the enrolment's portrait rule refuses it (`None`: it would be enrolled).
-    portrait_refusal: Option<String>,
+    pub(super) portrait_refusal: Option<String>,
 }
 
 /// The figures `eval` reports.
@@ -176,7 +176,8 @@ pub struct Rate {
 }
 
 impl Rate {
-    fn of(count: usize, total: usize) -> Rate {
+    /// `count` of `total`, with its interval.
+    pub fn of(count: usize, total: usize) -> Rate {
         if total == 0 {
             return Rate {
                 count,
@@ -448,7 +449,7 @@ fn write_per_image(
     Ok(())
 }
 
-fn read_pairs(path: &Path) -> anyhow::Result<Vec<Pair>> {
+pub(super) fn read_pairs(path: &Path) -> anyhow::Result<Vec<Pair>> {
     let mut r =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let headers = r.headers()?.clone();
@@ -481,10 +482,10 @@ fn read_pairs(path: &Path) -> anyhow::Result<Vec<Pair>> {
 
 /// One image to analyse: a file of the list, degraded or not, under its key.
 #[derive(Debug, Clone)]
-struct Job {
-    key: String,
-    file: String,
-    degradation: Option<super::degrade::Degradation>,
+pub(super) struct Job {
+    pub(super) key: String,
+    pub(super) file: String,
+    pub(super) degradation: Option<super::degrade::Degradation>,
 }
 
 /// The bytes of `job`'s photo, degraded as it says (a chip portrait is framed on the face
@@ -499,8 +500,15 @@ fn job_bytes(engine: &Engine, root: &Path, job: &Job, seed: u64) -> anyhow::Resu
         // Undecodable stays undecodable (counted as "no face", as the service's 400).
         return Ok(bytes);
     };
-    let face = match degradation {
-        super::degrade::Degradation::Chip => engine.analyze(&bytes).ok().and_then(|a| {
+    let framed_on_face = match degradation {
+        super::degrade::Degradation::Chip => true,
+        super::degrade::Degradation::Chain(steps) => {
+            steps.first() == Some(&super::degrade::Degradation::Chip)
+        }
+        _ => false,
+    };
+    let face = match framed_on_face {
+        true => engine.analyze(&bytes).ok().and_then(|a| {
             a.face.map(|f| super::degrade::FaceBox {
                 x: f.rect.left as f32,
                 y: f.rect.top as f32,
@@ -518,7 +526,7 @@ fn job_bytes(engine: &Engine, root: &Path, job: &Job, seed: u64) -> anyhow::Resu
     }
 }
 
-fn analyse_all(
+pub(super) fn analyse_all(
     engine: &Engine,
     root: &Path,
     images: &[Job],
