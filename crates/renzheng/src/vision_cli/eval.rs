@@ -407,6 +407,7 @@ fn write_per_image(
         "detector_score",
         "issues",
         "warnings",
+        "reticulate_removed",
     ])?;
     for name in images {
         let r = &analysed[name];
@@ -443,6 +444,8 @@ fn write_per_image(
             }
             None => row.extend(std::iter::repeat_n(String::new(), 11)),
         }
+        let removed = r.analysis.as_ref().is_some_and(|a| a.reticulate_removed);
+        row.push(u8::from(removed).to_string());
         w.write_record(&row)?;
     }
     w.flush()?;
