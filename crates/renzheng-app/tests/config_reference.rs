@@ -208,6 +208,10 @@ fn changed(key: &str, default: &Value) -> Option<(String, Value)> {
             "{same_max_distance=0.5,different_min_distance=0.75}".into(),
             serde_json::json!({"same_max_distance": 0.5, "different_min_distance": 0.75}),
         )),
+        ("engine.size_bands", _) => Some((
+            "[{below_inter_eye_px=20,same_max_distance=0.5,different_min_distance=0.9}]".into(),
+            serde_json::json!([{"below_inter_eye_px": 20.0, "same_max_distance": 0.5, "different_min_distance": 0.9}]),
+        )),
         ("img_url.allow" | "console.trusted_proxies", _) => Some((
             "[127.0.0.1/32,10.1.2.0/24]".into(),
             serde_json::json!(["127.0.0.1/32", "10.1.2.0/24"]),

@@ -133,6 +133,8 @@ pub struct Report {
     pub results: BTreeMap<u8, usize>,
     /// The thresholds used.
     pub thresholds: VerdictThresholds,
+    /// The bands for small faces used (the service rule only).
+    pub size_bands: Vec<renzheng_vision::SizeBand>,
     /// With `--holdout-splits`: the band rates over random halves of the people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holdout: Option<Holdout>,
@@ -350,6 +352,9 @@ pub fn run(args: &Args, engine_cfg: &EngineConfig) -> anyhow::Result<()> {
     }
     let mut report = summarise(&analysed, &per_pair, *engine.thresholds());
     report.buckets = buckets(&per_pair, &analysed, &key_y);
+    if !args.symmetric {
+        report.size_bands = engine.size_bands().to_vec();
+    }
     if args.symmetric {
         report.rule = "symmetric";
     }
@@ -709,6 +714,7 @@ fn summarise(
         impostor_uncertain_rate: band(false, 2) / impostor,
         results,
         thresholds,
+        size_bands: Vec::new(),
         holdout: None,
         buckets: Vec::new(),
     }
