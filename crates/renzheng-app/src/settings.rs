@@ -848,7 +848,7 @@ mod tests {
     }
 
     #[test]
-    fn calibrates_toml_block_loads_and_bad_size_bands_are_refused() {
+    fn the_toml_block_of_calibrate_loads_and_bad_size_bands_are_refused() {
         // The block `renzheng calibrate` prints.
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("c.toml");

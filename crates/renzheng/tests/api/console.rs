@@ -1786,3 +1786,19 @@ async fn a_stale_cookie_of_the_old_path_beside_the_new_one_does_not_sign_out() {
         "{cleared:?}"
     );
 }
+
+#[tokio::test]
+async fn the_about_page_lists_the_size_bands_in_force() {
+    // The real engine: the default pack's bands for small faces, as scores.
+    let app = spawn_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let (status, body, _) = b.get("/console/about").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=\"size-bands\""), "{body}");
+    for below in ["15", "20", "30"] {
+        assert!(
+            body.contains(&format!("data-below-px=\"{below}\"")),
+            "no band below {below} px: {body}"
+        );
+    }
+}
