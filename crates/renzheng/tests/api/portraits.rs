@@ -19,11 +19,35 @@ fn chip_portrait(rel: &str) -> Vec<u8> {
         126,
         image::imageops::FilterType::CatmullRom,
     );
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 70)
-        .encode_image(&framed.to_rgb8())
+    jpeg(&framed.to_rgb8(), 70)
+}
+
+/// The holder the tests enrol (Wen Jiabao's shared photos).
+const WEN: Person = Person {
+    name: "温家宝",
+    id17: "11010519420915001",
+    portrait: None,
+};
+
+/// Enrols [`WEN`] with one portrait through the admin API: (status, body).
+async fn enrol_wen(app: &TestApp, portrait: &[u8]) -> (u16, serde_json::Value) {
+    let response = app
+        .admin(Method::POST, "/admin/persons")
+        .json(&json!({"name": WEN.name, "idCard": WEN.id(), "photos": [b64(portrait)]}))
+        .send()
+        .await
         .unwrap();
-    out
+    status_and_body(response).await
+}
+
+/// A check of [`WEN`] with `photo`, expecting a 200; returns `data`.
+async fn check_wen(app: &TestApp, photo: &[u8]) -> serde_json::Value {
+    let response = app
+        .check_json(&json!({"name": WEN.name, "idCard": WEN.id(), "image": b64(photo)}))
+        .await;
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
 }
 
 #[tokio::test]
@@ -37,22 +61,8 @@ async fn an_id_card_chip_portrait_is_enrolled_and_its_holders_photo_answers_1() 
             .dimensions(),
         (102, 126)
     );
-    let holder = Person {
-        name: "温家宝",
-        id17: "11010519420915001",
-        portrait: None,
-    };
-    let b64 = |bytes: &[u8]| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    };
-    let response = app
-        .admin(Method::POST, "/admin/persons")
-        .json(&json!({"name": holder.name, "idCard": holder.id(), "photos": [b64(&chip)]}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = status_and_body(response).await;
+    let holder = WEN;
+    let (status, body) = enrol_wen(&app, &chip).await;
     assert_eq!(status, 201, "the chip portrait is enrolled: {body}");
 
     // The holder's ordinary photo answers 1; another person's answers 3.
@@ -104,19 +114,8 @@ fn watermarked(rel: &str) -> Vec<u8> {
 #[tokio::test]
 async fn a_watermarked_portrait_is_enrolled_and_compared_as_the_clean_one() {
     let app = spawn_app().await;
-    let holder = Person {
-        name: "温家宝",
-        id17: "11010519420915001",
-        portrait: None,
-    };
-    let marked = watermarked(WEN_PORTRAIT);
-    let response = app
-        .admin(Method::POST, "/admin/persons")
-        .json(&json!({"name": holder.name, "idCard": holder.id(), "photos": [b64(&marked)]}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = status_and_body(response).await;
+    let holder = WEN;
+    let (status, body) = enrol_wen(&app, &watermarked(WEN_PORTRAIT)).await;
     assert_eq!(status, 201, "the watermarked portrait is enrolled: {body}");
 
     let same = app.check_result(holder, WEN_SAME).await;
@@ -128,18 +127,8 @@ async fn a_watermarked_portrait_is_enrolled_and_compared_as_the_clean_one() {
 #[tokio::test]
 async fn a_small_face_is_answered_under_its_size_band() {
     let app = spawn_app().await;
-    let holder = Person {
-        name: "温家宝",
-        id17: "11010519420915001",
-        portrait: Some(WEN_PORTRAIT),
-    };
-    let response = app
-        .admin(Method::POST, "/admin/persons")
-        .json(&json!({"name": holder.name, "idCard": holder.id(), "photos": [app.photo_b64(WEN_PORTRAIT)]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status_and_body(response).await.0, 201);
+    let holder = WEN;
+    assert_eq!(enrol_wen(&app, &photo(WEN_PORTRAIT)).await.0, 201);
 
     // The holder's photo at 40 %: eyes about 17 px apart, "face too small" — once capped
     // at 2 whatever the distance, now answered 1 under the 15–20 px band.
@@ -152,26 +141,13 @@ async fn a_small_face_is_answered_under_its_size_band() {
             75,
         )
     };
-    let check = |bytes: Vec<u8>| {
-        let app = &app;
-        async move {
-            let response = app
-                .check_json(
-                    &json!({"name": holder.name, "idCard": holder.id(), "image": b64(&bytes)}),
-                )
-                .await;
-            let (status, body) = status_and_body(response).await;
-            assert_eq!(status, 200, "{body}");
-            body["data"].clone()
-        }
-    };
     let clean = app.check_result(holder, WEN_SAME).await;
     assert!(
         clean["thresholds"].get("size_band_below_px").is_none(),
         "{clean}"
     );
 
-    let same = check(small(WEN_SAME)).await;
+    let same = check_wen(&app, &small(WEN_SAME)).await;
     let eyes = same["quality"]["inter_eye_px"].as_f64().unwrap();
     assert!((15.0..20.0).contains(&eyes), "{same}");
     assert!(
@@ -191,6 +167,6 @@ async fn a_small_face_is_answered_under_its_size_band() {
     assert_eq!(same["thresholds"]["same"], clean["thresholds"]["same"]);
 
     // Another man's small face is not the holder.
-    let other = check(small(HU_SAME)).await;
+    let other = check_wen(&app, &small(HU_SAME)).await;
     assert_ne!(other["result"], 1, "{other}");
 }
