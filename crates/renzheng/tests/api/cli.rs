@@ -873,3 +873,98 @@ fn eval_scores_pairs_as_the_service_answers_them() {
     assert_eq!(symmetric["results"]["1"], 1, "{symmetric}");
     assert_eq!(symmetric["results"]["2"], 1, "{symmetric}");
 }
+
+/// `renzheng calibrate` runs the service's rule over a pairs list and, with far too few
+/// pairs for a band, says so and suggests none; bad arguments are refused with the reason.
+#[test]
+fn calibrate_suggests_no_band_without_evidence_and_refuses_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.csv");
+    std::fs::write(
+        &pairs,
+        format!(
+            "file_x,file_y,same\n{hu},{same},1\n{hu},{other},0\n",
+            hu = HU.portrait.unwrap(),
+            same = HU_SAME,
+            other = JIANG_OTHER,
+        ),
+    )
+    .unwrap();
+    let root = faces_dir();
+    let (pairs, root) = (pairs.to_str().unwrap(), root.to_str().unwrap());
+    let report = ok_json(
+        dir.path(),
+        &[
+            "calibrate",
+            "--pairs",
+            pairs,
+            "--root",
+            root,
+            "--json",
+            "--threads",
+            "1",
+            "--photo-as",
+            "none",
+            "--photo-as",
+            "scale:0.4",
+        ],
+    );
+    // Two pairs under two photo conditions, all compared.
+    assert_eq!(report["pairs"], 4, "{report}");
+    assert_eq!(report["photo_not_compared"], 0, "{report}");
+    let buckets = report["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 3, "clean, 20–30 and < 20 px: {report}");
+    for b in buckets {
+        assert!(b["suggested"].is_null(), "{b}");
+        assert!(
+            b["note"].as_str().unwrap().contains("too little evidence"),
+            "{b}"
+        );
+    }
+    assert!(
+        report["toml"].as_str().unwrap().contains("size_bands = []"),
+        "{report}"
+    );
+
+    let refused = |args: &[&str], needle: &str| {
+        let out = renzheng(dir.path(), args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    };
+    fails_with(
+        dir.path(),
+        &[
+            "calibrate",
+            "--pairs",
+            pairs,
+            "--root",
+            root,
+            "--target-far",
+            "2",
+        ],
+        "--target-far",
+    );
+    fails_with(
+        dir.path(),
+        &[
+            "calibrate",
+            "--pairs",
+            pairs,
+            "--root",
+            root,
+            "--bands",
+            "0",
+        ],
+        "--bands",
+    );
+    fails_with(
+        dir.path(),
+        &["calibrate", "--pairs", "/nonexistent/pairs.csv"],
+        "/nonexistent/pairs.csv",
+    );
+    refused(
+        &["calibrate", "--pairs", pairs, "--photo-as", "scale:2"],
+        "must be in (0, 1]",
+    );
+}
