@@ -200,6 +200,17 @@ impl IdNumber {
         self.birth_date
     }
 
+    /// The holder's age in whole years on `on` (0 before the first birthday; a 29
+    /// February birthday is reached on 1 March in other years).
+    pub fn age_on(&self, on: Date) -> u8 {
+        let born = self.birth_date;
+        let mut years = on.year() - born.year();
+        if (u8::from(on.month()), on.day()) < (u8::from(born.month()), born.day()) {
+            years -= 1;
+        }
+        u8::try_from(years.max(0)).unwrap_or(u8::MAX)
+    }
+
     /// The birth date as `YYYYMMDD`, as written in the number.
     pub fn birthday(&self) -> &str {
         &self.number[6..14]
@@ -318,6 +329,17 @@ mod tests {
         assert_eq!(id.birth_date(), date!(1949 - 12 - 31));
         assert_eq!(id.region_code(), "110105");
         assert_eq!(id.address(), "北京市朝阳区");
+    }
+
+    #[test]
+    fn age_counts_whole_years_from_the_birth_date() {
+        let id = parse(&with_check("11010520120229001")).unwrap();
+        assert_eq!(id.age_on(date!(2012 - 02 - 29)), 0);
+        assert_eq!(id.age_on(date!(2026 - 02 - 28)), 13);
+        assert_eq!(id.age_on(date!(2026 - 03 - 01)), 14);
+        assert_eq!(id.age_on(date!(2028 - 02 - 29)), 16);
+        // A date before birth (never given by the service) is age 0, not a wrap.
+        assert_eq!(id.age_on(date!(2000 - 01 - 01)), 0);
     }
 
     #[test]

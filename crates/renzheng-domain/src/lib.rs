@@ -9,7 +9,10 @@
 //! * [`PersonName`] — a person's name, normalised so that two spellings a
 //!   human would call "the same name" compare equal.
 //!
-//! Both types hold personal data. Their `Display` and `Debug` output is
+//! * [`LegalBasis`] — why a person's face may be processed (consent, contract or
+//!   statute), with the rule for children under 14.
+//!
+//! Both identity types hold personal data. Their `Display` and `Debug` output is
 //! masked, so logging one by accident does not leak it; the clear text is
 //! only reachable through an explicitly named accessor (`as_str`), and
 //! [`keyed_hash`](IdNumber::keyed_hash) gives a stable pseudonym for audit
@@ -20,12 +23,14 @@
 
 #![deny(missing_docs)]
 
+mod basis;
 mod checksum;
 mod hash;
 mod id_number;
 mod person_name;
 mod region;
 
+pub use basis::{BasisError, BasisFields, BasisKind, LegalBasis, Reference, GUARDIAN_AGE};
 pub use id_number::{today_in_china, IdNumber, IdNumberError, Sex};
 pub use person_name::{PersonName, PersonNameError, MAX_NAME_CHARS};
 pub use region::{preload_region_table, Region};
