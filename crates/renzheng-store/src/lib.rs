@@ -53,8 +53,9 @@ pub use metering::{
     QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle, UsageRow,
 };
 pub use model::{
-    AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, DuplicateScan, NewPortrait, Person,
-    PersonHandle, PersonRecord, PersonSummary, Portrait, StoredTemplate, TemplateChanges,
+    AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, BasisRecord, ComplianceCounts,
+    DuplicateScan, NewPortrait, Person, PersonHandle, PersonRecord, PersonSummary, Portrait,
+    StoredTemplate, TemplateChanges,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -351,7 +352,40 @@ pub trait Store: Send + Sync {
         portraits: Vec<NewPortrait>,
         expected_version: Option<i64>,
         now_ms: i64,
+    ) -> Result<Person, StoreError> {
+        self.enrol_with_basis(id, name, portraits, None, expected_version, now_ms)
+            .await
+    }
+
+    /// [`enrol`](Self::enrol), recording `basis` (when given) in the same transaction: a
+    /// new basis replaces the person's (a renewal), none keeps it.
+    async fn enrol_with_basis(
+        &self,
+        id: &IdNumber,
+        name: &PersonName,
+        portraits: Vec<NewPortrait>,
+        basis: Option<&BasisRecord>,
+        expected_version: Option<i64>,
+        now_ms: i64,
     ) -> Result<Person, StoreError>;
+
+    /// Records (renews) the legal basis of an enrolled person ([`StoreError::NotFound`]
+    /// without them).
+    async fn record_basis(&self, id: &IdNumber, basis: &BasisRecord) -> Result<(), StoreError>;
+
+    /// Counts the persons with face data, those without a basis, and dates the oldest.
+    async fn compliance_counts(&self) -> Result<ComplianceCounts, StoreError>;
+
+    /// When the registry, as it holds now, reached `n` persons with face data: the time
+    /// of the `n`-th earliest first portrait among them (`None` below `n`).
+    async fn face_data_reached(&self, n: u64) -> Result<Option<i64>, StoreError>;
+
+    /// A compliance mark (a date a line was reached), if set.
+    async fn compliance_mark(&self, name: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Sets a compliance mark (`Some`: unless one is set already, so that the first node
+    /// to see a line reached dates it) or clears it (`None`).
+    async fn set_compliance_mark(&self, name: &str, at: Option<i64>) -> Result<(), StoreError>;
 
     /// Gives an enrolled person another name ([`StoreError::NotFound`] without them).
     async fn rename_person(
@@ -367,6 +401,20 @@ pub trait Store: Send + Sync {
         &self,
         id: &IdNumber,
         portraits: Vec<NewPortrait>,
+        expected_version: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Person, StoreError> {
+        self.replace_portraits_with_basis(id, portraits, None, expected_version, now_ms)
+            .await
+    }
+
+    /// [`replace_portraits`](Self::replace_portraits), recording `basis` (when given) in
+    /// the same transaction; none keeps the person's.
+    async fn replace_portraits_with_basis(
+        &self,
+        id: &IdNumber,
+        portraits: Vec<NewPortrait>,
+        basis: Option<&BasisRecord>,
         expected_version: Option<i64>,
         now_ms: i64,
     ) -> Result<Person, StoreError>;

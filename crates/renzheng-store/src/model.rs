@@ -1,6 +1,6 @@
 //! Records passed to and returned by a [`Store`](crate::Store).
 
-use renzheng_domain::{IdNumber, PersonName};
+use renzheng_domain::{IdNumber, LegalBasis, PersonName, Reference};
 
 use crate::{AppId, StoreError};
 
@@ -26,6 +26,33 @@ pub struct PersonRecord {
     pub person: Person,
     /// Their portraits, oldest first.
     pub portraits: Vec<Portrait>,
+    /// The legal basis their face is processed under, when one was recorded.
+    pub basis: Option<BasisRecord>,
+}
+
+/// The legal basis recorded for a person's face, with what the law asks to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasisRecord {
+    /// The kind, its reference and a guardian's consent.
+    pub basis: LegalBasis,
+    /// The purpose the face is processed for.
+    pub purpose: Reference,
+    /// When the basis was recorded (renewed), unix milliseconds.
+    pub recorded_at: i64,
+    /// Who recorded it (an operator's name, `cli`, `admin-api`).
+    pub actor: String,
+}
+
+/// What the registry holds, counted against the rules an operator reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ComplianceCounts {
+    /// Persons with at least one portrait (face information stored).
+    pub persons_with_face_data: u64,
+    /// Of those, persons without a recorded legal basis.
+    pub persons_without_basis: u64,
+    /// When the oldest face data still stored was enrolled (its person's first portrait),
+    /// unix milliseconds.
+    pub oldest_face_data_at: Option<i64>,
 }
 
 /// A portrait to add to a person.

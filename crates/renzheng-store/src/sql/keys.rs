@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::compliance::BASIS_COLUMNS;
 use super::dialect::{Backend, BYTE_ORDER};
 use super::registry::{bump_version, log_person_removal};
 use super::{identity_from_row, DbRow};
@@ -224,15 +225,18 @@ impl Backend {
             } else {
                 // The new row first, then the portraits, then the old row: every statement
                 // keeps the portraits' foreign key satisfied, on both databases.
-                sqlx::query(
-                    "INSERT INTO persons (id_number, name, sealed, name_hash, created_at, updated_at)
-                     VALUES ($1, '', $2, $3, $4, $5)",
-                )
+                // Everything but the key and what it seals is copied as it is (dates,
+                // the legal basis).
+                sqlx::query(&format!(
+                    "INSERT INTO persons (id_number, name, sealed, name_hash, created_at, updated_at,
+                         {BASIS_COLUMNS})
+                     SELECT $1, '', $2, $3, created_at, updated_at, {BASIS_COLUMNS}
+                     FROM persons WHERE id_number = $4"
+                ))
                 .bind(&new_key)
                 .bind(&sealed)
                 .bind(&name_hash)
-                .bind(row.try_get::<i64, _>("created_at")?)
-                .bind(row.try_get::<i64, _>("updated_at")?)
+                .bind(&old_key)
                 .execute(&mut *tx)
                 .await?;
             }

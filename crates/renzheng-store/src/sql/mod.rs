@@ -24,6 +24,7 @@
 //! as `i64` from both; what opens, migrates and converts each database stays in its
 //! backend's `mod.rs`.
 
+mod compliance;
 mod console;
 mod keys;
 mod metering;
@@ -37,10 +38,10 @@ use super::dialect::{self, Backend, Db, BYTE_ORDER};
 use crate::embedding::ViewIndex;
 use crate::{
     decode_embedding, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
-    AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, ConsoleSession,
-    DuplicateScan, Grant, NewAlert, NewApp, NewPortrait, Package, Person, PersonHandle,
-    PersonRecord, PersonSummary, Portrait, Reconciliation, Reserved, Settle, Store, StoreError,
-    StoredTemplate, TemplateChanges, TemplateKey, UsageRow,
+    AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, BasisRecord,
+    ComplianceCounts, ConsoleSession, DuplicateScan, Grant, NewAlert, NewApp, NewPortrait, Package,
+    Person, PersonHandle, PersonRecord, PersonSummary, Portrait, Reconciliation, Reserved, Settle,
+    Store, StoreError, StoredTemplate, TemplateChanges, TemplateKey, UsageRow,
 };
 
 /// A row of this database.
@@ -571,16 +572,37 @@ impl Store for Backend {
         upsert_person_with(&self.pool, &templates, &key, view, id, name, now_ms).await
     }
 
-    async fn enrol(
+    async fn enrol_with_basis(
         &self,
         id: &IdNumber,
         name: &PersonName,
         portraits: Vec<NewPortrait>,
+        basis: Option<&BasisRecord>,
         expected_version: Option<i64>,
         now_ms: i64,
     ) -> Result<Person, StoreError> {
-        self.do_enrol(id, name, portraits, expected_version, now_ms)
+        self.do_enrol(id, name, portraits, basis, expected_version, now_ms)
             .await
+    }
+
+    async fn record_basis(&self, id: &IdNumber, basis: &BasisRecord) -> Result<(), StoreError> {
+        self.do_record_basis(id, basis).await
+    }
+
+    async fn compliance_counts(&self) -> Result<ComplianceCounts, StoreError> {
+        self.do_compliance_counts().await
+    }
+
+    async fn face_data_reached(&self, n: u64) -> Result<Option<i64>, StoreError> {
+        self.do_face_data_reached(n).await
+    }
+
+    async fn compliance_mark(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        self.do_compliance_mark(name).await
+    }
+
+    async fn set_compliance_mark(&self, name: &str, at: Option<i64>) -> Result<(), StoreError> {
+        self.do_set_compliance_mark(name, at).await
     }
 
     async fn rename_person(
@@ -592,14 +614,15 @@ impl Store for Backend {
         self.do_rename_person(id, name, now_ms).await
     }
 
-    async fn replace_portraits(
+    async fn replace_portraits_with_basis(
         &self,
         id: &IdNumber,
         portraits: Vec<NewPortrait>,
+        basis: Option<&BasisRecord>,
         expected_version: Option<i64>,
         now_ms: i64,
     ) -> Result<Person, StoreError> {
-        self.do_replace_portraits(id, portraits, expected_version, now_ms)
+        self.do_replace_portraits(id, portraits, basis, expected_version, now_ms)
             .await
     }
 
@@ -727,7 +750,12 @@ impl Store for Backend {
         .map(|row| portrait_from_row(row, id, &templates))
         .collect::<Result<_, _>>()?;
         tx.commit().await?;
-        Ok(Some(PersonRecord { person, portraits }))
+        let basis = compliance::basis_from_row(&row)?;
+        Ok(Some(PersonRecord {
+            person,
+            portraits,
+            basis,
+        }))
     }
 
     async fn persons_without_model(&self, model_id: &str) -> Result<Vec<IdNumber>, StoreError> {
@@ -935,8 +963,9 @@ where
     let candidates = templates.person_keys(id.as_str());
     let placeholders: Vec<String> = (1..=candidates.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT id_number, name, sealed, created_at, updated_at FROM persons
+        "SELECT id_number, name, sealed, created_at, updated_at, {} FROM persons
          WHERE id_number IN ({})",
+        compliance::BASIS_COLUMNS,
         placeholders.join(", ")
     );
     let mut query = sqlx::query(&sql);

@@ -9,12 +9,13 @@
 use renzheng_domain::{IdNumber, PersonName};
 use sqlx::{Row, Transaction};
 
+use super::compliance::write_basis;
 use super::dialect::{self, Backend, Db};
 use super::{identity_from_row, locate, upsert_person_with, DbRow};
 use crate::embedding::ViewIndex;
 use crate::{
-    decode_embedding, DuplicateScan, NewPortrait, Person, PersonHandle, PersonSummary, StoreError,
-    StoredTemplate, TemplateChanges, TemplateKey,
+    decode_embedding, BasisRecord, DuplicateScan, NewPortrait, Person, PersonHandle, PersonSummary,
+    StoreError, StoredTemplate, TemplateChanges, TemplateKey,
 };
 
 /// The columns [`template_from_row`] reads: the person's (key, sealed identity) and the
@@ -159,6 +160,7 @@ impl Backend {
         id: &IdNumber,
         name: &PersonName,
         portraits: Vec<NewPortrait>,
+        basis: Option<&BasisRecord>,
         expected_version: Option<i64>,
         now_ms: i64,
     ) -> Result<Person, StoreError> {
@@ -187,6 +189,9 @@ impl Backend {
                 now_ms,
             )
             .await?;
+        }
+        if let Some(basis) = basis {
+            write_basis(&mut *tx, &key, basis).await?;
         }
         tx.commit().await?;
         Ok(person)
@@ -229,6 +234,7 @@ impl Backend {
         &self,
         id: &IdNumber,
         portraits: Vec<NewPortrait>,
+        basis: Option<&BasisRecord>,
         expected_version: Option<i64>,
         now_ms: i64,
     ) -> Result<Person, StoreError> {
@@ -258,6 +264,9 @@ impl Backend {
                 now_ms,
             )
             .await?;
+        }
+        if let Some(basis) = basis {
+            write_basis(&mut *tx, &key, basis).await?;
         }
         tx.commit().await?;
         dialect::after_removal(self).await;

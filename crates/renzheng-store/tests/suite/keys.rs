@@ -34,13 +34,16 @@ async fn count(store: &dyn Store, data: SealedData, key: &[u8]) -> u64 {
 pub async fn a_template_key_rotation_moves_every_person(store: &dyn Store) {
     store.set_template_key(TemplateKey::from_bytes(&OLD).unwrap());
     let people = people();
+    // The first person's legal basis moves with them.
+    let recorded = super::compliance::basis(renzheng_domain::BasisKind::Consent, "CF-1", NOW);
     for (i, person) in people.iter().enumerate() {
         let seed = i as u32 * 10;
         store
-            .enrol(
+            .enrol_with_basis(
                 person,
                 &name("张三"),
                 vec![portrait(seed), portrait(seed + 1)],
+                (i == 0).then_some(&recorded),
                 None,
                 NOW,
             )
@@ -121,6 +124,10 @@ pub async fn a_template_key_rotation_moves_every_person(store: &dyn Store) {
         );
     }
     assert!(store.get_person(&late).await.unwrap().is_some());
+    assert_eq!(
+        store.get_person(&people[0]).await.unwrap().unwrap().basis,
+        Some(recorded)
+    );
     assert_eq!(store.count_persons().await.unwrap(), 7);
     store.set_template_key(TemplateKey::from_bytes(&OLD).unwrap());
     assert!(store.get_person(&alice()).await.unwrap().is_none());

@@ -15,8 +15,10 @@ use renzheng_store::{
     Store, StoreError,
 };
 
+mod compliance;
 mod keys;
 mod metering;
+pub use compliance::*;
 pub use keys::*;
 pub use metering::*;
 
@@ -78,6 +80,8 @@ macro_rules! store_suite {
             alerts_are_recorded_once_per_period,
             app_codes_rotate_with_a_grace_period,
             a_template_key_rotation_moves_every_person,
+            a_basis_is_stored_with_the_face_kept_and_renewed,
+            compliance_counts_persons_with_face_data_and_marks_lines,
             key_records_follow_rotations_and_retirements,
             sealed_secrets_and_photos_are_replaced_only_if_unchanged,
         );

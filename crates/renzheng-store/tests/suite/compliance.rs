@@ -1,0 +1,182 @@
+//! The legal basis recorded with a person's face, and the counts and marks of the
+//! compliance status.
+
+use renzheng_domain::{BasisKind, LegalBasis, Reference};
+use renzheng_store::{BasisRecord, Store, StoreError};
+
+use super::{alice, bob, name, portrait, NOW};
+
+/// A basis of `kind` with `reference`, recorded at `at`.
+pub(super) fn basis(kind: BasisKind, reference: &str, at: i64) -> BasisRecord {
+    BasisRecord {
+        basis: LegalBasis::new(
+            kind,
+            Reference::parse(reference, "consentRef").unwrap(),
+            None,
+        ),
+        purpose: Reference::parse("identity verification", "purpose").unwrap(),
+        recorded_at: at,
+        actor: "cli".into(),
+    }
+}
+
+pub async fn a_basis_is_stored_with_the_face_kept_and_renewed(store: &dyn Store) {
+    let first = basis(BasisKind::Consent, "CF-1", NOW);
+    store
+        .enrol_with_basis(
+            &alice(),
+            &name("张三"),
+            vec![portrait(1)],
+            Some(&first),
+            None,
+            NOW,
+        )
+        .await
+        .unwrap();
+    let basis_of = |r: Option<renzheng_store::PersonRecord>| r.expect("enrolled").basis;
+    assert_eq!(
+        basis_of(store.get_person(&alice()).await.unwrap()),
+        Some(first.clone())
+    );
+    // Adding a portrait without a basis keeps it.
+    store
+        .enrol(&alice(), &name("张三"), vec![portrait(2)], None, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        basis_of(store.get_person(&alice()).await.unwrap()),
+        Some(first.clone())
+    );
+    // A write refused (stale) writes no basis either.
+    let stale = basis(BasisKind::Law, "a statute", NOW + 2);
+    let version = store.registry_version().await.unwrap();
+    assert!(matches!(
+        store
+            .enrol_with_basis(
+                &alice(),
+                &name("张三"),
+                vec![portrait(3)],
+                Some(&stale),
+                Some(version - 1),
+                NOW + 2,
+            )
+            .await,
+        Err(StoreError::Stale)
+    ));
+    assert_eq!(
+        basis_of(store.get_person(&alice()).await.unwrap()),
+        Some(first.clone())
+    );
+    // A replacement keeps it, or renews it, in its transaction.
+    store
+        .replace_portraits(&alice(), vec![portrait(4)], None, NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        basis_of(store.get_person(&alice()).await.unwrap()),
+        Some(first)
+    );
+    let mut renewed = basis(BasisKind::Contract, "CT-9", NOW + 4);
+    renewed.basis = LegalBasis::new(
+        BasisKind::Contract,
+        Reference::parse("CT-9", "consentRef").unwrap(),
+        Some(Reference::parse("GC-9", "guardianConsentRef").unwrap()),
+    );
+    store
+        .replace_portraits_with_basis(&alice(), vec![portrait(5)], Some(&renewed), None, NOW + 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        basis_of(store.get_person(&alice()).await.unwrap()),
+        Some(renewed)
+    );
+    // Recorded on its own, after the fact.
+    let law = basis(BasisKind::Law, "反恐怖主义法 第二十一条", NOW + 5);
+    store.record_basis(&alice(), &law).await.unwrap();
+    assert_eq!(
+        basis_of(store.get_person(&alice()).await.unwrap()),
+        Some(law.clone())
+    );
+    assert!(matches!(
+        store.record_basis(&bob(), &law).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Removing the person removes it.
+    assert!(store.remove_person(&alice(), &[]).await.unwrap());
+    store
+        .enrol(&alice(), &name("张三"), vec![], None, NOW + 6)
+        .await
+        .unwrap();
+    assert_eq!(basis_of(store.get_person(&alice()).await.unwrap()), None);
+}
+
+pub async fn compliance_counts_persons_with_face_data_and_marks_lines(store: &dyn Store) {
+    let empty = store.compliance_counts().await.unwrap();
+    assert_eq!(
+        (
+            empty.persons_with_face_data,
+            empty.persons_without_basis,
+            empty.oldest_face_data_at
+        ),
+        (0, 0, None)
+    );
+    assert_eq!(store.face_data_reached(1).await.unwrap(), None);
+    // Alice: a face and a basis, first portrait at NOW; Bob: a face, no basis, at NOW + 10;
+    // Carol: no face.
+    store
+        .enrol_with_basis(
+            &alice(),
+            &name("张三"),
+            vec![portrait(1)],
+            Some(&basis(BasisKind::Consent, "CF-1", NOW)),
+            None,
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .enrol(&alice(), &name("张三"), vec![portrait(2)], None, NOW + 20)
+        .await
+        .unwrap();
+    store
+        .enrol(&bob(), &name("李四"), vec![portrait(3)], None, NOW + 10)
+        .await
+        .unwrap();
+    let carol = super::id("440106198503020014");
+    store
+        .enrol(&carol, &name("王五"), vec![], None, NOW + 30)
+        .await
+        .unwrap();
+    let counts = store.compliance_counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.persons_with_face_data,
+            counts.persons_without_basis,
+            counts.oldest_face_data_at
+        ),
+        (2, 1, Some(NOW))
+    );
+    // The n-th earliest first portrait among the persons held now.
+    assert_eq!(store.face_data_reached(1).await.unwrap(), Some(NOW));
+    assert_eq!(store.face_data_reached(2).await.unwrap(), Some(NOW + 10));
+    assert_eq!(store.face_data_reached(3).await.unwrap(), None);
+    assert_eq!(store.face_data_reached(0).await.unwrap(), None);
+
+    // A mark is set once (the first date stands), and cleared.
+    assert_eq!(store.compliance_mark("filing:2").await.unwrap(), None);
+    store
+        .set_compliance_mark("filing:2", Some(NOW + 10))
+        .await
+        .unwrap();
+    store
+        .set_compliance_mark("filing:2", Some(NOW + 99))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.compliance_mark("filing:2").await.unwrap(),
+        Some(NOW + 10)
+    );
+    assert_eq!(store.compliance_mark("filing:3").await.unwrap(), None);
+    store.set_compliance_mark("filing:2", None).await.unwrap();
+    assert_eq!(store.compliance_mark("filing:2").await.unwrap(), None);
+}
