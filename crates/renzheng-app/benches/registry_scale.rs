@@ -1,14 +1,21 @@
 //! The registry at scale, through the application (real SQLite, sealed templates, the
 //! in-memory index): how long a node takes to read every template at start, what one
 //! guarded enrolment costs in a large registry (warm, as on a server, and cold, as a CLI
-//! `registry add` that opens the database first), and a full duplicate scan.
+//! `registry add` that opens the database first), a full duplicate scan and, with
+//! `--rotate`, a rotation of the template key (every person's identity, lookup hashes and
+//! template re-sealed, as `renzheng keys rotate template` does).
 //!
 //! ```sh
 //! cargo bench -p renzheng-app --bench registry_scale -- 100000
 //! cargo bench -p renzheng-app --bench registry_scale -- 1000000 --skip-scan
+//! cargo bench -p renzheng-app --bench registry_scale -- 10000 --skip-scan --rotate
+//! createdb renzheng_bench && cargo bench -p renzheng-app --bench registry_scale -- 10000 \
+//!     --skip-scan --rotate --database-url postgres://postgres@127.0.0.1:5432/renzheng_bench
 //! ```
 //!
-//! (`--skip-scan`: a full scan of a million templates takes hours on one core.)
+//! (`--skip-scan`: a full scan of a million templates takes hours on one core.
+//! `--database-url`: PostgreSQL instead of SQLite; the database must be empty, and is
+//! left filled.)
 //!
 //! Templates are synthetic: 128-D Gaussian vectors normalised to unit length, one
 //! portrait per person, of the colour test engine's model (so that the engine needs no
@@ -21,6 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+use renzheng_app::keys::KeyName;
+use renzheng_app::settings::Secret;
 use renzheng_app::{Actor, App, EngineSource, EnrolFields, EnrolRequest, Settings};
 use renzheng_domain::{IdNumber, PersonName};
 use renzheng_store::NewPortrait;
@@ -65,11 +74,25 @@ fn template(rng: &mut rand::rngs::StdRng) -> Vec<f32> {
     v
 }
 
-async fn open(dir: &std::path::Path) -> App {
-    let settings = Settings {
-        data_dir: dir.join("data"),
-        key_dir: Some(dir.join("keys")),
-        ..Settings::default()
+/// Opens the app on SQLite in `dir` (keys in `dir` too), or on the PostgreSQL database
+/// `url` with the keys a node of several is given (the next template key included, so
+/// that a rotation has somewhere to go).
+async fn open(dir: &std::path::Path, url: Option<&str>) -> App {
+    let settings = match url {
+        None => Settings {
+            data_dir: dir.join("data"),
+            key_dir: Some(dir.join("keys")),
+            ..Settings::default()
+        },
+        Some(url) => Settings {
+            data_dir: dir.join("data"),
+            database_url: Some(Secret::new(url)),
+            audit_key: Some(Secret::new("44".repeat(32))),
+            template_key: Some(Secret::new("11".repeat(32))),
+            next_template_key: Some(Secret::new("33".repeat(32))),
+            secrets_key: Some(Secret::new("22".repeat(32))),
+            ..Settings::default()
+        },
     };
     App::open(settings, EngineSource::Ready(Arc::new(TestEngine::new())))
         .await
@@ -81,6 +104,11 @@ fn enrolment(n: usize, rgb: [u8; 3]) -> EnrolRequest {
         name: Some("测试".into()),
         id_card: Some(id_number(n).as_str().to_owned()),
         photos: vec![solid_png(rgb, 32)],
+        basis: renzheng_domain::BasisFields {
+            basis: Some("consent".into()),
+            consent_ref: Some("bench".into()),
+            ..Default::default()
+        },
         ..EnrolFields::default()
     })
     .expect("a valid enrolment")
@@ -100,24 +128,30 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let persons: usize = std::env::args()
         .skip(1)
-        .find(|a| !a.starts_with('-'))
+        .find(|a| a.chars().all(|c| c.is_ascii_digit()))
         .map_or(100_000, |a| a.parse().expect("the number of persons"));
-    let scan = !std::env::args().any(|a| a == "--skip-scan");
+    let args: Vec<String> = std::env::args().collect();
+    let scan = !args.iter().any(|a| a == "--skip-scan");
+    let rotate = args.iter().any(|a| a == "--rotate");
+    let url = args
+        .iter()
+        .position(|a| a == "--database-url")
+        .map(|i| args.get(i + 1).expect("--database-url URL").clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(persons, scan));
+    runtime.block_on(run(persons, scan, rotate, url.as_deref()));
 }
 
-async fn run(persons: usize, full_scan: bool) {
+async fn run(persons: usize, full_scan: bool, rotate: bool, url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let model = TestEngine::new().model_id().to_owned();
     let mut rng = rand::rngs::StdRng::seed_from_u64(19);
     let name = PersonName::parse("测试").unwrap();
 
-    let app = open(dir.path()).await;
+    let app = open(dir.path(), url).await;
     let started = Instant::now();
     for n in 0..persons {
         let portrait = NewPortrait {
@@ -136,7 +170,7 @@ async fn run(persons: usize, full_scan: bool) {
 
     // A node starting: open the database, read and index every template.
     let started = Instant::now();
-    let app = open(dir.path()).await;
+    let app = open(dir.path(), url).await;
     let stats = app.warm_template_index().await.unwrap();
     let start_up = started.elapsed();
     assert_eq!(stats.templates, persons);
@@ -151,6 +185,13 @@ async fn run(persons: usize, full_scan: bool) {
     }
     warm.sort();
 
+    // The compliance status (what `/metrics` and the console's about page read): the
+    // persons with face data counted, the filing line compared.
+    let started = Instant::now();
+    let status = app.compliance_status().await.unwrap();
+    let compliance = started.elapsed();
+    assert_eq!(status.persons_with_face_data as usize, persons + ENROLMENTS);
+
     // A full duplicate scan.
     let started = Instant::now();
     let report = if full_scan {
@@ -163,11 +204,22 @@ async fn run(persons: usize, full_scan: bool) {
         None
     };
     let scan = started.elapsed();
+
+    // A rotation of the template key while nothing else runs (grace 0: one node).
+    let rotation = if rotate {
+        Some(
+            app.rotate_key(KeyName::Template, Duration::ZERO, &|_| {})
+                .await
+                .expect("rotating the template key"),
+        )
+    } else {
+        None
+    };
     app.close().await;
 
     // A CLI `registry add`: open, build the index, enrol, close.
     let started = Instant::now();
-    let app = open(dir.path()).await;
+    let app = open(dir.path(), url).await;
     app.enrol(
         &Actor::Cli,
         enrolment(persons + ENROLMENTS, colour(ENROLMENTS)),
@@ -178,7 +230,12 @@ async fn run(persons: usize, full_scan: bool) {
     let cold = started.elapsed();
 
     let p = |q: f64| ms(warm[((warm.len() - 1) as f64 * q).round() as usize]);
-    println!("registry_scale: {persons} persons, one {DIM}-D template each (SQLite)");
+    let backend = if url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!("registry_scale: {persons} persons, one {DIM}-D template each ({backend})");
     println!(
         "  fill (one transaction per person)  {:>9.1} s",
         fill.as_secs_f64()
@@ -197,6 +254,10 @@ async fn run(persons: usize, full_scan: bool) {
         p(1.0)
     );
     println!("  CLI registry add, cold             {:>9.1} ms", ms(cold));
+    println!(
+        "  compliance status                  {:>9.1} ms",
+        ms(compliance)
+    );
     if let Some(report) = &report {
         println!(
             "  duplicate scan                     {:>9.1} s ({} templates, {} persons, line {:.3})",
@@ -206,14 +267,25 @@ async fn run(persons: usize, full_scan: bool) {
             report.line_distance
         );
     }
+    if let Some(rotation) = &rotation {
+        println!(
+            "  template-key rotation              {:>9.1} s ({} persons, {} templates; {:.1} s per 10,000 persons)",
+            rotation.seconds,
+            rotation.persons,
+            rotation.templates,
+            rotation.seconds * 10_000.0 / rotation.persons.max(1) as f64
+        );
+    }
     println!(
-        "{{\"persons\":{persons},\"fill_s\":{:.1},\"start_up_ms\":{:.1},\"index_bytes\":{},\"enrol_warm_p50_ms\":{:.1},\"enrol_warm_max_ms\":{:.1},\"cli_add_cold_ms\":{:.1},\"duplicate_scan_s\":{:.1}}}",
+        "{{\"backend\":\"{backend}\",\"persons\":{persons},\"fill_s\":{:.1},\"start_up_ms\":{:.1},\"index_bytes\":{},\"enrol_warm_p50_ms\":{:.1},\"enrol_warm_max_ms\":{:.1},\"cli_add_cold_ms\":{:.1},\"compliance_status_ms\":{:.1},\"duplicate_scan_s\":{:.1},\"rotation_s\":{}}}",
         fill.as_secs_f64(),
         ms(start_up),
         stats.memory_bytes,
         p(0.5),
         p(1.0),
         ms(cold),
-        scan.as_secs_f64()
+        ms(compliance),
+        scan.as_secs_f64(),
+        rotation.map_or("null".to_owned(), |r| format!("{:.1}", r.seconds))
     );
 }

@@ -4,7 +4,7 @@
 //! status and a gateway code, the CLI to a message. Messages never contain a name, ID
 //! number, photo or embedding: the errors they wrap are written not to.
 
-use renzheng_domain::{IdNumberError, PersonNameError};
+use renzheng_domain::{BasisError, IdNumberError, PersonNameError};
 use renzheng_store::{AttemptWindow, StoreError};
 use renzheng_vision::EngineError;
 
@@ -79,6 +79,13 @@ pub enum AppError {
         /// The comparison's score.
         score: f64,
     },
+    /// A face would be stored without a legal basis (`compliance.require_basis`).
+    #[error("no legal basis is recorded for this person's face: add --basis consent --consent-ref TEXT, --basis contract --consent-ref TEXT or --basis law --law TEXT (admin API fields basis, consentRef, law; docs/compliance.md); nothing was stored")]
+    BasisRequired,
+    /// The basis is refused: incomplete, contradictory, or a child's face without a
+    /// guardian's consent.
+    #[error("legal basis: {0}; nothing was stored")]
+    Basis(#[from] BasisError),
     /// The operation needs the operator's reason (a rename, a replacement, a duplicate
     /// face allowed).
     #[error("a reason is required (--reason TEXT)")]

@@ -1,14 +1,17 @@
 //! Enrolling a whole folder: photos named by ID number (`<id>.jpg`, `<id>_2.jpg`…) and one
-//! CSV of `id,name` rows. Every refusal is reported with its reason; nothing refused stops
+//! CSV of `id,name[,basis,reference,guardian_consent_ref,purpose]` rows (the reference is
+//! the consent's or contract's, or the statute with `law`; a row without a basis takes
+//! the import's own, else keeps the person's). Every refusal is reported with its reason; nothing refused stops
 //! the others. Reports never show a name or ID number in clear: file names are masked.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use renzheng_domain::{IdNumber, PersonName};
+use renzheng_domain::{BasisFields, BasisKind, IdNumber, PersonName};
 use serde::Serialize;
 
 use crate::audit::Actor;
+use crate::compliance::BasisStatement;
 use crate::integrity::{refusal_cause, NewFace};
 use crate::{App, AppError};
 
@@ -71,14 +74,16 @@ fn unreadable(what: &Path, e: impl std::fmt::Display) -> AppError {
 impl App {
     /// Imports the folder `dir` with the CSV `csv` (default: the only `.csv` in `dir`),
     /// telling `progress` after each person.
+    /// Rows without a basis of their own take `basis`.
     pub async fn import_folder(
         &self,
         actor: &Actor,
         dir: &Path,
         csv: Option<&Path>,
+        basis: Option<BasisStatement>,
         progress: impl Fn(&ImportProgress),
     ) -> Result<ImportSummary, AppError> {
-        self.import_walked(actor, dir, csv, Walk::FollowLinks, progress)
+        self.import_walked(actor, dir, csv, Walk::FollowLinks, basis, progress)
             .await
     }
 
@@ -90,10 +95,11 @@ impl App {
         &self,
         actor: &Actor,
         folder: &str,
+        basis: Option<BasisStatement>,
         progress: impl Fn(&ImportProgress),
     ) -> Result<ImportSummary, AppError> {
         let dir = self.folder_under_root(folder)?;
-        self.import_walked(actor, &dir, None, Walk::RegularFilesOnly, progress)
+        self.import_walked(actor, &dir, None, Walk::RegularFilesOnly, basis, progress)
             .await
     }
 
@@ -114,6 +120,7 @@ impl App {
         dir: &Path,
         csv: Option<&Path>,
         walk: Walk,
+        default_basis: Option<BasisStatement>,
         progress: impl Fn(&ImportProgress),
     ) -> Result<ImportSummary, AppError> {
         let csv_path = find_csv(dir, csv, walk)?;
@@ -121,7 +128,7 @@ impl App {
         let photos = photos_by_id(dir, walk, &mut summary)?;
         let people = read_people(&csv_path, &mut summary)?;
         for (id_text, paths) in &photos {
-            if !people.iter().any(|(_, id, _)| id.as_str() == id_text) {
+            if !people.iter().any(|row| row.id.as_str() == id_text) {
                 let id = IdNumber::parse(id_text).expect("keys were parsed as ID numbers");
                 for path in paths {
                     summary.refused.push(ImportRefusal {
@@ -135,14 +142,44 @@ impl App {
         // A missing or broken pack fails the import once, not every photo.
         if people
             .iter()
-            .any(|(_, id, _)| photos.contains_key(id.as_str()))
+            .any(|row| photos.contains_key(row.id.as_str()))
         {
             self.engine().await?;
         }
         let total = people.len();
         let mut batch = Vec::with_capacity(total);
-        for (done, (line, id, name)) in people.into_iter().enumerate() {
+        for (done, row) in people.into_iter().enumerate() {
+            let Row {
+                line,
+                id,
+                name,
+                basis,
+            } = row;
             let files = photos.get(id.as_str()).cloned().unwrap_or_default();
+            let basis = match self
+                .basis_to_record(
+                    actor,
+                    &id,
+                    basis.or_else(|| default_basis.clone()),
+                    !files.is_empty(),
+                )
+                .await
+            {
+                Ok(basis) => basis,
+                Err(refusal @ (AppError::BasisRequired | AppError::Basis(_))) => {
+                    summary.refused.push(ImportRefusal {
+                        item: format!("CSV line {line} ({id})"),
+                        reason: format!("not enrolled: {}", refusal_cause(&refusal)),
+                    });
+                    progress(&ImportProgress {
+                        done: done + 1,
+                        total,
+                        current: id.masked(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut faces = Vec::new();
             let mut labels = Vec::new();
             for path in &files {
@@ -176,7 +213,7 @@ impl App {
                     reason: "not enrolled: none of the person's photos is usable".into(),
                 });
             } else {
-                batch.push((line, id.clone(), name, faces, labels));
+                batch.push((line, id.clone(), name, faces, labels, basis));
             }
             progress(&ImportProgress {
                 done: done + 1,
@@ -187,9 +224,12 @@ impl App {
         // Written after every photo was analysed, so that an engine failure midway leaves
         // the registry as it was. Each person is checked against the registry as the
         // import has left it so far, so two rows with one face are caught too.
-        for (line, id, name, faces, labels) in batch {
+        for (line, id, name, faces, labels, basis) in batch {
             let photos = faces.len();
-            match self.enrol_faces(actor, &id, &name, faces, None).await {
+            match self
+                .enrol_faces(actor, &id, &name, faces, None, basis.as_ref())
+                .await
+            {
                 Ok(enrolled) => {
                     if photos == 0 {
                         summary.without_photo += 1;
@@ -362,10 +402,33 @@ fn photos_by_id(
 }
 
 /// The CSV's people, with their line numbers; bad rows are refused.
-fn read_people(
-    csv_path: &Path,
-    summary: &mut ImportSummary,
-) -> Result<Vec<(usize, IdNumber, PersonName)>, AppError> {
+/// One person of the CSV.
+struct Row {
+    line: usize,
+    id: IdNumber,
+    name: PersonName,
+    basis: Option<BasisStatement>,
+}
+
+/// The basis of a CSV row from its columns `basis,reference,guardian_consent_ref,purpose`
+/// (all blank: none).
+fn row_basis(row: &csv::StringRecord) -> Result<Option<BasisStatement>, AppError> {
+    let column = |i: usize| row.get(i).filter(|s| !s.is_empty()).map(str::to_owned);
+    let kind = column(2);
+    let is_law = kind
+        .as_deref()
+        .is_some_and(|k| BasisKind::parse(k) == Ok(BasisKind::Law));
+    let reference = column(3);
+    let fields = BasisFields {
+        basis: kind,
+        consent_ref: if is_law { None } else { reference.clone() },
+        law: if is_law { reference } else { None },
+        guardian_consent_ref: column(4),
+    };
+    BasisStatement::parse(&fields, column(5).as_deref())
+}
+
+fn read_people(csv_path: &Path, summary: &mut ImportSummary) -> Result<Vec<Row>, AppError> {
     let len = std::fs::metadata(csv_path)
         .map_err(|e| unreadable(csv_path, e))?
         .len();
@@ -405,11 +468,26 @@ fn read_people(
                 continue;
             }
         };
-        match PersonName::parse(raw_name) {
-            Ok(name) => people.push((line, id, name)),
+        let name = match PersonName::parse(raw_name) {
+            Ok(name) => name,
+            Err(e) => {
+                summary.refused.push(ImportRefusal {
+                    item: format!("CSV line {line} ({id})"),
+                    reason: format!("invalid name: {e}"),
+                });
+                continue;
+            }
+        };
+        match row_basis(&row) {
+            Ok(basis) => people.push(Row {
+                line,
+                id,
+                name,
+                basis,
+            }),
             Err(e) => summary.refused.push(ImportRefusal {
                 item: format!("CSV line {line} ({id})"),
-                reason: format!("invalid name: {e}"),
+                reason: e.to_string(),
             }),
         }
     }

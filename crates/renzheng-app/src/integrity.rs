@@ -397,6 +397,8 @@ pub(crate) fn refusal_cause(refusal: &AppError) -> String {
             ..
         } => format!("this face is already enrolled under {other} ({handle}, score {score:.3})"),
         AppError::PortraitRefused { reason, .. } => reason.clone(),
+        AppError::BasisRequired => "no legal basis stated, none on record".into(),
+        AppError::Basis(e) => e.to_string(),
         other => other.to_string(),
     }
 }

@@ -32,6 +32,7 @@ mod apps;
 mod audit;
 pub mod check;
 mod clock;
+mod compliance;
 pub mod console;
 mod engine;
 mod error;
@@ -65,6 +66,7 @@ pub use crate::check::{
     Verification,
 };
 pub use crate::clock::{Clock, SystemClock};
+pub use crate::compliance::{BasisStatement, BasisView, ComplianceStatus};
 pub use crate::console::{AppQuota, OperatorSession, Overview, OverviewDay, SignedIn};
 pub use crate::engine::EngineObserver;
 pub use crate::error::{Against, AppError};

@@ -1,13 +1,14 @@
 //! The registry (the 库): enrolling a person with portraits, showing them masked, removing
 //! everything about them. The CLI and the admin API both come here.
 
-use renzheng_domain::{IdNumber, PersonName};
-use renzheng_store::{NewPortrait, PersonHandle, PersonRecord, StoreError};
+use renzheng_domain::{BasisFields, IdNumber, PersonName};
+use renzheng_store::{BasisRecord, NewPortrait, PersonHandle, PersonRecord, StoreError};
 use renzheng_vision::{EngineError, FaceEngine};
 use serde::Serialize;
 
 use crate::audit::Actor;
 use crate::check::required;
+use crate::compliance::{BasisStatement, BasisView};
 use crate::integrity::{
     first_disagreement, refusal_cause, skip_on_record, DuplicateHit, NewFace, Reason,
     WRITE_ATTEMPTS,
@@ -28,6 +29,10 @@ pub struct EnrolFields {
     pub allow_duplicate_face: bool,
     /// The operator's reason for `allow_duplicate_face`.
     pub reason: Option<String>,
+    /// The legal basis for storing the faces (`compliance.require_basis`).
+    pub basis: BasisFields,
+    /// The purpose, when not `compliance.purpose`.
+    pub purpose: Option<String>,
 }
 
 /// An enrolment whose name and ID number parsed. No `Debug`: clear personal data.
@@ -41,6 +46,8 @@ pub struct EnrolRequest {
     /// Enrol even when a photo's face is enrolled under another ID number, for this
     /// reason (recorded with the event).
     pub allow_duplicate_face: Option<Reason>,
+    /// The legal basis stated with the enrolment (none keeps the person's).
+    pub basis: Option<BasisStatement>,
 }
 
 impl EnrolRequest {
@@ -57,6 +64,7 @@ impl EnrolRequest {
                 (true, Some(reason)) => Some(Reason::parse(&reason)?),
                 (true, None) => return Err(AppError::ReasonRequired),
             },
+            basis: BasisStatement::parse(&fields.basis, fields.purpose.as_deref())?,
         })
     }
 }
@@ -149,13 +157,21 @@ impl App {
         Ok(faces)
     }
 
-    /// Records a refused registry write about `id` (`person.portrait-refused`), so that an
-    /// operator sees what was tried, and gives the refusal back to be returned.
-    async fn refused(&self, actor: &Actor, id: &IdNumber, refusal: AppError) -> AppError {
+    /// Records a refused registry write about `id` (`person.portrait-refused`, or
+    /// `person.basis-refused` for want of a legal basis), so that an operator sees what was
+    /// tried, and gives the refusal back to be returned.
+    pub(crate) async fn refused(
+        &self,
+        actor: &Actor,
+        id: &IdNumber,
+        refusal: AppError,
+    ) -> AppError {
         let cause = refusal_cause(&refusal);
-        let mut event = self
-            .event(actor, "person.portrait-refused")
-            .about_person(id, &self.audit_key);
+        let kind = match refusal {
+            AppError::BasisRequired | AppError::Basis(_) => "person.basis-refused",
+            _ => "person.portrait-refused",
+        };
+        let mut event = self.event(actor, kind).about_person(id, &self.audit_key);
         event.detail = Some(match &refusal {
             AppError::PortraitRefused { index, .. }
             | AppError::PortraitMismatch { index, .. }
@@ -178,10 +194,22 @@ impl App {
             id,
             photos,
             allow_duplicate_face,
+            basis,
         } = request;
+        // Before the photos are analysed: a refusal for want of a basis costs no inference.
+        let basis = self
+            .basis_to_record(actor, &id, basis, !photos.is_empty())
+            .await?;
         let faces = self.analyse_faces(actor, &id, photos).await?;
-        self.enrol_faces(actor, &id, &name, faces, allow_duplicate_face.as_ref())
-            .await
+        self.enrol_faces(
+            actor,
+            &id,
+            &name,
+            faces,
+            allow_duplicate_face.as_ref(),
+            basis.as_ref(),
+        )
+        .await
     }
 
     /// [`enrol`](Self::enrol) with the photos analysed.
@@ -192,6 +220,7 @@ impl App {
         name: &PersonName,
         faces: Vec<NewFace>,
         allow_duplicate_face: Option<&Reason>,
+        basis: Option<&BasisRecord>,
     ) -> Result<Enrolled, AppError> {
         let engine = if faces.is_empty() {
             None
@@ -232,7 +261,7 @@ impl App {
             let portraits = faces.into_iter().map(|f| f.portrait).collect();
             match self
                 .store
-                .enrol(id, name, portraits, Some(version), self.now_ms())
+                .enrol_with_basis(id, name, portraits, basis, Some(version), self.now_ms())
                 .await
             {
                 Err(StoreError::Stale) => continue,
@@ -251,10 +280,14 @@ impl App {
             let mut event = self
                 .event(actor, "person.enrolled")
                 .about_person(id, &self.audit_key);
-            event.detail = Some(format!(
+            let mut detail = format!(
                 "{added} portrait(s) added, {} already on record",
                 skipped.len()
-            ));
+            );
+            if let Some(basis) = basis {
+                detail = format!("{detail}; {}", Self::basis_detail(basis));
+            }
+            event.detail = Some(detail);
             self.record_event(event).await;
             let record = self
                 .store
@@ -331,6 +364,7 @@ impl App {
         photos: Vec<Vec<u8>>,
         reason: Reason,
         allow_duplicate_face: Option<Reason>,
+        basis: Option<BasisStatement>,
     ) -> Result<Enrolled, AppError> {
         if photos.is_empty() {
             return Err(AppError::MissingField("photo"));
@@ -340,6 +374,7 @@ impl App {
             .get_person(id)
             .await?
             .ok_or(AppError::NotFound("person"))?;
+        let basis = self.basis_to_record(actor, id, basis, true).await?;
         let faces = self.analyse_faces(actor, id, photos).await?;
         let engine = self.engine().await?;
         if let Some(refusal) = first_disagreement(engine.as_ref(), &[], &faces) {
@@ -356,7 +391,13 @@ impl App {
             let portraits = faces.iter().map(|f| f.portrait.clone()).collect();
             match self
                 .store
-                .replace_portraits(id, portraits, Some(version), self.now_ms())
+                .replace_portraits_with_basis(
+                    id,
+                    portraits,
+                    basis.as_ref(),
+                    Some(version),
+                    self.now_ms(),
+                )
                 .await
             {
                 Err(StoreError::Stale) => continue,
@@ -370,11 +411,15 @@ impl App {
             let mut event = self
                 .event(actor, "person.portraits-replaced")
                 .about_person(id, &self.audit_key);
-            event.detail = Some(format!(
+            let mut detail = format!(
                 "{} portrait(s) replaced by {}",
                 before.portraits.len(),
                 faces.len()
-            ));
+            );
+            if let Some(basis) = &basis {
+                detail = format!("{detail}; {}", Self::basis_detail(basis));
+            }
+            event.detail = Some(detail);
             event.reason = Some(reason.as_str().to_owned());
             self.record_event(event).await;
             let record = self
@@ -597,6 +642,8 @@ pub struct PersonView {
     pub updated_at: i64,
     /// The portraits (no embeddings, no photos).
     pub portraits: Vec<PortraitView>,
+    /// The legal basis their face is processed under; null when none is recorded.
+    pub basis: Option<BasisView>,
 }
 
 /// A portrait, for display.
@@ -631,6 +678,7 @@ impl From<&PersonRecord> for PersonView {
                     created_at: p.created_at,
                 })
                 .collect(),
+            basis: r.basis.as_ref().map(BasisView::from),
         }
     }
 }

@@ -134,6 +134,8 @@ pub struct Settings {
     pub console: ConsoleSettings,
     /// AppKey/AppSecret signatures (the gateway's digest authentication).
     pub signature: SignatureSettings,
+    /// What the rules on face information ask of the operator (`docs/compliance.md`).
+    pub compliance: ComplianceSettings,
 }
 
 impl Default for Settings {
@@ -162,6 +164,35 @@ impl Default for Settings {
             log: LogSettings::default(),
             console: ConsoleSettings::default(),
             signature: SignatureSettings::default(),
+            compliance: ComplianceSettings::default(),
+        }
+    }
+}
+
+/// What the rules on face information (PIPL; CAC and MPS order No. 19) ask of the
+/// operator, as far as the service can keep it: a legal basis for every face, and the
+/// filing line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComplianceSettings {
+    /// Refuse to store a face without a legal basis (consent, law or contract)
+    /// (`RENZHENG_COMPLIANCE__REQUIRE_BASIS`). On by default.
+    pub require_basis: bool,
+    /// The purpose recorded with each basis unless an enrolment names its own
+    /// (`RENZHENG_COMPLIANCE__PURPOSE`).
+    pub purpose: String,
+    /// Persons with face data stored at which a filing with the provincial CAC is due
+    /// within 30 working days (`RENZHENG_COMPLIANCE__FILING_THRESHOLD`; order No. 19 sets
+    /// 100,000). Only tests and rehearsals should lower it.
+    pub filing_threshold: u64,
+}
+
+impl Default for ComplianceSettings {
+    fn default() -> Self {
+        ComplianceSettings {
+            require_basis: true,
+            purpose: "identity verification (人证核验)".into(),
+            filing_threshold: 100_000,
         }
     }
 }
@@ -596,6 +627,11 @@ impl Settings {
         }
         if u.max_redirects > 10 {
             return invalid("img_url.max_redirects must be at most 10".into());
+        }
+        renzheng_domain::Reference::parse(&self.compliance.purpose, "compliance.purpose")
+            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        if self.compliance.filing_threshold == 0 {
+            return invalid("compliance.filing_threshold must be positive".into());
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| SettingsError::Invalid(format!("log.filter: {e}")))?;

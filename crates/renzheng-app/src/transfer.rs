@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand::RngCore;
-use renzheng_domain::{IdNumber, PersonName};
-use renzheng_store::NewPortrait;
+use renzheng_domain::{BasisKind, IdNumber, LegalBasis, PersonName, Reference};
+use renzheng_store::{BasisRecord, NewPortrait};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Actor;
@@ -84,6 +84,53 @@ struct PersonLine {
     id: String,
     name: String,
     portraits: Vec<PortraitLine>,
+    /// The person's legal basis (absent: none recorded, or an export of an earlier
+    /// release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    basis: Option<BasisLine>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BasisLine {
+    kind: String,
+    reference: String,
+    guardian_consent_ref: Option<String>,
+    purpose: String,
+    recorded_at: i64,
+    recorded_by: String,
+}
+
+impl From<&BasisRecord> for BasisLine {
+    fn from(b: &BasisRecord) -> Self {
+        BasisLine {
+            kind: b.basis.kind().as_str().to_owned(),
+            reference: b.basis.reference().as_str().to_owned(),
+            guardian_consent_ref: b.basis.guardian_consent().map(|g| g.as_str().to_owned()),
+            purpose: b.purpose.as_str().to_owned(),
+            recorded_at: b.recorded_at,
+            recorded_by: b.actor.clone(),
+        }
+    }
+}
+
+impl BasisLine {
+    /// The record, as it was recorded; `None` when a field does not parse.
+    fn record(self) -> Option<BasisRecord> {
+        let text = |t: &str| Reference::parse(t, "basis").ok();
+        Some(BasisRecord {
+            basis: LegalBasis::new(
+                BasisKind::parse(&self.kind).ok()?,
+                text(&self.reference)?,
+                match self.guardian_consent_ref {
+                    Some(g) => Some(text(&g)?),
+                    None => None,
+                },
+            ),
+            purpose: text(&self.purpose)?,
+            recorded_at: self.recorded_at,
+            actor: self.recorded_by,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -100,6 +147,7 @@ struct Record {
     id: IdNumber,
     name: PersonName,
     portraits: Vec<NewPortrait>,
+    basis: Option<BasisRecord>,
 }
 
 /// What an import did.
@@ -202,10 +250,15 @@ fn record(n: usize, json: &str) -> Result<Record, AppError> {
             })
         })
         .collect::<Result<Vec<_>, AppError>>()?;
+    let basis = person
+        .basis
+        .map(|b| b.record().ok_or_else(|| bad(n, "an invalid legal basis")))
+        .transpose()?;
     Ok(Record {
         id,
         name,
         portraits,
+        basis,
     })
 }
 
@@ -257,6 +310,7 @@ impl App {
                     id: id.as_str().to_owned(),
                     name: record.person.name.as_str().to_owned(),
                     portraits,
+                    basis: record.basis.as_ref().map(BasisLine::from),
                 };
                 let json = serde_json::to_string(&line).expect("serializes");
                 let sealed = self.export_box.seal(&v2_person_aad(&export, count), &json);
@@ -335,13 +389,15 @@ impl App {
                 id,
                 name,
                 portraits,
+                basis,
             } = record(n, &json)?;
             if self.store.get_person(&id).await?.is_some() {
                 summary.already_present += 1;
                 continue;
             }
+            // The basis moves with the face, as it was recorded (its date and author).
             self.store
-                .enrol(&id, &name, portraits, None, self.now_ms())
+                .enrol_with_basis(&id, &name, portraits, basis.as_ref(), None, self.now_ms())
                 .await?;
             summary.imported += 1;
         }

@@ -13,6 +13,7 @@ use renzheng_vision::FaceEngine;
 
 const ALICE_ID: &str = "11010519491231002X";
 const BOB_ID: &str = "330106199003070022";
+const CAROL_ID: &str = "440106198503020014";
 const RED: [u8; 3] = [200, 40, 40];
 
 async fn open(dir: &tempfile::TempDir) -> App {
@@ -31,9 +32,26 @@ fn enrolment(name: &str, id: &str, photos: Vec<Vec<u8>>) -> EnrolRequest {
         name: Some(name.into()),
         id_card: Some(id.into()),
         photos,
+        basis: renzheng_domain::BasisFields {
+            basis: Some("consent".into()),
+            consent_ref: Some("CF-2026-0500".into()),
+            ..Default::default()
+        },
         ..EnrolFields::default()
     })
     .expect("valid enrolment")
+}
+
+/// The basis an import gives its rows.
+fn batch_basis() -> renzheng_app::BasisStatement {
+    let fields = renzheng_domain::BasisFields {
+        basis: Some("contract".into()),
+        consent_ref: Some("batch 2026-12".into()),
+        ..Default::default()
+    };
+    renzheng_app::BasisStatement::parse(&fields, None)
+        .unwrap()
+        .unwrap()
 }
 
 async fn check(app: &App, name: &str, id: &str, photo: &[u8]) -> Result<ResultCode, AppError> {
@@ -178,7 +196,7 @@ async fn a_folder_import_reports_every_refusal() {
     .unwrap();
     let seen = std::sync::Mutex::new(Vec::new());
     let summary = app
-        .import_folder(&Actor::Cli, folder.path(), None, |p| {
+        .import_folder(&Actor::Cli, folder.path(), None, Some(batch_basis()), |p| {
             seen.lock().unwrap().push((p.done, p.total))
         })
         .await
@@ -578,4 +596,135 @@ async fn a_duplicate_scan_saves_its_progress_and_resumes_from_it() {
     assert!(ids.contains(&IdNumber::parse(ALICE_ID).unwrap().masked()));
     assert!(ids.contains(&IdNumber::parse(BOB_ID).unwrap().masked()));
     app.close().await;
+}
+
+/// The filing line is dated the day the registry, as it holds now, reached it (the first
+/// portrait of the line's last person), kept while it holds, and forgotten below it.
+#[tokio::test]
+async fn the_filing_line_is_dated_when_reached_and_forgotten_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400_000_i64;
+    let mut settings = Settings {
+        data_dir: dir.path().join("data"),
+        key_dir: Some(dir.path().join("keys")),
+        ..Settings::default()
+    };
+    settings.compliance.filing_threshold = 2;
+    // 2026-12-01 12:00 in Beijing.
+    let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
+        1_796_097_600_000,
+    )));
+    let app = App::open(settings, EngineSource::Ready(Arc::new(TestEngine::new())))
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    let advance = |ms: i64| clock.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    let status = app.compliance_status().await.unwrap();
+    assert_eq!(
+        (status.persons_with_face_data, status.reached_at),
+        (0, None)
+    );
+
+    app.enrol(
+        &Actor::Cli,
+        enrolment("张三", ALICE_ID, vec![solid_png(RED, 64)]),
+    )
+    .await
+    .unwrap();
+    advance(day);
+    // A person without a photo has no face data.
+    app.enrol(&Actor::Cli, enrolment("王五", CAROL_ID, vec![]))
+        .await
+        .unwrap();
+    assert_eq!(app.compliance_status().await.unwrap().reached_at, None);
+    app.enrol(
+        &Actor::Cli,
+        enrolment("李四", BOB_ID, vec![solid_png([40, 40, 200], 64)]),
+    )
+    .await
+    .unwrap();
+    advance(3 * day);
+    let status = app.compliance_status().await.unwrap();
+    assert_eq!(status.persons_with_face_data, 2);
+    assert_eq!(status.reached_at.as_deref(), Some("2026-12-02"));
+    assert_eq!(status.oldest_face_data_on.as_deref(), Some("2026-12-01"));
+    advance(day);
+    assert_eq!(
+        app.compliance_status().await.unwrap().reached_at.as_deref(),
+        Some("2026-12-02"),
+        "the date stays while the registry holds the line"
+    );
+
+    // Below the line: forgotten; reached again: the new day.
+    let bob = renzheng_domain::IdNumber::parse(BOB_ID).unwrap();
+    app.remove_person(&Actor::Cli, &bob).await.unwrap();
+    assert_eq!(app.compliance_status().await.unwrap().reached_at, None);
+    advance(day);
+    app.enrol(
+        &Actor::Cli,
+        enrolment("李四", BOB_ID, vec![solid_png([40, 40, 200], 64)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.compliance_status().await.unwrap().reached_at.as_deref(),
+        Some("2026-12-07")
+    );
+}
+
+/// A child's face on consent needs a guardian's consent, judged on the enrolment date by
+/// the application's clock: the same child is an adult for the rule from their 14th
+/// birthday. A statute needs no one's consent.
+#[tokio::test]
+async fn a_child_is_judged_on_the_enrolment_date() {
+    // Born 2016-05-01.
+    const CHILD_ID: &str = "11010520160501002X";
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
+        1_796_097_600_000,
+    )));
+    let app = open(&dir).await.with_clock(clock.clone());
+    let refused = app
+        .enrol(
+            &Actor::Cli,
+            enrolment("张小雨", CHILD_ID, vec![solid_png(RED, 64)]),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(AppError::Basis(
+                renzheng_domain::BasisError::GuardianConsentRequired
+            ))
+        ),
+        "{:?}",
+        refused.err()
+    );
+    let events = app.recent_events(5).await.unwrap();
+    assert_eq!(events[0].action, "person.basis-refused");
+    assert!(
+        events[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("under 14")),
+        "{events:?}"
+    );
+    let child = renzheng_domain::IdNumber::parse(CHILD_ID).unwrap();
+    assert!(app.person(&child).await.unwrap().is_none());
+    // 2030-05-01 12:00 in Beijing: 14 today.
+    clock
+        .0
+        .store(1_903_838_400_000, std::sync::atomic::Ordering::SeqCst);
+    app.enrol(
+        &Actor::Cli,
+        enrolment("张小雨", CHILD_ID, vec![solid_png(RED, 64)]),
+    )
+    .await
+    .unwrap();
+    let view = app.person(&child).await.unwrap().unwrap();
+    let basis = view.basis.expect("recorded");
+    assert_eq!(
+        (basis.basis.as_str(), basis.guardian_consent_ref),
+        ("consent", None)
+    );
 }
