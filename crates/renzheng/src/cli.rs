@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::vision_cli;
 
@@ -53,6 +53,9 @@ pub enum Command {
     /// The keys: make, rotate, retire, and their state (docs/operations.md, key rotation).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// What the rules on face information ask of the operator (docs/compliance.md).
+    #[command(subcommand)]
+    Compliance(ComplianceCommand),
     /// Install, verify, export or import the model pack.
     Models(vision_cli::models::Args),
     /// Compare the faces in two photos.
@@ -99,6 +102,43 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `renzheng compliance …`.
+#[derive(Debug, Subcommand)]
+pub enum ComplianceCommand {
+    /// The persons with face data stored against the filing line (100,000: a filing with
+    /// the provincial CAC is due within 30 working days of reaching it), the day it was
+    /// reached, the persons without a recorded legal basis, the oldest face data.
+    Status {
+        /// Print JSON (`persons_with_face_data`, `filing_threshold`, `reached_at`,
+        /// `persons_without_basis`, …).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The legal basis for storing a person's face (docs/compliance.md). Required to store a
+/// face while `compliance.require_basis` is on, unless the person has one on record.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BasisArgs {
+    /// consent, law or contract.
+    #[arg(long, value_name = "consent|law|contract")]
+    pub basis: Option<String>,
+    /// With consent or contract: where the person's separate consent (or the contract) is
+    /// kept, e.g. its number.
+    #[arg(long = "consent-ref", value_name = "TEXT")]
+    pub consent_ref: Option<String>,
+    /// With law: the statute or regulation that requires the processing.
+    #[arg(long, value_name = "TEXT")]
+    pub law: Option<String>,
+    /// For a holder under 14 on consent or contract: where the parent's or guardian's
+    /// consent is kept.
+    #[arg(long = "guardian-consent-ref", value_name = "TEXT")]
+    pub guardian_consent_ref: Option<String>,
+    /// The purpose, when not `compliance.purpose`.
+    #[arg(long, value_name = "TEXT")]
+    pub purpose: Option<String>,
 }
 
 /// `renzheng config …`.
@@ -156,6 +196,22 @@ pub enum RegistryCommand {
         /// Why (recorded with the event).
         #[arg(long)]
         reason: Option<String>,
+        /// The legal basis (renews the person's; kept when left out).
+        #[command(flatten)]
+        basis: BasisArgs,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record the legal basis of an enrolled person's face after the fact (persons enrolled
+    /// before bases were recorded; `compliance status` counts those without), or renew it.
+    Basis {
+        /// The ID number or person handle (`p-…`) (default: read from standard input).
+        #[arg(long = "id-number")]
+        id_number: Option<String>,
+        /// The legal basis.
+        #[command(flatten)]
+        basis: BasisArgs,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -190,6 +246,9 @@ pub enum RegistryCommand {
         /// Replace even if a photo's face is enrolled under another ID number.
         #[arg(long)]
         allow_duplicate_face: bool,
+        /// The legal basis (renews the person's; kept when left out).
+        #[command(flatten)]
+        basis: BasisArgs,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -220,6 +279,10 @@ pub enum RegistryCommand {
         /// The CSV (default: the only `.csv` file in the folder).
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// The legal basis of the rows that give none of their own (CSV columns 3–6:
+        /// basis, reference, guardian_consent_ref, purpose).
+        #[command(flatten)]
+        basis: BasisArgs,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,

@@ -55,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Console(cmd) => commands::console(cmd),
         Command::Config(cmd) => commands::config::run(cmd, &settings, cli.config.as_deref()),
         Command::Keys(cmd) => commands::keys::run(cmd, &settings),
+        Command::Compliance(cmd) => commands::compliance::run(cmd, &settings),
         Command::Models(args) => vision_cli::models::run(&args, &settings.engine),
         Command::Compare(args) => vision_cli::compare::run(&args, &settings.engine),
         Command::Eval(args) => vision_cli::eval::run(&args, &settings.engine),

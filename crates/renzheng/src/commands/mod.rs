@@ -1,6 +1,7 @@
-//! The service-side commands: `serve`, `registry`, `apps`, `keys`.
+//! The service-side commands: `serve`, `registry`, `apps`, `keys`, `compliance`.
 
 pub mod apps;
+pub mod compliance;
 pub mod config;
 pub mod duplicates;
 pub mod keys;

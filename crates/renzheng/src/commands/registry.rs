@@ -1,4 +1,4 @@
-//! `renzheng registry add|rename|replace|duplicates|import|reembed|remove|show`.
+//! `renzheng registry add|basis|rename|replace|duplicates|import|reembed|remove|show`.
 //!
 //! Output never shows a name or ID number in clear: people are printed masked, and photo
 //! file names (which are ID numbers) are printed with their ID part masked.
@@ -8,11 +8,24 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use renzheng_app::{
-    Actor, AppError, EnrolFields, EnrolRequest, Enrolled, PersonView, Reason, Settings,
+    Actor, AppError, BasisStatement, BasisView, EnrolFields, EnrolRequest, Enrolled, PersonView,
+    Reason, Settings,
 };
+use renzheng_domain::BasisFields;
 
 use super::{explain, with_app};
-use crate::cli::RegistryCommand;
+use crate::cli::{BasisArgs, RegistryCommand};
+
+/// The basis flags, parsed (`None`: none given).
+fn basis_statement(args: BasisArgs) -> anyhow::Result<Option<BasisStatement>> {
+    let fields = BasisFields {
+        basis: args.basis,
+        consent_ref: args.consent_ref,
+        law: args.law,
+        guardian_consent_ref: args.guardian_consent_ref,
+    };
+    BasisStatement::parse(&fields, args.purpose.as_deref()).map_err(explain)
+}
 
 /// `registry export --out FILE`.
 fn export(settings: &Settings, out: &Path) -> anyhow::Result<()> {
@@ -74,8 +87,10 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             photos,
             allow_duplicate_face,
             reason,
+            basis,
             json,
         } => {
+            let basis = basis_statement(basis)?;
             let mut stdin = Stdin::new();
             let name = stdin.or_read(name, "name")?;
             let id_number = stdin.or_read(id_number, "ID number")?;
@@ -84,7 +99,38 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
                 (true, None) => return Err(explain(AppError::ReasonRequired)),
                 (false, _) => None,
             };
-            add(settings, name, id_number, &photos, allow, json)
+            add(settings, name, id_number, &photos, allow, basis, json)
+        }
+        RegistryCommand::Basis {
+            id_number,
+            basis,
+            json,
+        } => {
+            let Some(basis) = basis_statement(basis)? else {
+                return Err(anyhow!(
+                    "no basis given: add --basis consent --consent-ref TEXT, --basis contract \
+                     --consent-ref TEXT or --basis law --law TEXT"
+                ));
+            };
+            let who = Stdin::new().or_read(id_number, "ID number")?;
+            with_app(settings, |app| async move {
+                let result = async {
+                    let id = app.resolve_person(&who).await?;
+                    app.record_basis(&Actor::Cli, &id, basis)
+                        .await
+                        .map(|view| (id, view))
+                }
+                .await
+                .map(|(id, view)| {
+                    if json {
+                        println!("{}", serde_json::to_string(&view).expect("serialises"));
+                    } else {
+                        println!("recorded for {}: {}", id.masked(), basis_line(&view));
+                    }
+                })
+                .map_err(not_found_or_explain);
+                (app, result)
+            })
         }
         RegistryCommand::Rename {
             id_number,
@@ -120,8 +166,10 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             photos,
             reason,
             allow_duplicate_face,
+            basis,
             json,
         } => {
+            let basis = basis_statement(basis)?;
             let reason = Reason::parse(&reason).map_err(explain)?;
             let allow = allow_duplicate_face.then(|| reason.clone());
             let who = Stdin::new().or_read(id_number, "ID number")?;
@@ -129,7 +177,7 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             with_app(settings, |app| async move {
                 let result = async {
                     let id = app.resolve_person(&who).await?;
-                    app.replace_portraits(&Actor::Cli, &id, bytes, reason, allow)
+                    app.replace_portraits(&Actor::Cli, &id, bytes, reason, allow, basis)
                         .await
                 }
                 .await
@@ -154,16 +202,37 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             reason,
             restart,
         } => super::duplicates::run(settings, json, reveal, reason, restart),
-        RegistryCommand::Import { dir, csv, json } if dir.is_file() && csv.is_none() => {
+        RegistryCommand::Import {
+            dir,
+            csv,
+            basis,
+            json,
+        } if dir.is_file() && csv.is_none() => {
+            if basis_statement(basis)?.is_some() {
+                return Err(anyhow!(
+                    "a registry export carries each person's basis: --basis applies to folder imports"
+                ));
+            }
             import_export(settings, &dir, json)
         }
-        RegistryCommand::Import { dir, csv, json } => import(settings, &dir, csv.as_deref(), json),
+        RegistryCommand::Import {
+            dir,
+            csv,
+            basis,
+            json,
+        } => import(
+            settings,
+            &dir,
+            csv.as_deref(),
+            basis_statement(basis)?,
+            json,
+        ),
         RegistryCommand::Export { out } => export(settings, &out),
         RegistryCommand::Reembed {
             from: Some(dir),
             csv,
             json,
-        } => import(settings, &dir, csv.as_deref(), json),
+        } => import(settings, &dir, csv.as_deref(), None, json),
         RegistryCommand::Reembed {
             from: None,
             csv: _,
@@ -320,6 +389,12 @@ fn print_person(view: &PersonView, json: bool) {
         println!("handle:    {}", view.handle);
         println!("id_number: {}", view.id_number);
         println!("name:      {}", view.name);
+        println!(
+            "basis:     {}",
+            view.basis
+                .as_ref()
+                .map_or_else(|| "none recorded".to_owned(), basis_line)
+        );
         println!("portraits: {}", view.portraits.len());
         for p in &view.portraits {
             println!(
@@ -332,12 +407,26 @@ fn print_person(view: &PersonView, json: bool) {
     }
 }
 
+/// A recorded basis on one line.
+fn basis_line(view: &BasisView) -> String {
+    let guardian = view
+        .guardian_consent_ref
+        .as_deref()
+        .map(|g| format!(", guardian's consent {g}"))
+        .unwrap_or_default();
+    format!(
+        "{} ({}){guardian}, for {}, recorded by {}",
+        view.basis, view.reference, view.purpose, view.recorded_by
+    )
+}
+
 fn add(
     settings: &Settings,
     name: String,
     id_number: String,
     photos: &[PathBuf],
     allow_duplicate_face: Option<Reason>,
+    basis: Option<BasisStatement>,
     json: bool,
 ) -> anyhow::Result<()> {
     let mut request = EnrolRequest::parse(EnrolFields {
@@ -348,6 +437,7 @@ fn add(
     .map_err(explain)?;
     request.photos = read_photos(photos)?;
     request.allow_duplicate_face = allow_duplicate_face;
+    request.basis = basis;
     with_app(settings, |app| async move {
         let result = match app.enrol(&Actor::Cli, request).await {
             Ok(done) => {
@@ -421,7 +511,13 @@ fn mask_id_runs(text: &str) -> String {
     out
 }
 
-fn import(settings: &Settings, dir: &Path, csv: Option<&Path>, json: bool) -> anyhow::Result<()> {
+fn import(
+    settings: &Settings,
+    dir: &Path,
+    csv: Option<&Path>,
+    basis: Option<BasisStatement>,
+    json: bool,
+) -> anyhow::Result<()> {
     let bar = if json {
         ProgressBar::hidden()
     } else {
@@ -436,7 +532,7 @@ fn import(settings: &Settings, dir: &Path, csv: Option<&Path>, json: bool) -> an
         let bar = bar.clone();
         async move {
             let result = app
-                .import_folder(&Actor::Cli, dir, csv, |p| {
+                .import_folder(&Actor::Cli, dir, csv, basis, |p| {
                     bar.set_length(p.total as u64);
                     bar.set_position(p.done as u64);
                     bar.set_message(p.current.clone());
