@@ -2,10 +2,12 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | POST | `/admin/persons` | enrol or add portraits: JSON `{"name","idCard","photos":[base64…],"allowDuplicateFace","reason"}` or multipart (`name`, `idCard`, `photo` files…); 409 `NameMismatch` / `PortraitMismatch` / `DuplicateFace` when the registry's rules refuse |
+//! | POST | `/admin/persons` | enrol or add portraits: JSON `{"name","idCard","photos":[base64…],"allowDuplicateFace","reason"}` and the basis fields (`basis`, `consentRef`, `law`, `guardianConsentRef`, `purpose`) or multipart (the same names, `photo` files…); 409 `NameMismatch` / `PortraitMismatch` / `DuplicateFace` when the registry's rules refuse; 400 `BasisRequired` / `GuardianConsentRequired` / `InvalidBasis` |
+//! | POST | `/admin/persons/basis` | record or renew a person's legal basis: `{"idCard", "basis", …}` |
+//! | GET | `/admin/compliance` | the registry against the filing line, persons without a basis |
 //! | POST | `/admin/persons/lookup` | show, masked: `{"idCard"}` (an ID number or a `p-…` handle) |
 //! | POST | `/admin/persons/rename` | `{"idCard","name","reason"}` |
-//! | POST | `/admin/persons/replace` | replace all portraits: `{"idCard","photos","reason","allowDuplicateFace"}` |
+//! | POST | `/admin/persons/replace` | replace all portraits: `{"idCard","photos","reason","allowDuplicateFace"}` and the basis fields (a renewal; left out, the basis is kept) |
 //! | POST | `/admin/persons/remove` | `{"idCard"}`: remove everything about the person |
 //! | POST | `/admin/registry/duplicates` | the duplicate-face report `{"reveal","reason"}` |
 //! | GET, DELETE | `/admin/persons/{handle}` | show, remove by the person's handle (`p-…`); an ID number in the path is refused (it would reach access logs: use the POST forms) |
@@ -28,10 +30,10 @@ use axum::Extension;
 use renzheng_app::check::decode_image_field;
 use renzheng_app::settings::Limits;
 use renzheng_app::{
-    Actor, AppError, AppName, AppView, CreatedApp, DuplicateReport, EnrolFields, EnrolRequest,
-    Enrolled, PersonView, Reason,
+    Actor, AppError, AppName, AppView, BasisStatement, BasisView, ComplianceStatus, CreatedApp,
+    DuplicateReport, EnrolFields, EnrolRequest, Enrolled, PersonView, Reason,
 };
-use renzheng_domain::{IdNumber, PersonName};
+use renzheng_domain::{BasisFields, IdNumber, PersonName};
 use renzheng_store::AppId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -50,6 +52,8 @@ pub fn router(limits: &Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(lookup))
         .routes(routes!(rename))
         .routes(routes!(replace))
+        .routes(routes!(record_basis))
+        .routes(routes!(compliance))
         .routes(routes!(remove_by_body))
         .routes(routes!(duplicates))
         .routes(routes!(show, remove))
@@ -66,6 +70,40 @@ pub fn router(limits: &Limits) -> OpenApiRouter<AppState> {
 fn actor(id: &RequestId) -> Actor {
     Actor::AdminApi {
         request_id: id.to_string(),
+    }
+}
+
+/// The legal basis for storing a person's face (`docs/compliance.md`).
+#[derive(Deserialize, ToSchema, Default)]
+struct BasisJson {
+    /// `consent`, `law` or `contract`.
+    basis: Option<String>,
+    /// With consent or contract: where the separate consent (or the contract) is kept.
+    #[serde(rename = "consentRef")]
+    #[schema(rename = "consentRef")]
+    consent_ref: Option<String>,
+    /// With law: the statute or regulation.
+    law: Option<String>,
+    /// A holder under 14 on consent or contract: where the guardian's consent is kept.
+    #[serde(rename = "guardianConsentRef")]
+    #[schema(rename = "guardianConsentRef")]
+    guardian_consent_ref: Option<String>,
+    /// The purpose, when not `compliance.purpose`.
+    purpose: Option<String>,
+}
+
+impl BasisJson {
+    /// The basis fields and the purpose.
+    fn split(self) -> (BasisFields, Option<String>) {
+        (
+            BasisFields {
+                basis: self.basis,
+                consent_ref: self.consent_ref,
+                law: self.law,
+                guardian_consent_ref: self.guardian_consent_ref,
+            },
+            self.purpose,
+        )
     }
 }
 
@@ -86,6 +124,9 @@ struct EnrolJson {
     allow_duplicate_face: bool,
     /// Why (recorded with the event).
     reason: Option<String>,
+    /// The legal basis (required to store a face unless the person has one on record).
+    #[serde(flatten)]
+    basis: BasisJson,
 }
 
 /// A multipart enrolment.
@@ -106,6 +147,18 @@ struct EnrolMultipart {
     allow_duplicate_face: Option<bool>,
     /// Why (recorded with the event).
     reason: Option<String>,
+    /// `consent`, `law` or `contract`.
+    basis: Option<String>,
+    /// Where the separate consent (or the contract) is kept.
+    #[schema(rename = "consentRef")]
+    consent_ref: Option<String>,
+    /// The statute or regulation (with `law`).
+    law: Option<String>,
+    /// Where a guardian's consent is kept (a holder under 14).
+    #[schema(rename = "guardianConsentRef")]
+    guardian_consent_ref: Option<String>,
+    /// The purpose, when not `compliance.purpose`.
+    purpose: Option<String>,
 }
 
 async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolFields, ApiError> {
@@ -136,9 +189,9 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
             };
             let once = |slot: &mut Option<String>, value: String| {
                 if slot.replace(value).is_some() {
-                    return Err(ApiError::MalformedBody(
-                        "the field name or idCard is sent more than once".into(),
-                    ));
+                    return Err(ApiError::MalformedBody(format!(
+                        "the field {key} is sent more than once"
+                    )));
                 }
                 Ok(())
             };
@@ -150,6 +203,11 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
                     fields.allow_duplicate_face = matches!(text()?.trim(), "true" | "1" | "on")
                 }
                 "reason" => once(&mut fields.reason, text()?)?,
+                "basis" => once(&mut fields.basis.basis, text()?)?,
+                "consentRef" => once(&mut fields.basis.consent_ref, text()?)?,
+                "law" => once(&mut fields.basis.law, text()?)?,
+                "guardianConsentRef" => once(&mut fields.basis.guardian_consent_ref, text()?)?,
+                "purpose" => once(&mut fields.purpose, text()?)?,
                 _ => {}
             }
         }
@@ -170,12 +228,15 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
             .iter()
             .map(|p| decode_image_field(p, limit))
             .collect::<Result<Vec<_>, _>>()?;
+        let (basis, purpose) = parsed.basis.split();
         Ok(EnrolFields {
             name: parsed.name,
             id_card: parsed.id_card,
             photos,
             allow_duplicate_face: parsed.allow_duplicate_face,
             reason: parsed.reason,
+            basis,
+            purpose,
         })
     }
 }
@@ -195,7 +256,7 @@ async fn read_enrolment(state: &AppState, request: Request) -> Result<EnrolField
     )),
     responses(
         (status = 201, description = "Enrolled; the person, masked, with the portraits added and those skipped as already on record", body = Envelope<Enrolled>),
-        (status = 400, description = "Invalid field or refused portrait", body = Envelope<NoData>),
+        (status = 400, description = "Invalid field or refused portrait; `BasisRequired` (no legal basis stated and none on record), `GuardianConsentRequired` (a holder under 14 on consent or contract), `InvalidBasis`", body = Envelope<NoData>),
         (status = 409, description = "Refused by the registry's rules: `NameMismatch` (enrolled under another name), `PortraitMismatch` (a photo does not match the person's portraits), `DuplicateFace` (the face is enrolled under another ID number); nothing was stored", body = Envelope<NoData>),
         (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
         (status = 404, description = "The admin API is off", body = Envelope<NoData>),
@@ -352,6 +413,9 @@ struct ReplaceJson {
     /// Replace even if a face is enrolled under another ID number.
     #[serde(default, rename = "allowDuplicateFace")]
     allow_duplicate_face: bool,
+    /// A renewed legal basis (left out: the person's is kept).
+    #[serde(flatten)]
+    basis: BasisJson,
 }
 
 /// `POST /admin/persons/replace`: replaces all of a person's portraits, for a reason.
@@ -381,8 +445,11 @@ pub async fn replace(
         photos,
         reason,
         allow_duplicate_face,
+        basis,
     } = json_body(&body, "{\"idCard\", \"photos\": [base64…], \"reason\"}")?;
     let reason = Reason::parse(reason.as_deref().unwrap_or_default())?;
+    let (basis, purpose) = basis.split();
+    let basis = BasisStatement::parse(&basis, purpose.as_deref())?;
     let limit = state.app.settings().limits.max_admin_body_bytes;
     let photos = photos
         .iter()
@@ -392,9 +459,75 @@ pub async fn replace(
     let allow = allow_duplicate_face.then(|| reason.clone());
     let done = state
         .app
-        .replace_portraits(&actor(&request_id), &id, photos, reason, allow)
+        .replace_portraits(&actor(&request_id), &id, photos, reason, allow, basis)
         .await?;
     Ok(success(StatusCode::OK, done))
+}
+
+/// Body of `POST /admin/persons/basis`.
+#[derive(Deserialize, ToSchema)]
+struct RecordBasisJson {
+    /// An ID number, or a person handle (`p-…`).
+    #[serde(rename = "idCard", alias = "id_number", alias = "idNumber")]
+    id_card: String,
+    /// The legal basis.
+    #[serde(flatten)]
+    basis: BasisJson,
+}
+
+/// `POST /admin/persons/basis`: records (or renews) an enrolled person's legal basis.
+#[utoipa::path(
+    post,
+    path = "/admin/persons/basis",
+    tag = "admin",
+    summary = "Record a person's legal basis",
+    description = "For persons enrolled before bases were recorded, or to renew one (a new consent). A holder under 14 on consent or contract needs `guardianConsentRef`.",
+    security(("adminToken" = [])),
+    request_body(content((RecordBasisJson = "application/json"))),
+    responses(
+        (status = 200, description = "Recorded", body = Envelope<BasisView>),
+        (status = 400, description = "`InvalidBasis` (incomplete or contradictory), `GuardianConsentRequired`, or no basis", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such person", body = Envelope<NoData>),
+    ),
+)]
+pub async fn record_basis(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let RecordBasisJson { id_card, basis } =
+        json_body(&body, "{\"idCard\", \"basis\", \"consentRef\" or \"law\"}")?;
+    let (basis, purpose) = basis.split();
+    let basis = BasisStatement::parse(&basis, purpose.as_deref())?
+        .ok_or(AppError::MissingField("basis"))?;
+    let id = state.app.resolve_person(&id_card).await?;
+    let view = state
+        .app
+        .record_basis(&actor(&request_id), &id, basis)
+        .await?;
+    Ok(success(StatusCode::OK, view))
+}
+
+/// `GET /admin/compliance`: the registry against the filing line.
+#[utoipa::path(
+    get,
+    path = "/admin/compliance",
+    tag = "admin",
+    summary = "Compliance status",
+    description = "Persons with face data stored against the filing line (order No. 19: 100,000), the day it was reached, the persons without a recorded legal basis, the oldest face data (`docs/compliance.md`).",
+    security(("adminToken" = [])),
+    responses(
+        (status = 200, description = "The status", body = Envelope<ComplianceStatus>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
+pub async fn compliance(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(success(
+        StatusCode::OK,
+        state.app.compliance_status().await?,
+    ))
 }
 
 /// Body of `POST /admin/registry/duplicates`.

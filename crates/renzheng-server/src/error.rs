@@ -239,6 +239,11 @@ fn app_status_and_code(e: &AppError) -> (StatusCode, &'static str) {
         AppError::PortraitMismatch { .. } => (StatusCode::CONFLICT, "PortraitMismatch"),
         AppError::DuplicateFace { .. } => (StatusCode::CONFLICT, "DuplicateFace"),
         AppError::ReasonRequired => (StatusCode::BAD_REQUEST, "ReasonRequired"),
+        AppError::BasisRequired => (StatusCode::BAD_REQUEST, "BasisRequired"),
+        AppError::Basis(renzheng_domain::BasisError::GuardianConsentRequired) => {
+            (StatusCode::BAD_REQUEST, "GuardianConsentRequired")
+        }
+        AppError::Basis(_) => (StatusCode::BAD_REQUEST, "InvalidBasis"),
         AppError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
         AppError::SignInRefused => (StatusCode::UNAUTHORIZED, "AdminUnauthorized"),
         AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceBusy"),
@@ -289,6 +294,10 @@ fn app_message(e: &AppError) -> Cow<'static, str> {
         )
         .into(),
         AppError::ReasonRequired => "a reason is required (field reason)".into(),
+        AppError::BasisRequired => "no legal basis is recorded for this person's face: send \
+            basis (consent, contract or law) with consentRef or law (docs/compliance.md); \
+            nothing was stored"
+            .into(),
         AppError::SignInRefused => ApiError::AdminUnauthorized.to_string().into(),
         AppError::Store(renzheng_store::StoreError::Database(_)) => {
             "the database is unavailable; retry later".into()

@@ -313,6 +313,8 @@ pub struct Scrape {
     /// Checks this node refused at admission since it started, per reason
     /// (`quota_exhausted`, `quota_expired`, `throttled`): counted here, not audited.
     pub refused_checks: Vec<(&'static str, u64)>,
+    /// The registry against the filing line; `None` when the store did not answer.
+    pub compliance: Option<renzheng_app::ComplianceStatus>,
 }
 
 impl Scrape {
@@ -348,9 +350,17 @@ impl Scrape {
         } else {
             None
         };
+        let compliance = match app.compliance_status().await {
+            Ok(status) => Some(status),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: reading the compliance status failed");
+                None
+            }
+        };
         Scrape {
             pack,
             quotas,
+            compliance,
             process: ProcessStats::read(),
             refused_checks: app
                 .refused_checks()
@@ -435,6 +445,29 @@ impl Scrape {
             );
         }
         register_refused_checks(renzheng, &self.refused_checks);
+        if let Some(c) = &self.compliance {
+            let as_gauge = |n: u64| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+            renzheng.register(
+                "compliance_persons_with_face_data",
+                "Persons with face information stored (at least one portrait), counted against the filing line",
+                as_gauge(c.persons_with_face_data),
+            );
+            renzheng.register(
+                "compliance_filing_threshold",
+                "The filing line (compliance.filing_threshold; order No. 19 sets 100,000 persons)",
+                as_gauge(c.filing_threshold),
+            );
+            renzheng.register(
+                "compliance_filing_line_reached",
+                "1 while the registry holds face data of at least the filing line's persons (a filing with the provincial CAC is due within 30 working days of reaching it)",
+                as_gauge(u64::from(c.reached_at.is_some())),
+            );
+            renzheng.register(
+                "compliance_persons_without_basis",
+                "Persons with face data but no recorded legal basis (renzheng registry basis records one)",
+                as_gauge(c.persons_without_basis),
+            );
+        }
         registry
     }
 }
@@ -917,6 +950,14 @@ mod tests {
                 ("quota_expired", 0),
                 ("throttled", 2),
             ],
+            compliance: Some(renzheng_app::ComplianceStatus {
+                persons_with_face_data: 120_000,
+                filing_threshold: 100_000,
+                reached_at: Some("2027-03-02".into()),
+                persons_without_basis: 3,
+                oldest_face_data_on: Some("2026-12-07".into()),
+                basis_required: true,
+            }),
         };
         let open = metrics.render(&scrape, Format::OpenMetrics);
         assert!(open.ends_with("# EOF\n"), "{open}");
@@ -934,6 +975,8 @@ mod tests {
             "renzheng_build_info gauge",
             "renzheng_app_quota_remaining gauge",
             "renzheng_checks_refused_total counter",
+            "renzheng_compliance_persons_with_face_data gauge",
+            "renzheng_compliance_filing_line_reached gauge",
         ] {
             let name = family.split(' ').next().unwrap();
             assert!(
@@ -954,6 +997,10 @@ mod tests {
             "renzheng_checks_refused_total{reason=\"quota_exhausted\"} 7",
             "renzheng_checks_refused_total{reason=\"quota_expired\"} 0",
             "renzheng_checks_refused_total{reason=\"throttled\"} 2",
+            "renzheng_compliance_persons_with_face_data 120000",
+            "renzheng_compliance_filing_threshold 100000",
+            "renzheng_compliance_filing_line_reached 1",
+            "renzheng_compliance_persons_without_basis 3",
         ] {
             assert!(classic.contains(line), "{line}: {classic}");
         }

@@ -120,6 +120,25 @@ pub fn refusal_text(lang: Lang, e: &AppError) -> String {
         }
         (AppError::ReasonRequired, Lang::Zh) => return "请填写原因。".into(),
         (AppError::ReasonRequired, Lang::En) => return "A reason is required.".into(),
+        (AppError::BasisRequired, Lang::Zh) => {
+            return "未记录处理人脸信息的合法性基础，未保存任何内容。请选择依据（单独同意、合同或法律法规）并填写同意书编号或法规名称。"
+                .into()
+        }
+        (AppError::BasisRequired, Lang::En) => {
+            return "No legal basis is recorded for this face; nothing was stored. Choose the \
+                    basis (consent, contract or law) and give the consent's reference or the \
+                    statute."
+                .into()
+        }
+        (AppError::Basis(renzheng_domain::BasisError::GuardianConsentRequired), Lang::Zh) => {
+            return "该身份证号持有人未满十四周岁：需填写父母或其他监护人同意的编号，未保存任何内容。"
+                .into()
+        }
+        (AppError::Basis(renzheng_domain::BasisError::GuardianConsentRequired), Lang::En) => {
+            return "The holder is under 14: a parent's or guardian's consent reference is \
+                    required; nothing was stored."
+                .into()
+        }
         _ => {}
     }
     match e {
@@ -139,6 +158,11 @@ pub fn refusal_reason(e: &AppError) -> &'static str {
         AppError::PortraitMismatch { .. } => "portrait-mismatch",
         AppError::DuplicateFace { .. } => "duplicate-face",
         AppError::ReasonRequired => "reason-required",
+        AppError::BasisRequired => "basis-required",
+        AppError::Basis(renzheng_domain::BasisError::GuardianConsentRequired) => {
+            "guardian-consent-required"
+        }
+        AppError::Basis(_) => "invalid-basis",
         _ => "refused",
     }
 }

@@ -5,7 +5,7 @@
 
 use maud::{html, Markup};
 use renzheng_app::{AppName, PackageView, PolicyView, Reason};
-use renzheng_domain::{IdNumber, MAX_NAME_CHARS};
+use renzheng_domain::{BasisFields, BasisKind, IdNumber, Reference, MAX_NAME_CHARS};
 
 use super::i18n::Lang;
 
@@ -50,6 +50,46 @@ pub fn allow_duplicate_face(lang: Lang) -> Markup {
     html! {
         label { input name="allow_duplicate_face" type="checkbox" value="yes"; " " (t.allow_duplicate_face) }
     }
+}
+
+/// The legal basis of a face: its kind (`required`, or blank to keep the person's), the
+/// consent's or contract's reference or the statute, a guardian's consent, the purpose.
+pub fn basis(lang: Lang, required: bool) -> Markup {
+    let t = lang.t();
+    let label = |kind: BasisKind| match kind {
+        BasisKind::Consent => t.basis_consent,
+        BasisKind::Contract => t.basis_contract,
+        BasisKind::Law => t.basis_law,
+    };
+    html! {
+        fieldset .basis {
+            legend { (t.basis_legend) }
+            label { (t.basis_kind)
+                select name="basis" required[required] {
+                    option value="" { (t.basis_none) }
+                    @for kind in BasisKind::ALL { option value=(kind.as_str()) { (label(kind)) } }
+                }
+            }
+            label { (t.consent_ref) input name="consent_ref" maxlength=(Reference::MAX_CHARS) autocomplete="off"; }
+            label { (t.law_ref) input name="law" maxlength=(Reference::MAX_CHARS) autocomplete="off"; }
+            label { (t.guardian_consent_ref) input name="guardian_consent_ref" maxlength=(Reference::MAX_CHARS) autocomplete="off"; }
+            label { (t.purpose) input name="purpose" maxlength=(Reference::MAX_CHARS) autocomplete="off"; }
+        }
+    }
+}
+
+/// The fields of [`basis`] as posted (`text` reads one by name), and the purpose.
+pub fn basis_fields<'a>(text: impl Fn(&str) -> Option<&'a str>) -> (BasisFields, Option<String>) {
+    let field = |name: &str| text(name).map(str::to_owned);
+    (
+        BasisFields {
+            basis: field("basis"),
+            consent_ref: field("consent_ref"),
+            law: field("law"),
+            guardian_consent_ref: field("guardian_consent_ref"),
+        },
+        field("purpose"),
+    )
 }
 
 /// An app's name.

@@ -103,6 +103,10 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
             form_post(pages::registry::replace),
         )
         .route(
+            "/console/registry/basis",
+            form_post(pages::registry::record_basis),
+        )
+        .route(
             "/console/registry/duplicates",
             get(pages::duplicates::page).merge(form_post(pages::duplicates::start)),
         )

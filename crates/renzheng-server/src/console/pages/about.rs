@@ -1,5 +1,6 @@
 //! About: the model pack (id, sources with their hashes, licences, calibration), a
-//! summary of the configuration (never a secret), and health.
+//! summary of the configuration (never a secret), the compliance status (the filing line,
+//! persons without a legal basis), and health.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -67,6 +68,7 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
         .await
         .map(|(_, ids)| ids.len())
         .ok();
+    let compliance = app.compliance_status().await.ok();
     let status = |ok: bool| if ok { t.ok } else { t.unavailable };
     html_page(
         StatusCode::OK,
@@ -117,6 +119,22 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
                         tr { th { "version" } td { (env!("CARGO_PKG_VERSION")) } }
                     }
                 } }
+            }
+            @if let Some(c) = &compliance {
+                section #compliance .card data-persons=(c.persons_with_face_data) data-line=(c.filing_threshold) data-without-basis=(c.persons_without_basis) {
+                    h2 { (t.compliance) }
+                    p { (t.persons_with_face_data) ": " strong { (c.persons_with_face_data) } " / " (c.filing_threshold) }
+                    p #filing-line data-reached=[c.reached_at.as_deref()] {
+                        (t.filing_line) ": "
+                        @match &c.reached_at {
+                            Some(day) => { strong { (t.reached_on) " " (day) } " — " (t.filing_due) }
+                            None => { (t.not_reached) }
+                        }
+                    }
+                    p { (t.without_basis) ": " strong { (c.persons_without_basis) } }
+                    @if let Some(day) = &c.oldest_face_data_on { p .muted { (t.oldest_face_data) ": " (day) } }
+                    p .muted { "docs/compliance.md" }
+                }
             }
             section #health .card {
                 h2 { (t.health) }

@@ -1,7 +1,7 @@
 //! Registry: the persons enrolled (a paged list and a search, masked), look a person up
 //! (the ID number is posted, never put in a URL), enrol with photos (the engine's and the
 //! registry's refusal reasons shown, a duplicate face allowed only with a reason), rename
-//! and replace portraits (each with a reason), remove after an explicit confirmation,
+//! and replace portraits (each with a reason), record a person's legal basis, remove after an explicit confirmation,
 //! import a server-side folder with a progress page, and the registry's operator events
 //! with who did what and why. The duplicate-face scan has its own page
 //! ([`duplicates`](super::duplicates)).
@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
-use renzheng_app::{AppError, EnrolFields, EnrolRequest, PersonLine, PersonView, Reason};
+use renzheng_app::{
+    AppError, BasisStatement, EnrolFields, EnrolRequest, PersonLine, PersonView, Reason,
+};
 use renzheng_domain::{IdNumber, PersonName};
 use renzheng_store::AdminEventRecord;
 use serde::Deserialize;
@@ -44,6 +46,17 @@ fn person_card(lang: Lang, person: &PersonView, offset: i32) -> Markup {
         section #person .card data-portraits=(person.portraits.len()) data-handle=(person.handle) {
             p { strong { (person.name) } " · " code { (person.id_number) } " · " code .handle { (person.handle) } }
             p .muted { (t.created_at) " " (format_time(person.created_at, offset)) }
+            p .basis {
+                (t.basis_on_record) ": "
+                @match &person.basis {
+                    Some(b) => {
+                        strong { (b.basis) } " · " (b.reference)
+                        @if let Some(g) = &b.guardian_consent_ref { " · " (t.guardian_consent_ref) " " (g) }
+                        " · " (b.purpose) " · " span .muted { (format_time(b.recorded_at, offset)) " " (b.recorded_by) }
+                    }
+                    None => span .muted #no-basis { (t.basis_missing) },
+                }
+            }
             p { (t.portraits) ": " (person.portraits.len()) }
             ul {
                 @for p in &person.portraits {
@@ -173,6 +186,8 @@ async fn render(
                         (fields::person_name(lang))
                         (fields::id_number(lang))
                         label { (t.photos) input name="photo" type="file" accept="image/*" multiple; }
+                        (fields::basis(lang, false))
+                        p .muted #enrol-basis-hint { (t.basis_hint) }
                         (fields::allow_duplicate_face(lang))
                         (fields::reason(lang, false))
                         p .muted #enrol-reason-hint { (t.reason_hint) }
@@ -199,7 +214,18 @@ async fn render(
                         label { (t.photos) input name="photo" type="file" accept="image/*" multiple required; }
                         (fields::reason(lang, true))
                         (fields::allow_duplicate_face(lang))
+                        (fields::basis(lang, false))
                         button type="submit" { (t.replace_button) }
+                    }
+                }
+                section .card {
+                    h2 { (t.record_basis) }
+                    p .muted { (t.record_basis_intro) }
+                    form #record-basis method="post" action="/console/registry/basis" {
+                        (csrf)
+                        (fields::person_ref(lang))
+                        (fields::basis(lang, true))
+                        button type="submit" { (t.record_basis) }
                     }
                 }
                 section .card {
@@ -235,10 +261,11 @@ async fn render(
                 }
                 section .card {
                     h2 { (t.import) }
-                    p .muted { "<id>.jpg, <id>_2.jpg … + people.csv (id,name)" }
+                    p .muted { "<id>.jpg, <id>_2.jpg … + people.csv (id,name[,basis,reference,guardian_consent_ref,purpose])" }
                     form #import method="post" action="/console/registry/import" {
                         (csrf)
                         label { (t.folder) input name="folder" required placeholder="batch-2026-12"; }
+                        (fields::basis(lang, false))
                         button type="submit" { (t.import_button) }
                     }
                 }
@@ -375,12 +402,15 @@ pub async fn enrol(
         Ok(u) => u,
         Err(why) => return render(&state, &op, lang, 1, vec![Flash::error(why)], None).await,
     };
+    let (basis, purpose) = fields::basis_fields(|n| upload.text(n));
     let fields = EnrolFields {
         name: upload.text("name").map(str::to_owned),
         id_card: upload.text("id_number").map(str::to_owned),
         photos: upload.files("photo").cloned().collect(),
         allow_duplicate_face: upload.text("allow_duplicate_face") == Some("yes"),
         reason: upload.text("reason").map(str::to_owned),
+        basis,
+        purpose,
     };
     let enrolled = match EnrolRequest::parse(fields) {
         Ok(request) => state.app.enrol(&op.session.actor(), request).await,
@@ -459,10 +489,12 @@ pub async fn replace(
             .resolve_person(upload.text("person").unwrap_or_default())
             .await?;
         let allow = (upload.text("allow_duplicate_face") == Some("yes")).then(|| reason.clone());
+        let (basis, purpose) = fields::basis_fields(|n| upload.text(n));
+        let basis = BasisStatement::parse(&basis, purpose.as_deref())?;
         let photos = upload.files("photo").cloned().collect();
         state
             .app
-            .replace_portraits(&op.session.actor(), &id, photos, reason, allow)
+            .replace_portraits(&op.session.actor(), &id, photos, reason, allow, basis)
             .await
     }
     .await;
@@ -529,10 +561,89 @@ pub async fn reembed(
     render(&state, &op, lang, 1, vec![flash], shown).await
 }
 
-/// The import form.
+/// The basis fields of a urlencoded form ([`fields::basis`]).
+#[derive(Deserialize, Default)]
+pub struct BasisForm {
+    basis: Option<String>,
+    consent_ref: Option<String>,
+    law: Option<String>,
+    guardian_consent_ref: Option<String>,
+    purpose: Option<String>,
+}
+
+impl BasisForm {
+    /// The statement, `None` when no basis was chosen.
+    fn statement(&self) -> Result<Option<BasisStatement>, AppError> {
+        let (basis, purpose) = fields::basis_fields(|name| {
+            match name {
+                "basis" => &self.basis,
+                "consent_ref" => &self.consent_ref,
+                "law" => &self.law,
+                "guardian_consent_ref" => &self.guardian_consent_ref,
+                "purpose" => &self.purpose,
+                _ => &None,
+            }
+            .as_deref()
+        });
+        BasisStatement::parse(&basis, purpose.as_deref())
+    }
+}
+
+/// The record-basis form.
+#[derive(Deserialize)]
+pub struct RecordBasisForm {
+    #[serde(default)]
+    person: String,
+    #[serde(flatten)]
+    basis: BasisForm,
+}
+
+/// `POST /console/registry/basis`: records (renews) a person's legal basis
+/// (`person.basis-recorded`).
+pub async fn record_basis(
+    State(state): State<AppState>,
+    lang: Lang,
+    form: Verified<Form<RecordBasisForm>>,
+) -> Response {
+    let (op, form) = form.into_parts();
+    let recorded = async {
+        let statement = form
+            .basis
+            .statement()?
+            .ok_or(AppError::MissingField("basis"))?;
+        let id = state.app.resolve_person(&form.person).await?;
+        state
+            .app
+            .record_basis(&op.session.actor(), &id, statement)
+            .await?;
+        state
+            .app
+            .person(&id)
+            .await?
+            .ok_or(AppError::NotFound("person"))
+    }
+    .await;
+    let offset = state.app.settings().metering.utc_offset_minutes;
+    let (flash, shown) = match recorded {
+        Ok(person) => (
+            Flash::ok(format!(
+                "{} · {}",
+                lang.t().basis_recorded,
+                person.id_number
+            )),
+            Some(person_card(lang, &person, offset)),
+        ),
+        Err(e) => (refusal_flash(lang, &e), None),
+    };
+    render(&state, &op, lang, 1, vec![flash], shown).await
+}
+
+/// The import form: the folder and the basis of the rows that give none.
 #[derive(Deserialize)]
 pub struct ImportForm {
     folder: String,
+    #[serde(flatten)]
+    basis: BasisForm,
 }
 
 /// `POST /console/registry/import`: starts importing a folder on the server; answers with
@@ -549,6 +660,10 @@ pub async fn import(
         let flash = Flash::error_because(format!("{}: {e}", lang.t().import_failed), "folder");
         return render(&state, &op, lang, 1, vec![flash], None).await;
     }
+    let basis = match form.basis.statement() {
+        Ok(basis) => basis,
+        Err(e) => return render(&state, &op, lang, 1, vec![refusal_flash(lang, &e)], None).await,
+    };
     let folder = form.folder;
     let job = uuid::Uuid::new_v4().simple().to_string();
     let jobs: Arc<ImportJobs> = state.imports.clone();
@@ -560,7 +675,7 @@ pub async fn import(
         let progress_jobs = jobs.clone();
         let progress_id = id.clone();
         let outcome = app
-            .import_folder_under_root(&actor, &folder, move |p| {
+            .import_folder_under_root(&actor, &folder, basis, move |p| {
                 progress_jobs.update(&progress_id, |j| {
                     j.done = p.done;
                     j.total = p.total;
