@@ -63,7 +63,8 @@ export RENZHENG_KEY_DIR="$work/keys"
 code="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["app_code"])' "$work/app.json")"
 app_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["app_id"])' "$work/app.json")"
 "$bin" apps grant "$app_id" --calls 100000000 >/dev/null
-printf '%s\n%s\n' "$NAME" "$ID" | "$bin" registry add --photo "$PORTRAIT" >/dev/null
+printf '%s\n%s\n' "$NAME" "$ID" | "$bin" registry add --photo "$PORTRAIT" \
+  --basis consent --consent-ref "$(basename "$0") fixture" >/dev/null
 
 start_node() { # name port; sets $node_pid
   RENZHENG_DATA_DIR="$work/$1" RENZHENG_LISTEN="127.0.0.1:$2" "$bin" serve > "$work/$1.log" 2>&1 &

@@ -56,7 +56,10 @@ if [ "$remaining" -lt 1 ]; then
 fi
 
 echo "==> enrolling the demo person"
-"$bin" registry add --name "$DEMO_NAME" --id-number "$DEMO_ID" --photo "$photo" >/dev/null
+# Every face is stored under a recorded legal basis (docs/compliance.md): the demo's is a
+# consent reference of its own.
+"$bin" registry add --name "$DEMO_NAME" --id-number "$DEMO_ID" --photo "$photo" \
+  --basis consent --consent-ref "demo consent" >/dev/null
 
 # The console's operator password: generated once, kept beside the demo data (0600).
 console_password_file="$RENZHENG_DATA_DIR/console-password"

@@ -33,7 +33,8 @@ export RENZHENG_LIMITS__PER_ID_PER_MINUTE=0 RENZHENG_LIMITS__PER_ID_PER_DAY=0
 code="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["app_code"])' "$work/app.json")"
 app_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["app_id"])' "$work/app.json")"
 "$bin" apps grant "$app_id" --calls 100000000 >/dev/null
-printf '%s\n%s\n' "$NAME" "$ID" | "$bin" registry add --photo "$PORTRAIT" >/dev/null
+printf '%s\n%s\n' "$NAME" "$ID" | "$bin" registry add --photo "$PORTRAIT" \
+  --basis consent --consent-ref "$(basename "$0") fixture" >/dev/null
 
 "$bin" serve > "$work/server.log" 2>&1 &
 server=$!

@@ -279,6 +279,8 @@ test('enrolling a person with one photo through the registry page', async () => 
   await form.locator('input[name=name]').fill(PERSON.name);
   await form.locator('input[name=id_number]').fill(PERSON.id);
   await form.locator('input[name=photo]').setInputFiles([PERSON.portrait]);
+  await form.locator('select[name=basis]').selectOption('consent');
+  await form.locator('input[name=consent_ref]').fill('CF-2026-0600');
   const { final } = await submit(page, form);
   assert.ok(final.status() < 400, `enrolling answered ${final.status()}`);
   const error = page.locator('.flash.error');
@@ -288,7 +290,10 @@ test('enrolling a person with one photo through the registry page', async () => 
 
   const shown = await admin(page.request, 'POST', '/admin/persons/lookup', { idCard: PERSON.id });
   assert.equal(shown.status(), 200, 'the admin API does not find the enrolled person');
-  assert.equal((await shown.json()).data.portraits.length, 1, 'the person was not enrolled with exactly one portrait');
+  const person = (await shown.json()).data;
+  assert.equal(person.portraits.length, 1, 'the person was not enrolled with exactly one portrait');
+  assert.equal(person.basis?.basis, 'consent', 'the legal basis chosen in the form was not recorded');
+  assert.equal(person.basis?.reference, 'CF-2026-0600', 'the consent reference typed in the form was not recorded');
   state.enrolled = true;
 });
 
@@ -299,6 +304,8 @@ test('enrolling with a photo without a face is refused, saying why', async () =>
   await form.locator('input[name=name]').fill(NO_FACE.name);
   await form.locator('input[name=id_number]').fill(NO_FACE.id);
   await form.locator('input[name=photo]').setInputFiles([NO_FACE.photo]);
+  await form.locator('select[name=basis]').selectOption('law');
+  await form.locator('input[name=law]').fill('反恐怖主义法 第二十一条');
   await submit(page, form);
   const error = page.locator('.flash.error').first();
   await error.waitFor({ state: 'visible' });

@@ -39,7 +39,9 @@ async fn enrol_show_check_remove_over_http() {
         .json(&json!({
             "name": person.name,
             "idCard": person.id(),
-            "photos": [format!("data:image/jpeg;base64,{}", photo_b64(WEN_PORTRAIT))]
+            "photos": [format!("data:image/jpeg;base64,{}", photo_b64(WEN_PORTRAIT))],
+            "basis": "consent",
+            "consentRef": "CF-2026-0001"
         }))
         .send()
         .await
@@ -107,6 +109,8 @@ async fn enrolment_refuses_unusable_portraits_with_the_reason() {
         let form = reqwest::multipart::Form::new()
             .text("name", person.name)
             .text("idCard", person.id())
+            .text("basis", "consent")
+            .text("consentRef", "CF-2026-0001")
             .part(
                 "photo",
                 reqwest::multipart::Part::bytes(photo(rel)).file_name("p.jpg"),
@@ -138,6 +142,8 @@ async fn enrolment_refuses_unusable_portraits_with_the_reason() {
     let form = reqwest::multipart::Form::new()
         .text("name", person.name)
         .text("idCard", person.id())
+        .text("basis", "consent")
+        .text("consentRef", "CF-2026-0001")
         .part(
             "photo",
             reqwest::multipart::Part::bytes(photo(WEN_SAME)).file_name("p.jpg"),
@@ -232,7 +238,7 @@ async fn every_admin_mutation_leaves_an_event() {
     let person = DOT_NAME;
     let response = app
         .admin(Method::POST, "/admin/persons")
-        .json(&json!({"name": person.name, "idCard": person.id(), "photos": [app.photo_b64(WEN_PORTRAIT)]}))
+        .json(&json!({"name": person.name, "idCard": person.id(), "photos": [app.photo_b64(WEN_PORTRAIT)], "basis": "law", "law": "反恐怖主义法 第二十一条"}))
         .send()
         .await
         .unwrap();

@@ -176,6 +176,10 @@ fn registry_add_show_remove() {
             &id,
             "--photo",
             photo_path.to_str().unwrap(),
+            "--basis",
+            "consent",
+            "--consent-ref",
+            "CF-2026-0101",
         ],
     );
     assert!(
@@ -238,8 +242,9 @@ fn registry_import_reports_refusals() {
     copy(JIANG.portrait.unwrap(), format!("{}.jpg", JIANG.id()));
     copy(NO_FACE, format!("{}.png", UNKNOWN.id())); // the only photo of UNKNOWN: refused
     copy(HU_SAME, "not-an-id.jpg".into());
+    // HU's row states its own basis (a statute); the others take the import's.
     let csv = format!(
-        "id,name\n{},{}\n{},{}\n{},{}\n{},{}\n123,坏号码\n",
+        "id,name,basis,reference\n{},{},law,反恐怖主义法 第二十一条\n{},{}\n{},{}\n{},{}\n123,坏号码\n",
         HU.id(),
         HU.name,
         JIANG.id(),
@@ -251,12 +256,33 @@ fn registry_import_reports_refusals() {
     );
     std::fs::write(folder.path().join("people.csv"), csv).unwrap();
 
+    // Without a basis for the rows that give none, those rows are refused, the others go on.
+    let bare = tempfile::tempdir().unwrap();
+    let without = ok_json(
+        bare.path(),
+        &[
+            "registry",
+            "import",
+            folder.path().to_str().unwrap(),
+            "--json",
+        ],
+    );
+    // HU (its own basis) and NO_PHOTO (no face stored) are enrolled; JIANG is refused.
+    assert_eq!(without["persons"], 2, "{without}");
+    assert!(
+        without["refused"].to_string().contains("no legal basis"),
+        "{without}"
+    );
     let summary = ok_json(
         data.path(),
         &[
             "registry",
             "import",
             folder.path().to_str().unwrap(),
+            "--basis",
+            "consent",
+            "--consent-ref",
+            "batch consent 2026-12",
             "--json",
         ],
     );
@@ -272,12 +298,21 @@ fn registry_import_reports_refusals() {
             "masked: {text}"
         );
     }
+    let hu = ok_json(data.path(), &["registry", "show", &HU.id(), "--json"]);
+    assert_eq!(hu["portraits"].as_array().unwrap().len(), 2);
     assert_eq!(
-        ok_json(data.path(), &["registry", "show", &HU.id(), "--json"])["portraits"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
+        (
+            hu["basis"]["basis"].as_str(),
+            hu["basis"]["recorded_by"].as_str()
+        ),
+        (Some("law"), Some("cli")),
+        "{hu}"
+    );
+    let jiang = ok_json(data.path(), &["registry", "show", &JIANG.id(), "--json"]);
+    assert_eq!(
+        jiang["basis"]["reference"].as_str(),
+        Some("batch consent 2026-12"),
+        "{jiang}"
     );
 
     // Importing the same folder again changes nothing: every photo is already on record.
@@ -320,6 +355,10 @@ fn registry_import_reports_refusals() {
             "registry",
             "import",
             folder.path().to_str().unwrap(),
+            "--basis",
+            "consent",
+            "--consent-ref",
+            "batch consent 2026-12",
             "--json",
         ],
     );
@@ -347,6 +386,7 @@ fn registry_rules_refuse_with_a_non_zero_exit_and_the_way_out() {
             args.extend(["--photo", p.as_str()]);
         }
         args.extend(extra);
+        args.extend(["--basis", "consent", "--consent-ref", "CF-2026-0102"]);
         renzheng(dir.path(), &args)
     };
     let out = add(HU, &[HU.portrait.unwrap()], &[]);
@@ -621,6 +661,12 @@ fn the_registry_moves_between_databases_through_a_sealed_export() {
             &HU.id(),
             "--photo",
             photo_path.to_str().unwrap(),
+            "--basis",
+            "contract",
+            "--consent-ref",
+            "account agreement 88",
+            "--purpose",
+            "account opening",
         ],
     );
     assert!(
@@ -685,6 +731,20 @@ fn the_registry_moves_between_databases_through_a_sealed_export() {
     let out = renzheng_env(to.path(), &key, &["registry", "show", &HU.id(), "--json"]);
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["portraits"].as_array().unwrap().len(), 1, "{shown}");
+    // The legal basis moves with the face, as it was recorded.
+    assert_eq!(
+        (
+            shown["basis"]["basis"].as_str(),
+            shown["basis"]["reference"].as_str(),
+            shown["basis"]["purpose"].as_str()
+        ),
+        (
+            Some("contract"),
+            Some("account agreement 88"),
+            Some("account opening")
+        ),
+        "{shown}"
+    );
     let again: Value = serde_json::from_slice(&import(to.path(), &key, &file).stdout).unwrap();
     assert_eq!(
         (
@@ -967,4 +1027,164 @@ fn calibrate_suggests_no_band_without_evidence_and_refuses_bad_arguments() {
         &["calibrate", "--pairs", pairs, "--photo-as", "scale:2"],
         "must be in (0, 1]",
     );
+}
+
+/// The legal basis through the CLI, as named in docs/compliance.md: refused without one
+/// (nothing stored), a child only with a guardian's consent, recorded after the fact for a
+/// person enrolled without one, and the filing line crossed and left with a small
+/// configured threshold.
+#[test]
+fn the_cli_records_a_legal_basis_for_every_face_and_counts_them_against_the_filing_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = [("RENZHENG_COMPLIANCE__FILING_THRESHOLD", "2")];
+    let photo = |rel: &str| faces_dir().join(rel).to_str().unwrap().to_owned();
+    let add = |person: Person, rel: &str, basis: &[&str]| {
+        let id = person.id();
+        let path = photo(rel);
+        let mut args = vec![
+            "registry",
+            "add",
+            "--name",
+            person.name,
+            "--id-number",
+            &id,
+            "--photo",
+            &path,
+        ];
+        args.extend(basis);
+        renzheng_env(dir.path(), &line, &args)
+    };
+    let status = || -> Value {
+        let out = renzheng_env(dir.path(), &line, &["compliance", "status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // No basis: refused with what to add, nothing stored.
+    let out = add(HU, HU.portrait.unwrap(), &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--basis consent --consent-ref") && stderr.contains("nothing was stored"),
+        "{stderr}"
+    );
+    fails_with(dir.path(), &["registry", "show", &HU.id()], "no person");
+    // A basis without its reference, or with another kind's field: refused.
+    let out = add(HU, HU.portrait.unwrap(), &["--basis", "law"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--law"));
+    let out = add(
+        HU,
+        HU.portrait.unwrap(),
+        &["--basis", "consent", "--consent-ref", "CF-1", "--law", "x"],
+    );
+    assert!(!out.status.success());
+
+    // A child on consent: refused without a guardian's consent, enrolled with one.
+    let child_basis = ["--basis", "consent", "--consent-ref", "CF-2026-0200"];
+    let out = add(CHILD, WEN_PORTRAIT, &child_basis);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("under 14"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fails_with(dir.path(), &["registry", "show", &CHILD.id()], "no person");
+    let mut with_guardian = child_basis.to_vec();
+    with_guardian.extend(["--guardian-consent-ref", "GC-2026-0200"]);
+    let out = add(CHILD, WEN_PORTRAIT, &with_guardian);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let child = ok_json(dir.path(), &["registry", "show", &CHILD.id(), "--json"]);
+    assert_eq!(child["basis"]["guardian_consent_ref"], "GC-2026-0200");
+    assert_eq!(
+        child["basis"]["purpose"],
+        "identity verification (人证核验)"
+    );
+    let first = status();
+    assert_eq!(
+        (
+            first["persons_with_face_data"].as_u64(),
+            first["filing_threshold"].as_u64(),
+            first["persons_without_basis"].as_u64()
+        ),
+        (Some(1), Some(2), Some(0)),
+        "{first}"
+    );
+    assert!(first["reached_at"].is_null(), "{first}");
+
+    // A person enrolled with the rule off (as before this release) has no basis; one is
+    // recorded after the fact.
+    let mut off = line.to_vec();
+    off.push(("RENZHENG_COMPLIANCE__REQUIRE_BASIS", "false"));
+    let id = HU.id();
+    let path = photo(HU.portrait.unwrap());
+    let out = renzheng_env(
+        dir.path(),
+        &off,
+        &[
+            "registry",
+            "add",
+            "--name",
+            HU.name,
+            "--id-number",
+            &id,
+            "--photo",
+            &path,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two persons with face data: the line (2) is reached, today.
+    let reached = status();
+    assert_eq!(reached["persons_with_face_data"], 2, "{reached}");
+    assert_eq!(reached["persons_without_basis"], 1, "{reached}");
+    let day = reached["reached_at"].as_str().expect("a date").to_owned();
+    assert_eq!(day.len(), 10, "{reached}");
+    let out = renzheng_env(
+        dir.path(),
+        &line,
+        &[
+            "registry",
+            "basis",
+            "--id-number",
+            &id,
+            "--basis",
+            "law",
+            "--law",
+            "反恐怖主义法 第二十一条",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(recorded["basis"], "law", "{recorded}");
+    let after = status();
+    assert_eq!(after["persons_without_basis"], 0, "{after}");
+    assert_eq!(after["reached_at"].as_str(), Some(day.as_str()), "{after}");
+
+    // Removing a person brings the registry back under the line: the date is forgotten.
+    let out = renzheng_env(dir.path(), &line, &["registry", "remove", &id]);
+    assert!(out.status.success());
+    let under = status();
+    assert_eq!(under["persons_with_face_data"], 1, "{under}");
+    assert!(under["reached_at"].is_null(), "{under}");
+    // The human-readable status says the same.
+    let out = renzheng_env(dir.path(), &line, &["compliance", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 of the filing line 2"), "{text}");
 }

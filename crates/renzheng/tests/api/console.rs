@@ -618,10 +618,27 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
     let csrf = b.csrf().await;
     let person = UNKNOWN;
     let id = person.id();
+    // No legal basis: refused in the console's words, before any photo is analysed.
+    let (_, page) = b
+        .post_multipart(
+            "/console/registry/enrol",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", person.name),
+                ("id_number", &id),
+                ("basis", ""),
+            ],
+            &[("photo", &app.photo(WEN_PORTRAIT))],
+        )
+        .await;
+    assert!(page.contains("data-reason=\"basis-required\""), "{page}");
+    assert!(page.contains("未记录处理人脸信息的合法性基础"), "{page}");
     let fields = [
         ("csrf", csrf.as_str()),
         ("name", person.name),
         ("id_number", &id),
+        ("basis", "consent"),
+        ("consent_ref", "CF-2026-0400"),
     ];
     let enrol = |photo: Vec<u8>| {
         let b = &b;
@@ -737,6 +754,8 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
                 "folder",
                 folder.path().file_name().unwrap().to_str().unwrap(),
             ),
+            ("basis", "consent"),
+            ("consent_ref", "batch consent 2026-12"),
         ]))
         .send()
         .await
@@ -1311,6 +1330,8 @@ async fn enrol_unknown_with_hus_face(app: &TestApp, b: &Browser, extra: &[(&str,
         ("csrf", csrf.as_str()),
         ("name", UNKNOWN.name),
         ("id_number", id.as_str()),
+        ("basis", "law"),
+        ("law", "反恐怖主义法 第二十一条"),
     ];
     fields.extend_from_slice(extra);
     let (status, page) = b

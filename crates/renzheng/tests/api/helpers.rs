@@ -80,8 +80,16 @@ pub const DOT_NAME: Person = Person {
     portrait: None,
 };
 
+/// Never enrolled: a child, born 2016-05-01 (under 14 until 2030-05-01), whose face
+/// needs a guardian's consent on a consent or contract basis.
+pub const CHILD: Person = Person {
+    name: "张小雨",
+    id17: "11010520160501002",
+    portrait: None,
+};
+
 /// Everyone whose name or ID must never appear in clear in the logs.
-pub const ALL_PEOPLE: [Person; 5] = [HU, JIANG, NO_PHOTO, UNKNOWN, DOT_NAME];
+pub const ALL_PEOPLE: [Person; 6] = [HU, JIANG, NO_PHOTO, UNKNOWN, DOT_NAME, CHILD];
 
 /// Same person as [`HU`]'s portrait (distance ≈ 0.14 under dlib).
 pub const HU_SAME: &str = "lfw_eastasian_dev/Hu_Jintao/Hu_Jintao_0008.jpg";
@@ -385,8 +393,26 @@ async fn start(
                 .into_iter()
                 .collect(),
         };
+        // Enrolled as an operator would be: with a legal basis on record.
+        let basis = renzheng_store::BasisRecord {
+            basis: renzheng_domain::LegalBasis::new(
+                renzheng_domain::BasisKind::Consent,
+                renzheng_domain::Reference::parse("CF-2026-0000", "consentRef").unwrap(),
+                None,
+            ),
+            purpose: renzheng_domain::Reference::parse("identity verification", "purpose").unwrap(),
+            recorded_at: state.app.now_ms(),
+            actor: "cli".into(),
+        };
         store
-            .enrol(&id, &name, portraits, None, state.app.now_ms())
+            .enrol_with_basis(
+                &id,
+                &name,
+                portraits,
+                Some(&basis),
+                None,
+                state.app.now_ms(),
+            )
             .await
             .expect("enrolling");
     }

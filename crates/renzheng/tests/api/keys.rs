@@ -253,8 +253,12 @@ async fn an_interrupted_rotation_answers_meanwhile_and_resumes() {
                 name: Some("温家宝".into()),
                 id_card: Some(kept.as_str().to_owned()),
                 photos: vec![kept_photo.clone()],
-                allow_duplicate_face: false,
-                reason: None,
+                basis: renzheng_domain::BasisFields {
+                    basis: Some("consent".into()),
+                    consent_ref: Some("CF-2026-0301".into()),
+                    ..Default::default()
+                },
+                ..EnrolFields::default()
             })
             .unwrap(),
         )
@@ -399,6 +403,10 @@ fn keys_rotate_retire_and_status_through_the_cli() {
             &HU.id(),
             "--photo",
             photo.to_str().unwrap(),
+            "--basis",
+            "consent",
+            "--consent-ref",
+            "CF-2026-0300",
         ],
     );
     succeeds(data, &["apps", "create", "--name", "cli app"]);

@@ -4,6 +4,7 @@
 mod admin;
 mod cli;
 mod compat;
+mod compliance;
 mod console;
 mod helpers;
 mod hostile_clients;

@@ -30,7 +30,7 @@ async fn logs_never_contain_names_or_id_numbers_in_clear() {
         .await;
     let _ = app
         .admin(Method::POST, "/admin/persons")
-        .json(&json!({"name": DOT_NAME.name, "idCard": DOT_NAME.id(), "photos": [photo_b64(HU_SAME)]}))
+        .json(&json!({"name": DOT_NAME.name, "idCard": DOT_NAME.id(), "photos": [photo_b64(HU_SAME)], "basis": "consent", "consentRef": "CF-2026-0002"}))
         .send()
         .await
         .unwrap();
@@ -104,7 +104,18 @@ async fn logs_never_contain_names_or_id_numbers_in_clear() {
         ("/admin/persons/lookup", json!({"idCard": UNKNOWN.id()})),
         (
             "/admin/persons",
+            json!({"name": UNKNOWN.name, "idCard": UNKNOWN.id(), "photos": [photo_b64(HU_SAME)],
+                   "basis": "consent", "consentRef": "CF-2026-0004"}),
+        ),
+        // No legal basis, and a child's face without a guardian's consent.
+        (
+            "/admin/persons",
             json!({"name": UNKNOWN.name, "idCard": UNKNOWN.id(), "photos": [photo_b64(HU_SAME)]}),
+        ),
+        (
+            "/admin/persons",
+            json!({"name": CHILD.name, "idCard": CHILD.id(), "photos": [photo_b64(HU_SAME)],
+                   "basis": "consent", "consentRef": "CF-2026-0005"}),
         ),
     ] {
         let response = app

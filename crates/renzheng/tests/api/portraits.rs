@@ -33,7 +33,7 @@ const WEN: Person = Person {
 async fn enrol_wen(app: &TestApp, portrait: &[u8]) -> (u16, serde_json::Value) {
     let response = app
         .admin(Method::POST, "/admin/persons")
-        .json(&json!({"name": WEN.name, "idCard": WEN.id(), "photos": [b64(portrait)]}))
+        .json(&json!({"name": WEN.name, "idCard": WEN.id(), "photos": [b64(portrait)], "basis": "consent", "consentRef": "CF-2026-0003"}))
         .send()
         .await
         .unwrap();

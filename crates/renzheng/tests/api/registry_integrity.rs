@@ -42,6 +42,18 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The basis an import gives the rows without their own.
+fn import_basis() -> renzheng_app::BasisStatement {
+    let fields = renzheng_domain::BasisFields {
+        basis: Some("consent".into()),
+        consent_ref: Some("batch consent 2026-12".into()),
+        ..Default::default()
+    };
+    renzheng_app::BasisStatement::parse(&fields, None)
+        .unwrap()
+        .unwrap()
+}
+
 /// POST /admin/persons with base64 photos; extra fields merged into the body.
 async fn enrol(
     app: &TestApp,
@@ -53,6 +65,8 @@ async fn enrol(
         "name": person.name,
         "idCard": person.id(),
         "photos": photos.iter().map(|p| b64(p)).collect::<Vec<_>>(),
+        "basis": "consent",
+        "consentRef": "CF-2026-0006",
     });
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
         body.extend(extra.clone());
@@ -430,7 +444,7 @@ async fn a_folder_import_skips_what_is_on_record_and_lists_each_refusal(app: &Te
     let summary = app
         .state
         .app
-        .import_folder(&actor, folder.path(), None, |_| {})
+        .import_folder(&actor, folder.path(), None, Some(import_basis()), |_| {})
         .await
         .unwrap();
     assert_eq!(
@@ -460,7 +474,7 @@ async fn a_folder_import_skips_what_is_on_record_and_lists_each_refusal(app: &Te
     let again = app
         .state
         .app
-        .import_folder(&actor, folder.path(), None, |_| {})
+        .import_folder(&actor, folder.path(), None, Some(import_basis()), |_| {})
         .await
         .unwrap();
     assert_eq!(
