@@ -48,8 +48,8 @@ pub struct RekeyBatch {
     pub persons: u64,
     /// Templates re-sealed under the current key.
     pub templates: u64,
-    /// Where the next batch starts; `None` when this one found nothing left after the
-    /// cursor it was given.
+    /// Where the next batch starts; `None` when this one found nothing left to move
+    /// after the cursor it was given and no stray template beyond what it re-sealed.
     pub cursor: Option<String>,
 }
 

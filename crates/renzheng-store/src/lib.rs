@@ -117,7 +117,9 @@ pub trait Store: Send + Sync {
     /// `None`), and whose identity is not sealed under the current template key, to it:
     /// new lookup hashes, identity and templates re-sealed, the index told (their
     /// portraits logged removed and added), in one transaction under the registry's lock.
-    /// Also re-seals templates of current persons left under another key.
+    /// Once no person is left to move, re-seals (up to `limit`) templates of current
+    /// persons left under another key instead, answering the same cursor while more may
+    /// be left.
     async fn rekey_registry(
         &self,
         after: Option<&str>,

@@ -782,11 +782,13 @@ impl Store for Backend {
     ) -> Result<Vec<IdNumber>, StoreError> {
         let sql = format!(
             "SELECT id_number, name, sealed FROM persons
-             WHERE CAST($1 AS TEXT) IS NULL OR id_number {BYTE_ORDER} > $1
+             WHERE id_number {BYTE_ORDER} > $1
              ORDER BY id_number {BYTE_ORDER} LIMIT $2"
         );
+        // A range from the cursor ("" sorts first), so that each page reads the key
+        // index from where the last one stopped (see `do_rekey_registry`).
         sqlx::query(&sql)
-            .bind(after.map(|id| self.templates().person_key(id.as_str())))
+            .bind(after.map_or_else(String::new, |id| self.templates().person_key(id.as_str())))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?

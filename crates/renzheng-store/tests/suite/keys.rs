@@ -92,6 +92,7 @@ pub async fn a_template_key_rotation_moves_every_person(store: &dyn Store) {
     // A last pass from the start finds nothing left.
     let last = store.rekey_registry(None, 100).await.unwrap();
     assert_eq!((last.persons, last.templates), (0, 0));
+    assert_eq!(last.cursor, None);
     assert_eq!(count(store, SealedData::Identities, &NEW).await, 0);
     assert_eq!(count(store, SealedData::Templates, &NEW).await, 0);
 
