@@ -201,6 +201,29 @@ impl App {
         Ok(BasisView::from(&record))
     }
 
+    /// [`App::compliance_status`], read at most once a minute: for scrapes, which come
+    /// every few seconds while the count reads every person (about 0.2 s at 100,000
+    /// persons on SQLite, `benches/registry_scale.rs`) and the line moves over days.
+    pub async fn recent_compliance_status(&self) -> Result<ComplianceStatus, AppError> {
+        const FRESH_MS: i64 = 60_000;
+        let now = self.now_ms();
+        if let Some((at, status)) = &*self
+            .compliance_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            if (0..FRESH_MS).contains(&(now - at)) {
+                return Ok(status.clone());
+            }
+        }
+        let status = self.compliance_status().await?;
+        *self
+            .compliance_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now, status.clone()));
+        Ok(status)
+    }
+
     /// The registry against the filing line. Dates the line when first seen reached (the
     /// day the registry as it holds now reached it) and forgets the date when the registry
     /// falls back under it: the line counts what is stored, not what ever was.

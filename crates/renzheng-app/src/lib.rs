@@ -156,6 +156,8 @@ pub struct App {
     /// Records of abandoned checks still being written ([`App::settle_abandoned`]).
     settling: Arc<std::sync::atomic::AtomicUsize>,
     face_index: Arc<integrity::FaceIndex>,
+    /// The last compliance status and when it was read ([`App::recent_compliance_status`]).
+    compliance_seen: Arc<std::sync::Mutex<Option<(i64, compliance::ComplianceStatus)>>>,
 }
 
 impl std::fmt::Debug for App {
@@ -245,6 +247,7 @@ impl App {
             clock: Arc::new(SystemClock),
             settling: Arc::default(),
             face_index: Arc::default(),
+            compliance_seen: Arc::default(),
         })
     }
 

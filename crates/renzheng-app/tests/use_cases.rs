@@ -670,6 +670,21 @@ async fn the_filing_line_is_dated_when_reached_and_forgotten_below_it() {
         app.compliance_status().await.unwrap().reached_at.as_deref(),
         Some("2026-12-07")
     );
+
+    // What scrapes read is at most a minute old.
+    let scraped = app.recent_compliance_status().await.unwrap();
+    assert_eq!(scraped.persons_with_face_data, 2);
+    app.remove_person(&Actor::Cli, &bob).await.unwrap();
+    advance(59_000);
+    assert_eq!(app.recent_compliance_status().await.unwrap(), scraped);
+    advance(1_000);
+    assert_eq!(
+        app.recent_compliance_status()
+            .await
+            .unwrap()
+            .persons_with_face_data,
+        1
+    );
 }
 
 /// A child's face on consent needs a guardian's consent, judged on the enrolment date by

@@ -350,7 +350,7 @@ impl Scrape {
         } else {
             None
         };
-        let compliance = match app.compliance_status().await {
+        let compliance = match app.recent_compliance_status().await {
             Ok(status) => Some(status),
             Err(e) => {
                 tracing::warn!(error = %e, "metrics: reading the compliance status failed");
