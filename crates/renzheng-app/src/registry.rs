@@ -1,7 +1,7 @@
 //! The registry (the 库): enrolling a person with portraits, showing them masked, removing
 //! everything about them. The CLI and the admin API both come here.
 
-use renzheng_domain::{BasisFields, IdNumber, PersonName};
+use renzheng_domain::{BasisFields, IdNumber, PersonName, Reference};
 use renzheng_store::{BasisRecord, NewPortrait, PersonHandle, PersonRecord, StoreError};
 use renzheng_vision::{EngineError, FaceEngine};
 use serde::Serialize;
@@ -549,6 +549,28 @@ impl App {
     /// Removes the person and everything about them (portraits, kept photos, the link from
     /// past audit rows and events); [`AppError::NotFound`] when there is no such person.
     pub async fn remove_person(&self, actor: &Actor, id: &IdNumber) -> Result<(), AppError> {
+        self.remove_person_on_request(actor, id, None).await
+    }
+
+    /// Parses the reference of a data subject's request (`--request-ref`, `requestRef`):
+    /// one line, at most 200 characters; blank is none.
+    pub fn request_ref(text: Option<&str>) -> Result<Option<Reference>, AppError> {
+        text.filter(|t| !t.trim().is_empty())
+            .map(|t| {
+                Reference::parse(t, "requestRef").map_err(|e| AppError::Invalid(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// [`App::remove_person`], recording in its event the reference of the data subject's
+    /// request it answers (a withdrawn consent, a deletion request), when there is one:
+    /// the processing record the law requires keeps that, and nothing of the person.
+    pub async fn remove_person_on_request(
+        &self,
+        actor: &Actor,
+        id: &IdNumber,
+        request: Option<&Reference>,
+    ) -> Result<(), AppError> {
         let mut audit_keys: Vec<&[u8]> = vec![&self.audit_key];
         audit_keys.extend(self.audit_legacy.as_deref());
         if !self.store.remove_person(id, &audit_keys).await? {
@@ -556,7 +578,9 @@ impl App {
         }
         tracing::info!(id_number = %id, "person removed");
         // Deliberately about nobody: the removed person must leave no trace.
-        self.record_event(self.event(actor, "person.removed")).await;
+        let mut event = self.event(actor, "person.removed");
+        event.detail = request.map(|r| format!("at the data subject's request {r}"));
+        self.record_event(event).await;
         Ok(())
     }
 }

@@ -8,9 +8,9 @@
 //! | POST | `/admin/persons/lookup` | show, masked: `{"idCard"}` (an ID number or a `p-…` handle) |
 //! | POST | `/admin/persons/rename` | `{"idCard","name","reason"}` |
 //! | POST | `/admin/persons/replace` | replace all portraits: `{"idCard","photos","reason","allowDuplicateFace"}` and the basis fields (a renewal; left out, the basis is kept) |
-//! | POST | `/admin/persons/remove` | `{"idCard"}`: remove everything about the person |
+//! | POST | `/admin/persons/remove` | `{"idCard","requestRef"}`: remove everything about the person (`requestRef`: the data subject's request it answers, kept in the event) |
 //! | POST | `/admin/registry/duplicates` | the duplicate-face report `{"reveal","reason"}` |
-//! | GET, DELETE | `/admin/persons/{handle}` | show, remove by the person's handle (`p-…`); an ID number in the path is refused (it would reach access logs: use the POST forms) |
+//! | GET, DELETE | `/admin/persons/{handle}` | show, remove by the person's handle (`p-…`; `?requestRef=` as above); an ID number in the path is refused (it would reach access logs: use the POST forms) |
 //! | POST | `/admin/registry/reembed` | embeddings of the active pack from kept photos |
 //! | POST | `/admin/apps` | create an app `{"name"}`; the AppCode is in this answer only |
 //! | GET | `/admin/apps` | list apps |
@@ -30,8 +30,8 @@ use axum::Extension;
 use renzheng_app::check::decode_image_field;
 use renzheng_app::settings::Limits;
 use renzheng_app::{
-    Actor, AppError, AppName, AppView, BasisStatement, BasisView, ComplianceStatus, CreatedApp,
-    DuplicateReport, EnrolFields, EnrolRequest, Enrolled, PersonView, Reason,
+    Actor, App, AppError, AppName, AppView, BasisStatement, BasisView, ComplianceStatus,
+    CreatedApp, DuplicateReport, EnrolFields, EnrolRequest, Enrolled, PersonView, Reason,
 };
 use renzheng_domain::{BasisFields, IdNumber, PersonName};
 use renzheng_store::AppId;
@@ -325,17 +325,41 @@ pub async fn lookup(
     Ok(success(StatusCode::OK, person))
 }
 
+/// Body of `POST /admin/persons/remove`.
+#[derive(Deserialize, ToSchema)]
+struct RemoveJson {
+    /// An ID number, or a person handle (`p-…`).
+    #[serde(rename = "idCard", alias = "id_number", alias = "idNumber")]
+    id_card: String,
+    /// The reference of the data subject's request this removal answers (a withdrawn
+    /// consent, a deletion request), kept in the removal's event.
+    #[serde(rename = "requestRef")]
+    #[schema(rename = "requestRef")]
+    request_ref: Option<String>,
+}
+
+/// Query of `DELETE /admin/persons/{handle}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RemoveQuery {
+    /// The reference of the data subject's request this removal answers.
+    #[serde(rename = "requestRef")]
+    #[param(rename = "requestRef")]
+    pub request_ref: Option<String>,
+}
+
 /// `POST /admin/persons/remove`: removes the person and everything about them.
 #[utoipa::path(
     post,
     path = "/admin/persons/remove",
     tag = "admin",
     summary = "Remove a person and everything about them",
+    description = "`requestRef`: the reference of the data subject's request the removal answers (a withdrawn consent, a deletion request), kept in the `person.removed` event.",
     security(("adminToken" = [])),
-    request_body(content((PersonJson = "application/json"))),
+    request_body(content((RemoveJson = "application/json"))),
     responses(
         (status = 200, description = "Removed", body = Envelope<Done>),
-        (status = 400, description = "Invalid ID number or handle", body = Envelope<NoData>),
+        (status = 400, description = "Invalid ID number or handle, or an invalid `requestRef`", body = Envelope<NoData>),
         (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
         (status = 404, description = "No such person", body = Envelope<NoData>),
     ),
@@ -346,9 +370,16 @@ pub async fn remove_by_body(
     Extension(request_id): Extension<RequestId>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let PersonJson { id_card } = json_body(&body, "{\"idCard\"}")?;
+    let RemoveJson {
+        id_card,
+        request_ref,
+    } = json_body(&body, "{\"idCard\", \"requestRef\"}")?;
+    let request = App::request_ref(request_ref.as_deref())?;
     let id = state.app.resolve_person(&id_card).await?;
-    state.app.remove_person(&actor(&request_id), &id).await?;
+    state
+        .app
+        .remove_person_on_request(&actor(&request_id), &id, request.as_ref())
+        .await?;
     Ok(success(StatusCode::OK, Done { done: true }))
 }
 
@@ -634,10 +665,10 @@ pub struct Done {
     tag = "admin",
     summary = "Remove a person by handle, and everything about them",
     security(("adminToken" = [])),
-    params(("handle" = String, Path, description = "The person's handle (`p-` and 16 hex digits); an ID number is refused")),
+    params(("handle" = String, Path, description = "The person's handle (`p-` and 16 hex digits); an ID number is refused"), RemoveQuery),
     responses(
         (status = 200, description = "Removed", body = Envelope<Done>),
-        (status = 400, description = "Not a handle (an ID number is refused)", body = Envelope<NoData>),
+        (status = 400, description = "Not a handle (an ID number is refused), or an invalid `requestRef`", body = Envelope<NoData>),
         (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
         (status = 404, description = "No such person", body = Envelope<NoData>),
     ),
@@ -647,9 +678,14 @@ pub async fn remove(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
     Path(raw): Path<String>,
+    Query(RemoveQuery { request_ref }): Query<RemoveQuery>,
 ) -> Result<Response, ApiError> {
+    let request = App::request_ref(request_ref.as_deref())?;
     let id = person_in_path(&state, &raw).await?;
-    state.app.remove_person(&actor(&request_id), &id).await?;
+    state
+        .app
+        .remove_person_on_request(&actor(&request_id), &id, request.as_ref())
+        .await?;
     Ok(success(StatusCode::OK, Done { done: true }))
 }
 

@@ -314,6 +314,10 @@ pub enum RegistryCommand {
         /// The ID number or person handle (`p-…`) (default: read from standard input, which keeps it out of `ps`
         /// and the shell's history).
         id_number: Option<String>,
+        /// The reference of the data subject's request this removal answers (a withdrawn
+        /// consent, a deletion request), kept in the removal's event.
+        #[arg(long, value_name = "TEXT")]
+        request_ref: Option<String>,
     },
     /// Show a person (masked).
     Show {

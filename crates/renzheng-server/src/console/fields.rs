@@ -44,6 +44,11 @@ pub fn reason(lang: Lang, required: bool) -> Markup {
     html! { label { (lang.t().reason) input name="reason" required[required] maxlength=(Reason::MAX_CHARS) autocomplete="off"; } }
 }
 
+/// The reference of the data subject's request a removal answers (optional).
+pub fn request_ref(lang: Lang) -> Markup {
+    html! { label { (lang.t().request_ref) input name="request_ref" maxlength=(Reference::MAX_CHARS) autocomplete="off"; } }
+}
+
 /// The box allowing a face enrolled under another ID number (with a reason).
 pub fn allow_duplicate_face(lang: Lang) -> Markup {
     let t = lang.t();

@@ -232,6 +232,7 @@ texts! {
     basis_on_record: "合法性基础", "Legal basis";
     basis_missing: "未记录", "none recorded";
     record_basis: "补录合法性基础", "Record a legal basis";
+    request_ref: "个人请求编号（撤回同意、删除请求；可选）", "Data subject's request reference (withdrawn consent, deletion request; optional)";
     record_basis_intro: "为此前录入、尚无记录的人员补录依据，或更新依据（如新的同意书）。", "For persons enrolled before bases were recorded, or to renew one (a new consent).";
     basis_recorded: "已记录合法性基础", "Legal basis recorded";
     reason: "原因", "Reason";

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use renzheng_app::{
-    Actor, AppError, BasisStatement, BasisView, EnrolFields, EnrolRequest, Enrolled, PersonView,
-    Reason, Settings,
+    Actor, App, AppError, BasisStatement, BasisView, EnrolFields, EnrolRequest, Enrolled,
+    PersonView, Reason, Settings,
 };
 use renzheng_domain::BasisFields;
 
@@ -238,12 +238,18 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
             csv: _,
             json,
         } => reembed(settings, json),
-        RegistryCommand::Remove { id_number } => {
+        RegistryCommand::Remove {
+            id_number,
+            request_ref,
+        } => {
+            let request = App::request_ref(request_ref.as_deref())?;
             let who = Stdin::new().or_read(id_number, "ID number")?;
             with_app(settings, |app| async move {
                 let result = async {
                     let id = app.resolve_person(&who).await?;
-                    app.remove_person(&Actor::Cli, &id).await.map(|()| id)
+                    app.remove_person_on_request(&Actor::Cli, &id, request.as_ref())
+                        .await
+                        .map(|()| id)
                 }
                 .await
                 .map(|id| println!("removed {id}"))

@@ -1178,8 +1178,29 @@ fn the_cli_records_a_legal_basis_for_every_face_and_counts_them_against_the_fili
     assert_eq!(after["reached_at"].as_str(), Some(day.as_str()), "{after}");
 
     // Removing a person brings the registry back under the line: the date is forgotten.
-    let out = renzheng_env(dir.path(), &line, &["registry", "remove", &id]);
-    assert!(out.status.success());
+    // The data subject's request is named; a malformed reference removes nothing.
+    let out = renzheng_env(
+        dir.path(),
+        &line,
+        &["registry", "remove", &id, "--request-ref", "DSR\n1"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("requestRef must be one line"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status()["persons_with_face_data"], 2);
+    let out = renzheng_env(
+        dir.path(),
+        &line,
+        &["registry", "remove", &id, "--request-ref", "DSR-2026-0042"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let under = status();
     assert_eq!(under["persons_with_face_data"], 1, "{under}");
     assert!(under["reached_at"].is_null(), "{under}");

@@ -360,14 +360,40 @@ async fn a_basis_is_recorded_after_the_fact_and_the_filing_line_is_dated(app: &T
     assert_eq!(status, 400, "{code}: {msg}");
     assert!(msg.contains("basis"), "{code}: {msg}");
 
-    // Removing a person brings the registry under the line: the date is forgotten.
+    // Removing a person brings the registry under the line: the date is forgotten. The
+    // data subject's request it answers is kept in the event, nothing of the person; a
+    // malformed reference removes nothing.
+    let (status, code, msg) = refused(
+        app,
+        "/admin/persons/remove",
+        json!({"idCard": UNKNOWN.id(), "requestRef": "DSR\n7"}),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "InvalidParameter"), "{msg}");
+    assert_eq!(lookup(app, UNKNOWN).await.0, 200);
     let (status, body) = post(
         app,
         "/admin/persons/remove",
-        json!({"idCard": UNKNOWN.id()}),
+        json!({"idCard": UNKNOWN.id(), "requestRef": "DSR-2026-0007"}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    let response = app
+        .admin(Method::GET, "/admin/events?limit=1")
+        .send()
+        .await
+        .unwrap();
+    let (_, events) = status_and_body(response).await;
+    let removed = &events["data"][0];
+    assert_eq!(
+        (removed["action"].as_str(), removed["detail"].as_str()),
+        (
+            Some("person.removed"),
+            Some("at the data subject's request DSR-2026-0007")
+        ),
+        "{events}"
+    );
+    assert!(removed["target"].is_null(), "{events}");
     let under = compliance(app).await;
     assert_eq!(under["persons_with_face_data"], LINE - 1, "{under}");
     assert!(under["reached_at"].is_null(), "{under}");

@@ -690,13 +690,23 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
     let (_, page) = b
         .post_form(
             "/console/registry/remove",
-            &[("csrf", &csrf), ("id_number", &id), ("confirm", "yes")],
+            &[
+                ("csrf", &csrf),
+                ("id_number", &id),
+                ("request_ref", "DSR-2026-0011"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert!(page.contains("class=\"flash ok\""), "{page}");
     assert!(app.state.app.person(&parsed).await.unwrap().is_none());
-    // Every mutation is the operator's, in the events.
+    // Every mutation is the operator's, in the events; the removal names the request.
     let events = app.state.app.recent_events(10).await.unwrap();
+    assert_eq!(
+        events[0].detail.as_deref(),
+        Some("at the data subject's request DSR-2026-0011"),
+        "{events:?}"
+    );
     for action in ["person.enrolled", "person.removed"] {
         assert!(
             events

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
 use renzheng_app::{
-    AppError, BasisStatement, EnrolFields, EnrolRequest, PersonLine, PersonView, Reason,
+    App, AppError, BasisStatement, EnrolFields, EnrolRequest, PersonLine, PersonView, Reason,
 };
 use renzheng_domain::{IdNumber, PersonName};
 use renzheng_store::AdminEventRecord;
@@ -233,6 +233,7 @@ async fn render(
                     form #remove method="post" action="/console/registry/remove" data-confirm=(t.remove_confirm) {
                         (csrf)
                         (fields::id_number(lang))
+                        (fields::request_ref(lang))
                         label { input name="confirm" type="checkbox" value="yes"; " " (t.remove_confirm) }
                         button .danger type="submit" { (t.remove_button) }
                     }
@@ -365,6 +366,8 @@ pub async fn search(
 pub struct PersonForm {
     id_number: String,
     confirm: Option<String>,
+    /// A removal's data subject's request.
+    request_ref: Option<String>,
 }
 
 /// `POST /console/registry/lookup`.
@@ -522,13 +525,17 @@ pub async fn remove(
         let flash = Flash::error_because(t.confirm_required, "confirm");
         return render(&state, &op, lang, 1, vec![flash], None).await;
     }
-    let removed = match IdNumber::parse(&form.id_number) {
-        Ok(id) => state
+    let removed = match (
+        IdNumber::parse(&form.id_number),
+        App::request_ref(form.request_ref.as_deref()),
+    ) {
+        (Ok(id), Ok(request)) => state
             .app
-            .remove_person(&op.session.actor(), &id)
+            .remove_person_on_request(&op.session.actor(), &id, request.as_ref())
             .await
             .map(|()| id.masked()),
-        Err(e) => Err(e.into()),
+        (Err(e), _) => Err(e.into()),
+        (_, Err(e)) => Err(e),
     };
     let flash = match removed {
         Ok(masked) => Flash::ok(format!("{} · {masked}", t.removed)),
