@@ -12,7 +12,8 @@
 //! | verify a parsed request, unrecorded (tools) | [`App::parse_check`] then [`App::verify`] |
 //! | enrol a person with portraits | [`EnrolRequest::parse`] then [`App::enrol`] |
 //! | import a folder of portraits | [`App::import_folder`] |
-//! | show / remove a person | [`App::person`], [`App::remove_person`] |
+//! | show / remove a person | [`App::person`], [`App::remove_person`], [`App::remove_person_on_request`] |
+//! | legal bases, the filing line, access requests | [`App::record_basis`], [`App::compliance_status`], [`App::person_report`] |
 //! | move the registry between databases | [`App::export_registry`], [`App::import_registry`] |
 //! | apps | [`App::create_app`], [`App::list_apps`], [`App::set_app_enabled`], [`App::reset_app_code`], [`App::reset_app_secret`], [`App::set_app_policy`] |
 //! | authenticate a caller outside a check (the app's own history) | [`App::identify`], then [`App::use_nonce`] once a signature verifies |
@@ -44,6 +45,7 @@ pub mod keys;
 pub mod metering;
 mod photo;
 mod registry;
+mod report;
 pub mod rotation;
 pub mod rules;
 pub mod settings;
@@ -84,6 +86,7 @@ pub use crate::registry::{
     EnrolFields, EnrolRequest, Enrolled, PersonLine, PersonView, PortraitView, ReembedSummary,
     RegistryPage,
 };
+pub use crate::report::{PersonReport, ReportCheck, ReportEvent};
 pub use crate::settings::Settings;
 pub use crate::transfer::TransferSummary;
 

@@ -513,6 +513,15 @@ pub trait Store: Send + Sync {
     /// The `limit` most recent audit entries, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
 
+    /// What is recorded about the person whose keyed ID-number hashes (one per audit key
+    /// in force) are `hashes`: their newest checks and operator events, up to `limit` of
+    /// each, newest first (for a data subject's access request).
+    async fn person_trail(
+        &self,
+        hashes: &[String],
+        limit: u32,
+    ) -> Result<(Vec<AuditRecord>, Vec<AdminEventRecord>), StoreError>;
+
     /// Appends an operator event (a mutation of the registry or of the apps).
     async fn record_event(&self, event: &AdminEvent) -> Result<(), StoreError>;
 

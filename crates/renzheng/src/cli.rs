@@ -319,6 +319,17 @@ pub enum RegistryCommand {
         #[arg(long, value_name = "TEXT")]
         request_ref: Option<String>,
     },
+    /// Everything held about one person, masked (for an access request): portraits and
+    /// their dates, the legal basis, the checks of their ID number still in the audit,
+    /// the operator events about them.
+    Report {
+        /// The ID number or person handle (`p-…`) (default: read from standard input).
+        #[arg(long = "id-number", value_name = "ID")]
+        id_number: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a person (masked).
     Show {
         /// The ID number or person handle (`p-…`) (default: read from standard input, which keeps it out of `ps`

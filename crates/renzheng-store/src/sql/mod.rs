@@ -880,6 +880,47 @@ impl Store for Backend {
         .collect()
     }
 
+    async fn person_trail(
+        &self,
+        hashes: &[String],
+        limit: u32,
+    ) -> Result<(Vec<AuditRecord>, Vec<AdminEventRecord>), StoreError> {
+        let (mut checks, mut events) = (Vec::new(), Vec::new());
+        for hash in hashes {
+            let rows = sqlx::query(
+                "SELECT id, at, request_id, app_id, name_masked, id_masked, id_hash, result, score,
+                        http_status, latency_ms, error_code, charged
+                 FROM audit WHERE id_hash = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(hash)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                checks.push(audit_from_row(row)?);
+            }
+            let rows = sqlx::query(
+                "SELECT id, at, actor, action, target, request_id, detail, reason
+                 FROM admin_events WHERE target_hash = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(hash)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                events.push(event_from_row(row)?);
+            }
+        }
+        // Several keys: one list each, newest first, as one page.
+        checks.sort_by_key(|c| std::cmp::Reverse(c.id));
+        checks.dedup_by_key(|c| c.id);
+        checks.truncate(limit as usize);
+        events.sort_by_key(|e| std::cmp::Reverse(e.id));
+        events.dedup_by_key(|e| e.id);
+        events.truncate(limit as usize);
+        Ok((checks, events))
+    }
+
     async fn record_event(&self, event: &AdminEvent) -> Result<(), StoreError> {
         let target = event
             .person_masked

@@ -2,9 +2,9 @@
 //! compliance status.
 
 use renzheng_domain::{BasisKind, LegalBasis, Reference};
-use renzheng_store::{BasisRecord, Store, StoreError};
+use renzheng_store::{AdminEvent, AuditEntry, BasisRecord, Store, StoreError};
 
-use super::{alice, bob, name, portrait, NOW};
+use super::{alice, bob, name, portrait, AUDIT_KEY, NOW};
 
 /// A basis of `kind` with `reference`, recorded at `at`.
 pub(super) fn basis(kind: BasisKind, reference: &str, at: i64) -> BasisRecord {
@@ -179,4 +179,56 @@ pub async fn compliance_counts_persons_with_face_data_and_marks_lines(store: &dy
     assert_eq!(store.compliance_mark("filing:3").await.unwrap(), None);
     store.set_compliance_mark("filing:2", None).await.unwrap();
     assert_eq!(store.compliance_mark("filing:2").await.unwrap(), None);
+}
+
+/// A person's trail for an access request: their checks and the events about them, under
+/// every audit key in force, newest first, nobody else's.
+pub async fn a_persons_trail_is_found_by_their_keyed_hashes(store: &dyn Store) {
+    const OLD_KEY: &[u8] = b"an older audit key";
+    let hashes = [alice().keyed_hash(AUDIT_KEY), alice().keyed_hash(OLD_KEY)];
+    for (at, request, key) in [
+        (1, "a-old", OLD_KEY),
+        (2, "a-1", AUDIT_KEY),
+        (3, "a-2", AUDIT_KEY),
+    ] {
+        let entry = AuditEntry::new(at, request, 200, 1).with_id_number(&alice(), key);
+        store.record_audit(&entry).await.unwrap();
+    }
+    let bobs = AuditEntry::new(4, "b-1", 200, 1).with_id_number(&bob(), AUDIT_KEY);
+    store.record_audit(&bobs).await.unwrap();
+    store
+        .record_event(
+            &AdminEvent::new(5, "cli", "person.enrolled").about_person(&alice(), AUDIT_KEY),
+        )
+        .await
+        .unwrap();
+    store
+        .record_event(&AdminEvent::new(6, "cli", "person.enrolled").about_person(&bob(), AUDIT_KEY))
+        .await
+        .unwrap();
+    store
+        .record_event(&AdminEvent::new(7, "cli", "app.created"))
+        .await
+        .unwrap();
+
+    let (checks, events) = store.person_trail(&hashes, 10).await.unwrap();
+    let requests: Vec<&str> = checks.iter().map(|c| c.request_id.as_str()).collect();
+    assert_eq!(requests, ["a-2", "a-1", "a-old"]);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].at, events[0].action.as_str()),
+        (5, "person.enrolled")
+    );
+    // The limit holds across keys.
+    let (checks, _) = store.person_trail(&hashes, 2).await.unwrap();
+    assert_eq!(checks.len(), 2);
+    assert_eq!(checks[0].request_id, "a-2");
+    // After a removal, nothing leads back to the person.
+    assert!(store.person_trail(&hashes[..1], 10).await.unwrap().0.len() == 2);
+    store
+        .remove_person(&alice(), &[AUDIT_KEY, OLD_KEY])
+        .await
+        .unwrap();
+    let (checks, events) = store.person_trail(&hashes, 10).await.unwrap();
+    assert!(checks.is_empty() && events.is_empty());
 }

@@ -82,6 +82,7 @@ macro_rules! store_suite {
             a_template_key_rotation_moves_every_person,
             a_basis_is_stored_with_the_face_kept_and_renewed,
             compliance_counts_persons_with_face_data_and_marks_lines,
+            a_persons_trail_is_found_by_their_keyed_hashes,
             key_records_follow_rotations_and_retirements,
             sealed_secrets_and_photos_are_replaced_only_if_unchanged,
         );

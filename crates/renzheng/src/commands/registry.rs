@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use renzheng_app::{
     Actor, App, AppError, BasisStatement, BasisView, EnrolFields, EnrolRequest, Enrolled,
-    PersonView, Reason, Settings,
+    PersonReport, PersonView, Reason, Settings,
 };
 use renzheng_domain::BasisFields;
 
@@ -257,6 +257,21 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
                 (app, result)
             })
         }
+        RegistryCommand::Report { id_number, json } => {
+            let who = Stdin::new().or_read(id_number, "ID number")?;
+            with_app(settings, |app| async move {
+                let result = async {
+                    let id = app.resolve_person(&who).await?;
+                    app.person_report(&id)
+                        .await?
+                        .ok_or(AppError::NotFound("person"))
+                }
+                .await
+                .map(|report| print_report(&report, json))
+                .map_err(not_found_or_explain);
+                (app, result)
+            })
+        }
         RegistryCommand::Show { id_number, json } => {
             let who = Stdin::new().or_read(id_number, "ID number")?;
             with_app(settings, |app| async move {
@@ -410,6 +425,44 @@ fn print_person(view: &PersonView, json: bool) {
                 if p.has_photo { " (photo kept)" } else { "" }
             );
         }
+    }
+}
+
+fn print_report(report: &PersonReport, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(report).expect("a report serialises")
+        );
+        return;
+    }
+    print_person(&report.person, false);
+    println!(
+        "checks:    {} (newest first, at most {})",
+        report.checks.len(),
+        report.limit
+    );
+    for c in &report.checks {
+        println!(
+            "  {} app {} result {} (HTTP {})",
+            c.day,
+            c.app_id.as_deref().unwrap_or("-"),
+            c.result.map_or_else(|| "-".to_owned(), |r| r.to_string()),
+            c.http_status
+        );
+    }
+    println!("events:    {}", report.events.len());
+    for e in &report.events {
+        println!(
+            "  {} {} by {}{}",
+            e.day,
+            e.action,
+            e.actor,
+            e.detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        );
     }
 }
 

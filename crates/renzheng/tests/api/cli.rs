@@ -1173,6 +1173,37 @@ fn the_cli_records_a_legal_basis_for_every_face_and_counts_them_against_the_fili
     );
     let recorded: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(recorded["basis"], "law", "{recorded}");
+    // The person's report, masked: their portraits, basis and the events about them.
+    let report = ok_json(
+        dir.path(),
+        &["registry", "report", "--id-number", &id, "--json"],
+    );
+    assert_eq!(report["person"]["portraits"].as_array().unwrap().len(), 1);
+    assert_eq!(report["person"]["basis"]["basis"], "law", "{report}");
+    let actions: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    // Newest first, back to the first refusal (no basis stated).
+    assert_eq!(
+        actions,
+        [
+            "person.basis-recorded",
+            "person.enrolled",
+            "person.basis-refused"
+        ],
+        "{report}"
+    );
+    assert!(report["checks"].as_array().unwrap().is_empty(), "{report}");
+    let text = report.to_string();
+    assert!(!text.contains(&id) && !text.contains(HU.name), "{text}");
+    fails_with(
+        dir.path(),
+        &["registry", "report", "--id-number", &UNKNOWN.id()],
+        "no person",
+    );
     let after = status();
     assert_eq!(after["persons_without_basis"], 0, "{after}");
     assert_eq!(after["reached_at"].as_str(), Some(day.as_str()), "{after}");

@@ -51,6 +51,7 @@ on_both_databases!(
     no_face_is_stored_without_a_legal_basis,
     a_childs_face_needs_a_guardians_consent,
     a_basis_is_recorded_after_the_fact_and_the_filing_line_is_dated,
+    a_persons_report_holds_their_checks_and_events_masked,
 );
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
@@ -397,4 +398,51 @@ async fn a_basis_is_recorded_after_the_fact_and_the_filing_line_is_dated(app: &T
     let under = compliance(app).await;
     assert_eq!(under["persons_with_face_data"], LINE - 1, "{under}");
     assert!(under["reached_at"].is_null(), "{under}");
+}
+
+async fn a_persons_report_holds_their_checks_and_events_masked(app: &TestApp) {
+    // A check of the holder's number, and an event about them.
+    assert_eq!(app.check_result(HU, HU_SAME).await["result"], 1);
+    let (status, body) = post(
+        app,
+        "/admin/persons/basis",
+        json!({"idCard": HU.id(), "basis": "consent", "consentRef": "CF-2026-0900"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Someone else's check is not theirs.
+    assert_eq!(app.check_result(JIANG, HU_SAME).await["result"], 3);
+
+    let id = renzheng_domain::IdNumber::parse(&HU.id()).unwrap();
+    let report = app
+        .state
+        .app
+        .person_report(&id)
+        .await
+        .unwrap()
+        .expect("enrolled");
+    assert_eq!(report.checks.len(), 1, "{report:?}");
+    assert_eq!(
+        (report.checks[0].result, report.checks[0].http_status),
+        (Some(1), 200)
+    );
+    assert_eq!(report.events[0].action, "person.basis-recorded");
+    assert_eq!(
+        report.person.basis.as_ref().map(|b| b.reference.as_str()),
+        Some("CF-2026-0900")
+    );
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(
+        !text.contains(&HU.id()) && !text.contains(HU.name),
+        "masked only: {text}"
+    );
+    // A stranger has no report.
+    let stranger = renzheng_domain::IdNumber::parse(&UNKNOWN.id()).unwrap();
+    assert!(app
+        .state
+        .app
+        .person_report(&stranger)
+        .await
+        .unwrap()
+        .is_none());
 }
