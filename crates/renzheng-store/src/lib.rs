@@ -54,7 +54,8 @@ pub use metering::{
 };
 pub use model::{
     AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, BasisRecord, ComplianceCounts,
-    DuplicateScan, NewPortrait, Person, PersonHandle, PersonRecord, PersonSummary, Portrait,
+    DuePerson, DuplicateScan, NewPortrait, Person, PersonHandle, PersonRecord, PersonSummary,
+    Portrait, Processing, ProcessingAction, ProcessingRecord, RetentionCutoffs, RetentionDue,
     StoredTemplate, TemplateChanges,
 };
 pub use postgres::PgStore;
@@ -386,8 +387,50 @@ pub trait Store: Send + Sync {
     async fn compliance_mark(&self, name: &str) -> Result<Option<i64>, StoreError>;
 
     /// Sets a compliance mark (`Some`: unless one is set already, so that the first node
-    /// to see a line reached dates it) or clears it (`None`).
-    async fn set_compliance_mark(&self, name: &str, at: Option<i64>) -> Result<(), StoreError>;
+    /// to see a line reached dates it) or clears it (`None`); whether this call changed it
+    /// (so that only the node that set a mark acts on it).
+    async fn set_compliance_mark(&self, name: &str, at: Option<i64>) -> Result<bool, StoreError>;
+
+    /// Notes that a check compared a photo with the person's portraits at `at_ms`
+    /// (`registry.inactive_days`); a person removed meanwhile is no error.
+    async fn note_person_checked(&self, id: &IdNumber, at_ms: i64) -> Result<(), StoreError>;
+
+    /// Up to `limit` persons the retention `cutoffs` have come to, whose row keys come
+    /// after that of `after` (from the start when `None`), in the registry's stable order.
+    async fn persons_due(
+        &self,
+        cutoffs: RetentionCutoffs,
+        after: Option<&IdNumber>,
+        limit: u32,
+    ) -> Result<Vec<DuePerson>, StoreError>;
+
+    /// How many persons the retention `cutoffs` have come to, and the oldest enrolment.
+    async fn count_persons_due(
+        &self,
+        cutoffs: RetentionCutoffs,
+    ) -> Result<RetentionDue, StoreError>;
+
+    /// The processing records made in `[from_ms, to_ms)` with ids above `after`, oldest
+    /// first, up to `limit`.
+    async fn processing_records(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ProcessingRecord>, StoreError>;
+
+    /// The newest processing records (up to `limit`, newest first) of the person whose
+    /// keyed ID-number hashes are `hashes` (for a data subject's access request).
+    async fn person_processing(
+        &self,
+        hashes: &[String],
+        limit: u32,
+    ) -> Result<Vec<ProcessingRecord>, StoreError>;
+
+    /// Deletes the processing records made before `before_ms` (their retention); returns
+    /// how many.
+    async fn purge_processing_before(&self, before_ms: i64) -> Result<u64, StoreError>;
 
     /// Gives an enrolled person another name ([`StoreError::NotFound`] without them).
     async fn rename_person(

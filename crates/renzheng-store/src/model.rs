@@ -1,6 +1,6 @@
 //! Records passed to and returned by a [`Store`](crate::Store).
 
-use renzheng_domain::{IdNumber, LegalBasis, PersonName, Reference};
+use renzheng_domain::{BasisKind, IdNumber, LegalBasis, PersonName, Reference};
 
 use crate::{AppId, StoreError};
 
@@ -28,6 +28,9 @@ pub struct PersonRecord {
     pub portraits: Vec<Portrait>,
     /// The legal basis their face is processed under, when one was recorded.
     pub basis: Option<BasisRecord>,
+    /// When a check last compared a photo with their portraits (at most a day stale:
+    /// written once a day), unix milliseconds; `None` when never.
+    pub last_checked_at: Option<i64>,
 }
 
 /// The legal basis recorded for a person's face, with what the law asks to know about it.
@@ -139,6 +142,9 @@ pub struct AuditEntry {
     pub latency_ms: u64,
     /// Machine-readable error code, for failed requests.
     pub error_code: Option<String>,
+    /// The processing record to keep with it (a check that processed a person's data),
+    /// written in the same transaction.
+    pub processing: Option<Processing>,
 }
 
 impl AuditEntry {
@@ -156,6 +162,7 @@ impl AuditEntry {
             http_status,
             latency_ms,
             error_code: None,
+            processing: None,
         }
     }
 
@@ -242,6 +249,9 @@ pub struct AdminEvent {
     /// The operator's reason, where a rule asks for one (a rename, a replacement of
     /// portraits, a duplicate face allowed).
     pub reason: Option<String>,
+    /// The processing record to keep with it (a change to a person's face or identity),
+    /// written in the same transaction.
+    pub processing: Option<Processing>,
 }
 
 impl AdminEvent {
@@ -257,6 +267,7 @@ impl AdminEvent {
             request_id: None,
             detail: None,
             reason: None,
+            processing: None,
         }
     }
 
@@ -272,6 +283,156 @@ impl AdminEvent {
     pub fn person_masked(&self) -> Option<&str> {
         self.person_masked.as_deref()
     }
+}
+
+/// What was done to a person's face or identity, as the processing records name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProcessingAction {
+    /// Enrolled: the person's first face stored.
+    Enrolled,
+    /// Portraits added to an enrolled person.
+    PortraitsAdded,
+    /// The name changed.
+    Renamed,
+    /// All portraits replaced.
+    Replaced,
+    /// A legal basis recorded or renewed after the fact.
+    BasisRecorded,
+    /// A caller's photo compared with the person's (or refused on the way).
+    Checked,
+    /// Removed by an operator.
+    Removed,
+    /// Removed by the registry's retention.
+    Purged,
+}
+
+impl ProcessingAction {
+    /// Every action, in the order above.
+    pub const ALL: [ProcessingAction; 8] = [
+        ProcessingAction::Enrolled,
+        ProcessingAction::PortraitsAdded,
+        ProcessingAction::Renamed,
+        ProcessingAction::Replaced,
+        ProcessingAction::BasisRecorded,
+        ProcessingAction::Checked,
+        ProcessingAction::Removed,
+        ProcessingAction::Purged,
+    ];
+
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessingAction::Enrolled => "enrolled",
+            ProcessingAction::PortraitsAdded => "portraits-added",
+            ProcessingAction::Renamed => "renamed",
+            ProcessingAction::Replaced => "replaced",
+            ProcessingAction::BasisRecorded => "basis-recorded",
+            ProcessingAction::Checked => "checked",
+            ProcessingAction::Removed => "removed",
+            ProcessingAction::Purged => "purged",
+        }
+    }
+
+    /// The action stored as `word`.
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == word)
+    }
+}
+
+/// A processing record to write (with an audit entry or an operator event): what was
+/// done to whose data, under which basis. The person can only be given as an
+/// [`IdNumber`], masked and keyed, so the record never holds one in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processing {
+    /// What was done.
+    pub action: ProcessingAction,
+    person_masked: String,
+    person_hash: String,
+    /// The basis on record when it was done.
+    pub basis: Option<BasisKind>,
+}
+
+impl Processing {
+    /// `action` on the person with this ID number (keyed under `key`, the audit key).
+    pub fn about(
+        action: ProcessingAction,
+        id: &IdNumber,
+        key: &[u8],
+        basis: Option<BasisKind>,
+    ) -> Self {
+        Processing {
+            action,
+            person_masked: id.masked(),
+            person_hash: id.keyed_hash(key),
+            basis,
+        }
+    }
+
+    pub(crate) fn person_masked(&self) -> &str {
+        &self.person_masked
+    }
+
+    pub(crate) fn person_hash(&self) -> &str {
+        &self.person_hash
+    }
+}
+
+/// A processing record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessingRecord {
+    /// Its sequence number.
+    pub id: i64,
+    /// When, unix milliseconds.
+    pub at: i64,
+    /// What was done.
+    pub action: ProcessingAction,
+    /// The masked ID number.
+    pub person_masked: String,
+    /// The ID number's keyed hash under the audit key: the same person's records share it.
+    pub person_hash: String,
+    /// Who: `cli`, `admin-api`, `console:<operator>`, `service`, `app:<id>` or `console`
+    /// (a check from the console).
+    pub actor: String,
+    /// The basis on record then.
+    pub basis: Option<BasisKind>,
+    /// A check's result code.
+    pub result: Option<i64>,
+}
+
+/// The cut-offs of the registry's retention: persons enrolled (or whose basis was last
+/// renewed) before `enrolled_before`, and persons not checked since `inactive_before`
+/// (counting from their enrolment when never checked), are due for purging. `None`: that
+/// rule is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionCutoffs {
+    /// Unix milliseconds.
+    pub enrolled_before: Option<i64>,
+    /// Unix milliseconds.
+    pub inactive_before: Option<i64>,
+}
+
+/// A person the registry's retention has come to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuePerson {
+    /// Their ID number (the caller removes them; it is never shown).
+    pub id_number: IdNumber,
+    /// Their handle.
+    pub handle: PersonHandle,
+    /// Enrolment, unix milliseconds.
+    pub enrolled_at: i64,
+    /// The last recording (renewal) of their basis.
+    pub basis_at: Option<i64>,
+    /// Their last check.
+    pub last_checked_at: Option<i64>,
+}
+
+/// How many persons the retention has come to, and the oldest enrolment among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionDue {
+    /// Persons due.
+    pub persons: u64,
+    /// The earliest enrolment among them, unix milliseconds.
+    pub oldest_enrolled_at: Option<i64>,
 }
 
 /// An operator event as stored.

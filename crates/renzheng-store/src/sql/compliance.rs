@@ -5,9 +5,72 @@
 use renzheng_domain::{BasisKind, IdNumber, LegalBasis, Reference};
 use sqlx::Row;
 
-use super::dialect::{Backend, Db};
-use super::{locate, DbRow};
-use crate::{BasisRecord, ComplianceCounts, StoreError};
+use super::dialect::{Backend, Db, BYTE_ORDER, GREATEST};
+use super::{identity_from_row, locate, DbRow};
+use crate::{
+    BasisRecord, ComplianceCounts, DuePerson, PersonHandle, Processing, ProcessingAction,
+    ProcessingRecord, RetentionCutoffs, RetentionDue, StoreError,
+};
+
+/// The persons the retention has come to: enrolled (or their basis last renewed) before
+/// `$1`, or not checked since `$2` (counting from enrolment when never checked); a NULL
+/// cut-off matches nobody.
+fn due_condition() -> String {
+    format!(
+        "({GREATEST}(created_at, COALESCE(basis_at, created_at)) < $1
+          OR COALESCE(last_checked_at, created_at) < $2)"
+    )
+}
+
+/// Writes `processing` as a record made at `at` by `actor` (in the caller's transaction).
+pub(super) async fn insert_processing<'c, E>(
+    executor: E,
+    processing: &Processing,
+    at: i64,
+    actor: &str,
+    result: Option<i64>,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
+    sqlx::query(
+        "INSERT INTO processing_records (at, action, person_masked, person_hash, actor, basis, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(at)
+    .bind(processing.action.as_str())
+    .bind(processing.person_masked())
+    .bind(processing.person_hash())
+    .bind(actor)
+    .bind(processing.basis.map(BasisKind::as_str))
+    .bind(result)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+fn processing_from_row(row: &DbRow) -> Result<ProcessingRecord, StoreError> {
+    let action: String = row.try_get("action")?;
+    let basis: Option<String> = row.try_get("basis")?;
+    Ok(ProcessingRecord {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        action: ProcessingAction::parse(&action).ok_or_else(|| {
+            StoreError::Corrupt("a processing record has an unknown action".into())
+        })?,
+        person_masked: row.try_get("person_masked")?,
+        person_hash: row.try_get("person_hash")?,
+        actor: row.try_get("actor")?,
+        basis: basis
+            .map(|b| {
+                BasisKind::parse(&b).map_err(|_| {
+                    StoreError::Corrupt("a processing record has an unknown basis".into())
+                })
+            })
+            .transpose()?,
+        result: row.try_get("result")?,
+    })
+}
 
 /// The basis columns of `persons`, in the order [`write_basis`] binds them.
 pub(super) const BASIS_COLUMNS: &str =
@@ -131,8 +194,8 @@ impl Backend {
         &self,
         name: &str,
         at: Option<i64>,
-    ) -> Result<(), StoreError> {
-        match at {
+    ) -> Result<bool, StoreError> {
+        let done = match at {
             // The first node to see a line reached dates it; later ones keep that date.
             Some(at) => {
                 sqlx::query(
@@ -151,6 +214,146 @@ impl Backend {
                     .await?
             }
         };
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn do_note_person_checked(
+        &self,
+        id: &IdNumber,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let templates = self.templates();
+        let mut tx = self.pool.begin().await?;
+        let key = match locate(&mut *tx, &templates, id).await {
+            Ok((key, _)) => key,
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        // Never backwards: two nodes noting the same day race harmlessly.
+        sqlx::query(
+            "UPDATE persons SET last_checked_at = $2
+             WHERE id_number = $1 AND (last_checked_at IS NULL OR last_checked_at < $2)",
+        )
+        .bind(&key)
+        .bind(at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    pub(super) async fn do_persons_due(
+        &self,
+        cutoffs: RetentionCutoffs,
+        after: Option<&IdNumber>,
+        limit: u32,
+    ) -> Result<Vec<DuePerson>, StoreError> {
+        let templates = self.templates();
+        let sql = format!(
+            "SELECT id_number, name, sealed, created_at, basis_at, last_checked_at FROM persons
+             WHERE {} AND id_number {BYTE_ORDER} > $3
+             ORDER BY id_number {BYTE_ORDER} LIMIT $4",
+            due_condition()
+        );
+        sqlx::query(&sql)
+            .bind(cutoffs.enrolled_before)
+            .bind(cutoffs.inactive_before)
+            .bind(after.map_or_else(String::new, |id| templates.person_key(id.as_str())))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let (id_number, _) = identity_from_row(row, &templates)?;
+                Ok(DuePerson {
+                    id_number,
+                    handle: PersonHandle::from_key(row.try_get("id_number")?)?,
+                    enrolled_at: row.try_get("created_at")?,
+                    basis_at: row.try_get("basis_at")?,
+                    last_checked_at: row.try_get("last_checked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn do_count_persons_due(
+        &self,
+        cutoffs: RetentionCutoffs,
+    ) -> Result<RetentionDue, StoreError> {
+        if cutoffs == RetentionCutoffs::default() {
+            return Ok(RetentionDue::default());
+        }
+        let sql = format!(
+            "SELECT COUNT(*) AS due, MIN(created_at) AS oldest FROM persons WHERE {}",
+            due_condition()
+        );
+        let row = sqlx::query(&sql)
+            .bind(cutoffs.enrolled_before)
+            .bind(cutoffs.inactive_before)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(RetentionDue {
+            persons: row.try_get::<i64, _>("due")?.max(0) as u64,
+            oldest_enrolled_at: row.try_get("oldest")?,
+        })
+    }
+
+    pub(super) async fn do_processing_records(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ProcessingRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, at, action, person_masked, person_hash, actor, basis, result
+             FROM processing_records WHERE at >= $1 AND at < $2 AND id > $3
+             ORDER BY id LIMIT $4",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(processing_from_row)
+        .collect()
+    }
+
+    pub(super) async fn do_person_processing(
+        &self,
+        hashes: &[String],
+        limit: u32,
+    ) -> Result<Vec<ProcessingRecord>, StoreError> {
+        let mut records = Vec::new();
+        for hash in hashes {
+            let rows = sqlx::query(
+                "SELECT id, at, action, person_masked, person_hash, actor, basis, result
+                 FROM processing_records WHERE person_hash = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(hash)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                records.push(processing_from_row(row)?);
+            }
+        }
+        // Several keys: one list, newest first.
+        records.sort_by_key(|r| std::cmp::Reverse(r.id));
+        records.truncate(limit as usize);
+        Ok(records)
+    }
+
+    pub(super) async fn do_purge_processing_before(
+        &self,
+        before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM processing_records WHERE at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 }

@@ -230,11 +230,11 @@ impl Backend {
                 // The new row first, then the portraits, then the old row: every statement
                 // keeps the portraits' foreign key satisfied, on both databases.
                 // Everything but the key and what it seals is copied as it is (dates,
-                // the legal basis).
+                // the legal basis, the last check).
                 sqlx::query(&format!(
                     "INSERT INTO persons (id_number, name, sealed, name_hash, created_at, updated_at,
-                         {BASIS_COLUMNS})
-                     SELECT $1, '', $2, $3, created_at, updated_at, {BASIS_COLUMNS}
+                         last_checked_at, {BASIS_COLUMNS})
+                     SELECT $1, '', $2, $3, created_at, updated_at, last_checked_at, {BASIS_COLUMNS}
                      FROM persons WHERE id_number = $4"
                 ))
                 .bind(&new_key)

@@ -112,6 +112,15 @@ async fn insert_audit(
     .bind(charged)
     .execute(&mut **tx)
     .await?;
+    if let Some(processing) = &entry.processing {
+        // A check's actor is its app (or the console, which checks as no app).
+        let actor = entry
+            .app_id
+            .as_ref()
+            .map_or_else(|| "console".to_owned(), |a| format!("app:{a}"));
+        super::compliance::insert_processing(&mut **tx, processing, entry.at, &actor, entry.result)
+            .await?;
+    }
     Ok(())
 }
 

@@ -39,9 +39,10 @@ use crate::embedding::ViewIndex;
 use crate::{
     decode_embedding, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
     AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, BasisRecord,
-    ComplianceCounts, ConsoleSession, DuplicateScan, Grant, NewAlert, NewApp, NewPortrait, Package,
-    Person, PersonHandle, PersonRecord, PersonSummary, Portrait, Reconciliation, Reserved, Settle,
-    Store, StoreError, StoredTemplate, TemplateChanges, TemplateKey, UsageRow,
+    ComplianceCounts, ConsoleSession, DuePerson, DuplicateScan, Grant, NewAlert, NewApp,
+    NewPortrait, Package, Person, PersonHandle, PersonRecord, PersonSummary, Portrait,
+    ProcessingRecord, Reconciliation, Reserved, RetentionCutoffs, RetentionDue, Settle, Store,
+    StoreError, StoredTemplate, TemplateChanges, TemplateKey, UsageRow,
 };
 
 /// A row of this database.
@@ -601,8 +602,51 @@ impl Store for Backend {
         self.do_compliance_mark(name).await
     }
 
-    async fn set_compliance_mark(&self, name: &str, at: Option<i64>) -> Result<(), StoreError> {
+    async fn set_compliance_mark(&self, name: &str, at: Option<i64>) -> Result<bool, StoreError> {
         self.do_set_compliance_mark(name, at).await
+    }
+
+    async fn note_person_checked(&self, id: &IdNumber, at_ms: i64) -> Result<(), StoreError> {
+        self.do_note_person_checked(id, at_ms).await
+    }
+
+    async fn persons_due(
+        &self,
+        cutoffs: RetentionCutoffs,
+        after: Option<&IdNumber>,
+        limit: u32,
+    ) -> Result<Vec<DuePerson>, StoreError> {
+        self.do_persons_due(cutoffs, after, limit).await
+    }
+
+    async fn count_persons_due(
+        &self,
+        cutoffs: RetentionCutoffs,
+    ) -> Result<RetentionDue, StoreError> {
+        self.do_count_persons_due(cutoffs).await
+    }
+
+    async fn processing_records(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ProcessingRecord>, StoreError> {
+        self.do_processing_records(from_ms, to_ms, after, limit)
+            .await
+    }
+
+    async fn person_processing(
+        &self,
+        hashes: &[String],
+        limit: u32,
+    ) -> Result<Vec<ProcessingRecord>, StoreError> {
+        self.do_person_processing(hashes, limit).await
+    }
+
+    async fn purge_processing_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.do_purge_processing_before(before_ms).await
     }
 
     async fn rename_person(
@@ -755,6 +799,7 @@ impl Store for Backend {
             person,
             portraits,
             basis,
+            last_checked_at: row.try_get("last_checked_at")?,
         }))
     }
 
@@ -926,6 +971,7 @@ impl Store for Backend {
             .person_masked
             .clone()
             .or_else(|| event.app_id.as_ref().map(|a| a.as_str().to_owned()));
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO admin_events (at, actor, action, target, target_hash, request_id, detail, reason)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -938,8 +984,13 @@ impl Store for Backend {
         .bind(event.request_id.as_deref())
         .bind(event.detail.as_deref())
         .bind(event.reason.as_deref())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(processing) = &event.processing {
+            compliance::insert_processing(&mut *tx, processing, event.at, &event.actor, None)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1006,7 +1057,7 @@ where
     let candidates = templates.person_keys(id.as_str());
     let placeholders: Vec<String> = (1..=candidates.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT id_number, name, sealed, created_at, updated_at, {} FROM persons
+        "SELECT id_number, name, sealed, created_at, updated_at, last_checked_at, {} FROM persons
          WHERE id_number IN ({})",
         compliance::BASIS_COLUMNS,
         placeholders.join(", ")

@@ -2,7 +2,10 @@
 //! compliance status.
 
 use renzheng_domain::{BasisKind, LegalBasis, Reference};
-use renzheng_store::{AdminEvent, AuditEntry, BasisRecord, Store, StoreError};
+use renzheng_store::{
+    AdminEvent, AuditEntry, BasisRecord, Processing, ProcessingAction, RetentionCutoffs, Store,
+    StoreError,
+};
 
 use super::{alice, bob, name, portrait, AUDIT_KEY, NOW};
 
@@ -231,4 +234,212 @@ pub async fn a_persons_trail_is_found_by_their_keyed_hashes(store: &dyn Store) {
         .unwrap();
     let (checks, events) = store.person_trail(&hashes, 10).await.unwrap();
     assert!(checks.is_empty() && events.is_empty());
+}
+
+pub async fn retention_finds_persons_due_and_records_outlive_them(store: &dyn Store) {
+    const DAY: i64 = 86_400_000;
+    // Alice enrolled 400 days ago, her basis renewed 10 days ago; Bob enrolled 40 days ago
+    // and never checked.
+    store
+        .enrol_with_basis(
+            &alice(),
+            &name("张三"),
+            vec![portrait(1)],
+            Some(&basis(BasisKind::Consent, "CF-1", NOW - 400 * DAY)),
+            None,
+            NOW - 400 * DAY,
+        )
+        .await
+        .unwrap();
+    store
+        .record_basis(&alice(), &basis(BasisKind::Consent, "CF-2", NOW - 10 * DAY))
+        .await
+        .unwrap();
+    store
+        .enrol(
+            &bob(),
+            &name("李四"),
+            vec![portrait(2)],
+            None,
+            NOW - 40 * DAY,
+        )
+        .await
+        .unwrap();
+    let due = |enrolled_days: Option<i64>, inactive_days: Option<i64>| RetentionCutoffs {
+        enrolled_before: enrolled_days.map(|d| NOW - d * DAY),
+        inactive_before: inactive_days.map(|d| NOW - d * DAY),
+    };
+    let ids = |persons: Vec<renzheng_store::DuePerson>| {
+        let mut ids: Vec<String> = persons
+            .into_iter()
+            .map(|p| p.id_number.as_str().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    // Off: nobody. A renewed basis restarts the retention: only Bob is past 30 days.
+    assert!(store
+        .persons_due(RetentionCutoffs::default(), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .count_persons_due(RetentionCutoffs::default())
+            .await
+            .unwrap()
+            .persons,
+        0
+    );
+    assert_eq!(
+        ids(store
+            .persons_due(due(Some(30), None), None, 10)
+            .await
+            .unwrap()),
+        [bob().as_str()]
+    );
+    // Inactivity counts from the enrolment when never checked; a check restarts it.
+    assert_eq!(
+        ids(store
+            .persons_due(due(None, Some(30)), None, 10)
+            .await
+            .unwrap())
+        .len(),
+        2
+    );
+    store
+        .note_person_checked(&alice(), NOW - DAY)
+        .await
+        .unwrap();
+    // Never backwards.
+    store
+        .note_person_checked(&alice(), NOW - 5 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_person(&alice())
+            .await
+            .unwrap()
+            .unwrap()
+            .last_checked_at,
+        Some(NOW - DAY)
+    );
+    assert_eq!(
+        ids(store
+            .persons_due(due(None, Some(30)), None, 10)
+            .await
+            .unwrap()),
+        [bob().as_str()]
+    );
+    let counted = store
+        .count_persons_due(due(Some(500), Some(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (counted.persons, counted.oldest_enrolled_at),
+        (1, Some(NOW - 40 * DAY))
+    );
+    // Paging by the cursor reaches everyone once.
+    let all = due(None, Some(0));
+    let first = store.persons_due(all, None, 1).await.unwrap();
+    let second = store
+        .persons_due(all, Some(&first[0].id_number), 1)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(first[0].id_number, second[0].id_number);
+    assert!(store
+        .persons_due(all, Some(&second[0].id_number), 1)
+        .await
+        .unwrap()
+        .is_empty());
+    // A check of someone removed is no error.
+    store
+        .note_person_checked(&id_of_nobody(), NOW)
+        .await
+        .unwrap();
+
+    // The processing records: written with the check and the event, kept after removal,
+    // masked and keyed; purged by their own retention.
+    let mut check = AuditEntry::new(NOW - 2 * DAY, "r-1", 200, 1).with_id_number(&bob(), AUDIT_KEY);
+    check.result = Some(1);
+    check.processing = Some(Processing::about(
+        ProcessingAction::Checked,
+        &bob(),
+        AUDIT_KEY,
+        None,
+    ));
+    store.record_audit(&check).await.unwrap();
+    let mut removed = AdminEvent::new(NOW, "cli", "person.removed");
+    removed.processing = Some(Processing::about(
+        ProcessingAction::Removed,
+        &bob(),
+        AUDIT_KEY,
+        Some(BasisKind::Law),
+    ));
+    store.remove_person(&bob(), &[AUDIT_KEY]).await.unwrap();
+    store.record_event(&removed).await.unwrap();
+    let records = store
+        .processing_records(NOW - 3 * DAY, NOW + 1, 0, 10)
+        .await
+        .unwrap();
+    let seen: Vec<_> = records
+        .iter()
+        .map(|r| (r.action, r.actor.as_str(), r.basis, r.result))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (ProcessingAction::Checked, "console", None, Some(1)),
+            (ProcessingAction::Removed, "cli", Some(BasisKind::Law), None),
+        ]
+    );
+    for record in &records {
+        assert_eq!(record.person_masked, bob().masked());
+        assert_eq!(record.person_hash, bob().keyed_hash(AUDIT_KEY));
+    }
+    // The person's own, newest first, by their keyed hash.
+    let theirs = store
+        .person_processing(
+            &[bob().keyed_hash(AUDIT_KEY), alice().keyed_hash(AUDIT_KEY)],
+            10,
+        )
+        .await
+        .unwrap();
+    let actions: Vec<_> = theirs.iter().map(|r| r.action).collect();
+    assert_eq!(
+        actions,
+        [ProcessingAction::Removed, ProcessingAction::Checked]
+    );
+    // Ranges are half-open; pages follow the cursor.
+    assert_eq!(
+        store
+            .processing_records(NOW - 3 * DAY, NOW, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .processing_records(NOW - 3 * DAY, NOW + 1, records[0].id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.purge_processing_before(NOW - DAY).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .processing_records(0, NOW + 1, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+fn id_of_nobody() -> renzheng_domain::IdNumber {
+    renzheng_domain::IdNumber::parse("440308199001011239").unwrap()
 }

@@ -83,6 +83,7 @@ macro_rules! store_suite {
             a_basis_is_stored_with_the_face_kept_and_renewed,
             compliance_counts_persons_with_face_data_and_marks_lines,
             a_persons_trail_is_found_by_their_keyed_hashes,
+            retention_finds_persons_due_and_records_outlive_them,
             key_records_follow_rotations_and_retirements,
             sealed_secrets_and_photos_are_replaced_only_if_unchanged,
         );
