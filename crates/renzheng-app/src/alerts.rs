@@ -25,8 +25,10 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::audit::Actor;
+use crate::compliance::FilingAlert;
 use crate::fetch::{self, AddressPolicy, FetchError};
 use crate::metering::RefusalCounts;
+use crate::settings::Secret;
 use crate::{App, AppError};
 
 const DAY_MS: i64 = 86_400_000;
@@ -319,6 +321,57 @@ impl App {
                         }
                         Err(e) => tracing::warn!(error = %e, "balance alert scan failed"),
                     }
+                }
+            }
+        }
+    }
+}
+
+impl App {
+    /// Posts an operator alert to `compliance.alert_webhook` (when set), signed with
+    /// `compliance.alert_webhook_secret` (when set), retried like the apps' alerts, and
+    /// waits for the outcome: the crossing of a mark happens twice in a registry's life,
+    /// and a command that sees it (`compliance status`) must not exit before it is told.
+    /// The outcome is logged, never returned: an unreachable receiver fails nothing.
+    pub(crate) async fn send_operator_alert(&self, alert: &FilingAlert) {
+        let Some(url) = &self.settings.compliance.alert_webhook else {
+            return;
+        };
+        let secret = self.settings.compliance.alert_webhook_secret.as_ref();
+        let body = serde_json::to_vec(alert).expect("alert payloads serialize");
+        let mut wait = Duration::from_millis(self.settings.alerts.webhook_backoff_ms);
+        let attempts = self.settings.alerts.webhook_attempts.max(1);
+        for attempt in 1..=attempts {
+            let target = Target {
+                client: &self.webhooks,
+                policy: self.fetcher.policy(),
+            };
+            let outcome = post_once(
+                target,
+                url.expose(),
+                secret.map(Secret::expose),
+                alert.kind,
+                &body,
+                self.now_ms(),
+            )
+            .await;
+            match outcome {
+                Ok(()) => {
+                    tracing::info!(kind = alert.kind, "operator alert delivered");
+                    return;
+                }
+                Err(e) if attempt == attempts => {
+                    tracing::warn!(
+                        kind = alert.kind,
+                        attempts,
+                        error = e,
+                        "operator alert not delivered"
+                    );
+                    return;
+                }
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = wait.saturating_mul(2);
                 }
             }
         }

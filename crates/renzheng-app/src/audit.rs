@@ -22,6 +22,8 @@ pub enum Actor {
         /// The operator's name.
         operator: String,
     },
+    /// The service itself, by a setting (the registry's retention).
+    Service,
 }
 
 impl Actor {
@@ -30,12 +32,13 @@ impl Actor {
             Actor::Cli => "cli".into(),
             Actor::AdminApi { .. } => "admin-api".into(),
             Actor::Console { operator } => format!("console:{operator}"),
+            Actor::Service => "service".into(),
         }
     }
 
     pub(crate) fn request_id(&self) -> Option<&str> {
         match self {
-            Actor::Cli | Actor::Console { .. } => None,
+            Actor::Cli | Actor::Console { .. } | Actor::Service => None,
             Actor::AdminApi { request_id } => Some(request_id),
         }
     }
@@ -73,18 +76,6 @@ impl App {
             tracing::info!(purged, days, "audit records past retention deleted");
         }
         Ok(purged)
-    }
-
-    /// Applies the audit retention now and then every hour, for as long as it is polled
-    /// (the server runs it beside the listener). A failure is logged and retried next time.
-    pub async fn run_audit_retention(&self) {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            every.tick().await;
-            if let Err(e) = self.purge_expired_audit().await {
-                tracing::error!(error = %e, "applying the audit retention failed");
-            }
-        }
     }
 
     /// The `limit` most recent operator events, newest first.

@@ -4,7 +4,7 @@
 //! filing line.
 
 use renzheng_domain::{Date, IdNumber, LegalBasis, Reference};
-use renzheng_store::{BasisRecord, StoreError};
+use renzheng_store::{BasisRecord, ProcessingAction, StoreError};
 use serde::Serialize;
 
 use crate::audit::Actor;
@@ -94,6 +94,35 @@ pub struct ComplianceStatus {
     pub oldest_face_data_on: Option<String>,
     /// Whether a basis is required to store a face (`compliance.require_basis`).
     pub basis_required: bool,
+    /// `registry.retention_days` (0: off).
+    pub retention_days: u32,
+    /// `registry.inactive_days` (0: off).
+    pub inactive_days: u32,
+    /// Persons the registry's retention has come to and not purged yet (the server purges
+    /// hourly; `renzheng registry purge` at once).
+    pub persons_past_retention: u64,
+    /// The oldest enrolment among them (`YYYY-MM-DD`), or null.
+    pub oldest_past_retention_on: Option<String>,
+    /// `compliance.records_retention_days` (0: kept for ever).
+    pub records_retention_days: u32,
+}
+
+/// What the operator's webhook is told when the registry crosses a mark of the filing line.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilingAlert {
+    /// `filing_line_near` (`compliance.warning_percent`, 90 % by default) or
+    /// `filing_line_reached`.
+    pub kind: &'static str,
+    /// Persons with face data stored now.
+    pub persons_with_face_data: u64,
+    /// The filing line.
+    pub filing_threshold: u64,
+    /// The mark crossed, percent of the line (`compliance.warning_percent` or 100).
+    pub percent: u64,
+    /// When the line was reached (`YYYY-MM-DD`), for `filing_line_reached`.
+    pub reached_at: Option<String>,
+    /// When noticed, unix ms.
+    pub at: i64,
 }
 
 impl App {
@@ -197,6 +226,8 @@ impl App {
             .event(actor, "person.basis-recorded")
             .about_person(id, &self.audit_key);
         event.detail = Some(Self::basis_detail(&record));
+        event.processing =
+            Some(self.processing(ProcessingAction::BasisRecorded, id, Some(&record)));
         self.record_event(event).await;
         Ok(BasisView::from(&record))
     }
@@ -256,13 +287,99 @@ impl App {
             }
             None
         };
+        let reached_at = reached.map(|at| self.local_day(at));
+        self.filing_alerts(counts.persons_with_face_data, line, reached_at.as_deref())
+            .await?;
+        let due = self
+            .store
+            .count_persons_due(self.retention_cutoffs())
+            .await?;
         Ok(ComplianceStatus {
             persons_with_face_data: counts.persons_with_face_data,
             filing_threshold: line,
-            reached_at: reached.map(|at| self.local_day(at)),
+            reached_at,
             persons_without_basis: counts.persons_without_basis,
             oldest_face_data_on: counts.oldest_face_data_at.map(|at| self.local_day(at)),
             basis_required: self.settings.compliance.require_basis,
+            retention_days: self.settings.registry.retention_days,
+            inactive_days: self.settings.registry.inactive_days,
+            persons_past_retention: due.persons,
+            oldest_past_retention_on: due.oldest_enrolled_at.map(|at| self.local_day(at)),
+            records_retention_days: self.settings.compliance.records_retention_days,
         })
+    }
+
+    /// Tells the operator once when the registry reaches `compliance.warning_percent` (90)
+    /// of the filing line and once
+    /// when it reaches the line: an event (`compliance.filing-line-near`,
+    /// `compliance.filing-line-reached`) and a post to `compliance.alert_webhook`. Each
+    /// mark is set by the one node that first sees it crossed (that node alerts) and
+    /// cleared when the registry falls back under it, so that crossing it again alerts
+    /// again.
+    async fn filing_alerts(
+        &self,
+        persons: u64,
+        line: u64,
+        reached_at: Option<&str>,
+    ) -> Result<(), AppError> {
+        let warning = u64::from(self.settings.compliance.warning_percent);
+        let near = line.saturating_mul(warning).div_ceil(100).max(1);
+        for (percent, mark_at, kind, action) in [
+            (
+                warning,
+                near,
+                "filing_line_near",
+                "compliance.filing-line-near",
+            ),
+            (
+                100,
+                line,
+                "filing_line_reached",
+                "compliance.filing-line-reached",
+            ),
+        ] {
+            let mark = format!("alert:{percent}:{line}");
+            if persons < mark_at {
+                if self.store.compliance_mark(&mark).await?.is_some() {
+                    self.store.set_compliance_mark(&mark, None).await?;
+                }
+                continue;
+            }
+            if !self
+                .store
+                .set_compliance_mark(&mark, Some(self.now_ms()))
+                .await?
+            {
+                continue;
+            }
+            tracing::warn!(
+                persons,
+                line,
+                percent,
+                "the registry holds face data of {percent} % of the filing line"
+            );
+            let alert = FilingAlert {
+                kind,
+                persons_with_face_data: persons,
+                filing_threshold: line,
+                percent,
+                reached_at: (percent == 100)
+                    .then(|| reached_at.map(str::to_owned))
+                    .flatten(),
+                at: self.now_ms(),
+            };
+            let mut event = self.event(&Actor::Service, action);
+            event.detail = Some(format!(
+                "{persons} persons with face data, filing line {line}{}",
+                if self.settings.compliance.alert_webhook.is_some() {
+                    "; the operator's webhook is told"
+                } else {
+                    ""
+                }
+            ));
+            self.record_event(event).await;
+            self.send_operator_alert(&alert).await;
+        }
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@
 //! | import a folder of portraits | [`App::import_folder`] |
 //! | show / remove a person | [`App::person`], [`App::remove_person`], [`App::remove_person_on_request`] |
 //! | legal bases, the filing line, access requests | [`App::record_basis`], [`App::compliance_status`], [`App::person_report`] |
+//! | retention, processing records | [`App::purge_registry`], [`App::processing_records`], [`App::run_retention`] |
 //! | move the registry between databases | [`App::export_registry`], [`App::import_registry`] |
 //! | apps | [`App::create_app`], [`App::list_apps`], [`App::set_app_enabled`], [`App::reset_app_code`], [`App::reset_app_secret`], [`App::set_app_policy`] |
 //! | authenticate a caller outside a check (the app's own history) | [`App::identify`], then [`App::use_nonce`] once a signature verifies |
@@ -46,6 +47,7 @@ pub mod metering;
 mod photo;
 mod registry;
 mod report;
+pub mod retention;
 pub mod rotation;
 pub mod rules;
 pub mod settings;
@@ -87,6 +89,7 @@ pub use crate::registry::{
     RegistryPage,
 };
 pub use crate::report::{PersonReport, ReportCheck, ReportEvent};
+pub use crate::retention::{ProcessingLine, PurgeLine, PurgeReason, PurgeReport};
 pub use crate::settings::Settings;
 pub use crate::transfer::TransferSummary;
 

@@ -961,7 +961,7 @@ impl CallsCsv {
 
 /// A CSV field: quoted when it holds a separator, a quote or a line break; a leading
 /// formula character is neutralised (spreadsheets would run it).
-fn csv_field(text: &str) -> String {
+pub(crate) fn csv_field(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@']) {
         format!("'{text}")
     } else {

@@ -2,7 +2,9 @@
 //! everything about them. The CLI and the admin API both come here.
 
 use renzheng_domain::{BasisFields, IdNumber, PersonName, Reference};
-use renzheng_store::{BasisRecord, NewPortrait, PersonHandle, PersonRecord, StoreError};
+use renzheng_store::{
+    BasisRecord, NewPortrait, PersonHandle, PersonRecord, Processing, ProcessingAction, StoreError,
+};
 use renzheng_vision::{EngineError, FaceEngine};
 use serde::Serialize;
 
@@ -238,6 +240,7 @@ impl App {
                 None => self.store.registry_version().await?,
             };
             let existing = self.store.get_person(id).await?;
+            let was_enrolled = existing.is_some();
             if existing.as_ref().is_some_and(|r| r.person.name != *name) {
                 return Err(self.refused(actor, id, AppError::NameMismatch).await);
             }
@@ -277,6 +280,11 @@ impl App {
                 skipped = skipped.len(),
                 "person enrolled"
             );
+            let record = self
+                .store
+                .get_person(id)
+                .await?
+                .ok_or(AppError::NotFound("person"))?;
             let mut event = self
                 .event(actor, "person.enrolled")
                 .about_person(id, &self.audit_key);
@@ -288,12 +296,16 @@ impl App {
                 detail = format!("{detail}; {}", Self::basis_detail(basis));
             }
             event.detail = Some(detail);
+            // The record the law asks for: a face stored (or a person enrolled without one).
+            let action = if !was_enrolled {
+                Some(ProcessingAction::Enrolled)
+            } else if added > 0 {
+                Some(ProcessingAction::PortraitsAdded)
+            } else {
+                None
+            };
+            event.processing = action.map(|a| self.processing(a, id, record.basis.as_ref()));
             self.record_event(event).await;
-            let record = self
-                .store
-                .get_person(id)
-                .await?
-                .ok_or(AppError::NotFound("person"))?;
             return Ok(Enrolled {
                 person: PersonView::from(&record),
                 added,
@@ -421,12 +433,14 @@ impl App {
             }
             event.detail = Some(detail);
             event.reason = Some(reason.as_str().to_owned());
-            self.record_event(event).await;
             let record = self
                 .store
                 .get_person(id)
                 .await?
                 .ok_or(AppError::NotFound("person"))?;
+            event.processing =
+                Some(self.processing(ProcessingAction::Replaced, id, record.basis.as_ref()));
+            self.record_event(event).await;
             return Ok(Enrolled {
                 person: PersonView::from(&record),
                 added: faces.len(),
@@ -469,6 +483,8 @@ impl App {
             name.masked()
         ));
         event.reason = Some(reason.as_str().to_owned());
+        event.processing =
+            Some(self.processing(ProcessingAction::Renamed, id, before.basis.as_ref()));
         self.record_event(event).await;
         self.person(id).await?.ok_or(AppError::NotFound("person"))
     }
@@ -571,17 +587,54 @@ impl App {
         id: &IdNumber,
         request: Option<&Reference>,
     ) -> Result<(), AppError> {
+        let detail = request.map(|r| format!("at the data subject's request {r}"));
+        self.remove_with_record(actor, id, ProcessingAction::Removed, detail)
+            .await
+    }
+
+    /// Removes the person with their processing record: the event is about nobody (the
+    /// removed person must leave no trace there), the processing record masked and keyed
+    /// (the one trace the law asks to keep).
+    pub(crate) async fn remove_with_record(
+        &self,
+        actor: &Actor,
+        id: &IdNumber,
+        action: ProcessingAction,
+        detail: Option<String>,
+    ) -> Result<(), AppError> {
+        let basis = self
+            .store
+            .get_person(id)
+            .await?
+            .ok_or(AppError::NotFound("person"))?
+            .basis;
         let mut audit_keys: Vec<&[u8]> = vec![&self.audit_key];
         audit_keys.extend(self.audit_legacy.as_deref());
         if !self.store.remove_person(id, &audit_keys).await? {
             return Err(AppError::NotFound("person"));
         }
-        tracing::info!(id_number = %id, "person removed");
-        // Deliberately about nobody: the removed person must leave no trace.
-        let mut event = self.event(actor, "person.removed");
-        event.detail = request.map(|r| format!("at the data subject's request {r}"));
+        tracing::info!(id_number = %id, action = action.as_str(), "person removed");
+        let mut event = self.event(
+            actor,
+            match action {
+                ProcessingAction::Purged => "person.purged",
+                _ => "person.removed",
+            },
+        );
+        event.detail = detail;
+        event.processing = Some(self.processing(action, id, basis.as_ref()));
         self.record_event(event).await;
         Ok(())
+    }
+
+    /// A processing record of `action` on `id` under `basis`.
+    pub(crate) fn processing(
+        &self,
+        action: ProcessingAction,
+        id: &IdNumber,
+        basis: Option<&BasisRecord>,
+    ) -> Processing {
+        Processing::about(action, id, &self.audit_key, basis.map(|b| b.basis.kind()))
     }
 }
 

@@ -4,7 +4,7 @@
 use renzheng_domain::IdNumber;
 use serde::Serialize;
 
-use crate::{App, AppError, PersonView};
+use crate::{App, AppError, PersonView, ProcessingLine};
 
 /// Everything Renzheng holds about one person, masked: for a data subject's access request
 /// (`renzheng registry report`).
@@ -16,7 +16,10 @@ pub struct PersonReport {
     pub checks: Vec<ReportCheck>,
     /// The operator events about them, newest first.
     pub events: Vec<ReportEvent>,
-    /// How many of each the report shows at most ([`REPORT_LIMIT`]).
+    /// The processing records of their data (kept three years, longer than the audit),
+    /// newest first.
+    pub records: Vec<ProcessingLine>,
+    /// How many of each list the report shows at most ([`REPORT_LIMIT`]).
     pub limit: u32,
 }
 
@@ -65,6 +68,13 @@ impl App {
         let mut hashes = vec![id.keyed_hash(&self.audit_key)];
         hashes.extend(self.audit_legacy.as_deref().map(|k| id.keyed_hash(k)));
         let (checks, events) = self.store.person_trail(&hashes, REPORT_LIMIT).await?;
+        let records = self
+            .store
+            .person_processing(&hashes, REPORT_LIMIT)
+            .await?
+            .iter()
+            .map(|r| self.processing_line(r))
+            .collect();
         Ok(Some(PersonReport {
             person,
             checks: checks
@@ -88,6 +98,7 @@ impl App {
                     reason: e.reason,
                 })
                 .collect(),
+            records,
             limit: REPORT_LIMIT,
         }))
     }

@@ -136,6 +136,8 @@ pub struct Settings {
     pub signature: SignatureSettings,
     /// What the rules on face information ask of the operator (`docs/compliance.md`).
     pub compliance: ComplianceSettings,
+    /// How long the registry keeps a person (`docs/compliance.md`).
+    pub registry: RegistrySettings,
 }
 
 impl Default for Settings {
@@ -165,8 +167,25 @@ impl Default for Settings {
             console: ConsoleSettings::default(),
             signature: SignatureSettings::default(),
             compliance: ComplianceSettings::default(),
+            registry: RegistrySettings::default(),
         }
     }
+}
+
+/// The registry's retention: the shortest the purpose needs (PIPL art. 19). Persons it
+/// has come to are purged with everything stored about them, hourly by the server and by
+/// `renzheng registry purge`; each purge is an event and a processing record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// Days a person is kept after their enrolment or the last renewal of their legal
+    /// basis (`RENZHENG_REGISTRY__RETENTION_DAYS`); 0, the default, keeps them until
+    /// removed.
+    pub retention_days: u32,
+    /// Days a person is kept without a check comparing a photo with their portraits
+    /// (counted from their enrolment when never checked) (`RENZHENG_REGISTRY__INACTIVE_DAYS`);
+    /// 0, the default, is off.
+    pub inactive_days: u32,
 }
 
 /// What the rules on face information (PIPL; CAC and MPS order No. 19) ask of the
@@ -185,6 +204,22 @@ pub struct ComplianceSettings {
     /// within 30 working days (`RENZHENG_COMPLIANCE__FILING_THRESHOLD`; order No. 19 sets
     /// 100,000). Only tests and rehearsals should lower it.
     pub filing_threshold: u64,
+    /// The share of the filing line, percent, at which the operator is warned ahead of it
+    /// (`RENZHENG_COMPLIANCE__WARNING_PERCENT`; 90 by default, 1 to 99).
+    pub warning_percent: u8,
+    /// The operator's webhook, told when the persons with face data reach
+    /// `warning_percent` of the
+    /// filing line and the line itself (`RENZHENG_COMPLIANCE__ALERT_WEBHOOK`): an http(s)
+    /// URL held to imgUrl's address policy like the apps' webhooks. Unset: the event log,
+    /// the log and `/metrics` tell. A secret: its URL may carry a token.
+    pub alert_webhook: Option<Secret>,
+    /// Signs the operator's alerts (`X-Renzheng-Signature`, as the apps' alerts are signed
+    /// with their AppSecret) (`RENZHENG_COMPLIANCE__ALERT_WEBHOOK_SECRET`).
+    pub alert_webhook_secret: Option<Secret>,
+    /// Days a processing record is kept (`RENZHENG_COMPLIANCE__RECORDS_RETENTION_DAYS`):
+    /// at least 1,095 (the three years PIPL art. 56 asks), or 0 to keep them for ever;
+    /// independent of `audit_retention_days`.
+    pub records_retention_days: u32,
 }
 
 impl Default for ComplianceSettings {
@@ -193,6 +228,10 @@ impl Default for ComplianceSettings {
             require_basis: true,
             purpose: "identity verification (人证核验)".into(),
             filing_threshold: 100_000,
+            warning_percent: 90,
+            alert_webhook: None,
+            alert_webhook_secret: None,
+            records_retention_days: 1_095,
         }
     }
 }
@@ -633,6 +672,22 @@ impl Settings {
         if self.compliance.filing_threshold == 0 {
             return invalid("compliance.filing_threshold must be positive".into());
         }
+        if !(1..=99).contains(&self.compliance.warning_percent) {
+            return invalid("compliance.warning_percent must be between 1 and 99".into());
+        }
+        if let Some(url) = &self.compliance.alert_webhook {
+            match url::Url::parse(url.expose()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => return invalid("compliance.alert_webhook must be an http(s) URL".into()),
+            }
+        }
+        let records = self.compliance.records_retention_days;
+        if records != 0 && records < 1_095 {
+            return invalid(
+                "compliance.records_retention_days must be at least 1095 (three years), or 0 to keep them for ever"
+                    .into(),
+            );
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| SettingsError::Invalid(format!("log.filter: {e}")))?;
         Ok(())
@@ -687,7 +742,7 @@ pub const UNSET: &str = "<unset>";
 /// mark the unset ones; the set ones are redacted whatever this list says (see
 /// [`Secret`]'s `Serialize`). `docs/configuration.md` marks exactly these as secret
 /// (checked by `tests/config_reference.rs`).
-pub const SECRET_KEYS: [&str; 10] = [
+pub const SECRET_KEYS: [&str; 12] = [
     "database_url",
     "admin_token",
     "audit_key",
@@ -698,6 +753,8 @@ pub const SECRET_KEYS: [&str; 10] = [
     "next_secrets_key",
     "next_photo_key",
     "console.password_hash",
+    "compliance.alert_webhook",
+    "compliance.alert_webhook_secret",
 ];
 
 thread_local! {

@@ -185,7 +185,10 @@ fn changed(key: &str, default: &Value) -> Option<(String, Value)> {
         ("engine.detection.mode", _) => text("exact"),
         ("engine.pack", _) => text("dlib"),
         ("database_url", _) => text("postgres://renzheng@db.internal/renzheng"),
-        ("admin_token" | "audit_key", _) => text("a-long-enough-secret-value"),
+        ("admin_token" | "audit_key" | "compliance.alert_webhook_secret", _) => {
+            text("a-long-enough-secret-value")
+        }
+        ("compliance.alert_webhook", _) => text("https://ops.example.com/hooks/renzheng"),
         (
             "secrets_key" | "template_key" | "photo_key" | "next_secrets_key" | "next_template_key"
             | "next_photo_key",

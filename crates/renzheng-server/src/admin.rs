@@ -4,7 +4,9 @@
 //! |---|---|---|
 //! | POST | `/admin/persons` | enrol or add portraits: JSON `{"name","idCard","photos":[base64…],"allowDuplicateFace","reason"}` and the basis fields (`basis`, `consentRef`, `law`, `guardianConsentRef`, `purpose`) or multipart (the same names, `photo` files…); 409 `NameMismatch` / `PortraitMismatch` / `DuplicateFace` when the registry's rules refuse; 400 `BasisRequired` / `GuardianConsentRequired` / `InvalidBasis` |
 //! | POST | `/admin/persons/basis` | record or renew a person's legal basis: `{"idCard", "basis", …}` |
-//! | GET | `/admin/compliance` | the registry against the filing line, persons without a basis |
+//! | GET | `/admin/compliance` | the registry against the filing line, persons without a basis, retention |
+//! | GET | `/admin/compliance/records?from=DATE&to=DATE&after=ID&limit=N` | a page of the processing records (masked and keyed), oldest first |
+//! | POST | `/admin/registry/purge` | `{"dryRun"}`: remove (or list) the persons the registry's retention has come to |
 //! | POST | `/admin/persons/lookup` | show, masked: `{"idCard"}` (an ID number or a `p-…` handle) |
 //! | POST | `/admin/persons/rename` | `{"idCard","name","reason"}` |
 //! | POST | `/admin/persons/replace` | replace all portraits: `{"idCard","photos","reason","allowDuplicateFace"}` and the basis fields (a renewal; left out, the basis is kept) |
@@ -31,7 +33,8 @@ use renzheng_app::check::decode_image_field;
 use renzheng_app::settings::Limits;
 use renzheng_app::{
     Actor, App, AppError, AppName, AppView, BasisStatement, BasisView, ComplianceStatus,
-    CreatedApp, DuplicateReport, EnrolFields, EnrolRequest, Enrolled, PersonView, Reason,
+    CreatedApp, DuplicateReport, EnrolFields, EnrolRequest, Enrolled, PersonView, ProcessingLine,
+    PurgeReport, Reason,
 };
 use renzheng_domain::{BasisFields, IdNumber, PersonName};
 use renzheng_store::AppId;
@@ -54,6 +57,8 @@ pub fn router(limits: &Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(replace))
         .routes(routes!(record_basis))
         .routes(routes!(compliance))
+        .routes(routes!(processing_records))
+        .routes(routes!(purge))
         .routes(routes!(remove_by_body))
         .routes(routes!(duplicates))
         .routes(routes!(show, remove))
@@ -559,6 +564,111 @@ pub async fn compliance(_: Admin, State(state): State<AppState>) -> Result<Respo
         StatusCode::OK,
         state.app.compliance_status().await?,
     ))
+}
+
+/// Query of `GET /admin/compliance/records`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecordsQuery {
+    /// The first day, `YYYY-MM-DD` in the operator's calendar (required; optional here so
+    /// that its absence is answered in the envelope).
+    pub from: Option<String>,
+    /// The last day, inclusive (required).
+    pub to: Option<String>,
+    /// The `id` of the last record of the previous page (default: from the first).
+    pub after: Option<i64>,
+    /// Records per page (default 1000, at most 5000).
+    pub limit: Option<u32>,
+}
+
+/// A page of processing records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordsPage {
+    /// The records, oldest first.
+    pub records: Vec<ProcessingLine>,
+    /// `after` for the next page; null on the last.
+    pub next_after: Option<i64>,
+}
+
+/// `GET /admin/compliance/records`: the processing records of a range of days.
+#[utoipa::path(
+    get,
+    path = "/admin/compliance/records",
+    tag = "admin",
+    summary = "Processing records",
+    description = "Who enrolled, changed, checked or deleted which person's face (masked ID number and its keyed hash), when, under which basis: kept `compliance.records_retention_days` (three years) independently of the audit, and kept when the person is deleted (`docs/compliance.md`).",
+    security(("adminToken" = [])),
+    params(RecordsQuery),
+    responses(
+        (status = 200, description = "A page of records", body = Envelope<RecordsPage>),
+        (status = 400, description = "A date that is not `YYYY-MM-DD`, or `to` before `from`", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
+pub async fn processing_records(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<RecordsQuery>,
+) -> Result<Response, ApiError> {
+    let from = q.from.as_deref().ok_or(AppError::MissingField("from"))?;
+    let to = q.to.as_deref().ok_or(AppError::MissingField("to"))?;
+    let range = state.app.day_range(from, to)?;
+    let limit = q.limit.unwrap_or(1000);
+    let records = state
+        .app
+        .processing_records(range, q.after.unwrap_or(0), limit)
+        .await?;
+    let next_after = (records.len()
+        >= limit.clamp(1, renzheng_app::retention::MAX_RECORDS_PAGE) as usize)
+        .then(|| records.last().map(|r| r.id))
+        .flatten();
+    Ok(success(
+        StatusCode::OK,
+        RecordsPage {
+            records,
+            next_after,
+        },
+    ))
+}
+
+/// Body of `POST /admin/registry/purge`.
+#[derive(Deserialize, ToSchema, Default)]
+struct PurgeJson {
+    /// Only list who would be removed.
+    #[serde(default, rename = "dryRun", alias = "dry_run")]
+    dry_run: bool,
+}
+
+/// `POST /admin/registry/purge`: applies the registry's retention now.
+#[utoipa::path(
+    post,
+    path = "/admin/registry/purge",
+    tag = "admin",
+    summary = "Apply the registry's retention",
+    description = "Removes every person enrolled (or whose basis was last renewed) longer than `registry.retention_days` ago, or not checked for `registry.inactive_days`, each with everything stored about them, each an event (`person.purged`) and a processing record. `dryRun` lists them only. The server does this hourly.",
+    security(("adminToken" = [])),
+    request_body(content((PurgeJson = "application/json"))),
+    responses(
+        (status = 200, description = "Who was (or would be) removed, masked", body = Envelope<PurgeReport>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+    ),
+)]
+pub async fn purge(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let PurgeJson { dry_run } = if body.is_empty() {
+        PurgeJson::default()
+    } else {
+        json_body(&body, "{\"dryRun\"}")?
+    };
+    let report = state
+        .app
+        .purge_registry(&actor(&request_id), dry_run)
+        .await?;
+    Ok(success(StatusCode::OK, report))
 }
 
 /// Body of `POST /admin/registry/duplicates`.

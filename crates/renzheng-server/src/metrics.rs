@@ -467,6 +467,11 @@ impl Scrape {
                 "Persons with face data but no recorded legal basis (renzheng registry basis records one)",
                 as_gauge(c.persons_without_basis),
             );
+            renzheng.register(
+                "compliance_persons_past_retention",
+                "Persons the registry's retention has come to and not purged yet (registry.retention_days, registry.inactive_days; the server purges hourly)",
+                as_gauge(c.persons_past_retention),
+            );
         }
         registry
     }
@@ -957,6 +962,11 @@ mod tests {
                 persons_without_basis: 3,
                 oldest_face_data_on: Some("2026-12-07".into()),
                 basis_required: true,
+                retention_days: 1095,
+                inactive_days: 0,
+                persons_past_retention: 4,
+                oldest_past_retention_on: Some("2023-12-01".into()),
+                records_retention_days: 1095,
             }),
         };
         let open = metrics.render(&scrape, Format::OpenMetrics);
@@ -1001,6 +1011,7 @@ mod tests {
             "renzheng_compliance_filing_threshold 100000",
             "renzheng_compliance_filing_line_reached 1",
             "renzheng_compliance_persons_without_basis 3",
+            "renzheng_compliance_persons_past_retention 4",
         ] {
             assert!(classic.contains(line), "{line}: {classic}");
         }

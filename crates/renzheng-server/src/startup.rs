@@ -152,12 +152,13 @@ impl Application {
             .unwrap_or_default();
         tracing::info!(addr = %self.local_addr(), model_id, "listening");
         let limits = app.settings().limits.clone();
-        // Background upkeep: audit retention, lapsed quota holds and expired counters,
+        // Background upkeep: retention (audit, processing records, registry) and the
+        // filing line, lapsed quota holds and expired counters,
         // balance alerts, key records. Each loops until the server stops.
         let upkeep = [
             tokio::spawn({
                 let app = app.clone();
-                async move { app.run_audit_retention().await }
+                async move { app.run_retention().await }
             }),
             tokio::spawn({
                 let app = app.clone();

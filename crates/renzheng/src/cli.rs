@@ -116,6 +116,20 @@ pub enum ComplianceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The processing records of the days FROM to TO: who enrolled, changed, checked or
+    /// deleted which person's face (masked and keyed), when, under which basis. Kept
+    /// `compliance.records_retention_days` (three years), whatever the audit keeps.
+    Records {
+        /// The first day, `YYYY-MM-DD` (the operator's calendar: metering.utc_offset_minutes).
+        #[arg(long, value_name = "DATE")]
+        from: String,
+        /// The last day, inclusive.
+        #[arg(long, value_name = "DATE")]
+        to: String,
+        /// Print CSV (UTF-8 with a byte-order mark, for spreadsheets) instead of JSON lines.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 /// The legal basis for storing a person's face (docs/compliance.md). Required to store a
@@ -326,6 +340,18 @@ pub enum RegistryCommand {
         /// The ID number or person handle (`p-…`) (default: read from standard input).
         #[arg(long = "id-number", value_name = "ID")]
         id_number: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the persons the registry's retention has come to (`registry.retention_days`:
+    /// enrolled, or their basis last renewed, longer ago; `registry.inactive_days`: not
+    /// checked for that long), each with everything stored about them, each an event. The
+    /// server does it hourly; this does it now.
+    Purge {
+        /// Only list who would be removed.
+        #[arg(long)]
+        dry_run: bool,
         /// Print as JSON.
         #[arg(long)]
         json: bool,

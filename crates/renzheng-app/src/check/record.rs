@@ -2,8 +2,8 @@
 //! written in the transaction that settles its held unit. Only the
 //! [`CheckTicket`](super::CheckTicket) builds one, so nothing else can record a check.
 
-use renzheng_domain::{IdNumber, PersonName};
-use renzheng_store::{AppId, AuditEntry, ReservationId, Settle};
+use renzheng_domain::{BasisKind, IdNumber, PersonName};
+use renzheng_store::{AppId, AuditEntry, Processing, ProcessingAction, ReservationId, Settle};
 
 use super::ResultCode;
 use crate::{App, AppError};
@@ -31,6 +31,8 @@ pub(super) struct CheckRecord {
     pub latency_ms: u64,
     /// The unit held by the admission, charged for an answer and given back otherwise.
     pub reservation: Option<ReservationId>,
+    /// The legal basis on record for the person checked.
+    pub basis: Option<BasisKind>,
 }
 
 impl App {
@@ -69,6 +71,15 @@ impl App {
         }
         if let Some(id) = id_number {
             entry = entry.with_id_number(id, &self.audit_key);
+            // Every answer about an enrolled person processed their record (7: there is none).
+            if record.result.is_some_and(|r| r != ResultCode::UnknownId) {
+                entry.processing = Some(Processing::about(
+                    ProcessingAction::Checked,
+                    id,
+                    &self.audit_key,
+                    record.basis,
+                ));
+            }
         }
         let answered = record.result.is_some();
         let settle = match record.reservation {

@@ -220,7 +220,7 @@ impl CheckTicket {
     /// The check's record, once: the ticket is finished from here.
     fn take_record(&mut self, ending: Ending<'_>) -> CheckRecord {
         self.finished = true;
-        let (status, error_code, result, score) = match ending {
+        let (status, error_code, result, score, basis) = match ending {
             Ending::Answer {
                 verification,
                 status,
@@ -229,8 +229,9 @@ impl CheckTicket {
                 None,
                 Some(verification.result),
                 verification.scored.map(|s| s.score),
+                verification.basis,
             ),
-            Ending::Refusal { status, code } => (status, Some(code), None, None),
+            Ending::Refusal { status, code } => (status, Some(code), None, None, None),
         };
         let request = self.request.take();
         CheckRecord {
@@ -244,6 +245,7 @@ impl CheckTicket {
             error_code,
             latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             reservation: self.reservation,
+            basis,
         }
     }
 

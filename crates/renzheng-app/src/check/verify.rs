@@ -3,7 +3,7 @@
 //! nearest portrait decides (1 / 2 / 3). Every step before the engine is cheap, so a
 //! request that can be answered early never costs inference.
 
-use renzheng_domain::{IdNumber, Sex};
+use renzheng_domain::{BasisKind, IdNumber, Sex};
 use renzheng_vision::{Analysis, Embedding, QualityReport, Verdict};
 
 use super::{CheckRequest, PhotoSource};
@@ -59,6 +59,9 @@ pub struct Verification {
     pub quality: Option<QualityReport>,
     /// Whenever the photo was analysed: how many faces it shows.
     pub faces: Option<usize>,
+    /// The legal basis on record for the person checked, when they were found and have
+    /// one (the check's processing record names it).
+    pub basis: Option<BasisKind>,
 }
 
 impl Verification {
@@ -69,6 +72,7 @@ impl Verification {
             scored: None,
             quality: None,
             faces: None,
+            basis: None,
         }
     }
 }
@@ -91,8 +95,13 @@ impl App {
         let Some(record) = self.store.get_person(id).await? else {
             return Ok((Verification::of(ResultCode::UnknownId, id), None));
         };
+        let basis = record.basis.as_ref().map(|b| b.basis.kind());
+        let of = |result| Verification {
+            basis,
+            ..Verification::of(result, id)
+        };
         if record.person.name != request.name {
-            return Ok((Verification::of(ResultCode::NameMismatch, id), None));
+            return Ok((of(ResultCode::NameMismatch), None));
         }
         let engine = self.engine().await?;
         // Embeddings of another model are not comparable: such a person needs re-enrolment.
@@ -106,7 +115,7 @@ impl App {
             if !record.portraits.is_empty() {
                 tracing::warn!(id_number = %id, "portraits exist only for other models; re-enrol this person");
             }
-            return Ok((Verification::of(ResultCode::NoPortrait, id), None));
+            return Ok((of(ResultCode::NoPortrait), None));
         }
 
         let bytes = match &request.photo {
@@ -114,8 +123,25 @@ impl App {
             PhotoSource::Url(url) => self.fetcher.fetch(url.clone()).await?,
         };
         let analysis = self.engine.analyze(bytes).await?;
-        let answer = decide(engine.as_ref(), id, &analysis, &enrolled);
+        let mut answer = decide(engine.as_ref(), id, &analysis, &enrolled);
+        answer.basis = basis;
+        if answer.scored.is_some() {
+            self.note_checked(id, record.last_checked_at).await;
+        }
         Ok((answer, Some(analysis)))
+    }
+
+    /// Notes the person's last check for `registry.inactive_days`, at most once a day (a
+    /// write per check would serialise the checks of one person on the database). A
+    /// failure is logged: the check's answer stands.
+    async fn note_checked(&self, id: &IdNumber, last: Option<i64>) {
+        let now = self.now_ms();
+        if last.is_some_and(|at| self.local_day(at) == self.local_day(now)) {
+            return;
+        }
+        if let Err(e) = self.store.note_person_checked(id, now).await {
+            tracing::warn!(error = %e, "could not note the person's last check");
+        }
     }
 
     /// Compares the faces of two photos (the console's two-photo try-it): both analyses

@@ -218,6 +218,14 @@ texts! {
     not_reached: "未达到", "not reached";
     without_basis: "未记录合法性基础的人员", "Persons without a recorded legal basis";
     oldest_face_data: "最早的人脸信息录入于", "Oldest face data enrolled on";
+    registry_retention: "人员保存期限（录入后 / 无核验）", "Registry retention (after enrolment / without a check)";
+    retention_off: "未设置（保存至删除）", "off (kept until removed)";
+    retention_days_unit: "天", "days";
+    past_retention: "已超期待清除", "past retention, to purge";
+    oldest_past_retention: "最早录入于", "the oldest enrolled on";
+    records_kept: "处理记录保存", "Processing records kept";
+    records_forever: "永久", "for ever";
+    days: "天", "days";
     basis_legend: "处理人脸信息的合法性基础", "Legal basis for the face";
     basis_kind: "依据", "Basis";
     basis_none: "（沿用已记录的依据）", "(keep the basis on record)";

@@ -272,6 +272,14 @@ pub fn run(cmd: RegistryCommand, settings: &Settings) -> anyhow::Result<()> {
                 (app, result)
             })
         }
+        RegistryCommand::Purge { dry_run, json } => with_app(settings, |app| async move {
+            let result = app
+                .purge_registry(&Actor::Cli, dry_run)
+                .await
+                .map(|report| print_purge(&report, json))
+                .map_err(explain);
+            (app, result)
+        }),
         RegistryCommand::Show { id_number, json } => {
             let who = Stdin::new().or_read(id_number, "ID number")?;
             with_app(settings, |app| async move {
@@ -464,6 +472,22 @@ fn print_report(report: &PersonReport, json: bool) {
                 .unwrap_or_default()
         );
     }
+    println!("records:   {}", report.records.len());
+    for r in &report.records {
+        println!(
+            "  {} {} by {}{}{}",
+            r.at,
+            r.action,
+            r.actor,
+            r.basis
+                .as_deref()
+                .map(|b| format!(", basis {b}"))
+                .unwrap_or_default(),
+            r.result
+                .map(|code| format!(", result {code}"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 /// A recorded basis on one line.
@@ -622,6 +646,39 @@ fn import(
         }
     }
     Ok(())
+}
+
+fn print_purge(report: &renzheng_app::PurgeReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(report).expect("serialises"));
+        return;
+    }
+    if report.retention_days == 0 && report.inactive_days == 0 {
+        println!(
+            "the registry's retention is off (registry.retention_days and registry.inactive_days are 0): nothing to purge"
+        );
+        return;
+    }
+    for line in &report.persons {
+        println!(
+            "{}  {}  {:<9}  enrolled {}  basis {}  last checked {}",
+            line.handle,
+            line.id_number,
+            line.reason.as_str(),
+            line.enrolled_on,
+            line.basis_recorded_on.as_deref().unwrap_or("-"),
+            line.last_checked_on.as_deref().unwrap_or("never"),
+        );
+    }
+    println!(
+        "{} person(s) {}",
+        report.persons.len(),
+        if report.dry_run {
+            "due (dry run: nothing removed)"
+        } else {
+            "purged"
+        }
+    );
 }
 
 #[cfg(test)]

@@ -1239,4 +1239,93 @@ fn the_cli_records_a_legal_basis_for_every_face_and_counts_them_against_the_fili
     let out = renzheng_env(dir.path(), &line, &["compliance", "status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1 of the filing line 2"), "{text}");
+
+    // The processing records of today: who enrolled, recorded a basis, removed, masked
+    // and keyed, the removed person's included. JSON lines, or CSV for a spreadsheet.
+    let out = renzheng_env(
+        dir.path(),
+        &line,
+        &["compliance", "records", "--from", &day, "--to", &day],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let hu_masked = renzheng_domain::IdNumber::parse(&id).unwrap().masked();
+    let hu_actions: Vec<&str> = lines
+        .iter()
+        .filter(|r| r["person"] == hu_masked.as_str())
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hu_actions,
+        ["enrolled", "basis-recorded", "removed"],
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|r| r["actor"] == "cli"), "{lines:?}");
+    let out = renzheng_env(
+        dir.path(),
+        &line,
+        &[
+            "compliance",
+            "records",
+            "--from",
+            &day,
+            "--to",
+            &day,
+            "--csv",
+        ],
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        csv.starts_with("\u{feff}at,action,person,person_key,actor,basis,result\r\n"),
+        "{csv}"
+    );
+    assert!(csv.contains(",removed,") && !csv.contains(&id), "{csv}");
+    fails_with(
+        dir.path(),
+        &[
+            "compliance",
+            "records",
+            "--from",
+            &day,
+            "--to",
+            "2020-13-01",
+        ],
+        "not a date",
+    );
+
+    // The registry's retention from the command line: off, then on with nobody due.
+    let out = renzheng_env(dir.path(), &line, &["registry", "purge", "--dry-run"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("retention is off"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut kept = line.to_vec();
+    kept.push(("RENZHENG_REGISTRY__RETENTION_DAYS", "365"));
+    let out = renzheng_env(
+        dir.path(),
+        &kept,
+        &["registry", "purge", "--dry-run", "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            report["dry_run"].as_bool(),
+            report["persons"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0)),
+        "{report}"
+    );
 }

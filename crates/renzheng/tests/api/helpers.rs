@@ -207,7 +207,7 @@ pub fn engine() -> Arc<Engine> {
 }
 
 /// A portrait embedding per photo, computed once by the real engine.
-fn portrait_of(rel: &'static str) -> NewPortrait {
+pub fn portrait_of(rel: &'static str) -> NewPortrait {
     static CACHE: OnceLock<Mutex<HashMap<&'static str, NewPortrait>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(p) = cache.lock().unwrap().get(rel) {

@@ -133,6 +133,16 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
                     }
                     p { (t.without_basis) ": " strong { (c.persons_without_basis) } }
                     @if let Some(day) = &c.oldest_face_data_on { p .muted { (t.oldest_face_data) ": " (day) } }
+                    p #retention data-past=(c.persons_past_retention) {
+                        (t.registry_retention) ": "
+                        @if c.retention_days == 0 && c.inactive_days == 0 { (t.retention_off) } @else {
+                            (c.retention_days) " / " (c.inactive_days) " " (t.retention_days_unit)
+                            " · " (t.past_retention) ": " strong { (c.persons_past_retention) }
+                            @if let Some(day) = &c.oldest_past_retention_on { " (" (t.oldest_past_retention) " " (day) ")" }
+                        }
+                    }
+                    p .muted { (t.records_kept) ": "
+                        @if c.records_retention_days == 0 { (t.records_forever) } @else { (c.records_retention_days) " " (t.days) } }
                     p .muted { "docs/compliance.md" }
                 }
             }
