@@ -453,6 +453,24 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// `YYYY-MM-DDTHH:MM:SS±HH:MM` (ISO 8601): the instant `ms` (unix milliseconds) at
+/// `offset_minutes` east of UTC.
+pub fn iso_time(ms: i64, offset_minutes: i32) -> String {
+    let local = ms + i64::from(offset_minutes) * 60_000;
+    let secs = local.rem_euclid(DAY_MS) / 1000;
+    let sign = if offset_minutes < 0 { '-' } else { '+' };
+    let off = offset_minutes.unsigned_abs();
+    format!(
+        "{}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
+        format_day(local.div_euclid(DAY_MS)),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        off / 60,
+        off % 60
+    )
+}
+
 /// `YYYY-MM-DD` of days since 1970-01-01 (Hinnant's `civil_from_days`).
 pub fn format_day(days: i64) -> String {
     let z = days + 719_468;
@@ -843,6 +861,7 @@ impl App {
         Ok(CallsCsv {
             store: self.store.clone(),
             query: self.audit_query(app_id, filter, MAX_PAGE)?,
+            offset_minutes: self.settings.metering.utc_offset_minutes,
             written: 0,
             header_sent: false,
             done: false,
@@ -895,6 +914,8 @@ impl App {
 pub struct CallsCsv {
     store: Arc<dyn Store>,
     query: AuditQuery,
+    /// Times are written in this offset (`metering.utc_offset_minutes`).
+    offset_minutes: i32,
     written: u32,
     header_sent: bool,
     done: bool,
@@ -910,9 +931,11 @@ impl std::fmt::Debug for CallsCsv {
 }
 
 impl CallsCsv {
-    /// The columns, the first line of every export.
+    /// The columns, the first line of every export, after a UTF-8 byte-order mark (Excel on
+    /// a Chinese Windows reads a file without one as GBK and garbles the names). `at` is
+    /// ISO 8601 with the operator's offset.
     pub const HEADER: &'static str =
-        "id,at,task_no,app_id,result,score,http_status,charged,latency_ms,error_code,name,id_card\n";
+        "\u{feff}id,at,task_no,app_id,result,score,http_status,charged,latency_ms,error_code,name,id_card\n";
 
     /// The next chunk of the export (the header first, then a page of rows); `None` once
     /// it is complete.
@@ -941,7 +964,7 @@ impl CallsCsv {
                 out,
                 "{},{},{},{},{},{},{},{},{},{},{},{}",
                 c.id,
-                c.at,
+                iso_time(c.at, self.offset_minutes),
                 csv_field(&c.task_no),
                 csv_field(c.app_id.as_deref().unwrap_or("")),
                 c.result.map(|r| r.to_string()).unwrap_or_default(),
@@ -977,6 +1000,15 @@ pub(crate) fn csv_field(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_iso_8601_in_the_offset() {
+        // 2026-12-03T00:00:00Z, then one second before.
+        let midnight = 20_790 * DAY_MS;
+        assert_eq!(iso_time(midnight, 480), "2026-12-03T08:00:00+08:00");
+        assert_eq!(iso_time(midnight - 1_000, 0), "2026-12-02T23:59:59+00:00");
+        assert_eq!(iso_time(midnight, -330), "2026-12-02T18:30:00-05:30");
+    }
 
     #[test]
     fn dates_round_trip() {

@@ -8,7 +8,8 @@ use renzheng_store::{DuePerson, ProcessingAction, ProcessingRecord, RetentionCut
 use serde::Serialize;
 
 use crate::audit::Actor;
-use crate::metering::{csv_field, format_day};
+use crate::metering::csv_field;
+
 use crate::{App, AppError};
 
 const DAY_MS: i64 = 86_400_000;
@@ -116,20 +117,7 @@ impl ProcessingLine {
 impl App {
     /// `YYYY-MM-DDTHH:MM:SS±HH:MM` of the instant `ms` in the operator's calendar.
     pub(crate) fn local_time(&self, ms: i64) -> String {
-        let offset = self.settings.metering.utc_offset_minutes;
-        let local = ms + i64::from(offset) * 60_000;
-        let secs = local.rem_euclid(DAY_MS) / 1000;
-        let sign = if offset < 0 { '-' } else { '+' };
-        let off = offset.unsigned_abs();
-        format!(
-            "{}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
-            format_day(local.div_euclid(DAY_MS)),
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            off / 60,
-            off % 60
-        )
+        crate::metering::iso_time(ms, self.settings.metering.utc_offset_minutes)
     }
 
     /// The registry's retention cut-offs now (both `None` when retention is off).

@@ -520,7 +520,13 @@ async fn an_app_sees_its_own_balance_history_and_usage_masked() {
         .starts_with("text/csv"));
     let csv = response.text().await.unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
-    assert!(csv.starts_with("id,at,task_no,"));
+    // A byte-order mark for spreadsheets, then times in ISO 8601 with the operator's offset.
+    assert!(csv.starts_with("\u{feff}id,at,task_no,"), "{csv}");
+    let at = csv.lines().nth(1).unwrap().split(',').nth(1).unwrap();
+    assert!(
+        at.len() == 25 && at.as_bytes()[10] == b'T' && at.ends_with("+08:00"),
+        "{at}"
+    );
     assert!(!csv.contains(&HU.id()));
 
     let (_, body) = status_and_body(get("/v1/app/usage").await.unwrap()).await;
