@@ -310,12 +310,12 @@ impl App {
     }
 
     /// Tells the operator once when the registry reaches `compliance.warning_percent` (90)
-    /// of the filing line and once
-    /// when it reaches the line: an event (`compliance.filing-line-near`,
-    /// `compliance.filing-line-reached`) and a post to `compliance.alert_webhook`. Each
-    /// mark is set by the one node that first sees it crossed (that node alerts) and
-    /// cleared when the registry falls back under it, so that crossing it again alerts
-    /// again.
+    /// of the filing line and once when it reaches the line: an event
+    /// (`compliance.filing-line-near`, `compliance.filing-line-reached`) and a post to
+    /// `compliance.alert_webhook`. Each mark is set by the one node that first sees it
+    /// crossed (that node alerts) and cleared when the registry falls back under it, so
+    /// that crossing it again alerts again. A mark already set is only read: a status
+    /// looked at every minute writes nothing.
     async fn filing_alerts(
         &self,
         persons: u64,
@@ -339,16 +339,18 @@ impl App {
             ),
         ] {
             let mark = format!("alert:{percent}:{line}");
+            let set = self.store.compliance_mark(&mark).await?.is_some();
             if persons < mark_at {
-                if self.store.compliance_mark(&mark).await?.is_some() {
+                if set {
                     self.store.set_compliance_mark(&mark, None).await?;
                 }
                 continue;
             }
-            if !self
-                .store
-                .set_compliance_mark(&mark, Some(self.now_ms()))
-                .await?
+            if set
+                || !self
+                    .store
+                    .set_compliance_mark(&mark, Some(self.now_ms()))
+                    .await?
             {
                 continue;
             }
