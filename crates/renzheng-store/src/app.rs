@@ -129,6 +129,9 @@ pub struct App {
     pub app_key: Option<String>,
     /// Its AppSecret, sealed by the application (never stored in clear).
     pub secret_sealed: Option<Vec<u8>>,
+    /// Its AppCode, sealed by the application; `None` for codes issued before codes were
+    /// kept (hash only).
+    pub code_sealed: Option<Vec<u8>>,
     /// Until when (unix ms) the AppCode replaced by the last rotation still works.
     pub previous_code_until: Option<i64>,
     /// Rate limit and alerting, as the operator set them.
@@ -146,6 +149,8 @@ pub struct NewApp {
     pub app_key: String,
     /// Its AppSecret, sealed.
     pub secret_sealed: Vec<u8>,
+    /// Its AppCode, sealed (to show it again); `None`: kept as a hash only.
+    pub code_sealed: Option<Vec<u8>>,
 }
 
 /// A random AppKey: 20 hex digits (80 bits: unique, and no secret on its own).

@@ -27,6 +27,8 @@ pub enum SealedData {
     Photos,
     /// The apps' sealed AppSecrets (secrets key).
     AppSecrets,
+    /// The apps' sealed AppCodes (secrets key).
+    AppCodes,
 }
 
 impl SealedData {
@@ -37,6 +39,7 @@ impl SealedData {
             SealedData::Templates => ("portraits", "embedding"),
             SealedData::Photos => ("portraits", "photo"),
             SealedData::AppSecrets => ("apps", "secret_sealed"),
+            SealedData::AppCodes => ("apps", "code_sealed"),
         }
     }
 }

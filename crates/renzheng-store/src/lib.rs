@@ -145,6 +145,10 @@ pub trait Store: Send + Sync {
         new: &[u8],
     ) -> Result<bool, StoreError>;
 
+    /// Replaces an app's sealed AppCode if it is still `old`; whether it did.
+    async fn reseal_app_code(&self, id: &AppId, old: &[u8], new: &[u8])
+        -> Result<bool, StoreError>;
+
     /// Replaces an app's sealed AppSecret if it is still `old`; whether it did.
     async fn reseal_app_secret(
         &self,
@@ -178,12 +182,14 @@ pub trait Store: Send + Sync {
     /// The app with this id.
     async fn get_app(&self, id: &AppId) -> Result<Option<App>, StoreError>;
 
-    /// Replaces the app's AppCode; the old one keeps working until `previous_until` (unix
-    /// ms; `None`: it stops now). [`StoreError::NotFound`] without such an app.
+    /// Replaces the app's AppCode (its hash, and the code sealed to show again, `None`
+    /// for none); the old one keeps working until `previous_until` (unix ms; `None`: it
+    /// stops now). [`StoreError::NotFound`] without such an app.
     async fn rotate_app_code(
         &self,
         id: &AppId,
         code_hash: &AppCodeHash,
+        code_sealed: Option<&[u8]>,
         previous_until: Option<i64>,
     ) -> Result<(), StoreError>;
 
@@ -585,6 +591,27 @@ pub trait Store: Send + Sync {
 
     /// Ends a session (sign-out); `false` when there was none.
     async fn end_console_session(&self, token_hash: &str) -> Result<bool, StoreError>;
+
+    /// Leaves a console session a one-time message (sealed by the caller): `id_hash` and
+    /// `session_hash` are SHA-256 hashes of the message's id and of the session's token.
+    /// Expired messages are forgotten by [`Store::purge_expired`].
+    async fn put_console_flash(
+        &self,
+        id_hash: &str,
+        session_hash: &str,
+        sealed: &[u8],
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Takes the message `id_hash` left for `session_hash`, unexpired at `now_ms`: it is
+    /// deleted as it is read, so it is shown once (`None`: unknown, another session's,
+    /// expired or already taken).
+    async fn take_console_flash(
+        &self,
+        id_hash: &str,
+        session_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// An identity read back from the registry, parsed (a row that does not parse is corrupt).

@@ -130,6 +130,11 @@ pub struct AuditQuery {
     pub http_status: Option<u16>,
     /// Only records older than this id (the last id of the previous page).
     pub before_id: Option<i64>,
+    /// Only the check of this taskNo (its request id).
+    pub task_no: Option<String>,
+    /// Only checks of the ID number with these keyed hashes (one per audit key in
+    /// force; at most two are looked at: the current key's and the legacy one's).
+    pub id_hashes: Vec<String>,
     /// Page size.
     pub limit: u32,
 }

@@ -284,6 +284,7 @@ fn new_app() -> NewApp {
         code_hash: AppCode::generate().hash(),
         app_key: renzheng_store::generate_app_key(),
         secret_sealed: vec![7; 40],
+        code_sealed: None,
     }
 }
 

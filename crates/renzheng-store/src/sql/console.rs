@@ -1,4 +1,5 @@
-//! Console sessions: idle and absolute expiry are applied in SQL, on every read.
+//! Console sessions (idle and absolute expiry are applied in SQL, on every read) and the
+//! one-time messages a session's redirected forms leave it.
 
 use sqlx::Row;
 
@@ -72,12 +73,61 @@ impl Backend {
     }
 
     pub(super) async fn purge_console_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(
+        let sessions =
             sqlx::query("DELETE FROM console_sessions WHERE idle_until <= $1 OR ends_at <= $1")
                 .bind(now_ms)
                 .execute(&self.pool)
                 .await?
-                .rows_affected(),
+                .rows_affected();
+        let flashes = sqlx::query("DELETE FROM console_flashes WHERE expires_at <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(sessions + flashes)
+    }
+
+    pub(super) async fn do_put_console_flash(
+        &self,
+        id_hash: &str,
+        session_hash: &str,
+        sealed: &[u8],
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO console_flashes (id_hash, session_hash, sealed, expires_at)
+             VALUES ($1, $2, $3, $4)",
         )
+        .bind(id_hash)
+        .bind(session_hash)
+        .bind(sealed)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn do_take_console_flash(
+        &self,
+        id_hash: &str,
+        session_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // One statement: two tabs racing for the same message cannot both get it. An
+        // expired one is deleted too (it is of no use) but not returned.
+        let row = sqlx::query(
+            "DELETE FROM console_flashes WHERE id_hash = $1 AND session_hash = $2
+             RETURNING sealed, expires_at",
+        )
+        .bind(id_hash)
+        .bind(session_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at: i64 = row.try_get("expires_at")?;
+        if expires_at <= now_ms {
+            return Ok(None);
+        }
+        Ok(Some(row.try_get("sealed")?))
     }
 }

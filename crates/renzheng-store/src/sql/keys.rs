@@ -350,6 +350,23 @@ impl Backend {
         Ok(done == 1)
     }
 
+    pub(super) async fn do_reseal_app_code(
+        &self,
+        id: &AppId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE apps SET code_sealed = $3 WHERE id = $1 AND code_sealed = $2")
+                .bind(id.as_str())
+                .bind(old)
+                .bind(new)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(done == 1)
+    }
+
     pub(super) async fn do_reseal_app_secret(
         &self,
         id: &AppId,

@@ -532,6 +532,8 @@ impl Backend {
              WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR at >= $2)
                AND ($3 IS NULL OR at < $3) AND ($4 IS NULL OR result = $4)
                AND ($5 IS NULL OR http_status = $5) AND ($6 IS NULL OR id < $6)
+               AND ($8 IS NULL OR request_id = $8)
+               AND ($9 IS NULL OR id_hash = $9 OR id_hash = $10)
              ORDER BY id DESC LIMIT $7",
         )
         .bind(q.app_id.as_ref().map(AppId::as_str))
@@ -541,6 +543,14 @@ impl Backend {
         .bind(q.http_status.map(i64::from))
         .bind(q.before_id)
         .bind(i64::from(q.limit))
+        .bind(q.task_no.as_deref())
+        .bind(q.id_hashes.first().map(String::as_str))
+        .bind(
+            q.id_hashes
+                .get(1)
+                .or(q.id_hashes.first())
+                .map(String::as_str),
+        )
         .fetch_all(&self.pool)
         .await?
         .iter()

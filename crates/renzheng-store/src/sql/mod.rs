@@ -49,7 +49,7 @@ use crate::{
 type DbRow = <Db as sqlx::Database>::Row;
 
 const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at, app_key, secret_sealed,
-    previous_code_until, rate_per_sec, rate_burst, alert_percent, webhook_url";
+    code_sealed, previous_code_until, rate_per_sec, rate_burst, alert_percent, webhook_url";
 
 /// The ID number and name of a `persons` row (`id_number`, `name`, `sealed`): opened
 /// from its sealed identity, or read in clear from a row an older release wrote.
@@ -80,6 +80,7 @@ fn app_from_row(row: &DbRow) -> Result<App, StoreError> {
         created_at: row.try_get("created_at")?,
         app_key: row.try_get("app_key")?,
         secret_sealed: row.try_get("secret_sealed")?,
+        code_sealed: row.try_get("code_sealed")?,
         previous_code_until: row.try_get("previous_code_until")?,
         policy: AppPolicy {
             rate_per_sec: row.try_get("rate_per_sec")?,
@@ -256,6 +257,15 @@ impl Store for Backend {
         self.do_reseal_app_secret(id, old, new).await
     }
 
+    async fn reseal_app_code(
+        &self,
+        id: &AppId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.do_reseal_app_code(id, old, new).await
+    }
+
     async fn close(&self) {
         Backend::close(self).await;
     }
@@ -263,8 +273,9 @@ impl Store for Backend {
     async fn create_app(&self, new: &NewApp, now_ms: i64) -> Result<App, StoreError> {
         let id = AppId::generate();
         sqlx::query(
-            "INSERT INTO apps (id, name, code_hash, enabled, created_at, app_key, secret_sealed)
-             VALUES ($1, $2, $3, TRUE, $4, $5, $6)",
+            "INSERT INTO apps (id, name, code_hash, enabled, created_at, app_key, secret_sealed,
+                               code_sealed)
+             VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7)",
         )
         .bind(id.as_str())
         .bind(&new.name)
@@ -272,6 +283,7 @@ impl Store for Backend {
         .bind(now_ms)
         .bind(&new.app_key)
         .bind(&new.secret_sealed)
+        .bind(new.code_sealed.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_write(e, "app", "app"))?;
@@ -326,16 +338,18 @@ impl Store for Backend {
         &self,
         id: &AppId,
         code_hash: &AppCodeHash,
+        code_sealed: Option<&[u8]>,
         previous_until: Option<i64>,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE apps SET previous_code_hash = CASE WHEN $2 IS NULL THEN NULL ELSE code_hash END,
-                             previous_code_until = $2, code_hash = $3
+                             previous_code_until = $2, code_hash = $3, code_sealed = $4
              WHERE id = $1",
         )
         .bind(id.as_str())
         .bind(previous_until)
         .bind(code_hash.as_str())
+        .bind(code_sealed)
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_write(e, "app code", "app"))?;
@@ -1023,6 +1037,27 @@ impl Store for Backend {
 
     async fn end_console_session(&self, token_hash: &str) -> Result<bool, StoreError> {
         self.do_end_console_session(token_hash).await
+    }
+
+    async fn put_console_flash(
+        &self,
+        id_hash: &str,
+        session_hash: &str,
+        sealed: &[u8],
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.do_put_console_flash(id_hash, session_hash, sealed, expires_at)
+            .await
+    }
+
+    async fn take_console_flash(
+        &self,
+        id_hash: &str,
+        session_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.do_take_console_flash(id_hash, session_hash, now_ms)
+            .await
     }
 }
 

@@ -252,6 +252,7 @@ mod tests {
             code_hash: hash.clone(),
             app_key: crate::generate_app_key(),
             secret_sealed: vec![1; 40],
+            code_sealed: None,
         };
         store.create_app(&new, 0).await.unwrap();
         // A second pool connection would see an empty database.

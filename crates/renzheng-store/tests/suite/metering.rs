@@ -358,12 +358,18 @@ pub async fn nonces_are_single_use_within_their_window(store: &dyn Store) {
     assert_eq!(store.purge_expired(NOW + 1_800_000).await.unwrap(), 2);
 }
 
+/// The person of the history's checks.
+fn holder() -> renzheng_domain::IdNumber {
+    renzheng_domain::IdNumber::parse("11010519491231002X").unwrap()
+}
+
 pub async fn history_is_filtered_and_paged(store: &dyn Store) {
     let app = app(store).await;
     let other = self::app(store).await;
     for n in 0..5 {
         let mut entry = ok_entry(&app, &format!("a{n}"), if n == 2 { 400 } else { 200 });
         entry.at = NOW + n * DAY;
+        let entry = entry.with_id_number(&holder(), b"key one");
         store.record_audit(&entry).await.unwrap();
     }
     store
@@ -409,7 +415,7 @@ pub async fn history_is_filtered_and_paged(store: &dyn Store) {
         limit: 10,
         ..mine
     };
-    assert_eq!(page(same).await.len(), 4);
+    assert_eq!(page(same.clone()).await.len(), 4);
 
     let usage = store
         .usage(Some(&app), NOW, NOW + 5 * DAY, 8 * 3_600_000)
@@ -421,6 +427,37 @@ pub async fn history_is_filtered_and_paged(store: &dyn Store) {
     assert_eq!(usage.iter().map(|u| u.succeeded).sum::<i64>(), 4);
     let all = store.usage(None, NOW, NOW + 5 * DAY, 0).await.unwrap();
     assert_eq!(all.iter().map(|u| u.calls).sum::<i64>(), 6);
+    // By taskNo, and by the ID number's keyed hash (either of two keys).
+    let by_task = AuditQuery {
+        task_no: Some("a3".into()),
+        result: None,
+        ..same.clone()
+    };
+    assert_eq!(page(by_task).await, ["a3"]);
+    let other = renzheng_domain::IdNumber::parse("440308199001011239").unwrap();
+    let other_person = ok_entry(&app, "c", 200).with_id_number(&other, b"key two");
+    store.record_audit(&other_person).await.unwrap();
+    let hash = holder().keyed_hash(b"key one");
+    let by_person = |hashes: Vec<String>| AuditQuery {
+        id_hashes: hashes,
+        result: None,
+        ..same.clone()
+    };
+    assert_eq!(page(by_person(vec![hash.clone()])).await.len(), 5);
+    assert_eq!(
+        page(by_person(vec![
+            holder().keyed_hash(b"key two"),
+            other.keyed_hash(b"key two")
+        ]))
+        .await,
+        ["c"]
+    );
+    assert_eq!(
+        page(by_person(vec![other.keyed_hash(b"key one")]))
+            .await
+            .len(),
+        0
+    );
 }
 
 pub async fn alerts_are_recorded_once_per_period(store: &dyn Store) {
@@ -465,11 +502,25 @@ pub async fn app_codes_rotate_with_a_grace_period(store: &dyn Store) {
     );
     assert_eq!(store.find_app_by_key("nope").await.unwrap(), None);
 
+    assert_eq!(app.code_sealed.as_deref(), Some(&[9u8; 40][..]));
     let new = AppCode::generate().hash();
     store
-        .rotate_app_code(&app.id, &new, Some(NOW + 1000))
+        .rotate_app_code(&app.id, &new, Some(&[5; 40]), Some(NOW + 1000))
         .await
         .unwrap();
+    // The sealed code follows the rotation, and is re-sealed only if unchanged.
+    let found = store.get_app(&app.id).await.unwrap().unwrap();
+    assert_eq!(found.code_sealed.as_deref(), Some(&[5u8; 40][..]));
+    assert!(!store
+        .reseal_app_code(&app.id, &[9; 40], &[6; 40])
+        .await
+        .unwrap());
+    assert!(store
+        .reseal_app_code(&app.id, &[5; 40], &[6; 40])
+        .await
+        .unwrap());
+    let found = store.get_app(&app.id).await.unwrap().unwrap();
+    assert_eq!(found.code_sealed.as_deref(), Some(&[6u8; 40][..]));
     assert!(store
         .find_app_by_code_hash(&new, NOW)
         .await
@@ -486,7 +537,15 @@ pub async fn app_codes_rotate_with_a_grace_period(store: &dyn Store) {
         .unwrap()
         .is_none());
     let newest = AppCode::generate().hash();
-    store.rotate_app_code(&app.id, &newest, None).await.unwrap();
+    store
+        .rotate_app_code(&app.id, &newest, None, None)
+        .await
+        .unwrap();
+    let found = store.get_app(&app.id).await.unwrap().unwrap();
+    assert_eq!(
+        found.code_sealed, None,
+        "a code issued without its sealed copy"
+    );
     assert!(store
         .find_app_by_code_hash(&new, NOW)
         .await
@@ -498,7 +557,7 @@ pub async fn app_codes_rotate_with_a_grace_period(store: &dyn Store) {
         .unwrap()
         .is_none());
     let err = store
-        .rotate_app_code(&AppId::from("app_missing".to_owned()), &old, None)
+        .rotate_app_code(&AppId::from("app_missing".to_owned()), &old, None, None)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound("app")), "{err:?}");
@@ -616,6 +675,58 @@ pub async fn console_sessions_slide_until_idle_or_ended(store: &dyn Store) {
         .unwrap();
     assert!(store
         .create_console_session(&session("e", NOW + IDLE, NOW + IDLE))
+        .await
+        .is_err());
+}
+
+pub async fn console_flashes_are_read_once_by_their_session(store: &dyn Store) {
+    const TTL: i64 = 300_000;
+    store
+        .put_console_flash("m1", "s1", b"sealed one", NOW + TTL)
+        .await
+        .unwrap();
+    // Another session's: not given, and not spent either.
+    assert_eq!(
+        store.take_console_flash("m1", "s2", NOW).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_console_flash("m1", "s1", NOW).await.unwrap(),
+        Some(b"sealed one".to_vec())
+    );
+    // Once only.
+    assert_eq!(
+        store.take_console_flash("m1", "s1", NOW).await.unwrap(),
+        None
+    );
+    // Expired: never given; purged with the other expired rows.
+    store
+        .put_console_flash("m2", "s1", b"late", NOW + TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .take_console_flash("m2", "s1", NOW + TTL)
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .put_console_flash("m3", "s1", b"left", NOW + TTL)
+        .await
+        .unwrap();
+    assert!(store.purge_expired(NOW + TTL).await.unwrap() >= 1);
+    assert_eq!(
+        store.take_console_flash("m3", "s1", NOW).await.unwrap(),
+        None
+    );
+    // An id is unique.
+    store
+        .put_console_flash("m4", "s1", b"x", NOW + TTL)
+        .await
+        .unwrap();
+    assert!(store
+        .put_console_flash("m4", "s1", b"y", NOW + TTL)
         .await
         .is_err());
 }

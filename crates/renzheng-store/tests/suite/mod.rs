@@ -76,6 +76,7 @@ macro_rules! store_suite {
             attempts_per_id_are_limited_per_minute_and_day,
             nonces_are_single_use_within_their_window,
             console_sessions_slide_until_idle_or_ended,
+            console_flashes_are_read_once_by_their_session,
             history_is_filtered_and_paged,
             alerts_are_recorded_once_per_period,
             app_codes_rotate_with_a_grace_period,
@@ -123,6 +124,7 @@ fn new_app(name: &str, code_hash: &AppCodeHash) -> NewApp {
         code_hash: code_hash.clone(),
         app_key: generate_app_key(),
         secret_sealed: vec![7; 40],
+        code_sealed: Some(vec![9; 40]),
     }
 }
 
