@@ -23,7 +23,7 @@ import {
   withCheckChar,
 } from './helpers.mjs';
 
-const PAGES = ['overview', 'apps', 'packages', 'calls', 'registry', 'try', 'about'];
+const PAGES = ['overview', 'apps', 'packages', 'calls', 'alerts', 'events', 'registry', 'try', 'about'];
 
 // The person: enrolled with one photo, tried with another photo of the same man (the pair
 // the API suite uses for result 1 on the sface pack).
@@ -247,9 +247,17 @@ test('granting the trial package adds 20 calls to the app', async (t) => {
   assert.ok(final.status() < 400, `granting answered ${final.status()}`);
   await page.locator('.flash.ok').first().waitFor({ state: 'visible' });
 
+  // Post/Redirect/Get: the page is a GET showing the message once, naming the app.
+  assert.equal(pathOf(page), '/console/packages', 'the grant did not lead back to the packages page');
+  assert.ok(new URL(page.url()).searchParams.has('flash'), 'the grant did not redirect with a one-time message');
+  assert.ok((await text(page.locator('.flash.ok').first())).includes(state.appName), 'the message does not name the app');
   const after = await remainingOf(appId);
   assert.notEqual(after, null, `table#balances has no row for app ${appId} after the grant`);
   assert.equal(after - before, 20, `remaining went from ${before} to ${after}, expected +20`);
+  // A reload repeats the GET, not the grant, and the message is not shown again.
+  await page.reload();
+  assert.equal(await page.locator('.flash.ok').count(), 0, 'a reload showed the message again');
+  assert.equal(await remainingOf(appId), after, 'a reload granted the package again');
   const balance = await (await admin(page.request, 'GET', `/admin/apps/${appId}/balance`)).json();
   assert.equal(balance.data.remaining, after, 'the admin API disagrees with table#balances');
   await screenshots(page, 'packages', t);
@@ -270,6 +278,61 @@ test('a package can be added', async () => {
   assert.equal(await error.count(), 0, `adding a package failed: ${(await error.count()) ? await text(error.first()) : ''}`);
   await page.goto('/console/packages');
   assert.equal(await page.locator(`table#packages tr[data-package="${name}"]`).count(), 1, `table#packages has no row ${name}`);
+});
+
+test('the browser checks a package code by its pattern, and a refused form keeps what was typed', async () => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/packages');
+  const form = page.locator('form#put-package');
+  const code = form.locator('input[name=name]');
+  // A pattern Chromium cannot compile (under the v flag) turns its check off silently.
+  for (const [value, valid] of [['good-code_1', true], ['bad code!', false], ['中文', false]]) {
+    await code.fill(value);
+    assert.equal(await code.evaluate((el) => el.checkValidity()), valid, `checkValidity("${value}")`);
+  }
+  // A form the server refuses (here: a price with three decimals) comes back as typed.
+  await code.fill(`kept_${run}`);
+  await form.locator('input[name=calls]').fill('7');
+  await form.locator('input[name=price_yuan]').fill('1.234');
+  await submit(page, form);
+  await page.locator('.flash.error').first().waitFor({ state: 'visible' });
+  assert.equal(await page.locator('form#put-package input[name=name]').inputValue(), `kept_${run}`);
+  assert.equal(await page.locator('form#put-package input[name=price_yuan]').inputValue(), '1.234');
+  assert.equal(await page.locator(`table#packages tr[data-package="kept_${run}"]`).count(), 0, 'a refused package was stored');
+});
+
+test('keyboard: the skip link is the first stop and leads to the content', async () => {
+  needs(state.signedIn, 'signing in failed');
+  await page.goto('/console/apps');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.className), 'skip', 'the first Tab stop is not the skip link');
+  assert.ok(await page.locator('a.skip').isVisible(), 'the focused skip link is not visible');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.activeElement?.id === 'main');
+  // Keyboard only: Tab from the content reaches the create form's name, type, Enter.
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('name')), 'name', 'Tab from the content does not reach the create form');
+  await page.keyboard.type(`键盘-${run}`);
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.keyboard.press('Enter')]);
+  assert.equal(await page.locator('#created-secret').count(), 1, 'creating an app by keyboard showed no secrets');
+  const icon = await page.request.get('/favicon.ico');
+  assert.equal(icon.status(), 200, '/favicon.ico');
+});
+
+test('on a phone the apps table needs no sideways scrolling to reach its actions', async () => {
+  needs(state.appId, 'no app was created');
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    await page.goto('/console/apps');
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 391, `the apps page is ${wide} px wide on a 390 px phone`);
+    const button = page.locator(`table#apps tr[data-app-id="${state.appId}"] form.reset-code button`);
+    const box = await button.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `the reset button is off screen: ${JSON.stringify(box)}`);
+  } finally {
+    await page.setViewportSize(size);
+  }
 });
 
 test('enrolling a person with one photo through the registry page', async () => {
@@ -552,6 +615,11 @@ test('an idle session expires (server with a 2 s idle limit)', async () => {
     await short.goto('/console/apps');
     assert.equal(pathOf(short), '/console/sign-in', 'an idle session still opens the console');
     await short.locator('.flash.error[data-reason=expired]').waitFor({ state: 'visible' });
+    // Signing in again leads back to the page asked for.
+    await short.locator('form#sign-in input[name=operator]').fill(env.operator);
+    await short.locator('form#sign-in input[name=password]').fill(env.password);
+    await submit(short, 'form#sign-in');
+    assert.equal(pathOf(short), '/console/apps', 'sign-in did not lead back to the page asked for');
     assert.deepEqual(short.scriptErrors, [], 'script errors on the short-idle server');
   } finally {
     await short.context().close();

@@ -32,6 +32,40 @@ use crate::settings::Secret;
 use crate::{App, AppError};
 
 const DAY_MS: i64 = 86_400_000;
+/// An app whose balance calls for an alert now ([`App::apps_needing_attention`]).
+#[derive(Debug, Clone)]
+pub struct Attention {
+    /// The app.
+    pub app: crate::AppView,
+    /// What it calls for: exhausted or low, and/or expiring.
+    pub kinds: Vec<AlertKind>,
+    /// Calls available now.
+    pub remaining: i64,
+    /// Calls bought and unexpired.
+    pub purchased: i64,
+}
+
+/// A recorded balance alert, as the console lists it ([`App::alert_history`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertView {
+    /// Its id.
+    pub id: i64,
+    /// When it was recorded (unix ms).
+    pub at: i64,
+    /// The app.
+    pub app_id: String,
+    /// What about.
+    pub kind: AlertKind,
+    /// Calls available then.
+    pub remaining: i64,
+    /// Calls bought then.
+    pub purchased: i64,
+    /// When its webhook was delivered (`None`: not delivered, or the app has none).
+    pub delivered_at: Option<i64>,
+    /// Delivery attempts.
+    pub attempts: i64,
+}
+
 /// Apps waiting to be looked at after a charge; more are dropped (the scan catches up).
 const QUEUE: usize = 1024;
 
@@ -129,6 +163,82 @@ impl App {
         self.alert_soon(app_id);
     }
 
+    /// What `app`'s `balance` calls for at `now`: exhausted or low (at most one of the
+    /// two), and expiring. The alert scan and the console's overview banner both ask this.
+    fn alerts_due(
+        &self,
+        app: &renzheng_store::App,
+        balance: &renzheng_store::Balance,
+        now: i64,
+    ) -> Vec<AlertKind> {
+        let mut due = Vec::new();
+        if balance.grants.is_empty() {
+            return due;
+        }
+        let percent = i64::from(app.policy.alert_percent);
+        let soon = now + i64::from(self.settings.alerts.expiring_days) * DAY_MS;
+        if balance.remaining == 0 {
+            due.push(AlertKind::Exhausted);
+        } else if balance.remaining * 100 <= balance.purchased * percent {
+            due.push(AlertKind::Low);
+        }
+        if balance.grants.iter().any(|g| {
+            !g.expired_at(now) && g.available() > 0 && g.expires_at.is_some_and(|e| e <= soon)
+        }) {
+            due.push(AlertKind::Expiring);
+        }
+        due
+    }
+
+    /// The enabled apps whose balance calls for an alert now (low, exhausted, expiring),
+    /// with their remaining and bought calls: what the console's overview warns about.
+    pub async fn apps_needing_attention(&self) -> Result<Vec<Attention>, AppError> {
+        let now = self.now_ms();
+        let mut out = Vec::new();
+        for app in self.store.list_apps().await? {
+            if !app.enabled {
+                continue;
+            }
+            let balance = self.store.balance(&app.id, now).await?;
+            let kinds = self.alerts_due(&app, &balance, now);
+            if !kinds.is_empty() {
+                out.push(Attention {
+                    kinds,
+                    remaining: balance.remaining,
+                    purchased: balance.purchased,
+                    app: app.into(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest `limit` balance alerts (of one app, or every app), newest first: the
+    /// console's alert history. Whether a webhook was delivered is said; why not is in the
+    /// server's log only (see the module's note).
+    pub async fn alert_history(
+        &self,
+        app_id: Option<&AppId>,
+        limit: u32,
+    ) -> Result<Vec<AlertView>, AppError> {
+        Ok(self
+            .store
+            .recent_alerts(app_id, limit.clamp(1, 1000))
+            .await?
+            .into_iter()
+            .map(|r| AlertView {
+                id: r.id,
+                at: r.alert.at,
+                app_id: r.alert.app_id.to_string(),
+                kind: r.alert.kind,
+                remaining: r.alert.remaining,
+                purchased: r.alert.purchased,
+                delivered_at: r.delivered_at,
+                attempts: r.attempts,
+            })
+            .collect())
+    }
+
     /// Looks at one app's balance and records (and posts) the alerts due today; returns
     /// the kinds recorded now.
     pub async fn evaluate_alerts(&self, app_id: &AppId) -> Vec<AlertKind> {
@@ -156,19 +266,7 @@ impl App {
         if balance.grants.is_empty() {
             return Ok(Vec::new());
         }
-        let percent = i64::from(app.policy.alert_percent);
-        let soon = now + i64::from(self.settings.alerts.expiring_days) * DAY_MS;
-        let mut due = Vec::new();
-        if balance.remaining == 0 {
-            due.push(AlertKind::Exhausted);
-        } else if balance.remaining * 100 <= balance.purchased * percent {
-            due.push(AlertKind::Low);
-        }
-        if balance.grants.iter().any(|g| {
-            !g.expired_at(now) && g.available() > 0 && g.expires_at.is_some_and(|e| e <= soon)
-        }) {
-            due.push(AlertKind::Expiring);
-        }
+        let due = self.alerts_due(&app, &balance, now);
         let period = (now + i64::from(self.settings.metering.utc_offset_minutes) * 60_000) / DAY_MS;
         let mut recorded = Vec::new();
         for kind in due {

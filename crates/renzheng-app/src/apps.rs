@@ -250,7 +250,12 @@ fn generate_secret() -> String {
 }
 
 /// The longest grace period of a rotated AppCode.
-const MAX_CODE_GRACE_MS: i64 = 30 * 86_400_000;
+pub const MAX_CODE_GRACE_MS: i64 = 30 * 86_400_000;
+
+/// What a sealed AppCode is bound to: its own hash.
+pub(crate) fn code_binding(hash: &AppCodeHash) -> String {
+    format!("app code {}", hash.as_str())
+}
 
 impl App {
     /// Creates an enabled app with no quota and returns its AppCode, AppKey and
@@ -264,6 +269,7 @@ impl App {
             .create_app(
                 &NewApp {
                     name: name.as_str().to_owned(),
+                    code_sealed: Some(self.seal_code(&hash, code.expose())),
                     code_hash: hash,
                     secret_sealed: self.secrets().seal(&app_key, &secret),
                     app_key: app_key.clone(),
@@ -325,7 +331,12 @@ impl App {
         }
         let (code, hash) = AppCode::generate_with_hash();
         let until = (grace_ms > 0).then(|| self.now_ms() + grace_ms);
-        match self.store.rotate_app_code(app_id, &hash, until).await {
+        let sealed = self.seal_code(&hash, code.expose());
+        match self
+            .store
+            .rotate_app_code(app_id, &hash, Some(&sealed), until)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::NotFound(_)) => return Err(AppError::NotFound("app")),
             Err(e) => return Err(e.into()),
@@ -339,6 +350,36 @@ impl App {
             app_code: code.expose().to_owned(),
             previous_valid_until: until,
         })
+    }
+
+    /// The AppCode sealed under the secrets key, bound to its hash (a sealed code copied
+    /// onto another app's row does not open there).
+    fn seal_code(&self, hash: &AppCodeHash, code: &str) -> Vec<u8> {
+        self.secrets().seal(&code_binding(hash), code)
+    }
+
+    /// Shows the app's current AppCode again (to an owner or admin: the caller decides
+    /// who may), and records who saw it (`app.code-revealed`).
+    /// [`AppError::CodeNotViewable`] when the code was issued before codes were kept (its
+    /// hash only: resetting it makes it viewable) or is sealed under a key this node no
+    /// longer holds.
+    pub async fn reveal_app_code(
+        &self,
+        actor: &Actor,
+        app_id: &AppId,
+    ) -> Result<zeroize::Zeroizing<String>, AppError> {
+        let app = self.existing_app(app_id).await?;
+        let Some(sealed) = &app.code_sealed else {
+            return Err(AppError::CodeNotViewable);
+        };
+        let Some(code) = self.secrets().open(&code_binding(&app.code_hash), sealed) else {
+            tracing::warn!(app = %app.id, "a sealed AppCode opens with no key this node holds");
+            return Err(AppError::CodeNotViewable);
+        };
+        let mut event = self.event(actor, "app.code-revealed");
+        event.app_id = Some(app.id.clone());
+        self.record_event(event).await;
+        Ok(code)
     }
 
     /// Replaces the app's AppKey and AppSecret (the old pair stops working at once).

@@ -70,8 +70,11 @@ pub struct SignedIn {
 pub struct OperatorSession {
     /// Who is signed in.
     pub operator: String,
-    /// The CSRF token its forms carry.
+    /// The session's form secret: the key of its [form tokens](OperatorSession::form_token)
+    /// (never sent to the browser as such).
     pub csrf: String,
+    /// When the session ends whatever its use (unix ms): no form token outlives it.
+    pub ends_at: i64,
 }
 
 impl From<ConsoleSession> for OperatorSession {
@@ -79,9 +82,34 @@ impl From<ConsoleSession> for OperatorSession {
         OperatorSession {
             operator: s.operator,
             csrf: s.csrf,
+            ends_at: s.ends_at,
         }
     }
 }
+
+/// What a form's token turned out to be ([`App::spend_form_token`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormToken {
+    /// Minted by this session and never used: the form may act, once.
+    Fresh,
+    /// Minted by this session, already used: a reload, a double click, a replay. The form
+    /// must not act again.
+    Spent,
+    /// Not this session's (forged, another session's, missing, malformed).
+    Refused,
+}
+
+/// The bytes of a form token's nonce.
+const FORM_NONCE_BYTES: usize = 16;
+/// The bytes of a form token's MAC kept (128 bits).
+const FORM_MAC_BYTES: usize = 16;
+/// The nonce table's key of spent form tokens (not an app: no app id has a colon).
+const FORM_TOKEN_KEY: &str = "console:form";
+/// How long a one-time message waits for the page it was left for: the redirect is
+/// followed at once, so minutes are plenty, and a secret does not wait long.
+const FLASH_TTL_MS: i64 = 5 * 60_000;
+/// The largest one-time message kept, bytes (a page's result, not a file).
+pub const MAX_FLASH_BYTES: usize = 256 * 1024;
 
 impl OperatorSession {
     /// The actor of this operator's changes.
@@ -89,6 +117,37 @@ impl OperatorSession {
         Actor::Console {
             operator: self.operator.clone(),
         }
+    }
+
+    /// A new single-use token for one rendered form: a random nonce and its MAC under the
+    /// session's form secret (`nonce.mac`, base64url). Minting writes nothing: only a
+    /// token that is used is recorded ([`App::spend_form_token`]), so a page of many forms
+    /// costs nothing, and a token of an ended session is worth nothing.
+    pub fn form_token(&self) -> String {
+        let mut nonce = [0u8; FORM_NONCE_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let nonce = B64URL.encode(nonce);
+        let mac = self.form_mac(&nonce);
+        format!("{nonce}.{mac}")
+    }
+
+    fn form_mac(&self, nonce: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.csrf.as_bytes())
+            .expect("HMAC takes any key length");
+        mac.update(b"console form token\0");
+        mac.update(nonce.as_bytes());
+        B64URL.encode(&mac.finalize().into_bytes()[..FORM_MAC_BYTES])
+    }
+
+    /// The nonce of `token` when this session minted it.
+    fn minted(&self, token: &str) -> Option<String> {
+        let (nonce, mac) = token.split_once('.')?;
+        let well_formed = B64URL
+            .decode(nonce)
+            .is_ok_and(|n| n.len() == FORM_NONCE_BYTES);
+        (well_formed && constant_time_eq(mac.as_bytes(), self.form_mac(nonce).as_bytes()))
+            .then(|| nonce.to_owned())
     }
 }
 
@@ -158,6 +217,12 @@ fn millis(secs: u64) -> i64 {
 /// The stored form of a token.
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// What a one-time message is sealed to: its id and its session (so a sealed message
+/// copied to another row does not open).
+fn flash_binding(id_hash: &str, session_hash: &str) -> String {
+    format!("console flash {id_hash} {session_hash}")
 }
 
 /// The `q`-quantile of sorted values (nearest rank).
@@ -304,6 +369,90 @@ impl App {
             .map(OperatorSession::from))
     }
 
+    /// Spends the form token `sent` of `session`: [`FormToken::Fresh`] the first time (the
+    /// nonce is recorded in the store's nonce table until the session ends, so every node
+    /// knows it is spent), [`FormToken::Spent`] after, [`FormToken::Refused`] when the
+    /// session did not mint it.
+    pub async fn spend_form_token(
+        &self,
+        session: &OperatorSession,
+        sent: Option<&str>,
+    ) -> Result<FormToken, AppError> {
+        let Some(nonce) = sent.and_then(|t| session.minted(t)) else {
+            return Ok(FormToken::Refused);
+        };
+        let now = self.now_ms();
+        let fresh = self
+            .store
+            .use_nonce(
+                &AppId::from(FORM_TOKEN_KEY.to_owned()),
+                &nonce,
+                now,
+                session.ends_at.max(now + 1),
+            )
+            .await?;
+        Ok(if fresh {
+            FormToken::Fresh
+        } else {
+            FormToken::Spent
+        })
+    }
+
+    /// Leaves the session of `token` a one-time message (`payload`: what the console will
+    /// show on the page it redirects to). The message is sealed under the secrets key
+    /// (it may hold a new AppCode), bound to its id and session, and kept minutes at most.
+    /// Returns the id to put in the redirect's URL.
+    pub async fn leave_console_flash(
+        &self,
+        token: &str,
+        payload: &str,
+    ) -> Result<String, AppError> {
+        if payload.len() > MAX_FLASH_BYTES {
+            return Err(AppError::Internal(format!(
+                "a console message of {} bytes is over the limit",
+                payload.len()
+            )));
+        }
+        let id = random_token();
+        let (id_hash, session_hash) = (token_hash(&id), token_hash(token));
+        let sealed = self
+            .secrets()
+            .seal(&flash_binding(&id_hash, &session_hash), payload);
+        self.store
+            .put_console_flash(
+                &id_hash,
+                &session_hash,
+                &sealed,
+                self.now_ms() + FLASH_TTL_MS,
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Takes the one-time message `id` left for the session of `token`: `None` when
+    /// unknown, another session's, expired, already shown, or no longer opens (sealed
+    /// under a key retired since).
+    pub async fn take_console_flash(
+        &self,
+        token: &str,
+        id: &str,
+    ) -> Result<Option<zeroize::Zeroizing<String>>, AppError> {
+        if id.is_empty() || id.len() > 128 {
+            return Ok(None);
+        }
+        let (id_hash, session_hash) = (token_hash(id), token_hash(token));
+        let Some(sealed) = self
+            .store
+            .take_console_flash(&id_hash, &session_hash, self.now_ms())
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .secrets()
+            .open(&flash_binding(&id_hash, &session_hash), &sealed))
+    }
+
     /// Ends the session of `token` (sign-out).
     pub async fn sign_out(&self, session: &OperatorSession, token: &str) -> Result<(), AppError> {
         self.store.end_console_session(&token_hash(token)).await?;
@@ -373,6 +522,8 @@ impl App {
         // Statuses and latencies are read from the newest calls (the usage rows count
         // 2xx only); at most LATENCY_SAMPLE of them, in pages.
         let mut query = AuditQuery {
+            task_no: None,
+            id_hashes: Vec::new(),
             app_id: None,
             from_ms: Some(from_ms),
             to_ms: Some(to_ms),
@@ -440,6 +591,32 @@ mod tests {
             .verify_password(b"wrong", &parsed)
             .is_err());
         assert!(hash_password("short").is_err());
+    }
+
+    #[test]
+    fn form_tokens_are_minted_per_form_and_bound_to_their_session() {
+        let session = |csrf: &str| OperatorSession {
+            operator: "admin".into(),
+            csrf: csrf.into(),
+            ends_at: 0,
+        };
+        let (a, b) = (session("secret a"), session("secret b"));
+        let token = a.form_token();
+        assert_ne!(token, a.form_token(), "one token per form");
+        let nonce = a.minted(&token).expect("its own token");
+        assert!(token.starts_with(&nonce));
+        assert_eq!(b.minted(&token), None, "another session's");
+        let (n, mac) = token.split_once('.').unwrap();
+        for forged in [
+            format!("{n}.{}", "A".repeat(mac.len())),
+            format!("{}.{mac}", "A".repeat(n.len())),
+            n.to_owned(),
+            format!("{n}.{mac}x"),
+            String::new(),
+            "secret a".to_owned(),
+        ] {
+            assert_eq!(a.minted(&forged), None, "{forged}");
+        }
     }
 
     #[test]

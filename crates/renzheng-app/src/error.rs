@@ -50,8 +50,8 @@ pub enum AppError {
     PortraitRefused {
         /// 1-based position of the photo in the request.
         index: usize,
-        /// Why, for the operator.
-        reason: String,
+        /// Why.
+        reason: crate::rules::PortraitRefusal,
     },
     /// The ID number is enrolled under another name: a name changes only by an explicit
     /// rename, with a reason.
@@ -96,6 +96,10 @@ pub enum AppError {
     /// A person or app named by the operator does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The app's AppCode was issued before codes were kept sealed: only its hash is on
+    /// record, so it cannot be shown again (resetting it makes the new one viewable).
+    #[error("this AppCode was issued before codes were kept and only its hash is stored: reset it to make it viewable")]
+    CodeNotViewable,
     /// The app's rate limit is reached.
     #[error("Throttled by APP Flow Control")]
     Throttled {

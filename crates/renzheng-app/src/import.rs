@@ -195,7 +195,7 @@ impl App {
                             labels.push(label.clone());
                             None
                         }
-                        Ok(Err(reason)) => Some(reason),
+                        Ok(Err(reason)) => Some(reason.to_string()),
                         Err(AppError::Engine(e)) => Some(format!("face engine failed: {e}")),
                         Err(e) => return Err(e),
                     },

@@ -396,7 +396,7 @@ pub(crate) fn refusal_cause(refusal: &AppError) -> String {
             score,
             ..
         } => format!("this face is already enrolled under {other} ({handle}, score {score:.3})"),
-        AppError::PortraitRefused { reason, .. } => reason.clone(),
+        AppError::PortraitRefused { reason, .. } => reason.to_string(),
         AppError::BasisRequired => "no legal basis stated, none on record".into(),
         AppError::Basis(e) => e.to_string(),
         other => other.to_string(),

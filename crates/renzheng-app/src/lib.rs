@@ -59,7 +59,7 @@ use std::sync::Arc;
 use renzheng_store::{PgStore, SqliteStore, Store, StoreError};
 use renzheng_vision::{EngineConfig, FaceEngine};
 
-pub use crate::alerts::{webhook_signature, AlertPayload};
+pub use crate::alerts::{webhook_signature, AlertPayload, AlertView, Attention};
 pub use crate::apps::{
     AppName, AppView, Authentication, Caller, CreatedApp, Credential, NewAppCode, NewAppSecret,
     PolicyView,
@@ -71,7 +71,7 @@ pub use crate::check::{
 };
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::compliance::{BasisStatement, BasisView, ComplianceStatus};
-pub use crate::console::{AppQuota, OperatorSession, Overview, OverviewDay, SignedIn};
+pub use crate::console::{AppQuota, FormToken, OperatorSession, Overview, OverviewDay, SignedIn};
 pub use crate::engine::EngineObserver;
 pub use crate::error::{Against, AppError};
 pub use crate::gate::{EngineGate, Saturated};
@@ -84,6 +84,7 @@ pub use crate::metering::{
     Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, LedgerCheck,
     PackageView, UsageDay, UsageView,
 };
+pub use crate::photo::PhotoError;
 pub use crate::registry::{
     EnrolFields, EnrolRequest, Enrolled, PersonLine, PersonView, PortraitView, ReembedSummary,
     RegistryPage,

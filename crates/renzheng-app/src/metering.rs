@@ -405,6 +405,11 @@ pub struct CallFilter {
     pub status: Option<u16>,
     /// Only calls older than this id.
     pub before: Option<i64>,
+    /// Only the call of this taskNo.
+    pub task_no: Option<String>,
+    /// Only the calls about this ID number (found by its keyed hash under each audit key
+    /// in force; the console asks this from a posted form, never from a URL).
+    pub id_number: Option<renzheng_domain::IdNumber>,
     /// Page size (default 50, at most 500).
     pub limit: Option<u32>,
 }
@@ -697,6 +702,12 @@ impl App {
         Ok(grant_view(grant, now))
     }
 
+    /// The last millisecond of day `date` (`YYYY-MM-DD`) in the operator's offset, unix
+    /// ms: when calls granted "until that day" expire (the console's custom grant).
+    pub fn end_of_day(&self, date: &str) -> Result<i64, AppError> {
+        Ok((parse_day(date.trim())? + 1) * DAY_MS - self.offset_ms() - 1)
+    }
+
     /// An app's balance now.
     pub async fn balance(&self, app_id: &AppId) -> Result<BalanceView, AppError> {
         let app = self.existing_app(app_id).await?;
@@ -804,7 +815,24 @@ impl App {
                 return Err(AppError::Invalid("result must be 1 to 8".into()));
             }
         }
+        let task_no = filter
+            .task_no
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        if task_no.is_some_and(|t| t.len() > 128) {
+            return Err(AppError::Invalid(
+                "a taskNo has at most 128 characters".into(),
+            ));
+        }
+        let id_hashes = filter.id_number.as_ref().map_or_else(Vec::new, |id| {
+            let mut hashes = vec![id.keyed_hash(&self.audit_key)];
+            hashes.extend(self.audit_legacy.as_deref().map(|k| id.keyed_hash(k)));
+            hashes
+        });
         Ok(AuditQuery {
+            task_no: task_no.map(str::to_owned),
+            id_hashes,
             app_id: app_id.cloned(),
             from_ms: from.map(|d| d * DAY_MS - offset),
             to_ms: to.map(|d| (d + 1) * DAY_MS - offset),

@@ -74,8 +74,8 @@ impl EnrolRequest {
 /// Why one portrait photo cannot be enrolled.
 #[derive(Debug)]
 pub(crate) enum PortraitError {
-    /// The photo is unusable as a portrait; the reason is for the operator.
-    Refused(String),
+    /// The photo is unusable as a portrait.
+    Refused(crate::rules::PortraitRefusal),
     /// The engine failed (not the photo's fault).
     Engine(EngineError),
 }
@@ -91,7 +91,9 @@ pub(crate) fn analyze_portrait(
     let analysis = match engine.analyze(photo) {
         Ok(a) => a,
         Err(EngineError::Image(e)) => {
-            return Err(PortraitError::Refused(format!("unusable image: {e}")))
+            return Err(PortraitError::Refused(
+                crate::rules::PortraitRefusal::UnusableImage(e.to_string()),
+            ))
         }
         Err(e) => return Err(PortraitError::Engine(e)),
     };
@@ -118,7 +120,7 @@ impl App {
         &self,
         photo: Vec<u8>,
         owner: &IdNumber,
-    ) -> Result<Result<NewPortrait, String>, AppError> {
+    ) -> Result<Result<NewPortrait, crate::rules::PortraitRefusal>, AppError> {
         let cipher = self.photo_cipher();
         let owner = owner.clone();
         let analysed = self

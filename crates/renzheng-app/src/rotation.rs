@@ -50,7 +50,7 @@ pub struct RotationSummary {
     pub persons: u64,
     /// Templates re-sealed.
     pub templates: u64,
-    /// AppSecrets re-sealed.
+    /// AppSecrets and AppCodes re-sealed.
     pub secrets: u64,
     /// Kept photos re-sealed.
     pub photos: u64,
@@ -134,7 +134,7 @@ fn prefix_of(fingerprint: &str) -> Vec<u8> {
 fn sealed_data(name: KeyName) -> &'static [SealedData] {
     match name {
         KeyName::Template => &[SealedData::Identities, SealedData::Templates],
-        KeyName::Secrets => &[SealedData::AppSecrets],
+        KeyName::Secrets => &[SealedData::AppSecrets, SealedData::AppCodes],
         KeyName::Photo => &[SealedData::Photos],
     }
 }
@@ -526,6 +526,28 @@ impl App {
 
     async fn reseal_secrets(&self, summary: &mut RotationSummary) -> Result<(), AppError> {
         for app in self.store.list_apps().await? {
+            if let Some(sealed) = &app.code_sealed {
+                let secrets = self.secrets();
+                let binding = crate::apps::code_binding(&app.code_hash);
+                if !secrets.ring().is_current(sealed) {
+                    match secrets.open(&binding, sealed) {
+                        Some(code) => {
+                            let resealed = secrets.seal(&binding, &code);
+                            // A code reset meanwhile is already under the new key.
+                            if self
+                                .store
+                                .reseal_app_code(&app.id, sealed, &resealed)
+                                .await?
+                            {
+                                summary.secrets += 1;
+                            }
+                        }
+                        None => {
+                            tracing::warn!(app = %app.id, "an AppCode opens with no key this node holds");
+                        }
+                    }
+                }
+            }
             let (Some(app_key), Some(sealed)) = (&app.app_key, &app.secret_sealed) else {
                 continue;
             };

@@ -56,23 +56,52 @@ impl ResultCode {
 /// ambiguous (whose face is enrolled?). Smaller background faces are tolerated.
 const RIVAL_FACE_AREA: f64 = 0.5;
 
-/// Why `analysis` cannot be enrolled as a portrait, for the operator; `None` when it can.
-pub fn portrait_refusal(analysis: &Analysis) -> Option<String> {
+/// Why a photo cannot be enrolled as a portrait. Its `Display` is the English sentence of
+/// the CLI and the admin API; the console words each kind in the operator's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortraitRefusal {
+    /// No face was found.
+    NoFace,
+    /// The face's quality is refused, for these issues.
+    Quality(Vec<QualityIssue>),
+    /// This many faces, two of similar size: whose face would be enrolled?
+    RivalFaces(usize),
+    /// The image could not be read as an image (the decoder's words).
+    UnusableImage(String),
+}
+
+impl std::fmt::Display for PortraitRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortraitRefusal::NoFace => f.write_str("no face found"),
+            PortraitRefusal::Quality(issues) => {
+                let issues: Vec<&str> = issues.iter().map(|i| i.as_str()).collect();
+                write!(f, "photo quality too low: {}", issues.join(", "))
+            }
+            PortraitRefusal::RivalFaces(n) => {
+                write!(
+                    f,
+                    "{n} faces of similar size; a portrait must show one person"
+                )
+            }
+            PortraitRefusal::UnusableImage(e) => write!(f, "unusable image: {e}"),
+        }
+    }
+}
+
+/// Why `analysis` cannot be enrolled as a portrait; `None` when it can.
+pub fn portrait_refusal(analysis: &Analysis) -> Option<PortraitRefusal> {
     match (analysis.outcome(), &analysis.face) {
-        (Outcome::NoFace, _) | (_, None) => return Some("no face found".into()),
+        (Outcome::NoFace, _) | (_, None) => return Some(PortraitRefusal::NoFace),
         (Outcome::QualityRefused, Some(face)) => {
-            let issues: Vec<&str> = face.quality.issues.iter().map(|i| i.as_str()).collect();
-            return Some(format!("photo quality too low: {}", issues.join(", ")));
+            return Some(PortraitRefusal::Quality(face.quality.issues.clone()));
         }
         (Outcome::Usable, Some(_)) => {}
     }
     if let [first, second, ..] = analysis.faces.as_slice() {
         let (a, b) = (first.rect.area() as f64, second.rect.area() as f64);
         if a > 0.0 && b / a >= RIVAL_FACE_AREA {
-            return Some(format!(
-                "{} faces of similar size; a portrait must show one person",
-                analysis.faces.len()
-            ));
+            return Some(PortraitRefusal::RivalFaces(analysis.faces.len()));
         }
     }
     None

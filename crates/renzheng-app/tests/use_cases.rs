@@ -115,7 +115,8 @@ async fn a_refused_portrait_writes_nothing_and_says_which() {
     match err {
         AppError::PortraitRefused { index, reason } => {
             assert_eq!(index, 2);
-            assert!(reason.contains("no face"), "{reason}");
+            assert_eq!(reason, renzheng_app::rules::PortraitRefusal::NoFace);
+            assert!(reason.to_string().contains("no face"), "{reason}");
         }
         other => panic!("{other:?}"),
     }

@@ -245,6 +245,7 @@ fn app_status_and_code(e: &AppError) -> (StatusCode, &'static str) {
         }
         AppError::Basis(_) => (StatusCode::BAD_REQUEST, "InvalidBasis"),
         AppError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
+        AppError::CodeNotViewable => (StatusCode::CONFLICT, "CodeNotViewable"),
         AppError::SignInRefused => (StatusCode::UNAUTHORIZED, "AdminUnauthorized"),
         AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceBusy"),
         AppError::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "Timeout"),

@@ -8,6 +8,7 @@
 //! | GET | `/admin/apps/{id}/balance` | admin | remaining, charged, grants |
 //! | PUT | `/admin/apps/{id}/policy` | admin | rate limit, alert threshold, webhook |
 //! | POST | `/admin/apps/{id}/reset-code` | admin | a new AppCode (old one: optional grace) |
+//! | POST | `/admin/apps/{id}/reveal-code` | admin | the current AppCode again (an event) |
 //! | POST | `/admin/apps/{id}/reset-secret` | admin | a new AppKey/AppSecret |
 //! | GET | `/admin/usage`, `/admin/calls` | admin | per day / call history, all apps or `app_id=` |
 //! | GET | `/v1/app/balance`, `/v1/app/usage`, `/v1/app/calls` | the app | its own |
@@ -50,6 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(balance))
         .routes(routes!(set_policy))
         .routes(routes!(reset_code))
+        .routes(routes!(reveal_code))
         .routes(routes!(reset_secret))
         .routes(routes!(admin_usage))
         .routes(routes!(admin_calls))
@@ -235,6 +237,44 @@ pub async fn reset_code(
     Ok(success(StatusCode::OK, code))
 }
 
+/// The AppCode shown again.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RevealedCode {
+    /// The app.
+    pub app_id: String,
+    /// Its current AppCode.
+    pub app_code: String,
+}
+
+/// `POST /admin/apps/{id}/reveal-code` (a POST: it is recorded, and no cache may keep it).
+#[utoipa::path(post, path = "/admin/apps/{id}/reveal-code", tag = "metering",
+    summary = "Show an app's current AppCode again (each reveal is an operator event)",
+    security(("adminToken" = [])),
+    params(("id" = String, Path, description = "The app id")),
+    responses(
+        (status = 200, description = "The current AppCode", body = Envelope<RevealedCode>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app", body = Envelope<NoData>),
+        (status = 409, description = "CodeNotViewable: issued before codes were kept (hash only); reset it to make it viewable", body = Envelope<NoData>),
+    ),
+)]
+pub async fn reveal_code(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    let app_id = AppId::from(app);
+    let code = state.app.reveal_app_code(&actor(&rid), &app_id).await?;
+    Ok(success(
+        StatusCode::OK,
+        RevealedCode {
+            app_id: app_id.to_string(),
+            app_code: code.to_string(),
+        },
+    ))
+}
+
 /// `POST /admin/apps/{id}/reset-secret`.
 #[utoipa::path(post, path = "/admin/apps/{id}/reset-secret", tag = "metering",
     summary = "Give an app a new AppKey and AppSecret (shown once); the old pair stops at once",
@@ -275,6 +315,8 @@ pub struct HistoryQuery {
     pub status: Option<u16>,
     /// Only calls older than this id (the last `id` of the previous page).
     pub before: Option<i64>,
+    /// Only the call answered with this taskNo.
+    pub task_no: Option<String>,
     /// Page size (default 50, at most 500).
     pub limit: Option<u32>,
     /// `json` (default) or `csv` (every matching call, up to 100,000).
@@ -289,6 +331,9 @@ impl HistoryQuery {
             result: self.result,
             status: self.status,
             before: self.before,
+            task_no: self.task_no.clone(),
+            // Never from a URL: an ID number is personal data.
+            id_number: None,
             limit: self.limit,
         }
     }

@@ -427,7 +427,16 @@ pub enum AppsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Give an app a new AppCode (shown once); buying a package never changes it.
+    /// Show an app's current AppCode again (recorded as an operator event). Codes issued
+    /// before this release are kept as hashes only: reset one to make it viewable.
+    ShowCode {
+        /// The app id (`app_…`).
+        app_id: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give an app a new AppCode; buying a package never changes it.
     ResetCode {
         /// The app id (`app_…`).
         app_id: String,

@@ -11,10 +11,32 @@ pub struct Series<'a> {
     pub color: &'a str,
 }
 
+/// What a chart is, in words: its title (the accessible name of the drawing) and the
+/// header of the date column and of the data table that is its text alternative.
+pub struct Words<'a> {
+    /// The chart's title.
+    pub title: &'a str,
+    /// The header of the labels' column (`日期`…).
+    pub label: &'a str,
+    /// The data table's summary line (`数据表`…).
+    pub data: &'a str,
+    /// The word for the sum of all values (`合计`…).
+    pub total: &'a str,
+}
+
 /// A stacked bar chart: one bar per column (`labels`), each the stack of `values[col]`
 /// (one value per series). `id` names the `<svg>`; `data-total` holds the sum of all
-/// values, so a test (or a person) can read the chart's figure directly.
-pub fn stacked_bars(id: &str, labels: &[String], values: &[Vec<i64>], series: &[Series]) -> Markup {
+/// values, so a test (or a person) can read the chart's figure directly. The drawing is
+/// named by its title and the total; its text alternative is the same figures as a table
+/// (every non-empty column), folded under the chart: a screen reader, or a person who
+/// wants the numbers, reads them there.
+pub fn stacked_bars(
+    id: &str,
+    words: &Words<'_>,
+    labels: &[String],
+    values: &[Vec<i64>],
+    series: &[Series],
+) -> Markup {
     const W: f64 = 720.0;
     const H: f64 = 220.0;
     const LEFT: f64 = 36.0;
@@ -59,7 +81,8 @@ pub fn stacked_bars(id: &str, labels: &[String], values: &[Vec<i64>], series: &[
         bars.push((x, segments, shown));
     }
     html! {
-        svg id=(id) .chart viewBox={ "0 0 " (W) " " (H) } role="img" data-total=(total) {
+        svg id=(id) .chart viewBox={ "0 0 " (W) " " (H) } role="img" aria-labelledby={ (id) "-title" } data-total=(total) {
+            title id={ (id) "-title" } { (words.title) " · " (words.total) " " (total) }
             @for tick in [0, top / 2, top] {
                 line x1=(LEFT) x2=(W) y1=(y(tick)) y2=(y(tick)) stroke="#e2e5ea" {}
                 text x=(LEFT - 4.0) y=(y(tick) + 4.0) text-anchor="end" { (tick) }
@@ -76,6 +99,17 @@ pub fn stacked_bars(id: &str, labels: &[String], values: &[Vec<i64>], series: &[
             }
         }
         (legend(series))
+        details .chart-data {
+            summary { (words.data) }
+            div .table-wrap { table id={ (id) "-data" } {
+                thead { tr { th { (words.label) } @for s in series { th .num { (s.name) } } } }
+                tbody {
+                    @for (label, col) in labels.iter().zip(values).filter(|(_, col)| col.iter().any(|v| *v != 0)) {
+                        tr { td { (label) } @for v in col { td .num { (v) } } }
+                    }
+                }
+            } }
+        }
     }
 }
 

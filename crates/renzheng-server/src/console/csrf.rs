@@ -1,34 +1,25 @@
-//! The CSRF token: written into every console form ([`field`]) and checked on every POST
-//! ([`accepts`], called only by the `verified::Verified` extractor).
+//! The form token: written into every console form ([`field`]), spent by the
+//! `verified::Verified` extractor before the form's handler runs.
 //!
-//! Today the token is the session's: one random value per session, kept by the store
-//! with the session, compared in constant time.
-//!
-//! Why these two functions and nothing else know what a token is: single-use form tokens
-//! (each rendered form gets its own, so a reload or a replay cannot repeat the action)
-//! slot in here without touching a page or a handler. [`field`] would mint a token per
-//! form (e.g. a nonce and its MAC under the session's secret) and [`accepts`] would check
-//! it and burn the nonce in the store (becoming `async`, with the state the extractor
-//! already holds). Pages only ever call [`field`]; handlers only ever receive a
-//! `verified::Verified` form, which they consume once.
+//! Each rendered form gets its own single-use token (a nonce and its MAC under the
+//! session's form secret, minted by `OperatorSession::form_token`), so a token is worth
+//! one POST: a reload of a result page, a double click or a replay is refused
+//! (`App::spend_form_token` records the nonce in the store, which every node shares).
+//! Minting writes nothing, so a page of many forms costs nothing; only a used token is
+//! recorded, until its session ends.
 //!
 //! This module is a leaf (it renders one `<input>`, it imports nothing of the console),
 //! so the page shell can put the field in its sign-out form.
 
 use maud::{html, Markup};
-use renzheng_app::keys::constant_time_eq;
 use renzheng_app::OperatorSession;
 
 /// The form field that carries the token.
 pub const FIELD: &str = "csrf";
 
-/// The hidden CSRF field of every form (of a signed-in operator: the sign-in form is the
-/// one form without a session, guarded by the same-origin check alone).
+/// The hidden token field of every form (of a signed-in operator: the sign-in form is the
+/// one form without a session, guarded by the same-origin check alone): a new token each
+/// time it is called, so call it once per form.
 pub fn field(session: &OperatorSession) -> Markup {
-    html! { input type="hidden" name=(FIELD) value=(session.csrf); }
-}
-
-/// Whether `sent` is a token this session issued.
-pub fn accepts(session: &OperatorSession, sent: Option<&str>) -> bool {
-    sent.is_some_and(|token| constant_time_eq(token.as_bytes(), session.csrf.as_bytes()))
+    html! { input type="hidden" name=(FIELD) value=(session.form_token()); }
 }

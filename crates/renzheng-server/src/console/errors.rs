@@ -1,5 +1,5 @@
-//! The console's pages of refusal and failure, and the words an operator is told when a
-//! use case refuses.
+//! The console's pages of refusal and failure, and what an operator is told when a use
+//! case refuses (the wording of each kind of refusal is in `words`).
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -8,6 +8,7 @@ use renzheng_app::{AppError, OperatorSession};
 
 use super::i18n::Lang;
 use super::layout::{html_page, Flash, Page};
+use super::words;
 
 /// The 404 page.
 pub fn not_found(lang: Lang) -> Response {
@@ -38,6 +39,24 @@ pub fn forbidden(lang: Lang) -> Response {
             flash: vec![Flash::error_because(t.csrf_refused, "csrf")],
         },
         html! {},
+    )
+}
+
+/// The 409 page of a form sent again (a reload of its result, a double click, a replay):
+/// nothing was done a second time; a link leads back to `page`, where the operator can
+/// see what the first submission did.
+pub fn already_sent(lang: Lang, operator: &OperatorSession, page: &str) -> Response {
+    let t = lang.t();
+    html_page(
+        StatusCode::CONFLICT,
+        Page {
+            lang,
+            operator: Some(operator),
+            active: "",
+            title: t.already_sent_title,
+            flash: vec![Flash::error_because(t.already_sent, "sent-again")],
+        },
+        html! { p { a #back href=(page) { (t.back_to_page) } } },
     )
 }
 
@@ -146,7 +165,7 @@ pub fn refusal_text(lang: Lang, e: &AppError) -> String {
             tracing::error!(error = %e, "console request failed");
             lang.t().failed.to_owned()
         }
-        other => other.to_string(),
+        other => words::refusal(lang, other),
     }
 }
 

@@ -97,18 +97,18 @@ pub fn basis_fields<'a>(text: impl Fn(&str) -> Option<&'a str>) -> (BasisFields,
     )
 }
 
-/// An app's name.
-pub fn app_name(lang: Lang) -> Markup {
-    html! { label { (lang.t().app_name) input name="name" required maxlength=(AppName::MAX_CHARS); } }
+/// An app's name (`value`: what was typed, when a refused form is shown again).
+pub fn app_name(lang: Lang, value: Option<&str>) -> Markup {
+    html! { label { (lang.t().app_name) input name="name" required maxlength=(AppName::MAX_CHARS) value=[value]; } }
 }
 
 /// An app's rate limit, checks per second (blank: none).
-pub fn rate_per_second(lang: Lang, value: Option<f64>) -> Markup {
+pub fn rate_per_second(lang: Lang, value: Option<&str>) -> Markup {
     html! { label { (lang.t().rate_limit) input name="rate_per_second" type="number" min="0" max=(PolicyView::MAX_RATE_PER_SEC) step="any" value=[value]; } }
 }
 
 /// An app's alert threshold, percent.
-pub fn alert_percent(lang: Lang, value: u8) -> Markup {
+pub fn alert_percent(lang: Lang, value: &str) -> Markup {
     html! { label { (lang.t().alert_percent) input name="alert_percent" type="number" min="0" max=(PolicyView::MAX_ALERT_PERCENT) value=(value); } }
 }
 
@@ -117,23 +117,30 @@ pub fn webhook_url(lang: Lang, value: Option<&str>) -> Markup {
     html! { label { (lang.t().webhook) input name="webhook_url" type="url" maxlength=(PolicyView::MAX_WEBHOOK_URL_LEN) value=[value]; } }
 }
 
+/// The `pattern` of a package's name. Written without a `-` inside a character class:
+/// browsers compile `pattern` with the `v` flag, under which a class's `-` must be
+/// escaped in ways older engines refuse, and a pattern that does not compile silently
+/// turns the browser's check off.
+fn package_name_pattern() -> String {
+    format!("(?:[A-Za-z0-9_]|-){{1,{}}}", PackageView::MAX_NAME_LEN)
+}
+
 /// A package's name: ASCII letters, digits, `-` and `_`.
-pub fn package_name(lang: Lang) -> Markup {
-    let pattern = format!("[A-Za-z0-9_\\-]{{1,{}}}", PackageView::MAX_NAME_LEN);
-    html! { label { (lang.t().package) input name="name" required maxlength=(PackageView::MAX_NAME_LEN) pattern=(pattern); } }
+pub fn package_name(lang: Lang, value: Option<&str>) -> Markup {
+    html! { label { (lang.t().package) input name="name" required maxlength=(PackageView::MAX_NAME_LEN) pattern=(package_name_pattern()) value=[value]; } }
 }
 
 /// A package's title (blank: made from its price and calls).
-pub fn package_title(lang: Lang) -> Markup {
-    html! { label { (lang.t().title) input name="title" maxlength=(PackageView::MAX_TITLE_CHARS); } }
+pub fn package_title(lang: Lang, value: Option<&str>) -> Markup {
+    html! { label { (lang.t().title) input name="title" maxlength=(PackageView::MAX_TITLE_CHARS) value=[value]; } }
 }
 
 /// The calls a package adds.
-pub fn package_calls(lang: Lang) -> Markup {
-    html! { label { (lang.t().calls_count) input name="calls" type="number" min=(PackageView::CALLS.start()) max=(PackageView::CALLS.end()) required; } }
+pub fn package_calls(lang: Lang, value: Option<&str>) -> Markup {
+    html! { label { (lang.t().calls_count) input name="calls" type="number" min=(PackageView::CALLS.start()) max=(PackageView::CALLS.end()) required value=[value]; } }
 }
 
 /// A package's validity in days (blank: forever).
-pub fn package_valid_days(lang: Lang) -> Markup {
-    html! { label { (lang.t().valid_days) input name="valid_days" type="number" min=(PackageView::VALID_DAYS.start()) max=(PackageView::VALID_DAYS.end()); } }
+pub fn package_valid_days(lang: Lang, value: Option<&str>) -> Markup {
+    html! { label { (lang.t().valid_days) input name="valid_days" type="number" min=(PackageView::VALID_DAYS.start()) max=(PackageView::VALID_DAYS.end()) value=[value]; } }
 }

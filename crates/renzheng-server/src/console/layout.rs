@@ -1,17 +1,22 @@
 //! The page shell (head, navigation, flash messages), the embedded assets, and the
 //! headers every console response carries.
 
+use std::borrow::Cow;
+
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 use renzheng_app::OperatorSession;
+use serde::{Deserialize, Serialize};
 
 use super::csrf;
 use super::i18n::Lang;
 
 /// The stylesheet, embedded in the binary.
 pub const CSS: &str = include_str!("assets/console.css");
+/// The console's icon (also answered at `/favicon.ico`, which browsers ask for anyway).
+pub const FAVICON: &str = include_str!("assets/favicon.svg");
 /// The small script (confirmations, copy buttons), embedded in the binary; every page
 /// works without it.
 pub const JS: &str = include_str!("assets/console.js");
@@ -20,7 +25,10 @@ pub const JS: &str = include_str!("assets/console.js");
 /// be `data:` (the try-it page draws the uploaded photo); no frames, no foreign forms.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// A message at the top of a page.
+/// A message at the top of a page (kept across a redirect in a
+/// [`Notice`](super::notice::Notice), so it serializes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Flash {
     /// Something was done.
     Ok(String),
@@ -29,7 +37,7 @@ pub enum Flash {
         /// What to show.
         text: String,
         /// A stable word (`expired`, `csrf`, `credentials`…).
-        reason: Option<&'static str>,
+        reason: Option<Cow<'static, str>>,
     },
 }
 
@@ -51,7 +59,7 @@ impl Flash {
     pub fn error_because(text: impl Into<String>, reason: &'static str) -> Self {
         Flash::Error {
             text: text.into(),
-            reason: Some(reason),
+            reason: Some(Cow::Borrowed(reason)),
         }
     }
 }
@@ -78,6 +86,8 @@ pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
         ("apps", t.apps),
         ("packages", t.packages),
         ("calls", t.calls),
+        ("alerts", t.alerts),
+        ("events", t.events),
         ("registry", t.registry),
         ("try", t.try_it),
         ("about", t.about),
@@ -90,10 +100,12 @@ pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="same-origin";
                 title { (page.title) " · " (t.product) }
+                link rel="icon" type="image/svg+xml" href="/console/assets/favicon.svg";
                 link rel="stylesheet" href="/console/assets/console.css";
                 script src="/console/assets/console.js" defer {}
             }
             body {
+                a .skip href="#main" { (t.skip_to_content) }
                 header .top {
                     a .brand href="/console/overview" { "人证 " span .muted { "Renzheng" } }
                     @if page.operator.is_some() {
@@ -116,12 +128,12 @@ pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
                         }
                     }
                 }
-                main {
+                main #main tabindex="-1" {
                     h1 { (page.title) }
                     @for flash in &page.flash {
                         @match flash {
                             Flash::Ok(text) => p .flash .ok role="status" { (text) },
-                            Flash::Error { text, reason } => p .flash .error role="alert" data-reason=[reason] { (text) },
+                            Flash::Error { text, reason } => p .flash .error role="alert" data-reason=[reason.as_deref()] { (text) },
                         }
                     }
                     (body)
@@ -178,4 +190,35 @@ pub fn format_time(ms: i64, offset_minutes: i32) -> String {
         in_day / 60,
         in_day % 60
     )
+}
+
+/// Formats unix ms as `YYYY-MM-DD HH:MM:SS` in the usage offset (a call's time, to the
+/// second; the page says the zone once, [`zone`]).
+pub fn format_seconds(ms: i64, offset_minutes: i32) -> String {
+    let local = ms + i64::from(offset_minutes) * 60_000;
+    let secs = local.rem_euclid(60_000) / 1000;
+    format!("{}:{secs:02}", format_time(ms, offset_minutes))
+}
+
+/// The usage offset as a zone: `UTC+08:00`.
+pub fn zone(offset_minutes: i32) -> String {
+    let sign = if offset_minutes < 0 { '-' } else { '+' };
+    let m = offset_minutes.unsigned_abs();
+    format!("UTC{sign}{:02}:{:02}", m / 60, m % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_have_seconds_and_the_zone_is_said() {
+        // 2026-12-07 10:53:44.900 UTC.
+        let ms = 1_796_640_824_900;
+        assert_eq!(format_seconds(ms, 480), "2026-12-07 18:53:44");
+        assert_eq!(format_time(ms, 480), "2026-12-07 18:53");
+        assert_eq!(zone(480), "UTC+08:00");
+        assert_eq!(zone(-330), "UTC-05:30");
+        assert_eq!(zone(0), "UTC+00:00");
+    }
 }

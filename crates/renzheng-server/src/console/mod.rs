@@ -5,10 +5,12 @@
 //! * [`session`] — the session cookie, the [`Operator`](session::Operator) extractor;
 //! * [`verified`] — the CSRF rule of every POST: the [`Verified`](verified::Verified)
 //!   form extractor (origin, session, token) and the same-origin layer;
-//! * [`csrf`] — the token itself: the hidden field of every form, its check;
+//! * [`csrf`] — the single-use form token: the hidden field of every form;
+//! * [`notice`] — Post/Redirect/Get: what a form that succeeded leaves for its page;
 //! * [`layout`] — the page shell, the embedded stylesheet and script, security headers;
 //! * [`fields`] — the form fields whose limits are domain rules (from their constants);
-//! * [`errors`] — the 404, 403 and failure pages, the words of a refusal;
+//! * [`errors`] — the 404, 403, 409 and failure pages, the words of a refusal;
+//! * [`words`] — refusals, quality codes and field names in the operator's language;
 //! * [`charts`] — the overview's charts as inline SVG (no script, no foreign library);
 //! * [`i18n`] — every text in Chinese (default) and English;
 //! * [`cookie`] — reading a request cookie; [`multipart`] — reading an upload form;
@@ -16,8 +18,8 @@
 //!
 //! The modules form layers and none imports one above it (no import circles): this
 //! module, the router, uses them all and none uses it; then `pages`; `sign_in`;
-//! `verified`; `session`; `errors`; `layout` and `fields`; `i18n`; and the leaves `csrf`,
-//! `cookie`, `multipart`, `charts`. The folder imports and duplicate-face scans in
+//! `verified`; `session`; `notice`; `errors`; `layout`, `fields` and `multipart`; `words`;
+//! `i18n`; and the leaves `csrf`, `cookie`, `charts`. The folder imports and duplicate-face scans in
 //! progress are `crate::import_jobs`, beside the router's state that holds them.
 //!
 //! Nothing is fetched at run time: the assets are compiled into the binary. No personal
@@ -33,10 +35,12 @@ pub mod fields;
 pub mod i18n;
 pub mod layout;
 pub mod multipart;
+pub mod notice;
 pub mod pages;
 pub mod session;
 pub mod sign_in;
 pub mod verified;
+pub mod words;
 
 use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::header::{LOCATION, REFERER, SET_COOKIE};
@@ -71,11 +75,14 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
         .route("/console/lang/{lang}", get(choose_language))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
+        .route("/console/assets/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .route("/console/overview", get(pages::overview::page))
         .route(
             "/console/apps",
             get(pages::apps::page).merge(form_post(pages::apps::create)),
         )
+        .route("/console/apps/{id}", get(pages::app_page::page))
         .route("/console/apps/{id}/{action}", form_post(pages::apps::act))
         .route(
             "/console/packages",
@@ -83,7 +90,13 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
         )
         .route("/console/grants", form_post(pages::packages::grant))
         .route("/console/calls", get(pages::calls::page))
+        .route("/console/alerts", get(pages::alerts::page))
+        .route("/console/events", get(pages::events::page))
         .route("/console/calls.csv", get(pages::calls::csv))
+        .route(
+            "/console/calls/by-id-number",
+            form_post(pages::calls::by_id_number),
+        )
         .route("/console/registry", get(pages::registry::page))
         .route(
             "/console/registry/lookup",
@@ -150,6 +163,19 @@ async fn css() -> Response {
         "text/css; charset=utf-8",
         layout::CSS.to_owned(),
     )
+}
+
+/// The icon, at `/console/assets/favicon.svg` and `/favicon.ico` (an SVG under either
+/// name: browsers sniff it by its type, not its name).
+pub async fn favicon() -> Response {
+    let mut response =
+        layout::with_headers(StatusCode::OK, "image/svg+xml", layout::FAVICON.to_owned());
+    // Not a page: a browser may keep it a day.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    response
 }
 
 async fn js() -> Response {

@@ -5,6 +5,37 @@ use std::collections::HashMap;
 
 use axum::extract::Multipart;
 
+use super::i18n::Lang;
+
+/// What stopped an upload from being read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadProblem {
+    /// The body is malformed or over the limit (the reader's own words).
+    Body(String),
+    /// A text field is not UTF-8.
+    NotText(String),
+    /// A text field was sent more than once.
+    SentTwice(String),
+}
+
+impl UploadProblem {
+    /// The problem in the operator's language.
+    pub fn words(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (UploadProblem::Body(e), Lang::Zh) => format!("上传内容无法读取：{e}"),
+            (UploadProblem::Body(e), Lang::En) => e.clone(),
+            (UploadProblem::NotText(name), Lang::Zh) => format!("字段 {name} 不是 UTF-8 文本"),
+            (UploadProblem::NotText(name), Lang::En) => {
+                format!("the field {name} is not UTF-8 text")
+            }
+            (UploadProblem::SentTwice(name), Lang::Zh) => format!("字段 {name} 提交了不止一次"),
+            (UploadProblem::SentTwice(name), Lang::En) => {
+                format!("the field {name} is sent more than once")
+            }
+        }
+    }
+}
+
 /// An upload form, read.
 #[derive(Default)]
 pub struct Upload {
@@ -14,22 +45,22 @@ pub struct Upload {
 
 impl Upload {
     /// Reads every field, up to the first problem: a text field sent twice, a body over
-    /// the limit or a malformed body, told with a message for the operator. What was
+    /// the limit or a malformed body. What was
     /// read before the problem is kept (the CSRF token, the form's first field, is
     /// checked on it).
-    pub async fn read(mut multipart: Multipart) -> (Self, Option<String>) {
+    pub async fn read(mut multipart: Multipart) -> (Self, Option<UploadProblem>) {
         let mut upload = Upload::default();
         let problem = loop {
             let field = match multipart.next_field().await {
                 Ok(Some(field)) => field,
                 Ok(None) => break None,
-                Err(e) => break Some(e.body_text()),
+                Err(e) => break Some(UploadProblem::Body(e.body_text())),
             };
             let name = field.name().unwrap_or_default().to_owned();
             let is_file = field.file_name().is_some();
             let bytes = match field.bytes().await {
                 Ok(bytes) => bytes,
-                Err(e) => break Some(e.body_text()),
+                Err(e) => break Some(UploadProblem::Body(e.body_text())),
             };
             if is_file {
                 // A file input left empty still sends an empty part.
@@ -38,10 +69,10 @@ impl Upload {
                 }
             } else {
                 let Ok(value) = String::from_utf8(bytes.to_vec()) else {
-                    break Some(format!("the field {name} is not UTF-8 text"));
+                    break Some(UploadProblem::NotText(name));
                 };
                 if upload.text.contains_key(&name) {
-                    break Some(format!("the field {name} is sent more than once"));
+                    break Some(UploadProblem::SentTwice(name));
                 }
                 upload.text.insert(name, value);
             }

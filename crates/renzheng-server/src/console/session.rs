@@ -8,13 +8,14 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use renzheng_app::OperatorSession;
 
 use super::cookie::cookies;
 use super::errors::{failure, not_found};
 use super::i18n::Lang;
+use super::notice::{self, Notice};
 use crate::state::AppState;
 
 /// The session cookie's name: `__Host-` prefixed when it is `Secure` (the browser then
@@ -32,18 +33,25 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
 /// more than a few; a client sending many gets the first ones tried.
 const SESSION_COOKIES_TRIED: usize = 4;
 
-/// The signed-in operator (with the session's token, for sign-out). A request without a
-/// live session is sent to the sign-in page.
+/// The signed-in operator (with the session's token, for sign-out and the session's
+/// one-time messages) and the [`Notice`] the request's `?flash=` names, taken. A request
+/// without a live session is sent to the sign-in page.
 pub struct Operator {
     /// The session.
     pub session: OperatorSession,
     token: String,
+    notice: Notice,
 }
 
 impl Operator {
-    /// The session cookie's token (what sign-out ends).
+    /// The session cookie's token (what sign-out ends, what one-time messages are bound to).
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// What the form redirected here left for this page (empty the second time).
+    pub fn take_notice(&mut self) -> Notice {
+        std::mem::take(&mut self.notice)
     }
 }
 
@@ -61,20 +69,79 @@ impl FromRequestParts<AppState> for Operator {
         let tokens: Vec<String> = cookies(&parts.headers, session_cookie_name(secure))
             .take(SESSION_COOKIES_TRIED)
             .collect();
+        // A page asked for without a session is where sign-in leads back to (a GET only:
+        // a form posted by a lapsed session is not replayed). Never a one-time message's
+        // id: it was the old session's.
+        let next = (parts.method == Method::GET)
+            .then(
+                || match parts.uri.query().filter(|q| !q.contains("flash=")) {
+                    Some(q) => format!("{}?{q}", parts.uri.path()),
+                    None => parts.uri.path().to_owned(),
+                },
+            )
+            .filter(|p| safe_next(Some(p)).is_some() && p != "/console/overview");
+        let sign_in = |query: &str| {
+            let mut to = format!("/console/sign-in{query}");
+            if let Some(next) = &next {
+                let sep = if query.is_empty() { '?' } else { '&' };
+                to.push(sep);
+                to.push_str("next=");
+                to.push_str(&query_escaped(next));
+            }
+            Redirect::to(&to).into_response()
+        };
         if tokens.is_empty() {
-            return Err(Redirect::to("/console/sign-in").into_response());
+            return Err(sign_in(""));
         }
         for token in tokens {
             match state.app.console_session(&token).await {
-                Ok(Some(session)) => return Ok(Operator { session, token }),
+                Ok(Some(session)) => {
+                    let notice = notice::take(state, &token, parts.uri.query()).await;
+                    return Ok(Operator {
+                        session,
+                        token,
+                        notice,
+                    });
+                }
                 Ok(None) => continue,
                 Err(e) => return Err(failure(lang, None, &e)),
             }
         }
-        let mut response = Redirect::to("/console/sign-in?expired=1").into_response();
+        let mut response = sign_in("?expired=1");
         append_clear_cookies(response.headers_mut(), secure);
         Err(response)
     }
+}
+
+/// The longest page path kept across sign-in, bytes.
+const MAX_NEXT_BYTES: usize = 512;
+
+/// `next` when it is a console page of this site to go to after signing in: a path under
+/// `/console/` (not the sign-in page), ASCII, without `//` or `\` (which a browser could
+/// read as another host), of sane length. Anything else: the overview.
+pub fn safe_next(next: Option<&str>) -> Option<&str> {
+    next.filter(|n| {
+        n.len() <= MAX_NEXT_BYTES
+            && n.starts_with("/console/")
+            && !n.starts_with("/console/sign-in")
+            && !n.starts_with("/console/sign-out")
+            && !n.contains("//")
+            && !n.contains('\\')
+            && n.bytes().all(|b| b.is_ascii_graphic())
+    })
+}
+
+/// `text` escaped for a query's value: everything but unreserved characters and `/` as
+/// `%XX` (its `?`, `&` and `=` must not end the `next` parameter).
+fn query_escaped(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The `Set-Cookie` of the session cookie holding `token` for `max_age_secs` (an empty
@@ -149,6 +216,30 @@ mod tests {
         let plain = plain.to_str().unwrap();
         assert!(plain.starts_with("renzheng_console=tok;") && !plain.contains("Secure"));
         assert!(plain.contains("; Path=/;"), "{plain}");
+    }
+
+    #[test]
+    fn only_console_pages_of_this_site_are_kept_across_sign_in() {
+        for ok in ["/console/apps", "/console/calls?result=1&app=a"] {
+            assert_eq!(safe_next(Some(ok)), Some(ok));
+        }
+        for bad in [
+            "https://evil.example/console/apps",
+            "//evil.example/console/",
+            "/console//evil.example",
+            "/console/\\evil",
+            "/console/sign-in",
+            "/console/sign-out",
+            "/healthz",
+            "/console/a b",
+            "/console/名",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(
+            query_escaped("/console/calls?result=1&app=a"),
+            "/console/calls%3Fresult%3D1%26app%3Da"
+        );
     }
 
     #[test]

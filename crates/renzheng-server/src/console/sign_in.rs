@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::errors::{failure, not_found};
 use super::i18n::Lang;
 use super::layout::{html_page, Flash, Page};
-use super::session::{append_clear_cookies, append_clear_legacy_cookie, session_cookie};
+use super::session::{append_clear_cookies, append_clear_legacy_cookie, safe_next, session_cookie};
 use super::verified::{NoFields, Verified};
 use crate::state::AppState;
 
@@ -36,10 +36,12 @@ pub const SIGN_IN_MAX_BODY_BYTES: usize = 8 * 1024;
 /// still sending after this is holding the connection, not typing.
 const SIGN_IN_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `?expired=1` on the sign-in page (a redirect from a lapsed session).
+/// `?expired=1` on the sign-in page (a redirect from a lapsed session) and `?next=PATH`,
+/// the console page asked for without a session.
 #[derive(Deserialize)]
 pub struct SignInQuery {
     expired: Option<u8>,
+    next: Option<String>,
 }
 
 /// `GET /console/sign-in`.
@@ -57,10 +59,10 @@ pub async fn page(
     } else {
         Vec::new()
     };
-    form(StatusCode::OK, lang, flash)
+    form(StatusCode::OK, lang, flash, safe_next(q.next.as_deref()))
 }
 
-fn form(status: StatusCode, lang: Lang, flash: Vec<Flash>) -> Response {
+fn form(status: StatusCode, lang: Lang, flash: Vec<Flash>, next: Option<&str>) -> Response {
     let t = lang.t();
     html_page(
         status,
@@ -73,6 +75,7 @@ fn form(status: StatusCode, lang: Lang, flash: Vec<Flash>) -> Response {
         },
         html! {
             form #sign-in .card .narrow method="post" action="/console/sign-in" {
+                @if let Some(next) = next { input type="hidden" name="next" value=(next); }
                 label { (t.operator) input name="operator" autocomplete="username" required; }
                 label { (t.password) input name="password" type="password" autocomplete="current-password" required; }
                 button type="submit" { (t.sign_in) }
@@ -86,6 +89,8 @@ fn form(status: StatusCode, lang: Lang, flash: Vec<Flash>) -> Response {
 pub struct SignInForm {
     operator: String,
     password: String,
+    /// The page asked for before signing in.
+    next: Option<String>,
 }
 
 /// `POST /console/sign-in`: a session cookie and the overview, or the form again (401).
@@ -132,7 +137,8 @@ pub async fn sign_in(State(state): State<AppState>, lang: Lang, request: Request
     {
         Ok(signed_in) => {
             let secure = settings.console.secure_cookie;
-            let mut response = Redirect::to("/console/overview").into_response();
+            let to = safe_next(sent.next.as_deref()).unwrap_or("/console/overview");
+            let mut response = Redirect::to(to).into_response();
             let headers = response.headers_mut();
             headers.append(
                 SET_COOKIE,
@@ -145,12 +151,14 @@ pub async fn sign_in(State(state): State<AppState>, lang: Lang, request: Request
             StatusCode::UNAUTHORIZED,
             lang,
             vec![Flash::error_because(t.wrong_credentials, "credentials")],
+            safe_next(sent.next.as_deref()),
         ),
         Err(AppError::Throttled { retry_after_ms }) => {
             let mut response = form(
                 StatusCode::TOO_MANY_REQUESTS,
                 lang,
                 vec![Flash::error_because(t.too_many_attempts, "throttled")],
+                safe_next(sent.next.as_deref()),
             );
             let secs = (retry_after_ms.max(0) as u64).div_ceil(1000).max(1);
             response

@@ -7,8 +7,10 @@
 //! 1. the same-origin check ([`from_this_origin`]): a browser's `Origin` or
 //!    `Sec-Fetch-Site` must not say another site sent it;
 //! 2. a live session (the [`Operator`] extractor: a sign-in redirect otherwise);
-//! 3. the session's CSRF token in the form's `csrf` field ([`csrf::accepts`]), also in a
-//!    multipart body: a wrong or missing token is a 403 and the handler never runs.
+//! 3. a form token of this session in the form's `csrf` field, also in a multipart body,
+//!    spent here ([`csrf`] says how): a wrong or missing token is a 403, a token already
+//!    used (a reload, a double click) a 409 page leading back to the form's page, and the
+//!    handler never runs.
 //!
 //! Routes are added with [`form_post`], which does not compile for a handler whose last
 //! argument is not a `Verified`, so a new POST handler cannot forget the rule. The
@@ -16,10 +18,8 @@
 //! [`same_origin`] layer over the whole console guards it, and every other POST twice.
 //!
 //! Why the handler receives a value rather than calling a check: the form reaches it only
-//! through [`Verified::into_parts`], once. Single-use form tokens (a later change) need
-//! exactly that — the token is checked and spent before the action runs, and no handler
-//! can act on an unchecked body — so they slot in by changing [`csrf`](super::csrf)
-//! (mint per form, check and burn) and the one call to it below, not the handlers.
+//! through [`Verified::into_parts`], once, after its token was spent, so no handler can
+//! act on an unchecked body or act twice on one token.
 
 use std::future::Future;
 
@@ -31,17 +31,18 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Form;
+use renzheng_app::FormToken;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::csrf;
-use super::errors::forbidden;
+use super::errors::{already_sent, failure, forbidden};
 use super::i18n::Lang;
-use super::multipart::Upload;
+use super::multipart::{Upload, UploadProblem};
 use super::session::Operator;
 use crate::state::AppState;
 
-/// A console form that passed the origin check and carries its session's CSRF token, with
+/// A console form that passed the origin check and carried an unused token of its session, with
 /// the signed-in operator who posted it. `F` says how the body is read: [`Form<T>`] or
 /// [`Multipart`].
 pub struct Verified<F: FormBody> {
@@ -97,7 +98,7 @@ impl<T: DeserializeOwned + Send> FormBody for Form<T> {
 /// first: it is the form's first field), and the handler gets the upload or the problem,
 /// to show on its page.
 impl FormBody for Multipart {
-    type Form = Result<Upload, String>;
+    type Form = Result<Upload, UploadProblem>;
 
     async fn read(
         request: Request,
@@ -122,13 +123,45 @@ impl<F: FormBody> FromRequest<AppState> for Verified<F> {
             return Err(forbidden(lang));
         }
         let operator = Operator::from_request_parts(&mut parts, state).await?;
+        let path = parts.uri.path().to_owned();
         let (sent, form) = F::read(Request::from_parts(parts, body), state).await?;
-        if !csrf::accepts(&operator.session, sent.as_deref()) {
-            tracing::warn!(operator = %operator.session.operator, "console form with a wrong CSRF token refused");
-            return Err(forbidden(lang));
+        match state
+            .app
+            .spend_form_token(&operator.session, sent.as_deref())
+            .await
+        {
+            Ok(FormToken::Fresh) => Ok(Verified { operator, form }),
+            Ok(FormToken::Spent) => {
+                tracing::info!(operator = %operator.session.operator, "a console form sent again was not acted on");
+                Err(already_sent(lang, &operator.session, page_of(&path)))
+            }
+            Ok(FormToken::Refused) => {
+                tracing::warn!(operator = %operator.session.operator, "console form with a wrong CSRF token refused");
+                Err(forbidden(lang))
+            }
+            Err(e) => Err(failure(lang, Some(&operator.session), &e)),
         }
-        Ok(Verified { operator, form })
     }
+}
+
+/// The page a form posted to `path` belongs to (where its "sent again" page leads back).
+fn page_of(path: &str) -> &'static str {
+    const PAGES: [(&str, &str); 7] = [
+        ("/console/apps", "/console/apps"),
+        ("/console/calls", "/console/calls"),
+        ("/console/packages", "/console/packages"),
+        ("/console/grants", "/console/packages"),
+        (
+            "/console/registry/duplicates",
+            "/console/registry/duplicates",
+        ),
+        ("/console/registry", "/console/registry"),
+        ("/console/try", "/console/try"),
+    ];
+    PAGES
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix))
+        .map_or("/console/overview", |(_, page)| page)
 }
 
 /// The argument lists (as axum's [`Handler`] sees them) whose last extractor is a

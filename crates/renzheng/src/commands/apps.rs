@@ -1,4 +1,4 @@
-//! `renzheng apps create|list|disable|enable|grant|usage|reset-code|reset-secret|policy`
+//! `renzheng apps create|list|disable|enable|grant|usage|show-code|reset-code|reset-secret|policy`
 //! and `renzheng packages list|set`.
 
 use renzheng_app::{
@@ -102,6 +102,7 @@ async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
             to,
             json,
         } => usage(app, &app_id, from.as_deref(), to.as_deref(), json).await,
+        AppsCommand::ShowCode { app_id, json } => show_code(app, &app_id, json).await,
         AppsCommand::ResetCode {
             app_id,
             grace_seconds,
@@ -244,6 +245,30 @@ async fn usage(
             "{}  calls {:>6}  charged {:>6}  errors {:>5}  results {:?}",
             d.date, d.calls, d.charged, d.errors, d.results
         );
+    }
+    Ok(())
+}
+
+async fn show_code(app: &App, app_id: &str, json: bool) -> anyhow::Result<()> {
+    let code = match app
+        .reveal_app_code(&Actor::Cli, &AppId::from(app_id.to_owned()))
+        .await
+    {
+        Ok(code) => code,
+        Err(AppError::CodeNotViewable) => anyhow::bail!(
+            "the AppCode of {app_id} was issued before codes were kept and only its hash is \
+             stored: `renzheng apps reset-code {app_id} --grace-seconds N` issues one that can \
+             be shown again"
+        ),
+        Err(e) => return Err(not_found(e, app_id)),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "app_id": app_id, "app_code": code.as_str() })
+        );
+    } else {
+        println!("app_code: {}", code.as_str());
     }
     Ok(())
 }

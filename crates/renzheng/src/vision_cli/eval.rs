@@ -605,7 +605,7 @@ fn image_result(a: &Analysis) -> ImageResult {
         embedding: a.face.as_ref().map(|f| f.embedding.clone()),
         quality: a.face.as_ref().map(|f| f.quality.clone()),
         analysis: Some(a.clone()),
-        portrait_refusal: renzheng_app::rules::portrait_refusal(a),
+        portrait_refusal: renzheng_app::rules::portrait_refusal(a).map(|r| r.to_string()),
     }
 }
 

@@ -150,9 +150,16 @@ fn packages_grants_usage_and_code_resets_from_the_cli() {
     );
     fails_with(dir.path(), &["apps", "usage", "app_nope"], "no app");
 
+    // The code is shown again on request (each view an event), and after a reset the
+    // new one is.
+    let shown = ok_json(dir.path(), &["apps", "show-code", app_id, "--json"]);
+    assert_eq!(shown["app_code"], created["app_code"]);
     let reset = ok_json(dir.path(), &["apps", "reset-code", app_id, "--json"]);
     assert_ne!(reset["app_code"], created["app_code"]);
     assert_eq!(reset["previous_valid_until"], Value::Null);
+    let shown = ok_json(dir.path(), &["apps", "show-code", app_id, "--json"]);
+    assert_eq!(shown["app_code"], reset["app_code"]);
+    fails_with(dir.path(), &["apps", "show-code", "app_nope"], "no app");
     fails_with(
         dir.path(),
         &["apps", "reset-code", app_id, "--grace-seconds", "99999999"],

@@ -25,6 +25,10 @@ fn with_console(settings: &mut Settings) {
     settings.console.secure_cookie = false;
 }
 
+/// The value of a `csrf` field that the helpers replace by a new token of the session,
+/// as a browser sends each form with the token its page gave it.
+const FRESH: &str = "<fresh token>";
+
 /// A browser-like client of one app: no redirects followed, cookies carried by hand.
 struct Browser {
     address: String,
@@ -61,25 +65,63 @@ impl Browser {
         (status, r.text().await.unwrap(), headers)
     }
 
-    async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-        let r = self
-            .request(Method::POST, path)
+    /// `fields` with a [`FRESH`] token replaced by a new one, as a browser sends a form
+    /// it was just given.
+    async fn with_token<'a>(&self, fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, String)> {
+        let mut out = Vec::with_capacity(fields.len());
+        for (name, value) in fields {
+            let value = if *name == "csrf" && *value == FRESH {
+                self.csrf().await
+            } else {
+                (*value).to_owned()
+            };
+            out.push((*name, value));
+        }
+        out
+    }
+
+    /// POSTs a URL-encoded form; the answer itself (a redirect is not followed).
+    async fn post_form_raw(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let fields = self.with_token(fields).await;
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.request(Method::POST, path)
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(url_encode(fields))
+            .body(url_encode(&fields))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// POSTs a URL-encoded form and, as a browser does, follows its `303` to the page
+    /// (Post/Redirect/Get); the final status and page.
+    async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let r = self.post_form_raw(path, fields).await;
+        self.followed(r).await
+    }
+
+    /// The page a form's answer leads to: the answer itself, or the console page its
+    /// `303` names, fetched.
+    async fn followed(&self, r: reqwest::Response) -> (StatusCode, String) {
+        if r.status() == StatusCode::SEE_OTHER {
+            let to = r.headers()[LOCATION].to_str().unwrap().to_owned();
+            assert!(to.starts_with("/console/"), "{to}");
+            let (status, page, _) = self.get(&to).await;
+            return (status, page);
+        }
         (r.status(), r.text().await.unwrap())
     }
 
-    /// POSTs a multipart form of text `fields` and `files`; the status and the page.
+    /// POSTs a multipart form of text `fields` and `files` (a [`FRESH`] token replaced),
+    /// following its `303`; the final status and page.
     async fn post_multipart(
         &self,
         path: &str,
         fields: &[(&str, &str)],
         files: &[(&str, &[u8])],
     ) -> (StatusCode, String) {
-        let (content_type, body) = multipart(fields, files);
+        let fields = self.with_token(fields).await;
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (content_type, body) = multipart(&fields, files);
         let r = self
             .request(Method::POST, path)
             .header("Content-Type", content_type)
@@ -87,7 +129,7 @@ impl Browser {
             .send()
             .await
             .unwrap();
-        (r.status(), r.text().await.unwrap())
+        self.followed(r).await
     }
 
     async fn sign_in(&mut self, operator: &str, password: &str) -> reqwest::Response {
@@ -108,7 +150,8 @@ impl Browser {
         r
     }
 
-    /// The CSRF token of a signed-in page.
+    /// A new form token, from a signed-in page (each form a page renders has its own,
+    /// good for one POST).
     async fn csrf(&self) -> String {
         let (_, page, _) = self.get("/console/apps").await;
         let at = page
@@ -145,7 +188,7 @@ async fn sign_in_refuses_wrong_credentials_and_sets_a_strict_session_cookie() {
     // Unauthenticated pages send to the sign-in page.
     let (status, _, headers) = b.get("/console/apps").await;
     assert_eq!(status, 303);
-    assert_eq!(headers[LOCATION], "/console/sign-in");
+    assert_eq!(headers[LOCATION], "/console/sign-in?next=/console/apps");
     for (operator, password) in [("admin", "wrong password!!"), ("root", PASSWORD), ("", "")] {
         let r = b.sign_in(operator, password).await;
         assert_eq!(r.status(), 401, "{operator}");
@@ -395,10 +438,9 @@ async fn console_form_limits_are_the_domain_rules() {
     );
     assert!(packages.contains(&package), "{packages}");
     // The longest name the rule allows is accepted by the use case behind the form.
-    let csrf = b.csrf().await;
     let longest = "名".repeat(renzheng_app::AppName::MAX_CHARS);
     let (status, page) = b
-        .post_form("/console/apps", &[("name", &longest), ("csrf", &csrf)])
+        .post_form("/console/apps", &[("name", &longest), ("csrf", FRESH)])
         .await;
     assert_eq!(status, 200);
     assert!(page.contains("class=\"flash ok\""), "{page}");
@@ -408,9 +450,8 @@ async fn console_form_limits_are_the_domain_rules() {
 async fn a_new_apps_secrets_are_shown_once_and_its_appcode_works() {
     let app = spawn_test_app_with(with_console).await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
     let (_, page) = b
-        .post_form("/console/apps", &[("name", "shop"), ("csrf", &csrf)])
+        .post_form("/console/apps", &[("name", "shop"), ("csrf", FRESH)])
         .await;
     let field = |name: &str| {
         let marker = format!("data-field=\"{name}\">");
@@ -460,9 +501,10 @@ async fn sessions_lapse_when_idle_and_end_at_sign_out() {
 
     let app = spawn_test_app_with(with_console).await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
-    let (status, _) = b.post_form("/console/sign-out", &[("csrf", &csrf)]).await;
-    assert_eq!(status, 303);
+    let r = b
+        .post_form_raw("/console/sign-out", &[("csrf", FRESH)])
+        .await;
+    assert_eq!(r.status(), 303);
     assert_eq!(
         b.get("/console/overview").await.0,
         303,
@@ -496,7 +538,7 @@ async fn every_page_renders_in_both_languages() {
             "lang=\"en\""
         };
         for page in [
-            "overview", "apps", "packages", "calls", "registry", "try", "about",
+            "overview", "apps", "packages", "calls", "alerts", "events", "registry", "try", "about",
         ] {
             let (status, body, _) = b.get(&format!("/console/{page}")).await;
             assert_eq!(status, 200, "{page} ({lang}): {body}");
@@ -536,7 +578,6 @@ fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u
 async fn try_it_answers_as_a_caller_draws_the_face_and_lands_masked_in_the_history() {
     let app = spawn_app_with(with_console).await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
     let (_, before, _) = b.get("/console/overview").await;
     let total = |page: &str| -> i64 {
         let at = page.find("id=\"chart-results\"").unwrap();
@@ -545,11 +586,7 @@ async fn try_it_answers_as_a_caller_draws_the_face_and_lands_masked_in_the_histo
     };
     let id = HU.id();
     let photo = app.photo(HU_SAME);
-    let fields = [
-        ("csrf", csrf.as_str()),
-        ("name", HU.name),
-        ("id_number", &id),
-    ];
+    let fields = [("csrf", FRESH), ("name", HU.name), ("id_number", &id)];
     let (status, page) = b
         .post_multipart("/console/try", &fields, &[("photo", &photo)])
         .await;
@@ -605,7 +642,7 @@ async fn try_it_answers_as_a_caller_draws_the_face_and_lands_masked_in_the_histo
             .split("</text>")
             .next()
             .unwrap()
-            .contains("too_dark"),
+            .contains("光线过暗"),
         "{page}"
     );
 }
@@ -615,7 +652,6 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
 {
     let app = spawn_app_with(with_console).await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
     let person = UNKNOWN;
     let id = person.id();
     // No legal basis: refused in the console's words, before any photo is analysed.
@@ -623,7 +659,7 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
         .post_multipart(
             "/console/registry/enrol",
             &[
-                ("csrf", csrf.as_str()),
+                ("csrf", FRESH),
                 ("name", person.name),
                 ("id_number", &id),
                 ("basis", ""),
@@ -634,7 +670,7 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
     assert!(page.contains("data-reason=\"basis-required\""), "{page}");
     assert!(page.contains("未记录处理人脸信息的合法性基础"), "{page}");
     let fields = [
-        ("csrf", csrf.as_str()),
+        ("csrf", FRESH),
         ("name", person.name),
         ("id_number", &id),
         ("basis", "consent"),
@@ -652,7 +688,7 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
     // No face: refused with the engine's reason, nothing written.
     let page = enrol(app.photo(NO_FACE)).await;
     assert!(page.contains("class=\"flash error\""), "{page}");
-    assert!(page.contains("photo 1"), "{page}");
+    assert!(page.contains("照片 1 不能录入"), "{page}");
     let parsed = renzheng_domain::IdNumber::parse(&id).unwrap();
     assert!(app.state.app.person(&parsed).await.unwrap().is_none());
     // A face enrolled under another ID number: refused, in the console's words.
@@ -674,7 +710,7 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
     let (_, page) = b
         .post_form(
             "/console/registry/lookup",
-            &[("csrf", &csrf), ("id_number", &id)],
+            &[("csrf", FRESH), ("id_number", &id)],
         )
         .await;
     assert!(page.contains("id=\"person\""), "{page}");
@@ -682,7 +718,7 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
     let (_, page) = b
         .post_form(
             "/console/registry/remove",
-            &[("csrf", &csrf), ("id_number", &id)],
+            &[("csrf", FRESH), ("id_number", &id)],
         )
         .await;
     assert!(page.contains("data-reason=\"confirm\""), "{page}");
@@ -691,7 +727,7 @@ async fn registry_enrols_with_the_engines_refusals_looks_up_masked_and_removes_o
         .post_form(
             "/console/registry/remove",
             &[
-                ("csrf", &csrf),
+                ("csrf", FRESH),
                 ("id_number", &id),
                 ("request_ref", "DSR-2026-0011"),
                 ("confirm", "yes"),
@@ -727,7 +763,6 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
     })
     .await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
     let folder = tempfile::tempdir_in(root.path()).unwrap();
     // Outside the root: a photo a link in the folder leads to is not followed.
     let outside = tempfile::tempdir().unwrap();
@@ -758,7 +793,7 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
         .request(Method::POST, "/console/registry/import")
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(url_encode(&[
-            ("csrf", &csrf),
+            ("csrf", &b.csrf().await),
             // Relative to the root, as an operator types it.
             (
                 "folder",
@@ -812,7 +847,7 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
         let (_, page) = b
             .post_form(
                 "/console/registry/import",
-                &[("csrf", &csrf), ("folder", asked)],
+                &[("csrf", FRESH), ("folder", asked)],
             )
             .await;
         assert!(page.contains("data-reason=\"folder\""), "{asked}: {page}");
@@ -824,11 +859,10 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
 async fn without_an_import_root_the_console_imports_no_folder() {
     let app = spawn_test_app_with(with_console).await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
     let (_, page) = b
         .post_form(
             "/console/registry/import",
-            &[("csrf", &csrf), ("folder", "/tmp")],
+            &[("csrf", FRESH), ("folder", "/tmp")],
         )
         .await;
     assert!(page.contains("data-reason=\"folder\""), "{page}");
@@ -839,7 +873,6 @@ async fn without_an_import_root_the_console_imports_no_folder() {
 async fn app_policy_test_alert_and_appcode_rotation_from_the_console() {
     let app = spawn_test_app_with(with_console).await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
     let (hook, received) = crate::metering::webhook_receiver().await;
     let base = format!("/console/apps/{}", app.app_id);
     // Rate limit, threshold and webhook, as typed in the form.
@@ -847,7 +880,7 @@ async fn app_policy_test_alert_and_appcode_rotation_from_the_console() {
         .post_form(
             &format!("{base}/policy"),
             &[
-                ("csrf", &csrf),
+                ("csrf", FRESH),
                 ("rate_per_second", "5"),
                 ("alert_percent", "30"),
                 ("webhook_url", &hook),
@@ -868,13 +901,13 @@ async fn app_policy_test_alert_and_appcode_rotation_from_the_console() {
     let (_, page) = b
         .post_form(
             &format!("{base}/policy"),
-            &[("csrf", &csrf), ("alert_percent", "300")],
+            &[("csrf", FRESH), ("alert_percent", "300")],
         )
         .await;
     assert!(page.contains("class=\"flash error\""), "{page}");
     // The test alert: posted once, signed with the app's secret, kind "test".
     let (_, page) = b
-        .post_form(&format!("{base}/test-alert"), &[("csrf", &csrf)])
+        .post_form(&format!("{base}/test-alert"), &[("csrf", FRESH)])
         .await;
     assert!(page.contains("class=\"flash ok\""), "{page}");
     let posts = received.lock().unwrap().clone();
@@ -889,7 +922,10 @@ async fn app_policy_test_alert_and_appcode_rotation_from_the_console() {
     );
     // Rotating the AppCode shows the new one once; the old one stops at once.
     let (_, page) = b
-        .post_form(&format!("{base}/reset-code"), &[("csrf", &csrf)])
+        .post_form(
+            &format!("{base}/reset-code"),
+            &[("grace_hours", "0"), ("csrf", FRESH)],
+        )
         .await;
     let marker = "data-field=\"app_code\">";
     let at = page.find(marker).expect("the new code shown") + marker.len();
@@ -909,10 +945,10 @@ async fn app_policy_test_alert_and_appcode_rotation_from_the_console() {
     assert_eq!(status_with(app.app_code.clone()).await, 403);
     assert_eq!(status_with(new_code.clone()).await, 200);
     // Disabled: the new code stops too; enabled again, it works.
-    b.post_form(&format!("{base}/disable"), &[("csrf", &csrf)])
+    b.post_form(&format!("{base}/disable"), &[("csrf", FRESH)])
         .await;
     assert_eq!(status_with(new_code.clone()).await, 403);
-    b.post_form(&format!("{base}/enable"), &[("csrf", &csrf)])
+    b.post_form(&format!("{base}/enable"), &[("csrf", FRESH)])
         .await;
     assert_eq!(status_with(new_code).await, 200);
 }
@@ -938,15 +974,24 @@ async fn on_postgresql_a_session_signed_in_on_one_node_works_on_every_node() {
         200,
         "node b knows the session"
     );
-    // A form rendered by one node posts to the other (one CSRF token per session).
+    // A form rendered by one node posts to the other (its token is the session's), and
+    // the page it redirects to shows the one-time message on either node.
     let csrf = on_a.csrf().await;
-    let (status, page) = on_b
-        .post_form("/console/apps", &[("name", "made-on-b"), ("csrf", &csrf)])
+    let r = on_b
+        .post_form_raw("/console/apps", &[("name", "made-on-b"), ("csrf", &csrf)])
         .await;
+    assert_eq!(r.status(), 303);
+    let to = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let (status, page, _) = on_a.get(&to).await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("data-field=\"app_code\""));
+    assert!(page.contains("data-field=\"app_code\""), "{page}");
+    // Spent on one node, spent on every node.
+    let r = on_a
+        .post_form_raw("/console/apps", &[("name", "again"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status(), 409);
     // Signed out on b: gone on a too.
-    on_b.post_form("/console/sign-out", &[("csrf", &csrf)])
+    on_b.post_form("/console/sign-out", &[("csrf", &on_a.csrf().await)])
         .await;
     assert_eq!(on_a.get("/console/overview").await.0, 303);
 }
@@ -955,17 +1000,16 @@ async fn on_postgresql_a_session_signed_in_on_one_node_works_on_every_node() {
 async fn bad_console_input_gets_a_clear_refusal_and_changes_nothing() {
     let app = spawn_test_app_with(with_console).await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
     // A malformed ID number: the rule that failed, no lookup.
     let (status, page) = b
         .post_form(
             "/console/registry/lookup",
-            &[("csrf", &csrf), ("id_number", "11010519491231002Y")],
+            &[("csrf", FRESH), ("id_number", "11010519491231002Y")],
         )
         .await;
     assert_eq!(status, 200);
     assert!(
-        page.contains("class=\"flash error\"") && page.contains("idCard"),
+        page.contains("class=\"flash error\"") && page.contains("身份证号无效"),
         "{page}"
     );
     // A price with three decimals, calls that are not a number: refused, catalogue unchanged.
@@ -975,7 +1019,7 @@ async fn bad_console_input_gets_a_clear_refusal_and_changes_nothing() {
             .post_form(
                 "/console/packages",
                 &[
-                    ("csrf", &csrf),
+                    ("csrf", FRESH),
                     ("name", "bad"),
                     ("calls", calls),
                     ("price_yuan", price),
@@ -993,7 +1037,7 @@ async fn bad_console_input_gets_a_clear_refusal_and_changes_nothing() {
         .post_form(
             "/console/grants",
             &[
-                ("csrf", &csrf),
+                ("csrf", FRESH),
                 ("app_id", &app.app_id),
                 ("package", "nope"),
             ],
@@ -1011,7 +1055,7 @@ async fn bad_console_input_gets_a_clear_refusal_and_changes_nothing() {
         .post_multipart(
             "/console/try",
             &[
-                ("csrf", &csrf),
+                ("csrf", FRESH),
                 ("name", HU.name),
                 ("name", JIANG.name),
                 ("id_number", &HU.id()),
@@ -1019,11 +1063,11 @@ async fn bad_console_input_gets_a_clear_refusal_and_changes_nothing() {
             &[],
         )
         .await;
-    assert!(page.contains("sent more than once"), "{page}");
+    assert!(page.contains("提交了不止一次"), "{page}");
     let (_, page) = b
         .post_multipart(
             "/console/try",
-            &[("csrf", &csrf), ("name", HU.name), ("id_number", &HU.id())],
+            &[("csrf", FRESH), ("name", HU.name), ("id_number", &HU.id())],
             &[],
         )
         .await;
@@ -1034,7 +1078,7 @@ async fn bad_console_input_gets_a_clear_refusal_and_changes_nothing() {
     // An app name out of its rule.
     let apps = app.state.app.list_apps().await.unwrap().len();
     let (_, page) = b
-        .post_form("/console/apps", &[("csrf", &csrf), ("name", "")])
+        .post_form("/console/apps", &[("csrf", FRESH), ("name", "")])
         .await;
     assert!(page.contains("class=\"flash error\""), "{page}");
     assert_eq!(app.state.app.list_apps().await.unwrap().len(), apps);
@@ -1147,14 +1191,13 @@ async fn the_registry_lists_persons_masked_in_pages_and_finds_them_by_id_number_
     assert_eq!(table_rows(&bad, "persons"), 20);
 
     // Search: by full ID number, by handle, by exact name (posted, never shown back).
-    let csrf = b.csrf().await;
     let search = |query: String| {
-        let (b, csrf) = (&b, &csrf);
+        let b = &b;
         async move {
             let (status, page) = b
                 .post_form(
                     "/console/registry/search",
-                    &[("csrf", csrf), ("query", &query)],
+                    &[("csrf", FRESH), ("query", &query)],
                 )
                 .await;
             assert_eq!(status, 200, "{page}");
@@ -1182,7 +1225,6 @@ async fn the_registry_lists_persons_masked_in_pages_and_finds_them_by_id_number_
 async fn a_rename_needs_a_reason_and_the_events_show_who_renamed_and_why() {
     let app = spawn_test_app_with(with_console).await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
     let new_name = "胡某某";
     let id = HU.id();
     // Without a reason: refused, nothing changed.
@@ -1191,7 +1233,7 @@ async fn a_rename_needs_a_reason_and_the_events_show_who_renamed_and_why() {
             .post_form(
                 "/console/registry/rename",
                 &[
-                    ("csrf", &csrf),
+                    ("csrf", FRESH),
                     ("person", &id),
                     ("name", new_name),
                     ("reason", reason),
@@ -1204,7 +1246,7 @@ async fn a_rename_needs_a_reason_and_the_events_show_who_renamed_and_why() {
     let (_, page) = b
         .post_form(
             "/console/registry/rename",
-            &[("csrf", &csrf), ("person", &id), ("name", new_name)],
+            &[("csrf", FRESH), ("person", &id), ("name", new_name)],
         )
         .await;
     assert!(page.contains("data-reason=\"reason-required\""), "{page}");
@@ -1222,7 +1264,7 @@ async fn a_rename_needs_a_reason_and_the_events_show_who_renamed_and_why() {
         .post_form(
             "/console/registry/rename",
             &[
-                ("csrf", &csrf),
+                ("csrf", FRESH),
                 ("person", &UNKNOWN.id()),
                 ("name", new_name),
                 ("reason", "typo"),
@@ -1237,7 +1279,7 @@ async fn a_rename_needs_a_reason_and_the_events_show_who_renamed_and_why() {
         .post_form(
             "/console/registry/rename",
             &[
-                ("csrf", &csrf),
+                ("csrf", FRESH),
                 ("person", &still[0].handle),
                 ("name", new_name),
                 ("reason", reason),
@@ -1278,18 +1320,17 @@ async fn a_rename_needs_a_reason_and_the_events_show_who_renamed_and_why() {
 async fn replacing_portraits_needs_one_person_in_the_photos_and_a_reason() {
     let app = spawn_app_with(with_console).await;
     let b = signed_in(&app).await;
-    let csrf = b.csrf().await;
     let id = HU.id();
     let parsed = renzheng_domain::IdNumber::parse(&id).unwrap();
     let before = app.state.app.person(&parsed).await.unwrap().unwrap();
     let replace = |reason: &'static str, photos: Vec<Vec<u8>>| {
-        let (b, csrf, id) = (&b, &csrf, &id);
+        let (b, id) = (&b, &id);
         async move {
             let files: Vec<(&str, &[u8])> = photos.iter().map(|p| ("photo", &p[..])).collect();
             let (status, page) = b
                 .post_multipart(
                     "/console/registry/replace",
-                    &[("csrf", csrf), ("person", id), ("reason", reason)],
+                    &[("csrf", FRESH), ("person", id), ("reason", reason)],
                     &files,
                 )
                 .await;
@@ -1334,10 +1375,9 @@ async fn replacing_portraits_needs_one_person_in_the_photos_and_a_reason() {
 
 /// Enrols UNKNOWN from the console with HU's other photo; the page.
 async fn enrol_unknown_with_hus_face(app: &TestApp, b: &Browser, extra: &[(&str, &str)]) -> String {
-    let csrf = b.csrf().await;
     let id = UNKNOWN.id();
     let mut fields = vec![
-        ("csrf", csrf.as_str()),
+        ("csrf", FRESH),
         ("name", UNKNOWN.name),
         ("id_number", id.as_str()),
         ("basis", "law"),
@@ -1375,7 +1415,10 @@ async fn a_face_under_another_id_number_is_enrolled_only_when_allowed_with_a_rea
     let page = enrol_unknown_with_hus_face(&app, &b, &[]).await;
     let message = flash_text(&page, "duplicate-face").expect("a duplicate-face refusal");
     assert!(message.contains(&masked_id(HU)), "{message}");
-    assert!(!page.contains("--"), "no CLI flags in the console: {page}");
+    assert!(
+        !page.contains("--allow-duplicate-face") && !page.contains("--reason"),
+        "no CLI flags in the console: {page}"
+    );
     assert!(!page.contains(&HU.id()) && !page.contains(&UNKNOWN.id()));
     assert!(app.state.app.person(&parsed).await.unwrap().is_none());
     // Ticked without a reason: refused.
@@ -1402,7 +1445,11 @@ async fn a_face_under_another_id_number_is_enrolled_only_when_allowed_with_a_rea
         event_row(&page, "person.portrait-refused").is_some(),
         "the refusals are shown too"
     );
-    assert!(!page.contains("--"), "{page}");
+    // No CLI flag in the console's words (a form token may hold "--": base64url).
+    assert!(
+        !page.contains("--allow-duplicate-face") && !page.contains("--reason"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -1832,4 +1879,473 @@ async fn the_about_page_lists_the_size_bands_in_force() {
             "no band below {below} px: {body}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_form_acts_once_and_redirects_to_a_page_that_shows_its_message_once() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let remaining = || async {
+        let quotas = app.state.app.quotas().await.unwrap();
+        let mine = quotas.iter().find(|q| q.app.app_id == app.app_id).unwrap();
+        (mine.remaining, mine.grants.len(), mine.app.name.clone())
+    };
+    let (before, grants, name) = remaining().await;
+    let csrf = b.csrf().await;
+    let grant = [
+        ("app_id", app.app_id.as_str()),
+        ("package", "trial"),
+        ("csrf", csrf.as_str()),
+    ];
+    // Post/Redirect/Get: the answer is a 303 to the page, naming only a one-time message.
+    let r = b.post_form_raw("/console/grants", &grant).await;
+    assert_eq!(r.status(), 303);
+    let to = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(to.starts_with("/console/packages?flash="), "{to}");
+    assert!(!to.contains(&app.app_id), "{to}");
+    assert_eq!(remaining().await.0, before + 20);
+    // Another session cannot take the message (and does not spend it).
+    let other = signed_in(&app).await;
+    let (status, page, _) = other.get(&to).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("class=\"flash ok\""), "{page}");
+    // The page shows it once, naming the app; a reload of that page shows it no more and
+    // grants nothing.
+    let (status, page, _) = b.get(&to).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    assert!(page.contains(&name) && page.contains(&app.app_id), "{page}");
+    let (_, again, _) = b.get(&to).await;
+    assert!(!again.contains("class=\"flash ok\""), "{again}");
+    // The same form sent again (a reload of the POST, a replay): 409, nothing done.
+    let r = b.post_form_raw("/console/grants", &grant).await;
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("data-reason=\"sent-again\""), "{page}");
+    assert!(page.contains("href=\"/console/packages\""), "{page}");
+    assert_eq!(remaining().await, (before + 20, grants + 1, name.clone()));
+    // A double click: two posts of one token at once, one grant.
+    let csrf = b.csrf().await;
+    let grant = [
+        ("app_id", app.app_id.as_str()),
+        ("package", "trial"),
+        ("csrf", csrf.as_str()),
+    ];
+    let (x, y) = tokio::join!(
+        b.post_form_raw("/console/grants", &grant),
+        b.post_form_raw("/console/grants", &grant)
+    );
+    let mut statuses = [x.status().as_u16(), y.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 409]);
+    assert_eq!(remaining().await.0, before + 40);
+    // A refused form is shown again at once, as typed, and stores nothing.
+    let (status, page) = b
+        .post_form(
+            "/console/grants",
+            &[
+                ("app_id", app.app_id.as_str()),
+                ("package", "no-such-package"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    let selected = format!("value=\"{}\" selected", app.app_id);
+    assert!(page.contains(&selected), "{page}");
+    assert_eq!(remaining().await.0, before + 40);
+    let too_long = "x".repeat(renzheng_app::AppName::MAX_CHARS + 1);
+    let apps = app.state.app.list_apps().await.unwrap().len();
+    let (status, page) = b
+        .post_form("/console/apps", &[("name", &too_long), ("csrf", FRESH)])
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    assert!(page.contains(&format!("value=\"{too_long}\"")), "{page}");
+    assert_eq!(app.state.app.list_apps().await.unwrap().len(), apps);
+    let (status, page) = b
+        .post_form(
+            &format!("/console/apps/{}/policy", app.app_id),
+            &[
+                ("alert_percent", "300"),
+                ("webhook_url", "https://hooks.example/x"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    assert!(
+        page.contains("value=\"300\"") && page.contains("value=\"https://hooks.example/x\""),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_deep_link_survives_sign_in_and_only_to_a_console_page() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = Browser::new(&app);
+    let (status, _, headers) = b.get("/console/calls?result=1").await;
+    assert_eq!(status, 303);
+    let to = headers[LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(to, "/console/sign-in?next=/console/calls%3Fresult%3D1");
+    let (_, page, _) = b.get(&to).await;
+    assert!(
+        page.contains("name=\"next\" value=\"/console/calls?result=1\""),
+        "{page}"
+    );
+    let sign_in = |next: &'static str| {
+        let b = &b;
+        async move {
+            b.request(Method::POST, "/console/sign-in")
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(url_encode(&[
+                    ("operator", "admin"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ]))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = sign_in("/console/calls?result=1").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/console/calls?result=1");
+    for elsewhere in [
+        "https://evil.example/",
+        "//evil.example/console/",
+        "/healthz",
+    ] {
+        let r = sign_in(elsewhere).await;
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()[LOCATION], "/console/overview", "{elsewhere}");
+    }
+    // A posted form is not a page to come back to; nor is a one-time message's link.
+    let r = b
+        .request(Method::POST, "/console/apps")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[LOCATION], "/console/sign-in");
+    let (_, _, headers) = b.get("/console/apps?flash=abc").await;
+    assert_eq!(headers[LOCATION], "/console/sign-in?next=/console/apps");
+    // The icon is there, for browsers that ask at the root.
+    let (status, icon, headers) = b.get("/favicon.ico").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "image/svg+xml");
+    assert!(icon.starts_with("<svg"), "{icon}");
+}
+
+/// The value a page shows in its `data-field="NAME"` cell (a secret box).
+fn shown_field(page: &str, name: &str) -> String {
+    let marker = format!("data-field=\"{name}\">");
+    let at = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{name} not shown: {page}"))
+        + marker.len();
+    page[at..].split('<').next().unwrap().to_owned()
+}
+
+/// Whether `code` opens the API (no quota: the quota answer, not Unauthorized).
+async fn code_works(app: &TestApp, code: &str) -> bool {
+    let r = app
+        .request(Method::POST, "/faceidcard/check")
+        .header("Authorization", format!("APPCODE {code}"))
+        .json(&serde_json::json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)}))
+        .send()
+        .await
+        .unwrap();
+    r.headers()
+        .get("x-ca-error-message")
+        .is_some_and(|m| m == "Quota Exhausted")
+}
+
+#[tokio::test]
+async fn an_appcode_is_shown_again_on_request_and_reset_with_a_grace_period() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let (_, page) = b
+        .post_form("/console/apps", &[("name", "shop"), ("csrf", FRESH)])
+        .await;
+    let code = shown_field(&page, "app_code");
+    let id = app
+        .state
+        .app
+        .list_apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == "shop")
+        .unwrap()
+        .app_id;
+    // Shown again when asked, and each view is an event of who saw it.
+    let (status, page) = b
+        .post_form(
+            &format!("/console/apps/{id}/reveal-code"),
+            &[("csrf", FRESH)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(shown_field(&page, "app_code"), code);
+    let events = app.state.app.recent_events(10).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "app.code-revealed" && e.actor == "console:admin"),
+        "{events:?}"
+    );
+    assert!(!format!("{events:?}").contains(&code));
+    // The admin API shows it too.
+    let r = app
+        .admin(Method::POST, &format!("/admin/apps/{id}/reveal-code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["data"]["app_code"], code.as_str());
+    // A reset from the console keeps the old code working for the grace chosen, says
+    // until when, and the new code is the one shown from then on.
+    let (status, page) = b
+        .post_form(
+            &format!("/console/apps/{id}/reset-code"),
+            &[("grace_hours", "24"), ("csrf", FRESH)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let new = shown_field(&page, "app_code");
+    assert_ne!(new, code);
+    assert!(page.contains("旧 AppCode 可用至"), "{page}");
+    assert!(
+        code_works(&app, &code).await,
+        "the old code stopped at once"
+    );
+    assert!(code_works(&app, &new).await);
+    let (_, page) = b
+        .post_form(
+            &format!("/console/apps/{id}/reveal-code"),
+            &[("csrf", FRESH)],
+        )
+        .await;
+    assert_eq!(shown_field(&page, "app_code"), new);
+    // No grace: the old code stops now.
+    let (_, page) = b
+        .post_form(
+            &format!("/console/apps/{id}/reset-code"),
+            &[("grace_hours", "0"), ("csrf", FRESH)],
+        )
+        .await;
+    let newest = shown_field(&page, "app_code");
+    assert!(
+        !code_works(&app, &new).await,
+        "a reset without grace kept the old code"
+    );
+    assert!(code_works(&app, &newest).await);
+    // A code of an earlier release, kept as a hash only: not viewable, and said so.
+    let hash = renzheng_store::AppCode::generate().hash();
+    app.store
+        .rotate_app_code(&renzheng_store::AppId::from(id.clone()), &hash, None, None)
+        .await
+        .unwrap();
+    let (status, page) = b
+        .post_form(
+            &format!("/console/apps/{id}/reveal-code"),
+            &[("csrf", FRESH)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("class=\"flash error\"") && page.contains("重置后"),
+        "{page}"
+    );
+    assert!(!page.contains("data-field=\"app_code\""), "{page}");
+    let r = app
+        .admin(Method::POST, &format!("/admin/apps/{id}/reveal-code"))
+        .send()
+        .await
+        .unwrap();
+    let (status, error, _) = error_of(r).await;
+    assert_eq!((status, error.as_str()), (409, "CodeNotViewable"));
+}
+
+#[tokio::test]
+async fn messages_and_quality_codes_are_words_in_the_operators_language() {
+    let app = spawn_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    // A malformed ID number, a photo without a face: Chinese words, no English.
+    let (_, page) = b
+        .post_form(
+            "/console/registry/lookup",
+            &[("csrf", FRESH), ("id_number", "11010519491231002Y")],
+        )
+        .await;
+    assert!(page.contains("身份证号无效：第 18 位字符不合法"), "{page}");
+    let id = UNKNOWN.id();
+    let (_, page) = b
+        .post_multipart(
+            "/console/registry/enrol",
+            &[
+                ("csrf", FRESH),
+                ("name", UNKNOWN.name),
+                ("id_number", &id),
+                ("basis", "consent"),
+                ("consent_ref", "C-1"),
+            ],
+            &[("photo", &app.photo(NO_FACE))],
+        )
+        .await;
+    let flash = page
+        .split("class=\"flash error\"")
+        .nth(1)
+        .and_then(|f| f.split('<').next())
+        .unwrap_or_default();
+    assert!(flash.contains("照片 1 不能录入：未检测到人脸"), "{page}");
+    assert!(!flash.contains("no face"), "{flash}");
+    // Unknown app in a grant: the app, in Chinese.
+    let (_, page) = b
+        .post_form(
+            "/console/grants",
+            &[
+                ("csrf", FRESH),
+                ("app_id", "app_missing"),
+                ("package", "trial"),
+            ],
+        )
+        .await;
+    assert!(page.contains("应用不存在"), "{page}");
+    // Try it with a dark photo: the quality issue as words.
+    let (_, page) = b
+        .post_multipart(
+            "/console/try",
+            &[("csrf", FRESH), ("name", HU.name), ("id_number", &HU.id())],
+            &[("photo", &app.photo(TOO_DARK))],
+        )
+        .await;
+    assert!(page.contains("data-code=\"too_dark\">光线过暗<"), "{page}");
+}
+
+#[tokio::test]
+async fn an_apps_own_page_grants_custom_calls_and_keeps_a_refused_form_as_typed() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let page_path = format!("/console/apps/{}", app.app_id);
+    let (status, page, _) = b.get(&page_path).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"app-summary\""), "{page}");
+    assert!(page.contains("id=\"grant-calls\""), "{page}");
+    // The list links each app to its page.
+    let (_, list, _) = b.get("/console/apps").await;
+    assert!(list.contains(&format!("href=\"{page_path}\"")), "{list}");
+    let remaining = || async {
+        app.state
+            .app
+            .balance(&renzheng_store::AppId::from(app.app_id.clone()))
+            .await
+            .unwrap()
+            .remaining
+    };
+    let before = remaining().await;
+    // A custom grant: 50 calls until the last day of 2099, back to the app's page.
+    let r = b
+        .post_form_raw(
+            &format!("{page_path}/grant"),
+            &[
+                ("calls", "50"),
+                ("expires_on", "2099-12-31"),
+                ("back", "app"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let to = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(to.starts_with(&format!("{page_path}?flash=")), "{to}");
+    let (_, page, _) = b.get(&to).await;
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    assert!(page.contains("2099-12-31 23:59"), "{page}");
+    assert_eq!(remaining().await, before + 50);
+    // Refused (calls that are not a number): the app's page at once, as typed.
+    let (status, page) = b
+        .post_form(
+            &format!("{page_path}/grant"),
+            &[
+                ("calls", "fifty"),
+                ("expires_on", "2099-12-31"),
+                ("back", "app"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    assert!(
+        page.contains("value=\"fifty\"") && page.contains("value=\"2099-12-31\""),
+        "{page}"
+    );
+    assert_eq!(remaining().await, before + 50);
+    // A day in the past is refused too; an unknown app's page is a 404.
+    let (_, page) = b
+        .post_form(
+            &format!("{page_path}/grant"),
+            &[
+                ("calls", "5"),
+                ("expires_on", "2001-01-01"),
+                ("back", "app"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    assert_eq!(remaining().await, before + 50);
+    assert_eq!(b.get("/console/apps/app_missing").await.0, 404);
+}
+
+#[tokio::test]
+async fn the_alerts_and_events_pages_list_what_happened_and_the_overview_warns() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let app_id = renzheng_store::AppId::from(app.app_id.clone());
+    // Nothing bought yet: no alert, no warning.
+    let (status, page, _) = b.get("/console/alerts").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"no-alerts\""), "{page}");
+    // One call that expires tomorrow (within `alerts.expiring_days`): the alert scan
+    // records an `expiring` alert, and the overview warns.
+    app.state
+        .app
+        .grant(
+            &renzheng_app::Actor::Cli,
+            &app_id,
+            renzheng_app::GrantRequest {
+                package: None,
+                calls: Some(1),
+                expires_at: Some(app.state.app.now_ms() + 86_400_000),
+            },
+        )
+        .await
+        .unwrap();
+    let kinds = app.state.app.evaluate_alerts(&app_id).await;
+    assert!(!kinds.is_empty(), "an expiring grant alerts");
+    let (_, page, _) = b.get("/console/overview").await;
+    assert!(page.contains("id=\"attention\""), "{page}");
+    assert!(page.contains("即将过期"), "{page}");
+    let (_, page, _) = b
+        .get(&format!("/console/alerts?app_id={}", app.app_id))
+        .await;
+    assert!(page.contains("data-kind=\"expiring\""), "{page}");
+    // Events: words for the action, filtered by kind.
+    let (_, page, _) = b.get("/console/events?kind=app").await;
+    assert!(page.contains("data-action=\"app.granted\""), "{page}");
+    assert!(page.contains("发放套餐"), "{page}");
+    assert!(
+        !page.contains("data-action=\"console.signed-in\""),
+        "{page}"
+    );
+    let (_, page, _) = b.get("/console/events?kind=console").await;
+    assert!(page.contains("data-action=\"console.signed-in\""), "{page}");
+    assert!(!page.contains("data-action=\"app.granted\""), "{page}");
 }

@@ -161,18 +161,36 @@ async fn a_rotation_while_checks_run_fails_no_check_and_loses_no_charge_on_sqlit
     assert!(key_dir.join("template.previous.key").exists());
     assert!(!key_dir.join("template.next.key").exists());
 
-    // The secrets key: signed checks keep verifying.
+    // The secrets key: signed checks keep verifying, and the AppCode an operator can
+    // see again is re-sealed with the AppSecret and still shows.
     let signed_before = crate::signatures::signed_hu_check(&app).await;
     assert_eq!(signed_before, 200);
+    let app_id = AppId::from(app.app_id.clone());
+    let code_before = app
+        .state
+        .app
+        .reveal_app_code(&renzheng_app::Actor::Cli, &app_id)
+        .await
+        .unwrap();
     let summary = app
         .state
         .app
         .rotate_key(KeyName::Secrets, Duration::ZERO, &|_| {})
         .await
         .unwrap();
-    assert!(summary.secrets >= 1, "{summary:?}");
+    assert!(
+        summary.secrets >= 2,
+        "the AppSecret and the AppCode: {summary:?}"
+    );
     assert_eq!(rows_left(&app.state.app, "secrets").await, 0);
     assert_eq!(crate::signatures::signed_hu_check(&app).await, 200);
+    let code_after = app
+        .state
+        .app
+        .reveal_app_code(&renzheng_app::Actor::Cli, &app_id)
+        .await
+        .unwrap();
+    assert_eq!(*code_after, *code_before);
 }
 
 #[tokio::test]

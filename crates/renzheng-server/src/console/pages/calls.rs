@@ -1,20 +1,27 @@
 //! Usage and call history: per day, and call by call with filters (app, dates, result,
-//! status), keyset paging and CSV export. Names and ID numbers are shown masked, as
-//! stored; the filters hold no personal data, so they may sit in the URL.
+//! status, taskNo), keyset paging and CSV export; the calls about one ID number from a
+//! posted form. Names and ID numbers are shown masked, as stored; the GET filters hold no
+//! personal data, so they may sit in the URL, and the ID number never does.
 
 use axum::extract::{Query, State};
 use axum::http::header::CONTENT_DISPOSITION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
+use axum::Form;
 use maud::html;
 use renzheng_app::CallFilter;
+use renzheng_domain::IdNumber;
 use renzheng_store::AppId;
 use serde::Deserialize;
 
+use crate::console::csrf;
 use crate::console::errors::{failure, refusal_text};
+use crate::console::fields;
 use crate::console::i18n::Lang;
-use crate::console::layout::{format_time, html_page, with_headers, Flash, Page};
+use crate::console::layout::{format_seconds, html_page, with_headers, zone, Flash, Page};
 use crate::console::session::Operator;
+use crate::console::verified::Verified;
+use crate::console::words;
 use crate::state::AppState;
 
 /// Calls per page.
@@ -28,6 +35,7 @@ pub struct FilterQuery {
     to: Option<String>,
     result: Option<String>,
     status: Option<String>,
+    task_no: Option<String>,
     before: Option<i64>,
 }
 
@@ -51,6 +59,8 @@ impl FilterQuery {
                 })
                 .transpose()?,
             before: self.before,
+            task_no: present(&self.task_no).map(str::to_owned),
+            id_number: None,
             limit,
         })
     }
@@ -67,6 +77,7 @@ impl FilterQuery {
             ("to", present(&self.to)),
             ("result", present(&self.result)),
             ("status", present(&self.status)),
+            ("task_no", present(&self.task_no)),
         ];
         url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs.iter().filter_map(|(k, v)| v.map(|v| (k, v))))
@@ -81,6 +92,51 @@ pub async fn page(
     lang: Lang,
     Query(q): Query<FilterQuery>,
 ) -> Response {
+    render(&state, &op, lang, &q, None, Vec::new()).await
+}
+
+/// The ID-number search form (posted: an ID number never goes into a URL).
+#[derive(Deserialize)]
+pub struct PersonSearch {
+    #[serde(default)]
+    id_number: String,
+}
+
+/// `POST /console/calls/by-id-number`: the newest calls about one ID number (found by
+/// its keyed hash, as the audit keeps it), masked. Read-only: the page is the answer.
+pub async fn by_id_number(
+    State(state): State<AppState>,
+    lang: Lang,
+    form: Verified<Form<PersonSearch>>,
+) -> Response {
+    let (op, form) = form.into_parts();
+    match IdNumber::parse(&form.id_number) {
+        Ok(id) => {
+            render(
+                &state,
+                &op,
+                lang,
+                &FilterQuery::default(),
+                Some(id),
+                Vec::new(),
+            )
+            .await
+        }
+        Err(e) => {
+            let flash = vec![Flash::error(refusal_text(lang, &e.into()))];
+            render(&state, &op, lang, &FilterQuery::default(), None, flash).await
+        }
+    }
+}
+
+async fn render(
+    state: &AppState,
+    op: &Operator,
+    lang: Lang,
+    q: &FilterQuery,
+    person: Option<IdNumber>,
+    mut flash: Vec<Flash>,
+) -> Response {
     let t = lang.t();
     let app = &state.app;
     let apps = match app.list_apps().await {
@@ -88,23 +144,33 @@ pub async fn page(
         Err(e) => return failure(lang, Some(&op.session), &e),
     };
     let app_id = q.app();
-    let mut flash = Vec::new();
-    let (calls, usage) = match q.filter(Some(PAGE)) {
+    let searched = person.is_some();
+    let filter = q.filter(Some(PAGE)).map(|mut f| {
+        f.id_number = person;
+        f
+    });
+    let (calls, usage) = match filter {
         Err(e) => {
             flash.push(Flash::error(refusal_text(lang, &e)));
             (Vec::new(), None)
         }
         Ok(filter) => {
             let calls = app.calls(app_id.as_ref(), &filter).await;
-            let usage = app
-                .usage(
+            // Usage is per day over every call: not shown for one taskNo or one person.
+            let narrowed = searched || filter.task_no.is_some();
+            let usage = if narrowed {
+                Ok(None)
+            } else {
+                app.usage(
                     app_id.as_ref(),
                     filter.from.as_deref(),
                     filter.to.as_deref(),
                 )
-                .await;
+                .await
+                .map(Some)
+            };
             match (calls, usage) {
-                (Ok(c), Ok(u)) => (c, Some(u)),
+                (Ok(c), Ok(u)) => (c, u),
                 (Err(e), _) | (_, Err(e)) => {
                     flash.push(Flash::error(refusal_text(lang, &e)));
                     (Vec::new(), None)
@@ -114,7 +180,13 @@ pub async fn page(
     };
     let offset = app.settings().metering.utc_offset_minutes;
     let query = q.query_string();
-    let next = (calls.len() == PAGE as usize)
+    let name_of = |id: &str| {
+        apps.iter()
+            .find(|a| a.app_id == id)
+            .map_or_else(|| id.to_owned(), |a| a.name.clone())
+    };
+    let csrf = csrf::field(&op.session);
+    let next = (!searched && calls.len() == PAGE as usize)
         .then(|| calls.last().map(|c| c.id))
         .flatten();
     let selected = |v: &str, current: Option<&str>| current == Some(v);
@@ -139,14 +211,24 @@ pub async fn page(
                 label { (t.to) input type="date" name="to" value=[present(&q.to)]; }
                 label { (t.result) select name="result" {
                     option value="" { (t.any) }
-                    @for r in 1..=8 {
-                        @let r = r.to_string();
-                        option value=(r) selected[selected(&r, present(&q.result))] { (r) }
+                    @for code in 1..=8 {
+                        @let r = code.to_string();
+                        option value=(r) selected[selected(&r, present(&q.result))] { (r) " " (words::result(lang, code)) }
                     }
                 } }
                 label { (t.http_status) input name="status" inputmode="numeric" size="4" value=[present(&q.status)]; }
+                label { "taskNo" input name="task_no" maxlength="128" autocomplete="off" value=[present(&q.task_no)]; }
                 button type="submit" { (t.filter) }
                 a #export-csv href={ "/console/calls.csv?" (query) } download { (t.export_csv) }
+            }
+            form #call-by-id .card .row method="post" action="/console/calls/by-id-number" {
+                (csrf)
+                (fields::id_number(lang))
+                button .secondary type="submit" { (t.search_by_id) }
+                span .muted { (t.search_by_id_note) }
+            }
+            @if searched {
+                p #searched-by-id .muted { (t.searched_by_id) " (" (calls.len()) ")" }
             }
             @if let Some(usage) = &usage {
                 h2 { (t.usage_per_day) }
@@ -162,7 +244,8 @@ pub async fn page(
                 } }
             }
             h2 { (t.calls) }
-            div .table-wrap { table #calls {
+            p .muted { (t.times_in) " " (zone(offset)) }
+            div .table-wrap { table #calls .stack {
                 thead { tr {
                     th { (t.time) } th { (t.app) } th { (t.result) } th .num { (t.score) } th { (t.http_status) }
                     th { (t.charged) } th .num { (t.latency_ms) } th { (t.name) } th { (t.id_card) } th { "taskNo" }
@@ -170,16 +253,16 @@ pub async fn page(
                 tbody {
                     @for c in &calls {
                         tr data-call=(c.id) {
-                            td { (format_time(c.at, offset)) }
-                            td { code { (c.app_id.as_deref().unwrap_or("console")) } }
-                            td .result { @if let Some(r) = c.result { span class={ "badge r" (r) } { (r) } } @else { (c.error_code.as_deref().unwrap_or("–")) } }
-                            td .num { @if let Some(s) = c.score { (format!("{s:.4}")) } }
-                            td .status { (c.http_status) }
-                            td { @if c.charged { "✓" } }
-                            td .num { (c.latency_ms) }
-                            td .name { (c.name.as_deref().unwrap_or("")) }
-                            td .id-card { (c.id_card.as_deref().unwrap_or("")) }
-                            td { code .muted { (c.task_no) } }
+                            td data-label=(t.time) { time datetime=(renzheng_app::metering::iso_time(c.at, offset)) { (format_seconds(c.at, offset)) } }
+                            td data-label=(t.app) { @match c.app_id.as_deref() { Some(id) => { (name_of(id)) " " code .muted { (id) } }, None => { (t.console_try) } } }
+                            td .result data-label=(t.result) { @if let Some(r) = c.result { span class={ "badge r" (r) } data-result=(r) { (r) " " (words::result(lang, r)) } } @else { (c.error_code.as_deref().unwrap_or("–")) } }
+                            td .num data-label=(t.score) { @if let Some(s) = c.score { (format!("{s:.4}")) } }
+                            td .status data-label=(t.http_status) { (c.http_status) }
+                            td data-label=(t.charged) { @if c.charged { "✓" } }
+                            td .num data-label=(t.latency_ms) { (c.latency_ms) }
+                            td .name data-label=(t.name) { (c.name.as_deref().unwrap_or("")) }
+                            td .id-card data-label=(t.id_card) { (c.id_card.as_deref().unwrap_or("")) }
+                            td data-label="taskNo" { code .muted { (c.task_no) } }
                         }
                     }
                 }

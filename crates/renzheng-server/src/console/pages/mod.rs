@@ -3,9 +3,12 @@
 //! session, CSRF token checked), then call one use case.
 
 pub mod about;
+pub mod alerts;
+pub mod app_page;
 pub mod apps;
 pub mod calls;
 pub mod duplicates;
+pub mod events;
 pub mod overview;
 pub mod packages;
 pub mod registry;

@@ -1,14 +1,16 @@
-//! Overview: checks per day by result code and by status, latency, every app's quota.
+//! Overview: the apps that need attention now (low, exhausted, expiring), checks per day
+//! by result code and by status, latency, every app's quota, the latest events.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 
-use crate::console::charts::{stacked_bars, Series};
+use crate::console::charts::{stacked_bars, Series, Words};
 use crate::console::i18n::Lang;
 use crate::console::layout::{format_time, html_page, Page};
 use crate::console::session::Operator;
+use crate::console::words;
 use crate::state::AppState;
 
 /// Days the overview shows.
@@ -31,9 +33,15 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
         Ok(e) => e,
         Err(e) => return crate::console::errors::failure(lang, Some(&op.session), &e),
     };
+    let attention = match state.app.apps_needing_attention().await {
+        Ok(a) => a,
+        Err(e) => return crate::console::errors::failure(lang, Some(&op.session), &e),
+    };
     let offset = state.app.settings().metering.utc_offset_minutes;
     let labels: Vec<String> = overview.days.iter().map(|d| d.date.clone()).collect();
-    let result_names: Vec<String> = (1..=8).map(|r| format!("{} {r}", t.result)).collect();
+    let result_names: Vec<String> = (1..=8)
+        .map(|r| format!("{r} {}", words::result(lang, r)))
+        .collect();
     let result_series: Vec<Series> = result_names
         .iter()
         .zip(RESULT_COLORS)
@@ -70,6 +78,24 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
             flash: Vec::new(),
         },
         html! {
+            @if !attention.is_empty() {
+                section #attention .card .warn role="status" {
+                    h2 { (t.attention) }
+                    ul {
+                        @for a in &attention {
+                            li data-app-id=(a.app.app_id) {
+                                strong { (a.app.name) } " " code .muted { (a.app.app_id) } " · "
+                                @for (i, k) in a.kinds.iter().enumerate() {
+                                    @if i > 0 { "、" }
+                                    span class={ "badge " (if k.as_str() == "exhausted" { "r3" } else { "r2" }) } data-kind=(k.as_str()) { (words::alert_kind(lang, k.as_str())) }
+                                }
+                                " · " (t.remaining) " " (a.remaining) " / " (a.purchased)
+                                " · " a href={ "/console/alerts?app_id=" (a.app.app_id) } { (t.see_alerts) }
+                            }
+                        }
+                    }
+                }
+            }
             div .figures {
                 div .figure { span .muted { (t.total_checks) " · " (t.last_days) } b #total-checks { (overview.total) } }
                 div #latency .figure {
@@ -81,11 +107,11 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
             div .grid {
                 section .card {
                     h2 { (t.checks_by_result) }
-                    (stacked_bars("chart-results", &labels, &by_result, &result_series))
+                    (stacked_bars("chart-results", &Words { title: t.checks_by_result, label: t.date, data: t.chart_data, total: t.total }, &labels, &by_result, &result_series))
                 }
                 section .card {
                     h2 { (t.checks_by_status) }
-                    (stacked_bars("chart-status", &labels, &by_status, &status_series))
+                    (stacked_bars("chart-status", &Words { title: t.checks_by_status, label: t.date, data: t.chart_data, total: t.total }, &labels, &by_status, &status_series))
                 }
             }
             section .card {
@@ -127,7 +153,7 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
                     thead { tr { th { (t.time) } th { (t.who) } th { (t.what) } th { (t.target) } } }
                     tbody {
                         @for e in &events {
-                            tr { td { (format_time(e.at, offset)) } td { (e.actor) } td { code { (e.action) } } td { (e.target.as_deref().unwrap_or("")) } }
+                            tr { td { (format_time(e.at, offset)) } td { (e.actor) } td data-action=(e.action) { (words::event(lang, &e.action)) } td { (e.target.as_deref().unwrap_or("")) } }
                         }
                     }
                 } }

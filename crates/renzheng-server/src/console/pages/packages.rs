@@ -15,9 +15,13 @@ use crate::console::errors::{failure, refusal_text};
 use crate::console::fields;
 use crate::console::i18n::Lang;
 use crate::console::layout::{format_time, html_page, Flash, Page};
+use crate::console::notice::{redirect, Notice};
 use crate::console::session::Operator;
 use crate::console::verified::Verified;
 use crate::state::AppState;
+
+/// This page.
+const PAGE: &str = "/console/packages";
 
 /// `12.5` 元 from 1250 分.
 fn yuan(fen: i64) -> String {
@@ -46,7 +50,25 @@ fn fen_of(text: &str) -> Option<i64> {
         .checked_add(frac.parse::<i64>().ok()?)
 }
 
-async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) -> Response {
+/// What a refused form had typed, shown again in it.
+#[derive(Default)]
+enum Typed<'a> {
+    /// Nothing (a GET).
+    #[default]
+    Nothing,
+    /// The catalogue form.
+    Package(&'a PackageForm),
+    /// The grant form.
+    Grant(&'a GrantForm),
+}
+
+async fn render(
+    state: &AppState,
+    op: &Operator,
+    lang: Lang,
+    flash: Vec<Flash>,
+    typed: Typed<'_>,
+) -> Response {
     let t = lang.t();
     let app = &state.app;
     let (packages, quotas) = match (app.packages().await, app.quotas().await) {
@@ -54,7 +76,12 @@ async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) 
         (Err(e), _) | (_, Err(e)) => return failure(lang, Some(&op.session), &e),
     };
     let offset = app.settings().metering.utc_offset_minutes;
-    let csrf = csrf::field(&op.session);
+    let csrf = || csrf::field(&op.session);
+    let (package, grant) = match typed {
+        Typed::Nothing => (None, None),
+        Typed::Package(p) => (Some(p), None),
+        Typed::Grant(g) => (None, Some(g)),
+    };
     html_page(
         StatusCode::OK,
         Page {
@@ -67,31 +94,33 @@ async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) 
         html! {
             section .card {
                 h2 { (t.grant) }
-                form #grant .row method="post" action="/console/grants" {
-                    (csrf)
+                form #grant .row method="post" action="/console/grants" data-confirm=(t.confirm_grant) {
+                    (csrf())
                     label { (t.app) select name="app_id" required {
-                        @for a in quotas.iter().map(|q| &q.app) { option value=(a.app_id) { (a.name) " (" (a.app_id) ")" } }
+                        @for a in quotas.iter().map(|q| &q.app) {
+                            option value=(a.app_id) selected[grant.is_some_and(|g| g.app_id == a.app_id)] { (a.name) " (" (a.app_id) ")" }
+                        }
                     } }
                     label { (t.package) select name="package" required {
                         @for p in packages.iter().filter(|p| p.active) {
-                            option value=(p.name) { (p.title) " · " (p.calls) " " (t.calls_count) }
+                            option value=(p.name) selected[grant.is_some_and(|g| g.package == p.name)] { (p.title) " · " (p.calls) " " (t.calls_count) }
                         }
                     } }
                     button type="submit" { (t.grant_button) }
                 }
             }
             h2 { (t.balances) }
-            div .table-wrap { table #balances {
+            div .table-wrap { table #balances .stack {
                 thead { tr { th { (t.app) } th .num { (t.remaining) } th .num { (t.purchased) } th .num { (t.charged) } th { (t.packages) } } }
                 tbody {
                     @for b in &quotas {
                         @let a = &b.app;
                         tr data-app-id=(a.app_id) {
-                            td { (a.name) br; code .muted { (a.app_id) } }
-                            td .num .remaining { (b.remaining) }
-                            td .num { (b.purchased) }
-                            td .num { (b.charged) }
-                            td {
+                            td data-label=(t.app) { (a.name) br; code .muted { (a.app_id) } }
+                            td .num .remaining data-label=(t.remaining) { (b.remaining) }
+                            td .num data-label=(t.purchased) { (b.purchased) }
+                            td .num data-label=(t.charged) { (b.charged) }
+                            td data-label=(t.packages) {
                                 @for g in &b.grants {
                                     div .grant {
                                         (g.package.as_deref().unwrap_or("–")) ": " (g.remaining) " / " (g.calls) " · " (t.expires) " "
@@ -121,13 +150,13 @@ async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) 
             section .card {
                 h2 { (t.save_package) }
                 form #put-package .row method="post" action="/console/packages" {
-                    (csrf)
-                    (fields::package_name(lang))
-                    (fields::package_title(lang))
-                    (fields::package_calls(lang))
-                    label { (t.price_yuan) input name="price_yuan" inputmode="decimal" required; }
-                    (fields::package_valid_days(lang))
-                    label { input name="active" type="checkbox" value="1" checked; " " (t.active) }
+                    (csrf())
+                    (fields::package_name(lang, package.map(|p| p.name.as_str())))
+                    (fields::package_title(lang, package.and_then(|p| p.title.as_deref())))
+                    (fields::package_calls(lang, package.map(|p| p.calls.as_str())))
+                    label { (t.price_yuan) input name="price_yuan" inputmode="decimal" required value=[package.map(|p| p.price_yuan.as_str())]; }
+                    (fields::package_valid_days(lang, package.and_then(|p| p.valid_days.as_deref())))
+                    label { input name="active" type="checkbox" value="1" checked[package.is_none_or(|p| p.active.is_some())]; " " (t.active) }
                     button type="submit" { (t.save_package) }
                 }
             }
@@ -136,8 +165,9 @@ async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) 
 }
 
 /// `GET /console/packages`.
-pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Response {
-    render(&state, &op, lang, Vec::new()).await
+pub async fn page(State(state): State<AppState>, mut op: Operator, lang: Lang) -> Response {
+    let (flash, _) = op.take_notice().into_parts();
+    render(&state, &op, lang, flash, Typed::Nothing).await
 }
 
 /// The catalogue form.
@@ -164,9 +194,8 @@ pub async fn put(
             .calls
             .trim()
             .parse::<i64>()
-            .map_err(|_| invalid("calls must be a whole number"))?;
-        let price_fen = fen_of(&form.price_yuan)
-            .ok_or_else(|| invalid("the price must be in 元, at most 2 decimals"))?;
+            .map_err(|_| invalid(lang.t().calls_whole))?;
+        let price_fen = fen_of(&form.price_yuan).ok_or_else(|| invalid(lang.t().price_format))?;
         let valid_days = match form
             .valid_days
             .as_deref()
@@ -175,7 +204,7 @@ pub async fn put(
         {
             Some(v) => Some(
                 v.parse::<i64>()
-                    .map_err(|_| invalid("valid days must be a whole number"))?,
+                    .map_err(|_| invalid(lang.t().valid_days_whole))?,
             ),
             None => None,
         };
@@ -197,11 +226,16 @@ pub async fn put(
         Ok(p) => state.app.put_package(&op.session.actor(), p).await,
         Err(e) => Err(e),
     };
-    let flash = match outcome {
-        Ok(p) => Flash::ok(format!("{} · {}", lang.t().saved, p.name)),
-        Err(e) => Flash::error(refusal_text(lang, &e)),
-    };
-    render(&state, &op, lang, vec![flash]).await
+    match outcome {
+        Ok(p) => {
+            let flash = Flash::ok(format!("{} · {}", lang.t().package_saved, p.name));
+            redirect(&state, op.token(), PAGE, Notice::new(flash, None)).await
+        }
+        Err(e) => {
+            let flash = vec![Flash::error(refusal_text(lang, &e))];
+            render(&state, &op, lang, flash, Typed::Package(&form)).await
+        }
+    }
 }
 
 /// The grant form.
@@ -219,24 +253,36 @@ pub async fn grant(
 ) -> Response {
     let (op, form) = form.into_parts();
     let request = GrantRequest {
-        package: Some(form.package),
+        package: Some(form.package.clone()),
         calls: None,
         expires_at: None,
     };
-    let flash = match state
-        .app
-        .grant(&op.session.actor(), &AppId::from(form.app_id), request)
-        .await
-    {
-        Ok(g) => Flash::ok(format!(
-            "{} · {} × {}",
-            lang.t().granted,
-            g.package.unwrap_or_default(),
-            g.calls
-        )),
-        Err(e) => Flash::error(refusal_text(lang, &e)),
+    let app_id = AppId::from(form.app_id.clone());
+    let granted = match state.app.app(&app_id).await {
+        Ok(view) => state
+            .app
+            .grant(&op.session.actor(), &app_id, request)
+            .await
+            .map(|g| (view, g)),
+        Err(e) => Err(e),
     };
-    render(&state, &op, lang, vec![flash]).await
+    match granted {
+        Ok((view, g)) => {
+            let flash = Flash::ok(format!(
+                "{} · {} ({}) · {} × {}",
+                lang.t().granted,
+                view.name,
+                view.app_id,
+                g.package.unwrap_or_default(),
+                g.calls
+            ));
+            redirect(&state, op.token(), PAGE, Notice::new(flash, None)).await
+        }
+        Err(e) => {
+            let flash = vec![Flash::error(refusal_text(lang, &e))];
+            render(&state, &op, lang, flash, Typed::Grant(&form)).await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,10 +25,15 @@ use crate::console::errors::{failure, not_found, refusal_reason, refusal_text};
 use crate::console::fields;
 use crate::console::i18n::Lang;
 use crate::console::layout::{format_time, html_page, Flash, Page};
+use crate::console::notice::{redirect, Notice};
 use crate::console::session::Operator;
 use crate::console::verified::{NoFields, Verified};
+use crate::console::words;
 use crate::import_jobs::ImportJobs;
 use crate::state::AppState;
+
+/// This page.
+const PAGE: &str = "/console/registry";
 
 /// Persons per page of the list.
 const PER_PAGE: u32 = 20;
@@ -106,7 +111,7 @@ fn events_table(lang: Lang, events: &[AdminEventRecord], offset: i32) -> Markup 
                         tr data-action=(e.action) {
                             td { (format_time(e.at, offset)) }
                             td { (e.actor) }
-                            td { code { (e.action) } }
+                            td { (words::event(lang, &e.action)) " " code .muted { (e.action) } }
                             td { code { (e.target.as_deref().unwrap_or("")) } }
                             td .wrap { (e.detail.as_deref().unwrap_or("")) }
                             td .wrap .reason { (e.reason.as_deref().unwrap_or("")) }
@@ -147,7 +152,7 @@ async fn render(
         .collect();
     let pages = listed.total.div_ceil(u64::from(PER_PAGE)).max(1);
     let latest_scan = state.duplicates.latest();
-    let csrf = csrf::field(&op.session);
+    let csrf = || csrf::field(&op.session);
     html_page(
         StatusCode::OK,
         Page {
@@ -166,7 +171,7 @@ async fn render(
                 section .card {
                     h2 { (t.search) }
                     form #search .row method="post" action="/console/registry/search" {
-                        (csrf)
+                        (csrf())
                         (fields::search_query(lang))
                         button type="submit" { (t.search_button) }
                     }
@@ -174,7 +179,7 @@ async fn render(
                 section .card {
                     h2 { (t.lookup) }
                     form #lookup .row method="post" action="/console/registry/lookup" {
-                        (csrf)
+                        (csrf())
                         (fields::id_number(lang))
                         button type="submit" { (t.find) }
                     }
@@ -182,7 +187,7 @@ async fn render(
                 section .card {
                     h2 { (t.enrol) }
                     form #enrol method="post" action="/console/registry/enrol" enctype="multipart/form-data" {
-                        (csrf)
+                        (csrf())
                         (fields::person_name(lang))
                         (fields::id_number(lang))
                         label { (t.photos) input name="photo" type="file" accept="image/*" multiple; }
@@ -198,7 +203,7 @@ async fn render(
                     h2 { (t.rename) }
                     p .muted { (t.rename_intro) }
                     form #rename method="post" action="/console/registry/rename" {
-                        (csrf)
+                        (csrf())
                         (fields::person_ref(lang))
                         (fields::new_name(lang))
                         (fields::reason(lang, true))
@@ -209,7 +214,7 @@ async fn render(
                     h2 { (t.replace) }
                     p .muted { (t.replace_intro) }
                     form #replace method="post" action="/console/registry/replace" enctype="multipart/form-data" {
-                        (csrf)
+                        (csrf())
                         (fields::person_ref(lang))
                         label { (t.photos) input name="photo" type="file" accept="image/*" multiple required; }
                         (fields::reason(lang, true))
@@ -222,7 +227,7 @@ async fn render(
                     h2 { (t.record_basis) }
                     p .muted { (t.record_basis_intro) }
                     form #record-basis method="post" action="/console/registry/basis" {
-                        (csrf)
+                        (csrf())
                         (fields::person_ref(lang))
                         (fields::basis(lang, true))
                         button type="submit" { (t.record_basis) }
@@ -231,7 +236,7 @@ async fn render(
                 section .card {
                     h2 { (t.remove) }
                     form #remove method="post" action="/console/registry/remove" data-confirm=(t.remove_confirm) {
-                        (csrf)
+                        (csrf())
                         (fields::id_number(lang))
                         (fields::request_ref(lang))
                         label { input name="confirm" type="checkbox" value="yes"; " " (t.remove_confirm) }
@@ -242,7 +247,7 @@ async fn render(
                     h2 { (t.duplicates) }
                     p .muted { (t.duplicates_intro) }
                     form #duplicates method="post" action="/console/registry/duplicates" {
-                        (csrf)
+                        (csrf())
                         button .secondary type="submit" { (t.duplicates_button) }
                     }
                     p {
@@ -256,7 +261,7 @@ async fn render(
                     h2 { (t.reembed) }
                     p .muted { (t.reembed_intro) }
                     form #reembed method="post" action="/console/registry/reembed" {
-                        (csrf)
+                        (csrf())
                         button .secondary type="submit" { (t.reembed_button) }
                     }
                 }
@@ -264,7 +269,7 @@ async fn render(
                     h2 { (t.import) }
                     p .muted { "<id>.jpg, <id>_2.jpg … + people.csv (id,name[,basis,reference,guardian_consent_ref,purpose])" }
                     form #import method="post" action="/console/registry/import" {
-                        (csrf)
+                        (csrf())
                         label { (t.folder) input name="folder" required placeholder="batch-2026-12"; }
                         (fields::basis(lang, false))
                         button type="submit" { (t.import_button) }
@@ -307,7 +312,7 @@ pub struct PageQuery {
 /// `GET /console/registry[?page=N]`.
 pub async fn page(
     State(state): State<AppState>,
-    op: Operator,
+    mut op: Operator,
     lang: Lang,
     Query(q): Query<PageQuery>,
 ) -> Response {
@@ -315,7 +320,23 @@ pub async fn page(
         .page
         .and_then(|p| p.trim().parse::<u64>().ok())
         .unwrap_or(1);
-    render(&state, &op, lang, page, Vec::new(), None).await
+    let (flash, shown) = op.take_notice().into_parts();
+    render(&state, &op, lang, page, flash, shown).await
+}
+
+/// The answer to a registry form that changes the registry: done, back to the page
+/// (Post/Redirect/Get) with the message and the person as the form left them, shown once;
+/// refused, the page at once with the refusal, nothing stored.
+async fn answer(
+    state: &AppState,
+    op: &Operator,
+    lang: Lang,
+    outcome: Result<(Flash, Option<Markup>), Flash>,
+) -> Response {
+    match outcome {
+        Ok((flash, shown)) => redirect(state, op.token(), PAGE, Notice::new(flash, shown)).await,
+        Err(flash) => render(state, op, lang, 1, vec![flash], None).await,
+    }
 }
 
 /// The flash of a refused registry form: a person that is not there, or the use case's
@@ -403,7 +424,17 @@ pub async fn enrol(
     let (op, upload) = form.into_parts();
     let upload = match upload {
         Ok(u) => u,
-        Err(why) => return render(&state, &op, lang, 1, vec![Flash::error(why)], None).await,
+        Err(why) => {
+            return render(
+                &state,
+                &op,
+                lang,
+                1,
+                vec![Flash::error(why.words(lang))],
+                None,
+            )
+            .await
+        }
     };
     let (basis, purpose) = fields::basis_fields(|n| upload.text(n));
     let fields = EnrolFields {
@@ -420,15 +451,15 @@ pub async fn enrol(
         Err(e) => Err(e),
     };
     let offset = state.app.settings().metering.utc_offset_minutes;
-    let (flash, shown) = match enrolled {
+    let outcome = match enrolled {
         Ok(enrolled) => {
             let person = enrolled.person;
             let flash = Flash::ok(format!("{} · {}", lang.t().enrolled, person.id_number));
-            (flash, Some(person_card(lang, &person, offset)))
+            Ok((flash, Some(person_card(lang, &person, offset))))
         }
-        Err(e) => (refusal_flash(lang, &e), None),
+        Err(e) => Err(refusal_flash(lang, &e)),
     };
-    render(&state, &op, lang, 1, vec![flash], shown).await
+    answer(&state, &op, lang, outcome).await
 }
 
 /// The rename form.
@@ -461,14 +492,14 @@ pub async fn rename(
     }
     .await;
     let offset = state.app.settings().metering.utc_offset_minutes;
-    let (flash, shown) = match renamed {
-        Ok(person) => (
+    let outcome = match renamed {
+        Ok(person) => Ok((
             Flash::ok(format!("{} · {}", lang.t().renamed, person.id_number)),
             Some(person_card(lang, &person, offset)),
-        ),
-        Err(e) => (refusal_flash(lang, &e), None),
+        )),
+        Err(e) => Err(refusal_flash(lang, &e)),
     };
-    render(&state, &op, lang, 1, vec![flash], shown).await
+    answer(&state, &op, lang, outcome).await
 }
 
 /// `POST /console/registry/replace` (multipart: `csrf`, `person`, `photo`…, `reason`,
@@ -483,7 +514,17 @@ pub async fn replace(
     let (op, upload) = form.into_parts();
     let upload = match upload {
         Ok(u) => u,
-        Err(why) => return render(&state, &op, lang, 1, vec![Flash::error(why)], None).await,
+        Err(why) => {
+            return render(
+                &state,
+                &op,
+                lang,
+                1,
+                vec![Flash::error(why.words(lang))],
+                None,
+            )
+            .await
+        }
     };
     let replaced = async {
         let reason = Reason::parse(upload.text("reason").unwrap_or_default())?;
@@ -502,15 +543,15 @@ pub async fn replace(
     }
     .await;
     let offset = state.app.settings().metering.utc_offset_minutes;
-    let (flash, shown) = match replaced {
+    let outcome = match replaced {
         Ok(enrolled) => {
             let person = enrolled.person;
             let flash = Flash::ok(format!("{} · {}", lang.t().replaced, person.id_number));
-            (flash, Some(person_card(lang, &person, offset)))
+            Ok((flash, Some(person_card(lang, &person, offset))))
         }
-        Err(e) => (refusal_flash(lang, &e), None),
+        Err(e) => Err(refusal_flash(lang, &e)),
     };
-    render(&state, &op, lang, 1, vec![flash], shown).await
+    answer(&state, &op, lang, outcome).await
 }
 
 /// `POST /console/registry/remove`: only with the confirmation ticked.
@@ -537,11 +578,11 @@ pub async fn remove(
         (Err(e), _) => Err(e.into()),
         (_, Err(e)) => Err(e),
     };
-    let flash = match removed {
-        Ok(masked) => Flash::ok(format!("{} · {masked}", t.removed)),
-        Err(e) => Flash::error(refusal_text(lang, &e)),
+    let outcome = match removed {
+        Ok(masked) => Ok((Flash::ok(format!("{} · {masked}", t.removed)), None)),
+        Err(e) => Err(Flash::error(refusal_text(lang, &e))),
     };
-    render(&state, &op, lang, 1, vec![flash], None).await
+    answer(&state, &op, lang, outcome).await
 }
 
 /// `POST /console/registry/reembed`: the active pack's embeddings from kept photos.
@@ -552,7 +593,7 @@ pub async fn reembed(
 ) -> Response {
     let (op, NoFields {}) = form.into_parts();
     let t = lang.t();
-    let (flash, shown) = match state.app.reembed(&op.session.actor()).await {
+    let outcome = match state.app.reembed(&op.session.actor()).await {
         Ok(s) => {
             let shown = html! {
                 section #reembed-summary .card {
@@ -561,11 +602,11 @@ pub async fn reembed(
                     @for id in s.without_photo.iter().chain(&s.refused) { p .muted { code { (id) } } }
                 }
             };
-            (Flash::ok(t.saved), Some(shown))
+            Ok((Flash::ok(t.saved), Some(shown)))
         }
-        Err(e) => (Flash::error(refusal_text(lang, &e)), None),
+        Err(e) => Err(Flash::error(refusal_text(lang, &e))),
     };
-    render(&state, &op, lang, 1, vec![flash], shown).await
+    answer(&state, &op, lang, outcome).await
 }
 
 /// The basis fields of a urlencoded form ([`fields::basis`]).
@@ -631,18 +672,18 @@ pub async fn record_basis(
     }
     .await;
     let offset = state.app.settings().metering.utc_offset_minutes;
-    let (flash, shown) = match recorded {
-        Ok(person) => (
+    let outcome = match recorded {
+        Ok(person) => Ok((
             Flash::ok(format!(
                 "{} · {}",
                 lang.t().basis_recorded,
                 person.id_number
             )),
             Some(person_card(lang, &person, offset)),
-        ),
-        Err(e) => (refusal_flash(lang, &e), None),
+        )),
+        Err(e) => Err(refusal_flash(lang, &e)),
     };
-    render(&state, &op, lang, 1, vec![flash], shown).await
+    answer(&state, &op, lang, outcome).await
 }
 
 /// The import form: the folder and the basis of the rows that give none.

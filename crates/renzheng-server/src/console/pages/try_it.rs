@@ -23,13 +23,14 @@ use crate::console::i18n::Lang;
 use crate::console::layout::{html_page, Flash, Page};
 use crate::console::session::Operator;
 use crate::console::verified::Verified;
+use crate::console::words;
 use crate::error::{ApiError, Envelope, NoData};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
 fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) -> Response {
     let t = lang.t();
-    let csrf = csrf::field(&op.session);
+    let csrf = || csrf::field(&op.session);
     html_page(
         StatusCode::OK,
         Page {
@@ -46,7 +47,7 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) 
                 section .card {
                     h2 { (t.try_it) }
                     form #try method="post" action="/console/try" enctype="multipart/form-data" {
-                        (csrf)
+                        (csrf())
                         (fields::person_name(lang))
                         (fields::id_number(lang))
                         label { (t.photo) input name="photo" type="file" accept="image/*" required; }
@@ -56,7 +57,7 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) 
                 section .card {
                     h2 { (t.compare_two) }
                     form #compare method="post" action="/console/try/compare" enctype="multipart/form-data" {
-                        (csrf)
+                        (csrf())
                         label { (t.photo_a) input name="photo_a" type="file" accept="image/*" required; }
                         label { (t.photo_b) input name="photo_b" type="file" accept="image/*" required; }
                         button type="submit" { (t.compare) }
@@ -86,7 +87,7 @@ fn mime_of(bytes: &[u8]) -> &'static str {
 
 /// The photo with what the engine found drawn over it: every face's box (the chosen
 /// one solid, `#face-box`), the chosen face's five landmarks.
-fn overlay(id: &str, photo: &[u8], analysis: &Analysis) -> Markup {
+fn overlay(lang: Lang, id: &str, photo: &[u8], analysis: &Analysis) -> Markup {
     let (w, h) = (analysis.width.max(1), analysis.height.max(1));
     let data = format!("data:{};base64,{}", mime_of(photo), B64.encode(photo));
     let chosen = analysis.face.as_ref();
@@ -106,7 +107,7 @@ fn overlay(id: &str, photo: &[u8], analysis: &Analysis) -> Markup {
                     circle .landmark cx=(format!("{:.1}", p.x)) cy=(format!("{:.1}", p.y)) r=(format!("{radius:.1}")) {}
                 }
                 // The quality gate's reasons, written on the photo under the box.
-                @let reasons: Vec<&str> = face.quality.issues.iter().chain(&face.quality.warnings).map(|i| i.as_str()).collect();
+                @let reasons: Vec<String> = face.quality.issues.iter().chain(&face.quality.warnings).map(|i| words::quality(lang, i.as_str())).collect();
                 @let size = radius * 6.0;
                 // Under the box when there is room, else above it.
                 @let below = r.bottom as f64 + size + 2.0;
@@ -142,8 +143,8 @@ fn quality_list(lang: Lang, analysis: &Analysis) -> Markup {
             p #try-quality {
                 (t.quality) ": "
                 @if q.issues.is_empty() && q.warnings.is_empty() { "✓" }
-                @for i in &q.issues { span .badge .r3 { (i.as_str()) } " " }
-                @for w in &q.warnings { span .badge .r2 { (w.as_str()) } " " }
+                @for i in &q.issues { span .badge .r3 data-code=(i.as_str()) { (words::quality(lang, i.as_str())) } " " }
+                @for w in &q.warnings { span .badge .r2 data-code=(w.as_str()) { (words::quality(lang, w.as_str())) } " " }
             }
         } @else {
             p .flash .error data-reason="no-face" { (t.no_face) }
@@ -160,7 +161,7 @@ pub async fn check(
     let (op, upload) = form.into_parts();
     let upload = match upload {
         Ok(u) => u,
-        Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
+        Err(why) => return render(&op, lang, vec![Flash::error(why.words(lang))], None),
     };
     let photo = upload.files("photo").next().cloned().unwrap_or_default();
     let fields = CheckFields {
@@ -205,7 +206,7 @@ pub async fn check(
             verification: v,
             analysis: Some(analysis),
         }) => html! {
-            (overlay("try-overlay", &photo, analysis))
+            (overlay(lang, "try-overlay", &photo, analysis))
             @if let Some(scored) = &v.scored { (score_line(lang, scored)) }
             (quality_list(lang, analysis))
         },
@@ -233,7 +234,7 @@ pub async fn compare(
     let (op, upload) = form.into_parts();
     let upload = match upload {
         Ok(u) => u,
-        Err(why) => return render(&op, lang, vec![Flash::error(why)], None),
+        Err(why) => return render(&op, lang, vec![Flash::error(why.words(lang))], None),
     };
     let t = lang.t();
     let limit = state.app.settings().limits.max_photo_bytes;
@@ -269,8 +270,8 @@ pub async fn compare(
                 (score_line(lang, scored))
             }
             div .grid {
-                div { h2 { (t.photo_a) } (overlay("try-overlay", &a, &first)) (quality_list(lang, &first)) }
-                div { h2 { (t.photo_b) } (overlay("try-overlay-b", &b, &second)) (quality_list(lang, &second)) }
+                div { h2 { (t.photo_a) } (overlay(lang, "try-overlay", &a, &first)) (quality_list(lang, &first)) }
+                div { h2 { (t.photo_b) } (overlay(lang, "try-overlay-b", &b, &second)) (quality_list(lang, &second)) }
             }
         }
     };

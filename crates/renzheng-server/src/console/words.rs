@@ -1,0 +1,289 @@
+//! The console's words for what the use cases and the engine say in codes: every kind of
+//! refusal ([`refusal`]), the quality gate's issues ([`quality`]), the operator events
+//! ([`event`]), the balance alerts ([`alert_kind`]), the fields a refusal names. The CLI and the JSON API keep their English sentences (`AppError`'s `Display`):
+//! the console alone speaks the operator's language, so it words each variant itself,
+//! and a new variant without words here falls back to the English sentence, never to a
+//! blank.
+
+use renzheng_app::rules::PortraitRefusal;
+use renzheng_app::{AppError, PhotoError};
+use renzheng_domain::{IdNumberError, PersonNameError};
+use renzheng_store::AttemptWindow;
+
+use super::i18n::Lang;
+
+/// A quality issue's code (`face_too_small`…) as words; an unknown code as itself.
+pub fn quality(lang: Lang, code: &str) -> String {
+    let (zh, en) = match code {
+        "face_too_small" => ("人脸过小", "face too small"),
+        "blurry" => ("照片模糊", "blurry"),
+        "too_dark" => ("光线过暗", "too dark"),
+        "too_bright" => ("光线过亮", "too bright"),
+        "extreme_pose" => ("头部偏转过大", "head turned too far"),
+        "face_cut_off" => ("人脸不完整", "face cut off"),
+        "low_confidence" => ("人脸置信度低", "low detection confidence"),
+        other => return other.to_owned(),
+    };
+    pick(lang, zh, en).to_owned()
+}
+
+fn pick(lang: Lang, zh: &'static str, en: &'static str) -> &'static str {
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+/// An operator event's action (`app.created`…) as words; an unknown one as itself.
+pub fn event(lang: Lang, action: &str) -> String {
+    let (zh, en) = match action {
+        "app.created" => ("创建应用", "app created"),
+        "app.enabled" => ("启用应用", "app enabled"),
+        "app.disabled" => ("停用应用", "app disabled"),
+        "app.granted" => ("发放套餐", "package granted"),
+        "app.policy_set" => ("修改限流与提醒", "rate limit and alerts set"),
+        "app.code_reset" => ("重置 AppCode", "AppCode reset"),
+        "app.code-revealed" => ("查看 AppCode", "AppCode shown"),
+        "app.secret_reset" => ("重置 AppKey/AppSecret", "AppKey/AppSecret reset"),
+        "app.test-alert" => ("发送测试提醒", "test alert sent"),
+        "package.saved" => ("保存套餐", "package saved"),
+        "person.enrolled" => ("录入人员", "person enrolled"),
+        "person.renamed" => ("更名", "person renamed"),
+        "person.portraits-replaced" => ("更换照片", "portraits replaced"),
+        "person.portrait-refused" => ("照片被拒", "portrait refused"),
+        "person.basis-recorded" => ("记录合法性基础", "legal basis recorded"),
+        "person.basis-refused" => ("缺少合法性基础被拒", "refused for want of a legal basis"),
+        "person.duplicate-allowed" => ("允许一人多证", "duplicate face allowed"),
+        "person.reembedded" => ("重新提取特征", "person re-embedded"),
+        "person.removed" => ("删除人员", "person removed"),
+        "person.purged" => ("保存期满删除", "person purged (retention)"),
+        "registry.imported" => ("导入人员库", "registry imported"),
+        "registry.duplicates-revealed" => ("查看重复人脸", "duplicate faces shown"),
+        "compliance.filing-line-near" => ("接近备案线", "near the filing line"),
+        "compliance.filing-line-reached" => ("达到备案线", "filing line reached"),
+        "console.signed-in" => ("登录控制台", "signed in"),
+        "console.signed-out" => ("退出控制台", "signed out"),
+        "console.sign-in-refused" => ("登录被拒", "sign-in refused"),
+        other => return other.to_owned(),
+    };
+    pick(lang, zh, en).to_owned()
+}
+
+/// A result code's name (1 to 8; anything else a dash).
+pub fn result(lang: Lang, code: i64) -> &'static str {
+    let t = lang.t();
+    match code {
+        1 => t.result_1,
+        2 => t.result_2,
+        3 => t.result_3,
+        4 => t.result_4,
+        5 => t.result_5,
+        6 => t.result_6,
+        7 => t.result_7,
+        8 => t.result_8,
+        _ => "–",
+    }
+}
+
+/// A kind of operator event (the part of its action before the dot) as words.
+pub fn event_kind(lang: Lang, kind: &str) -> String {
+    let (zh, en) = match kind {
+        "app" => ("应用", "apps"),
+        "package" => ("套餐", "packages"),
+        "person" => ("人员", "persons"),
+        "registry" => ("人员库", "registry"),
+        "console" => ("控制台登录", "console sign-ins"),
+        "compliance" => ("合规", "compliance"),
+        other => return other.to_owned(),
+    };
+    pick(lang, zh, en).to_owned()
+}
+
+/// A balance alert's kind (`low`, `exhausted`, `expiring`) as words.
+pub fn alert_kind(lang: Lang, kind: &str) -> String {
+    let (zh, en) = match kind {
+        "low" => ("余量不足", "running low"),
+        "exhausted" => ("已用完", "exhausted"),
+        "expiring" => ("即将过期", "expiring soon"),
+        other => return other.to_owned(),
+    };
+    pick(lang, zh, en).to_owned()
+}
+
+/// A field a refusal names, as the operator knows it.
+fn field(lang: Lang, name: &str) -> String {
+    let (zh, en) = match name {
+        "name" => ("姓名", "name"),
+        "idCard" | "id_number" | "idNumber" => ("身份证号", "ID number"),
+        "image" | "photo" => ("照片", "photo"),
+        "basis" => ("合法性基础", "legal basis"),
+        "reason" => ("原因", "reason"),
+        "from" => ("开始日期", "from"),
+        "to" => ("结束日期", "to"),
+        "package" => ("套餐", "package"),
+        "calls" => ("次数", "calls"),
+        other => return other.to_owned(),
+    };
+    pick(lang, zh, en).to_owned()
+}
+
+/// What the use case's `kind` of thing (`app`, `package`…) is called.
+fn thing(lang: Lang, kind: &str) -> String {
+    let (zh, en) = match kind {
+        "app" => ("应用", "app"),
+        "package" => ("套餐", "package"),
+        "person" => ("人员", "person"),
+        "grant" => ("发放记录", "grant"),
+        other => return other.to_owned(),
+    };
+    pick(lang, zh, en).to_owned()
+}
+
+fn id_number(e: &IdNumberError) -> String {
+    match e {
+        IdNumberError::Length(n) => format!("身份证号应为 18 位（旧号 15 位数字），实际 {n} 位"),
+        IdNumberError::Characters { position } => format!("第 {position} 位字符不合法"),
+        IdNumberError::Checksum => "校验位不正确（是否输错了某一位？）".into(),
+        IdNumberError::ImpossibleDate => "出生日期不是有效日期".into(),
+        IdNumberError::FutureDate => "出生日期晚于今天".into(),
+        IdNumberError::TooOld => "出生日期早于 1900 年".into(),
+        IdNumberError::UnknownRegion => "地区码不存在".into(),
+        other => other.to_string(),
+    }
+}
+
+fn person_name(e: &PersonNameError) -> String {
+    match e {
+        PersonNameError::Empty => "姓名为空".into(),
+        PersonNameError::TooLong(n) => format!(
+            "姓名有 {n} 个字符，超过 {} 个的上限",
+            renzheng_domain::MAX_NAME_CHARS
+        ),
+        PersonNameError::Digits => "姓名含有数字".into(),
+        PersonNameError::ControlCharacter => "姓名含有控制字符或不可见字符".into(),
+        PersonNameError::InvalidCharacter => "姓名含有非文字字符".into(),
+        other => other.to_string(),
+    }
+}
+
+fn photo(e: &PhotoError) -> String {
+    match e {
+        PhotoError::Base64 => "不是有效的 base64".into(),
+        PhotoError::DataUri => "data: URI 形式的照片必须是 base64 编码".into(),
+        PhotoError::Empty => "照片为空".into(),
+        PhotoError::TooLarge { size, limit } => {
+            format!("照片 {size} 字节，超过 {limit} 字节的上限")
+        }
+        PhotoError::NotAnImage => "不是图片（无法识别的格式）".into(),
+        PhotoError::Unsupported(format) => {
+            format!("不支持的图片格式 {format}，请使用 JPEG、PNG、WebP 或 BMP")
+        }
+        PhotoError::Decode(e) => format!("无法解码：{e}"),
+    }
+}
+
+/// Why a photo cannot be a portrait, in the operator's language.
+pub fn portrait_refusal(lang: Lang, reason: &PortraitRefusal) -> String {
+    match (lang, reason) {
+        (Lang::Zh, PortraitRefusal::NoFace) => "未检测到人脸".into(),
+        (Lang::Zh, PortraitRefusal::Quality(issues)) => {
+            let words: Vec<String> = issues.iter().map(|i| quality(lang, i.as_str())).collect();
+            format!("照片质量不合格：{}", words.join("、"))
+        }
+        (Lang::Zh, PortraitRefusal::RivalFaces(n)) => {
+            format!("照片中有 {n} 张大小相近的人脸，录入照片只能有一个人")
+        }
+        (Lang::Zh, PortraitRefusal::UnusableImage(e)) => format!("无法读取的图片：{e}"),
+        (Lang::En, PortraitRefusal::Quality(issues)) => {
+            let words: Vec<String> = issues.iter().map(|i| quality(lang, i.as_str())).collect();
+            format!("photo quality too low: {}", words.join(", "))
+        }
+        (Lang::En, other) => other.to_string(),
+    }
+}
+
+/// A use case's refusal in the operator's language (the failures of ours are worded by
+/// the caller, which also logs them).
+pub fn refusal(lang: Lang, e: &AppError) -> String {
+    if lang == Lang::En {
+        return match e {
+            AppError::PortraitRefused { index, reason } => format!(
+                "Photo {index} refused: {}; nothing was stored.",
+                portrait_refusal(lang, reason)
+            ),
+            AppError::MissingField(f) => format!("missing required field: {}", field(lang, f)),
+            AppError::NotFound(kind) => format!("{} not found", thing(lang, kind)),
+            other => other.to_string(),
+        };
+    }
+    match e {
+        AppError::Unauthorized => "未授权".into(),
+        AppError::UnknownAppKey => "AppKey 无效".into(),
+        AppError::TimedOut => "请求超时".into(),
+        AppError::MissingField(f) => format!("缺少必填项：{}", field(lang, f)),
+        AppError::MissingPhoto => "缺少照片（image 或 imgUrl）".into(),
+        AppError::InvalidName(e) => format!("姓名无效：{}", person_name(e)),
+        AppError::InvalidIdNumber(e) => format!("身份证号无效：{}", id_number(e)),
+        AppError::InvalidImage(e) => format!("照片无效：{}", photo(e)),
+        AppError::ImgUrl(e) => format!("imgUrl 无法使用：{e}"),
+        AppError::InvalidAppName(m) => format!("应用名称无效：{m}"),
+        AppError::PortraitRefused { index, reason } => format!(
+            "照片 {index} 不能录入：{}，未保存任何内容。",
+            portrait_refusal(lang, reason)
+        ),
+        AppError::NotFound(kind) => format!("{}不存在", thing(lang, kind)),
+        AppError::CodeNotViewable => {
+            "此 AppCode 签发于旧版本，只保存了它的哈希，无法再次查看；重置后新的 AppCode 可以随时查看。"
+                .into()
+        }
+        AppError::Throttled { .. } => "请求过于频繁，请稍后再试".into(),
+        AppError::QuotaExhausted => "额度已用完".into(),
+        AppError::QuotaExpired => "额度已过期".into(),
+        AppError::TooManyAttempts { window, .. } => match window {
+            AttemptWindow::Minute => "该身份证号本分钟内查验次数过多，请稍后再试".into(),
+            AttemptWindow::Day => "该身份证号今日查验次数过多，请明天再试".into(),
+        },
+        AppError::SignInRefused => lang.t().wrong_credentials.into(),
+        AppError::NonceUsed => "Nonce 已被使用".into(),
+        AppError::Invalid(m) => format!("请求无效：{m}"),
+        AppError::Busy { .. } => "服务繁忙，请稍后再试".into(),
+        AppError::Import(m) => format!("导入失败：{m}"),
+        AppError::Keys(m) => format!("密钥：{m}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use renzheng_vision::QualityIssue;
+
+    use super::*;
+
+    #[test]
+    fn refusals_and_quality_codes_are_words_in_chinese() {
+        let refused = AppError::PortraitRefused {
+            index: 2,
+            reason: PortraitRefusal::Quality(vec![
+                QualityIssue::FaceTooSmall,
+                QualityIssue::Blurry,
+            ]),
+        };
+        let zh = refusal(Lang::Zh, &refused);
+        assert_eq!(
+            zh,
+            "照片 2 不能录入：照片质量不合格：人脸过小、照片模糊，未保存任何内容。"
+        );
+        assert!(refusal(Lang::En, &refused).contains("face too small, blurry"));
+        let id = renzheng_domain::IdNumber::parse("11010519491231002Y").unwrap_err();
+        let zh = refusal(Lang::Zh, &AppError::InvalidIdNumber(id));
+        assert!(zh.starts_with("身份证号无效："), "{zh}");
+        assert!(!zh.is_ascii());
+        assert_eq!(refusal(Lang::Zh, &AppError::NotFound("app")), "应用不存在");
+        assert_eq!(quality(Lang::Zh, "face_too_small"), "人脸过小");
+        assert_eq!(quality(Lang::En, "too_dark"), "too dark");
+        assert_eq!(quality(Lang::Zh, "new_code"), "new_code");
+        assert_eq!(event(Lang::Zh, "app.granted"), "发放套餐");
+        assert_eq!(event(Lang::En, "x.y"), "x.y");
+        assert_eq!(alert_kind(Lang::Zh, "exhausted"), "已用完");
+    }
+}
