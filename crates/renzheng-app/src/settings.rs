@@ -842,6 +842,46 @@ mod tests {
     }
 
     #[test]
+    fn compliance_records_and_alert_settings_are_checked() {
+        type Change = fn(&mut Settings);
+        let refused: [(Change, &str); 5] = [
+            (
+                |s| s.compliance.records_retention_days = 1,
+                "records_retention_days",
+            ),
+            (
+                |s| s.compliance.records_retention_days = 1_094,
+                "records_retention_days",
+            ),
+            (
+                |s| s.compliance.alert_webhook = Some(Secret::new("ftp://ops.example/alert")),
+                "alert_webhook",
+            ),
+            (
+                |s| s.compliance.alert_webhook = Some(Secret::new("not a url")),
+                "alert_webhook",
+            ),
+            (|s| s.compliance.warning_percent = 100, "warning_percent"),
+        ];
+        for (change, word) in refused {
+            let mut s = Settings::default();
+            change(&mut s);
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(word), "{word}: {err}");
+        }
+        let accepted: [Change; 3] = [
+            |s| s.compliance.records_retention_days = 0,
+            |s| s.compliance.records_retention_days = 1_095,
+            |s| s.compliance.alert_webhook = Some(Secret::new("https://ops.example/alert")),
+        ];
+        for change in accepted {
+            let mut s = Settings::default();
+            change(&mut s);
+            s.validate().unwrap();
+        }
+    }
+
+    #[test]
     fn body_limit_must_hold_a_full_photo() {
         let mut s = Settings::default();
         s.limits.max_body_bytes = s.limits.max_photo_bytes;

@@ -3,34 +3,79 @@
 //! the rule's own constant, so the form cannot drift from what the server accepts (the
 //! server still checks: these only spare the operator a round trip).
 
+use std::collections::HashMap;
+
 use maud::{html, Markup};
 use renzheng_app::{AppName, PackageView, PolicyView, Reason};
 use renzheng_domain::{BasisFields, BasisKind, IdNumber, Reference, MAX_NAME_CHARS};
 
 use super::i18n::Lang;
 
+/// What a refused form had typed: which form (its `id`), and its text fields by name. The
+/// page is rendered again at once with these in the form's fields (a browser cannot be
+/// told to fill a file input: the photos are chosen again).
+pub struct Typed {
+    form: &'static str,
+    values: HashMap<String, String>,
+}
+
+impl Typed {
+    /// What form `form` had typed.
+    pub fn new<'a>(
+        form: &'static str,
+        values: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        Typed {
+            form,
+            values: values
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    /// The values for form `form`: what it had typed if it is the one refused, else none.
+    pub fn fill<'a>(typed: Option<&'a Typed>, form: &str) -> Fill<'a> {
+        Fill(typed.filter(|t| t.form == form).map(|t| &t.values))
+    }
+}
+
+/// The values a form's fields are rendered with ([`EMPTY`]: none).
+#[derive(Clone, Copy)]
+pub struct Fill<'a>(Option<&'a HashMap<String, String>>);
+
+/// No values: a form as first shown.
+pub const EMPTY: Fill<'static> = Fill(None);
+
+impl<'a> Fill<'a> {
+    /// The value of field `name`.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.0.and_then(|v| v.get(name)).map(String::as_str)
+    }
+}
+
 /// A person's ID number. Browsers are told not to remember what was typed: ID numbers
 /// must not end up in an operator's autocomplete history.
-pub fn id_number(lang: Lang) -> Markup {
-    html! { label { (lang.t().id_number) input name="id_number" required maxlength=(IdNumber::CHARS) autocomplete="off"; } }
+pub fn id_number(lang: Lang, fill: Fill<'_>) -> Markup {
+    html! { label { (lang.t().id_number) input name="id_number" required maxlength=(IdNumber::CHARS) autocomplete="off" value=[fill.get("id_number")]; } }
 }
 
 /// A person's name (not remembered either).
-pub fn person_name(lang: Lang) -> Markup {
-    html! { label { (lang.t().name) input name="name" required maxlength=(MAX_NAME_CHARS) autocomplete="off"; } }
+pub fn person_name(lang: Lang, fill: Fill<'_>) -> Markup {
+    html! { label { (lang.t().name) input name="name" required maxlength=(MAX_NAME_CHARS) autocomplete="off" value=[fill.get("name")]; } }
 }
 
 /// Characters of a person handle (`p-` and 16 hex digits).
 const HANDLE_CHARS: usize = 18;
 
 /// A person named by ID number or handle (not remembered either).
-pub fn person_ref(lang: Lang) -> Markup {
-    html! { label { (lang.t().person_ref) input name="person" required maxlength=(IdNumber::CHARS.max(HANDLE_CHARS)) autocomplete="off"; } }
+pub fn person_ref(lang: Lang, fill: Fill<'_>) -> Markup {
+    html! { label { (lang.t().person_ref) input name="person" required maxlength=(IdNumber::CHARS.max(HANDLE_CHARS)) autocomplete="off" value=[fill.get("person")]; } }
 }
 
 /// A person's new name.
-pub fn new_name(lang: Lang) -> Markup {
-    html! { label { (lang.t().new_name) input name="name" required maxlength=(MAX_NAME_CHARS) autocomplete="off"; } }
+pub fn new_name(lang: Lang, fill: Fill<'_>) -> Markup {
+    html! { label { (lang.t().new_name) input name="name" required maxlength=(MAX_NAME_CHARS) autocomplete="off" value=[fill.get("name")]; } }
 }
 
 /// What the registry search takes: a full ID number, a handle or an exact name.
@@ -40,26 +85,27 @@ pub fn search_query(lang: Lang) -> Markup {
 }
 
 /// An operator's reason (`required`: always; otherwise only when a box says so).
-pub fn reason(lang: Lang, required: bool) -> Markup {
-    html! { label { (lang.t().reason) input name="reason" required[required] maxlength=(Reason::MAX_CHARS) autocomplete="off"; } }
+pub fn reason(lang: Lang, required: bool, fill: Fill<'_>) -> Markup {
+    html! { label { (lang.t().reason) input name="reason" required[required] maxlength=(Reason::MAX_CHARS) autocomplete="off" value=[fill.get("reason")]; } }
 }
 
 /// The reference of the data subject's request a removal answers (optional).
-pub fn request_ref(lang: Lang) -> Markup {
-    html! { label { (lang.t().request_ref) input name="request_ref" maxlength=(Reference::MAX_CHARS) autocomplete="off"; } }
+pub fn request_ref(lang: Lang, fill: Fill<'_>) -> Markup {
+    html! { label { (lang.t().request_ref) input name="request_ref" maxlength=(Reference::MAX_CHARS) autocomplete="off" value=[fill.get("request_ref")]; } }
 }
 
 /// The box allowing a face enrolled under another ID number (with a reason).
-pub fn allow_duplicate_face(lang: Lang) -> Markup {
+pub fn allow_duplicate_face(lang: Lang, fill: Fill<'_>) -> Markup {
     let t = lang.t();
+    let checked = fill.get("allow_duplicate_face") == Some("yes");
     html! {
-        label { input name="allow_duplicate_face" type="checkbox" value="yes"; " " (t.allow_duplicate_face) }
+        label { input name="allow_duplicate_face" type="checkbox" value="yes" checked[checked]; " " (t.allow_duplicate_face) }
     }
 }
 
 /// The legal basis of a face: its kind (`required`, or blank to keep the person's), the
 /// consent's or contract's reference or the statute, a guardian's consent, the purpose.
-pub fn basis(lang: Lang, required: bool) -> Markup {
+pub fn basis(lang: Lang, required: bool, fill: Fill<'_>) -> Markup {
     let t = lang.t();
     let label = |kind: BasisKind| match kind {
         BasisKind::Consent => t.basis_consent,
@@ -72,13 +118,13 @@ pub fn basis(lang: Lang, required: bool) -> Markup {
             label { (t.basis_kind)
                 select name="basis" required[required] {
                     option value="" { (t.basis_none) }
-                    @for kind in BasisKind::ALL { option value=(kind.as_str()) { (label(kind)) } }
+                    @for kind in BasisKind::ALL { option value=(kind.as_str()) selected[fill.get("basis") == Some(kind.as_str())] { (label(kind)) } }
                 }
             }
-            label { (t.consent_ref) input name="consent_ref" maxlength=(Reference::MAX_CHARS) autocomplete="off"; }
-            label { (t.law_ref) input name="law" maxlength=(Reference::MAX_CHARS) autocomplete="off"; }
-            label { (t.guardian_consent_ref) input name="guardian_consent_ref" maxlength=(Reference::MAX_CHARS) autocomplete="off"; }
-            label { (t.purpose) input name="purpose" maxlength=(Reference::MAX_CHARS) autocomplete="off"; }
+            label { (t.consent_ref) input name="consent_ref" maxlength=(Reference::MAX_CHARS) autocomplete="off" value=[fill.get("consent_ref")]; }
+            label { (t.law_ref) input name="law" maxlength=(Reference::MAX_CHARS) autocomplete="off" value=[fill.get("law")]; }
+            label { (t.guardian_consent_ref) input name="guardian_consent_ref" maxlength=(Reference::MAX_CHARS) autocomplete="off" value=[fill.get("guardian_consent_ref")]; }
+            label { (t.purpose) input name="purpose" maxlength=(Reference::MAX_CHARS) autocomplete="off" value=[fill.get("purpose")]; }
         }
     }
 }

@@ -203,6 +203,7 @@ texts! {
     package: "套餐", "Package";
     title: "名称", "Title";
     calls_count: "次数", "Calls";
+    calls_unit: " 次", " calls";
     price_yuan: "价格（元）", "Price (元)";
     valid_days: "有效天数", "Valid days";
     active: "在售", "On sale";

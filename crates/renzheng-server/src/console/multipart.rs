@@ -85,6 +85,11 @@ impl Upload {
         self.text.get(name).map(String::as_str)
     }
 
+    /// Every text field, name and value.
+    pub fn texts(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.text.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The files of one field, in order.
     pub fn files<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Vec<u8>> + 'a {
         self.files

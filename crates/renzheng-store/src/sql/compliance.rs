@@ -326,24 +326,15 @@ impl Backend {
         hashes: &[String],
         limit: u32,
     ) -> Result<Vec<ProcessingRecord>, StoreError> {
-        let mut records = Vec::new();
-        for hash in hashes {
-            let rows = sqlx::query(
-                "SELECT id, at, action, person_masked, person_hash, actor, basis, result
-                 FROM processing_records WHERE person_hash = $1 ORDER BY id DESC LIMIT $2",
-            )
-            .bind(hash)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-            for row in &rows {
-                records.push(processing_from_row(row)?);
-            }
-        }
-        // Several keys: one list, newest first.
-        records.sort_by_key(|r| std::cmp::Reverse(r.id));
-        records.truncate(limit as usize);
-        Ok(records)
+        self.newest_by_hash(
+            "SELECT id, at, action, person_masked, person_hash, actor, basis, result
+             FROM processing_records WHERE person_hash = $1 ORDER BY id DESC LIMIT $2",
+            hashes,
+            limit,
+            processing_from_row,
+            |r| r.id,
+        )
+        .await
     }
 
     pub(super) async fn do_purge_processing_before(

@@ -944,39 +944,27 @@ impl Store for Backend {
         hashes: &[String],
         limit: u32,
     ) -> Result<(Vec<AuditRecord>, Vec<AdminEventRecord>), StoreError> {
-        let (mut checks, mut events) = (Vec::new(), Vec::new());
-        for hash in hashes {
-            let rows = sqlx::query(
+        let checks = self
+            .newest_by_hash(
                 "SELECT id, at, request_id, app_id, name_masked, id_masked, id_hash, result, score,
                         http_status, latency_ms, error_code, charged
                  FROM audit WHERE id_hash = $1 ORDER BY id DESC LIMIT $2",
+                hashes,
+                limit,
+                audit_from_row,
+                |c| c.id,
             )
-            .bind(hash)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
             .await?;
-            for row in &rows {
-                checks.push(audit_from_row(row)?);
-            }
-            let rows = sqlx::query(
+        let events = self
+            .newest_by_hash(
                 "SELECT id, at, actor, action, target, request_id, detail, reason
                  FROM admin_events WHERE target_hash = $1 ORDER BY id DESC LIMIT $2",
+                hashes,
+                limit,
+                event_from_row,
+                |e| e.id,
             )
-            .bind(hash)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
             .await?;
-            for row in &rows {
-                events.push(event_from_row(row)?);
-            }
-        }
-        // Several keys: one list each, newest first, as one page.
-        checks.sort_by_key(|c| std::cmp::Reverse(c.id));
-        checks.dedup_by_key(|c| c.id);
-        checks.truncate(limit as usize);
-        events.sort_by_key(|e| std::cmp::Reverse(e.id));
-        events.dedup_by_key(|e| e.id);
-        events.truncate(limit as usize);
         Ok((checks, events))
     }
 
@@ -1062,6 +1050,34 @@ impl Store for Backend {
 }
 
 impl Backend {
+    /// The newest `limit` rows of `sql` (which takes a person's keyed hash as `$1` and the
+    /// limit as `$2`, newest first) for any of `hashes` (one per audit key in force), as
+    /// one list newest first: a person's trail under every key, one page.
+    pub(super) async fn newest_by_hash<T>(
+        &self,
+        sql: &str,
+        hashes: &[String],
+        limit: u32,
+        parse: fn(&DbRow) -> Result<T, StoreError>,
+        id: fn(&T) -> i64,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found = Vec::new();
+        for hash in hashes {
+            let rows = sqlx::query(sql)
+                .bind(hash)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+            for row in &rows {
+                found.push(parse(row)?);
+            }
+        }
+        found.sort_by_key(|r| std::cmp::Reverse(id(r)));
+        found.dedup_by_key(|r| id(r));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
     /// The template key ring in force (a cheap clone).
     pub(crate) fn templates(&self) -> TemplateKey {
         self.templates

@@ -1419,7 +1419,13 @@ async fn a_face_under_another_id_number_is_enrolled_only_when_allowed_with_a_rea
         !page.contains("--allow-duplicate-face") && !page.contains("--reason"),
         "no CLI flags in the console: {page}"
     );
-    assert!(!page.contains(&HU.id()) && !page.contains(&UNKNOWN.id()));
+    // Numbers in clear nowhere but in the refused form's own fields, as typed.
+    let outside_form: String = {
+        let at = page.find("<form id=\"enrol\"").expect("the enrol form");
+        let end = at + page[at..].find("</form>").unwrap();
+        format!("{}{}", &page[..at], &page[end..])
+    };
+    assert!(!outside_form.contains(&HU.id()) && !outside_form.contains(&UNKNOWN.id()));
     assert!(app.state.app.person(&parsed).await.unwrap().is_none());
     // Ticked without a reason: refused.
     let page = enrol_unknown_with_hus_face(&app, &b, &[("allow_duplicate_face", "yes")]).await;
@@ -2348,4 +2354,65 @@ async fn the_alerts_and_events_pages_list_what_happened_and_the_overview_warns()
     let (_, page, _) = b.get("/console/events?kind=console").await;
     assert!(page.contains("data-action=\"console.signed-in\""), "{page}");
     assert!(!page.contains("data-action=\"app.granted\""), "{page}");
+}
+
+#[tokio::test]
+async fn a_refused_registry_form_is_shown_again_as_typed_and_only_that_form() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let id = UNKNOWN.id();
+    // No legal basis: refused before any photo is looked at; what was typed comes back.
+    let (status, page) = b
+        .post_multipart(
+            "/console/registry/enrol",
+            &[
+                ("csrf", FRESH),
+                ("name", UNKNOWN.name),
+                ("id_number", &id),
+                ("allow_duplicate_face", "yes"),
+                ("reason", "typed reason"),
+            ],
+            &[("photo", &app.photo(HU_SAME))],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-reason=\"basis-required\""), "{page}");
+    for value in [UNKNOWN.name, id.as_str(), "typed reason"] {
+        assert!(
+            page.contains(&format!("value=\"{value}\"")),
+            "{value}: {page}"
+        );
+    }
+    assert!(page.contains("value=\"yes\" checked"), "{page}");
+    // Only the refused form is filled: the lookup and removal forms stay empty.
+    assert_eq!(
+        page.matches(&format!("value=\"{id}\"")).count(),
+        1,
+        "{page}"
+    );
+    let parsed = renzheng_domain::IdNumber::parse(&id).unwrap();
+    assert!(app.state.app.person(&parsed).await.unwrap().is_none());
+    // A rename without a reason keeps the person and the new name typed.
+    let (_, page) = b
+        .post_form(
+            "/console/registry/rename",
+            &[
+                ("csrf", FRESH),
+                ("person", &HU.id()),
+                ("name", "胡新名"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    assert!(page.contains("data-reason=\"reason-required\""), "{page}");
+    assert!(page.contains("value=\"胡新名\""), "{page}");
+    // A basis recorded without its reference keeps the kind chosen.
+    let (_, page) = b
+        .post_form(
+            "/console/registry/basis",
+            &[("csrf", FRESH), ("person", &HU.id()), ("basis", "law")],
+        )
+        .await;
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    assert!(page.contains("value=\"law\" selected"), "{page}");
 }

@@ -136,7 +136,7 @@ pub async fn render(
                     (csrf()) (back())
                     label { (t.package) select name="package" required {
                         @for p in packages.iter().filter(|p| p.active) {
-                            option value=(p.name) { (p.title) " · " (p.calls) " " (t.calls_count) }
+                            option value=(p.name) { (p.title) " · " (p.calls) (t.calls_unit) }
                         }
                     } }
                     button type="submit" { (t.grant_button) }

@@ -223,7 +223,7 @@ async fn render(
             }
             form #call-by-id .card .row method="post" action="/console/calls/by-id-number" {
                 (csrf)
-                (fields::id_number(lang))
+                (fields::id_number(lang, fields::EMPTY))
                 button .secondary type="submit" { (t.search_by_id) }
                 span .muted { (t.search_by_id_note) }
             }

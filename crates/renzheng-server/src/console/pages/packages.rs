@@ -103,7 +103,7 @@ async fn render(
                     } }
                     label { (t.package) select name="package" required {
                         @for p in packages.iter().filter(|p| p.active) {
-                            option value=(p.name) selected[grant.is_some_and(|g| g.package == p.name)] { (p.title) " · " (p.calls) " " (t.calls_count) }
+                            option value=(p.name) selected[grant.is_some_and(|g| g.package == p.name)] { (p.title) " · " (p.calls) (t.calls_unit) }
                         }
                     } }
                     button type="submit" { (t.grant_button) }
@@ -116,16 +116,17 @@ async fn render(
                     @for b in &quotas {
                         @let a = &b.app;
                         tr data-app-id=(a.app_id) {
-                            td data-label=(t.app) { (a.name) br; code .muted { (a.app_id) } }
+                            td data-label=(t.app) { a href={ "/console/apps/" (a.app_id) } { (a.name) } br; code .muted { (a.app_id) } }
                             td .num .remaining data-label=(t.remaining) { (b.remaining) }
                             td .num data-label=(t.purchased) { (b.purchased) }
                             td .num data-label=(t.charged) { (b.charged) }
                             td data-label=(t.packages) {
                                 @for g in &b.grants {
                                     div .grant {
-                                        (g.package.as_deref().unwrap_or("–")) ": " (g.remaining) " / " (g.calls) " · " (t.expires) " "
+                                        @let title = g.package.as_deref().map(|code| packages.iter().find(|p| p.name == code).map_or(code, |p| p.title.as_str()));
+                                        (title.unwrap_or(t.custom_grant)) ": " (g.remaining) " / " (g.calls) (t.calls_unit) " · " (t.expires) " "
                                         @match g.expires_at { Some(at) => (format_time(at, offset)), None => (t.never) }
-                                        @if g.expired { " " span .badge .r3 { "✕" } }
+                                        @if g.expired { " " span .badge .r3 { (t.expired) } }
                                     }
                                 }
                             }

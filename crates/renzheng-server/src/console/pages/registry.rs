@@ -22,9 +22,10 @@ use serde::Deserialize;
 
 use crate::console::csrf;
 use crate::console::errors::{failure, not_found, refusal_reason, refusal_text};
-use crate::console::fields;
+use crate::console::fields::{self, Typed};
 use crate::console::i18n::Lang;
 use crate::console::layout::{format_time, html_page, Flash, Page};
+use crate::console::multipart::Upload;
 use crate::console::notice::{redirect, Notice};
 use crate::console::session::Operator;
 use crate::console::verified::{NoFields, Verified};
@@ -132,10 +133,12 @@ async fn render(
     page: u64,
     flash: Vec<Flash>,
     shown: Option<Markup>,
+    typed: Option<&Typed>,
 ) -> Response {
     let t = lang.t();
     let offset = state.app.settings().metering.utc_offset_minutes;
     let page = page.max(1);
+    let fill = |form: &str| Typed::fill(typed, form);
     let listed = state
         .app
         .registry_page((page - 1).saturating_mul(u64::from(PER_PAGE)), PER_PAGE)
@@ -180,7 +183,7 @@ async fn render(
                     h2 { (t.lookup) }
                     form #lookup .row method="post" action="/console/registry/lookup" {
                         (csrf())
-                        (fields::id_number(lang))
+                        (fields::id_number(lang, fill("lookup")))
                         button type="submit" { (t.find) }
                     }
                 }
@@ -188,13 +191,13 @@ async fn render(
                     h2 { (t.enrol) }
                     form #enrol method="post" action="/console/registry/enrol" enctype="multipart/form-data" {
                         (csrf())
-                        (fields::person_name(lang))
-                        (fields::id_number(lang))
+                        (fields::person_name(lang, fill("enrol")))
+                        (fields::id_number(lang, fill("enrol")))
                         label { (t.photos) input name="photo" type="file" accept="image/*" multiple; }
-                        (fields::basis(lang, false))
+                        (fields::basis(lang, false, fill("enrol")))
                         p .muted #enrol-basis-hint { (t.basis_hint) }
-                        (fields::allow_duplicate_face(lang))
-                        (fields::reason(lang, false))
+                        (fields::allow_duplicate_face(lang, fill("enrol")))
+                        (fields::reason(lang, false, fill("enrol")))
                         p .muted #enrol-reason-hint { (t.reason_hint) }
                         button type="submit" { (t.enrol) }
                     }
@@ -204,9 +207,9 @@ async fn render(
                     p .muted { (t.rename_intro) }
                     form #rename method="post" action="/console/registry/rename" {
                         (csrf())
-                        (fields::person_ref(lang))
-                        (fields::new_name(lang))
-                        (fields::reason(lang, true))
+                        (fields::person_ref(lang, fill("rename")))
+                        (fields::new_name(lang, fill("rename")))
+                        (fields::reason(lang, true, fill("rename")))
                         button type="submit" { (t.rename) }
                     }
                 }
@@ -215,11 +218,11 @@ async fn render(
                     p .muted { (t.replace_intro) }
                     form #replace method="post" action="/console/registry/replace" enctype="multipart/form-data" {
                         (csrf())
-                        (fields::person_ref(lang))
+                        (fields::person_ref(lang, fill("replace")))
                         label { (t.photos) input name="photo" type="file" accept="image/*" multiple required; }
-                        (fields::reason(lang, true))
-                        (fields::allow_duplicate_face(lang))
-                        (fields::basis(lang, false))
+                        (fields::reason(lang, true, fill("replace")))
+                        (fields::allow_duplicate_face(lang, fill("replace")))
+                        (fields::basis(lang, false, fill("replace")))
                         button type="submit" { (t.replace_button) }
                     }
                 }
@@ -228,8 +231,8 @@ async fn render(
                     p .muted { (t.record_basis_intro) }
                     form #record-basis method="post" action="/console/registry/basis" {
                         (csrf())
-                        (fields::person_ref(lang))
-                        (fields::basis(lang, true))
+                        (fields::person_ref(lang, fill("record-basis")))
+                        (fields::basis(lang, true, fill("record-basis")))
                         button type="submit" { (t.record_basis) }
                     }
                 }
@@ -237,8 +240,8 @@ async fn render(
                     h2 { (t.remove) }
                     form #remove method="post" action="/console/registry/remove" data-confirm=(t.remove_confirm) {
                         (csrf())
-                        (fields::id_number(lang))
-                        (fields::request_ref(lang))
+                        (fields::id_number(lang, fill("remove")))
+                        (fields::request_ref(lang, fill("remove")))
                         label { input name="confirm" type="checkbox" value="yes"; " " (t.remove_confirm) }
                         button .danger type="submit" { (t.remove_button) }
                     }
@@ -270,8 +273,8 @@ async fn render(
                     p .muted { "<id>.jpg, <id>_2.jpg … + people.csv (id,name[,basis,reference,guardian_consent_ref,purpose])" }
                     form #import method="post" action="/console/registry/import" {
                         (csrf())
-                        label { (t.folder) input name="folder" required placeholder="batch-2026-12"; }
-                        (fields::basis(lang, false))
+                        label { (t.folder) input name="folder" required placeholder="batch-2026-12" value=[fill("import").get("folder")]; }
+                        (fields::basis(lang, false, fill("import")))
                         button type="submit" { (t.import_button) }
                     }
                 }
@@ -321,7 +324,7 @@ pub async fn page(
         .and_then(|p| p.trim().parse::<u64>().ok())
         .unwrap_or(1);
     let (flash, shown) = op.take_notice().into_parts();
-    render(&state, &op, lang, page, flash, shown).await
+    render(&state, &op, lang, page, flash, shown, None).await
 }
 
 /// The answer to a registry form that changes the registry: done, back to the page
@@ -332,11 +335,39 @@ async fn answer(
     op: &Operator,
     lang: Lang,
     outcome: Result<(Flash, Option<Markup>), Flash>,
+    typed: Typed,
 ) -> Response {
     match outcome {
         Ok((flash, shown)) => redirect(state, op.token(), PAGE, Notice::new(flash, shown)).await,
-        Err(flash) => render(state, op, lang, 1, vec![flash], None).await,
+        Err(flash) => render(state, op, lang, 1, vec![flash], None, Some(&typed)).await,
     }
+}
+
+/// What the removal form had typed (not the confirmation: it is ticked anew).
+fn removal_typed(form: &PersonForm) -> Typed {
+    let mut values = vec![("id_number", form.id_number.as_str())];
+    values.extend(form.request_ref.as_deref().map(|r| ("request_ref", r)));
+    Typed::new("remove", values)
+}
+
+/// What a form with basis fields (and perhaps one more, `first`) had typed.
+fn basis_typed(form: &'static str, first: Option<(&str, &str)>, basis: &BasisForm) -> Typed {
+    let mut values: Vec<(&str, &str)> = first.into_iter().collect();
+    for (name, value) in [
+        ("basis", &basis.basis),
+        ("consent_ref", &basis.consent_ref),
+        ("law", &basis.law),
+        ("guardian_consent_ref", &basis.guardian_consent_ref),
+        ("purpose", &basis.purpose),
+    ] {
+        values.extend(value.as_deref().map(|v| (name, v)));
+    }
+    Typed::new(form, values)
+}
+
+/// What an upload form had typed (its text fields but the token).
+fn typed_upload(form: &'static str, upload: &Upload) -> Typed {
+    Typed::new(form, upload.texts().filter(|(k, _)| *k != csrf::FIELD))
 }
 
 /// The flash of a refused registry form: a person that is not there, or the use case's
@@ -376,9 +407,20 @@ pub async fn search(
                     }
                 }
             };
-            render(&state, &op, lang, 1, Vec::new(), Some(shown)).await
+            render(&state, &op, lang, 1, Vec::new(), Some(shown), None).await
         }
-        Err(e) => render(&state, &op, lang, 1, vec![refusal_flash(lang, &e)], None).await,
+        Err(e) => {
+            render(
+                &state,
+                &op,
+                lang,
+                1,
+                vec![refusal_flash(lang, &e)],
+                None,
+                None,
+            )
+            .await
+        }
     }
 }
 
@@ -411,7 +453,9 @@ pub async fn lookup(
         ),
         Err(e) => (vec![Flash::error(refusal_text(lang, &e))], None),
     };
-    render(&state, &op, lang, 1, flash, shown).await
+    let typed =
+        (shown.is_none()).then(|| Typed::new("lookup", [("id_number", form.id_number.as_str())]));
+    render(&state, &op, lang, 1, flash, shown, typed.as_ref()).await
 }
 
 /// `POST /console/registry/enrol` (multipart: `csrf`, `name`, `id_number`, `photo`…,
@@ -431,6 +475,7 @@ pub async fn enrol(
                 lang,
                 1,
                 vec![Flash::error(why.words(lang))],
+                None,
                 None,
             )
             .await
@@ -459,7 +504,7 @@ pub async fn enrol(
         }
         Err(e) => Err(refusal_flash(lang, &e)),
     };
-    answer(&state, &op, lang, outcome).await
+    answer(&state, &op, lang, outcome, typed_upload("enrol", &upload)).await
 }
 
 /// The rename form.
@@ -499,7 +544,21 @@ pub async fn rename(
         )),
         Err(e) => Err(refusal_flash(lang, &e)),
     };
-    answer(&state, &op, lang, outcome).await
+    answer(
+        &state,
+        &op,
+        lang,
+        outcome,
+        Typed::new(
+            "rename",
+            [
+                ("person", form.person.as_str()),
+                ("name", form.name.as_str()),
+                ("reason", form.reason.as_str()),
+            ],
+        ),
+    )
+    .await
 }
 
 /// `POST /console/registry/replace` (multipart: `csrf`, `person`, `photo`…, `reason`,
@@ -521,6 +580,7 @@ pub async fn replace(
                 lang,
                 1,
                 vec![Flash::error(why.words(lang))],
+                None,
                 None,
             )
             .await
@@ -551,7 +611,7 @@ pub async fn replace(
         }
         Err(e) => Err(refusal_flash(lang, &e)),
     };
-    answer(&state, &op, lang, outcome).await
+    answer(&state, &op, lang, outcome, typed_upload("replace", &upload)).await
 }
 
 /// `POST /console/registry/remove`: only with the confirmation ticked.
@@ -564,7 +624,8 @@ pub async fn remove(
     let t = lang.t();
     if form.confirm.as_deref() != Some("yes") {
         let flash = Flash::error_because(t.confirm_required, "confirm");
-        return render(&state, &op, lang, 1, vec![flash], None).await;
+        let typed = removal_typed(&form);
+        return render(&state, &op, lang, 1, vec![flash], None, Some(&typed)).await;
     }
     let removed = match (
         IdNumber::parse(&form.id_number),
@@ -582,7 +643,7 @@ pub async fn remove(
         Ok(masked) => Ok((Flash::ok(format!("{} · {masked}", t.removed)), None)),
         Err(e) => Err(Flash::error(refusal_text(lang, &e))),
     };
-    answer(&state, &op, lang, outcome).await
+    answer(&state, &op, lang, outcome, removal_typed(&form)).await
 }
 
 /// `POST /console/registry/reembed`: the active pack's embeddings from kept photos.
@@ -606,7 +667,7 @@ pub async fn reembed(
         }
         Err(e) => Err(Flash::error(refusal_text(lang, &e))),
     };
-    answer(&state, &op, lang, outcome).await
+    answer(&state, &op, lang, outcome, Typed::new("reembed", [])).await
 }
 
 /// The basis fields of a urlencoded form ([`fields::basis`]).
@@ -683,7 +744,18 @@ pub async fn record_basis(
         )),
         Err(e) => Err(refusal_flash(lang, &e)),
     };
-    answer(&state, &op, lang, outcome).await
+    answer(
+        &state,
+        &op,
+        lang,
+        outcome,
+        basis_typed(
+            "record-basis",
+            Some(("person", form.person.as_str())),
+            &form.basis,
+        ),
+    )
+    .await
 }
 
 /// The import form: the folder and the basis of the rows that give none.
@@ -706,11 +778,24 @@ pub async fn import(
     // at once rather than on the progress page.
     if let Err(e) = state.app.folder_under_root(&form.folder) {
         let flash = Flash::error_because(format!("{}: {e}", lang.t().import_failed), "folder");
-        return render(&state, &op, lang, 1, vec![flash], None).await;
+        let typed = basis_typed(
+            "import",
+            Some(("folder", form.folder.as_str())),
+            &form.basis,
+        );
+        return render(&state, &op, lang, 1, vec![flash], None, Some(&typed)).await;
     }
     let basis = match form.basis.statement() {
         Ok(basis) => basis,
-        Err(e) => return render(&state, &op, lang, 1, vec![refusal_flash(lang, &e)], None).await,
+        Err(e) => {
+            let typed = basis_typed(
+                "import",
+                Some(("folder", form.folder.as_str())),
+                &form.basis,
+            );
+            let flash = vec![refusal_flash(lang, &e)];
+            return render(&state, &op, lang, 1, flash, None, Some(&typed)).await;
+        }
     };
     let folder = form.folder;
     let job = uuid::Uuid::new_v4().simple().to_string();

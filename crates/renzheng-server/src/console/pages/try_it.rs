@@ -48,8 +48,8 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) 
                     h2 { (t.try_it) }
                     form #try method="post" action="/console/try" enctype="multipart/form-data" {
                         (csrf())
-                        (fields::person_name(lang))
-                        (fields::id_number(lang))
+                        (fields::person_name(lang, fields::EMPTY))
+                        (fields::id_number(lang, fields::EMPTY))
                         label { (t.photo) input name="photo" type="file" accept="image/*" required; }
                         button type="submit" { (t.run_check) }
                     }
