@@ -87,6 +87,21 @@ impl From<ConsoleSession> for OperatorSession {
     }
 }
 
+/// One of an operator's live sessions, as their account page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// Its id: the hash of its token (never the token).
+    pub id: String,
+    /// When it was signed in (unix ms).
+    pub created_at: i64,
+    /// When it lapses unless used (unix ms).
+    pub idle_until: i64,
+    /// When it ends whatever its use (unix ms).
+    pub ends_at: i64,
+    /// Whether it is the session asking.
+    pub current: bool,
+}
+
 /// What a form's token turned out to be ([`App::spend_form_token`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FormToken {
@@ -451,6 +466,52 @@ impl App {
         Ok(self
             .secrets()
             .open(&flash_binding(&id_hash, &session_hash), &sealed))
+    }
+
+    /// The live sessions of the operator of `session` (whose cookie holds `token`),
+    /// newest first, the asking one marked.
+    pub async fn sessions_of(
+        &self,
+        session: &OperatorSession,
+        token: &str,
+    ) -> Result<Vec<SessionView>, AppError> {
+        let current = token_hash(token);
+        Ok(self
+            .store
+            .console_sessions_of(&session.operator, self.now_ms())
+            .await?
+            .into_iter()
+            .map(|s| SessionView {
+                current: s.token_hash == current,
+                id: s.token_hash,
+                created_at: s.created_at,
+                idle_until: s.idle_until,
+                ends_at: s.ends_at,
+            })
+            .collect())
+    }
+
+    /// Ends one of the operator's own sessions (another browser, a lost laptop), by its
+    /// id; [`AppError::NotFound`] when it is not theirs or is already over. An event
+    /// (`console.session-revoked`) records it.
+    pub async fn revoke_session(
+        &self,
+        session: &OperatorSession,
+        id: &str,
+    ) -> Result<(), AppError> {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AppError::NotFound("session"));
+        }
+        if !self
+            .store
+            .end_operator_session(&session.operator, id)
+            .await?
+        {
+            return Err(AppError::NotFound("session"));
+        }
+        self.record_event(self.event(&session.actor(), "console.session-revoked"))
+            .await;
+        Ok(())
     }
 
     /// Ends the session of `token` (sign-out).

@@ -71,7 +71,9 @@ pub use crate::check::{
 };
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::compliance::{BasisStatement, BasisView, ComplianceStatus};
-pub use crate::console::{AppQuota, FormToken, OperatorSession, Overview, OverviewDay, SignedIn};
+pub use crate::console::{
+    AppQuota, FormToken, OperatorSession, Overview, OverviewDay, SessionView, SignedIn,
+};
 pub use crate::engine::EngineObserver;
 pub use crate::error::{Against, AppError};
 pub use crate::gate::{EngineGate, Saturated};

@@ -592,6 +592,20 @@ pub trait Store: Send + Sync {
     /// Ends a session (sign-out); `false` when there was none.
     async fn end_console_session(&self, token_hash: &str) -> Result<bool, StoreError>;
 
+    /// The live sessions of `operator` at `now_ms`, newest first.
+    async fn console_sessions_of(
+        &self,
+        operator: &str,
+        now_ms: i64,
+    ) -> Result<Vec<ConsoleSession>, StoreError>;
+
+    /// Ends the session `token_hash` if it is `operator`'s; whether it did.
+    async fn end_operator_session(
+        &self,
+        operator: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError>;
+
     /// Leaves a console session a one-time message (sealed by the caller): `id_hash` and
     /// `session_hash` are SHA-256 hashes of the message's id and of the session's token.
     /// Expired messages are forgotten by [`Store::purge_expired`].

@@ -154,6 +154,16 @@ texts! {
     expires_on: "有效期至（含当天，留空为永久）", "Expires after (that day included; blank: never)";
     grant_calls: "发放次数", "Grant calls";
     confirm_grant_to: "确定发放给应用", "Grant to the app";
+    account: "我的账户", "My account";
+    sessions: "登录会话", "Sessions";
+    sessions_note: "本操作员当前有效的登录会话。在别处（其他浏览器、丢失的电脑）登录的会话可在此结束。", "This operator's live sessions. A session signed in elsewhere (another browser, a lost laptop) can be ended here.";
+    signed_in_at: "登录时间", "Signed in";
+    idle_until: "空闲失效于", "Lapses if idle at";
+    ends_at: "最迟结束于", "Ends at the latest";
+    this_session: "当前会话", "this session";
+    revoke: "结束会话", "End session";
+    revoke_confirm: "结束该会话？在那里需要重新登录。", "End that session? It will have to sign in again.";
+    session_revoked: "会话已结束", "Session ended";
     not_found: "页面不存在", "Page not found";
     failed: "操作失败", "Failed";
     saved: "已保存", "Saved";

@@ -120,7 +120,7 @@ pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
                         a #lang-zh href="/console/lang/zh" class=[(page.lang == Lang::Zh).then_some("active")] { "中文" }
                         a #lang-en href="/console/lang/en" class=[(page.lang == Lang::En).then_some("active")] { "EN" }
                         @if let Some(op) = page.operator {
-                            span .muted .who { (t.signed_in_as) " " (op.operator) }
+                            a #account .who href="/console/account" class=[(page.active == "account").then_some("active")] { (t.signed_in_as) " " (op.operator) }
                             form #sign-out method="post" action="/console/sign-out" {
                                 (csrf::field(op))
                                 button .link type="submit" { (t.sign_out) }

@@ -149,6 +149,11 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
         )
         .route("/console/try/compare", form_post(pages::try_it::compare))
         .route("/console/about", get(pages::about::page))
+        .route("/console/account", get(pages::account::page))
+        .route(
+            "/console/account/sessions/revoke",
+            form_post(pages::account::revoke),
+        )
         .route(
             "/console/{*rest}",
             get(|lang: Lang| async move { not_found(lang) }),

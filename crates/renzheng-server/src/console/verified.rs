@@ -146,7 +146,8 @@ impl<F: FormBody> FromRequest<AppState> for Verified<F> {
 
 /// The page a form posted to `path` belongs to (where its "sent again" page leads back).
 fn page_of(path: &str) -> &'static str {
-    const PAGES: [(&str, &str); 7] = [
+    const PAGES: [(&str, &str); 8] = [
+        ("/console/account", "/console/account"),
         ("/console/apps", "/console/apps"),
         ("/console/calls", "/console/calls"),
         ("/console/packages", "/console/packages"),

@@ -64,6 +64,7 @@ pub fn event(lang: Lang, action: &str) -> String {
         "console.signed-in" => ("登录控制台", "signed in"),
         "console.signed-out" => ("退出控制台", "signed out"),
         "console.sign-in-refused" => ("登录被拒", "sign-in refused"),
+        "console.session-revoked" => ("结束会话", "session ended"),
         other => return other.to_owned(),
     };
     pick(lang, zh, en).to_owned()
@@ -134,6 +135,7 @@ fn thing(lang: Lang, kind: &str) -> String {
         "package" => ("套餐", "package"),
         "person" => ("人员", "person"),
         "grant" => ("发放记录", "grant"),
+        "session" => ("会话", "session"),
         other => return other.to_owned(),
     };
     pick(lang, zh, en).to_owned()

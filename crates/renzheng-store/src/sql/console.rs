@@ -72,6 +72,40 @@ impl Backend {
         Ok(done.rows_affected() == 1)
     }
 
+    pub(super) async fn do_console_sessions_of(
+        &self,
+        operator: &str,
+        now_ms: i64,
+    ) -> Result<Vec<ConsoleSession>, StoreError> {
+        sqlx::query(
+            "SELECT token_hash, operator, csrf, created_at, idle_until, ends_at
+             FROM console_sessions
+             WHERE operator = $1 AND idle_until > $2 AND ends_at > $2
+             ORDER BY created_at DESC, token_hash",
+        )
+        .bind(operator)
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    pub(super) async fn do_end_operator_session(
+        &self,
+        operator: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM console_sessions WHERE operator = $1 AND token_hash = $2")
+                .bind(operator)
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub(super) async fn purge_console_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
         let sessions =
             sqlx::query("DELETE FROM console_sessions WHERE idle_until <= $1 OR ends_at <= $1")

@@ -1027,6 +1027,22 @@ impl Store for Backend {
         self.do_end_console_session(token_hash).await
     }
 
+    async fn console_sessions_of(
+        &self,
+        operator: &str,
+        now_ms: i64,
+    ) -> Result<Vec<ConsoleSession>, StoreError> {
+        self.do_console_sessions_of(operator, now_ms).await
+    }
+
+    async fn end_operator_session(
+        &self,
+        operator: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.do_end_operator_session(operator, token_hash).await
+    }
+
     async fn put_console_flash(
         &self,
         id_hash: &str,

@@ -679,6 +679,44 @@ pub async fn console_sessions_slide_until_idle_or_ended(store: &dyn Store) {
         .is_err());
 }
 
+pub async fn an_operator_lists_and_ends_their_own_sessions(store: &dyn Store) {
+    const IDLE: i64 = 60_000;
+    let mut mine = session("m1", NOW + IDLE, NOW + 10 * IDLE);
+    mine.created_at = NOW - 2;
+    store.create_console_session(&mine).await.unwrap();
+    let mut newer = session("m2", NOW + IDLE, NOW + 10 * IDLE);
+    newer.created_at = NOW - 1;
+    store.create_console_session(&newer).await.unwrap();
+    let mut lapsed = session("m3", NOW - 1, NOW + 10 * IDLE);
+    lapsed.created_at = NOW - 3;
+    store.create_console_session(&lapsed).await.unwrap();
+    let mut theirs = session("t1", NOW + IDLE, NOW + 10 * IDLE);
+    theirs.operator = "auditor".into();
+    store.create_console_session(&theirs).await.unwrap();
+    let listed: Vec<String> = store
+        .console_sessions_of("admin", NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.token_hash)
+        .collect();
+    assert_eq!(listed, ["m2", "m1"], "live ones, newest first, mine only");
+    // Another operator's session is not mine to end.
+    assert!(!store.end_operator_session("admin", "t1").await.unwrap());
+    assert!(store.end_operator_session("admin", "m1").await.unwrap());
+    assert!(!store.end_operator_session("admin", "m1").await.unwrap());
+    assert!(store
+        .touch_console_session("m1", NOW, IDLE)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .touch_console_session("t1", NOW, IDLE)
+        .await
+        .unwrap()
+        .is_some());
+}
+
 pub async fn console_flashes_are_read_once_by_their_session(store: &dyn Store) {
     const TTL: i64 = 300_000;
     store

@@ -77,6 +77,7 @@ macro_rules! store_suite {
             nonces_are_single_use_within_their_window,
             console_sessions_slide_until_idle_or_ended,
             console_flashes_are_read_once_by_their_session,
+            an_operator_lists_and_ends_their_own_sessions,
             history_is_filtered_and_paged,
             alerts_are_recorded_once_per_period,
             app_codes_rotate_with_a_grace_period,

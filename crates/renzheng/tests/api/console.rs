@@ -2416,3 +2416,48 @@ async fn a_refused_registry_form_is_shown_again_as_typed_and_only_that_form() {
     assert!(page.contains("class=\"flash error\""), "{page}");
     assert!(page.contains("value=\"law\" selected"), "{page}");
 }
+
+#[tokio::test]
+async fn an_operator_sees_their_sessions_and_ends_another_one() {
+    let app = spawn_test_app_with(with_console).await;
+    let here = signed_in(&app).await;
+    let elsewhere = signed_in(&app).await;
+    let (status, page, _) = here.get("/console/account").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page.matches("<tr data-current=").count(), 2, "{page}");
+    assert_eq!(page.matches("data-current=\"true\"").count(), 1, "{page}");
+    let at = page
+        .find("name=\"session\" value=\"")
+        .expect("a revoke form")
+        + 22;
+    let other = page[at..].split('"').next().unwrap().to_owned();
+    // Not a token: its hash.
+    assert_eq!(other.len(), 64);
+    assert!(!elsewhere.cookie.as_deref().unwrap().contains(&other));
+    // Ending it signs the other browser out, not this one.
+    let (status, page) = here
+        .post_form(
+            "/console/account/sessions/revoke",
+            &[("session", &other), ("csrf", FRESH)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash ok\""), "{page}");
+    assert_eq!(page.matches("<tr data-current=").count(), 1, "{page}");
+    assert_eq!(elsewhere.get("/console/overview").await.0, 303);
+    assert_eq!(here.get("/console/overview").await.0, 200);
+    let events = app.state.app.recent_events(5).await.unwrap();
+    assert!(events.iter().any(|e| e.action == "console.session-revoked"));
+    // Anything else is refused, changing nothing.
+    for bogus in [other.as_str(), "not-a-session", ""] {
+        let (status, page) = here
+            .post_form(
+                "/console/account/sessions/revoke",
+                &[("session", bogus), ("csrf", FRESH)],
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(page.contains("会话不存在"), "{bogus}: {page}");
+    }
+    assert_eq!(here.get("/console/overview").await.0, 200);
+}

@@ -3,6 +3,7 @@
 //! session, CSRF token checked), then call one use case.
 
 pub mod about;
+pub mod account;
 pub mod alerts;
 pub mod app_page;
 pub mod apps;
