@@ -32,19 +32,6 @@ use crate::settings::Secret;
 use crate::{App, AppError};
 
 const DAY_MS: i64 = 86_400_000;
-/// An app whose balance calls for an alert now ([`App::apps_needing_attention`]).
-#[derive(Debug, Clone)]
-pub struct Attention {
-    /// The app.
-    pub app: crate::AppView,
-    /// What it calls for: exhausted or low, and/or expiring.
-    pub kinds: Vec<AlertKind>,
-    /// Calls available now.
-    pub remaining: i64,
-    /// Calls bought and unexpired.
-    pub purchased: i64,
-}
-
 /// A recorded balance alert, as the console lists it ([`App::alert_history`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertView {
@@ -163,11 +150,12 @@ impl App {
         self.alert_soon(app_id);
     }
 
-    /// What `app`'s `balance` calls for at `now`: exhausted or low (at most one of the
-    /// two), and expiring. The alert scan and the console's overview banner both ask this.
-    fn alerts_due(
+    /// What a `balance` calls for at `now` under an alert threshold of `alert_percent`:
+    /// exhausted or low (at most one of the two), and expiring. The alert scan and the
+    /// console's overview ([`App::quotas`]) both ask this.
+    pub(crate) fn alerts_due(
         &self,
-        app: &renzheng_store::App,
+        alert_percent: u8,
         balance: &renzheng_store::Balance,
         now: i64,
     ) -> Vec<AlertKind> {
@@ -175,7 +163,7 @@ impl App {
         if balance.grants.is_empty() {
             return due;
         }
-        let percent = i64::from(app.policy.alert_percent);
+        let percent = i64::from(alert_percent);
         let soon = now + i64::from(self.settings.alerts.expiring_days) * DAY_MS;
         if balance.remaining == 0 {
             due.push(AlertKind::Exhausted);
@@ -188,29 +176,6 @@ impl App {
             due.push(AlertKind::Expiring);
         }
         due
-    }
-
-    /// The enabled apps whose balance calls for an alert now (low, exhausted, expiring),
-    /// with their remaining and bought calls: what the console's overview warns about.
-    pub async fn apps_needing_attention(&self) -> Result<Vec<Attention>, AppError> {
-        let now = self.now_ms();
-        let mut out = Vec::new();
-        for app in self.store.list_apps().await? {
-            if !app.enabled {
-                continue;
-            }
-            let balance = self.store.balance(&app.id, now).await?;
-            let kinds = self.alerts_due(&app, &balance, now);
-            if !kinds.is_empty() {
-                out.push(Attention {
-                    kinds,
-                    remaining: balance.remaining,
-                    purchased: balance.purchased,
-                    app: app.into(),
-                });
-            }
-        }
-        Ok(out)
     }
 
     /// The newest `limit` balance alerts (of one app, or every app), newest first: the
@@ -266,7 +231,7 @@ impl App {
         if balance.grants.is_empty() {
             return Ok(Vec::new());
         }
-        let due = self.alerts_due(&app, &balance, now);
+        let due = self.alerts_due(app.policy.alert_percent, &balance, now);
         let period = (now + i64::from(self.settings.metering.utc_offset_minutes) * 60_000) / DAY_MS;
         let mut recorded = Vec::new();
         for kind in due {

@@ -199,6 +199,9 @@ pub struct AppQuota {
     pub charged: i64,
     /// Every grant, in the order they are used.
     pub grants: Vec<GrantView>,
+    /// What its balance calls for now (low or exhausted, expiring; empty for a disabled
+    /// app): the alert scan's own rule, for the overview's warning.
+    pub attention: Vec<renzheng_store::AlertKind>,
 }
 
 /// What the console's first page shows.
@@ -529,7 +532,13 @@ impl App {
         for app in self.list_apps().await? {
             let id = AppId::from(app.app_id.clone());
             let balance = self.store.balance(&id, now).await?;
+            let attention = if app.enabled {
+                self.alerts_due(app.policy.alert_percent, &balance, now)
+            } else {
+                Vec::new()
+            };
             quotas.push(AppQuota {
+                attention,
                 app,
                 remaining: balance.remaining,
                 purchased: balance.purchased,

@@ -59,7 +59,7 @@ use std::sync::Arc;
 use renzheng_store::{PgStore, SqliteStore, Store, StoreError};
 use renzheng_vision::{EngineConfig, FaceEngine};
 
-pub use crate::alerts::{webhook_signature, AlertPayload, AlertView, Attention};
+pub use crate::alerts::{webhook_signature, AlertPayload, AlertView};
 pub use crate::apps::{
     AppName, AppView, Authentication, Caller, CreatedApp, Credential, NewAppCode, NewAppSecret,
     PolicyView,

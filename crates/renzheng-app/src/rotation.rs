@@ -526,28 +526,7 @@ impl App {
 
     async fn reseal_secrets(&self, summary: &mut RotationSummary) -> Result<(), AppError> {
         for app in self.store.list_apps().await? {
-            if let Some(sealed) = &app.code_sealed {
-                let secrets = self.secrets();
-                let binding = crate::apps::code_binding(&app.code_hash);
-                if !secrets.ring().is_current(sealed) {
-                    match secrets.open(&binding, sealed) {
-                        Some(code) => {
-                            let resealed = secrets.seal(&binding, &code);
-                            // A code reset meanwhile is already under the new key.
-                            if self
-                                .store
-                                .reseal_app_code(&app.id, sealed, &resealed)
-                                .await?
-                            {
-                                summary.secrets += 1;
-                            }
-                        }
-                        None => {
-                            tracing::warn!(app = %app.id, "an AppCode opens with no key this node holds");
-                        }
-                    }
-                }
-            }
+            self.reseal_code(&app, summary).await?;
             let (Some(app_key), Some(sealed)) = (&app.app_key, &app.secret_sealed) else {
                 continue;
             };
@@ -568,6 +547,38 @@ impl App {
             {
                 summary.secrets += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// Re-seals `app`'s kept AppCode under the current secrets key, if it has one not
+    /// already there.
+    async fn reseal_code(
+        &self,
+        app: &renzheng_store::App,
+        summary: &mut RotationSummary,
+    ) -> Result<(), AppError> {
+        let secrets = self.secrets();
+        let Some(sealed) = app
+            .code_sealed
+            .as_ref()
+            .filter(|s| !secrets.ring().is_current(s))
+        else {
+            return Ok(());
+        };
+        let binding = crate::apps::code_binding(&app.code_hash);
+        let Some(code) = secrets.open(&binding, sealed) else {
+            tracing::warn!(app = %app.id, "an AppCode opens with no key this node holds");
+            return Ok(());
+        };
+        let resealed = secrets.seal(&binding, &code);
+        // A code reset meanwhile is already under the new key: left alone.
+        if self
+            .store
+            .reseal_app_code(&app.id, sealed, &resealed)
+            .await?
+        {
+            summary.secrets += 1;
         }
         Ok(())
     }

@@ -107,18 +107,23 @@ impl Backend {
     }
 
     pub(super) async fn purge_console_sessions(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let sessions =
+        Ok(
             sqlx::query("DELETE FROM console_sessions WHERE idle_until <= $1 OR ends_at <= $1")
                 .bind(now_ms)
                 .execute(&self.pool)
                 .await?
-                .rows_affected();
-        let flashes = sqlx::query("DELETE FROM console_flashes WHERE expires_at <= $1")
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(sessions + flashes)
+                .rows_affected(),
+        )
+    }
+
+    pub(super) async fn purge_console_flashes(&self, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM console_flashes WHERE expires_at <= $1")
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
     pub(super) async fn do_put_console_flash(

@@ -508,7 +508,8 @@ impl Backend {
             .await?
             .rows_affected();
         let holds = self.do_reclaim(now_ms).await?;
-        let sessions = self.purge_console_sessions(now_ms).await?;
+        let sessions =
+            self.purge_console_sessions(now_ms).await? + self.purge_console_flashes(now_ms).await?;
         // The console's sign-in keeps one rate row per client address (hash): a row whose
         // arrival time has passed is a full bucket, the same as no row, so it goes.
         let sign_in_rates = sqlx::query(

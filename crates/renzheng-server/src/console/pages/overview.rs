@@ -33,10 +33,11 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
         Ok(e) => e,
         Err(e) => return crate::console::errors::failure(lang, Some(&op.session), &e),
     };
-    let attention = match state.app.apps_needing_attention().await {
-        Ok(a) => a,
-        Err(e) => return crate::console::errors::failure(lang, Some(&op.session), &e),
-    };
+    let attention: Vec<_> = overview
+        .quotas
+        .iter()
+        .filter(|q| !q.attention.is_empty())
+        .collect();
     let offset = state.app.settings().metering.utc_offset_minutes;
     let labels: Vec<String> = overview.days.iter().map(|d| d.date.clone()).collect();
     let result_names: Vec<String> = (1..=8)
@@ -85,7 +86,7 @@ pub async fn page(State(state): State<AppState>, op: Operator, lang: Lang) -> Re
                         @for a in &attention {
                             li data-app-id=(a.app.app_id) {
                                 strong { (a.app.name) } " " code .muted { (a.app.app_id) } " · "
-                                @for (i, k) in a.kinds.iter().enumerate() {
+                                @for (i, k) in a.attention.iter().enumerate() {
                                     @if i > 0 { "、" }
                                     span class={ "badge " (if k.as_str() == "exhausted" { "r3" } else { "r2" }) } data-kind=(k.as_str()) { (words::alert_kind(lang, k.as_str())) }
                                 }
