@@ -21,3 +21,70 @@ pub struct ConsoleSession {
     /// When it ends whatever its use (unix ms).
     pub ends_at: i64,
 }
+
+/// What an operator may do in the console (the store keeps it as its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OperatorRole {
+    /// Read-only: calls, events, usage, alerts, compliance reports.
+    Auditor,
+    /// Apps, packages, grants, the registry and duplicate overrides, beside what an
+    /// auditor reads.
+    Admin,
+    /// Everything, operators and keys included.
+    Owner,
+}
+
+impl OperatorRole {
+    /// Every role, the least first.
+    pub const ALL: [OperatorRole; 3] = [
+        OperatorRole::Auditor,
+        OperatorRole::Admin,
+        OperatorRole::Owner,
+    ];
+
+    /// The stored name (`owner`, `admin`, `auditor`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorRole::Owner => "owner",
+            OperatorRole::Admin => "admin",
+            OperatorRole::Auditor => "auditor",
+        }
+    }
+
+    /// The role of a stored name.
+    pub fn parse(name: &str) -> Option<OperatorRole> {
+        OperatorRole::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// Whether this role includes everything `needed` may do (roles are ordered: an owner
+    /// may do what an admin may, an admin what an auditor may).
+    pub fn includes(self, needed: OperatorRole) -> bool {
+        self >= needed
+    }
+}
+
+/// One console operator account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleOperator {
+    /// The sign-in name (unique).
+    pub name: String,
+    /// What they may do.
+    pub role: OperatorRole,
+    /// Their password's Argon2id PHC string (never the password).
+    pub password_hash: String,
+    /// When the account was made (unix ms).
+    pub created_at: i64,
+    /// When its role or password last changed (unix ms).
+    pub updated_at: i64,
+}
+
+/// What a change to an operator account came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorChange {
+    /// Done.
+    Done,
+    /// No operator of that name.
+    NotFound,
+    /// Refused: it would leave no owner (the last owner is neither removed nor demoted).
+    LastOwner,
+}

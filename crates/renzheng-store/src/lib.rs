@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use renzheng_domain::{IdNumber, PersonName};
 
 pub use app::{generate_app_key, App, AppCode, AppCodeHash, AppId, AppPolicy, NewApp};
-pub use console::ConsoleSession;
+pub use console::{ConsoleOperator, ConsoleSession, OperatorChange, OperatorRole};
 pub use embedding::{
     decode_embedding, encode_embedding, key_fingerprint, key_id_of_fingerprint, subkey,
     TemplateKey, SEALED_PREFIX_LEN, SEALED_V2,
@@ -626,6 +626,44 @@ pub trait Store: Send + Sync {
         session_hash: &str,
         now_ms: i64,
     ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Every console operator, by name.
+    async fn console_operators(&self) -> Result<Vec<ConsoleOperator>, StoreError>;
+
+    /// The console operator `name`.
+    async fn console_operator(&self, name: &str) -> Result<Option<ConsoleOperator>, StoreError>;
+
+    /// Adds a console operator; `false` when the name is taken or, with `only_if_none`
+    /// (seeding the first owner from the configuration), when any operator exists.
+    async fn add_console_operator(
+        &self,
+        operator: &ConsoleOperator,
+        only_if_none: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives operator `name` another role; [`OperatorChange::LastOwner`] when that would
+    /// leave no owner.
+    async fn set_console_operator_role(
+        &self,
+        name: &str,
+        role: OperatorRole,
+        now_ms: i64,
+    ) -> Result<OperatorChange, StoreError>;
+
+    /// Sets operator `name`'s password hash and ends their sessions, but the one whose
+    /// token hash is `keep_session` (the operator changing their own password stays
+    /// signed in there), in one transaction.
+    async fn set_console_operator_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        now_ms: i64,
+        keep_session: Option<&str>,
+    ) -> Result<OperatorChange, StoreError>;
+
+    /// Removes operator `name` and ends their sessions, in one transaction;
+    /// [`OperatorChange::LastOwner`] for the last owner.
+    async fn remove_console_operator(&self, name: &str) -> Result<OperatorChange, StoreError>;
 }
 
 /// An identity read back from the registry, parsed (a row that does not parse is corrupt).

@@ -1,11 +1,33 @@
-//! Console sessions (idle and absolute expiry are applied in SQL, on every read) and the
-//! one-time messages a session's redirected forms leave it.
+//! Console sessions (idle and absolute expiry are applied in SQL, on every read), the
+//! one-time messages a session's redirected forms leave it, and the operator accounts
+//! (the last owner is never removed nor demoted, decided under one lock across nodes).
 
 use sqlx::Row;
 
-use super::dialect::Backend;
+use super::dialect::{self, Backend};
 use super::DbRow;
-use crate::{ConsoleSession, StoreError};
+use crate::{ConsoleOperator, ConsoleSession, OperatorChange, OperatorRole, StoreError};
+
+/// The lock key that serialises changes to the operator accounts (not an app: no app id
+/// has a colon).
+const OPERATORS_LOCK: &str = "console:operators";
+
+/// The condition under which a change may take `$1`'s owner role away: it is not an
+/// owner, or another owner remains.
+const LEAVES_AN_OWNER: &str = "(role <> 'owner'
+      OR (SELECT COUNT(*) FROM console_operators o WHERE o.role = 'owner' AND o.name <> $1) > 0)";
+
+fn operator_from_row(row: &DbRow) -> Result<ConsoleOperator, StoreError> {
+    let role: String = row.try_get("role")?;
+    Ok(ConsoleOperator {
+        name: row.try_get("name")?,
+        role: OperatorRole::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown operator role {role:?}")))?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
 
 fn session_from_row(row: &DbRow) -> Result<ConsoleSession, StoreError> {
     Ok(ConsoleSession {
@@ -168,5 +190,143 @@ impl Backend {
             return Ok(None);
         }
         Ok(Some(row.try_get("sealed")?))
+    }
+
+    pub(super) async fn do_console_operators(&self) -> Result<Vec<ConsoleOperator>, StoreError> {
+        sqlx::query(
+            "SELECT name, role, password_hash, created_at, updated_at
+             FROM console_operators ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(operator_from_row)
+        .collect()
+    }
+
+    pub(super) async fn do_console_operator(
+        &self,
+        name: &str,
+    ) -> Result<Option<ConsoleOperator>, StoreError> {
+        sqlx::query(
+            "SELECT name, role, password_hash, created_at, updated_at
+             FROM console_operators WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(operator_from_row)
+        .transpose()
+    }
+
+    pub(super) async fn do_add_console_operator(
+        &self,
+        o: &ConsoleOperator,
+        only_if_none: bool,
+    ) -> Result<bool, StoreError> {
+        // One statement: two nodes seeding the first owner at once insert it once.
+        let sql = if only_if_none {
+            "INSERT INTO console_operators (name, role, password_hash, created_at, updated_at)
+             SELECT $1, $2, $3, $4, $5
+             WHERE NOT EXISTS (SELECT 1 FROM console_operators)
+             ON CONFLICT (name) DO NOTHING"
+        } else {
+            "INSERT INTO console_operators (name, role, password_hash, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO NOTHING"
+        };
+        let done = sqlx::query(sql)
+            .bind(&o.name)
+            .bind(o.role.as_str())
+            .bind(&o.password_hash)
+            .bind(o.created_at)
+            .bind(o.updated_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Runs `sql` (which takes the operator's name as `$1`, then `binds`) under the
+    /// operators' lock: `Done` when it changed a row, else `NotFound` or `LastOwner`,
+    /// whichever explains it. With `end_sessions`, the operator's sessions but the one of
+    /// that hash (`""`: all of them) end in the same transaction.
+    async fn change_operator(
+        &self,
+        name: &str,
+        sql: &str,
+        binds: (Option<&str>, Option<i64>),
+        end_sessions: Option<&str>,
+    ) -> Result<OperatorChange, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        dialect::lock_app(&mut tx, OPERATORS_LOCK).await?;
+        let mut query = sqlx::query(sql).bind(name);
+        if let Some(text) = binds.0 {
+            query = query.bind(text);
+        }
+        if let Some(at) = binds.1 {
+            query = query.bind(at);
+        }
+        if query.execute(&mut *tx).await?.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 AS one FROM console_operators WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            tx.rollback().await?;
+            return Ok(if exists {
+                OperatorChange::LastOwner
+            } else {
+                OperatorChange::NotFound
+            });
+        }
+        if let Some(keep) = end_sessions {
+            sqlx::query("DELETE FROM console_sessions WHERE operator = $1 AND token_hash <> $2")
+                .bind(name)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(OperatorChange::Done)
+    }
+
+    pub(super) async fn do_set_console_operator_role(
+        &self,
+        name: &str,
+        role: OperatorRole,
+        now_ms: i64,
+    ) -> Result<OperatorChange, StoreError> {
+        let sql = format!(
+            "UPDATE console_operators SET role = $2, updated_at = $3
+             WHERE name = $1 AND ($2 = 'owner' OR {LEAVES_AN_OWNER})"
+        );
+        self.change_operator(name, &sql, (Some(role.as_str()), Some(now_ms)), None)
+            .await
+    }
+
+    pub(super) async fn do_set_console_operator_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        now_ms: i64,
+        keep_session: Option<&str>,
+    ) -> Result<OperatorChange, StoreError> {
+        self.change_operator(
+            name,
+            "UPDATE console_operators SET password_hash = $2, updated_at = $3 WHERE name = $1",
+            (Some(password_hash), Some(now_ms)),
+            Some(keep_session.unwrap_or("")),
+        )
+        .await
+    }
+
+    pub(super) async fn do_remove_console_operator(
+        &self,
+        name: &str,
+    ) -> Result<OperatorChange, StoreError> {
+        let sql = format!("DELETE FROM console_operators WHERE name = $1 AND {LEAVES_AN_OWNER}");
+        self.change_operator(name, &sql, (None, None), Some(""))
+            .await
     }
 }

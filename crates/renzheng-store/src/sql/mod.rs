@@ -39,10 +39,11 @@ use crate::embedding::ViewIndex;
 use crate::{
     decode_embedding, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
     AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, BasisRecord,
-    ComplianceCounts, ConsoleSession, DuePerson, DuplicateScan, Grant, NewAlert, NewApp,
-    NewPortrait, Package, Person, PersonHandle, PersonRecord, PersonSummary, Portrait,
-    ProcessingRecord, Reconciliation, Reserved, RetentionCutoffs, RetentionDue, Settle, Store,
-    StoreError, StoredTemplate, TemplateChanges, TemplateKey, UsageRow,
+    ComplianceCounts, ConsoleOperator, ConsoleSession, DuePerson, DuplicateScan, Grant, NewAlert,
+    NewApp, NewPortrait, OperatorChange, OperatorRole, Package, Person, PersonHandle, PersonRecord,
+    PersonSummary, Portrait, ProcessingRecord, Reconciliation, Reserved, RetentionCutoffs,
+    RetentionDue, Settle, Store, StoreError, StoredTemplate, TemplateChanges, TemplateKey,
+    UsageRow,
 };
 
 /// A row of this database.
@@ -1062,6 +1063,46 @@ impl Store for Backend {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.do_take_console_flash(id_hash, session_hash, now_ms)
             .await
+    }
+
+    async fn console_operators(&self) -> Result<Vec<ConsoleOperator>, StoreError> {
+        self.do_console_operators().await
+    }
+
+    async fn console_operator(&self, name: &str) -> Result<Option<ConsoleOperator>, StoreError> {
+        self.do_console_operator(name).await
+    }
+
+    async fn add_console_operator(
+        &self,
+        operator: &ConsoleOperator,
+        only_if_none: bool,
+    ) -> Result<bool, StoreError> {
+        self.do_add_console_operator(operator, only_if_none).await
+    }
+
+    async fn set_console_operator_role(
+        &self,
+        name: &str,
+        role: OperatorRole,
+        now_ms: i64,
+    ) -> Result<OperatorChange, StoreError> {
+        self.do_set_console_operator_role(name, role, now_ms).await
+    }
+
+    async fn set_console_operator_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        now_ms: i64,
+        keep_session: Option<&str>,
+    ) -> Result<OperatorChange, StoreError> {
+        self.do_set_console_operator_password(name, password_hash, now_ms, keep_session)
+            .await
+    }
+
+    async fn remove_console_operator(&self, name: &str) -> Result<OperatorChange, StoreError> {
+        self.do_remove_console_operator(name).await
     }
 }
 

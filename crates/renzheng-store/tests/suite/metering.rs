@@ -717,6 +717,134 @@ pub async fn an_operator_lists_and_ends_their_own_sessions(store: &dyn Store) {
         .is_some());
 }
 
+pub async fn operator_accounts_always_keep_an_owner(store: &dyn Store) {
+    use renzheng_store::{ConsoleOperator, OperatorChange, OperatorRole};
+    let account = |name: &str, role| ConsoleOperator {
+        name: name.into(),
+        role,
+        password_hash: format!("$argon2id$hash-of-{name}"),
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    assert!(store.console_operators().await.unwrap().is_empty());
+    // The first owner is seeded only into an empty table, once.
+    assert!(store
+        .add_console_operator(&account("admin", OperatorRole::Owner), true)
+        .await
+        .unwrap());
+    assert!(!store
+        .add_console_operator(&account("other", OperatorRole::Owner), true)
+        .await
+        .unwrap());
+    assert!(!store
+        .add_console_operator(&account("admin", OperatorRole::Auditor), false)
+        .await
+        .unwrap());
+    assert!(store
+        .add_console_operator(&account("wang", OperatorRole::Auditor), false)
+        .await
+        .unwrap());
+    let names: Vec<(String, OperatorRole)> = store
+        .console_operators()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.name, o.role))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("admin".to_owned(), OperatorRole::Owner),
+            ("wang".to_owned(), OperatorRole::Auditor)
+        ]
+    );
+    // The last owner is neither demoted nor removed.
+    for change in [
+        store
+            .set_console_operator_role("admin", OperatorRole::Admin, NOW + 1)
+            .await
+            .unwrap(),
+        store.remove_console_operator("admin").await.unwrap(),
+    ] {
+        assert_eq!(change, OperatorChange::LastOwner);
+    }
+    assert_eq!(
+        store
+            .set_console_operator_role("nobody", OperatorRole::Admin, NOW + 1)
+            .await
+            .unwrap(),
+        OperatorChange::NotFound
+    );
+    assert_eq!(
+        store.remove_console_operator("nobody").await.unwrap(),
+        OperatorChange::NotFound
+    );
+    // With a second owner, the first may step down.
+    assert_eq!(
+        store
+            .set_console_operator_role("wang", OperatorRole::Owner, NOW + 1)
+            .await
+            .unwrap(),
+        OperatorChange::Done
+    );
+    assert_eq!(
+        store
+            .set_console_operator_role("admin", OperatorRole::Admin, NOW + 2)
+            .await
+            .unwrap(),
+        OperatorChange::Done
+    );
+    let admin = store.console_operator("admin").await.unwrap().unwrap();
+    assert_eq!(
+        (admin.role, admin.updated_at),
+        (OperatorRole::Admin, NOW + 2)
+    );
+    // A new password ends the operator's other sessions, not the one kept, nor anyone else's.
+    let mut kept = session("keep", NOW + 60_000, NOW + 600_000);
+    kept.operator = "wang".into();
+    let mut other = session("other", NOW + 60_000, NOW + 600_000);
+    other.operator = "wang".into();
+    let admins = session("admins", NOW + 60_000, NOW + 600_000);
+    for s in [&kept, &other, &admins] {
+        store.create_console_session(s).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .set_console_operator_password("wang", "$argon2id$new", NOW + 3, Some("keep"))
+            .await
+            .unwrap(),
+        OperatorChange::Done
+    );
+    assert_eq!(
+        store
+            .console_operator("wang")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$new"
+    );
+    let live = |hash: &'static str| async move {
+        store
+            .touch_console_session(hash, NOW, 60_000)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    assert!(live("keep").await && !live("other").await && live("admins").await);
+    // Removing an operator ends every session of theirs.
+    assert_eq!(
+        store.remove_console_operator("admin").await.unwrap(),
+        OperatorChange::Done
+    );
+    assert!(!live("admins").await && live("keep").await);
+    assert!(store.console_operator("admin").await.unwrap().is_none());
+    assert_eq!(
+        store.remove_console_operator("wang").await.unwrap(),
+        OperatorChange::LastOwner
+    );
+}
+
 pub async fn console_flashes_are_read_once_by_their_session(store: &dyn Store) {
     const TTL: i64 = 300_000;
     store

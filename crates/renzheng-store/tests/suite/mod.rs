@@ -78,6 +78,7 @@ macro_rules! store_suite {
             console_sessions_slide_until_idle_or_ended,
             console_flashes_are_read_once_by_their_session,
             an_operator_lists_and_ends_their_own_sessions,
+            operator_accounts_always_keep_an_owner,
             history_is_filtered_and_paged,
             alerts_are_recorded_once_per_period,
             app_codes_rotate_with_a_grace_period,
