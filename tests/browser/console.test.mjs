@@ -23,7 +23,7 @@ import {
   withCheckChar,
 } from './helpers.mjs';
 
-const PAGES = ['overview', 'apps', 'packages', 'calls', 'alerts', 'events', 'registry', 'try', 'about'];
+const PAGES = ['overview', 'apps', 'packages', 'calls', 'alerts', 'events', 'registry', 'try', 'about', 'operators'];
 
 // The person: enrolled with one photo, tried with another photo of the same man (the pair
 // the API suite uses for result 1 on the sface pack).
@@ -594,6 +594,63 @@ test('switching the language to English and back', async () => {
   await follow(page, 'a#lang-zh');
   assert.equal(pathOf(page), '/console/apps', 'choosing Chinese did not come back to the page');
   assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN', 'html[lang] is not zh-CN after choosing Chinese');
+});
+
+test('an owner adds an auditor, who sees only what the role opens and changes their own password', async (t) => {
+  needs(state.signedIn, 'signing in failed');
+  const name = `审计-${run}`;
+  const first = 'auditor password one';
+  const second = 'auditor password two';
+  await page.goto('/console/operators');
+  await page.locator('form#add-operator input[name=name]').fill(name);
+  await page.locator('form#add-operator select[name=role]').selectOption('auditor');
+  await page.locator('form#add-operator input[name=password]').fill(first);
+  await submit(page, 'form#add-operator');
+  assert.equal(pathOf(page), '/console/operators', 'adding an operator did not come back to the page');
+  const row = page.locator(`table#operators tr[data-operator="${name}"]`);
+  assert.equal(await row.getAttribute('data-role'), 'auditor', 'the new operator is not listed as an auditor');
+  await screenshots(page, 'operators', t);
+
+  const auditor = await newPage(browser, env.baseUrl);
+  try {
+    await signIn(auditor, { operator: name, password: first });
+    assert.equal(pathOf(auditor), '/console/overview', 'the auditor could not sign in');
+    const nav = await auditor.locator('nav a[data-page]').evaluateAll((links) => links.map((a) => a.dataset.page));
+    assert.deepEqual(nav, ['overview', 'apps', 'packages', 'calls', 'alerts', 'events', 'about'], 'an auditor\'s navigation');
+    await auditor.goto('/console/apps');
+    assert.equal(await auditor.locator('form#create-app').count(), 0, 'an auditor is offered the create form');
+    assert.equal(await auditor.locator('table#apps form').count(), 0, 'an auditor is offered app actions');
+    const refused = await auditor.goto('/console/registry');
+    assert.equal(refused.status(), 403, 'an auditor opened the registry');
+    await auditor.locator('.flash.error[data-reason=role]').waitFor({ state: 'visible' });
+    await screenshots(auditor, 'role-refused', t);
+    // Their own password, with the current one; the page says so and they stay signed in.
+    await auditor.goto('/console/account');
+    assert.equal(await auditor.locator('#role').getAttribute('data-role'), 'auditor');
+    await auditor.locator('form#change-password input[name=current]').fill(first);
+    await auditor.locator('form#change-password input[name=new]').fill(second);
+    await auditor.locator('form#change-password input[name=repeat]').fill(second);
+    await submit(auditor, 'form#change-password');
+    assert.equal(pathOf(auditor), '/console/account', 'changing the password did not come back to the account page');
+    await auditor.locator('.flash.ok').waitFor({ state: 'visible' });
+    await screenshots(auditor, 'account', t);
+    assert.deepEqual(auditor.scriptErrors, [], 'script errors in the auditor\'s pages');
+  } finally {
+    await auditor.context().close();
+  }
+  const again = await newPage(browser, env.baseUrl);
+  try {
+    const { first: answer } = await signIn(again, { operator: name, password: first });
+    assert.equal(answer.status(), 401, 'the old password still signs in');
+    await signIn(again, { operator: name, password: second });
+    assert.equal(pathOf(again), '/console/overview', 'the new password does not sign in');
+  } finally {
+    await again.context().close();
+  }
+  // The owner removes them (the page's handler accepts the confirmation).
+  await page.goto('/console/operators');
+  await submit(page, page.locator(`table#operators tr[data-operator="${name}"] form.remove`));
+  assert.equal(await page.locator(`table#operators tr[data-operator="${name}"]`).count(), 0, 'the operator is still listed');
 });
 
 test('signing out ends the session', async () => {

@@ -16,7 +16,7 @@ use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use rand::RngCore;
-use renzheng_store::{AppId, AuditQuery, ConsoleSession};
+use renzheng_store::{AppId, AuditQuery, ConsoleSession, OperatorRole};
 use sha2::{Digest, Sha256};
 
 use crate::audit::Actor;
@@ -31,21 +31,26 @@ const SIGN_IN_RATE_KEY: &str = "console:sign-in";
 /// slowed, a guesser gets 20 tries a minute.
 const SIGN_IN_INTERVAL_US: i64 = 3_000_000;
 const SIGN_IN_BURST: u32 = 5;
+/// One client's sign-in budget (interval µs, burst), also each operator's budget of
+/// wrong current passwords when changing theirs.
+pub(crate) const SIGN_IN_BUDGET: (i64, u32) = (SIGN_IN_INTERVAL_US, SIGN_IN_BURST);
 /// All clients together: ten times one client's rate. The ceiling bounds how fast many
 /// addresses together can guess, yet one client guessing at its own limit (or nine) leaves
 /// room for the operator.
 const SIGN_IN_ALL_INTERVAL_US: i64 = SIGN_IN_INTERVAL_US / 10;
 const SIGN_IN_ALL_BURST: u32 = SIGN_IN_BURST * 10;
+/// The fewest characters of a console password.
+pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Calls whose latency the overview reads (the newest), at most.
 const LATENCY_SAMPLE: u32 = 5_000;
 
 /// Hashes a console password as an Argon2id PHC string (the default parameters of the
 /// `argon2` crate: 19 MiB, 2 passes), for `console.password_hash`.
 pub fn hash_password(password: &str) -> Result<String, AppError> {
-    if password.chars().count() < 12 {
-        return Err(AppError::Invalid(
-            "a console password has at least 12 characters".into(),
-        ));
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AppError::WeakPassword {
+            min: MIN_PASSWORD_CHARS,
+        });
     }
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
@@ -70,6 +75,9 @@ pub struct SignedIn {
 pub struct OperatorSession {
     /// Who is signed in.
     pub operator: String,
+    /// What they may do, as their account says now (read with the session on every
+    /// request, so a changed role applies at once).
+    pub role: OperatorRole,
     /// The session's form secret: the key of its [form tokens](OperatorSession::form_token)
     /// (never sent to the browser as such).
     pub csrf: String,
@@ -77,10 +85,11 @@ pub struct OperatorSession {
     pub ends_at: i64,
 }
 
-impl From<ConsoleSession> for OperatorSession {
-    fn from(s: ConsoleSession) -> Self {
+impl OperatorSession {
+    fn new(s: ConsoleSession, role: OperatorRole) -> Self {
         OperatorSession {
             operator: s.operator,
+            role,
             csrf: s.csrf,
             ends_at: s.ends_at,
         }
@@ -221,7 +230,7 @@ pub struct Overview {
     pub quotas: Vec<AppQuota>,
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     B64URL.encode(bytes)
@@ -233,7 +242,7 @@ fn millis(secs: u64) -> i64 {
 }
 
 /// The stored form of a token.
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -241,6 +250,34 @@ fn token_hash(token: &str) -> String {
 /// copied to another row does not open).
 fn flash_binding(id_hash: &str, session_hash: &str) -> String {
     format!("console flash {id_hash} {session_hash}")
+}
+
+/// Whether `password` is the one of the PHC string `hash` (`None`: an unknown account,
+/// verified against a stand-in all the same, and never true). Argon2 is deliberately
+/// slow: off the async runtime.
+pub(crate) async fn verify_password(
+    password: &str,
+    hash: Option<String>,
+) -> Result<bool, AppError> {
+    let password = zeroize::Zeroizing::new(password.to_owned());
+    Ok(crate::telemetry::spawn_blocking_with_tracing(move || {
+        let known = hash.is_some();
+        let hash = hash.as_deref().unwrap_or_else(|| stand_in_hash());
+        let verified = PasswordHash::new(hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        });
+        known && verified
+    })
+    .await?)
+}
+
+/// A hash of a random password nobody knows, verified against when the operator name is
+/// unknown (made once per process).
+fn stand_in_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&random_token()).expect("a long password hashes"))
 }
 
 /// The `q`-quantile of sorted values (nearest rank).
@@ -254,9 +291,11 @@ fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
 }
 
 impl App {
-    /// Whether the console is configured (an operator password hash is set).
-    pub fn console_enabled(&self) -> bool {
-        self.settings.console.password_hash.is_some()
+    /// Whether the console is open: an operator account exists, or the configuration
+    /// names the first owner (`console.password_hash`).
+    pub async fn console_enabled(&self) -> Result<bool, AppError> {
+        Ok(self.settings.console.password_hash.is_some()
+            || !self.store.console_operators().await?.is_empty())
     }
 
     /// Signs the operator in from `client` (the address the edge judged to be the
@@ -271,9 +310,10 @@ impl App {
         password: &str,
     ) -> Result<SignedIn, AppError> {
         let console = &self.settings.console;
-        let Some(hash) = console.password_hash.clone() else {
+        self.seed_first_owner().await?;
+        if !self.console_enabled().await? {
             return Err(AppError::NotFound("console"));
-        };
+        }
         let now = self.now_ms();
         // Both budgets are taken before the password is verified, so concurrent guesses
         // cannot all pass one check, and given back when it verifies: only failures
@@ -300,19 +340,12 @@ impl App {
             tracing::warn!(scope = "all", "console sign-in throttled");
             return Err(AppError::Throttled { retry_after_ms });
         }
-        // The password is verified even for a wrong operator name, so the time taken does
-        // not tell which was wrong. Argon2 is deliberately slow: off the async runtime.
-        let password = password.to_owned();
-        let verified = crate::telemetry::spawn_blocking_with_tracing(move || {
-            PasswordHash::new(hash.expose()).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-        })
-        .await?;
-        let name_matches = constant_time_eq(operator.as_bytes(), console.operator.as_bytes());
-        if !(verified && name_matches) {
+        // A password is verified even for an unknown operator name (against a hash of
+        // nothing anyone knows), so the time taken does not tell which was wrong.
+        let account = self.store.console_operator(operator).await?;
+        let hash = account.as_ref().map(|a| a.password_hash.clone());
+        let verified = verify_password(password, hash).await?;
+        let Some(account) = account.filter(|_| verified) else {
             self.record_event(renzheng_store::AdminEvent::new(
                 now,
                 "console",
@@ -320,7 +353,7 @@ impl App {
             ))
             .await;
             return Err(AppError::SignInRefused);
-        }
+        };
         self.store
             .give_back_rate(&client_key, SIGN_IN_INTERVAL_US)
             .await?;
@@ -334,14 +367,14 @@ impl App {
         );
         let stored = ConsoleSession {
             token_hash: token_hash(&token),
-            operator: console.operator.clone(),
+            operator: account.name.clone(),
             csrf: random_token(),
             created_at: now,
             idle_until: now.saturating_add(idle_ms.min(max_ms)),
             ends_at: now.saturating_add(max_ms),
         };
         self.store.create_console_session(&stored).await?;
-        let session = OperatorSession::from(stored);
+        let session = OperatorSession::new(stored, account.role);
         self.record_event(self.event(&session.actor(), "console.signed-in"))
             .await;
         Ok(SignedIn {
@@ -380,11 +413,20 @@ impl App {
             return Ok(None);
         }
         let idle_ms = millis(self.settings.console.session_idle_secs);
-        Ok(self
+        let Some(session) = self
             .store
             .touch_console_session(&token_hash(token), self.now_ms(), idle_ms)
             .await?
-            .map(OperatorSession::from))
+        else {
+            return Ok(None);
+        };
+        // The role is the account's now; a removed account's sessions are gone with it,
+        // and one found without its account (removed between the two reads) is not live.
+        Ok(self
+            .store
+            .console_operator(&session.operator)
+            .await?
+            .map(|account| OperatorSession::new(session, account.role)))
     }
 
     /// Spends the form token `sent` of `session`: [`FormToken::Fresh`] the first time (the
@@ -667,6 +709,7 @@ mod tests {
     fn form_tokens_are_minted_per_form_and_bound_to_their_session() {
         let session = |csrf: &str| OperatorSession {
             operator: "admin".into(),
+            role: OperatorRole::Owner,
             csrf: csrf.into(),
             ends_at: 0,
         };

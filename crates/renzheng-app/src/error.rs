@@ -120,6 +120,26 @@ pub enum AppError {
         /// Until it ends, milliseconds.
         retry_after_ms: i64,
     },
+    /// A change that would leave the console without an owner (the last owner is
+    /// neither removed nor demoted).
+    #[error("the last owner cannot be removed or given another role: make another operator an owner first")]
+    LastOwner,
+    /// An operator name breaks the rule (1 to 64 characters, no control characters, no
+    /// spaces at either end).
+    #[error("an operator name has 1 to 64 characters, no control characters and no spaces at either end")]
+    InvalidOperatorName,
+    /// An operator account of that name exists already.
+    #[error("an operator of that name exists already")]
+    OperatorExists,
+    /// A new console password shorter than the rule.
+    #[error("a console password has at least {min} characters")]
+    WeakPassword {
+        /// The fewest characters allowed.
+        min: usize,
+    },
+    /// The operator's current password, given to change it, is wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
     /// A console sign-in with a wrong operator name or password (which, is not said).
     #[error("wrong operator name or password")]
     SignInRefused,

@@ -44,6 +44,7 @@ mod import;
 mod integrity;
 pub mod keys;
 pub mod metering;
+pub mod operators;
 mod photo;
 mod registry;
 mod report;
@@ -73,6 +74,7 @@ pub use crate::clock::{Clock, SystemClock};
 pub use crate::compliance::{BasisStatement, BasisView, ComplianceStatus};
 pub use crate::console::{
     AppQuota, FormToken, OperatorSession, Overview, OverviewDay, SessionView, SignedIn,
+    MIN_PASSWORD_CHARS,
 };
 pub use crate::engine::EngineObserver;
 pub use crate::error::{Against, AppError};
@@ -86,6 +88,7 @@ pub use crate::metering::{
     Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, LedgerCheck,
     PackageView, UsageDay, UsageView,
 };
+pub use crate::operators::OperatorView;
 pub use crate::photo::PhotoError;
 pub use crate::registry::{
     EnrolFields, EnrolRequest, Enrolled, PersonLine, PersonView, PortraitView, ReembedSummary,

@@ -247,6 +247,11 @@ fn app_status_and_code(e: &AppError) -> (StatusCode, &'static str) {
         AppError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
         AppError::CodeNotViewable => (StatusCode::CONFLICT, "CodeNotViewable"),
         AppError::SignInRefused => (StatusCode::UNAUTHORIZED, "AdminUnauthorized"),
+        AppError::LastOwner => (StatusCode::CONFLICT, "LastOwner"),
+        AppError::OperatorExists => (StatusCode::CONFLICT, "OperatorExists"),
+        AppError::InvalidOperatorName => (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        AppError::WeakPassword { .. } => (StatusCode::BAD_REQUEST, "WeakPassword"),
+        AppError::WrongPassword => (StatusCode::FORBIDDEN, "WrongPassword"),
         AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceBusy"),
         AppError::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "Timeout"),
         AppError::Store(renzheng_store::StoreError::Database(_)) => {

@@ -177,6 +177,51 @@ pub enum ConsoleCommand {
     /// The password is never taken as an argument (it would show in `ps` and shell
     /// history): `renzheng console hash-password < file`, or type it and press Enter.
     HashPassword,
+    /// The console's operator accounts (owner, admin, auditor). The CLI may do
+    /// everything: it is also the way back in when the last owner is locked out.
+    #[command(subcommand)]
+    Operators(OperatorsCommand),
+}
+
+/// `renzheng console operators …`. Passwords are read from the first line of standard
+/// input, never taken as arguments.
+#[derive(Debug, Subcommand)]
+pub enum OperatorsCommand {
+    /// List the operators and their roles (the configured first owner is added first if
+    /// there is none yet).
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add an operator with a role; the password (12 characters at least) from stdin.
+    Add {
+        /// The sign-in name (1 to 64 characters).
+        name: String,
+        /// owner (everything, operators and keys), admin (apps, packages, registry,
+        /// duplicate overrides) or auditor (read only: calls, events, usage, compliance).
+        #[arg(long, value_parser = ["owner", "admin", "auditor"])]
+        role: String,
+    },
+    /// Remove an operator and end their sessions (never the last owner).
+    Remove {
+        /// The operator's name.
+        name: String,
+    },
+    /// Give an operator another role (the last owner keeps theirs); it applies to their
+    /// open sessions at once.
+    SetRole {
+        /// The operator's name.
+        name: String,
+        /// owner, admin or auditor.
+        #[arg(value_parser = ["owner", "admin", "auditor"])]
+        role: String,
+    },
+    /// Set an operator's password from stdin and end their sessions.
+    SetPassword {
+        /// The operator's name.
+        name: String,
+    },
 }
 
 /// `renzheng registry …`.

@@ -52,7 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(cmd) => commands::registry::run(cmd, &settings),
         Command::Apps(cmd) => commands::apps::run(cmd, &settings),
         Command::Packages(cmd) => commands::apps::run_packages(cmd, &settings),
-        Command::Console(cmd) => commands::console(cmd),
+        Command::Console(cmd) => commands::console::run(cmd, &settings),
         Command::Config(cmd) => commands::config::run(cmd, &settings, cli.config.as_deref()),
         Command::Keys(cmd) => commands::keys::run(cmd, &settings),
         Command::Compliance(cmd) => commands::compliance::run(cmd, &settings),

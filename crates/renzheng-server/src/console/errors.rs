@@ -42,6 +42,28 @@ pub fn forbidden(lang: Lang) -> Response {
     )
 }
 
+/// The 403 page of a page or form beyond the operator's role (the role and what it may
+/// do are named, so they know whom to ask).
+pub fn not_allowed(lang: Lang, operator: &OperatorSession) -> Response {
+    let t = lang.t();
+    html_page(
+        StatusCode::FORBIDDEN,
+        Page {
+            lang,
+            operator: Some(operator),
+            active: "",
+            title: t.not_allowed_title,
+            flash: vec![Flash::error_because(
+                words::not_allowed(lang, operator.role),
+                "role",
+            )],
+        },
+        html! {
+            p { a href="/console/overview" { (t.overview) } }
+        },
+    )
+}
+
 /// The 409 page of a form sent again (a reload of its result, a double click, a replay):
 /// nothing was done a second time; a link leads back to `page`, where the operator can
 /// see what the first submission did.

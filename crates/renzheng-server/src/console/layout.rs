@@ -4,12 +4,13 @@
 use std::borrow::Cow;
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 use renzheng_app::OperatorSession;
 use serde::{Deserialize, Serialize};
 
+use super::access;
 use super::csrf;
 use super::i18n::Lang;
 
@@ -91,7 +92,16 @@ pub fn html_page(status: StatusCode, page: Page<'_>, body: Markup) -> Response {
         ("registry", t.registry),
         ("try", t.try_it),
         ("about", t.about),
+        ("operators", t.operators),
     ];
+    // Only what the operator's role opens (the same table that refuses the rest).
+    let nav: Vec<_> = match page.operator {
+        Some(op) => nav
+            .into_iter()
+            .filter(|(key, _)| access::allows(op.role, &Method::GET, &format!("/console/{key}")))
+            .collect(),
+        None => Vec::new(),
+    };
     let markup = html! {
         (DOCTYPE)
         html lang=(page.lang.html_lang()) {

@@ -3,6 +3,7 @@
 //!
 //! * [`sign_in`] — the sign-in page and form, sign-out;
 //! * [`session`] — the session cookie, the [`Operator`](session::Operator) extractor;
+//! * [`access`] — which role each route needs (the extractor applies it to every route);
 //! * [`verified`] — the CSRF rule of every POST: the [`Verified`](verified::Verified)
 //!   form extractor (origin, session, token) and the same-origin layer;
 //! * [`csrf`] — the single-use form token: the hidden field of every form;
@@ -19,7 +20,7 @@
 //! The modules form layers and none imports one above it (no import circles): this
 //! module, the router, uses them all and none uses it; then `pages`; `sign_in`;
 //! `verified`; `session`; `notice`; `errors`; `layout`, `fields` and `multipart`; `words`;
-//! `i18n`; and the leaves `csrf`, `cookie`, `charts`. The folder imports and duplicate-face scans in
+//! `i18n`; and the leaves `access`, `csrf`, `cookie`, `charts`. The folder imports and duplicate-face scans in
 //! progress are `crate::import_jobs`, beside the router's state that holds them.
 //!
 //! Nothing is fetched at run time: the assets are compiled into the binary. No personal
@@ -27,6 +28,7 @@
 //! names and ID numbers masked. Every mutation goes through the use cases with the
 //! operator as actor, so it lands in the operator events like the CLI's and the API's.
 
+pub mod access;
 pub mod charts;
 pub mod cookie;
 pub mod csrf;
@@ -153,6 +155,24 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
         .route(
             "/console/account/sessions/revoke",
             form_post(pages::account::revoke),
+        )
+        .route(
+            "/console/account/password",
+            form_post(pages::account::change_password),
+        )
+        .route("/console/operators", get(pages::operators::page))
+        .route("/console/operators/add", form_post(pages::operators::add))
+        .route(
+            "/console/operators/role",
+            form_post(pages::operators::set_role),
+        )
+        .route(
+            "/console/operators/password",
+            form_post(pages::operators::set_password),
+        )
+        .route(
+            "/console/operators/remove",
+            form_post(pages::operators::remove),
         )
         .route(
             "/console/{*rest}",

@@ -12,8 +12,9 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use renzheng_app::OperatorSession;
 
+use super::access;
 use super::cookie::cookies;
-use super::errors::{failure, not_found};
+use super::errors::{failure, not_allowed, not_found};
 use super::i18n::Lang;
 use super::notice::{self, Notice};
 use crate::state::AppState;
@@ -62,9 +63,6 @@ impl FromRequestParts<AppState> for Operator {
         let lang = Lang::from_request_parts(parts, state)
             .await
             .unwrap_or(Lang::Zh);
-        if !state.app.console_enabled() {
-            return Err(not_found(lang));
-        }
         let secure = state.app.settings().console.secure_cookie;
         let tokens: Vec<String> = cookies(&parts.headers, session_cookie_name(secure))
             .take(SESSION_COOKIES_TRIED)
@@ -90,12 +88,29 @@ impl FromRequestParts<AppState> for Operator {
             }
             Redirect::to(&to).into_response()
         };
+        // A server whose console is closed answers every console page 404, session or
+        // not (a session cannot outlive the last account: removing one ends its sessions).
+        match state.app.console_enabled().await {
+            Ok(true) => {}
+            Ok(false) => return Err(not_found(lang)),
+            Err(e) => return Err(failure(lang, None, &e)),
+        }
         if tokens.is_empty() {
             return Err(sign_in(""));
         }
         for token in tokens {
             match state.app.console_session(&token).await {
                 Ok(Some(session)) => {
+                    // The role rule of every page and form, before any handler runs.
+                    if !access::allows(session.role, &parts.method, parts.uri.path()) {
+                        tracing::warn!(
+                            operator = %session.operator,
+                            role = session.role.as_str(),
+                            path = parts.uri.path(),
+                            "a console request beyond the operator's role was refused"
+                        );
+                        return Err(not_allowed(lang, &session));
+                    }
                     let notice = notice::take(state, &token, parts.uri.query()).await;
                     return Ok(Operator {
                         session,

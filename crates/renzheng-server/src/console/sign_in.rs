@@ -50,8 +50,10 @@ pub async fn page(
     lang: Lang,
     Query(q): Query<SignInQuery>,
 ) -> Response {
-    if !state.app.console_enabled() {
-        return not_found(lang);
+    match state.app.console_enabled().await {
+        Ok(true) => {}
+        Ok(false) => return not_found(lang),
+        Err(e) => return failure(lang, None, &e),
     }
     let t = lang.t();
     let flash = if q.expired.is_some() {
@@ -95,9 +97,11 @@ pub struct SignInForm {
 
 /// `POST /console/sign-in`: a session cookie and the overview, or the form again (401).
 pub async fn sign_in(State(state): State<AppState>, lang: Lang, request: Request) -> Response {
-    if !state.app.console_enabled() {
+    match state.app.console_enabled().await {
+        Ok(true) => {}
         // Before the body: a server without a console reads nothing for a stranger.
-        return closing(not_found(lang));
+        Ok(false) => return closing(not_found(lang)),
+        Err(e) => return closing(failure(lang, None, &e)),
     }
     let declared = request
         .headers()

@@ -8,7 +8,7 @@
 use renzheng_app::rules::PortraitRefusal;
 use renzheng_app::{AppError, PhotoError};
 use renzheng_domain::{IdNumberError, PersonNameError};
-use renzheng_store::AttemptWindow;
+use renzheng_store::{AttemptWindow, OperatorRole};
 
 use super::i18n::Lang;
 
@@ -65,6 +65,11 @@ pub fn event(lang: Lang, action: &str) -> String {
         "console.signed-out" => ("退出控制台", "signed out"),
         "console.sign-in-refused" => ("登录被拒", "sign-in refused"),
         "console.session-revoked" => ("结束会话", "session ended"),
+        "console.operator-added" => ("添加操作员", "operator added"),
+        "console.operator-removed" => ("删除操作员", "operator removed"),
+        "console.operator-role-set" => ("更改操作员角色", "operator role changed"),
+        "console.password-set" => ("重设操作员密码", "operator password reset"),
+        "console.password-changed" => ("修改自己的密码", "own password changed"),
         other => return other.to_owned(),
     };
     pick(lang, zh, en).to_owned()
@@ -136,6 +141,7 @@ fn thing(lang: Lang, kind: &str) -> String {
         "person" => ("人员", "person"),
         "grant" => ("发放记录", "grant"),
         "session" => ("会话", "session"),
+        "operator" => ("操作员", "operator"),
         other => return other.to_owned(),
     };
     pick(lang, zh, en).to_owned()
@@ -204,6 +210,50 @@ pub fn portrait_refusal(lang: Lang, reason: &PortraitRefusal) -> String {
     }
 }
 
+/// A role's name.
+pub fn role(lang: Lang, role: OperatorRole) -> &'static str {
+    match (lang, role) {
+        (Lang::Zh, OperatorRole::Owner) => "所有者",
+        (Lang::Zh, OperatorRole::Admin) => "管理员",
+        (Lang::Zh, OperatorRole::Auditor) => "审计员",
+        (Lang::En, role) => role.as_str(),
+    }
+}
+
+/// What a role may do, in a line.
+pub fn role_may(lang: Lang, role: OperatorRole) -> &'static str {
+    match (lang, role) {
+        (Lang::Zh, OperatorRole::Owner) => "全部操作，包括操作员和密钥",
+        (Lang::Zh, OperatorRole::Admin) => "应用、套餐、发放、人员库和重复人脸的处理",
+        (Lang::Zh, OperatorRole::Auditor) => "查看调用记录、操作记录、用量、告警和合规报告（只读）",
+        (Lang::En, OperatorRole::Owner) => "everything, operators and keys included",
+        (Lang::En, OperatorRole::Admin) => {
+            "apps, packages, grants, the registry and duplicate overrides"
+        }
+        (Lang::En, OperatorRole::Auditor) => {
+            "read calls, events, usage, alerts and compliance reports (read only)"
+        }
+    }
+}
+
+/// The refusal of a page or form beyond the operator's role.
+pub fn not_allowed(lang: Lang, role: OperatorRole) -> String {
+    match lang {
+        Lang::Zh => format!(
+            "你的角色（{}）不能使用此页面或执行此操作。{}可以：{}。如需更多权限，请联系所有者。",
+            self::role(lang, role),
+            self::role(lang, role),
+            role_may(lang, role)
+        ),
+        Lang::En => format!(
+            "Your role ({}) cannot use this page or do this. An {} may do: {}. Ask an owner for more.",
+            self::role(lang, role),
+            self::role(lang, role),
+            role_may(lang, role)
+        ),
+    }
+}
+
 /// A use case's refusal in the operator's language (the failures of ours are worded by
 /// the caller, which also logs them).
 pub fn refusal(lang: Lang, e: &AppError) -> String {
@@ -246,6 +296,15 @@ pub fn refusal(lang: Lang, e: &AppError) -> String {
             AttemptWindow::Day => "该身份证号今日查验次数过多，请明天再试".into(),
         },
         AppError::SignInRefused => lang.t().wrong_credentials.into(),
+        AppError::LastOwner => {
+            "最后一位所有者不能被删除或改为其他角色：请先把另一位操作员设为所有者。".into()
+        }
+        AppError::OperatorExists => "已有同名的操作员".into(),
+        AppError::InvalidOperatorName => {
+            "操作员名称为 1 到 64 个字符，不含控制字符，首尾不能有空格".into()
+        }
+        AppError::WeakPassword { min } => format!("控制台密码至少 {min} 个字符"),
+        AppError::WrongPassword => "当前密码不正确".into(),
         AppError::NonceUsed => "Nonce 已被使用".into(),
         AppError::Invalid(m) => format!("请求无效：{m}"),
         AppError::Busy { .. } => "服务繁忙，请稍后再试".into(),

@@ -1,8 +1,10 @@
-//! The service-side commands: `serve`, `registry`, `apps`, `keys`, `compliance`.
+//! The service-side commands: `serve`, `registry`, `apps`, `keys`, `compliance`,
+//! `console`.
 
 pub mod apps;
 pub mod compliance;
 pub mod config;
+pub mod console;
 pub mod duplicates;
 pub mod keys;
 pub mod registry;
@@ -11,22 +13,6 @@ pub mod serve;
 use anyhow::Context;
 use renzheng_app::{App, AppError, EngineSource, Settings};
 use renzheng_vision::EngineConfig;
-
-/// `renzheng console hash-password`: the password from stdin's first line (without its
-/// line ending), its Argon2id PHC string on stdout.
-pub fn console(cmd: crate::cli::ConsoleCommand) -> anyhow::Result<()> {
-    match cmd {
-        crate::cli::ConsoleCommand::HashPassword => {
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("reading the password from stdin")?;
-            let password = line.trim_end_matches(['\n', '\r']);
-            println!("{}", renzheng_app::console::hash_password(password)?);
-            Ok(())
-        }
-    }
-}
 
 /// A tokio runtime for a command.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1336,3 +1336,108 @@ fn the_cli_records_a_legal_basis_for_every_face_and_counts_them_against_the_fili
         "{report}"
     );
 }
+
+/// The operator accounts from the command line: the configured operator seeded as the
+/// first owner, passwords from stdin (never arguments), the last owner kept, and the way
+/// back in (a new password for a locked-out owner).
+#[test]
+fn console_operators_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = renzheng_with_stdin(
+        dir.path(),
+        &["console", "hash-password"],
+        "first owner password\n",
+    );
+    assert!(hash.status.success());
+    let hash = String::from_utf8(hash.stdout).unwrap();
+    let configured = [
+        ("RENZHENG_CONSOLE__PASSWORD_HASH", hash.trim()),
+        ("RENZHENG_CONSOLE__OPERATOR", "boss"),
+    ];
+    let listed = renzheng_env(
+        dir.path(),
+        &configured,
+        &["console", "operators", "list", "--json"],
+    );
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["name"], "boss");
+    assert_eq!(listed[0]["role"], "owner");
+    assert!(!listed.to_string().contains("argon2"), "no hash listed");
+
+    let add = |name: &str, role: &str, password: &str| {
+        renzheng_with_stdin(
+            dir.path(),
+            &["console", "operators", "add", name, "--role", role],
+            &format!("{password}\n"),
+        )
+    };
+    let out = add("wang", "auditor", "an auditor's password");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = add("wang", "admin", "another long password");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    let out = add("li", "admin", "short");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
+    let out = add(" li", "admin", "a long enough password");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("operator name"));
+    // A role outside the three is refused by the argument parser.
+    let out = add("li", "root", "a long enough password");
+    assert!(!out.status.success());
+
+    fails_with(
+        dir.path(),
+        &["console", "operators", "remove", "boss"],
+        "last owner",
+    );
+    fails_with(
+        dir.path(),
+        &["console", "operators", "set-role", "boss", "admin"],
+        "last owner",
+    );
+    fails_with(
+        dir.path(),
+        &["console", "operators", "remove", "nobody"],
+        "no operator named",
+    );
+    assert!(renzheng(
+        dir.path(),
+        &["console", "operators", "set-role", "wang", "owner"]
+    )
+    .status
+    .success());
+    assert!(renzheng(
+        dir.path(),
+        &["console", "operators", "set-role", "boss", "admin"]
+    )
+    .status
+    .success());
+    let out = renzheng_with_stdin(
+        dir.path(),
+        &["console", "operators", "set-password", "wang"],
+        "a brand new password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        renzheng(dir.path(), &["console", "operators", "remove", "boss"])
+            .status
+            .success()
+    );
+    // Once accounts exist, the configuration seeds nobody again.
+    let listed = renzheng_env(dir.path(), &configured, &["console", "operators", "list"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "wang\towner\n");
+}

@@ -2461,3 +2461,419 @@ async fn an_operator_sees_their_sessions_and_ends_another_one() {
     }
     assert_eq!(here.get("/console/overview").await.0, 200);
 }
+
+/// Signs in `name` with `password` in a browser of its own.
+async fn signed_in_as(app: &TestApp, name: &str, password: &str) -> Browser {
+    let mut b = Browser::new(app);
+    let r = b.sign_in(name, password).await;
+    assert_eq!(r.status(), 303, "{name} signs in");
+    b
+}
+
+/// The role matrix: every page and form of the console tried by an owner, an admin and
+/// an auditor; each one beyond the role is refused server-side (403, the role named) and
+/// does nothing, each one within it is served; the navigation shows only what opens.
+#[tokio::test]
+async fn each_role_is_refused_what_it_may_not_do() {
+    use renzheng_store::OperatorRole::{self, Admin, Auditor, Owner};
+    let app = spawn_test_app_with(with_console).await;
+    // The configured operator is the first owner; they add the others from the console.
+    let owner = signed_in(&app).await;
+    for (name, role) in [("ada", "admin"), ("audrey", "auditor")] {
+        let (status, page) = owner
+            .post_form(
+                "/console/operators/add",
+                &[
+                    ("name", name),
+                    ("role", role),
+                    ("password", "their own long password"),
+                    ("csrf", FRESH),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains(&format!("data-operator=\"{name}\" data-role=\"{role}\"")),
+            "{page}"
+        );
+    }
+    let admin = signed_in_as(&app, "ada", "their own long password").await;
+    let auditor = signed_in_as(&app, "audrey", "their own long password").await;
+    let app_page = format!("/console/apps/{}", app.app_id);
+    let remaining = || async {
+        app.state
+            .app
+            .balance(&renzheng_store::AppId::from(app.app_id.clone()))
+            .await
+            .unwrap()
+            .remaining
+    };
+    let pages: Vec<(&str, OperatorRole)> = vec![
+        ("/console/overview", Auditor),
+        ("/console/apps", Auditor),
+        (&app_page, Auditor),
+        ("/console/packages", Auditor),
+        ("/console/calls", Auditor),
+        ("/console/calls.csv", Auditor),
+        ("/console/alerts", Auditor),
+        ("/console/events", Auditor),
+        ("/console/about", Auditor),
+        ("/console/account", Auditor),
+        ("/console/registry", Admin),
+        ("/console/registry/duplicates", Admin),
+        ("/console/try", Admin),
+        ("/console/operators", Owner),
+    ];
+    let reveal = format!("{app_page}/reveal-code");
+    let grant = format!("{app_page}/grant");
+    /// A form: where it posts, its fields, the least role that may send it.
+    type Probe<'a> = (&'a str, Vec<(&'a str, &'a str)>, OperatorRole);
+    let forms: Vec<Probe> = vec![
+        (
+            "/console/calls/by-id-number",
+            vec![("id_number", "11010519491231002X")],
+            Auditor,
+        ),
+        (
+            "/console/grants",
+            vec![("app_id", &app.app_id), ("package", "trial")],
+            Admin,
+        ),
+        (&grant, vec![("calls", "5"), ("back", "app")], Admin),
+        (&reveal, vec![], Admin),
+        ("/console/apps", vec![("name", "made by a role")], Admin),
+        (
+            "/console/registry/lookup",
+            vec![("id_number", "11010519491231002X")],
+            Admin,
+        ),
+        (
+            "/console/operators/add",
+            vec![("role", "auditor"), ("password", "a long enough password")],
+            Owner,
+        ),
+    ];
+    for (who, b, role) in [
+        ("auditor", &auditor, Auditor),
+        ("admin", &admin, Admin),
+        ("owner", &owner, Owner),
+    ] {
+        for (path, needed) in &pages {
+            let (status, page, _) = b.get(path).await;
+            if role.includes(*needed) {
+                assert_eq!(status, 200, "{who} GET {path}: {page}");
+            } else {
+                assert_eq!(status, 403, "{who} GET {path}");
+                assert!(
+                    page.contains("data-reason=\"role\""),
+                    "{who} GET {path}: {page}"
+                );
+            }
+        }
+        for (path, fields, needed) in &forms {
+            let before = remaining().await;
+            let mut fields = fields.clone();
+            // Each operator adds an operator of their own name (when they may).
+            let name = format!("{who}-made");
+            if path.ends_with("/operators/add") {
+                fields.push(("name", &name));
+            }
+            fields.push(("csrf", FRESH));
+            let r = b.post_form_raw(path, &fields).await;
+            let status = r.status();
+            let page = r.text().await.unwrap();
+            if role.includes(*needed) {
+                assert!(
+                    status == 200 || status == 303,
+                    "{who} POST {path}: {status} {page}"
+                );
+            } else {
+                assert_eq!(status, 403, "{who} POST {path}: {page}");
+                assert!(
+                    page.contains("data-reason=\"role\""),
+                    "{who} POST {path}: {page}"
+                );
+                assert_eq!(
+                    remaining().await,
+                    before,
+                    "{who} POST {path} granted nothing"
+                );
+            }
+        }
+        // The navigation leads only where the role may go; an auditor sees no forms.
+        let (_, overview, _) = b.get("/console/overview").await;
+        assert_eq!(
+            overview.contains("href=\"/console/registry\""),
+            role.includes(Admin),
+            "{who}"
+        );
+        assert_eq!(
+            overview.contains("href=\"/console/operators\""),
+            role.includes(Owner),
+            "{who}"
+        );
+        let (_, apps, _) = b.get("/console/apps").await;
+        assert_eq!(
+            apps.contains("id=\"create-app\""),
+            role.includes(Admin),
+            "{who}"
+        );
+        let (_, account, _) = b.get("/console/account").await;
+        assert!(
+            account.contains(&format!("data-role=\"{}\"", role.as_str())),
+            "{who}: {account}"
+        );
+    }
+    // What the refused did not do: no app of theirs, no operator of theirs.
+    let apps = app.state.app.list_apps().await.unwrap();
+    assert_eq!(
+        apps.iter().filter(|a| a.name == "made by a role").count(),
+        2,
+        "the admin's and the owner's"
+    );
+    let names: Vec<String> = app
+        .state
+        .app
+        .operators()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, ["ada", "admin", "audrey", "owner-made"]);
+    // Every change is attributed to its operator.
+    let (_, events, _) = owner.get("/console/events").await;
+    assert!(events.contains("console:admin"), "{events}");
+    assert!(events.contains("console:ada"), "{events}");
+    // A role changed by the owner applies to a session already open.
+    let (status, _) = owner
+        .post_form(
+            "/console/operators/role",
+            &[("name", "ada"), ("role", "auditor"), ("csrf", FRESH)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = admin.get("/console/registry").await;
+    assert_eq!(status, 403);
+}
+
+/// Accounts from the owner's page: a name taken, the last owner kept, a password reset
+/// that ends the operator's sessions, a removal that ends them too; and one's own password
+/// changed with the current one (the other sessions end, this one stays).
+#[tokio::test]
+async fn operators_are_managed_and_change_their_own_password() {
+    let app = spawn_test_app_with(with_console).await;
+    let owner = signed_in(&app).await;
+    let add = |name: &'static str, role: &'static str, password: &'static str| {
+        let owner = &owner;
+        async move {
+            owner
+                .post_form(
+                    "/console/operators/add",
+                    &[
+                        ("name", name),
+                        ("role", role),
+                        ("password", password),
+                        ("csrf", FRESH),
+                    ],
+                )
+                .await
+        }
+    };
+    let (status, _) = add("li", "admin", "li's long password").await;
+    assert_eq!(status, 200);
+    // Refused, in the operator's language, the form kept as typed (never the password).
+    let (status, page) = add("li", "auditor", "another long password").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("已有同名的操作员"), "{page}");
+    assert!(page.contains("value=\"li\""), "{page}");
+    assert!(!page.contains("another long password"), "{page}");
+    let (_, page) = add("zhao", "admin", "short").await;
+    assert!(page.contains("控制台密码至少 12 个字符"), "{page}");
+    // The last owner stays one.
+    for (path, fields) in [
+        ("/console/operators/remove", vec![("name", "admin")]),
+        (
+            "/console/operators/role",
+            vec![("name", "admin"), ("role", "admin")],
+        ),
+    ] {
+        let mut fields = fields;
+        fields.push(("csrf", FRESH));
+        let (status, page) = owner.post_form(path, &fields).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("最后一位所有者"), "{path}: {page}");
+    }
+    // A reset ends every session of theirs.
+    let li = signed_in_as(&app, "li", "li's long password").await;
+    let (status, _) = owner
+        .post_form(
+            "/console/operators/password",
+            &[
+                ("name", "li"),
+                ("password", "li's new long password"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = li.get("/console/overview").await;
+    assert_eq!(status, 303, "li's session ended");
+    let mut again = Browser::new(&app);
+    assert_eq!(
+        again.sign_in("li", "li's long password").await.status(),
+        401
+    );
+    let li = signed_in_as(&app, "li", "li's new long password").await;
+
+    // Li changes their own password: wrong current, differing repeat, then right.
+    let li_elsewhere = signed_in_as(&app, "li", "li's new long password").await;
+    let change = |current: &'static str, new: &'static str, repeat: &'static str| {
+        let li = &li;
+        async move {
+            li.post_form(
+                "/console/account/password",
+                &[
+                    ("current", current),
+                    ("new", new),
+                    ("repeat", repeat),
+                    ("csrf", FRESH),
+                ],
+            )
+            .await
+        }
+    };
+    let (_, page) = change(
+        "not my password!",
+        "a third long password",
+        "a third long password",
+    )
+    .await;
+    assert!(page.contains("当前密码不正确"), "{page}");
+    let (_, page) = change(
+        "li's new long password",
+        "a third long password",
+        "a 3rd long password",
+    )
+    .await;
+    assert!(page.contains("两次输入的新密码不一致"), "{page}");
+    let (status, page) = change(
+        "li's new long password",
+        "a third long password",
+        "a third long password",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("密码已修改"), "{page}");
+    assert!(!page.contains("a third long password"), "{page}");
+    let (status, _, _) = li.get("/console/account").await;
+    assert_eq!(status, 200, "this session stays");
+    let (status, _, _) = li_elsewhere.get("/console/account").await;
+    assert_eq!(status, 303, "the other one ended");
+    signed_in_as(&app, "li", "a third long password").await;
+
+    // A removal ends their sessions; the name then signs nobody in.
+    let (status, _) = owner
+        .post_form(
+            "/console/operators/remove",
+            &[("name", "li"), ("csrf", FRESH)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = li.get("/console/account").await;
+    assert_eq!(status, 303);
+    let mut gone = Browser::new(&app);
+    assert_eq!(
+        gone.sign_in("li", "a third long password").await.status(),
+        401
+    );
+    // The events name each change and who made it.
+    let events = app.state.app.recent_events(50).await.unwrap();
+    for action in [
+        "console.operator-added",
+        "console.password-set",
+        "console.password-changed",
+        "console.operator-removed",
+    ] {
+        assert!(
+            events.iter().any(|e| e.action == action),
+            "{action} recorded"
+        );
+    }
+    assert!(events
+        .iter()
+        .any(|e| e.action == "console.password-changed" && e.actor == "console:li"));
+}
+
+/// Inputs a hand-made request can send that no form offers: each refused with its
+/// reason, nothing changed.
+#[tokio::test]
+async fn hand_made_values_are_refused_and_change_nothing() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let id = app.app_id.clone();
+    let page_path = format!("/console/apps/{id}");
+    // A grace period that is not a number of hours: refused, the code unchanged.
+    let (status, page) = b
+        .post_form(
+            &format!("{page_path}/reset-code"),
+            &[("grace_hours", "a day"), ("csrf", FRESH)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    assert!(!page.contains("data-field=\"app_code\""), "{page}");
+    let r = app
+        .request(Method::POST, "/faceidcard/check")
+        .header("Authorization", format!("APPCODE {}", app.app_code))
+        .json(&serde_json::json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a refused reset changed the code");
+    // A last day that is not a date: refused, nothing granted.
+    let remaining = || async {
+        app.state
+            .app
+            .balance(&renzheng_store::AppId::from(id.clone()))
+            .await
+            .unwrap()
+            .remaining
+    };
+    let before = remaining().await;
+    for day in ["2099-13-01", "31/12/2099", "tomorrow", "2099-02-30"] {
+        let (_, page) = b
+            .post_form(
+                &format!("{page_path}/grant"),
+                &[
+                    ("calls", "5"),
+                    ("expires_on", day),
+                    ("back", "app"),
+                    ("csrf", FRESH),
+                ],
+            )
+            .await;
+        assert!(page.contains("class=\"flash error\""), "{day}: {page}");
+    }
+    assert_eq!(remaining().await, before);
+    // A taskNo over 128 characters: the calls page and the admin API refuse it.
+    let long = "t".repeat(129);
+    let (status, page, _) = b.get(&format!("/console/calls?task_no={long}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    let r = app
+        .admin(Method::GET, &format!("/admin/calls?task_no={long}"))
+        .send()
+        .await
+        .unwrap();
+    let (status, error, _) = error_of(r).await;
+    assert_eq!((status, error.as_str()), (400, "InvalidParameter"));
+    // An unknown app's code: 404 from the admin API.
+    let r = app
+        .admin(Method::POST, "/admin/apps/app_missing/reveal-code")
+        .send()
+        .await
+        .unwrap();
+    let (status, error, _) = error_of(r).await;
+    assert_eq!((status, error.as_str()), (404, "NotFound"));
+}

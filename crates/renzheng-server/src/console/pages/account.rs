@@ -1,11 +1,13 @@
-//! The signed-in operator's own account: their live sessions (this browser marked), each
-//! revocable — a browser left signed in elsewhere is ended from here.
+//! The signed-in operator's own account: their role, their password (changed with the
+//! current one; their other sessions end), their live sessions (this browser marked),
+//! each revocable — a browser left signed in elsewhere is ended from here.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use maud::html;
+use renzheng_app::MIN_PASSWORD_CHARS;
 use serde::Deserialize;
 
 use crate::console::csrf;
@@ -15,6 +17,7 @@ use crate::console::layout::{format_time, html_page, Flash, Page};
 use crate::console::notice::{redirect, Notice};
 use crate::console::session::Operator;
 use crate::console::verified::Verified;
+use crate::console::words;
 use crate::state::AppState;
 
 /// This page.
@@ -43,7 +46,21 @@ async fn render(state: &AppState, op: &Operator, lang: Lang, flash: Vec<Flash>) 
             flash,
         },
         html! {
-            p { (t.signed_in_as) " " strong { (op.session.operator) } }
+            p { (t.signed_in_as) " " strong { (op.session.operator) } " · " (t.role) " " strong #role data-role=(op.session.role.as_str()) { (words::role(lang, op.session.role)) } }
+            p .muted { (words::role_may(lang, op.session.role)) }
+            section .card {
+                h2 { (t.change_password) }
+                form #change-password method="post" action="/console/account/password" {
+                    (csrf::field(&op.session))
+                    // A username field lets a password manager file the new password under
+                    // the right account.
+                    input type="hidden" name="username" autocomplete="username" value=(op.session.operator);
+                    label { (t.current_password) input type="password" name="current" autocomplete="current-password" required; }
+                    label { (t.new_password) input type="password" name="new" autocomplete="new-password" minlength=(MIN_PASSWORD_CHARS) required; }
+                    label { (t.repeat_password) input type="password" name="repeat" autocomplete="new-password" minlength=(MIN_PASSWORD_CHARS) required; }
+                    button type="submit" { (t.change_password) }
+                }
+            }
             section .card {
                 h2 { (t.sessions) }
                 p .muted { (t.sessions_note) }
@@ -92,6 +109,45 @@ pub async fn revoke(
     match state.app.revoke_session(&op.session, &form.session).await {
         Ok(()) => {
             let flash = Flash::ok(lang.t().session_revoked);
+            redirect(&state, op.token(), PAGE, Notice::new(flash, None)).await
+        }
+        Err(e) => {
+            let flash = vec![Flash::error(refusal_text(lang, &e))];
+            render(&state, &op, lang, flash).await
+        }
+    }
+}
+
+/// The password form (never shown again when refused: passwords are not echoed).
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    repeat: String,
+}
+
+/// `POST /console/account/password`: the operator changes their own password; their
+/// other sessions end, this one stays.
+pub async fn change_password(
+    State(state): State<AppState>,
+    lang: Lang,
+    form: Verified<Form<PasswordForm>>,
+) -> Response {
+    let (op, form) = form.into_parts();
+    let t = lang.t();
+    if form.new != form.repeat {
+        return render(&state, &op, lang, vec![Flash::error(t.passwords_differ)]).await;
+    }
+    match state
+        .app
+        .change_own_password(&op.session, op.token(), &form.current, &form.new)
+        .await
+    {
+        Ok(()) => {
+            let flash = Flash::ok(t.password_changed);
             redirect(&state, op.token(), PAGE, Notice::new(flash, None)).await
         }
         Err(e) => {

@@ -5,12 +5,13 @@
 //! post to the apps' actions (`apps::act`), which redirect back here.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup};
 use renzheng_app::CallFilter;
 use renzheng_store::AppId;
 
+use crate::console::access;
 use crate::console::csrf;
 use crate::console::errors::{failure, not_found};
 use crate::console::fields;
@@ -87,6 +88,8 @@ pub async fn render(
     let base = format!("/console/apps/{}", view.app_id);
     let csrf = || csrf::field(&op.session);
     let back = || html! { input type="hidden" name="back" value="app"; };
+    // An auditor reads the app; the forms are for admins and owners.
+    let may_edit = access::allows(op.session.role, &Method::POST, &base);
     html_page(
         StatusCode::OK,
         Page {
@@ -132,6 +135,7 @@ pub async fn render(
                         }
                     } }
                 }
+                @if may_edit {
                 form #grant-package .row method="post" action={ (base) "/grant" } data-confirm={ (t.confirm_grant_to) " " (view.name) } {
                     (csrf()) (back())
                     label { (t.package) select name="package" required {
@@ -147,8 +151,9 @@ pub async fn render(
                     label { (t.expires_on) input name="expires_on" type="date" value=[typed.as_ref().and_then(|g| g.expires_on)]; }
                     button type="submit" { (t.grant_calls) }
                 }
+                }
             }
-            section .card {
+            @if may_edit { section .card {
                 h2 { (t.settings) }
                 form .row .policy method="post" action={ (base) "/policy" } {
                     (csrf()) (back())
@@ -168,7 +173,7 @@ pub async fn render(
                         form .inline .test-alert method="post" action={ (base) "/test-alert" } { (csrf()) (back()) button .secondary type="submit" { (t.test_alert) } }
                     }
                 }
-            }
+            } }
             section .card {
                 h2 { (t.usage_per_day) }
                 div .table-wrap { table #app-usage {

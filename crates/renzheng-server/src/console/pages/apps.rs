@@ -4,7 +4,7 @@
 //! (Post/Redirect/Get, see `console::notice`); a refused one is shown again as typed.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Form;
 use maud::{html, Markup};
@@ -12,6 +12,7 @@ use renzheng_app::{AppName, PolicyView};
 use renzheng_store::{AppId, AppPolicy};
 use serde::Deserialize;
 
+use crate::console::access;
 use crate::console::csrf;
 use crate::console::errors::{failure, not_found, refusal_text};
 use crate::console::fields;
@@ -49,6 +50,8 @@ async fn render(
     };
     let offset = state.app.settings().metering.utc_offset_minutes;
     let csrf = || csrf::field(&op.session);
+    // An auditor reads the apps; the forms are for admins and owners.
+    let may_edit = access::allows(op.session.role, &Method::POST, "/console/apps");
     html_page(
         StatusCode::OK,
         Page {
@@ -60,18 +63,18 @@ async fn render(
         },
         html! {
             @if let Some(secret) = shown_once { (secret) }
-            section .card {
+            @if may_edit { section .card {
                 h2 { (t.create_app) }
                 form #create-app .row method="post" action="/console/apps" {
                     (csrf())
                     (fields::app_name(lang, typed.name))
                     button type="submit" { (t.create) }
                 }
-            }
+            } }
             div .table-wrap { table #apps .stack {
                 thead { tr {
                     th { (t.app) } th { (t.app_id) } th { "AppKey" } th { (t.status) }
-                    th { (t.created_at) } th { (t.actions) }
+                    th { (t.created_at) } @if may_edit { th { (t.actions) } }
                 } }
                 tbody {
                     @for app in &apps {
@@ -82,7 +85,7 @@ async fn render(
                             td data-label="AppKey" { code { (app.app_key.as_deref().unwrap_or("–")) } }
                             td data-label=(t.status) { @if app.enabled { span .badge .r1 { (t.enabled) } } @else { span .badge .r3 { (t.disabled) } } }
                             td data-label=(t.created_at) { (format_time(app.created_at, offset)) }
-                            td data-label=(t.actions) .actions {
+                            @if may_edit { td data-label=(t.actions) .actions {
                                 @if app.enabled {
                                     form .inline .disable method="post" action={ (base) "/disable" } data-confirm={ (t.confirm_disable) " " (app.name) } { (csrf()) button .secondary type="submit" { (t.disable) } }
                                 } @else {
@@ -118,7 +121,7 @@ async fn render(
                                     }
                                     button .secondary type="submit" { (t.save_policy) }
                                 }
-                            }
+                            } }
                         }
                     }
                 }

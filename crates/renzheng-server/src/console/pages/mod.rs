@@ -10,6 +10,7 @@ pub mod apps;
 pub mod calls;
 pub mod duplicates;
 pub mod events;
+pub mod operators;
 pub mod overview;
 pub mod packages;
 pub mod registry;

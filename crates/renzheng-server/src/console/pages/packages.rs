@@ -2,7 +2,7 @@
 //! and the expiry of each grant.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Form;
 use maud::html;
@@ -10,6 +10,7 @@ use renzheng_app::{AppError, GrantRequest, PackageView};
 use renzheng_store::AppId;
 use serde::Deserialize;
 
+use crate::console::access;
 use crate::console::csrf;
 use crate::console::errors::{failure, refusal_text};
 use crate::console::fields;
@@ -82,6 +83,8 @@ async fn render(
         Typed::Package(p) => (Some(p), None),
         Typed::Grant(g) => (None, Some(g)),
     };
+    // An auditor reads the catalogue and the balances; the forms are for admins and owners.
+    let may_edit = access::allows(op.session.role, &Method::POST, PAGE);
     html_page(
         StatusCode::OK,
         Page {
@@ -92,7 +95,7 @@ async fn render(
             flash,
         },
         html! {
-            section .card {
+            @if may_edit { section .card {
                 h2 { (t.grant) }
                 form #grant .row method="post" action="/console/grants" data-confirm=(t.confirm_grant) {
                     (csrf())
@@ -108,7 +111,7 @@ async fn render(
                     } }
                     button type="submit" { (t.grant_button) }
                 }
-            }
+            } }
             h2 { (t.balances) }
             div .table-wrap { table #balances .stack {
                 thead { tr { th { (t.app) } th .num { (t.remaining) } th .num { (t.purchased) } th .num { (t.charged) } th { (t.packages) } } }
@@ -148,7 +151,7 @@ async fn render(
                     }
                 }
             } }
-            section .card {
+            @if may_edit { section .card {
                 h2 { (t.save_package) }
                 form #put-package .row method="post" action="/console/packages" {
                     (csrf())
@@ -160,7 +163,7 @@ async fn render(
                     label { input name="active" type="checkbox" value="1" checked[package.is_none_or(|p| p.active.is_some())]; " " (t.active) }
                     button type="submit" { (t.save_package) }
                 }
-            }
+            } }
         },
     )
 }
