@@ -171,6 +171,8 @@ pub struct AppPolicy {
     pub alert_percent: u8,
     /// Where balance alerts are posted.
     pub webhook_url: Option<String>,
+    /// Who is e-mailed balance alerts (addresses, checked by the caller; no line breaks).
+    pub alert_emails: Vec<String>,
 }
 
 impl Default for AppPolicy {
@@ -180,6 +182,7 @@ impl Default for AppPolicy {
             rate_burst: None,
             alert_percent: 20,
             webhook_url: None,
+            alert_emails: Vec::new(),
         }
     }
 }

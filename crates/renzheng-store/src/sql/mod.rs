@@ -50,7 +50,8 @@ use crate::{
 type DbRow = <Db as sqlx::Database>::Row;
 
 const APP_COLUMNS: &str = "id, name, code_hash, enabled, created_at, app_key, secret_sealed,
-    code_sealed, previous_code_until, rate_per_sec, rate_burst, alert_percent, webhook_url";
+    code_sealed, previous_code_until, rate_per_sec, rate_burst, alert_percent, webhook_url,
+    alert_emails";
 
 /// The ID number and name of a `persons` row (`id_number`, `name`, `sealed`): opened
 /// from its sealed identity, or read in clear from a row an older release wrote.
@@ -89,6 +90,10 @@ fn app_from_row(row: &DbRow) -> Result<App, StoreError> {
             alert_percent: u8::try_from(alert_percent)
                 .map_err(|_| StoreError::Corrupt(format!("alert percent {alert_percent}")))?,
             webhook_url: row.try_get("webhook_url")?,
+            alert_emails: row
+                .try_get::<Option<String>, _>("alert_emails")?
+                .map(|lines| lines.lines().map(str::to_owned).collect())
+                .unwrap_or_default(),
         },
     })
 }
@@ -381,7 +386,8 @@ impl Store for Backend {
 
     async fn set_app_policy(&self, id: &AppId, policy: &AppPolicy) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE apps SET rate_per_sec = $1, rate_burst = $2, alert_percent = $3, webhook_url = $4
+            "UPDATE apps SET rate_per_sec = $1, rate_burst = $2, alert_percent = $3, webhook_url = $4,
+             alert_emails = $6
              WHERE id = $5",
         )
         .bind(policy.rate_per_sec)
@@ -389,6 +395,7 @@ impl Store for Backend {
         .bind(i64::from(policy.alert_percent))
         .bind(policy.webhook_url.as_deref())
         .bind(id.as_str())
+        .bind((!policy.alert_emails.is_empty()).then(|| policy.alert_emails.join("\n")))
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_write(e, "app", "app"))?;

@@ -575,6 +575,7 @@ pub async fn app_codes_rotate_with_a_grace_period(store: &dyn Store) {
         rate_burst: Some(5),
         alert_percent: 30,
         webhook_url: Some("http://127.0.0.1:9/hook".into()),
+        alert_emails: vec!["ops@example.cn".into(), "财务@例子.中国".into()],
     };
     store.set_app_policy(&app.id, &policy).await.unwrap();
     assert_eq!(
