@@ -276,6 +276,31 @@ impl App {
                     payload,
                 ));
             }
+            if let (Some(mailer), false) = (&self.mailer, app.policy.alert_emails.is_empty()) {
+                let (subject, body) = balance_mail(
+                    &app.name,
+                    app_id,
+                    kind,
+                    balance.remaining,
+                    balance.purchased,
+                    app.policy.alert_percent,
+                );
+                let (mailer, to, app_id) = (
+                    mailer.clone(),
+                    app.policy.alert_emails.clone(),
+                    app_id.clone(),
+                );
+                tokio::spawn(async move {
+                    match mailer.send(&to, &subject, &body).await {
+                        Ok(()) => {
+                            tracing::info!(app_id = %app_id, kind = kind.as_str(), recipients = to.len(), "balance alert e-mailed");
+                        }
+                        Err(e) => {
+                            tracing::warn!(app_id = %app_id, kind = kind.as_str(), error = %e, "balance alert not e-mailed");
+                        }
+                    }
+                });
+            }
         }
         Ok(recorded)
     }
@@ -397,6 +422,16 @@ impl App {
     /// and a command that sees it (`compliance status`) must not exit before it is told.
     /// The outcome is logged, never returned: an unreachable receiver fails nothing.
     pub(crate) async fn send_operator_alert(&self, alert: &FilingAlert) {
+        let to = &self.settings.alerts.operator_emails;
+        if let (Some(mailer), false) = (&self.mailer, to.is_empty()) {
+            let (subject, body) = filing_mail(alert);
+            match mailer.send(to, &subject, &body).await {
+                Ok(()) => tracing::info!(kind = alert.kind, "operator alert e-mailed"),
+                Err(e) => {
+                    tracing::warn!(kind = alert.kind, error = %e, "operator alert not e-mailed");
+                }
+            }
+        }
         let Some(url) = &self.settings.compliance.alert_webhook else {
             return;
         };
@@ -439,6 +474,66 @@ impl App {
             }
         }
     }
+}
+
+/// The subject and text of a balance alert's e-mail, in Chinese then English (the app's
+/// name and id, never a caller's data).
+fn balance_mail(
+    name: &str,
+    app_id: &AppId,
+    kind: AlertKind,
+    remaining: i64,
+    purchased: i64,
+    percent: u8,
+) -> (String, String) {
+    let (zh, en) = match kind {
+        AlertKind::Low => ("余额不足", "running low"),
+        AlertKind::Exhausted => ("额度已用完", "exhausted"),
+        AlertKind::Expiring => ("额度即将过期", "calls expiring soon"),
+    };
+    let subject = format!("[人证] {name}：{zh} / calls {en} ({remaining} left)");
+    let body = format!(
+        "应用 {name}（{app_id}）{zh}：剩余 {remaining} 次，共购买 {purchased} 次（提醒阈值 {percent}%）。\n\
+         请为该应用续购套餐，以免调用被拒绝（403 Quota Exhausted）。\n\n\
+         App {name} ({app_id}): {en}. {remaining} calls left of {purchased} bought (alert at {percent} %).\n\
+         Grant it a package before its calls are refused (403 Quota Exhausted).\n"
+    );
+    (subject, body)
+}
+
+/// The subject and text of a filing-line alert's e-mail.
+fn filing_mail(alert: &FilingAlert) -> (String, String) {
+    let reached = alert.kind == "filing_line_reached";
+    let (zh, en) = if reached {
+        ("已达到备案线", "the filing line is reached")
+    } else {
+        ("接近备案线", "the filing line is near")
+    };
+    let subject = format!(
+        "[人证] {zh} / {en}: {} / {}",
+        alert.persons_with_face_data, alert.filing_threshold
+    );
+    let body = format!(
+        "人员库中存有人脸信息的人数为 {}，备案线为 {}（{}%）。{}\n\n\
+         {} persons with face data are stored; the filing line is {} ({} %). {}\n",
+        alert.persons_with_face_data,
+        alert.filing_threshold,
+        alert.percent,
+        if reached {
+            "请按规定办理备案。"
+        } else {
+            "请准备备案。"
+        },
+        alert.persons_with_face_data,
+        alert.filing_threshold,
+        alert.percent,
+        if reached {
+            "File with the authority as the rules require."
+        } else {
+            "Prepare the filing."
+        },
+    );
+    (subject, body)
 }
 
 /// What a delivery task needs, owned.

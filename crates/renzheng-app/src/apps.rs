@@ -132,6 +132,9 @@ pub struct PolicyView {
     pub alert_percent: u8,
     /// Where alerts are posted (http or https); `null`: recorded only.
     pub webhook_url: Option<String>,
+    /// Who is e-mailed the alerts (at most 10 addresses; needs `alerts.smtp_url`).
+    #[serde(default)]
+    pub alert_emails: Vec<String>,
 }
 
 impl From<AppPolicy> for PolicyView {
@@ -141,6 +144,7 @@ impl From<AppPolicy> for PolicyView {
             rate_burst: p.rate_burst,
             alert_percent: p.alert_percent,
             webhook_url: p.webhook_url,
+            alert_emails: p.alert_emails,
         }
     }
 }
@@ -157,6 +161,8 @@ impl PolicyView {
     pub const MAX_ALERT_PERCENT: u8 = 100;
     /// Longest webhook URL, in bytes.
     pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
+    /// Most e-mail recipients of an app's alerts.
+    pub const MAX_ALERT_EMAILS: usize = 10;
 
     /// The policy, if every value is within its rule.
     fn parse(self) -> Result<AppPolicy, AppError> {
@@ -200,7 +206,21 @@ impl PolicyView {
                 )));
             }
         }
+        if self.alert_emails.len() > Self::MAX_ALERT_EMAILS {
+            return Err(AppError::Invalid(format!(
+                "alert_emails has at most {} addresses",
+                Self::MAX_ALERT_EMAILS
+            )));
+        }
+        let mut alert_emails = Vec::with_capacity(self.alert_emails.len());
+        for address in &self.alert_emails {
+            let address = crate::mail::address(address)?;
+            if !alert_emails.contains(&address) {
+                alert_emails.push(address);
+            }
+        }
         Ok(AppPolicy {
+            alert_emails,
             rate_per_sec: self.rate_per_sec,
             rate_burst: self
                 .rate_burst
@@ -419,6 +439,9 @@ impl App {
         if let Some(hook) = &policy.webhook_url {
             self.check_webhook_url(hook).await?;
         }
+        if !policy.alert_emails.is_empty() && self.mailer.is_none() {
+            return Err(AppError::NoSmtpRelay);
+        }
         match self.store.set_app_policy(app_id, &policy).await {
             Ok(()) => {}
             Err(StoreError::NotFound(_)) => return Err(AppError::NotFound("app")),
@@ -427,11 +450,12 @@ impl App {
         let mut event = self.event(actor, "app.policy_set");
         event.app_id = Some(app_id.clone());
         event.detail = Some(format!(
-            "rate_per_sec={:?} rate_burst={:?} alert_percent={} webhook={}",
+            "rate_per_sec={:?} rate_burst={:?} alert_percent={} webhook={} alert_emails={}",
             policy.rate_per_sec,
             policy.rate_burst,
             policy.alert_percent,
-            policy.webhook_url.is_some()
+            policy.webhook_url.is_some(),
+            policy.alert_emails.len()
         ));
         self.record_event(event).await;
         self.app(app_id).await
@@ -570,6 +594,7 @@ mod tests {
             rate_burst: burst,
             alert_percent: percent,
             webhook_url: hook.map(str::to_owned),
+            alert_emails: Vec::new(),
         }
     }
 

@@ -128,6 +128,12 @@ pub enum AppError {
     /// spaces at either end).
     #[error("an operator name has 1 to 64 characters, no control characters and no spaces at either end")]
     InvalidOperatorName,
+    /// An e-mail address that is not one (the text given, trimmed).
+    #[error("{0:?} is not an e-mail address")]
+    InvalidEmail(String),
+    /// Alert recipients set on a server without an SMTP relay.
+    #[error("alert_emails needs an SMTP relay: set alerts.smtp_url and alerts.email_from")]
+    NoSmtpRelay,
     /// An operator account of that name exists already.
     #[error("an operator of that name exists already")]
     OperatorExists,

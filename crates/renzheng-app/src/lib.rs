@@ -43,6 +43,7 @@ mod gate;
 mod import;
 mod integrity;
 pub mod keys;
+pub mod mail;
 pub mod metering;
 pub mod operators;
 mod photo;
@@ -164,6 +165,8 @@ pub struct App {
     export_box: SecretBox,
     alerts: AlertQueue,
     webhooks: reqwest::Client,
+    /// The SMTP relay of e-mail alerts (`None`: not configured).
+    mailer: Option<mail::Mailer>,
     clock: Arc<dyn Clock>,
     /// Records of abandoned checks still being written ([`App::settle_abandoned`]).
     settling: Arc<std::sync::atomic::AtomicUsize>,
@@ -244,6 +247,8 @@ impl App {
             fetcher.policy().clone(),
             std::time::Duration::from_millis(settings.alerts.webhook_timeout_ms),
         )?;
+        let mailer = mail::Mailer::from_settings(&settings.alerts)
+            .map_err(|e| OpenError::Settings(crate::settings::SettingsError::Invalid(e)))?;
         let engine = EngineRoom::new(engine, settings.engine.sessions, &settings.limits);
         Ok(App {
             settings: Arc::new(settings),
@@ -256,6 +261,7 @@ impl App {
             export_box,
             alerts: AlertQueue::new(),
             webhooks,
+            mailer,
             clock: Arc::new(SystemClock),
             settling: Arc::default(),
             face_index: Arc::default(),

@@ -421,8 +421,18 @@ pub struct AlertSettings {
     pub webhook_attempts: u32,
     /// Wait before the first retry, milliseconds; doubled each time.
     pub webhook_backoff_ms: u64,
-    /// Time limit of one webhook request, milliseconds.
+    /// Time limit of one webhook request, milliseconds (also of one e-mail's delivery).
     pub webhook_timeout_ms: u64,
+    /// The SMTP relay alerts are e-mailed through: `smtps://[user:password@]host[:port]`
+    /// (implicit TLS, port 465 by default) or `smtp://…?tls=required` (STARTTLS, port 587
+    /// or 25); plain `smtp://` only to a relay on this host or a trusted network. Unset:
+    /// no e-mail. A secret (it may hold the password).
+    pub smtp_url: Option<Secret>,
+    /// The sender of alert e-mails, e.g. `人证 <alerts@example.cn>`.
+    pub email_from: Option<String>,
+    /// The operator's own recipients: operator-level alerts (the compliance filing line)
+    /// are e-mailed to them.
+    pub operator_emails: Vec<String>,
 }
 
 impl Default for AlertSettings {
@@ -433,6 +443,9 @@ impl Default for AlertSettings {
             webhook_attempts: 5,
             webhook_backoff_ms: 2_000,
             webhook_timeout_ms: 5_000,
+            smtp_url: None,
+            email_from: None,
+            operator_emails: Vec::new(),
         }
     }
 }
@@ -742,7 +755,7 @@ pub const UNSET: &str = "<unset>";
 /// mark the unset ones; the set ones are redacted whatever this list says (see
 /// [`Secret`]'s `Serialize`). `docs/configuration.md` marks exactly these as secret
 /// (checked by `tests/config_reference.rs`).
-pub const SECRET_KEYS: [&str; 12] = [
+pub const SECRET_KEYS: [&str; 13] = [
     "database_url",
     "admin_token",
     "audit_key",
@@ -755,6 +768,7 @@ pub const SECRET_KEYS: [&str; 12] = [
     "console.password_hash",
     "compliance.alert_webhook",
     "compliance.alert_webhook_secret",
+    "alerts.smtp_url",
 ];
 
 thread_local! {

@@ -189,6 +189,12 @@ fn changed(key: &str, default: &Value) -> Option<(String, Value)> {
             text("a-long-enough-secret-value")
         }
         ("compliance.alert_webhook", _) => text("https://ops.example.com/hooks/renzheng"),
+        ("alerts.smtp_url", _) => text("smtps://alerts:a-password@mail.example.cn"),
+        ("alerts.email_from", _) => text("人证 <alerts@example.cn>"),
+        ("alerts.operator_emails", _) => Some((
+            "[dpo@example.cn,ops@example.cn]".into(),
+            serde_json::json!(["dpo@example.cn", "ops@example.cn"]),
+        )),
         (
             "secrets_key" | "template_key" | "photo_key" | "next_secrets_key" | "next_template_key"
             | "next_photo_key",

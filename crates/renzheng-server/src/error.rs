@@ -249,7 +249,9 @@ fn app_status_and_code(e: &AppError) -> (StatusCode, &'static str) {
         AppError::SignInRefused => (StatusCode::UNAUTHORIZED, "AdminUnauthorized"),
         AppError::LastOwner => (StatusCode::CONFLICT, "LastOwner"),
         AppError::OperatorExists => (StatusCode::CONFLICT, "OperatorExists"),
-        AppError::InvalidOperatorName => (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        AppError::InvalidOperatorName | AppError::InvalidEmail(_) | AppError::NoSmtpRelay => {
+            (StatusCode::BAD_REQUEST, "InvalidParameter")
+        }
         AppError::WeakPassword { .. } => (StatusCode::BAD_REQUEST, "WeakPassword"),
         AppError::WrongPassword => (StatusCode::FORBIDDEN, "WrongPassword"),
         AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceBusy"),

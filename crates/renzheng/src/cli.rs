@@ -500,7 +500,7 @@ pub enum AppsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Set an app's rate limit, balance-alert threshold and webhook.
+    /// Set an app's rate limit, balance-alert threshold, webhook and e-mail recipients.
     Policy {
         /// The app id (`app_…`).
         app_id: String,
@@ -516,6 +516,9 @@ pub enum AppsCommand {
         /// Where alerts are posted (http or https).
         #[arg(long)]
         webhook: Option<String>,
+        /// Who is e-mailed the alerts (repeat for several; needs alerts.smtp_url).
+        #[arg(long = "alert-email", value_name = "ADDRESS")]
+        alert_emails: Vec<String>,
     },
 }
 

@@ -163,6 +163,11 @@ pub fn webhook_url(lang: Lang, value: Option<&str>) -> Markup {
     html! { label { (lang.t().webhook) input name="webhook_url" type="url" maxlength=(PolicyView::MAX_WEBHOOK_URL_LEN) value=[value]; } }
 }
 
+/// Who is e-mailed an app's alerts (addresses separated by commas; blank: nobody).
+pub fn alert_emails(lang: Lang, value: &str) -> Markup {
+    html! { label { (lang.t().alert_emails) input name="alert_emails" type="text" inputmode="email" autocomplete="off" maxlength="2600" placeholder="ops@example.cn, …" value=(value); } }
+}
+
 /// The `pattern` of a package's name. Written without a `-` inside a character class:
 /// browsers compile `pattern` with the `v` flag, under which a class's `-` must be
 /// escaped in ways older engines refuse, and a pattern that does not compile silently

@@ -164,6 +164,7 @@ texts! {
     revoke: "结束会话", "End session";
     revoke_confirm: "结束该会话？在那里需要重新登录。", "End that session? It will have to sign in again.";
     session_revoked: "会话已结束", "Session ended";
+    alert_emails: "提醒邮件收件人（逗号分隔）", "Alert e-mail recipients (comma-separated)";
     not_allowed_title: "无权操作", "Not allowed";
     operators: "操作员", "Operators";
     role: "角色", "Role";

@@ -300,6 +300,10 @@ pub fn refusal(lang: Lang, e: &AppError) -> String {
             "最后一位所有者不能被删除或改为其他角色：请先把另一位操作员设为所有者。".into()
         }
         AppError::OperatorExists => "已有同名的操作员".into(),
+        AppError::InvalidEmail(text) => format!("“{text}”不是有效的电子邮件地址"),
+        AppError::NoSmtpRelay => {
+            "本服务未配置发信服务器（alerts.smtp_url 与 alerts.email_from），无法发送提醒邮件".into()
+        }
         AppError::InvalidOperatorName => {
             "操作员名称为 1 到 64 个字符，不含控制字符，首尾不能有空格".into()
         }

@@ -115,12 +115,14 @@ async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
             burst,
             alert_percent,
             webhook,
+            alert_emails,
         } => {
             let policy = PolicyView {
                 rate_per_sec: rate,
                 rate_burst: burst,
                 alert_percent,
                 webhook_url: webhook,
+                alert_emails,
             };
             self::policy(app, &app_id, policy).await
         }

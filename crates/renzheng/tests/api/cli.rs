@@ -165,6 +165,46 @@ fn packages_grants_usage_and_code_resets_from_the_cli() {
         &["apps", "reset-code", app_id, "--grace-seconds", "99999999"],
         "grace period",
     );
+    // Alert e-mails need the server's SMTP relay, and each an address.
+    fails_with(
+        dir.path(),
+        &["apps", "policy", app_id, "--alert-email", "ops@example.cn"],
+        "SMTP relay",
+    );
+    let relay = [
+        ("RENZHENG_ALERTS__SMTP_URL", "smtp://127.0.0.1:9"),
+        ("RENZHENG_ALERTS__EMAIL_FROM", "alerts@example.cn"),
+    ];
+    let out = renzheng_env(
+        dir.path(),
+        &relay,
+        &[
+            "apps",
+            "policy",
+            app_id,
+            "--alert-email",
+            "ops@example.cn",
+            "--alert-email",
+            "finance@example.cn",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = ok_json(dir.path(), &["apps", "list", "--json"]);
+    assert_eq!(
+        listed[0]["policy"]["alert_emails"],
+        serde_json::json!(["ops@example.cn", "finance@example.cn"])
+    );
+    let out = renzheng_env(
+        dir.path(),
+        &relay,
+        &["apps", "policy", app_id, "--alert-email", "ops"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an e-mail address"));
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::postgres::{node, scratch_database};
 /// (HU, JIANG), and one more.
 const LINE: u64 = 3;
 
-fn small_line(s: &mut renzheng_app::Settings) {
+pub(crate) fn small_line(s: &mut renzheng_app::Settings) {
     s.compliance.filing_threshold = LINE;
     // Persons enrolled just now are far from these; the retention case enrols some in the
     // past. (The server's own sweep waits a minute after start: the tests are done first.)
@@ -101,7 +101,7 @@ async fn lookup(app: &TestApp, person: Person) -> (u16, Value) {
     post(app, "/admin/persons/lookup", json!({"idCard": person.id()})).await
 }
 
-async fn compliance(app: &TestApp) -> Value {
+pub(crate) async fn compliance(app: &TestApp) -> Value {
     let response = app
         .admin(Method::GET, "/admin/compliance")
         .send()

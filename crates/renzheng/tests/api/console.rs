@@ -2877,3 +2877,75 @@ async fn hand_made_values_are_refused_and_change_nothing() {
     let (status, error, _) = error_of(r).await;
     assert_eq!((status, error.as_str()), (404, "NotFound"));
 }
+
+/// An app's alert recipients from the console: refused in the operator's language
+/// without an SMTP relay or with a bad address, kept (commas, semicolons or spaces
+/// between them) with one.
+#[tokio::test]
+async fn alert_recipients_are_set_from_the_policy_form() {
+    let without = spawn_test_app_with(with_console).await;
+    let b = signed_in(&without).await;
+    let policy = format!("/console/apps/{}/policy", without.app_id);
+    let (_, page) = b
+        .post_form(
+            &policy,
+            &[
+                ("alert_percent", "20"),
+                ("alert_emails", "ops@example.cn"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert!(page.contains("未配置发信服务器"), "{page}");
+
+    let with = spawn_test_app_with(|s| {
+        with_console(s);
+        // Never connected to here: setting recipients sends nothing.
+        s.alerts.smtp_url = Some(Secret::new("smtp://127.0.0.1:9"));
+        s.alerts.email_from = Some("alerts@example.cn".into());
+    })
+    .await;
+    let b = signed_in(&with).await;
+    let policy = format!("/console/apps/{}/policy", with.app_id);
+    let (_, page) = b
+        .post_form(
+            &policy,
+            &[
+                ("alert_percent", "20"),
+                ("alert_emails", "ops@example.cn, 不是地址"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert!(page.contains("不是有效的电子邮件地址"), "{page}");
+    let (status, _) = b
+        .post_form(
+            &policy,
+            &[
+                ("alert_percent", "20"),
+                (
+                    "alert_emails",
+                    "ops@example.cn；finance@example.cn ops@example.cn",
+                ),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let view = with
+        .state
+        .app
+        .app(&renzheng_store::AppId::from(with.app_id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        view.policy.alert_emails,
+        ["ops@example.cn", "finance@example.cn"],
+        "trimmed, each once"
+    );
+    let (_, page, _) = b.get(&format!("/console/apps/{}", with.app_id)).await;
+    assert!(
+        page.contains("value=\"ops@example.cn, finance@example.cn\""),
+        "{page}"
+    );
+}

@@ -6,6 +6,7 @@ mod cli;
 mod compat;
 mod compliance;
 mod console;
+mod email;
 mod helpers;
 mod hostile_clients;
 mod img_url;

@@ -44,11 +44,11 @@ async fn grant(app: &TestApp, id: &str, body: Value) -> Value {
     body["data"].clone()
 }
 
-fn check_body(app: &TestApp) -> Value {
+pub(crate) fn check_body(app: &TestApp) -> Value {
     json!({"name": HU.name, "idCard": HU.id(), "image": app.photo_b64(HU_SAME)})
 }
 
-async fn check_with(app: &TestApp, code: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn check_with(app: &TestApp, code: &str, body: &Value) -> reqwest::Response {
     app.request(Method::POST, "/faceidcard/check")
         .header("Authorization", format!("APPCODE {code}"))
         .json(body)

@@ -160,6 +160,7 @@ pub async fn render(
                     (fields::rate_per_second(lang, view.policy.rate_per_sec.map(|r| r.to_string()).as_deref()))
                     (fields::alert_percent(lang, &view.policy.alert_percent.to_string()))
                     (fields::webhook_url(lang, view.policy.webhook_url.as_deref()))
+                    (fields::alert_emails(lang, &view.policy.alert_emails.join(", ")))
                     button .secondary type="submit" { (t.save_policy) }
                 }
                 div .row {

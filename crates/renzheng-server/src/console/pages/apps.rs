@@ -114,10 +114,12 @@ async fn render(
                                         (fields::rate_per_second(lang, f.rate_per_second.as_deref()))
                                         (fields::alert_percent(lang, f.alert_percent.as_deref().unwrap_or("")))
                                         (fields::webhook_url(lang, f.webhook_url.as_deref()))
+                                        (fields::alert_emails(lang, f.alert_emails.as_deref().unwrap_or("")))
                                     } @else {
                                         (fields::rate_per_second(lang, app.policy.rate_per_sec.map(|r| r.to_string()).as_deref()))
                                         (fields::alert_percent(lang, &app.policy.alert_percent.to_string()))
                                         (fields::webhook_url(lang, app.policy.webhook_url.as_deref()))
+                                        (fields::alert_emails(lang, &app.policy.alert_emails.join(", ")))
                                     }
                                     button .secondary type="submit" { (t.save_policy) }
                                 }
@@ -205,6 +207,8 @@ pub struct ActionForm {
     rate_per_second: Option<String>,
     alert_percent: Option<String>,
     webhook_url: Option<String>,
+    /// Who is e-mailed the alerts: addresses separated by commas, semicolons or spaces.
+    alert_emails: Option<String>,
     /// How long a reset AppCode's predecessor keeps working, hours.
     grace_hours: Option<String>,
     /// A grant: a package's name, or a number of calls and the day they expire after.
@@ -411,5 +415,14 @@ fn policy_of(lang: Lang, form: &ActionForm) -> Result<PolicyView, renzheng_app::
         rate_burst: None,
         alert_percent,
         webhook_url: blank(&form.webhook_url),
+        alert_emails: form
+            .alert_emails
+            .as_deref()
+            .unwrap_or_default()
+            .split([',', ';', '，', '；', ' ', '\n'])
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
