@@ -121,7 +121,7 @@ impl Mailer {
             match self.transport.send(message.clone()).await {
                 Ok(_) => return Ok(()),
                 Err(e) => {
-                    last = e.to_string();
+                    last = failure(&e);
                     if attempt < self.attempts {
                         tokio::time::sleep(wait).await;
                         wait = wait.saturating_mul(2);
@@ -130,6 +130,26 @@ impl Mailer {
             }
         }
         Err(last)
+    }
+}
+
+/// A failed delivery in words that name no recipient: a relay's answer can quote the
+/// address it refused ("550 <ops@…>: rejected"), so only its code and kind are kept.
+fn failure(e: &lettre::transport::smtp::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_permanent() {
+        "refused by the relay (permanent)"
+    } else if e.is_transient() {
+        "refused by the relay (transient)"
+    } else if e.is_tls() {
+        "TLS failed"
+    } else {
+        "no connection or no SMTP answer"
+    };
+    match e.status() {
+        Some(code) => format!("{kind}, SMTP {code}"),
+        None => kind.to_owned(),
     }
 }
 
@@ -187,5 +207,23 @@ mod tests {
         assert!(Mailer::from_settings(&AlertSettings::default())
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failed_delivery_says_why_without_the_recipients() {
+        // Nothing listens on the discard port of loopback: the connection is refused.
+        let settings = AlertSettings {
+            smtp_url: Some(crate::settings::Secret::new("smtp://127.0.0.1:9")),
+            email_from: Some("alerts@example.cn".into()),
+            webhook_attempts: 2,
+            webhook_backoff_ms: 1,
+            ..AlertSettings::default()
+        };
+        let mailer = Mailer::from_settings(&settings).unwrap().unwrap();
+        let e = mailer
+            .send(&["ops@example.cn".into()], "subject", "body")
+            .await
+            .unwrap_err();
+        assert!(!e.contains("ops@example.cn") && !e.is_empty(), "{e}");
     }
 }
