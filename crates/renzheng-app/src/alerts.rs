@@ -276,33 +276,46 @@ impl App {
                     payload,
                 ));
             }
-            if let (Some(mailer), false) = (&self.mailer, app.policy.alert_emails.is_empty()) {
-                let (subject, body) = balance_mail(
-                    &app.name,
-                    app_id,
-                    kind,
-                    balance.remaining,
-                    balance.purchased,
-                    app.policy.alert_percent,
-                );
-                let (mailer, to, app_id) = (
-                    mailer.clone(),
-                    app.policy.alert_emails.clone(),
-                    app_id.clone(),
-                );
-                tokio::spawn(async move {
-                    match mailer.send(&to, &subject, &body).await {
-                        Ok(()) => {
-                            tracing::info!(app_id = %app_id, kind = kind.as_str(), recipients = to.len(), "balance alert e-mailed");
-                        }
-                        Err(e) => {
-                            tracing::warn!(app_id = %app_id, kind = kind.as_str(), error = %e, "balance alert not e-mailed");
-                        }
-                    }
-                });
-            }
+            self.mail_balance_alert(&app, kind, balance.remaining, balance.purchased);
         }
         Ok(recorded)
+    }
+
+    /// E-mails a balance alert to the app's recipients, from a task (never waited for),
+    /// when a relay is configured and the app has recipients.
+    fn mail_balance_alert(
+        &self,
+        app: &renzheng_store::App,
+        kind: AlertKind,
+        remaining: i64,
+        purchased: i64,
+    ) {
+        let (Some(mailer), false) = (&self.mailer, app.policy.alert_emails.is_empty()) else {
+            return;
+        };
+        let (subject, body) = balance_mail(
+            &app.name,
+            &app.id,
+            kind,
+            remaining,
+            purchased,
+            app.policy.alert_percent,
+        );
+        let (mailer, to, app_id) = (
+            mailer.clone(),
+            app.policy.alert_emails.clone(),
+            app.id.clone(),
+        );
+        tokio::spawn(async move {
+            match mailer.send(&to, &subject, &body).await {
+                Ok(()) => {
+                    tracing::info!(app_id = %app_id, kind = kind.as_str(), recipients = to.len(), "balance alert e-mailed");
+                }
+                Err(e) => {
+                    tracing::warn!(app_id = %app_id, kind = kind.as_str(), error = %e, "balance alert not e-mailed");
+                }
+            }
+        });
     }
 
     /// Checks a webhook URL as it is set: http(s), and leading to an address the policy

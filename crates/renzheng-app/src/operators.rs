@@ -8,7 +8,9 @@
 //! is locked out.
 //!
 //! The configured `console.operator` / `console.password_hash` become the first owner
-//! the first time the accounts are found empty ([`App::seed_first_owner`]); from then on
+//! the first time the accounts are found empty ([`App::seed_first_owner`], run by a
+//! sign-in and by the CLI's `console operators` before anything else: the console's own
+//! account pages need a signed-in account, so they never find the table empty); from then on
 //! the accounts live in the database and those settings are not read again. There is
 //! always an owner: the store refuses to remove or demote the last one under a lock
 //! shared by every node. A changed password ends the account's other sessions; a removed
@@ -121,7 +123,6 @@ impl App {
 
     /// Every operator account, by name.
     pub async fn operators(&self) -> Result<Vec<OperatorView>, AppError> {
-        self.seed_first_owner().await?;
         Ok(self
             .store
             .console_operators()
@@ -140,7 +141,6 @@ impl App {
         password: &str,
     ) -> Result<OperatorView, AppError> {
         let name = operator_name(name)?;
-        self.seed_first_owner().await?;
         let now = self.now_ms();
         let account = ConsoleOperator {
             name: name.to_owned(),
@@ -165,7 +165,6 @@ impl App {
         name: &str,
         role: OperatorRole,
     ) -> Result<(), AppError> {
-        self.seed_first_owner().await?;
         changed(
             self.store
                 .set_console_operator_role(name, role, self.now_ms())
@@ -184,7 +183,6 @@ impl App {
         name: &str,
         password: &str,
     ) -> Result<(), AppError> {
-        self.seed_first_owner().await?;
         let hash = hashed(password).await?;
         changed(
             self.store
@@ -199,7 +197,6 @@ impl App {
     /// Removes operator `name` and ends their sessions; [`AppError::LastOwner`] for the
     /// last owner.
     pub async fn remove_operator(&self, actor: &Actor, name: &str) -> Result<(), AppError> {
-        self.seed_first_owner().await?;
         changed(self.store.remove_console_operator(name).await?)?;
         self.operator_event(actor, "console.operator-removed", name, None)
             .await;

@@ -88,16 +88,7 @@ impl FromRequestParts<AppState> for Operator {
             }
             Redirect::to(&to).into_response()
         };
-        // A server whose console is closed answers every console page 404, session or
-        // not (a session cannot outlive the last account: removing one ends its sessions).
-        match state.app.console_enabled().await {
-            Ok(true) => {}
-            Ok(false) => return Err(not_found(lang)),
-            Err(e) => return Err(failure(lang, None, &e)),
-        }
-        if tokens.is_empty() {
-            return Err(sign_in(""));
-        }
+        let had_cookie = !tokens.is_empty();
         for token in tokens {
             match state.app.console_session(&token).await {
                 Ok(Some(session)) => {
@@ -121,6 +112,16 @@ impl FromRequestParts<AppState> for Operator {
                 Ok(None) => continue,
                 Err(e) => return Err(failure(lang, None, &e)),
             }
+        }
+        // No live session. A server whose console is closed answers 404 (asked only here:
+        // a live session proves the console open, since its account exists).
+        match state.app.console_enabled().await {
+            Ok(true) => {}
+            Ok(false) => return Err(not_found(lang)),
+            Err(e) => return Err(failure(lang, None, &e)),
+        }
+        if !had_cookie {
+            return Err(sign_in(""));
         }
         let mut response = sign_in("?expired=1");
         append_clear_cookies(response.headers_mut(), secure);

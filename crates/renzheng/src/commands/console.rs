@@ -29,7 +29,12 @@ pub fn run(cmd: ConsoleCommand, settings: &Settings) -> anyhow::Result<()> {
                 _ => None,
             };
             with_app(settings, |app| async move {
-                let result = operators(&app, cmd, password).await;
+                // The configured first owner, if no account exists yet: listed, and never
+                // removed by a command that did not know of it.
+                let result = match app.seed_first_owner().await {
+                    Ok(()) => operators(&app, cmd, password).await,
+                    Err(e) => Err(explain(e)),
+                };
                 (app, result)
             })
         }

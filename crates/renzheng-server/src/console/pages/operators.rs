@@ -49,7 +49,7 @@ async fn render(
     op: &Operator,
     lang: Lang,
     flash: Vec<Flash>,
-    typed: Option<&AddForm>,
+    typed: Option<&OperatorForm>,
 ) -> Response {
     let t = lang.t();
     let operators = match state.app.operators().await {
@@ -121,20 +121,10 @@ async fn render(
     )
 }
 
-/// The add form.
+/// The operator forms: adding one (name, role, password), and those naming one
+/// (a role, a password, a removal), each using the fields it needs.
 #[derive(Deserialize)]
-pub struct AddForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    role: String,
-    #[serde(default)]
-    password: String,
-}
-
-/// The forms naming one operator (role, password, removal).
-#[derive(Deserialize)]
-pub struct OneForm {
+pub struct OperatorForm {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -150,7 +140,7 @@ async fn answer(
     lang: Lang,
     done: Result<(), AppError>,
     message: &str,
-    typed: Option<&AddForm>,
+    typed: Option<&OperatorForm>,
 ) -> Response {
     match done {
         Ok(()) => {
@@ -173,7 +163,7 @@ async fn answer(
 pub async fn add(
     State(state): State<AppState>,
     lang: Lang,
-    form: Verified<Form<AddForm>>,
+    form: Verified<Form<OperatorForm>>,
 ) -> Response {
     let (op, form) = form.into_parts();
     let actor = op.session.actor();
@@ -193,7 +183,7 @@ pub async fn add(
 pub async fn set_role(
     State(state): State<AppState>,
     lang: Lang,
-    form: Verified<Form<OneForm>>,
+    form: Verified<Form<OperatorForm>>,
 ) -> Response {
     let (op, form) = form.into_parts();
     let done = match parse_role(&form.role) {
@@ -214,7 +204,7 @@ pub async fn set_role(
 pub async fn set_password(
     State(state): State<AppState>,
     lang: Lang,
-    form: Verified<Form<OneForm>>,
+    form: Verified<Form<OperatorForm>>,
 ) -> Response {
     let (op, form) = form.into_parts();
     let done = state
@@ -229,7 +219,7 @@ pub async fn set_password(
 pub async fn remove(
     State(state): State<AppState>,
     lang: Lang,
-    form: Verified<Form<OneForm>>,
+    form: Verified<Form<OperatorForm>>,
 ) -> Response {
     let (op, form) = form.into_parts();
     let done = state
