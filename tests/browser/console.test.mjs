@@ -263,6 +263,39 @@ test('granting the trial package adds 20 calls to the app', async (t) => {
   await screenshots(page, 'packages', t);
 });
 
+test("on the app's page a grant is adjusted, then revoked after a confirmation", async (t) => {
+  const appId = needs(state.appId, 'no app was created');
+  // A grant of its own, so the trial's calls stay for the tests after this one.
+  await page.goto(`/console/apps/${appId}`);
+  await page.locator('form#grant-calls input[name=calls]').fill('30');
+  await submit(page, 'form#grant-calls');
+  await page.locator('.flash.ok').first().waitFor({ state: 'visible' });
+  const before = await remainingOf(appId);
+  await page.goto(`/console/apps/${appId}`);
+  // The newest grant is the one just made.
+  const ids = await page.locator('table#grants tr[data-grant]').evaluateAll((rows) => rows.map((r) => Number(r.dataset.grant)));
+  assert.ok(ids.length > 0, 'table#grants has no rows');
+  const grant = String(Math.max(...ids));
+  const mine = page.locator(`table#grants tr[data-grant="${grant}"]`);
+
+  // Adjusted down to 12 calls.
+  await mine.locator('form.adjust-grant input[name=calls]').fill('12');
+  await submit(page, mine.locator('form.adjust-grant'));
+  await page.locator('.flash.ok').first().waitFor({ state: 'visible' });
+  assert.equal(await remainingOf(appId), before - 18, 'adjusting to 12 calls did not take 18 back');
+
+  // Revoked: the browser asks first, then the 12 calls are gone and the row says so.
+  await page.goto(`/console/apps/${appId}`);
+  const asked = page.dialogs.length;
+  await submit(page, mine.locator('form.revoke-grant'));
+  assert.equal(page.dialogs.length, asked + 1, 'revoking did not ask for a confirmation');
+  await page.locator('.flash.ok').first().waitFor({ state: 'visible' });
+  await screenshots(page, 'app-grant-revoked', t);
+  assert.ok(await mine.getAttribute('data-revoked') !== null, 'the revoked grant is not marked');
+  assert.equal(await mine.locator('form.revoke-grant').count(), 0, 'a revoked grant still offers a revoke form');
+  assert.equal(await remainingOf(appId), before - 30, 'revoking did not take the 12 calls back');
+});
+
 test('a package can be added', async () => {
   needs(state.signedIn, 'signing in failed');
   const name = `browser_${run}`;

@@ -170,9 +170,11 @@ impl App {
         } else if balance.remaining * 100 <= balance.purchased * percent {
             due.push(AlertKind::Low);
         }
-        if balance.grants.iter().any(|g| {
-            !g.expired_at(now) && g.available() > 0 && g.expires_at.is_some_and(|e| e <= soon)
-        }) {
+        if balance
+            .grants
+            .iter()
+            .any(|g| g.live_at(now) && g.available() > 0 && g.expires_at.is_some_and(|e| e <= soon))
+        {
             due.push(AlertKind::Expiring);
         }
         due

@@ -134,6 +134,17 @@ pub enum AppError {
     /// Alert recipients set on a server without an SMTP relay.
     #[error("alert_emails needs an SMTP relay: set alerts.smtp_url and alerts.email_from")]
     NoSmtpRelay,
+    /// A change to a grant that was revoked.
+    #[error(
+        "this grant was revoked; a revoked grant does not change again (grant calls anew instead)"
+    )]
+    GrantRevoked,
+    /// A grant adjusted below the calls already charged and held.
+    #[error("a grant cannot have fewer calls than are charged and held now ({floor})")]
+    GrantBelowCommitted {
+        /// The fewest calls it can have now.
+        floor: i64,
+    },
     /// An operator account of that name exists already.
     #[error("an operator of that name exists already")]
     OperatorExists,

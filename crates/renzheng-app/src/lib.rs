@@ -86,8 +86,8 @@ pub use crate::integrity::{
     TemplateIndexStats,
 };
 pub use crate::metering::{
-    Admission, BalanceView, CallFilter, CallView, GrantRequest, GrantView, LedgerCheck,
-    PackageView, UsageDay, UsageView,
+    Admission, BalanceView, CallFilter, CallView, GrantAdjustment, GrantRequest, GrantView,
+    LedgerCheck, PackageView, UsageDay, UsageView,
 };
 pub use crate::operators::OperatorView;
 pub use crate::photo::PhotoError;

@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use renzheng_domain::IdNumber;
 use renzheng_store::{
-    AppId, AttemptWindow, AuditQuery, AuditRecord, Grant, Package, QuotaRefusal, ReservationId,
-    Reserved, Store, StoreError,
+    AppId, AttemptWindow, AuditQuery, AuditRecord, Grant, GrantChange, GrantChanged, Package,
+    QuotaRefusal, ReservationId, Reserved, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -234,6 +234,20 @@ pub struct GrantRequest {
     pub expires_at: Option<i64>,
 }
 
+/// An operator's adjustment of one grant: its calls, its expiry, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GrantAdjustment {
+    /// Its new number of calls (1 to 100000000, and at least what is charged and held).
+    pub calls: Option<i64>,
+    /// Its new expiry (unix ms, in the future).
+    pub expires_at: Option<i64>,
+    /// Its calls never expire (not with `expires_at`).
+    #[serde(default)]
+    pub never_expires: bool,
+}
+
 /// One grant, for display.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -256,13 +270,16 @@ pub struct GrantView {
     pub expired: bool,
     /// When granted (unix ms).
     pub created_at: i64,
+    /// When its unused calls were taken back (unix ms), if they were.
+    pub revoked_at: Option<i64>,
 }
 
 pub(crate) fn grant_view(g: Grant, now_ms: i64) -> GrantView {
     let expired = g.expired_at(now_ms);
     GrantView {
         grant_id: g.id,
-        remaining: if expired { 0 } else { g.available() },
+        remaining: if g.live_at(now_ms) { g.available() } else { 0 },
+        revoked_at: g.revoked_at,
         package: g.package,
         calls: g.calls,
         used: g.used,
@@ -700,6 +717,109 @@ impl App {
         ));
         self.record_event(event).await;
         Ok(grant_view(grant, now))
+    }
+
+    /// Takes back the unused calls of grant `grant_id` of the app (a grant made by
+    /// mistake, a refund): it lends no more units, a check holding one of them still
+    /// settles, and the ledger records the calls taken back.
+    pub async fn revoke_grant(
+        &self,
+        actor: &Actor,
+        app_id: &AppId,
+        grant_id: i64,
+    ) -> Result<GrantView, AppError> {
+        self.change_grant(actor, app_id, grant_id, GrantChange::Revoke)
+            .await
+    }
+
+    /// Changes the calls or the expiry of grant `grant_id` of the app (a correction, an
+    /// extension): never below what is charged and held; the ledger records the change
+    /// of calls.
+    pub async fn adjust_grant(
+        &self,
+        actor: &Actor,
+        app_id: &AppId,
+        grant_id: i64,
+        adjustment: GrantAdjustment,
+    ) -> Result<GrantView, AppError> {
+        let now = self.now_ms();
+        if let Some(calls) = adjustment.calls {
+            if !(1..=100_000_000).contains(&calls) {
+                return Err(AppError::Invalid("calls must be 1 to 100000000".into()));
+            }
+        }
+        let expires_at = match (adjustment.expires_at, adjustment.never_expires) {
+            (Some(_), true) => {
+                return Err(AppError::Invalid(
+                    "give either expires_at or never_expires".into(),
+                ));
+            }
+            (Some(at), false) if at <= now => {
+                return Err(AppError::Invalid("expires_at is in the past".into()));
+            }
+            (Some(at), false) => Some(Some(at)),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
+        if adjustment.calls.is_none() && expires_at.is_none() {
+            return Err(AppError::Invalid(
+                "give calls, expires_at or never_expires".into(),
+            ));
+        }
+        let change = GrantChange::Adjust {
+            calls: adjustment.calls,
+            expires_at,
+        };
+        self.change_grant(actor, app_id, grant_id, change).await
+    }
+
+    async fn change_grant(
+        &self,
+        actor: &Actor,
+        app_id: &AppId,
+        grant_id: i64,
+        change: GrantChange,
+    ) -> Result<GrantView, AppError> {
+        self.existing_app(app_id).await?;
+        let now = self.now_ms();
+        let (before, after) = match self
+            .store
+            .change_grant(app_id, grant_id, change, now)
+            .await?
+        {
+            GrantChanged::Done { before, after } => (*before, *after),
+            GrantChanged::NotFound => return Err(AppError::NotFound("grant")),
+            GrantChanged::Revoked => return Err(AppError::GrantRevoked),
+            GrantChanged::BelowCommitted { floor } => {
+                return Err(AppError::GrantBelowCommitted { floor })
+            }
+        };
+        if before == after {
+            // An adjustment to what it already was: nothing to record.
+            return Ok(grant_view(after, now));
+        }
+        let (action, detail) = match change {
+            GrantChange::Revoke => (
+                "app.grant-revoked",
+                format!(
+                    "grant={grant_id} calls_taken_back={}",
+                    before.calls - before.used - before.reserved
+                ),
+            ),
+            GrantChange::Adjust { .. } => (
+                "app.grant-adjusted",
+                format!(
+                    "grant={grant_id} calls={}->{} expires_at={:?}->{:?}",
+                    before.calls, after.calls, before.expires_at, after.expires_at
+                ),
+            ),
+        };
+        tracing::info!(app_id = %app_id, grant_id, action, "grant changed");
+        let mut event = self.event(actor, action);
+        event.app_id = Some(app_id.clone());
+        event.detail = Some(detail);
+        self.record_event(event).await;
+        Ok(grant_view(after, now))
     }
 
     /// The last millisecond of day `date` (`YYYY-MM-DD`) in the operator's offset, unix

@@ -5,6 +5,8 @@
 //! |---|---|---|---|
 //! | GET, PUT | `/admin/packages` | admin | the catalogue; PUT adds or replaces one package |
 //! | POST | `/admin/apps/{id}/grants` | admin | grant a package or a number of calls |
+//! | PATCH | `/admin/apps/{id}/grants/{grant}` | admin | adjust a grant's calls or expiry |
+//! | POST | `/admin/apps/{id}/grants/{grant}/revoke` | admin | take back a grant's unused calls |
 //! | GET | `/admin/apps/{id}/balance` | admin | remaining, charged, grants |
 //! | PUT | `/admin/apps/{id}/policy` | admin | rate limit, alert threshold, webhook |
 //! | POST | `/admin/apps/{id}/reset-code` | admin | a new AppCode (old one: optional grace) |
@@ -29,8 +31,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use renzheng_app::metering::CallsCsv;
 use renzheng_app::{
-    Actor, BalanceView, CallFilter, CallView, Caller, GrantRequest, GrantView, NewAppCode,
-    NewAppSecret, PackageView, PolicyView, UsageView,
+    Actor, AppError, BalanceView, CallFilter, CallView, Caller, GrantAdjustment, GrantRequest,
+    GrantView, NewAppCode, NewAppSecret, PackageView, PolicyView, UsageView,
 };
 use renzheng_store::AppId;
 use serde::Deserialize;
@@ -48,6 +50,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_packages, put_package))
         .routes(routes!(grant))
+        .routes(routes!(adjust_grant))
+        .routes(routes!(revoke_grant))
         .routes(routes!(balance))
         .routes(routes!(set_policy))
         .routes(routes!(reset_code))
@@ -140,6 +144,78 @@ pub async fn grant(
         .grant(&actor(&rid), &AppId::from(app), request)
         .await?;
     Ok(success(StatusCode::CREATED, granted))
+}
+
+/// A grant's id from its path segment (anything else names no grant).
+fn grant_id(segment: &str) -> Result<i64, ApiError> {
+    segment
+        .parse::<i64>()
+        .map_err(|_| AppError::NotFound("grant").into())
+}
+
+/// `PATCH /admin/apps/{id}/grants/{grant}`.
+#[utoipa::path(patch, path = "/admin/apps/{id}/grants/{grant}", tag = "metering",
+    summary = "Adjust a grant: its calls (not below what is charged and held), its expiry, or both",
+    security(("adminToken" = [])),
+    params(
+        ("id" = String, Path, description = "The app id"),
+        ("grant" = i64, Path, description = "The grant id (grant_id in the balance)"),
+    ),
+    request_body(content((GrantAdjustment = "application/json"))),
+    responses(
+        (status = 200, description = "Adjusted; the ledger records a change of calls", body = Envelope<GrantView>),
+        (status = 400, description = "Nothing to change, calls out of range, a past expiry", body = Envelope<NoData>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app, or no such grant of it", body = Envelope<NoData>),
+        (status = 409, description = "GrantBelowCommitted: fewer calls than are charged and held; GrantRevoked: the grant was revoked", body = Envelope<NoData>),
+    ),
+)]
+pub async fn adjust_grant(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path((app, grant)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let grant = grant_id(&grant)?;
+    let adjustment: GrantAdjustment = json(
+        &body,
+        "{\"calls\"}, {\"expires_at\"} or {\"never_expires\": true}",
+    )?;
+    let adjusted = state
+        .app
+        .adjust_grant(&actor(&rid), &AppId::from(app), grant, adjustment)
+        .await?;
+    Ok(success(StatusCode::OK, adjusted))
+}
+
+/// `POST /admin/apps/{id}/grants/{grant}/revoke`.
+#[utoipa::path(post, path = "/admin/apps/{id}/grants/{grant}/revoke", tag = "metering",
+    summary = "Revoke a grant: its unused calls are taken back (a check holding one still settles)",
+    security(("adminToken" = [])),
+    params(
+        ("id" = String, Path, description = "The app id"),
+        ("grant" = i64, Path, description = "The grant id (grant_id in the balance)"),
+    ),
+    responses(
+        (status = 200, description = "Revoked; the ledger records the calls taken back", body = Envelope<GrantView>),
+        (status = 401, description = "Missing or wrong admin token", body = Envelope<NoData>),
+        (status = 404, description = "No such app, or no such grant of it", body = Envelope<NoData>),
+        (status = 409, description = "GrantRevoked: revoked already", body = Envelope<NoData>),
+    ),
+)]
+pub async fn revoke_grant(
+    _: Admin,
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path((app, grant)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let grant = grant_id(&grant)?;
+    let revoked = state
+        .app
+        .revoke_grant(&actor(&rid), &AppId::from(app), grant)
+        .await?;
+    Ok(success(StatusCode::OK, revoked))
 }
 
 /// `GET /admin/apps/{id}/balance`.

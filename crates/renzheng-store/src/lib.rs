@@ -49,8 +49,8 @@ pub use embedding::{
 pub use error::StoreError;
 pub use keys::{KeyRecord, RekeyBatch, SealedData, SealedPhoto};
 pub use metering::{
-    AlertKind, AlertRecord, AttemptWindow, AuditQuery, Balance, Grant, NewAlert, Package,
-    QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle, UsageRow,
+    AlertKind, AlertRecord, AttemptWindow, AuditQuery, Balance, Grant, GrantChange, GrantChanged,
+    NewAlert, Package, QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle, UsageRow,
 };
 pub use model::{
     AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, BasisRecord, ComplianceCounts,
@@ -223,6 +223,17 @@ pub trait Store: Send + Sync {
         expires_at: Option<i64>,
         now_ms: i64,
     ) -> Result<Grant, StoreError>;
+
+    /// Revokes or adjusts grant `grant_id` of `app_id`, with its ledger entry, in one
+    /// transaction serialised with the reservations of the app's units (so the floor of
+    /// an adjustment, the calls charged and held, cannot move meanwhile).
+    async fn change_grant(
+        &self,
+        app_id: &AppId,
+        grant_id: i64,
+        change: GrantChange,
+        now_ms: i64,
+    ) -> Result<GrantChanged, StoreError>;
 
     /// The app's balance at `now_ms`.
     async fn balance(&self, app_id: &AppId, now_ms: i64) -> Result<Balance, StoreError>;

@@ -44,6 +44,8 @@ pub struct Grant {
     pub expires_at: Option<i64>,
     /// When it was granted (unix ms).
     pub created_at: i64,
+    /// When its unused calls were taken back (unix ms); `None`: never revoked.
+    pub revoked_at: Option<i64>,
 }
 
 impl Grant {
@@ -56,6 +58,47 @@ impl Grant {
     pub fn expired_at(&self, now_ms: i64) -> bool {
         self.expires_at.is_some_and(|e| e <= now_ms)
     }
+
+    /// Whether it can lend units at `now_ms`: neither expired nor revoked.
+    pub fn live_at(&self, now_ms: i64) -> bool {
+        !self.expired_at(now_ms) && self.revoked_at.is_none()
+    }
+}
+
+/// An operator's change to one grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantChange {
+    /// Take back its unused calls now: it lends no more units (a check already holding
+    /// one of them still settles against it).
+    Revoke,
+    /// Set its calls, its expiry, or both.
+    Adjust {
+        /// Its new number of calls: at least what is charged and held, and at least 1.
+        calls: Option<i64>,
+        /// Its new expiry (unix ms; `Some(None)`: never).
+        expires_at: Option<Option<i64>>,
+    },
+}
+
+/// What a grant change came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantChanged {
+    /// Done; the ledger has its entry when the calls changed.
+    Done {
+        /// The grant before.
+        before: Box<Grant>,
+        /// The grant after.
+        after: Box<Grant>,
+    },
+    /// The app has no grant of that id.
+    NotFound,
+    /// Refused: the grant was revoked already (a revoked grant does not change again).
+    Revoked,
+    /// Refused: fewer calls than are charged and held (`floor`).
+    BelowCommitted {
+        /// The fewest calls it can have now.
+        floor: i64,
+    },
 }
 
 /// An app's balance at one instant.
@@ -223,7 +266,7 @@ pub struct AlertRecord {
 pub struct Reconciliation {
     /// Charge entries in the ledger.
     pub ledger_charges: i64,
-    /// Calls granted in the ledger.
+    /// Calls granted in the ledger, net of adjustments and revocations.
     pub ledger_granted: i64,
     /// Audit rows marked charged.
     pub audit_charged: i64,

@@ -458,6 +458,42 @@ pub enum AppsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Take back the unused calls of one of an app's grants (its id: `grant_id` in
+    /// `apps usage --json`). A check holding one of them still settles; the ledger records
+    /// the calls taken back. A revoked grant does not change again.
+    RevokeGrant {
+        /// The app id (`app_…`).
+        app_id: String,
+        /// The grant id.
+        grant_id: i64,
+        /// Print the grant as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the calls or the expiry of one of an app's grants (never below the calls
+    /// charged and held); the ledger records a change of calls.
+    AdjustGrant {
+        /// The app id (`app_…`).
+        app_id: String,
+        /// The grant id.
+        grant_id: i64,
+        /// Its new number of calls.
+        #[arg(long)]
+        calls: Option<i64>,
+        /// Its new last day (YYYY-MM-DD, through its end in `metering.utc_offset_minutes`).
+        #[arg(
+            long = "expires-at",
+            value_name = "YYYY-MM-DD",
+            conflicts_with = "never_expires"
+        )]
+        expires_at: Option<String>,
+        /// Its calls never expire.
+        #[arg(long)]
+        never_expires: bool,
+        /// Print the grant as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// An app's balance and its checks per day.
     Usage {
         /// The app id (`app_…`).

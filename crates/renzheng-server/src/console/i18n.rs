@@ -154,6 +154,13 @@ texts! {
     expires_on: "有效期至（含当天，留空为永久）", "Expires after (that day included; blank: never)";
     grant_calls: "发放次数", "Grant calls";
     confirm_grant_to: "确定发放给应用", "Grant to the app";
+    adjust: "调整", "Adjust";
+    revoke_grant: "撤销", "Revoke";
+    revoked: "已撤销", "revoked";
+    confirm_revoke_grant: "撤销后这笔发放未使用的次数将被收回（正在进行的查验仍会扣费），且不能恢复。确定撤销应用的这笔发放", "A revoked grant's unused calls are taken back (checks already under way are still charged), for good. Revoke this grant of the app";
+    grant_adjusted: "发放已调整", "Grant adjusted";
+    grant_revoked: "发放已撤销，收回次数", "Grant revoked, calls taken back";
+    grant_unchanged: "未作任何更改", "Nothing changed";
     account: "我的账户", "My account";
     sessions: "登录会话", "Sessions";
     sessions_note: "本操作员当前有效的登录会话。在别处（其他浏览器、丢失的电脑）登录的会话可在此结束。", "This operator's live sessions. A session signed in elsewhere (another browser, a lost laptop) can be ended here.";

@@ -202,6 +202,12 @@ pub fn format_time(ms: i64, offset_minutes: i32) -> String {
     )
 }
 
+/// The day (`YYYY-MM-DD`) unix ms falls on in the usage offset: a date input's value.
+pub fn day_of(ms: i64, offset_minutes: i32) -> String {
+    let local = ms + i64::from(offset_minutes) * 60_000;
+    renzheng_app::metering::format_day(local.div_euclid(86_400_000))
+}
+
 /// Formats unix ms as `YYYY-MM-DD HH:MM:SS` in the usage offset (a call's time, to the
 /// second; the page says the zone once, [`zone`]).
 pub fn format_seconds(ms: i64, offset_minutes: i32) -> String {

@@ -41,6 +41,8 @@ pub fn event(lang: Lang, action: &str) -> String {
         "app.enabled" => ("启用应用", "app enabled"),
         "app.disabled" => ("停用应用", "app disabled"),
         "app.granted" => ("发放套餐", "package granted"),
+        "app.grant-adjusted" => ("调整发放", "grant adjusted"),
+        "app.grant-revoked" => ("撤销发放", "grant revoked"),
         "app.policy_set" => ("修改限流与提醒", "rate limit and alerts set"),
         "app.code_reset" => ("重置 AppCode", "AppCode reset"),
         "app.code-revealed" => ("查看 AppCode", "AppCode shown"),
@@ -300,6 +302,10 @@ pub fn refusal(lang: Lang, e: &AppError) -> String {
             "最后一位所有者不能被删除或改为其他角色：请先把另一位操作员设为所有者。".into()
         }
         AppError::OperatorExists => "已有同名的操作员".into(),
+        AppError::GrantRevoked => "这笔发放已撤销，不能再更改；如需额度请重新发放".into(),
+        AppError::GrantBelowCommitted { floor } => {
+            format!("次数不能少于已扣费和正在占用的次数（{floor} 次）")
+        }
         AppError::InvalidEmail(text) => format!("“{text}”不是有效的电子邮件地址"),
         AppError::NoSmtpRelay => {
             "本服务未配置发信服务器（alerts.smtp_url 与 alerts.email_from），无法发送提醒邮件".into()

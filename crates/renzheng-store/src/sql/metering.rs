@@ -21,8 +21,8 @@ use super::dialect::{self, Backend, Db, DELETE_LAPSED_HOLDS, GREATEST};
 use super::{audit_from_row, DbRow};
 use crate::{
     AlertKind, AlertRecord, AppId, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance,
-    Grant, NewAlert, Package, QuotaRefusal, Reconciliation, ReservationId, Reserved, Settle,
-    StoreError, UsageRow,
+    Grant, GrantChange, GrantChanged, NewAlert, Package, QuotaRefusal, Reconciliation,
+    ReservationId, Reserved, Settle, StoreError, UsageRow,
 };
 
 const MINUTE_MS: i64 = 60_000;
@@ -49,6 +49,7 @@ fn grant_from_row(row: &DbRow) -> Result<Grant, StoreError> {
         reserved: row.try_get("reserved")?,
         expires_at: row.try_get("expires_at")?,
         created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
     })
 }
 
@@ -84,7 +85,8 @@ fn usage_from_row(row: &DbRow) -> Result<UsageRow, StoreError> {
 /// The grant units are taken from: unexpired, with room, the one expiring first
 /// (never-expiring grants last).
 const NEXT_GRANT: &str = "SELECT id FROM grants
-     WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2) AND used + reserved < calls
+     WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2) AND revoked_at IS NULL
+       AND used + reserved < calls
      ORDER BY expires_at IS NULL, expires_at, id LIMIT 1";
 
 async fn insert_audit(
@@ -192,6 +194,85 @@ impl Backend {
         Ok(grant)
     }
 
+    pub(super) async fn do_change_grant(
+        &self,
+        app_id: &AppId,
+        grant_id: i64,
+        change: GrantChange,
+        now_ms: i64,
+    ) -> Result<GrantChanged, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        dialect::lock_app(&mut tx, app_id.as_str()).await?;
+        // A write that changes nothing, to read the grant: on SQLite it takes the write
+        // lock before anything is read, on PostgreSQL it locks the row.
+        let row = sqlx::query(
+            "UPDATE grants SET calls = calls WHERE id = $1 AND app_id = $2 RETURNING *",
+        )
+        .bind(grant_id)
+        .bind(app_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(GrantChanged::NotFound);
+        };
+        let before = grant_from_row(&row)?;
+        if before.revoked_at.is_some() {
+            return Ok(GrantChanged::Revoked);
+        }
+        let committed = before.used + before.reserved;
+        let (calls, expires_at, revoked_at, kind) = match change {
+            GrantChange::Revoke => (before.calls, before.expires_at, Some(now_ms), "revoke"),
+            GrantChange::Adjust { calls, expires_at } => {
+                let calls = calls.unwrap_or(before.calls);
+                if calls < committed.max(1) {
+                    return Ok(GrantChanged::BelowCommitted {
+                        floor: committed.max(1),
+                    });
+                }
+                (
+                    calls,
+                    expires_at.unwrap_or(before.expires_at),
+                    None,
+                    "adjust",
+                )
+            }
+        };
+        let row = sqlx::query(
+            "UPDATE grants SET calls = $1, expires_at = $2, revoked_at = $3 WHERE id = $4
+             RETURNING *",
+        )
+        .bind(calls)
+        .bind(expires_at)
+        .bind(revoked_at)
+        .bind(grant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let after = grant_from_row(&row)?;
+        // What the balance gained or lost: a revocation takes back what was neither
+        // charged nor held.
+        let delta = match change {
+            GrantChange::Revoke => committed - before.calls,
+            GrantChange::Adjust { .. } => after.calls - before.calls,
+        };
+        if delta != 0 {
+            sqlx::query(
+                "INSERT INTO ledger (at, app_id, grant_id, kind, calls) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(now_ms)
+            .bind(app_id.as_str())
+            .bind(grant_id)
+            .bind(kind)
+            .bind(delta)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(GrantChanged::Done {
+            before: Box::new(before),
+            after: Box::new(after),
+        })
+    }
+
     pub(super) async fn do_balance(
         &self,
         app_id: &AppId,
@@ -206,7 +287,7 @@ impl Backend {
         .iter()
         .map(grant_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-        let live = grants.iter().filter(|g| !g.expired_at(now_ms));
+        let live = grants.iter().filter(|g| g.live_at(now_ms));
         Ok(Balance {
             remaining: live.clone().map(Grant::available).sum(),
             purchased: live.map(|g| g.calls).sum(),
@@ -235,7 +316,7 @@ impl Backend {
         let Some(grant) = grant else {
             let expired_left: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM grants WHERE app_id = $1 AND expires_at <= $2
-                                AND used + reserved < calls)",
+                                AND revoked_at IS NULL AND used + reserved < calls)",
             )
             .bind(app_id.as_str())
             .bind(now_ms)
@@ -358,7 +439,8 @@ impl Backend {
                (SELECT COUNT(*) FROM ledger WHERE app_id = $1 AND kind = 'charge' AND at >= $2)
                  AS ledger_charges,
                (SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM ledger
-                 WHERE app_id = $1 AND kind = 'grant' AND at >= $2) AS ledger_granted,
+                 WHERE app_id = $1 AND kind IN ('grant', 'adjust', 'revoke') AND at >= $2)
+                 AS ledger_granted,
                (SELECT COUNT(*) FROM audit WHERE app_id = $1 AND charged AND at >= $2)
                  AS audit_charged,
                (SELECT COUNT(*) FROM audit

@@ -39,11 +39,11 @@ use crate::embedding::ViewIndex;
 use crate::{
     decode_embedding, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
     AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, BasisRecord,
-    ComplianceCounts, ConsoleOperator, ConsoleSession, DuePerson, DuplicateScan, Grant, NewAlert,
-    NewApp, NewPortrait, OperatorChange, OperatorRole, Package, Person, PersonHandle, PersonRecord,
-    PersonSummary, Portrait, ProcessingRecord, Reconciliation, Reserved, RetentionCutoffs,
-    RetentionDue, Settle, Store, StoreError, StoredTemplate, TemplateChanges, TemplateKey,
-    UsageRow,
+    ComplianceCounts, ConsoleOperator, ConsoleSession, DuePerson, DuplicateScan, Grant,
+    GrantChange, GrantChanged, NewAlert, NewApp, NewPortrait, OperatorChange, OperatorRole,
+    Package, Person, PersonHandle, PersonRecord, PersonSummary, Portrait, ProcessingRecord,
+    Reconciliation, Reserved, RetentionCutoffs, RetentionDue, Settle, Store, StoreError,
+    StoredTemplate, TemplateChanges, TemplateKey, UsageRow,
 };
 
 /// A row of this database.
@@ -460,6 +460,16 @@ impl Store for Backend {
     ) -> Result<Grant, StoreError> {
         self.do_grant(app_id, package, calls, expires_at, now_ms)
             .await
+    }
+
+    async fn change_grant(
+        &self,
+        app_id: &AppId,
+        grant_id: i64,
+        change: GrantChange,
+        now_ms: i64,
+    ) -> Result<GrantChanged, StoreError> {
+        self.do_change_grant(app_id, grant_id, change, now_ms).await
     }
 
     async fn balance(&self, app_id: &AppId, now_ms: i64) -> Result<Balance, StoreError> {

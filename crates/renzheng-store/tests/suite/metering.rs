@@ -2,8 +2,8 @@
 //! that must hold across nodes (rates, attempts, nonces, alerts).
 
 use renzheng_store::{
-    AlertKind, AppCode, AppId, AppPolicy, AttemptWindow, AuditEntry, AuditQuery, NewAlert, Package,
-    QuotaRefusal, Reserved, Settle, Store, StoreError,
+    AlertKind, AppCode, AppId, AppPolicy, AttemptWindow, AuditEntry, AuditQuery, GrantChange,
+    GrantChanged, NewAlert, Package, QuotaRefusal, Reserved, Settle, Store, StoreError,
 };
 
 use super::{new_app, NOW};
@@ -93,6 +93,107 @@ pub async fn grants_add_to_the_balance_and_the_ledger(store: &dyn Store) {
     assert!(matches!(err, StoreError::NotFound("app")), "{err:?}");
     let err = store.grant(&app, None, 0, None, NOW).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
+
+pub async fn grants_are_revoked_and_adjusted_in_the_ledger(store: &dyn Store) {
+    let app = app(store).await;
+    let other = self::app(store).await;
+    let grant = store.grant(&app, None, 10, None, NOW).await.unwrap();
+    // Two units charged, one held by a check in flight.
+    for request in ["r1", "r2"] {
+        let id = held(hold(store, &app, NOW).await);
+        let charged = store
+            .finish_check(&ok_entry(&app, request, 200), Settle::Charge(id))
+            .await
+            .unwrap();
+        assert!(charged);
+    }
+    let in_flight = held(hold(store, &app, NOW).await);
+
+    // Not below what is charged and held, nor another app's grant, nor an unknown one.
+    let fewer = GrantChange::Adjust {
+        calls: Some(2),
+        expires_at: None,
+    };
+    let refused = store
+        .change_grant(&app, grant.id, fewer, NOW)
+        .await
+        .unwrap();
+    assert_eq!(refused, GrantChanged::BelowCommitted { floor: 3 });
+    let elsewhere = store.change_grant(&other, grant.id, fewer, NOW).await;
+    assert_eq!(elsewhere.unwrap(), GrantChanged::NotFound);
+    let unknown = store.change_grant(&app, grant.id + 1000, fewer, NOW).await;
+    assert_eq!(unknown.unwrap(), GrantChanged::NotFound);
+    assert_eq!(store.balance(&app, NOW).await.unwrap().remaining, 7);
+
+    // Down to 6 calls with an expiry, then the expiry lifted.
+    let adjust = GrantChange::Adjust {
+        calls: Some(6),
+        expires_at: Some(Some(NOW + DAY)),
+    };
+    let GrantChanged::Done { before, after } = store
+        .change_grant(&app, grant.id, adjust, NOW)
+        .await
+        .unwrap()
+    else {
+        panic!("the adjustment was refused");
+    };
+    assert_eq!((before.calls, before.expires_at), (10, None));
+    assert_eq!((after.calls, after.expires_at), (6, Some(NOW + DAY)));
+    let balance = store.balance(&app, NOW).await.unwrap();
+    assert_eq!((balance.remaining, balance.purchased), (3, 6));
+    assert_eq!(store.balance(&app, NOW + DAY).await.unwrap().remaining, 0);
+    let lift = GrantChange::Adjust {
+        calls: None,
+        expires_at: Some(None),
+    };
+    store.change_grant(&app, grant.id, lift, NOW).await.unwrap();
+    assert_eq!(store.balance(&app, NOW + DAY).await.unwrap().remaining, 3);
+    assert_eq!(store.reconcile(&app, 0).await.unwrap().ledger_granted, 6);
+
+    // Revoked: its 3 unused calls are taken back, the held one still settles, and it
+    // lends nothing more, nor changes again.
+    let GrantChanged::Done { after, .. } = store
+        .change_grant(&app, grant.id, GrantChange::Revoke, NOW + 5)
+        .await
+        .unwrap()
+    else {
+        panic!("the revocation was refused");
+    };
+    assert_eq!(after.revoked_at, Some(NOW + 5));
+    assert!(!after.live_at(NOW + 5));
+    let balance = store.balance(&app, NOW + 5).await.unwrap();
+    assert_eq!((balance.remaining, balance.purchased), (0, 0));
+    assert_eq!(
+        hold(store, &app, NOW + 5).await,
+        Reserved::Refused(QuotaRefusal::Exhausted)
+    );
+    let charged = store
+        .finish_check(&ok_entry(&app, "r3", 200), Settle::Charge(in_flight))
+        .await
+        .unwrap();
+    assert!(
+        charged,
+        "a check holding a unit of a revoked grant is charged"
+    );
+    let again = store
+        .change_grant(&app, grant.id, GrantChange::Revoke, NOW)
+        .await;
+    assert_eq!(again.unwrap(), GrantChanged::Revoked);
+    let again = store.change_grant(&app, grant.id, lift, NOW).await;
+    assert_eq!(again.unwrap(), GrantChanged::Revoked);
+    let rec = store.reconcile(&app, 0).await.unwrap();
+    assert_eq!((rec.ledger_granted, rec.ledger_charges), (3, 3));
+    assert_eq!(rec.ledger_charges, rec.audit_charged);
+
+    // An unused grant revoked whole: the balance loses all of it.
+    let unused = store.grant(&other, None, 4, None, NOW).await.unwrap();
+    store
+        .change_grant(&other, unused.id, GrantChange::Revoke, NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.reconcile(&other, 0).await.unwrap().ledger_granted, 0);
+    assert_eq!(store.balance(&other, NOW).await.unwrap().remaining, 0);
 }
 
 pub async fn units_are_taken_oldest_expiry_first(store: &dyn Store) {

@@ -66,6 +66,7 @@ macro_rules! store_suite {
             person_ids_are_listed_in_pages,
             packages_are_seeded_and_editable,
             grants_add_to_the_balance_and_the_ledger,
+            grants_are_revoked_and_adjusted_in_the_ledger,
             units_are_taken_oldest_expiry_first,
             reservations_are_refused_when_exhausted_or_expired,
             charges_and_releases_settle_holds_with_the_audit,

@@ -1,8 +1,9 @@
-//! `renzheng apps create|list|disable|enable|grant|usage|show-code|reset-code|reset-secret|policy`
+//! `renzheng apps create|list|disable|enable|grant|revoke-grant|adjust-grant|usage|show-code|reset-code|reset-secret|policy`
 //! and `renzheng packages list|set`.
 
 use renzheng_app::{
-    Actor, App, AppError, AppName, GrantRequest, PackageView, PolicyView, Settings,
+    Actor, App, AppError, AppName, GrantAdjustment, GrantRequest, GrantView, PackageView,
+    PolicyView, Settings,
 };
 use renzheng_store::AppId;
 
@@ -95,6 +96,40 @@ async fn dispatch(cmd: AppsCommand, app: &App) -> anyhow::Result<()> {
                 expires_at,
             };
             self::grant(app, &app_id, grant, json).await
+        }
+        AppsCommand::RevokeGrant {
+            app_id,
+            grant_id,
+            json,
+        } => {
+            let id = AppId::from(app_id.clone());
+            let revoked = app.revoke_grant(&Actor::Cli, &id, grant_id).await;
+            let grant = revoked.map_err(|e| grant_not_found(e, &app_id, grant_id))?;
+            print_changed_grant(app, &id, &grant, "revoked", json).await
+        }
+        AppsCommand::AdjustGrant {
+            app_id,
+            grant_id,
+            calls,
+            expires_at,
+            never_expires,
+            json,
+        } => {
+            let expires_at = expires_at
+                .map(|d| app.end_of_day_ms(&d))
+                .transpose()
+                .map_err(explain)?;
+            let adjustment = GrantAdjustment {
+                calls,
+                expires_at,
+                never_expires,
+            };
+            let id = AppId::from(app_id.clone());
+            let adjusted = app
+                .adjust_grant(&Actor::Cli, &id, grant_id, adjustment)
+                .await;
+            let grant = adjusted.map_err(|e| grant_not_found(e, &app_id, grant_id))?;
+            print_changed_grant(app, &id, &grant, "adjusted", json).await
         }
         AppsCommand::Usage {
             app_id,
@@ -316,6 +351,36 @@ async fn policy(app: &App, app_id: &str, policy: PolicyView) -> anyhow::Result<(
         .await
         .map_err(|e| not_found(e, app_id))?;
     println!("{}", serde_json::to_string(&view.policy)?);
+    Ok(())
+}
+
+fn grant_not_found(e: AppError, app_id: &str, grant_id: i64) -> anyhow::Error {
+    match e {
+        AppError::NotFound("grant") => anyhow::anyhow!("{app_id} has no grant {grant_id}"),
+        e => not_found(e, app_id),
+    }
+}
+
+async fn print_changed_grant(
+    app: &App,
+    id: &AppId,
+    grant: &GrantView,
+    what: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(grant)?);
+        return Ok(());
+    }
+    let balance = app.balance(id).await.map_err(explain)?;
+    let expires = grant.expires_at.map_or_else(
+        || "never".to_owned(),
+        |at| renzheng_app::metering::iso_time(at, app.settings().metering.utc_offset_minutes),
+    );
+    println!(
+        "grant {} of {id} {what}: {} calls, {} used, expires {expires}; remaining {}",
+        grant.grant_id, grant.calls, grant.used, balance.remaining
+    );
     Ok(())
 }
 

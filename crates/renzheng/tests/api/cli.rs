@@ -150,6 +150,48 @@ fn packages_grants_usage_and_code_resets_from_the_cli() {
     );
     fails_with(dir.path(), &["apps", "usage", "app_nope"], "no app");
 
+    // A grant adjusted (calls, expiry lifted) and revoked, by its id.
+    let five = usage["grants"][1]["grant_id"].as_i64().unwrap().to_string();
+    let adjusted = ok_json(
+        dir.path(),
+        &[
+            "apps",
+            "adjust-grant",
+            app_id,
+            &five,
+            "--calls",
+            "8",
+            "--never-expires",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        (adjusted["calls"].as_i64(), adjusted["expires_at"].as_i64()),
+        (Some(8), None)
+    );
+    let revoked = ok_json(
+        dir.path(),
+        &["apps", "revoke-grant", app_id, &five, "--json"],
+    );
+    assert!(revoked["revoked_at"].as_i64().is_some(), "{revoked}");
+    let usage = ok_json(dir.path(), &["apps", "usage", app_id, "--json"]);
+    assert_eq!(usage["remaining"], 100);
+    fails_with(
+        dir.path(),
+        &["apps", "revoke-grant", app_id, &five],
+        "was revoked",
+    );
+    fails_with(
+        dir.path(),
+        &["apps", "adjust-grant", app_id, "999999", "--calls", "3"],
+        "has no grant 999999",
+    );
+    fails_with(
+        dir.path(),
+        &["apps", "adjust-grant", app_id, &five],
+        "give calls",
+    );
+
     // The code is shown again on request (each view an event), and after a reset the
     // new one is.
     let shown = ok_json(dir.path(), &["apps", "show-code", app_id, "--json"]);

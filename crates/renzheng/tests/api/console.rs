@@ -2311,6 +2311,133 @@ async fn an_apps_own_page_grants_custom_calls_and_keeps_a_refused_form_as_typed(
 }
 
 #[tokio::test]
+async fn a_grant_is_adjusted_and_revoked_on_the_apps_page_in_the_operators_language() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let app_id = renzheng_store::AppId::from(app.app_id.clone());
+    let granted = app
+        .state
+        .app
+        .grant(
+            &renzheng_app::Actor::Cli,
+            &app_id,
+            renzheng_app::GrantRequest {
+                package: None,
+                calls: Some(40),
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let grant = granted.grant_id.to_string();
+    let page_path = format!("/console/apps/{}", app.app_id);
+    let remaining = || async { app.state.app.balance(&app_id).await.unwrap().remaining };
+    let before = remaining().await;
+    let (_, page, _) = b.get(&page_path).await;
+    assert!(
+        page.contains(&format!("<tr data-grant=\"{grant}\"")),
+        "{page}"
+    );
+    assert!(page.contains("class=\"row adjust-grant\""), "{page}");
+    assert!(page.contains("class=\"inline revoke-grant\""), "{page}");
+
+    // Down to 25 calls until the end of 2099 (the day typed differs from the blank shown).
+    let (status, page) = b
+        .post_form(
+            &format!("{page_path}/adjust-grant"),
+            &[
+                ("grant_id", &grant),
+                ("calls", "25"),
+                ("expires_was", ""),
+                ("expires_on", "2099-12-31"),
+                ("back", "app"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("发放已调整"), "{page}");
+    assert_eq!(remaining().await, before - 15);
+    let shown = app.state.app.balance(&app_id).await.unwrap();
+    let g = shown
+        .grants
+        .iter()
+        .find(|g| g.grant_id == granted.grant_id)
+        .unwrap();
+    assert_eq!(g.calls, 25);
+    assert!(g.expires_at.is_some());
+
+    // Refused in Chinese, as typed, nothing changed: a grant of another app, a number
+    // that is none.
+    let (status, page) = b
+        .post_form(
+            &format!("{page_path}/adjust-grant"),
+            &[
+                ("grant_id", "999999"),
+                ("calls", "5"),
+                ("expires_was", ""),
+                ("expires_on", ""),
+                ("back", "app"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("发放记录不存在"), "{page}");
+    let (_, page) = b
+        .post_form(
+            &format!("{page_path}/adjust-grant"),
+            &[
+                ("grant_id", &grant),
+                ("calls", "viele"),
+                ("expires_was", "2099-12-31"),
+                ("expires_on", "2099-12-31"),
+                ("back", "app"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert!(page.contains("class=\"flash error\""), "{page}");
+    assert!(page.contains("value=\"viele\""), "{page}");
+    assert_eq!(remaining().await, before - 15);
+
+    // Revoked: its 25 calls taken back, marked so, and no form offered for it any more.
+    let (_, page) = b
+        .post_form(
+            &format!("{page_path}/revoke-grant"),
+            &[("grant_id", &grant), ("back", "app"), ("csrf", FRESH)],
+        )
+        .await;
+    assert!(page.contains("发放已撤销，收回次数 25"), "{page}");
+    assert_eq!(remaining().await, before - 40);
+    let row = page
+        .split(&format!("<tr data-grant=\"{grant}\""))
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(
+        row.contains("已撤销") && !row.contains("revoke-grant"),
+        "{row}"
+    );
+    // A second revocation is refused in words.
+    let (_, page) = b
+        .post_form(
+            &format!("{page_path}/revoke-grant"),
+            &[("grant_id", &grant), ("back", "app"), ("csrf", FRESH)],
+        )
+        .await;
+    assert!(page.contains("这笔发放已撤销"), "{page}");
+    // The events page names both, in words.
+    let (_, page, _) = b.get("/console/events").await;
+    assert!(
+        page.contains("调整发放") && page.contains("撤销发放"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
 async fn the_alerts_and_events_pages_list_what_happened_and_the_overview_warns() {
     let app = spawn_test_app_with(with_console).await;
     let b = signed_in(&app).await;

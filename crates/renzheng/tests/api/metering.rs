@@ -169,6 +169,181 @@ async fn expired_calls_answer_quota_expired() {
     assert_eq!(error_of(response).await.0, 400);
 }
 
+/// Status, error code (`X-Ca-Error-Code`, empty on success) and body of an admin
+/// request about a grant.
+async fn change_grant(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, String, Value) {
+    let mut request = app.admin(method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let code = response
+        .headers()
+        .get("x-ca-error-code")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let (status, body) = status_and_body(response).await;
+    (status, code, body)
+}
+
+#[tokio::test]
+async fn grants_are_adjusted_and_revoked_and_checks_follow_the_ledger() {
+    let app = spawn_test_app().await;
+    let (id, code, _, _) = new_app(&app, Some(3)).await;
+    let (other, _, _, _) = new_app(&app, Some(1)).await;
+    let first = balance(&app, &id).await["grants"][0]["grant_id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/admin/apps/{id}/grants/{first}");
+    let (status, _) = status_and_body(check_with(&app, &code, &check_body(&app)).await).await;
+    assert_eq!(status, 200);
+
+    // Refused, changing nothing: out of range, nothing to change, both expiries, a past
+    // expiry, below the one call charged, unknown fields, no such grant (or another
+    // app's, or not a number).
+    let now = app.state.app.now_ms();
+    for (body, expected, code_expected) in [
+        (json!({"calls": 0}), 400, "InvalidParameter"),
+        (json!({}), 400, "InvalidParameter"),
+        (
+            json!({"expires_at": now + 86_400_000, "never_expires": true}),
+            400,
+            "InvalidParameter",
+        ),
+        (json!({"expires_at": now - 1}), 400, "InvalidParameter"),
+        (json!({"callz": 5}), 400, "MalformedBody"),
+    ] {
+        let (status, code, answer) =
+            change_grant(&app, Method::PATCH, &path, Some(body.clone())).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (expected, code_expected),
+            "{body}: {answer}"
+        );
+    }
+    for wrong in [
+        format!("/admin/apps/{other}/grants/{first}"),
+        format!("/admin/apps/{id}/grants/{}", first + 1000),
+        format!("/admin/apps/{id}/grants/first"),
+        format!("/admin/apps/app_missing/grants/{first}"),
+    ] {
+        let (status, _, answer) =
+            change_grant(&app, Method::PATCH, &wrong, Some(json!({"calls": 9}))).await;
+        assert_eq!(status, 404, "{wrong}: {answer}");
+        let revoke = format!("{wrong}/revoke");
+        let (status, _, _) = change_grant(&app, Method::POST, &revoke, None).await;
+        assert_eq!(status, 404, "{wrong}");
+    }
+    assert_eq!(balance(&app, &id).await["remaining"], 2);
+
+    // Down to the one call charged: nothing left, and the check says so.
+    let one = Some(json!({"calls": 1}));
+    let (status, _, answer) = change_grant(&app, Method::PATCH, &path, one).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (
+            answer["data"]["calls"].as_i64(),
+            answer["data"]["remaining"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
+    let response = check_with(&app, &code, &check_body(&app)).await;
+    assert_eq!(message(&response), "Quota Exhausted");
+    // Up to 5 calls with an expiry, then the expiry lifted: checks pass again.
+    let expiry = now + 10 * 86_400_000;
+    let body = json!({"calls": 5, "expires_at": expiry});
+    let (status, _, answer) = change_grant(&app, Method::PATCH, &path, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["expires_at"], expiry);
+    let body = json!({"never_expires": true});
+    let (status, _, answer) = change_grant(&app, Method::PATCH, &path, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["data"]["expires_at"].is_null(), "{answer}");
+    let (status, _) = status_and_body(check_with(&app, &code, &check_body(&app)).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(balance(&app, &id).await["remaining"], 3);
+
+    // Revoked: the 3 unused calls are taken back, checks are refused, and the grant
+    // changes no more.
+    let revoke = format!("{path}/revoke");
+    let (status, _, answer) = change_grant(&app, Method::POST, &revoke, None).await;
+    assert_eq!(status, 200, "{answer}");
+    let revoked_at = answer["data"]["revoked_at"].clone();
+    assert!(answer["data"]["revoked_at"].as_i64().is_some(), "{answer}");
+    assert_eq!(answer["data"]["remaining"], 0);
+    let response = check_with(&app, &code, &check_body(&app)).await;
+    assert_eq!(message(&response), "Quota Exhausted");
+    let (status, code, _) = change_grant(&app, Method::POST, &revoke, None).await;
+    assert_eq!((status, code.as_str()), (409, "GrantRevoked"));
+    let nine = Some(json!({"calls": 9}));
+    let (status, code, _) = change_grant(&app, Method::PATCH, &path, nine).await;
+    assert_eq!((status, code.as_str()), (409, "GrantRevoked"));
+    let b = balance(&app, &id).await;
+    assert_eq!(
+        (b["remaining"].as_i64(), b["charged"].as_i64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(b["grants"][0]["revoked_at"], revoked_at, "{b}");
+    assert_eq!(b["ledger"]["consistent"], true, "{b}");
+    // The ledger nets to what was used: +3, -2, +4, then -3 taken back.
+    let rec = app
+        .store
+        .reconcile(&renzheng_store::AppId::from(id.clone()), 0)
+        .await
+        .unwrap();
+    assert_eq!((rec.ledger_granted, rec.ledger_charges), (2, 2));
+
+    // Below what is held by checks in flight: refused with the floor, on a fresh grant.
+    let fresh = grant(&app, &id, json!({"calls": 4})).await["grant_id"]
+        .as_i64()
+        .unwrap();
+    let fresh_path = format!("/admin/apps/{id}/grants/{fresh}");
+    for _ in 0..2 {
+        let held = app
+            .store
+            .reserve_unit(&renzheng_store::AppId::from(id.clone()), now, 60_000)
+            .await
+            .unwrap();
+        assert!(matches!(held, renzheng_store::Reserved::Held(_)));
+    }
+    let one = Some(json!({"calls": 1}));
+    let (status, code, answer) = change_grant(&app, Method::PATCH, &fresh_path, one).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (409, "GrantBelowCommitted"),
+        "{answer}"
+    );
+    assert!(answer["msg"].as_str().unwrap().contains("(2)"), "{answer}");
+
+    // Each change is an operator event, attributed.
+    let response = app
+        .admin(Method::GET, "/admin/events?limit=10")
+        .send()
+        .await
+        .unwrap();
+    let (_, events) = status_and_body(response).await;
+    let actions: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "app.grant-adjusted")
+            .count(),
+        3,
+        "{events}"
+    );
+    assert!(actions.contains(&"app.grant-revoked"), "{events}");
+}
+
 /// The proof: many concurrent checks at an app with fewer units than requests →
 /// exactly that many 200s, the rest 403, and the ledger equals the audit.
 #[tokio::test]

@@ -16,7 +16,7 @@ use crate::console::csrf;
 use crate::console::errors::{failure, not_found};
 use crate::console::fields;
 use crate::console::i18n::Lang;
-use crate::console::layout::{format_seconds, format_time, html_page, zone, Flash, Page};
+use crate::console::layout::{day_of, format_seconds, format_time, html_page, zone, Flash, Page};
 use crate::console::session::Operator;
 use crate::console::words;
 use crate::state::AppState;
@@ -39,8 +39,11 @@ pub async fn page(
     render(&state, &op, lang, &AppId::from(id), flash, shown, None).await
 }
 
-/// What a refused custom grant had typed: its calls and its expiry day.
+/// What a refused grant form had typed: its calls and its expiry day (and, for an
+/// adjustment, which grant it was about).
 pub struct TypedGrant<'a> {
+    /// The grant adjusted; `None`: a new grant.
+    pub grant_id: Option<i64>,
     /// The calls, as typed.
     pub calls: Option<&'a str>,
     /// The day, as typed.
@@ -117,10 +120,10 @@ pub async fn render(
                     p .muted { (t.no_data) }
                 } @else {
                     div .table-wrap { table #grants .stack {
-                        thead { tr { th { (t.package) } th .num { (t.calls_count) } th .num { (t.used) } th .num { (t.remaining) } th { (t.expires) } th { (t.created_at) } } }
+                        thead { tr { th { (t.package) } th .num { (t.calls_count) } th .num { (t.used) } th .num { (t.remaining) } th { (t.expires) } th { (t.created_at) } @if may_edit { th { (t.actions) } } } }
                         tbody {
                             @for g in &balance.grants {
-                                tr data-grant=(g.grant_id) {
+                                tr data-grant=(g.grant_id) data-revoked[g.revoked_at.is_some()] {
                                     td data-label=(t.package) { @match &g.package { Some(p) => { code { (p) } }, None => { (t.custom_grant) } } }
                                     td .num data-label=(t.calls_count) { (g.calls) }
                                     td .num data-label=(t.used) { (g.used) }
@@ -128,8 +131,30 @@ pub async fn render(
                                     td data-label=(t.expires) {
                                         @match g.expires_at { Some(at) => (format_time(at, offset)), None => (t.never) }
                                         @if g.expired { " " span .badge .r3 { (t.expired) } }
+                                        @if let Some(at) = g.revoked_at { " " span .badge .r3 title=(format_time(at, offset)) { (t.revoked) } }
                                     }
                                     td data-label=(t.created_at) { (format_time(g.created_at, offset)) }
+                                    @if may_edit { td data-label=(t.actions) .actions {
+                                        @if g.revoked_at.is_none() {
+                                            @let typed = typed.as_ref().filter(|ty| ty.grant_id == Some(g.grant_id));
+                                            @let day = g.expires_at.map(|at| day_of(at, offset)).unwrap_or_default();
+                                            @let floor = (g.used + g.reserved).max(1);
+                                            @let calls = typed.and_then(|ty| ty.calls).map(str::to_owned).unwrap_or_else(|| g.calls.to_string());
+                                            form .row .adjust-grant method="post" action={ (base) "/adjust-grant" } {
+                                                (csrf()) (back())
+                                                input type="hidden" name="grant_id" value=(g.grant_id);
+                                                input type="hidden" name="expires_was" value=(day);
+                                                label { (t.calls_count) input name="calls" type="number" min=(floor) max="100000000" required value=(calls); }
+                                                label { (t.expires_on) input name="expires_on" type="date" value=(typed.and_then(|ty| ty.expires_on).unwrap_or(&day)); }
+                                                button .secondary type="submit" { (t.adjust) }
+                                            }
+                                            form .inline .revoke-grant method="post" action={ (base) "/revoke-grant" } data-confirm={ (t.confirm_revoke_grant) " " (view.name) } {
+                                                (csrf()) (back())
+                                                input type="hidden" name="grant_id" value=(g.grant_id);
+                                                button .secondary type="submit" { (t.revoke_grant) }
+                                            }
+                                        }
+                                    } }
                                 }
                             }
                         }
@@ -147,8 +172,9 @@ pub async fn render(
                 }
                 form #grant-calls .row method="post" action={ (base) "/grant" } data-confirm={ (t.confirm_grant_to) " " (view.name) } {
                     (csrf()) (back())
-                    label { (t.calls_count) input name="calls" type="number" min="1" max="100000000" required value=[typed.as_ref().and_then(|g| g.calls)]; }
-                    label { (t.expires_on) input name="expires_on" type="date" value=[typed.as_ref().and_then(|g| g.expires_on)]; }
+                    @let typed = typed.as_ref().filter(|ty| ty.grant_id.is_none());
+                    label { (t.calls_count) input name="calls" type="number" min="1" max="100000000" required value=[typed.and_then(|g| g.calls)]; }
+                    label { (t.expires_on) input name="expires_on" type="date" value=[typed.and_then(|g| g.expires_on)]; }
                     button type="submit" { (t.grant_calls) }
                 }
                 }

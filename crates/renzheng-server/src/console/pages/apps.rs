@@ -215,6 +215,10 @@ pub struct ActionForm {
     package: Option<String>,
     calls: Option<String>,
     expires_on: Option<String>,
+    /// A grant revoked or adjusted (its id), and the expiry day its form showed (an
+    /// adjustment changes the expiry only when the day typed differs from it).
+    grant_id: Option<String>,
+    expires_was: Option<String>,
     /// `app`: the form is on the app's own page, and leads back there.
     back: Option<String>,
 }
@@ -245,6 +249,48 @@ fn grant_of(
     })
 }
 
+/// The grant a revoke or adjust form is about.
+fn grant_id_of(form: &ActionForm) -> Result<i64, renzheng_app::AppError> {
+    form.grant_id
+        .as_deref()
+        .and_then(|g| g.trim().parse::<i64>().ok())
+        .ok_or(renzheng_app::AppError::NotFound("grant"))
+}
+
+/// The adjustment an adjust form asks for: its calls, and its expiry when the day typed
+/// differs from the one the form showed (blank: never).
+fn adjustment_of(
+    state: &AppState,
+    lang: Lang,
+    form: &ActionForm,
+) -> Result<(i64, renzheng_app::GrantAdjustment), renzheng_app::AppError> {
+    let grant = grant_id_of(form)?;
+    let trimmed = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or("").to_owned();
+    let calls = match trimmed(&form.calls).as_str() {
+        "" => None,
+        c => Some(
+            c.parse::<i64>()
+                .map_err(|_| renzheng_app::AppError::Invalid(lang.t().calls_whole.into()))?,
+        ),
+    };
+    let (day, was) = (trimmed(&form.expires_on), trimmed(&form.expires_was));
+    let (expires_at, never_expires) = if day == was {
+        (None, false)
+    } else if day.is_empty() {
+        (None, true)
+    } else {
+        (Some(state.app.end_of_day(&day)?), false)
+    };
+    Ok((
+        grant,
+        renzheng_app::GrantAdjustment {
+            calls,
+            expires_at,
+            never_expires,
+        },
+    ))
+}
+
 /// The grace period a reset offers first: a day, so a running client is not cut off
 /// while its operator updates it (the CLI's `--grace` default is none; the console's
 /// operator is warned and chooses).
@@ -273,7 +319,7 @@ fn grace_ms(lang: Lang, form: &ActionForm) -> Result<i64, renzheng_app::AppError
     Ok(i64::from(hours) * 3_600_000)
 }
 
-/// `POST /console/apps/{id}/{disable|enable|reveal-code|reset-code|reset-secret|policy|grant|test-alert}`,
+/// `POST /console/apps/{id}/{disable|enable|reveal-code|reset-code|reset-secret|policy|grant|revoke-grant|adjust-grant|test-alert}`,
 /// then back to the page (a new secret shown there once); the message names the app.
 pub async fn act(
     State(state): State<AppState>,
@@ -354,6 +400,30 @@ pub async fn act(
             }),
             Err(e) => Err(e),
         },
+        "revoke-grant" => match grant_id_of(&form) {
+            Ok(grant) => app.revoke_grant(&actor, &app_id, grant).await.map(|g| {
+                Flash::ok(format!(
+                    "{} {} · {name}",
+                    t.grant_revoked,
+                    g.calls - g.used - g.reserved
+                ))
+            }),
+            Err(e) => Err(e),
+        },
+        "adjust-grant" => match adjustment_of(&state, lang, &form) {
+            Ok((grant, adjustment)) => app
+                .adjust_grant(&actor, &app_id, grant, adjustment)
+                .await
+                .map(|g| {
+                    Flash::ok(format!(
+                        "{} · {name} · {} × {}",
+                        t.grant_adjusted,
+                        g.package.as_deref().unwrap_or(t.custom_grant),
+                        g.calls
+                    ))
+                }),
+            Err(e) => Err(e),
+        },
         "test-alert" => app
             .send_test_alert(&actor, &app_id)
             .await
@@ -377,6 +447,7 @@ pub async fn act(
             // Refused on the app's page: that page at once, as typed, nothing stored.
             let flash = vec![Flash::error(format!("{} · {name}", refusal_text(lang, &e)))];
             let typed = super::app_page::TypedGrant {
+                grant_id: form.grant_id.as_deref().and_then(|g| g.trim().parse().ok()),
                 calls: form.calls.as_deref(),
                 expires_on: form.expires_on.as_deref(),
             };
