@@ -76,6 +76,19 @@ pub struct ConsoleOperator {
     pub created_at: i64,
     /// When its role or password last changed (unix ms).
     pub updated_at: i64,
+    /// Their second factor, if they set one up.
+    pub totp: Option<OperatorTotp>,
+}
+
+/// An operator's TOTP second factor as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorTotp {
+    /// The secret, sealed under the secrets key (the store never sees it in clear).
+    pub sealed: Vec<u8>,
+    /// When it was turned on (unix ms); `None` while it waits for its first code.
+    pub enabled_at: Option<i64>,
+    /// The last 30-second step whose code was used.
+    pub last_step: Option<i64>,
 }
 
 /// What a change to an operator account came to.

@@ -29,6 +29,8 @@ pub enum SealedData {
     AppSecrets,
     /// The apps' sealed AppCodes (secrets key).
     AppCodes,
+    /// The console operators' sealed TOTP secrets (secrets key).
+    TotpSecrets,
 }
 
 impl SealedData {
@@ -40,6 +42,7 @@ impl SealedData {
             SealedData::Photos => ("portraits", "photo"),
             SealedData::AppSecrets => ("apps", "secret_sealed"),
             SealedData::AppCodes => ("apps", "code_sealed"),
+            SealedData::TotpSecrets => ("console_operators", "totp_sealed"),
         }
     }
 }

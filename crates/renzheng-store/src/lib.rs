@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use renzheng_domain::{IdNumber, PersonName};
 
 pub use app::{generate_app_key, App, AppCode, AppCodeHash, AppId, AppPolicy, NewApp};
-pub use console::{ConsoleOperator, ConsoleSession, OperatorChange, OperatorRole};
+pub use console::{ConsoleOperator, ConsoleSession, OperatorChange, OperatorRole, OperatorTotp};
 pub use embedding::{
     decode_embedding, encode_embedding, key_fingerprint, key_id_of_fingerprint, subkey,
     TemplateKey, SEALED_PREFIX_LEN, SEALED_V2,
@@ -671,6 +671,30 @@ pub trait Store: Send + Sync {
         now_ms: i64,
         keep_session: Option<&str>,
     ) -> Result<OperatorChange, StoreError>;
+
+    /// Sets (`None`: clears) operator `name`'s second factor; with `keep_session` (turning
+    /// it on), their sessions but the one of that hash end in the same transaction.
+    /// Whether the operator exists.
+    async fn set_console_operator_totp(
+        &self,
+        name: &str,
+        totp: Option<&OperatorTotp>,
+        keep_session: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    /// Records that operator `name` used the code of `step`, in one statement: `false`
+    /// when a code of that step or a later one was used already (a replay, on any node),
+    /// or their second factor is not on.
+    async fn take_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError>;
+
+    /// Replaces operator `name`'s sealed secret `old` by `new` (a key rotation); `false`
+    /// when it changed meanwhile.
+    async fn reseal_console_totp(
+        &self,
+        name: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
 
     /// Removes operator `name` and ends their sessions, in one transaction;
     /// [`OperatorChange::LastOwner`] for the last owner.

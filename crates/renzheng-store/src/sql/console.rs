@@ -6,7 +6,9 @@ use sqlx::Row;
 
 use super::dialect::{self, Backend};
 use super::DbRow;
-use crate::{ConsoleOperator, ConsoleSession, OperatorChange, OperatorRole, StoreError};
+use crate::{
+    ConsoleOperator, ConsoleSession, OperatorChange, OperatorRole, OperatorTotp, StoreError,
+};
 
 /// The lock key that serialises changes to the operator accounts (not an app: no app id
 /// has a colon).
@@ -26,6 +28,16 @@ fn operator_from_row(row: &DbRow) -> Result<ConsoleOperator, StoreError> {
         password_hash: row.try_get("password_hash")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        totp: row
+            .try_get::<Option<Vec<u8>>, _>("totp_sealed")?
+            .map(|sealed| -> Result<OperatorTotp, StoreError> {
+                Ok(OperatorTotp {
+                    sealed,
+                    enabled_at: row.try_get("totp_enabled_at")?,
+                    last_step: row.try_get("totp_last_step")?,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -194,7 +206,8 @@ impl Backend {
 
     pub(super) async fn do_console_operators(&self) -> Result<Vec<ConsoleOperator>, StoreError> {
         sqlx::query(
-            "SELECT name, role, password_hash, created_at, updated_at
+            "SELECT name, role, password_hash, created_at, updated_at, totp_sealed,
+                    totp_enabled_at, totp_last_step
              FROM console_operators ORDER BY name",
         )
         .fetch_all(&self.pool)
@@ -209,7 +222,8 @@ impl Backend {
         name: &str,
     ) -> Result<Option<ConsoleOperator>, StoreError> {
         sqlx::query(
-            "SELECT name, role, password_hash, created_at, updated_at
+            "SELECT name, role, password_hash, created_at, updated_at, totp_sealed,
+                    totp_enabled_at, totp_last_step
              FROM console_operators WHERE name = $1",
         )
         .bind(name)
@@ -319,6 +333,72 @@ impl Backend {
             Some(keep_session.unwrap_or("")),
         )
         .await
+    }
+
+    pub(super) async fn do_set_console_operator_totp(
+        &self,
+        name: &str,
+        totp: Option<&OperatorTotp>,
+        keep_session: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE console_operators
+             SET totp_sealed = $2, totp_enabled_at = $3, totp_last_step = $4 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(totp.map(|t| t.sealed.as_slice()))
+        .bind(totp.and_then(|t| t.enabled_at))
+        .bind(totp.and_then(|t| t.last_step))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(keep) = keep_session {
+            sqlx::query("DELETE FROM console_sessions WHERE operator = $1 AND token_hash <> $2")
+                .bind(name)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn do_take_totp_step(
+        &self,
+        name: &str,
+        step: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE console_operators SET totp_last_step = $2
+             WHERE name = $1 AND totp_enabled_at IS NOT NULL
+               AND (totp_last_step IS NULL OR totp_last_step < $2)",
+        )
+        .bind(name)
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn do_reseal_console_totp(
+        &self,
+        name: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE console_operators SET totp_sealed = $3 WHERE name = $1 AND totp_sealed = $2",
+        )
+        .bind(name)
+        .bind(old)
+        .bind(new)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub(super) async fn do_remove_console_operator(

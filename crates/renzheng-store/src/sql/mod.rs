@@ -41,9 +41,9 @@ use crate::{
     AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, BasisRecord,
     ComplianceCounts, ConsoleOperator, ConsoleSession, DuePerson, DuplicateScan, Grant,
     GrantChange, GrantChanged, NewAlert, NewApp, NewPortrait, OperatorChange, OperatorRole,
-    Package, Person, PersonHandle, PersonRecord, PersonSummary, Portrait, ProcessingRecord,
-    Reconciliation, Reserved, RetentionCutoffs, RetentionDue, Settle, Store, StoreError,
-    StoredTemplate, TemplateChanges, TemplateKey, UsageRow,
+    OperatorTotp, Package, Person, PersonHandle, PersonRecord, PersonSummary, Portrait,
+    ProcessingRecord, Reconciliation, Reserved, RetentionCutoffs, RetentionDue, Settle, Store,
+    StoreError, StoredTemplate, TemplateChanges, TemplateKey, UsageRow,
 };
 
 /// A row of this database.
@@ -1116,6 +1116,29 @@ impl Store for Backend {
     ) -> Result<OperatorChange, StoreError> {
         self.do_set_console_operator_password(name, password_hash, now_ms, keep_session)
             .await
+    }
+
+    async fn set_console_operator_totp(
+        &self,
+        name: &str,
+        totp: Option<&OperatorTotp>,
+        keep_session: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.do_set_console_operator_totp(name, totp, keep_session)
+            .await
+    }
+
+    async fn take_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
+        self.do_take_totp_step(name, step).await
+    }
+
+    async fn reseal_console_totp(
+        &self,
+        name: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.do_reseal_console_totp(name, old, new).await
     }
 
     async fn remove_console_operator(&self, name: &str) -> Result<OperatorChange, StoreError> {

@@ -827,6 +827,7 @@ pub async fn operator_accounts_always_keep_an_owner(store: &dyn Store) {
         password_hash: format!("$argon2id$hash-of-{name}"),
         created_at: NOW,
         updated_at: NOW,
+        totp: None,
     };
     assert!(store.console_operators().await.unwrap().is_empty());
     // The first owner is seeded only into an empty table, once.
@@ -997,4 +998,86 @@ pub async fn console_flashes_are_read_once_by_their_session(store: &dyn Store) {
         .put_console_flash("m4", "s1", b"y", NOW + TTL)
         .await
         .is_err());
+}
+
+pub async fn an_operators_second_factor_is_kept_sealed_and_each_step_used_once(store: &dyn Store) {
+    use renzheng_store::{ConsoleOperator, ConsoleSession, OperatorRole, OperatorTotp};
+    let account = ConsoleOperator {
+        name: "ops".into(),
+        role: OperatorRole::Admin,
+        password_hash: "$argon2id$hash".into(),
+        created_at: NOW,
+        updated_at: NOW,
+        totp: None,
+    };
+    store.add_console_operator(&account, false).await.unwrap();
+    for token in ["here", "there"] {
+        let session = ConsoleSession {
+            token_hash: token.into(),
+            operator: "ops".into(),
+            csrf: "c".into(),
+            created_at: NOW,
+            idle_until: NOW + DAY,
+            ends_at: NOW + DAY,
+        };
+        store.create_console_session(&session).await.unwrap();
+    }
+    // Waiting for its first code: no step can be taken, no session ends.
+    let pending = OperatorTotp {
+        sealed: vec![1, 2, 3],
+        enabled_at: None,
+        last_step: None,
+    };
+    assert!(store
+        .set_console_operator_totp("ops", Some(&pending), None)
+        .await
+        .unwrap());
+    assert!(!store.take_totp_step("ops", 10).await.unwrap());
+    assert_eq!(
+        store.console_sessions_of("ops", NOW).await.unwrap().len(),
+        2
+    );
+    let stored = store.console_operator("ops").await.unwrap().unwrap();
+    assert_eq!(stored.totp.as_ref(), Some(&pending));
+    // Turned on with the step of its first code: the other sessions end.
+    let on = OperatorTotp {
+        enabled_at: Some(NOW),
+        last_step: Some(10),
+        ..pending
+    };
+    assert!(store
+        .set_console_operator_totp("ops", Some(&on), Some("here"))
+        .await
+        .unwrap());
+    let sessions = store.console_sessions_of("ops", NOW).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].token_hash, "here");
+    // Each step once, only forward.
+    assert!(!store.take_totp_step("ops", 10).await.unwrap());
+    assert!(store.take_totp_step("ops", 11).await.unwrap());
+    assert!(!store.take_totp_step("ops", 11).await.unwrap());
+    assert!(!store.take_totp_step("ops", 9).await.unwrap());
+    assert!(!store.take_totp_step("nobody", 12).await.unwrap());
+    // Re-sealed only from what it was.
+    assert!(!store.reseal_console_totp("ops", &[9], &[4]).await.unwrap());
+    assert!(store
+        .reseal_console_totp("ops", &[1, 2, 3], &[4])
+        .await
+        .unwrap());
+    let stored = store.console_operator("ops").await.unwrap().unwrap();
+    let totp = stored.totp.unwrap();
+    assert_eq!((totp.sealed, totp.last_step), (vec![4], Some(11)));
+    // Cleared.
+    assert!(store
+        .set_console_operator_totp("ops", None, None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.console_operator("ops").await.unwrap().unwrap().totp,
+        None
+    );
+    assert!(!store
+        .set_console_operator_totp("nobody", None, None)
+        .await
+        .unwrap());
 }
