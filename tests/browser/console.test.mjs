@@ -3,6 +3,7 @@
 // starts the servers and passes their addresses; the tests run in order and build on one
 // another (the app created first is granted a package, the person enrolled is tried…).
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import {
@@ -684,6 +685,82 @@ test('an owner adds an auditor, who sees only what the role opens and changes th
   await page.goto('/console/operators');
   await submit(page, page.locator(`table#operators tr[data-operator="${name}"] form.remove`));
   assert.equal(await page.locator(`table#operators tr[data-operator="${name}"]`).count(), 0, 'the operator is still listed');
+});
+
+/**
+ * The code an authenticator app shows for a base32 `secret`, `offset` 30-second steps
+ * from now (RFC 6238: HMAC-SHA1, 6 digits), computed here independently of the server.
+ */
+function totp(secret, offset = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bytes = [];
+  let bits = 0;
+  let value = 0;
+  for (const c of secret.replace(/[\s=]/g, '').toUpperCase()) {
+    value = ((value << 5) | alphabet.indexOf(c)) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((value >>> bits) & 0xff);
+    }
+  }
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000) + offset));
+  const h = createHmac('sha1', Buffer.from(bytes)).update(counter).digest();
+  const o = h[19] & 15;
+  const n = (((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]) % 1000000;
+  return String(n).padStart(6, '0');
+}
+
+test('two-step sign-in: set up from a QR code, asked at sign-in, turned off by an owner', async (t) => {
+  needs(state.signedIn, 'signing in failed');
+  const name = `两步-${run}`;
+  const password = 'two-step operator password';
+  await page.goto('/console/operators');
+  await page.locator('form#add-operator input[name=name]').fill(name);
+  await page.locator('form#add-operator select[name=role]').selectOption('admin');
+  await page.locator('form#add-operator input[name=password]').fill(password);
+  await submit(page, 'form#add-operator');
+
+  const ops = await newPage(browser, env.baseUrl);
+  let secret;
+  try {
+    await signIn(ops, { operator: name, password });
+    await ops.goto('/console/account');
+    await submit(ops, 'form#two-step-start');
+    await ops.locator('#two-step-setup svg').waitFor({ state: 'visible' });
+    secret = await ops.locator('#two-step-secret').getAttribute('data-secret');
+    assert.match(secret ?? '', /^[A-Z2-7]{32}$/, 'the setup shows no base32 key');
+    await screenshots(ops, 'account-two-step', t);
+    await ops.locator('form#two-step-confirm input[name=code]').fill(totp(secret));
+    await submit(ops, 'form#two-step-confirm');
+    await ops.locator('.flash.ok').waitFor({ state: 'visible' });
+    assert.equal(await ops.locator('#two-step').getAttribute('data-on'), 'true', 'two-step sign-in is not on');
+    assert.equal(await ops.locator('#two-step-secret').count(), 0, 'the key is still shown');
+  } finally {
+    await ops.context().close();
+  }
+
+  const later = await newPage(browser, env.baseUrl);
+  try {
+    const { first: refused } = await signIn(later, { operator: name, password });
+    assert.equal(refused.status(), 401, 'the password alone signed in');
+    await later.locator('form#sign-in input[name=operator]').fill(name);
+    await later.locator('form#sign-in input[name=password]').fill(password);
+    await later.locator('form#sign-in input[name=code]').fill(totp(secret, 1));
+    await submit(later, 'form#sign-in');
+    assert.equal(pathOf(later), '/console/overview', 'the password and a current code did not sign in');
+  } finally {
+    await later.context().close();
+  }
+
+  // The owner turns it off for them (a lost phone), then removes them.
+  await page.goto('/console/operators');
+  const row = page.locator(`table#operators tr[data-operator="${name}"]`);
+  assert.equal(await row.locator('td.two-step').getAttribute('data-on'), 'true', 'the operators page does not show two-step on');
+  await submit(page, row.locator('form.reset-two-step'));
+  assert.equal(await row.locator('td.two-step').getAttribute('data-on'), 'false', 'the owner could not turn it off');
+  await submit(page, row.locator('form.remove'));
 });
 
 test('signing out ends the session', async () => {

@@ -300,7 +300,8 @@ impl App {
 
     /// Signs the operator in from `client` (the address the edge judged to be the
     /// client's; `None` when it has none, and then such clients share one budget): a new
-    /// session when `operator` and `password` are the configured ones. Refused attempts
+    /// session when `operator` and `password` are an account's, and `code` its
+    /// authenticator's current one when it has two-step sign-in on. Refused attempts
     /// answer [`AppError::SignInRefused`] without saying which part was wrong; too many
     /// attempts from the client, or from everyone together, [`AppError::Throttled`].
     pub async fn sign_in(
@@ -308,6 +309,7 @@ impl App {
         client: Option<IpAddr>,
         operator: &str,
         password: &str,
+        code: Option<&str>,
     ) -> Result<SignedIn, AppError> {
         let console = &self.settings.console;
         self.seed_first_owner().await?;
@@ -345,7 +347,13 @@ impl App {
         let account = self.store.console_operator(operator).await?;
         let hash = account.as_ref().map(|a| a.password_hash.clone());
         let verified = verify_password(password, hash).await?;
-        let Some(account) = account.filter(|_| verified) else {
+        // An operator with two-step sign-in also needs a current code, used once; which
+        // of the three was wrong is not said.
+        let account = match account.filter(|_| verified) {
+            Some(account) if self.second_factor_passes(&account, code).await? => Some(account),
+            _ => None,
+        };
+        let Some(account) = account else {
             self.record_event(renzheng_store::AdminEvent::new(
                 now,
                 "console",

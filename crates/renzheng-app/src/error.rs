@@ -134,6 +134,12 @@ pub enum AppError {
     /// Alert recipients set on a server without an SMTP relay.
     #[error("alert_emails needs an SMTP relay: set alerts.smtp_url and alerts.email_from")]
     NoSmtpRelay,
+    /// A second factor set up again while it is on.
+    #[error("two-step sign-in is on already: turn it off first")]
+    TotpAlreadyOn,
+    /// A two-step code that is not the authenticator's current one (or was used already).
+    #[error("the code is not the authenticator app's current one (or was used already)")]
+    WrongTotpCode,
     /// A change to a grant that was revoked.
     #[error(
         "this grant was revoked; a revoked grant does not change again (grant calls anew instead)"

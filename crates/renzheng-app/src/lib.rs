@@ -52,8 +52,10 @@ mod report;
 pub mod retention;
 pub mod rotation;
 pub mod rules;
+mod second_factor;
 pub mod settings;
 pub mod telemetry;
+pub mod totp;
 mod transfer;
 
 use std::sync::Arc;
@@ -97,6 +99,7 @@ pub use crate::registry::{
 };
 pub use crate::report::{PersonReport, ReportCheck, ReportEvent};
 pub use crate::retention::{ProcessingLine, PurgeLine, PurgeReason, PurgeReport};
+pub use crate::second_factor::TotpSetup;
 pub use crate::settings::Settings;
 pub use crate::transfer::TransferSummary;
 

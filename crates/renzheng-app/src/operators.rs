@@ -36,11 +36,14 @@ pub struct OperatorView {
     pub created_at: i64,
     /// When its role or password last changed (unix ms).
     pub updated_at: i64,
+    /// Whether signing in takes a code from their authenticator app too.
+    pub two_step: bool,
 }
 
 impl From<ConsoleOperator> for OperatorView {
     fn from(o: ConsoleOperator) -> Self {
         OperatorView {
+            two_step: o.totp.as_ref().is_some_and(|t| t.enabled_at.is_some()),
             name: o.name,
             role: o.role,
             created_at: o.created_at,
@@ -106,6 +109,7 @@ impl App {
                     password_hash: hash.expose().to_owned(),
                     created_at: now,
                     updated_at: now,
+                    totp: None,
                 },
                 true,
             )
@@ -148,6 +152,7 @@ impl App {
             password_hash: hashed(password).await?,
             created_at: now,
             updated_at: now,
+            totp: None,
         };
         if !self.store.add_console_operator(&account, false).await? {
             return Err(AppError::OperatorExists);
@@ -247,7 +252,7 @@ impl App {
     }
 
     /// The rate key of one operator's password-change attempts.
-    fn password_change_key(&self, operator: &str) -> renzheng_store::AppId {
+    pub(crate) fn password_change_key(&self, operator: &str) -> renzheng_store::AppId {
         renzheng_store::AppId::from(format!("console:password:{}", &token_hash(operator)[..32]))
     }
 

@@ -134,7 +134,11 @@ fn prefix_of(fingerprint: &str) -> Vec<u8> {
 fn sealed_data(name: KeyName) -> &'static [SealedData] {
     match name {
         KeyName::Template => &[SealedData::Identities, SealedData::Templates],
-        KeyName::Secrets => &[SealedData::AppSecrets, SealedData::AppCodes],
+        KeyName::Secrets => &[
+            SealedData::AppSecrets,
+            SealedData::AppCodes,
+            SealedData::TotpSecrets,
+        ],
         KeyName::Photo => &[SealedData::Photos],
     }
 }
@@ -543,6 +547,35 @@ impl App {
             if self
                 .store
                 .reseal_app_secret(&app.id, sealed, &resealed)
+                .await?
+            {
+                summary.secrets += 1;
+            }
+        }
+        self.reseal_totp_secrets(summary).await
+    }
+
+    /// Re-seals the console operators' TOTP secrets under the current secrets key.
+    async fn reseal_totp_secrets(&self, summary: &mut RotationSummary) -> Result<(), AppError> {
+        for operator in self.store.console_operators().await? {
+            let secrets = self.secrets();
+            let Some(sealed) = operator
+                .totp
+                .map(|t| t.sealed)
+                .filter(|s| !secrets.ring().is_current(s))
+            else {
+                continue;
+            };
+            let binding = crate::second_factor::binding(&operator.name);
+            let Some(secret) = secrets.open(&binding, &sealed) else {
+                tracing::warn!("a console TOTP secret opens with no key this node holds");
+                continue;
+            };
+            let resealed = secrets.seal(&binding, &secret);
+            // A factor set up or turned off meanwhile: left alone.
+            if self
+                .store
+                .reseal_console_totp(&operator.name, &sealed, &resealed)
                 .await?
             {
                 summary.secrets += 1;

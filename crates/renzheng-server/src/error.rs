@@ -250,6 +250,8 @@ fn app_status_and_code(e: &AppError) -> (StatusCode, &'static str) {
         AppError::LastOwner => (StatusCode::CONFLICT, "LastOwner"),
         AppError::OperatorExists => (StatusCode::CONFLICT, "OperatorExists"),
         AppError::GrantRevoked => (StatusCode::CONFLICT, "GrantRevoked"),
+        AppError::TotpAlreadyOn => (StatusCode::CONFLICT, "TotpAlreadyOn"),
+        AppError::WrongTotpCode => (StatusCode::FORBIDDEN, "WrongTotpCode"),
         AppError::GrantBelowCommitted { .. } => (StatusCode::CONFLICT, "GrantBelowCommitted"),
         AppError::InvalidOperatorName | AppError::InvalidEmail(_) | AppError::NoSmtpRelay => {
             (StatusCode::BAD_REQUEST, "InvalidParameter")

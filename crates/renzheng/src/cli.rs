@@ -222,6 +222,12 @@ pub enum OperatorsCommand {
         /// The operator's name.
         name: String,
     },
+    /// Turn off an operator's two-step sign-in (a lost authenticator): they sign in with
+    /// their password alone until they turn it on again from their account page.
+    ResetTwoStep {
+        /// The operator's name.
+        name: String,
+    },
 }
 
 /// `renzheng registry …`.

@@ -29,7 +29,7 @@ pub fn needed(method: &Method, path: &str) -> OperatorRole {
         // Searches of the calls are posted (an ID number never goes into a URL); their own
         // sessions and password, and signing out.
         ("calls", false, Some("by-id-number"))
-        | ("account", false, Some("sessions" | "password"))
+        | ("account", false, Some("sessions" | "password" | "two-step"))
         | ("sign-out", false, None) => Auditor,
         // Apps, packages, grants, the registry (its personal data included), duplicate
         // overrides, the try-it page (a check against the registry).
@@ -72,6 +72,8 @@ mod tests {
             (&get, "/console/account", Auditor),
             (&post, "/console/account/sessions/revoke", Auditor),
             (&post, "/console/account/password", Auditor),
+            (&post, "/console/account/two-step/start", Auditor),
+            (&post, "/console/operators/two-step-reset", Owner),
             (&post, "/console/sign-out", Auditor),
             (&get, "/console/registry", Admin),
             (&post, "/console/registry/lookup", Admin),

@@ -160,6 +160,14 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
             "/console/account/password",
             form_post(pages::account::change_password),
         )
+        .route(
+            "/console/account/two-step/{action}",
+            form_post(pages::account::two_step),
+        )
+        .route(
+            "/console/operators/two-step-reset",
+            form_post(pages::operators::reset_two_step),
+        )
         .route("/console/operators", get(pages::operators::page))
         .route("/console/operators/add", form_post(pages::operators::add))
         .route(

@@ -80,6 +80,7 @@ fn form(status: StatusCode, lang: Lang, flash: Vec<Flash>, next: Option<&str>) -
                 @if let Some(next) = next { input type="hidden" name="next" value=(next); }
                 label { (t.operator) input name="operator" autocomplete="username" required; }
                 label { (t.password) input name="password" type="password" autocomplete="current-password" required; }
+                label { (t.two_step_code) input name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,7}" maxlength="7"; }
                 button type="submit" { (t.sign_in) }
             }
         },
@@ -91,6 +92,9 @@ fn form(status: StatusCode, lang: Lang, flash: Vec<Flash>, next: Option<&str>) -
 pub struct SignInForm {
     operator: String,
     password: String,
+    /// The authenticator's code, for an operator with two-step sign-in (blank otherwise).
+    #[serde(default)]
+    code: String,
     /// The page asked for before signing in.
     next: Option<String>,
 }
@@ -136,7 +140,12 @@ pub async fn sign_in(State(state): State<AppState>, lang: Lang, request: Request
     let t = lang.t();
     match state
         .app
-        .sign_in(client, &sent.operator, &sent.password)
+        .sign_in(
+            client,
+            &sent.operator,
+            &sent.password,
+            Some(sent.code.as_str()).filter(|c| !c.trim().is_empty()),
+        )
         .await
     {
         Ok(signed_in) => {

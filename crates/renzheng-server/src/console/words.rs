@@ -42,6 +42,9 @@ pub fn event(lang: Lang, action: &str) -> String {
         "app.disabled" => ("停用应用", "app disabled"),
         "app.granted" => ("发放套餐", "package granted"),
         "app.grant-adjusted" => ("调整发放", "grant adjusted"),
+        "console.totp-on" => ("开启两步验证", "two-step sign-in on"),
+        "console.totp-off" => ("关闭两步验证", "two-step sign-in off"),
+        "console.totp-reset" => ("重置操作员两步验证", "operator's two-step sign-in reset"),
         "app.grant-revoked" => ("撤销发放", "grant revoked"),
         "app.policy_set" => ("修改限流与提醒", "rate limit and alerts set"),
         "app.code_reset" => ("重置 AppCode", "AppCode reset"),
@@ -144,6 +147,8 @@ fn thing(lang: Lang, kind: &str) -> String {
         "grant" => ("发放记录", "grant"),
         "session" => ("会话", "session"),
         "operator" => ("操作员", "operator"),
+        "totp" => ("两步验证", "two-step sign-in"),
+        "totp setup" => ("待确认的两步验证设置", "two-step setup"),
         other => return other.to_owned(),
     };
     pick(lang, zh, en).to_owned()
@@ -302,6 +307,10 @@ pub fn refusal(lang: Lang, e: &AppError) -> String {
             "最后一位所有者不能被删除或改为其他角色：请先把另一位操作员设为所有者。".into()
         }
         AppError::OperatorExists => "已有同名的操作员".into(),
+        AppError::TotpAlreadyOn => "两步验证已开启，如需更换请先关闭".into(),
+        AppError::WrongTotpCode => {
+            "动态码不正确（请输入身份验证器应用当前显示的 6 位数字；每个动态码只能使用一次）".into()
+        }
         AppError::GrantRevoked => "这笔发放已撤销，不能再更改；如需额度请重新发放".into(),
         AppError::GrantBelowCommitted { floor } => {
             format!("次数不能少于已扣费和正在占用的次数（{floor} 次）")

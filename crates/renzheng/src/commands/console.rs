@@ -75,6 +75,7 @@ async fn operators(
                             "role": o.role.as_str(),
                             "created_at": o.created_at,
                             "updated_at": o.updated_at,
+                            "two_step": o.two_step,
                         })
                     })
                     .collect();
@@ -85,7 +86,8 @@ async fn operators(
                 );
             } else {
                 for o in &list {
-                    println!("{}\t{}", o.name, o.role.as_str());
+                    let two_step = if o.two_step { "\ttwo-step" } else { "" };
+                    println!("{}\t{}{two_step}", o.name, o.role.as_str());
                 }
             }
         }
@@ -114,6 +116,12 @@ async fn operators(
                 .await
                 .map_err(|e| named(e, &name))?;
             println!("password of {name} set; their sessions have ended");
+        }
+        OperatorsCommand::ResetTwoStep { name } => {
+            app.reset_operator_totp(&Actor::Cli, &name)
+                .await
+                .map_err(|e| named(e, &name))?;
+            println!("two-step sign-in of {name} is off; they sign in with their password");
         }
     }
     Ok(())

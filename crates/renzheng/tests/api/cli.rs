@@ -1450,6 +1450,7 @@ fn console_operators_are_managed_from_the_command_line() {
     assert_eq!(listed[0]["name"], "boss");
     assert_eq!(listed[0]["role"], "owner");
     assert!(!listed.to_string().contains("argon2"), "no hash listed");
+    assert_eq!(listed[0]["two_step"], false);
 
     let add = |name: &str, role: &str, password: &str| {
         renzheng_with_stdin(
@@ -1518,6 +1519,18 @@ fn console_operators_are_managed_from_the_command_line() {
         renzheng(dir.path(), &["console", "operators", "remove", "boss"])
             .status
             .success()
+    );
+    // Two-step sign-in is turned off from here for an operator who lost their phone (the
+    // console test turns it on and has the same use case turn it off).
+    let out = renzheng(
+        dir.path(),
+        &["console", "operators", "reset-two-step", "wang"],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("two-step sign-in of wang is off"));
+    fails_with(
+        dir.path(),
+        &["console", "operators", "reset-two-step", "nobody"],
+        "no operator named",
     );
     // Once accounts exist, the configuration seeds nobody again.
     let listed = renzheng_env(dir.path(), &configured, &["console", "operators", "list"]);

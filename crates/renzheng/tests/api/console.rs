@@ -133,12 +133,23 @@ impl Browser {
     }
 
     async fn sign_in(&mut self, operator: &str, password: &str) -> reqwest::Response {
+        self.sign_in_with_code(operator, password, "").await
+    }
+
+    /// Signs in with a two-step `code` too (blank: none).
+    async fn sign_in_with_code(
+        &mut self,
+        operator: &str,
+        password: &str,
+        code: &str,
+    ) -> reqwest::Response {
         let r = self
             .request(Method::POST, "/console/sign-in")
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(url_encode(&[
                 ("operator", operator),
                 ("password", password),
+                ("code", code),
             ]))
             .send()
             .await
@@ -2435,6 +2446,163 @@ async fn a_grant_is_adjusted_and_revoked_on_the_apps_page_in_the_operators_langu
         page.contains("调整发放") && page.contains("撤销发放"),
         "{page}"
     );
+}
+
+/// The key a two-step setup shows (`data-secret` of `#two-step-secret`).
+fn shown_secret(page: &str) -> String {
+    let at = page
+        .find("data-secret=\"")
+        .expect("a two-step key on the page")
+        + 13;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+/// The authenticator's code of `secret` at `steps` steps after now's (the app's clock).
+fn code_in(app: &TestApp, secret: &str, steps: i64) -> String {
+    use renzheng_app::totp;
+    totp::code_at(secret, totp::step_at(app.state.app.now_ms()) + steps).unwrap()
+}
+
+#[tokio::test]
+async fn two_step_sign_in_is_set_up_with_a_code_then_asked_at_every_sign_in() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let elsewhere = signed_in(&app).await;
+    let (_, page, _) = b.get("/console/account").await;
+    assert!(page.contains("id=\"two-step-start\""), "{page}");
+
+    // Set up: the QR code and the key, shown on the page the form leads to, once.
+    let (status, page) = b
+        .post_form("/console/account/two-step/start", &[("csrf", FRESH)])
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("id=\"two-step-setup\"") && page.contains("<svg"),
+        "{page}"
+    );
+    let secret = shown_secret(&page);
+    assert_eq!(secret.len(), 32, "{secret}");
+    let (_, page, _) = b.get("/console/account").await;
+    assert!(!page.contains(&secret), "the key was shown twice");
+    // A wrong code is refused in words, the setup shown again beside it.
+    let (_, page) = b
+        .post_form(
+            "/console/account/two-step/confirm",
+            &[("code", &code_in(&app, &secret, 5)), ("csrf", FRESH)],
+        )
+        .await;
+    assert!(page.contains("动态码不正确"), "{page}");
+    assert_eq!(shown_secret(&page), secret);
+    assert!(page.contains("data-on=\"false\""), "{page}");
+    // The right one turns it on; the other session ends.
+    let confirmed = code_in(&app, &secret, 0);
+    let (_, page) = b
+        .post_form(
+            "/console/account/two-step/confirm",
+            &[("code", &confirmed), ("csrf", FRESH)],
+        )
+        .await;
+    assert!(page.contains("两步验证已开启"), "{page}");
+    assert!(page.contains("id=\"two-step-off\""), "{page}");
+    assert_eq!(elsewhere.get("/console/overview").await.0, 303);
+
+    // Signing in now takes a current code, each code once; which part was wrong is not
+    // said.
+    let mut c = Browser::new(&app);
+    assert_eq!(c.sign_in("admin", PASSWORD).await.status(), 401);
+    let r = c.sign_in_with_code("admin", PASSWORD, &confirmed).await;
+    assert_eq!(r.status(), 401, "a used code signed in again");
+    let r = c
+        .sign_in_with_code("admin", "not the password", &code_in(&app, &secret, 1))
+        .await;
+    assert_eq!(r.status(), 401);
+    let r = c
+        .sign_in_with_code("admin", PASSWORD, &code_in(&app, &secret, 1))
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(c.get("/console/overview").await.0, 200);
+
+    // The owner sees it on the operators page; the events name it.
+    let (_, page, _) = b.get("/console/operators").await;
+    assert!(
+        page.contains("class=\"two-step\" data-label=\"两步验证\" data-on=\"true\""),
+        "{page}"
+    );
+    let (_, page, _) = b.get("/console/events").await;
+    assert!(page.contains("开启两步验证"), "{page}");
+
+    // Turned off by its operator: the password and a code not used before. (The last
+    // step used is set back here, as if the last code were minutes old: the test cannot
+    // wait for the next one.)
+    let (_, page) = b
+        .post_form(
+            "/console/account/two-step/off",
+            &[
+                ("password", "wrong one"),
+                ("code", &code_in(&app, &secret, 0)),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert!(
+        page.contains("当前密码不正确") && page.contains("id=\"two-step-off\""),
+        "{page}"
+    );
+    let mut stored = app
+        .store
+        .console_operator("admin")
+        .await
+        .unwrap()
+        .unwrap()
+        .totp
+        .unwrap();
+    stored.last_step = stored.last_step.map(|s| s - 10);
+    app.store
+        .set_console_operator_totp("admin", Some(&stored), None)
+        .await
+        .unwrap();
+    let (_, page) = b
+        .post_form(
+            "/console/account/two-step/off",
+            &[
+                ("password", PASSWORD),
+                ("code", &code_in(&app, &secret, 0)),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert!(
+        page.contains("两步验证已关闭") && page.contains("id=\"two-step-start\""),
+        "{page}"
+    );
+    let mut d = Browser::new(&app);
+    assert_eq!(d.sign_in("admin", PASSWORD).await.status(), 303);
+
+    // On again, then turned off by an owner for an operator who lost their phone.
+    let (_, page) = b
+        .post_form("/console/account/two-step/start", &[("csrf", FRESH)])
+        .await;
+    let secret = shown_secret(&page);
+    let (_, page) = b
+        .post_form(
+            "/console/account/two-step/confirm",
+            &[("code", &code_in(&app, &secret, 0)), ("csrf", FRESH)],
+        )
+        .await;
+    assert!(page.contains("两步验证已开启"), "{page}");
+    let (_, page) = b
+        .post_form(
+            "/console/operators/two-step-reset",
+            &[("name", "admin"), ("csrf", FRESH)],
+        )
+        .await;
+    assert!(page.contains("已关闭该操作员的两步验证"), "{page}");
+    assert!(
+        page.contains("class=\"two-step\" data-label=\"两步验证\" data-on=\"false\""),
+        "{page}"
+    );
+    let mut e = Browser::new(&app);
+    assert_eq!(e.sign_in("admin", PASSWORD).await.status(), 303);
 }
 
 #[tokio::test]

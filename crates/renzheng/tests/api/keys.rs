@@ -172,6 +172,20 @@ async fn a_rotation_while_checks_run_fails_no_check_and_loses_no_charge_on_sqlit
         .reveal_app_code(&renzheng_app::Actor::Cli, &app_id)
         .await
         .unwrap();
+    // A console operator's two-step secret is sealed under the secrets key too.
+    let core = &app.state.app;
+    let password = "an operator's long password";
+    let role = renzheng_store::OperatorRole::Admin;
+    core.add_operator(&renzheng_app::Actor::Cli, "ops", role, password)
+        .await
+        .unwrap();
+    let signed = core.sign_in(None, "ops", password, None).await.unwrap();
+    let setup = core.start_totp(&signed.session).await.unwrap();
+    let now_step = renzheng_app::totp::step_at(core.now_ms());
+    let code = renzheng_app::totp::code_at(&setup.secret, now_step).unwrap();
+    core.confirm_totp(&signed.session, &signed.token, &code)
+        .await
+        .unwrap();
     let summary = app
         .state
         .app
@@ -179,8 +193,8 @@ async fn a_rotation_while_checks_run_fails_no_check_and_loses_no_charge_on_sqlit
         .await
         .unwrap();
     assert!(
-        summary.secrets >= 2,
-        "the AppSecret and the AppCode: {summary:?}"
+        summary.secrets >= 3,
+        "the AppSecret, the AppCode and the TOTP secret: {summary:?}"
     );
     assert_eq!(rows_left(&app.state.app, "secrets").await, 0);
     assert_eq!(crate::signatures::signed_hu_check(&app).await, 200);
@@ -191,6 +205,12 @@ async fn a_rotation_while_checks_run_fails_no_check_and_loses_no_charge_on_sqlit
         .await
         .unwrap();
     assert_eq!(*code_after, *code_before);
+    // The operator still signs in with their authenticator's next code.
+    let next = renzheng_app::totp::code_at(&setup.secret, now_step + 1).unwrap();
+    assert!(core.sign_in(None, "ops", password, None).await.is_err());
+    core.sign_in(None, "ops", password, Some(&next))
+        .await
+        .expect("the re-sealed TOTP secret opens");
 }
 
 #[tokio::test]

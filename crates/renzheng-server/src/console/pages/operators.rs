@@ -1,6 +1,7 @@
 //! Operators (owners only): the accounts that may sign in, each with its role; adding
 //! one, changing a role, resetting a password (which ends their sessions), removing one.
-//! The last owner is neither removed nor demoted (the use case refuses it). Passwords are
+//! Each operator's two-step sign-in is shown, and an owner can turn it off for one who
+//! lost their authenticator. The last owner is neither removed nor demoted (the use case refuses it). Passwords are
 //! never shown, and a refused form comes back with the name and role typed, never the
 //! password.
 
@@ -71,7 +72,7 @@ async fn render(
             p .muted { (t.roles_note) }
             section .card {
                 div .table-wrap { table #operators .stack {
-                    thead { tr { th { (t.operator) } th { (t.role) } th { (t.created) } th { (t.updated_at) } th { (t.actions) } } }
+                    thead { tr { th { (t.operator) } th { (t.role) } th { (t.two_step) } th { (t.created) } th { (t.updated_at) } th { (t.actions) } } }
                     tbody {
                         @for o in &operators {
                             tr data-operator=(o.name) data-role=(o.role.as_str()) {
@@ -86,6 +87,17 @@ async fn render(
                                         (role_select(lang, Some(o.role)))
                                         button .secondary type="submit" { (t.set_role) }
                                     }
+                                }
+                                td data-label=(t.two_step) .two-step data-on=(o.two_step) {
+                                    @if o.two_step {
+                                        span .badge .r1 { "✓" }
+                                        " "
+                                        form .inline .reset-two-step method="post" action="/console/operators/two-step-reset" data-confirm={ (t.two_step_reset_confirm) " " (o.name) } {
+                                            (csrf())
+                                            input type="hidden" name="name" value=(o.name);
+                                            button .secondary type="submit" { (t.two_step_reset) }
+                                        }
+                                    } @else { "–" }
                                 }
                                 td data-label=(t.created) { (format_time(o.created_at, offset)) }
                                 td data-label=(t.updated_at) { (format_time(o.updated_at, offset)) }
@@ -227,5 +239,22 @@ pub async fn remove(
         .remove_operator(&op.session.actor(), &form.name)
         .await;
     let message = format!("{} · {}", lang.t().operator_removed, form.name);
+    answer(&state, &op, lang, done, &message, None).await
+}
+
+/// `POST /console/operators/two-step-reset`: an operator's two-step sign-in turned off
+/// (they lost their authenticator); they sign in with their password alone until they
+/// turn it on again.
+pub async fn reset_two_step(
+    State(state): State<AppState>,
+    lang: Lang,
+    form: Verified<Form<OperatorForm>>,
+) -> Response {
+    let (op, form) = form.into_parts();
+    let done = state
+        .app
+        .reset_operator_totp(&op.session.actor(), &form.name)
+        .await;
+    let message = format!("{} · {}", lang.t().two_step_was_reset, form.name);
     answer(&state, &op, lang, done, &message, None).await
 }
