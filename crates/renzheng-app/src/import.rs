@@ -6,13 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use renzheng_domain::{BasisFields, BasisKind, IdNumber, PersonName};
+use renzheng_domain::{
+    BasisFields, BasisKind, IdNumber, IdNumberError, PersonName, PersonNameError,
+};
 use serde::Serialize;
 
 use crate::audit::Actor;
 use crate::compliance::BasisStatement;
 use crate::integrity::{refusal_cause, NewFace};
+use crate::rules::PortraitRefusal;
 use crate::{App, AppError};
 
 const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp"];
@@ -30,17 +34,77 @@ enum Walk {
     RegularFilesOnly,
 }
 
-/// One refused item of an import.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One refused item of an import: `item` and `reason` in English (the CLI's report and
+/// the JSON), `at` and `problem` typed (the console words them in the operator's
+/// language).
+#[derive(Debug, Clone, Serialize)]
 pub struct ImportRefusal {
     /// What was refused (a masked file name, a CSV line).
     pub item: String,
     /// Why.
     pub reason: String,
+    /// What was refused, typed.
+    #[serde(skip)]
+    pub at: ImportItem,
+    /// Why, typed.
+    #[serde(skip)]
+    pub problem: ImportProblem,
+}
+
+/// What an import refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportItem {
+    /// A line of the CSV, with its masked ID number when it has a valid one.
+    CsvLine {
+        /// The line number (1: the first).
+        line: usize,
+        /// The masked ID number.
+        id: Option<String>,
+    },
+    /// A photo file, its ID-number part masked.
+    Photo(String),
+    /// A photo file whose name is no ID number.
+    UnnamedPhoto,
+    /// A symbolic link.
+    Link,
+}
+
+impl ImportItem {
+    fn csv(line: usize, id: &IdNumber) -> Self {
+        ImportItem::CsvLine {
+            line,
+            id: Some(id.masked()),
+        }
+    }
+}
+
+/// Why an import refused an item.
+#[derive(Debug, Clone)]
+pub enum ImportProblem {
+    /// A photo of an ID number the CSV does not list.
+    NoCsvRow,
+    /// A file that could not be read.
+    Unreadable,
+    /// A photo the enrolment rules refuse.
+    Photo(PortraitRefusal),
+    /// The face engine failed on a photo.
+    EngineFailed,
+    /// None of a person's photos is usable: the person is not enrolled.
+    NoUsablePhoto,
+    /// A symbolic link (a console import follows none).
+    LinkNotFollowed,
+    /// A photo file whose name is not an ID number.
+    FileNameNotId(IdNumberError),
+    /// A CSV line whose ID number is invalid.
+    InvalidIdNumber(IdNumberError),
+    /// A CSV line whose name is invalid.
+    InvalidName(PersonNameError),
+    /// The registry's or the legal basis's rules refused the person: not enrolled.
+    NotEnrolled(Arc<AppError>),
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportSummary {
     /// Persons enrolled.
     pub persons: usize,
@@ -131,9 +195,12 @@ impl App {
             if !people.iter().any(|row| row.id.as_str() == id_text) {
                 let id = IdNumber::parse(id_text).expect("keys were parsed as ID numbers");
                 for path in paths {
+                    let file = masked_file_name(&id, path);
                     summary.refused.push(ImportRefusal {
-                        item: masked_file_name(&id, path),
+                        item: file.clone(),
                         reason: "no CSV row for this ID number".into(),
+                        at: ImportItem::Photo(file),
+                        problem: ImportProblem::NoCsvRow,
                     });
                 }
             }
@@ -170,6 +237,8 @@ impl App {
                     summary.refused.push(ImportRefusal {
                         item: format!("CSV line {line} ({id})"),
                         reason: format!("not enrolled: {}", refusal_cause(&refusal)),
+                        at: ImportItem::csv(line, &id),
+                        problem: ImportProblem::NotEnrolled(Arc::new(refusal)),
                     });
                     progress(&ImportProgress {
                         done: done + 1,
@@ -185,7 +254,7 @@ impl App {
             for path in &files {
                 let label = masked_file_name(&id, path);
                 let refusal = match read_capped(path).await {
-                    Err(e) => Some(format!("cannot read: {e}")),
+                    Err(e) => Some((format!("cannot read: {e}"), ImportProblem::Unreadable)),
                     Ok(bytes) => match self.analyze_portrait(bytes, &id).await {
                         Ok(Ok(portrait)) => {
                             faces.push(NewFace {
@@ -195,15 +264,20 @@ impl App {
                             labels.push(label.clone());
                             None
                         }
-                        Ok(Err(reason)) => Some(reason.to_string()),
-                        Err(AppError::Engine(e)) => Some(format!("face engine failed: {e}")),
+                        Ok(Err(reason)) => Some((reason.to_string(), ImportProblem::Photo(reason))),
+                        Err(AppError::Engine(e)) => Some((
+                            format!("face engine failed: {e}"),
+                            ImportProblem::EngineFailed,
+                        )),
                         Err(e) => return Err(e),
                     },
                 };
-                if let Some(reason) = refusal {
+                if let Some((reason, problem)) = refusal {
                     summary.refused.push(ImportRefusal {
-                        item: label,
+                        item: label.clone(),
                         reason,
+                        at: ImportItem::Photo(label),
+                        problem,
                     });
                 }
             }
@@ -211,6 +285,8 @@ impl App {
                 summary.refused.push(ImportRefusal {
                     item: format!("CSV line {line} ({id})"),
                     reason: "not enrolled: none of the person's photos is usable".into(),
+                    at: ImportItem::csv(line, &id),
+                    problem: ImportProblem::NoUsablePhoto,
                 });
             } else {
                 batch.push((line, id.clone(), name, faces, labels, basis));
@@ -241,17 +317,27 @@ impl App {
                 Err(refusal @ AppError::NameMismatch) => summary.refused.push(ImportRefusal {
                     item: format!("CSV line {line} ({id})"),
                     reason: refusal_cause(&refusal),
+                    at: ImportItem::csv(line, &id),
+                    problem: ImportProblem::NotEnrolled(Arc::new(refusal)),
                 }),
                 Err(
                     refusal @ (AppError::PortraitMismatch { index, .. }
                     | AppError::DuplicateFace { index, .. }),
-                ) => summary.refused.push(ImportRefusal {
-                    item: labels
+                ) => {
+                    let at = labels
                         .get(index - 1)
                         .cloned()
-                        .unwrap_or_else(|| format!("CSV line {line} ({id})")),
-                    reason: format!("person not enrolled: {}", refusal_cause(&refusal)),
-                }),
+                        .map_or_else(|| ImportItem::csv(line, &id), ImportItem::Photo);
+                    summary.refused.push(ImportRefusal {
+                        item: labels
+                            .get(index - 1)
+                            .cloned()
+                            .unwrap_or_else(|| format!("CSV line {line} ({id})")),
+                        reason: format!("person not enrolled: {}", refusal_cause(&refusal)),
+                        at,
+                        problem: ImportProblem::NotEnrolled(Arc::new(refusal)),
+                    })
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -375,6 +461,8 @@ fn photos_by_id(
             summary.refused.push(ImportRefusal {
                 item: "a link".into(),
                 reason: "symbolic links are not followed in a console import".into(),
+                at: ImportItem::Link,
+                problem: ImportProblem::LinkNotFollowed,
             });
         }
     }
@@ -395,6 +483,8 @@ fn photos_by_id(
             Err(e) => summary.refused.push(ImportRefusal {
                 item: "a photo file".into(),
                 reason: format!("its name is not a valid ID number ({e})"),
+                at: ImportItem::UnnamedPhoto,
+                problem: ImportProblem::FileNameNotId(e),
             }),
         }
     }
@@ -464,6 +554,8 @@ fn read_people(csv_path: &Path, summary: &mut ImportSummary) -> Result<Vec<Row>,
                 summary.refused.push(ImportRefusal {
                     item: format!("CSV line {line}"),
                     reason: format!("invalid ID number: {e}"),
+                    at: ImportItem::CsvLine { line, id: None },
+                    problem: ImportProblem::InvalidIdNumber(e),
                 });
                 continue;
             }
@@ -474,6 +566,8 @@ fn read_people(csv_path: &Path, summary: &mut ImportSummary) -> Result<Vec<Row>,
                 summary.refused.push(ImportRefusal {
                     item: format!("CSV line {line} ({id})"),
                     reason: format!("invalid name: {e}"),
+                    at: ImportItem::csv(line, &id),
+                    problem: ImportProblem::InvalidName(e),
                 });
                 continue;
             }
@@ -488,6 +582,8 @@ fn read_people(csv_path: &Path, summary: &mut ImportSummary) -> Result<Vec<Row>,
             Err(e) => summary.refused.push(ImportRefusal {
                 item: format!("CSV line {line} ({id})"),
                 reason: e.to_string(),
+                at: ImportItem::csv(line, &id),
+                problem: ImportProblem::NotEnrolled(Arc::new(e)),
             }),
         }
     }

@@ -82,7 +82,7 @@ pub use crate::console::{
 pub use crate::engine::EngineObserver;
 pub use crate::error::{Against, AppError};
 pub use crate::gate::{EngineGate, Saturated};
-pub use crate::import::{ImportProgress, ImportRefusal, ImportSummary};
+pub use crate::import::{ImportItem, ImportProblem, ImportProgress, ImportRefusal, ImportSummary};
 pub use crate::integrity::{
     Disagreement, DuplicatePair, DuplicateReport, Reason, ReportedPerson, ScanProgress,
     TemplateIndexStats,

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
-use renzheng_app::{AppError, OperatorSession};
+use renzheng_app::{AppError, ImportProblem, OperatorSession};
 
 use super::i18n::Lang;
 use super::layout::{html_page, Flash, Page};
@@ -97,6 +97,51 @@ pub fn failure(lang: Lang, operator: Option<&OperatorSession>, e: &AppError) -> 
         },
         html! {},
     )
+}
+
+/// Why an import refused an item, in the operator's language.
+pub fn import_problem(lang: Lang, problem: &ImportProblem) -> String {
+    let zh = lang == Lang::Zh;
+    match problem {
+        ImportProblem::NoCsvRow => words::pick(
+            lang,
+            "CSV 中没有此身份证号的行",
+            "no CSV row for this ID number",
+        )
+        .into(),
+        ImportProblem::Unreadable => {
+            words::pick(lang, "无法读取此文件", "cannot read the file").into()
+        }
+        ImportProblem::Photo(reason) => words::portrait_refusal(lang, reason),
+        ImportProblem::EngineFailed => words::pick(
+            lang,
+            "人脸引擎处理失败（原因见服务日志）",
+            "the face engine failed (the server log says why)",
+        )
+        .into(),
+        ImportProblem::NoUsablePhoto => words::pick(
+            lang,
+            "未录入：此人的照片都不可用",
+            "not enrolled: none of the person's photos is usable",
+        )
+        .into(),
+        ImportProblem::LinkNotFollowed => words::pick(
+            lang,
+            "控制台导入不跟随符号链接",
+            "symbolic links are not followed in a console import",
+        )
+        .into(),
+        ImportProblem::FileNameNotId(e) if zh => {
+            format!("文件名不是有效的身份证号（{}）", words::id_number(e))
+        }
+        ImportProblem::FileNameNotId(e) => format!("its name is not a valid ID number ({e})"),
+        ImportProblem::InvalidIdNumber(e) if zh => format!("身份证号无效：{}", words::id_number(e)),
+        ImportProblem::InvalidIdNumber(e) => format!("invalid ID number: {e}"),
+        ImportProblem::InvalidName(e) if zh => format!("姓名无效：{}", words::person_name(e)),
+        ImportProblem::InvalidName(e) => format!("invalid name: {e}"),
+        ImportProblem::NotEnrolled(e) if zh => format!("未录入：{}", refusal_text(lang, e)),
+        ImportProblem::NotEnrolled(e) => format!("not enrolled: {}", refusal_text(lang, e)),
+    }
 }
 
 /// What an operator is told when a use case refuses: its message (which never holds a
@@ -205,5 +250,30 @@ pub fn refusal_reason(e: &AppError) -> &'static str {
         }
         AppError::Basis(_) => "invalid-basis",
         _ => "refused",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_imports_refusals_are_words_in_chinese() {
+        let bad = renzheng_domain::IdNumber::parse("110105194912310021").unwrap_err();
+        let zh = import_problem(Lang::Zh, &ImportProblem::InvalidIdNumber(bad));
+        assert!(zh.starts_with("身份证号无效："), "{zh}");
+        assert!(!zh.contains("checksum"), "{zh}");
+        let zh = import_problem(
+            Lang::Zh,
+            &ImportProblem::NotEnrolled(std::sync::Arc::new(AppError::NameMismatch)),
+        );
+        assert!(
+            zh.starts_with("未录入：") && !zh.contains("enrolled under"),
+            "{zh}"
+        );
+        assert_eq!(
+            import_problem(Lang::Zh, &ImportProblem::NoCsvRow),
+            "CSV 中没有此身份证号的行"
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! blank.
 
 use renzheng_app::rules::PortraitRefusal;
-use renzheng_app::{AppError, PhotoError};
+use renzheng_app::{AppError, ImportItem, PhotoError};
 use renzheng_domain::{IdNumberError, PersonNameError};
 use renzheng_store::{AttemptWindow, OperatorRole};
 
@@ -27,7 +27,7 @@ pub fn quality(lang: Lang, code: &str) -> String {
     pick(lang, zh, en).to_owned()
 }
 
-fn pick(lang: Lang, zh: &'static str, en: &'static str) -> &'static str {
+pub(crate) fn pick(lang: Lang, zh: &'static str, en: &'static str) -> &'static str {
     match lang {
         Lang::Zh => zh,
         Lang::En => en,
@@ -154,7 +154,7 @@ fn thing(lang: Lang, kind: &str) -> String {
     pick(lang, zh, en).to_owned()
 }
 
-fn id_number(e: &IdNumberError) -> String {
+pub(crate) fn id_number(e: &IdNumberError) -> String {
     match e {
         IdNumberError::Length(n) => format!("身份证号应为 18 位（旧号 15 位数字），实际 {n} 位"),
         IdNumberError::Characters { position } => format!("第 {position} 位字符不合法"),
@@ -167,7 +167,7 @@ fn id_number(e: &IdNumberError) -> String {
     }
 }
 
-fn person_name(e: &PersonNameError) -> String {
+pub(crate) fn person_name(e: &PersonNameError) -> String {
     match e {
         PersonNameError::Empty => "姓名为空".into(),
         PersonNameError::TooLong(n) => format!(
@@ -261,6 +261,21 @@ pub fn not_allowed(lang: Lang, role: OperatorRole) -> String {
     }
 }
 
+/// What an import refused, in the operator's language.
+pub fn import_item(lang: Lang, item: &ImportItem) -> String {
+    match (lang, item) {
+        (Lang::Zh, ImportItem::CsvLine { line, id: Some(id) }) => {
+            format!("CSV 第 {line} 行（{id}）")
+        }
+        (Lang::Zh, ImportItem::CsvLine { line, id: None }) => format!("CSV 第 {line} 行"),
+        (Lang::En, ImportItem::CsvLine { line, id: Some(id) }) => format!("CSV line {line} ({id})"),
+        (Lang::En, ImportItem::CsvLine { line, id: None }) => format!("CSV line {line}"),
+        (_, ImportItem::Photo(file)) => file.clone(),
+        (_, ImportItem::UnnamedPhoto) => pick(lang, "一个照片文件", "a photo file").into(),
+        (_, ImportItem::Link) => pick(lang, "一个符号链接", "a link").into(),
+    }
+}
+
 /// A use case's refusal in the operator's language (the failures of ours are worded by
 /// the caller, which also logs them).
 pub fn refusal(lang: Lang, e: &AppError) -> String {
@@ -338,6 +353,22 @@ mod tests {
     use renzheng_vision::QualityIssue;
 
     use super::*;
+
+    #[test]
+    fn import_lines_are_words_in_chinese() {
+        let item = ImportItem::CsvLine {
+            line: 3,
+            id: Some("110105********0022".into()),
+        };
+        assert_eq!(
+            import_item(Lang::Zh, &item),
+            "CSV 第 3 行（110105********0022）"
+        );
+        assert_eq!(
+            import_item(Lang::En, &item),
+            "CSV line 3 (110105********0022)"
+        );
+    }
 
     #[test]
     fn refusals_and_quality_codes_are_words_in_chinese() {

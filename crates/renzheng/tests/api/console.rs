@@ -842,8 +842,20 @@ async fn a_folder_import_runs_in_the_background_with_a_progress_page_and_its_ref
     assert!(page.contains("data-done=\"2\" data-total=\"2\""), "{page}");
     // The faceless photo is refused with its reason, its file name masked; the link is
     // refused, not followed.
-    assert!(page.contains("no face"), "{page}");
-    assert!(page.contains("symbolic links are not followed"), "{page}");
+    // Each refused item in the operator's language (Chinese by default), none in English.
+    let refused = page
+        .split("id=\"import-refused\"")
+        .nth(1)
+        .expect("the refused list");
+    let refused = refused.split("</ul>").next().unwrap();
+    assert!(refused.contains("未检测到人脸"), "{refused}");
+    assert!(refused.contains("控制台导入不跟随符号链接"), "{refused}");
+    assert!(
+        !refused.contains("no face")
+            && !refused.contains("symbolic link")
+            && !refused.contains("CSV line"),
+        "{refused}"
+    );
     assert!(
         !page.contains(&faceless) && !page.contains(&good),
         "an ID number in clear: {page}"

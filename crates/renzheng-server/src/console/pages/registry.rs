@@ -21,7 +21,7 @@ use renzheng_store::AdminEventRecord;
 use serde::Deserialize;
 
 use crate::console::csrf;
-use crate::console::errors::{failure, not_found, refusal_reason, refusal_text};
+use crate::console::errors::{failure, import_problem, not_found, refusal_reason, refusal_text};
 use crate::console::fields::{self, Typed};
 use crate::console::i18n::Lang;
 use crate::console::layout::{format_time, html_page, Flash, Page};
@@ -815,7 +815,8 @@ pub async fn import(
                 });
             })
             .await
-            .map_err(|e| e.to_string());
+            // Worded now, in the language of whoever started it (the page shows it).
+            .map_err(|e| refusal_text(lang, &e));
         jobs.update(&id, |j| j.finished = Some(outcome));
     });
     Redirect::to(&format!("/console/registry/import/{job}")).into_response()
@@ -856,7 +857,7 @@ pub async fn import_progress(
                         p { (t.persons) ": " (s.persons) " · " (t.portraits) ": " (s.portraits) }
                         @if !s.refused.is_empty() {
                             h2 { (t.refused_items) " (" (s.refused.len()) ")" }
-                            ul { @for r in &s.refused { li { code { (r.item) } ": " (r.reason) } } }
+                            ul #import-refused { @for r in &s.refused { li { code { (words::import_item(lang, &r.at)) } ": " (import_problem(lang, &r.problem)) } } }
                         }
                     }
                     Some(Err(why)) => p .flash .error { (why) },
