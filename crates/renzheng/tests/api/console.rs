@@ -656,6 +656,26 @@ async fn try_it_answers_as_a_caller_draws_the_face_and_lands_masked_in_the_histo
             .contains("光线过暗"),
         "{page}"
     );
+
+    // A refused check (an ID number with a wrong check digit) keeps what was typed in the
+    // form, to be mended (the photo is chosen again: a browser fills no file input).
+    let typo = format!("{}X", &id[..17]);
+    let typo = if typo == id {
+        format!("{}0", &id[..17])
+    } else {
+        typo
+    };
+    let fields = [("csrf", FRESH), ("name", HU.name), ("id_number", &typo)];
+    let (_, page) = b
+        .post_multipart("/console/try", &fields, &[("photo", &photo)])
+        .await;
+    assert!(page.contains("HTTP 400"), "{page}");
+    let form = page.split("id=\"try\"").nth(1).unwrap();
+    assert!(
+        form.contains(&format!("value=\"{typo}\""))
+            && form.contains(&format!("value=\"{}\"", HU.name)),
+        "{form}"
+    );
 }
 
 #[tokio::test]

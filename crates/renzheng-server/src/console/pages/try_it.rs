@@ -28,8 +28,17 @@ use crate::error::{ApiError, Envelope, NoData};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
-fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) -> Response {
+/// The page; `typed`: what the check form had (its name and ID number are put back, so
+/// another photo can be tried, or a refused value mended).
+fn render(
+    op: &Operator,
+    lang: Lang,
+    flash: Vec<Flash>,
+    result: Option<Markup>,
+    typed: Option<&fields::Typed>,
+) -> Response {
     let t = lang.t();
+    let fill = fields::Typed::fill(typed, "try");
     let csrf = || csrf::field(&op.session);
     html_page(
         StatusCode::OK,
@@ -48,8 +57,8 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) 
                     h2 { (t.try_it) }
                     form #try method="post" action="/console/try" enctype="multipart/form-data" {
                         (csrf())
-                        (fields::person_name(lang, fields::EMPTY))
-                        (fields::id_number(lang, fields::EMPTY))
+                        (fields::person_name(lang, fill))
+                        (fields::id_number(lang, fill))
                         label { (t.photo) input name="photo" type="file" accept="image/*" required; }
                         button type="submit" { (t.run_check) }
                     }
@@ -70,7 +79,7 @@ fn render(op: &Operator, lang: Lang, flash: Vec<Flash>, result: Option<Markup>) 
 
 /// `GET /console/try`.
 pub async fn page(op: Operator, lang: Lang) -> Response {
-    render(&op, lang, Vec::new(), None)
+    render(&op, lang, Vec::new(), None, None)
 }
 
 /// The image type of `bytes` for a `data:` URL (only the formats the decoder accepts).
@@ -161,8 +170,15 @@ pub async fn check(
     let (op, upload) = form.into_parts();
     let upload = match upload {
         Ok(u) => u,
-        Err(why) => return render(&op, lang, vec![Flash::error(why.words(lang))], None),
+        Err(why) => return render(&op, lang, vec![Flash::error(why.words(lang))], None, None),
     };
+    let typed = fields::Typed::new(
+        "try",
+        [
+            ("name", upload.text("name").unwrap_or_default()),
+            ("id_number", upload.text("id_number").unwrap_or_default()),
+        ],
+    );
     let photo = upload.files("photo").next().cloned().unwrap_or_default();
     let fields = CheckFields {
         name: upload.text("name").map(str::to_owned),
@@ -180,7 +196,8 @@ pub async fn check(
     };
     let ending = check::ending(outcome.as_ref().map(|c| &c.verification));
     if let Err(e) = ticket.finish(ending).await {
-        return render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None);
+        let flash = vec![Flash::error(refusal_text(lang, &e))];
+        return render(&op, lang, flash, None, Some(&typed));
     }
     let json = match &outcome {
         Ok(Checked {
@@ -222,7 +239,7 @@ pub async fn check(
             }
         }
     };
-    render(&op, lang, Vec::new(), Some(result))
+    render(&op, lang, Vec::new(), Some(result), Some(&typed))
 }
 
 /// `POST /console/try/compare` (multipart: `csrf`, `photo_a`, `photo_b`).
@@ -234,7 +251,7 @@ pub async fn compare(
     let (op, upload) = form.into_parts();
     let upload = match upload {
         Ok(u) => u,
-        Err(why) => return render(&op, lang, vec![Flash::error(why.words(lang))], None),
+        Err(why) => return render(&op, lang, vec![Flash::error(why.words(lang))], None, None),
     };
     let t = lang.t();
     let limit = state.app.settings().limits.max_photo_bytes;
@@ -246,13 +263,27 @@ pub async fn compare(
     let (a, b) = match (photo("photo_a"), photo("photo_b")) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
-            return render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None)
+            return render(
+                &op,
+                lang,
+                vec![Flash::error(refusal_text(lang, &e))],
+                None,
+                None,
+            )
         }
     };
     let compared = state.app.compare_photos(a.clone(), b.clone()).await;
     let (first, second, judged) = match compared {
         Ok(c) => c,
-        Err(e) => return render(&op, lang, vec![Flash::error(refusal_text(lang, &e))], None),
+        Err(e) => {
+            return render(
+                &op,
+                lang,
+                vec![Flash::error(refusal_text(lang, &e))],
+                None,
+                None,
+            )
+        }
     };
     let verdict = judged.map(|(scored, verdict)| {
         let word = match verdict {
@@ -275,5 +306,5 @@ pub async fn compare(
             }
         }
     };
-    render(&op, lang, Vec::new(), Some(result))
+    render(&op, lang, Vec::new(), Some(result), None)
 }
