@@ -192,6 +192,7 @@ texts! {
     reset_password: "重设密码", "Reset password";
     password_changed: "密码已修改，其他会话已结束", "Password changed; your other sessions have ended";
     two_step: "两步验证", "Two-step sign-in";
+    own_password_on_account: "自己的密码请在“我的账户”中凭当前密码修改", "Change your own password on My account, with the current one";
     two_step_code: "两步验证码（已开启时填写）", "Two-step code (if turned on)";
     two_step_off_note: "登录时除密码外，还需输入手机身份验证器应用（如 Google Authenticator、Microsoft Authenticator、FreeOTP）中的 6 位动态码。", "Signing in then takes, beside the password, the 6-digit code of an authenticator app on your phone (Google Authenticator, Microsoft Authenticator, FreeOTP…).";
     two_step_on_since: "已开启，开启时间", "On since";

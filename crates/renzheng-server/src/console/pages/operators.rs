@@ -102,11 +102,15 @@ async fn render(
                                 td data-label=(t.created) { (format_time(o.created_at, offset)) }
                                 td data-label=(t.updated_at) { (format_time(o.updated_at, offset)) }
                                 td data-label=(t.actions) {
-                                    form .inline .reset-password method="post" action="/console/operators/password" {
-                                        (csrf())
-                                        input type="hidden" name="name" value=(o.name);
-                                        input type="password" name="password" autocomplete="new-password" minlength=(MIN_PASSWORD_CHARS) required aria-label=(t.new_password) placeholder=(t.new_password);
-                                        button .secondary type="submit" { (t.reset_password) }
+                                    @if o.name == op.session.operator {
+                                        a .own-password href="/console/account" { (t.own_password_on_account) }
+                                    } @else {
+                                        form .inline .reset-password method="post" action="/console/operators/password" {
+                                            (csrf())
+                                            input type="hidden" name="name" value=(o.name);
+                                            input type="password" name="password" autocomplete="new-password" minlength=(MIN_PASSWORD_CHARS) required aria-label=(t.new_password) placeholder=(t.new_password);
+                                            button .secondary type="submit" { (t.reset_password) }
+                                        }
                                     }
                                     form .inline .remove method="post" action="/console/operators/remove" data-confirm=(t.remove_operator_confirm) {
                                         (csrf())
@@ -211,18 +215,25 @@ pub async fn set_role(
     answer(&state, &op, lang, done, &message, None).await
 }
 
-/// `POST /console/operators/password`: another operator's password reset (theirs end
-/// their sessions; one's own is changed on the account page, with the current one).
+/// `POST /console/operators/password`: another operator's password reset (their sessions
+/// end); one's own is refused here: it is changed on the account page, with the current
+/// one.
 pub async fn set_password(
     State(state): State<AppState>,
     lang: Lang,
     form: Verified<Form<OperatorForm>>,
 ) -> Response {
     let (op, form) = form.into_parts();
-    let done = state
-        .app
-        .set_operator_password(&op.session.actor(), &form.name, &form.password)
-        .await;
+    // One's own password is changed with the current one (a session left open is not
+    // enough to take the account).
+    let done = if form.name == op.session.operator {
+        Err(AppError::Invalid(lang.t().own_password_on_account.into()))
+    } else {
+        state
+            .app
+            .set_operator_password(&op.session.actor(), &form.name, &form.password)
+            .await
+    };
     let message = format!("{} · {}", lang.t().password_reset, form.name);
     answer(&state, &op, lang, done, &message, None).await
 }
