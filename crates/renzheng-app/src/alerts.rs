@@ -85,6 +85,10 @@ impl AlertQueue {
     }
 }
 
+/// What the operator is told when a test e-mail did not go out (the reason is in the log).
+pub const TEST_EMAIL_NOT_DELIVERED: &str =
+    "not delivered (the SMTP relay refused it or could not be reached; the server log says why)";
+
 /// What the operator is told when a test alert did not arrive: nothing more (the reason is
 /// in the log), so the test cannot tell a closed port from a refused address or a slow
 /// receiver.
@@ -399,6 +403,57 @@ impl App {
         );
         self.record_event(event).await;
         Ok(outcome.map_err(|_| TEST_ALERT_NOT_DELIVERED.to_owned()))
+    }
+
+    /// E-mails one test message to the app's alert recipients through the SMTP relay,
+    /// waiting for the relay's answer, so the operator sees at once whether mail reaches
+    /// them. `Ok(Err(_))` when it did not (the same words whatever the reason, which is
+    /// logged without the addresses).
+    pub async fn send_test_email(
+        &self,
+        actor: &Actor,
+        app_id: &AppId,
+    ) -> Result<Result<(), String>, AppError> {
+        let app = self
+            .store
+            .get_app(app_id)
+            .await?
+            .ok_or(AppError::NotFound("app"))?;
+        let Some(mailer) = &self.mailer else {
+            return Err(AppError::NoSmtpRelay);
+        };
+        if app.policy.alert_emails.is_empty() {
+            return Err(AppError::Invalid(
+                "the app has no alert e-mail recipients".into(),
+            ));
+        }
+        let balance = self.store.balance(app_id, self.now_ms()).await?;
+        let subject = format!("[人证] {}：测试提醒 / test alert", app.name);
+        let body = format!(
+            "这是应用 {name}（{id}）的测试提醒邮件：余额提醒将发送到此地址。当前剩余 {remaining} 次，共购买 {purchased} 次。\n\n\
+             A test alert of app {name} ({id}): its balance alerts will be sent to this address. \
+             {remaining} calls left of {purchased} bought.\n",
+            name = app.name,
+            id = app.id,
+            remaining = balance.remaining,
+            purchased = balance.purchased,
+        );
+        let outcome = mailer.send(&app.policy.alert_emails, &subject, &body).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(app_id = %app_id, error = %e, "test alert e-mail not delivered");
+        }
+        let mut event = self.event(actor, "app.test-email");
+        event.app_id = Some(app_id.clone());
+        event.detail = Some(
+            if outcome.is_ok() {
+                "delivered"
+            } else {
+                "not delivered"
+            }
+            .into(),
+        );
+        self.record_event(event).await;
+        Ok(outcome.map_err(|_| TEST_EMAIL_NOT_DELIVERED.to_owned()))
     }
 
     /// Looks at the apps named by charges as they come, and at every app each

@@ -255,6 +255,9 @@ texts! {
     test_alert: "发送测试提醒", "Send a test alert";
     test_alert_sent: "测试提醒已送达", "Test alert delivered";
     test_alert_failed: "测试提醒未送达", "Test alert not delivered";
+    no_test_target: "此应用既没有提醒 Webhook，也没有可发送的提醒邮件收件人", "The app has neither an alert webhook nor alert e-mail recipients mail can go to";
+    test_email_sent: "测试提醒邮件已交给发信服务器", "Test alert e-mail handed to the SMTP relay";
+    test_email_failed: "测试提醒邮件未发出（原因见服务日志）", "Test alert e-mail not sent (the server log says why)";
     new_code_once: "新的 AppCode（只显示这一次）", "New AppCode (shown only this once)";
     created_at: "创建时间", "Created";
     actions: "操作", "Actions";

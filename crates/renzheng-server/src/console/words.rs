@@ -42,6 +42,7 @@ pub fn event(lang: Lang, action: &str) -> String {
         "app.disabled" => ("停用应用", "app disabled"),
         "app.granted" => ("发放套餐", "package granted"),
         "app.grant-adjusted" => ("调整发放", "grant adjusted"),
+        "app.test-email" => ("发送测试提醒邮件", "test alert e-mailed"),
         "console.totp-on" => ("开启两步验证", "two-step sign-in on"),
         "console.totp-off" => ("关闭两步验证", "two-step sign-in off"),
         "console.totp-reset" => ("重置操作员两步验证", "operator's two-step sign-in reset"),

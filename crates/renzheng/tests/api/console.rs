@@ -20,17 +20,17 @@ fn password_hash() -> String {
         .clone()
 }
 
-fn with_console(settings: &mut Settings) {
+pub(crate) fn with_console(settings: &mut Settings) {
     settings.console.password_hash = Some(Secret::new(password_hash()));
     settings.console.secure_cookie = false;
 }
 
 /// The value of a `csrf` field that the helpers replace by a new token of the session,
 /// as a browser sends each form with the token its page gave it.
-const FRESH: &str = "<fresh token>";
+pub(crate) const FRESH: &str = "<fresh token>";
 
 /// A browser-like client of one app: no redirects followed, cookies carried by hand.
-struct Browser {
+pub(crate) struct Browser {
     address: String,
     client: reqwest::Client,
     cookie: Option<String>,
@@ -94,7 +94,11 @@ impl Browser {
 
     /// POSTs a URL-encoded form and, as a browser does, follows its `303` to the page
     /// (Post/Redirect/Get); the final status and page.
-    async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+    pub(crate) async fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String) {
         let r = self.post_form_raw(path, fields).await;
         self.followed(r).await
     }
@@ -173,7 +177,7 @@ impl Browser {
     }
 }
 
-async fn signed_in(app: &TestApp) -> Browser {
+pub(crate) async fn signed_in(app: &TestApp) -> Browser {
     let mut b = Browser::new(app);
     let r = b.sign_in("admin", PASSWORD).await;
     assert_eq!(r.status(), 303);

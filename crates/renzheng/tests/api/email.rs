@@ -118,6 +118,7 @@ async fn balance_and_filing_alerts_are_emailed_through_a_real_smtp_server() {
     let sink = smtp_sink(&python, maildir.path());
     let port = sink.port;
     let app = spawn_app_with(move |s| {
+        crate::console::with_console(s);
         small_line(s);
         s.compliance.warning_percent = 50;
         s.alerts.smtp_url = Some(Secret::new(format!("smtp://127.0.0.1:{port}")));
@@ -189,6 +190,31 @@ async fn balance_and_filing_alerts_are_emailed_through_a_real_smtp_server() {
         "{filing}"
     );
     assert!(!filing["to"].as_str().unwrap().contains("ops@"), "{filing}");
+
+    // The console's "send a test alert" e-mails the app's recipients too, and says so.
+    let owner = crate::console::signed_in(&app).await;
+    let (status, page) = owner
+        .post_form(
+            &format!("/console/apps/{id}/test-alert"),
+            &[("back", "app"), ("csrf", crate::console::FRESH)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("测试提醒邮件已交给发信服务器"), "{page}");
+    let mail = messages(&python, maildir.path(), 3).await;
+    let test = mail
+        .iter()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("test alert"))
+        })
+        .unwrap_or_else(|| panic!("no test e-mail: {mail:?}"));
+    assert!(
+        test["to"].as_str().unwrap().contains("finance@example.cn"),
+        "{test}"
+    );
+    assert!(test["body"].as_str().unwrap().contains(&id), "{test}");
     drop(sink);
 }
 

@@ -196,7 +196,7 @@ pub async fn render(
                         input type="hidden" name="grace_hours" value="24";
                         button .secondary type="submit" { (t.reset_code) " (" (t.grace_day) ")" }
                     }
-                    @if view.policy.webhook_url.is_some() {
+                    @if view.policy.webhook_url.is_some() || !view.policy.alert_emails.is_empty() {
                         form .inline .test-alert method="post" action={ (base) "/test-alert" } { (csrf()) (back()) button .secondary type="submit" { (t.test_alert) } }
                     }
                 }

@@ -104,7 +104,7 @@ async fn render(
                                     button .secondary type="submit" { (t.reset_code) }
                                 }
                                 form .inline .reset-secret method="post" action={ (base) "/reset-secret" } data-confirm="AppKey / AppSecret" { (csrf()) button .secondary type="submit" { "AppKey / AppSecret" } }
-                                @if app.policy.webhook_url.is_some() {
+                                @if app.policy.webhook_url.is_some() || !app.policy.alert_emails.is_empty() {
                                     form .inline .test-alert method="post" action={ (base) "/test-alert" } { (csrf()) button .secondary type="submit" { (t.test_alert) } }
                                 }
                                 form .row .policy method="post" action={ (base) "/policy" } {
@@ -246,6 +246,50 @@ fn grant_of(
         package: blank(&form.package).map(str::to_owned),
         calls,
         expires_at,
+    })
+}
+
+/// The test alert (the webhook's, if the app has one) and the test e-mail (if it has
+/// recipients and the server a relay): one message, each outcome named.
+async fn test_alerts(
+    state: &AppState,
+    lang: Lang,
+    actor: &renzheng_app::Actor,
+    app_id: &AppId,
+    name: &str,
+) -> Result<Flash, renzheng_app::AppError> {
+    let t = lang.t();
+    let app = &state.app;
+    let policy = app.app(app_id).await?.policy;
+    let mut words = Vec::new();
+    let mut all_sent = true;
+    if policy.webhook_url.is_some() {
+        // The use case says only "not delivered": the reason is in the server log.
+        let sent = app.send_test_alert(actor, app_id).await?.is_ok();
+        all_sent &= sent;
+        words.push(if sent {
+            t.test_alert_sent
+        } else {
+            t.test_alert_failed
+        });
+    }
+    if !policy.alert_emails.is_empty() && app.settings().alerts.smtp_url.is_some() {
+        let sent = app.send_test_email(actor, app_id).await?.is_ok();
+        all_sent &= sent;
+        words.push(if sent {
+            t.test_email_sent
+        } else {
+            t.test_email_failed
+        });
+    }
+    if words.is_empty() {
+        return Err(renzheng_app::AppError::Invalid(t.no_test_target.into()));
+    }
+    let text = format!("{} · {name}", words.join(" · "));
+    Ok(if all_sent {
+        Flash::ok(text)
+    } else {
+        Flash::error(text)
     })
 }
 
@@ -424,14 +468,7 @@ pub async fn act(
                 }),
             Err(e) => Err(e),
         },
-        "test-alert" => app
-            .send_test_alert(&actor, &app_id)
-            .await
-            .map(|outcome| match outcome {
-                Ok(()) => named(t.test_alert_sent),
-                // The use case says only "not delivered": the reason is in the server log.
-                Err(_) => Flash::error(format!("{} · {name}", t.test_alert_failed)),
-            }),
+        "test-alert" => test_alerts(&state, lang, &actor, &app_id, &name).await,
         _ => return not_found(lang),
     };
     // A form of the app's own page leads back there; anything else to the list.
