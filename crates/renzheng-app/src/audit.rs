@@ -44,6 +44,9 @@ impl Actor {
     }
 }
 
+/// The most operator events one page holds.
+pub const MAX_EVENT_PAGE: u32 = 500;
+
 impl App {
     /// A new event by `actor`, stamped now.
     pub(crate) fn event(&self, actor: &Actor, action: &str) -> AdminEvent {
@@ -81,5 +84,18 @@ impl App {
     /// The `limit` most recent operator events, newest first.
     pub async fn recent_events(&self, limit: u32) -> Result<Vec<AdminEventRecord>, AppError> {
         Ok(self.store.recent_events(limit).await?)
+    }
+
+    /// The operator events `query` selects, newest first (a page of at most
+    /// [`MAX_EVENT_PAGE`]).
+    pub async fn events(
+        &self,
+        query: &renzheng_store::EventQuery,
+    ) -> Result<Vec<AdminEventRecord>, AppError> {
+        let query = renzheng_store::EventQuery {
+            limit: query.limit.clamp(1, MAX_EVENT_PAGE),
+            ..query.clone()
+        };
+        Ok(self.store.events_page(&query).await?)
     }
 }

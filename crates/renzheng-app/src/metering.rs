@@ -822,6 +822,12 @@ impl App {
         Ok(grant_view(after, now))
     }
 
+    /// The first millisecond of day `date` (`YYYY-MM-DD`) in the operator's offset, unix
+    /// ms (the start of a date filter).
+    pub fn start_of_day(&self, date: &str) -> Result<i64, AppError> {
+        Ok(parse_day(date.trim())? * DAY_MS - self.offset_ms())
+    }
+
     /// The last millisecond of day `date` (`YYYY-MM-DD`) in the operator's offset, unix
     /// ms: when calls granted "until that day" expire (the console's custom grant).
     pub fn end_of_day(&self, date: &str) -> Result<i64, AppError> {

@@ -54,9 +54,9 @@ pub use metering::{
 };
 pub use model::{
     AdminEvent, AdminEventRecord, AuditEntry, AuditRecord, BasisRecord, ComplianceCounts,
-    DuePerson, DuplicateScan, NewPortrait, Person, PersonHandle, PersonRecord, PersonSummary,
-    Portrait, Processing, ProcessingAction, ProcessingRecord, RetentionCutoffs, RetentionDue,
-    StoredTemplate, TemplateChanges,
+    DuePerson, DuplicateScan, EventQuery, NewPortrait, Person, PersonHandle, PersonRecord,
+    PersonSummary, Portrait, Processing, ProcessingAction, ProcessingRecord, RetentionCutoffs,
+    RetentionDue, StoredTemplate, TemplateChanges,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -587,6 +587,9 @@ pub trait Store: Send + Sync {
 
     /// The `limit` most recent operator events, newest first.
     async fn recent_events(&self, limit: u32) -> Result<Vec<AdminEventRecord>, StoreError>;
+
+    /// The operator events `query` selects, newest first.
+    async fn events_page(&self, query: &EventQuery) -> Result<Vec<AdminEventRecord>, StoreError>;
 
     /// Stores a new console session.
     async fn create_console_session(&self, session: &ConsoleSession) -> Result<(), StoreError>;

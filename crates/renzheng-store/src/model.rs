@@ -435,6 +435,23 @@ pub struct RetentionDue {
     pub oldest_enrolled_at: Option<i64>,
 }
 
+/// A filter over the operator events, newest first, keyset-paged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events at or after this time (unix ms).
+    pub from_ms: Option<i64>,
+    /// Only events before this time (unix ms).
+    pub to_ms: Option<i64>,
+    /// Only actions of this kind (`app`, `person`…: the part before the dot).
+    pub kind: Option<String>,
+    /// Only this actor's.
+    pub actor: Option<String>,
+    /// Only events older than this id (the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+}
+
 /// An operator event as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminEventRecord {

@@ -128,7 +128,7 @@ texts! {
     attempts: "次尝试", "attempts";
     events: "操作记录", "Events";
     event_kind: "类别", "Kind";
-    events_note: "按时间倒序；筛选范围为最近的记录条数：", "Newest first; filtered among the newest events:";
+    bad_date: "日期格式应为 YYYY-MM-DD，该条件未生效", "A date is YYYY-MM-DD; that filter was not applied";
     attention: "需要关注的应用", "Apps that need attention";
     see_alerts: "查看提醒记录", "See the alert history";
     result_1: "同一人", "same person";

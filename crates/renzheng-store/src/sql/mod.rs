@@ -39,7 +39,7 @@ use crate::embedding::ViewIndex;
 use crate::{
     decode_embedding, AdminEvent, AdminEventRecord, AlertRecord, App, AppCodeHash, AppId,
     AppPolicy, AttemptWindow, AuditEntry, AuditQuery, AuditRecord, Balance, BasisRecord,
-    ComplianceCounts, ConsoleOperator, ConsoleSession, DuePerson, DuplicateScan, Grant,
+    ComplianceCounts, ConsoleOperator, ConsoleSession, DuePerson, DuplicateScan, EventQuery, Grant,
     GrantChange, GrantChanged, NewAlert, NewApp, NewPortrait, OperatorChange, OperatorRole,
     OperatorTotp, Package, Person, PersonHandle, PersonRecord, PersonSummary, Portrait,
     ProcessingRecord, Reconciliation, Reserved, RetentionCutoffs, RetentionDue, Settle, Store,
@@ -1020,6 +1020,28 @@ impl Store for Backend {
              FROM admin_events ORDER BY id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(event_from_row)
+        .collect()
+    }
+
+    async fn events_page(&self, q: &EventQuery) -> Result<Vec<AdminEventRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, at, actor, action, target, request_id, detail, reason
+             FROM admin_events
+             WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR at < $2)
+               AND ($3 IS NULL OR substr(action, 1, length($3)) = $3)
+               AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR id < $5)
+             ORDER BY id DESC LIMIT $6",
+        )
+        .bind(q.from_ms)
+        .bind(q.to_ms)
+        .bind(q.kind.as_ref().map(|k| format!("{k}.")))
+        .bind(q.actor.as_deref())
+        .bind(q.before_id)
+        .bind(i64::from(q.limit))
         .fetch_all(&self.pool)
         .await?
         .iter()

@@ -68,6 +68,7 @@ macro_rules! store_suite {
             grants_add_to_the_balance_and_the_ledger,
             grants_are_revoked_and_adjusted_in_the_ledger,
             an_operators_second_factor_is_kept_sealed_and_each_step_used_once,
+            operator_events_are_filtered_and_paged_by_the_store,
             units_are_taken_oldest_expiry_first,
             reservations_are_refused_when_exhausted_or_expired,
             charges_and_releases_settle_holds_with_the_audit,

@@ -2642,6 +2642,49 @@ async fn two_step_sign_in_is_set_up_with_a_code_then_asked_at_every_sign_in() {
 }
 
 #[tokio::test]
+async fn the_events_page_reaches_every_event_by_day_kind_and_actor_a_page_at_a_time() {
+    let app = spawn_test_app_with(with_console).await;
+    let b = signed_in(&app).await;
+    let now = app.state.app.now_ms();
+    // Three events at noon on 1 March 2025 (the test offset's day), long before the
+    // 205 that follow.
+    let noon = app.state.app.start_of_day("2025-03-01").unwrap() + 12 * 3_600_000;
+    for i in 0..3 {
+        let event = renzheng_store::AdminEvent::new(noon + i, "console:li", "person.enrolled");
+        app.store.record_event(&event).await.unwrap();
+    }
+    for i in (0..205).rev() {
+        let event = renzheng_store::AdminEvent::new(now - i * 1000, "cli", "app.disabled");
+        app.store.record_event(&event).await.unwrap();
+    }
+    let rows = |page: &str| page.matches("<tr data-action=").count();
+    let (status, page, _) = b.get("/console/events").await;
+    assert_eq!(status, 200);
+    assert_eq!(rows(&page), 200, "a page");
+    assert!(!page.contains("data-action=\"person.enrolled\""));
+    let at = page.find("id=\"next-page\" href=\"").expect("a next page") + 21;
+    let next = page[at..].split('"').next().unwrap().replace("&amp;", "&");
+    let (_, page, _) = b.get(&next).await;
+    assert!(
+        page.contains("data-action=\"person.enrolled\""),
+        "the oldest are reached"
+    );
+    // A day, a kind and an actor, from the URL.
+    let (_, page, _) = b.get("/console/events?from=2025-03-01&to=2025-03-01").await;
+    assert_eq!(rows(&page), 3, "{page}");
+    let (_, page, _) = b
+        .get("/console/events?kind=person&actor=console%3Ali")
+        .await;
+    assert_eq!(rows(&page), 3, "{page}");
+    assert!(page.contains("value=\"console:li\" selected"), "{page}");
+    // A date that is none is said, and the rest still shown.
+    let (status, page, _) = b.get("/console/events?from=2025-02-30").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-reason=\"date\""), "{page}");
+    assert_eq!(rows(&page), 200);
+}
+
+#[tokio::test]
 async fn the_alerts_and_events_pages_list_what_happened_and_the_overview_warns() {
     let app = spawn_test_app_with(with_console).await;
     let b = signed_in(&app).await;

@@ -1,22 +1,26 @@
 //! Operator events: who changed what, newest first, filtered by kind (apps, packages,
-//! registry, console, compliance) and by actor. Events name people only masked and by
+//! registry, console, compliance), by actor and by days, read from the store a page at a
+//! time (every event can be reached, however old). Events name people only masked and by
 //! handle, as stored; the filters hold no personal data, so they sit in the URL.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
+use renzheng_store::EventQuery;
 use serde::Deserialize;
 
 use crate::console::errors::failure;
 use crate::console::i18n::Lang;
-use crate::console::layout::{format_time, html_page, Page};
+use crate::console::layout::{format_time, html_page, zone, Flash, Page};
 use crate::console::session::Operator;
 use crate::console::words;
 use crate::state::AppState;
 
-/// Events read (the newest), then filtered.
-const READ: u32 = 1_000;
+/// Events per page.
+const PAGE: u32 = 200;
+/// The newest events whose actors the actor filter offers.
+const ACTORS_FROM: u32 = 1_000;
 
 /// The kinds of the filter: an event's action starts with the kind and a dot.
 const KINDS: [&str; 6] = [
@@ -33,6 +37,17 @@ const KINDS: [&str; 6] = [
 pub struct EventsQuery {
     kind: Option<String>,
     actor: Option<String>,
+    /// First day (`YYYY-MM-DD`, the operator's offset).
+    from: Option<String>,
+    /// Last day, included.
+    to: Option<String>,
+    /// The last id of the previous page.
+    before: Option<i64>,
+}
+
+/// A filter's value, if it has one.
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// `GET /console/events[?kind=K&actor=A]`.
@@ -43,24 +58,63 @@ pub async fn page(
     Query(q): Query<EventsQuery>,
 ) -> Response {
     let t = lang.t();
-    let events = match state.app.recent_events(READ).await {
-        Ok(e) => e,
+    let app = &state.app;
+    let kind = present(&q.kind).filter(|k| KINDS.contains(k));
+    let actor = present(&q.actor);
+    let (from, to) = (present(&q.from), present(&q.to));
+    let mut flash = Vec::new();
+    let mut day = |d: Option<&str>, end: bool| {
+        let ms = d.map(|d| {
+            if end {
+                app.end_of_day(d).map(|e| e + 1)
+            } else {
+                app.start_of_day(d)
+            }
+        });
+        match ms.transpose() {
+            Ok(ms) => ms,
+            Err(_) => {
+                flash.push(Flash::error_because(t.bad_date, "date"));
+                None
+            }
+        }
+    };
+    let query = EventQuery {
+        from_ms: day(from, false),
+        to_ms: day(to, true),
+        kind: kind.map(str::to_owned),
+        actor: actor.map(str::to_owned),
+        before_id: q.before,
+        limit: PAGE,
+    };
+    let loaded = async {
+        Ok::<_, renzheng_app::AppError>((
+            app.events(&query).await?,
+            app.recent_events(ACTORS_FROM).await?,
+        ))
+    }
+    .await;
+    let (shown, recent) = match loaded {
+        Ok(l) => l,
         Err(e) => return failure(lang, Some(&op.session), &e),
     };
-    let kind = q
-        .kind
-        .as_deref()
-        .filter(|k| KINDS.contains(k))
-        .map(|k| format!("{k}."));
-    let actor = q.actor.as_deref().map(str::trim).filter(|a| !a.is_empty());
-    let mut actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+    let mut actors: Vec<&str> = recent.iter().map(|e| e.actor.as_str()).collect();
+    if let Some(a) = actor {
+        actors.push(a);
+    }
     actors.sort_unstable();
     actors.dedup();
-    let shown: Vec<_> = events
-        .iter()
-        .filter(|e| kind.as_deref().is_none_or(|k| e.action.starts_with(k)))
-        .filter(|e| actor.is_none_or(|a| e.actor == a))
-        .collect();
+    // The filters again, for the next page's link.
+    let filters = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            [("kind", kind), ("actor", actor), ("from", from), ("to", to)]
+                .iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v))),
+        )
+        .finish();
+    let next = (shown.len() == PAGE as usize)
+        .then(|| shown.last().map(|e| e.id))
+        .flatten();
     let offset = state.app.settings().metering.utc_offset_minutes;
     html_page(
         StatusCode::OK,
@@ -69,7 +123,7 @@ pub async fn page(
             operator: Some(&op.session),
             active: "events",
             title: t.events,
-            flash: Vec::new(),
+            flash,
         },
         html! {
             form #event-filter .card .row method="get" action="/console/events" {
@@ -85,9 +139,11 @@ pub async fn page(
                         option value=(a) selected[actor == Some(*a)] { (a) }
                     }
                 } }
+                label { (t.from) input type="date" name="from" value=[from]; }
+                label { (t.to) input type="date" name="to" value=[to]; }
                 button type="submit" { (t.filter) }
             }
-            p .muted { (t.events_note) " " (READ) }
+            p .muted { (t.times_in) " " (zone(offset)) }
             div .table-wrap { table #event-list .stack {
                 thead { tr { th { (t.time) } th { (t.who) } th { (t.what) } th { (t.target) } th { (t.detail) } } }
                 tbody {
@@ -102,6 +158,9 @@ pub async fn page(
                     }
                 }
             } }
+            @if let Some(before) = next {
+                p { a #next-page href={ "/console/events?" (filters) "&before=" (before) } { (t.next_page) " →" } }
+            }
         },
     )
 }
