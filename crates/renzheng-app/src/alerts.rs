@@ -29,7 +29,7 @@ use crate::compliance::FilingAlert;
 use crate::fetch::{self, AddressPolicy, FetchError};
 use crate::metering::RefusalCounts;
 use crate::settings::Secret;
-use crate::{App, AppError};
+use crate::{App, AppError, Rule};
 
 const DAY_MS: i64 = 86_400_000;
 /// A recorded balance alert, as the console lists it ([`App::alert_history`]).
@@ -328,16 +328,11 @@ impl App {
     /// allows (public, or in `img_url.allow`), as far as DNS tells now; nothing is
     /// connected to. Every delivery checks again.
     pub async fn check_webhook_url(&self, raw: &str) -> Result<(), AppError> {
-        let url = Url::parse(raw)
-            .map_err(|_| AppError::Invalid("webhook_url must be an http(s) URL".into()))?;
+        let url = Url::parse(raw).map_err(|_| AppError::from(Rule::WebhookNotHttp))?;
         match fetch::check_destination(self.fetcher.policy(), &url).await {
             Ok(()) => Ok(()),
-            Err(FetchError::Refused { .. }) => Err(AppError::Invalid(
-                "webhook_url must lead to a public address (or a network in img_url.allow)".into(),
-            )),
-            Err(_) => Err(AppError::Invalid(
-                "webhook_url must be an http(s) URL".into(),
-            )),
+            Err(FetchError::Refused { .. }) => Err(Rule::WebhookNotPublic.into()),
+            Err(_) => Err(Rule::WebhookNotHttp.into()),
         }
     }
 

@@ -7,7 +7,7 @@ use renzheng_store::{
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Actor;
-use crate::{App, AppError};
+use crate::{App, AppError, Rule};
 
 /// An app's display name: trimmed, 1 to [`AppName::MAX_CHARS`] characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,51 +166,53 @@ impl PolicyView {
 
     /// The policy, if every value is within its rule.
     fn parse(self) -> Result<AppPolicy, AppError> {
-        let invalid = |m: &str| Err(AppError::Invalid(m.to_owned()));
         if let Some(rate) = self.rate_per_sec {
             if !(rate.is_finite()
                 && rate >= Self::MIN_RATE_PER_SEC
                 && rate <= f64::from(Self::MAX_RATE_PER_SEC))
             {
-                return Err(AppError::Invalid(format!(
-                    "rate_per_sec must be from {} to {}",
-                    Self::MIN_RATE_PER_SEC,
-                    Self::MAX_RATE_PER_SEC
-                )));
+                return Err(Rule::Range {
+                    field: "rate_per_sec",
+                    min: Self::MIN_RATE_PER_SEC.to_string(),
+                    max: Self::MAX_RATE_PER_SEC.to_string(),
+                }
+                .into());
             }
         } else if self.rate_burst.is_some() {
-            return invalid("rate_burst needs rate_per_sec");
+            return Err(Rule::BurstNeedsRate.into());
         }
         if self.rate_burst == Some(0) || self.rate_burst.is_some_and(|b| b > Self::MAX_RATE_PER_SEC)
         {
-            return Err(AppError::Invalid(format!(
-                "rate_burst must be 1 to {}",
-                Self::MAX_RATE_PER_SEC
-            )));
+            return Err(Rule::Range {
+                field: "rate_burst",
+                min: "1".into(),
+                max: Self::MAX_RATE_PER_SEC.to_string(),
+            }
+            .into());
         }
         if self.alert_percent > Self::MAX_ALERT_PERCENT {
-            return Err(AppError::Invalid(format!(
-                "alert_percent must be 0 to {}",
-                Self::MAX_ALERT_PERCENT
-            )));
+            return Err(Rule::Range {
+                field: "alert_percent",
+                min: "0".into(),
+                max: Self::MAX_ALERT_PERCENT.to_string(),
+            }
+            .into());
         }
         if let Some(hook) = &self.webhook_url {
             match url::Url::parse(hook) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-                _ => return invalid("webhook_url must be an http(s) URL"),
+                _ => return Err(Rule::WebhookNotHttp.into()),
             }
             if hook.len() > Self::MAX_WEBHOOK_URL_LEN {
-                return Err(AppError::Invalid(format!(
-                    "webhook_url must be at most {} characters",
-                    Self::MAX_WEBHOOK_URL_LEN
-                )));
+                return Err(Rule::TooLong {
+                    field: "webhook_url",
+                    max: Self::MAX_WEBHOOK_URL_LEN,
+                }
+                .into());
             }
         }
         if self.alert_emails.len() > Self::MAX_ALERT_EMAILS {
-            return Err(AppError::Invalid(format!(
-                "alert_emails has at most {} addresses",
-                Self::MAX_ALERT_EMAILS
-            )));
+            return Err(Rule::TooManyEmails(Self::MAX_ALERT_EMAILS).into());
         }
         let mut alert_emails = Vec::with_capacity(self.alert_emails.len());
         for address in &self.alert_emails {
@@ -618,7 +620,7 @@ mod tests {
             policy(None, None, 20, Some("not a url")),
         ] {
             assert!(
-                matches!(bad.clone().parse(), Err(AppError::Invalid(_))),
+                matches!(bad.clone().parse(), Err(AppError::Rule(_))),
                 "{bad:?}"
             );
         }

@@ -172,6 +172,10 @@ pub enum AppError {
     /// An operator's value breaks a rule (package, grant, policy).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// An operator's value breaks one of the rules the console words in the operator's
+    /// language (the same `invalid request: …` sentence as [`AppError::Invalid`]).
+    #[error("invalid request: {0}")]
+    Rule(#[from] Rule),
     /// The engine and its bounded queue are full.
     #[error("the service is busy, retry later")]
     Busy {
@@ -224,4 +228,62 @@ impl std::fmt::Display for Against {
             Against::Photo(index) => write!(f, "photo {index} of this submission"),
         }
     }
+}
+
+/// A rule an operator's value broke, typed so that the console can word it; its
+/// `Display` is the English sentence of the CLI and the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rule {
+    /// A number outside its range (`field` as the API names it).
+    #[error("{field} must be {min} to {max}")]
+    Range {
+        /// The field.
+        field: &'static str,
+        /// The least allowed.
+        min: String,
+        /// The most allowed.
+        max: String,
+    },
+    /// A text longer than allowed.
+    #[error("{field} must be at most {max} characters")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// The most characters.
+        max: usize,
+    },
+    /// A time that is already past.
+    #[error("{0} is in the past")]
+    InPast(&'static str),
+    /// A webhook that is no http(s) URL.
+    #[error("webhook_url must be an http(s) URL")]
+    WebhookNotHttp,
+    /// A webhook leading to an address the policy refuses.
+    #[error("webhook_url must lead to a public address (or a network in img_url.allow)")]
+    WebhookNotPublic,
+    /// A burst without a rate.
+    #[error("rate_burst needs rate_per_sec")]
+    BurstNeedsRate,
+    /// Too many alert recipients.
+    #[error("alert_emails has at most {0} addresses")]
+    TooManyEmails(usize),
+    /// A retired package granted.
+    #[error("package {0} is retired")]
+    PackageRetired(String),
+    /// A grant of neither or both of a package and a number of calls.
+    #[error("give either a package or a number of calls")]
+    PackageOrCalls,
+    /// A grant adjustment that changes nothing.
+    #[error("give calls, expires_at or never_expires")]
+    NothingToChange,
+    /// A grant adjustment with an expiry and none at once.
+    #[error("give either expires_at or never_expires")]
+    ExpiryAndNever,
+    /// A day that is not one.
+    #[error("not a date (YYYY-MM-DD): {0:.20}")]
+    NotADate(String),
+    /// A rename to the name on record.
+    #[error("the person already has this name")]
+    SameName,
 }

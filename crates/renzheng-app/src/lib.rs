@@ -80,7 +80,7 @@ pub use crate::console::{
     MIN_PASSWORD_CHARS,
 };
 pub use crate::engine::EngineObserver;
-pub use crate::error::{Against, AppError};
+pub use crate::error::{Against, AppError, Rule};
 pub use crate::gate::{EngineGate, Saturated};
 pub use crate::import::{ImportItem, ImportProblem, ImportProgress, ImportRefusal, ImportSummary};
 pub use crate::integrity::{

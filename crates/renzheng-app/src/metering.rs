@@ -30,9 +30,19 @@ use renzheng_store::{
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Actor;
-use crate::{App, AppError, Caller};
+use crate::{App, AppError, Caller, Rule};
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// The refusal of a grant's number of calls out of its range.
+fn calls_range() -> AppError {
+    Rule::Range {
+        field: "calls",
+        min: "1".into(),
+        max: "100000000".into(),
+    }
+    .into()
+}
 /// The most records one history page holds.
 pub const MAX_PAGE: u32 = 500;
 /// The most records one CSV export holds.
@@ -188,27 +198,31 @@ impl PackageView {
             )));
         }
         if !Self::CALLS.contains(&self.calls) {
-            return Err(AppError::Invalid(format!(
-                "package calls must be {} to {}",
-                Self::CALLS.start(),
-                Self::CALLS.end()
-            )));
+            return Err(Rule::Range {
+                field: "package calls",
+                min: Self::CALLS.start().to_string(),
+                max: Self::CALLS.end().to_string(),
+            }
+            .into());
         }
         if !(0..=Self::MAX_PRICE_FEN).contains(&self.price_fen) {
-            return Err(AppError::Invalid(format!(
-                "package price_fen must be 0 to {}",
-                Self::MAX_PRICE_FEN
-            )));
+            return Err(Rule::Range {
+                field: "package price_fen",
+                min: "0".into(),
+                max: Self::MAX_PRICE_FEN.to_string(),
+            }
+            .into());
         }
         if self
             .valid_days
             .is_some_and(|d| !Self::VALID_DAYS.contains(&d))
         {
-            return Err(AppError::Invalid(format!(
-                "package valid_days must be {} to {}",
-                Self::VALID_DAYS.start(),
-                Self::VALID_DAYS.end()
-            )));
+            return Err(Rule::Range {
+                field: "package valid_days",
+                min: Self::VALID_DAYS.start().to_string(),
+                max: Self::VALID_DAYS.end().to_string(),
+            }
+            .into());
         }
         Ok(Package {
             name: self.name,
@@ -433,7 +447,7 @@ pub struct CallFilter {
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date.
 fn parse_day(text: &str) -> Result<i64, AppError> {
-    let invalid = || AppError::Invalid(format!("not a date (YYYY-MM-DD): {text:.20}"));
+    let invalid = || AppError::from(Rule::NotADate(text.to_owned()));
     let mut parts = text.splitn(3, '-');
     let mut num = |digits: usize| -> Result<i64, AppError> {
         let part = parts.next().ok_or_else(invalid)?;
@@ -675,26 +689,17 @@ impl App {
                     .await?
                     .ok_or(AppError::NotFound("package"))?;
                 if !package.active {
-                    return Err(AppError::Invalid(format!(
-                        "package {} is retired",
-                        package.name
-                    )));
+                    return Err(Rule::PackageRetired(package.name).into());
                 }
                 (Some(package.name), package.calls, package.valid_days)
             }
             (None, Some(calls)) if (1..=100_000_000).contains(&calls) => (None, calls, None),
-            (None, Some(_)) => {
-                return Err(AppError::Invalid("calls must be 1 to 100000000".into()));
-            }
-            _ => {
-                return Err(AppError::Invalid(
-                    "give either a package or a number of calls".into(),
-                ));
-            }
+            (None, Some(_)) => return Err(calls_range()),
+            _ => return Err(Rule::PackageOrCalls.into()),
         };
         let expires_at = match request.expires_at {
             Some(at) if at <= now => {
-                return Err(AppError::Invalid("expires_at is in the past".into()));
+                return Err(Rule::InPast("expires_at").into());
             }
             Some(at) => Some(at),
             None => valid_days.map(|d| now + d * DAY_MS),
@@ -745,26 +750,20 @@ impl App {
         let now = self.now_ms();
         if let Some(calls) = adjustment.calls {
             if !(1..=100_000_000).contains(&calls) {
-                return Err(AppError::Invalid("calls must be 1 to 100000000".into()));
+                return Err(calls_range());
             }
         }
         let expires_at = match (adjustment.expires_at, adjustment.never_expires) {
-            (Some(_), true) => {
-                return Err(AppError::Invalid(
-                    "give either expires_at or never_expires".into(),
-                ));
-            }
+            (Some(_), true) => return Err(Rule::ExpiryAndNever.into()),
             (Some(at), false) if at <= now => {
-                return Err(AppError::Invalid("expires_at is in the past".into()));
+                return Err(Rule::InPast("expires_at").into());
             }
             (Some(at), false) => Some(Some(at)),
             (None, true) => Some(None),
             (None, false) => None,
         };
         if adjustment.calls.is_none() && expires_at.is_none() {
-            return Err(AppError::Invalid(
-                "give calls, expires_at or never_expires".into(),
-            ));
+            return Err(Rule::NothingToChange.into());
         }
         let change = GrantChange::Adjust {
             calls: adjustment.calls,

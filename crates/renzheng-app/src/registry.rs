@@ -468,7 +468,7 @@ impl App {
             .await?
             .ok_or(AppError::NotFound("person"))?;
         if before.person.name == *name {
-            return Err(AppError::Invalid("the person already has this name".into()));
+            return Err(crate::Rule::SameName.into());
         }
         match self.store.rename_person(id, name, self.now_ms()).await {
             Err(StoreError::NotFound(_)) => return Err(AppError::NotFound("person")),

@@ -229,9 +229,10 @@ fn app_status_and_code(e: &AppError) -> (StatusCode, &'static str) {
         }
         AppError::InvalidImage(_) => (StatusCode::BAD_REQUEST, "InvalidImage"),
         AppError::ImgUrl(e) => (StatusCode::BAD_REQUEST, img_url_code(e)),
-        AppError::InvalidAppName(_) | AppError::Import(_) | AppError::Invalid(_) => {
-            (StatusCode::BAD_REQUEST, "InvalidParameter")
-        }
+        AppError::InvalidAppName(_)
+        | AppError::Import(_)
+        | AppError::Invalid(_)
+        | AppError::Rule(_) => (StatusCode::BAD_REQUEST, "InvalidParameter"),
         AppError::PortraitRefused { .. } => (StatusCode::BAD_REQUEST, "PortraitRefused"),
         // The registry's own rules: the request is well formed, but conflicts with what
         // is on record; the codes are what the console translates.

@@ -6,7 +6,7 @@
 //! blank.
 
 use renzheng_app::rules::PortraitRefusal;
-use renzheng_app::{AppError, ImportItem, PhotoError};
+use renzheng_app::{AppError, ImportItem, PhotoError, Rule};
 use renzheng_domain::{IdNumberError, PersonNameError};
 use renzheng_store::{AttemptWindow, OperatorRole};
 
@@ -134,6 +134,16 @@ fn field(lang: Lang, name: &str) -> String {
         "to" => ("结束日期", "to"),
         "package" => ("套餐", "package"),
         "calls" => ("次数", "calls"),
+        "rate_per_sec" => ("限流（次/秒）", "rate limit (calls/s)"),
+        "rate_burst" => ("突发上限", "burst"),
+        "alert_percent" => ("余额提醒阈值 %", "alert threshold %"),
+        "webhook_url" => ("提醒 Webhook", "alert webhook"),
+        "package calls" => ("套餐次数", "package calls"),
+        "package price_fen" => ("套餐价格（分）", "package price (fen)"),
+        "package valid_days" => ("套餐有效天数", "package validity (days)"),
+        "expires_at" => ("到期时间", "expiry"),
+        "limit" => ("每页条数", "page size"),
+        "result" => ("结果码", "result code"),
         other => return other.to_owned(),
     };
     pick(lang, zh, en).to_owned()
@@ -277,6 +287,35 @@ pub fn import_item(lang: Lang, item: &ImportItem) -> String {
     }
 }
 
+/// A broken rule in Chinese (English: its own sentence).
+fn rule(lang: Lang, rule: &Rule) -> String {
+    if lang == Lang::En {
+        return rule.to_string();
+    }
+    match rule {
+        Rule::Range { field, min, max } => {
+            format!("{}应为 {min} 到 {max}", self::field(lang, field))
+        }
+        Rule::TooLong { field, max } => {
+            format!("{}最多 {max} 个字符", self::field(lang, field))
+        }
+        Rule::InPast(field) => format!("{}已经过去", self::field(lang, field)),
+        Rule::WebhookNotHttp => "提醒 Webhook 应为 http(s) 网址".into(),
+        Rule::WebhookNotPublic => {
+            "提醒 Webhook 应指向公网地址（或 img_url.allow 中允许的网段）".into()
+        }
+        Rule::BurstNeedsRate => "设置突发上限时须同时设置限流".into(),
+        Rule::TooManyEmails(max) => format!("提醒邮件收件人最多 {max} 个"),
+        Rule::PackageRetired(name) => format!("套餐 {name} 已下架，不能再发放"),
+        Rule::PackageOrCalls => "请选择一个套餐，或填写发放次数（二者选一）".into(),
+        Rule::NothingToChange => "没有要更改的内容：请填写次数或到期日".into(),
+        Rule::ExpiryAndNever => "到期日与“永不过期”只能选一个".into(),
+        Rule::NotADate(_) => "日期格式应为 YYYY-MM-DD".into(),
+        Rule::SameName => "此人的姓名已经是这个名字".into(),
+        other => other.to_string(),
+    }
+}
+
 /// A use case's refusal in the operator's language (the failures of ours are worded by
 /// the caller, which also logs them).
 pub fn refusal(lang: Lang, e: &AppError) -> String {
@@ -342,6 +381,7 @@ pub fn refusal(lang: Lang, e: &AppError) -> String {
         AppError::WrongPassword => "当前密码不正确".into(),
         AppError::NonceUsed => "Nonce 已被使用".into(),
         AppError::Invalid(m) => format!("请求无效：{m}"),
+        AppError::Rule(rule) => self::rule(lang, rule),
         AppError::Busy { .. } => "服务繁忙，请稍后再试".into(),
         AppError::Import(m) => format!("导入失败：{m}"),
         AppError::Keys(m) => format!("密钥：{m}"),
@@ -369,6 +409,25 @@ mod tests {
             import_item(Lang::En, &item),
             "CSV line 3 (110105********0022)"
         );
+    }
+
+    #[test]
+    fn broken_rules_are_words_in_chinese() {
+        let range = AppError::Rule(Rule::Range {
+            field: "alert_percent",
+            min: "0".into(),
+            max: "100".into(),
+        });
+        assert_eq!(refusal(Lang::Zh, &range), "余额提醒阈值 %应为 0 到 100");
+        assert_eq!(
+            range.to_string(),
+            "invalid request: alert_percent must be 0 to 100"
+        );
+        assert_eq!(
+            refusal(Lang::Zh, &AppError::Rule(Rule::InPast("expires_at"))),
+            "到期时间已经过去"
+        );
+        assert!(refusal(Lang::En, &range).contains("alert_percent must be 0 to 100"));
     }
 
     #[test]

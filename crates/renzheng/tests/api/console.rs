@@ -2446,6 +2446,22 @@ async fn a_grant_is_adjusted_and_revoked_on_the_apps_page_in_the_operators_langu
         .await;
     assert!(page.contains("class=\"flash error\""), "{page}");
     assert!(page.contains("value=\"viele\""), "{page}");
+    // A number out of its range is refused in words, not in the API's English.
+    let (_, page) = b
+        .post_form(
+            &format!("{page_path}/adjust-grant"),
+            &[
+                ("grant_id", &grant),
+                ("calls", "0"),
+                ("expires_was", "2099-12-31"),
+                ("expires_on", "2099-12-31"),
+                ("back", "app"),
+                ("csrf", FRESH),
+            ],
+        )
+        .await;
+    assert!(page.contains("次数应为 1 到 100000000"), "{page}");
+    assert!(!page.contains("calls must be"), "{page}");
     assert_eq!(remaining().await, before - 15);
 
     // Revoked: its 25 calls taken back, marked so, and no form offered for it any more.

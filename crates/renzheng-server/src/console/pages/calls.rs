@@ -294,8 +294,9 @@ pub async fn csv(
             );
             response
         }
-        Err(renzheng_app::AppError::Invalid(m)) => {
-            with_headers(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", m)
+        Err(e @ (renzheng_app::AppError::Invalid(_) | renzheng_app::AppError::Rule(_))) => {
+            let words = refusal_text(lang, &e);
+            with_headers(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", words)
         }
         Err(e) => failure(lang, Some(&op.session), &e),
     }
