@@ -386,17 +386,8 @@ impl App {
         if let Err(why) = outcome {
             tracing::warn!(app_id = %app_id, error = why, "test alert not delivered");
         }
-        let mut event = self.event(actor, "app.test-alert");
-        event.app_id = Some(app_id.clone());
-        event.detail = Some(
-            if outcome.is_ok() {
-                "delivered"
-            } else {
-                "not delivered"
-            }
-            .into(),
-        );
-        self.record_event(event).await;
+        self.test_sent(actor, app_id, "app.test-alert", outcome.is_ok())
+            .await;
         Ok(outcome.map_err(|_| TEST_ALERT_NOT_DELIVERED.to_owned()))
     }
 
@@ -437,10 +428,17 @@ impl App {
         if let Err(e) = &outcome {
             tracing::warn!(app_id = %app_id, error = %e, "test alert e-mail not delivered");
         }
-        let mut event = self.event(actor, "app.test-email");
+        self.test_sent(actor, app_id, "app.test-email", outcome.is_ok())
+            .await;
+        Ok(outcome.map_err(|_| TEST_EMAIL_NOT_DELIVERED.to_owned()))
+    }
+
+    /// The event of a test alert or e-mail: whether it was delivered.
+    async fn test_sent(&self, actor: &Actor, app_id: &AppId, action: &str, delivered: bool) {
+        let mut event = self.event(actor, action);
         event.app_id = Some(app_id.clone());
         event.detail = Some(
-            if outcome.is_ok() {
+            if delivered {
                 "delivered"
             } else {
                 "not delivered"
@@ -448,7 +446,6 @@ impl App {
             .into(),
         );
         self.record_event(event).await;
-        Ok(outcome.map_err(|_| TEST_EMAIL_NOT_DELIVERED.to_owned()))
     }
 
     /// Looks at the apps named by charges as they come, and at every app each

@@ -69,6 +69,31 @@ pub enum ImportItem {
     Link,
 }
 
+impl ImportRefusal {
+    /// A refusal of `at` for `reason` (its English sentence), typed as `problem`.
+    fn new(at: ImportItem, reason: impl Into<String>, problem: ImportProblem) -> Self {
+        ImportRefusal {
+            item: at.to_string(),
+            reason: reason.into(),
+            at,
+            problem,
+        }
+    }
+}
+
+/// The item in English, as the CLI's report names it.
+impl std::fmt::Display for ImportItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportItem::CsvLine { line, id: Some(id) } => write!(f, "CSV line {line} ({id})"),
+            ImportItem::CsvLine { line, id: None } => write!(f, "CSV line {line}"),
+            ImportItem::Photo(file) => f.write_str(file),
+            ImportItem::UnnamedPhoto => f.write_str("a photo file"),
+            ImportItem::Link => f.write_str("a link"),
+        }
+    }
+}
+
 impl ImportItem {
     fn csv(line: usize, id: &IdNumber) -> Self {
         ImportItem::CsvLine {
@@ -195,13 +220,11 @@ impl App {
             if !people.iter().any(|row| row.id.as_str() == id_text) {
                 let id = IdNumber::parse(id_text).expect("keys were parsed as ID numbers");
                 for path in paths {
-                    let file = masked_file_name(&id, path);
-                    summary.refused.push(ImportRefusal {
-                        item: file.clone(),
-                        reason: "no CSV row for this ID number".into(),
-                        at: ImportItem::Photo(file),
-                        problem: ImportProblem::NoCsvRow,
-                    });
+                    summary.refused.push(ImportRefusal::new(
+                        ImportItem::Photo(masked_file_name(&id, path)),
+                        "no CSV row for this ID number",
+                        ImportProblem::NoCsvRow,
+                    ));
                 }
             }
         }
@@ -234,12 +257,11 @@ impl App {
             {
                 Ok(basis) => basis,
                 Err(refusal @ (AppError::BasisRequired | AppError::Basis(_))) => {
-                    summary.refused.push(ImportRefusal {
-                        item: format!("CSV line {line} ({id})"),
-                        reason: format!("not enrolled: {}", refusal_cause(&refusal)),
-                        at: ImportItem::csv(line, &id),
-                        problem: ImportProblem::NotEnrolled(Arc::new(refusal)),
-                    });
+                    summary.refused.push(ImportRefusal::new(
+                        ImportItem::csv(line, &id),
+                        format!("not enrolled: {}", refusal_cause(&refusal)),
+                        ImportProblem::NotEnrolled(Arc::new(refusal)),
+                    ));
                     progress(&ImportProgress {
                         done: done + 1,
                         total,
@@ -273,21 +295,19 @@ impl App {
                     },
                 };
                 if let Some((reason, problem)) = refusal {
-                    summary.refused.push(ImportRefusal {
-                        item: label.clone(),
+                    summary.refused.push(ImportRefusal::new(
+                        ImportItem::Photo(label),
                         reason,
-                        at: ImportItem::Photo(label),
                         problem,
-                    });
+                    ));
                 }
             }
             if !files.is_empty() && faces.is_empty() {
-                summary.refused.push(ImportRefusal {
-                    item: format!("CSV line {line} ({id})"),
-                    reason: "not enrolled: none of the person's photos is usable".into(),
-                    at: ImportItem::csv(line, &id),
-                    problem: ImportProblem::NoUsablePhoto,
-                });
+                summary.refused.push(ImportRefusal::new(
+                    ImportItem::csv(line, &id),
+                    "not enrolled: none of the person's photos is usable",
+                    ImportProblem::NoUsablePhoto,
+                ));
             } else {
                 batch.push((line, id.clone(), name, faces, labels, basis));
             }
@@ -314,12 +334,11 @@ impl App {
                     summary.portraits += enrolled.added;
                     summary.already_on_record += enrolled.skipped.len();
                 }
-                Err(refusal @ AppError::NameMismatch) => summary.refused.push(ImportRefusal {
-                    item: format!("CSV line {line} ({id})"),
-                    reason: refusal_cause(&refusal),
-                    at: ImportItem::csv(line, &id),
-                    problem: ImportProblem::NotEnrolled(Arc::new(refusal)),
-                }),
+                Err(refusal @ AppError::NameMismatch) => summary.refused.push(ImportRefusal::new(
+                    ImportItem::csv(line, &id),
+                    refusal_cause(&refusal),
+                    ImportProblem::NotEnrolled(Arc::new(refusal)),
+                )),
                 Err(
                     refusal @ (AppError::PortraitMismatch { index, .. }
                     | AppError::DuplicateFace { index, .. }),
@@ -328,15 +347,11 @@ impl App {
                         .get(index - 1)
                         .cloned()
                         .map_or_else(|| ImportItem::csv(line, &id), ImportItem::Photo);
-                    summary.refused.push(ImportRefusal {
-                        item: labels
-                            .get(index - 1)
-                            .cloned()
-                            .unwrap_or_else(|| format!("CSV line {line} ({id})")),
-                        reason: format!("person not enrolled: {}", refusal_cause(&refusal)),
+                    summary.refused.push(ImportRefusal::new(
                         at,
-                        problem: ImportProblem::NotEnrolled(Arc::new(refusal)),
-                    })
+                        format!("person not enrolled: {}", refusal_cause(&refusal)),
+                        ImportProblem::NotEnrolled(Arc::new(refusal)),
+                    ))
                 }
                 Err(e) => return Err(e),
             }
@@ -458,12 +473,11 @@ fn photos_by_id(
             entries.push(entry.path());
         } else if entry.file_type().is_ok_and(|t| t.is_symlink()) {
             // Said, not silently skipped: the operator sees why a photo is missing.
-            summary.refused.push(ImportRefusal {
-                item: "a link".into(),
-                reason: "symbolic links are not followed in a console import".into(),
-                at: ImportItem::Link,
-                problem: ImportProblem::LinkNotFollowed,
-            });
+            summary.refused.push(ImportRefusal::new(
+                ImportItem::Link,
+                "symbolic links are not followed in a console import",
+                ImportProblem::LinkNotFollowed,
+            ));
         }
     }
     entries.sort();
@@ -480,12 +494,11 @@ fn photos_by_id(
             .unwrap_or_default();
         match IdNumber::parse(id_stem(file)) {
             Ok(id) => photos.entry(id.as_str().to_owned()).or_default().push(path),
-            Err(e) => summary.refused.push(ImportRefusal {
-                item: "a photo file".into(),
-                reason: format!("its name is not a valid ID number ({e})"),
-                at: ImportItem::UnnamedPhoto,
-                problem: ImportProblem::FileNameNotId(e),
-            }),
+            Err(e) => summary.refused.push(ImportRefusal::new(
+                ImportItem::UnnamedPhoto,
+                format!("its name is not a valid ID number ({e})"),
+                ImportProblem::FileNameNotId(e),
+            )),
         }
     }
     Ok(photos)
@@ -551,24 +564,22 @@ fn read_people(csv_path: &Path, summary: &mut ImportSummary) -> Result<Vec<Row>,
         let id = match IdNumber::parse(raw_id) {
             Ok(id) => id,
             Err(e) => {
-                summary.refused.push(ImportRefusal {
-                    item: format!("CSV line {line}"),
-                    reason: format!("invalid ID number: {e}"),
-                    at: ImportItem::CsvLine { line, id: None },
-                    problem: ImportProblem::InvalidIdNumber(e),
-                });
+                summary.refused.push(ImportRefusal::new(
+                    ImportItem::CsvLine { line, id: None },
+                    format!("invalid ID number: {e}"),
+                    ImportProblem::InvalidIdNumber(e),
+                ));
                 continue;
             }
         };
         let name = match PersonName::parse(raw_name) {
             Ok(name) => name,
             Err(e) => {
-                summary.refused.push(ImportRefusal {
-                    item: format!("CSV line {line} ({id})"),
-                    reason: format!("invalid name: {e}"),
-                    at: ImportItem::csv(line, &id),
-                    problem: ImportProblem::InvalidName(e),
-                });
+                summary.refused.push(ImportRefusal::new(
+                    ImportItem::csv(line, &id),
+                    format!("invalid name: {e}"),
+                    ImportProblem::InvalidName(e),
+                ));
                 continue;
             }
         };
@@ -579,12 +590,11 @@ fn read_people(csv_path: &Path, summary: &mut ImportSummary) -> Result<Vec<Row>,
                 name,
                 basis,
             }),
-            Err(e) => summary.refused.push(ImportRefusal {
-                item: format!("CSV line {line} ({id})"),
-                reason: e.to_string(),
-                at: ImportItem::csv(line, &id),
-                problem: ImportProblem::NotEnrolled(Arc::new(e)),
-            }),
+            Err(e) => summary.refused.push(ImportRefusal::new(
+                ImportItem::csv(line, &id),
+                e.to_string(),
+                ImportProblem::NotEnrolled(Arc::new(e)),
+            )),
         }
     }
     Ok(people)

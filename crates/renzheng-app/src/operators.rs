@@ -218,9 +218,7 @@ impl App {
         current: &str,
         new: &str,
     ) -> Result<(), AppError> {
-        let Some(account) = self.store.console_operator(&session.operator).await? else {
-            return Err(AppError::NotFound("operator"));
-        };
+        let account = self.account(&session.operator).await?;
         let key = self.password_change_key(&session.operator);
         let (interval, burst) = crate::console::SIGN_IN_BUDGET;
         if let Some(retry_after_ms) = self
@@ -249,6 +247,14 @@ impl App {
         self.record_event(self.event(&session.actor(), "console.password-changed"))
             .await;
         Ok(())
+    }
+
+    /// Operator `name`'s account; [`AppError::NotFound`] without one.
+    pub(crate) async fn account(&self, name: &str) -> Result<ConsoleOperator, AppError> {
+        self.store
+            .console_operator(name)
+            .await?
+            .ok_or(AppError::NotFound("operator"))
     }
 
     /// The rate key of one operator's password-change attempts.

@@ -208,13 +208,6 @@ impl App {
         Ok(step)
     }
 
-    async fn account(&self, name: &str) -> Result<renzheng_store::ConsoleOperator, AppError> {
-        self.store
-            .console_operator(name)
-            .await?
-            .ok_or(AppError::NotFound("operator"))
-    }
-
     fn setup(&self, operator: &str, secret: Zeroizing<String>) -> TotpSetup {
         TotpSetup {
             uri: totp::otpauth_uri("Renzheng", operator, &secret),

@@ -279,11 +279,10 @@ pub fn import_item(lang: Lang, item: &ImportItem) -> String {
             format!("CSV 第 {line} 行（{id}）")
         }
         (Lang::Zh, ImportItem::CsvLine { line, id: None }) => format!("CSV 第 {line} 行"),
-        (Lang::En, ImportItem::CsvLine { line, id: Some(id) }) => format!("CSV line {line} ({id})"),
-        (Lang::En, ImportItem::CsvLine { line, id: None }) => format!("CSV line {line}"),
-        (_, ImportItem::Photo(file)) => file.clone(),
-        (_, ImportItem::UnnamedPhoto) => pick(lang, "一个照片文件", "a photo file").into(),
-        (_, ImportItem::Link) => pick(lang, "一个符号链接", "a link").into(),
+        (Lang::Zh, ImportItem::UnnamedPhoto) => "一个照片文件".into(),
+        (Lang::Zh, ImportItem::Link) => "一个符号链接".into(),
+        // English, and a file name in either language: the item's own words.
+        _ => item.to_string(),
     }
 }
 

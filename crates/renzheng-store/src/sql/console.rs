@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::dialect::{self, Backend};
+use super::dialect::{self, Backend, Db};
 use super::DbRow;
 use crate::{
     ConsoleOperator, ConsoleSession, OperatorChange, OperatorRole, OperatorTotp, StoreError,
@@ -39,6 +39,20 @@ fn operator_from_row(row: &DbRow) -> Result<ConsoleOperator, StoreError> {
             })
             .transpose()?,
     })
+}
+
+/// Ends operator `name`'s sessions but the one of hash `keep` (`""`: all), in `tx`.
+async fn end_sessions_but(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    name: &str,
+    keep: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM console_sessions WHERE operator = $1 AND token_hash <> $2")
+        .bind(name)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn session_from_row(row: &DbRow) -> Result<ConsoleSession, StoreError> {
@@ -295,11 +309,7 @@ impl Backend {
             });
         }
         if let Some(keep) = end_sessions {
-            sqlx::query("DELETE FROM console_sessions WHERE operator = $1 AND token_hash <> $2")
-                .bind(name)
-                .bind(keep)
-                .execute(&mut *tx)
-                .await?;
+            end_sessions_but(&mut tx, name, keep).await?;
         }
         tx.commit().await?;
         Ok(OperatorChange::Done)
@@ -357,11 +367,7 @@ impl Backend {
             return Ok(false);
         }
         if let Some(keep) = keep_session {
-            sqlx::query("DELETE FROM console_sessions WHERE operator = $1 AND token_hash <> $2")
-                .bind(name)
-                .bind(keep)
-                .execute(&mut *tx)
-                .await?;
+            end_sessions_but(&mut tx, name, keep).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -264,56 +264,35 @@ pub async fn two_step(
     let (op, form) = form.into_parts();
     let t = lang.t();
     let app = &state.app;
-    match action.as_str() {
-        "start" => match app.start_totp(&op.session).await {
-            Ok(setup) => {
-                let notice =
-                    Notice::new(Flash::ok(t.two_step_started), Some(setup_box(lang, &setup)));
-                redirect(&state, op.token(), PAGE, notice).await
-            }
-            Err(e) => {
-                render(
-                    &state,
-                    &op,
-                    lang,
-                    vec![Flash::error(refusal_text(lang, &e))],
-                )
-                .await
-            }
-        },
-        "confirm" => match app.confirm_totp(&op.session, op.token(), &form.code).await {
-            Ok(()) => {
-                let notice = Notice::new(Flash::ok(t.two_step_turned_on), None);
-                redirect(&state, op.token(), PAGE, notice).await
-            }
-            Err(e) => {
-                // The setup again beside the refusal, so another code can be tried.
-                let shown = match app.waiting_totp(&op.session).await {
-                    Ok(waiting) => waiting.map(|s| setup_box(lang, &s)),
-                    Err(e) => return failure(lang, Some(&op.session), &e),
-                };
-                let flash = vec![Flash::error(refusal_text(lang, &e))];
-                render_with(&state, &op, lang, flash, shown).await
-            }
-        },
-        "off" => match app
+    let done = match action.as_str() {
+        "start" => app
+            .start_totp(&op.session)
+            .await
+            .map(|setup| (t.two_step_started, Some(setup_box(lang, &setup)))),
+        "confirm" => app
+            .confirm_totp(&op.session, op.token(), &form.code)
+            .await
+            .map(|()| (t.two_step_turned_on, None)),
+        "off" => app
             .turn_off_own_totp(&op.session, &form.password, &form.code)
             .await
-        {
-            Ok(()) => {
-                let notice = Notice::new(Flash::ok(t.two_step_turned_off), None);
-                redirect(&state, op.token(), PAGE, notice).await
-            }
-            Err(e) => {
-                render(
-                    &state,
-                    &op,
-                    lang,
-                    vec![Flash::error(refusal_text(lang, &e))],
-                )
-                .await
-            }
-        },
-        _ => crate::console::errors::not_found(lang),
+            .map(|()| (t.two_step_turned_off, None)),
+        _ => return crate::console::errors::not_found(lang),
+    };
+    match done {
+        Ok((message, shown)) => {
+            let notice = Notice::new(Flash::ok(message), shown);
+            redirect(&state, op.token(), PAGE, notice).await
+        }
+        Err(e) => {
+            // A setup waiting for its code is shown again beside the refusal, so another
+            // code can be tried.
+            let shown = match app.waiting_totp(&op.session).await {
+                Ok(waiting) => waiting.map(|s| setup_box(lang, &s)),
+                Err(e) => return failure(lang, Some(&op.session), &e),
+            };
+            let flash = vec![Flash::error(refusal_text(lang, &e))];
+            render_with(&state, &op, lang, flash, shown).await
+        }
     }
 }

@@ -256,11 +256,11 @@ async fn test_alerts(
     lang: Lang,
     actor: &renzheng_app::Actor,
     app_id: &AppId,
+    policy: &PolicyView,
     name: &str,
 ) -> Result<Flash, renzheng_app::AppError> {
     let t = lang.t();
     let app = &state.app;
-    let policy = app.app(app_id).await?.policy;
     let mut words = Vec::new();
     let mut all_sent = true;
     if policy.webhook_url.is_some() {
@@ -376,13 +376,14 @@ pub async fn act(
     let app = &state.app;
     let actor = op.session.actor();
     let app_id = AppId::from(id);
-    let name = match app.app(&app_id).await {
-        Ok(view) => format!("{} ({})", view.name, view.app_id),
+    let view = match app.app(&app_id).await {
+        Ok(view) => view,
         Err(e) => {
             let flash = vec![Flash::error(refusal_text(lang, &e))];
             return render(&state, &op, lang, flash, None, Typed::default()).await;
         }
     };
+    let name = format!("{} ({})", view.name, view.app_id);
     let named = |text: &str| Flash::ok(format!("{text} · {name}"));
     let offset = state.app.settings().metering.utc_offset_minutes;
     let mut shown = None;
@@ -468,7 +469,7 @@ pub async fn act(
                 }),
             Err(e) => Err(e),
         },
-        "test-alert" => test_alerts(&state, lang, &actor, &app_id, &name).await,
+        "test-alert" => test_alerts(&state, lang, &actor, &app_id, &view.policy, &name).await,
         _ => return not_found(lang),
     };
     // A form of the app's own page leads back there; anything else to the list.
